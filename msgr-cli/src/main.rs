@@ -1,0 +1,3 @@
+//! `msgr`: serve, ping, bench and dump.
+
+fn main() {}

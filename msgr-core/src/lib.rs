@@ -1,0 +1,1 @@
+//! The Messenger: Accepter, Connection, Dispatcher and policies.

@@ -1,0 +1,1 @@
+//! The Pipe: msgr v1 handshake, session state machine, reader and writer tasks.

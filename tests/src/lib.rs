@@ -1,0 +1,1 @@
+//! Shared helpers for msgr's integration tests.
