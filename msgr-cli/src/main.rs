@@ -1,3 +1,31 @@
 //! `msgr`: serve, ping, bench and dump.
 
-fn main() {}
+mod bench;
+mod rss;
+
+use clap::{Parser, Subcommand};
+
+/// The msgr tool: a Ceph msgr v1 messenger on the command line.
+#[derive(Debug, Parser)]
+#[command(name = "msgr", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// The subcommands of `msgr`.
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Measure the messenger beside a raw-TCP baseline (rates, bandwidth, latency percentiles).
+    Bench(bench::BenchArgs),
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .init();
+    match Cli::parse().command {
+        Command::Bench(args) => bench::run(args),
+    }
+}

@@ -1,0 +1,311 @@
+//! `msgr bench`: the messenger measured beside a raw-TCP baseline, in one run.
+//!
+//! With no argument it starts a server and a client in this process on loopback and runs the
+//! default plan ([`plan::default_cases`]): one-way streams of 64 B, 4 KiB and 4 MiB messages on one
+//! connection, round trips at depth 1, and depth 128 over several connections, each over both
+//! transports, then prints a table (and with `--json` one JSON object on the last line).
+//!
+//! ```text
+//! BenchArgs --plan--> [Case] x [Transport] --raw::run / msgr::run--> Outcome --report--> table, JSON
+//! ```
+
+mod msgr;
+mod payload;
+mod plan;
+mod progress;
+mod raw;
+mod report;
+
+use std::time::{Duration, Instant};
+
+use anyhow::bail;
+use clap::{Args, ValueEnum};
+use hdrhistogram::Histogram;
+
+use self::payload::Integrity;
+use self::plan::{Case, Limit, Mode, Transport};
+use self::progress::Progress;
+use self::report::{Report, Run};
+
+/// Seconds per run of the default plan.
+const DEFAULT_SECONDS: f64 = 3.0;
+/// Seconds per run with `--quick`.
+const QUICK_SECONDS: f64 = 0.25;
+
+/// Options of `msgr bench`.
+#[derive(Debug, Clone, Args)]
+pub struct BenchArgs {
+    /// Drive a remote `msgr serve` at this address (v1:HOST:PORT or HOST:PORT) instead of the
+    /// embedded server; only the msgr transport is measured then.
+    #[arg(long, value_name = "ADDR")]
+    pub server: Option<String>,
+    /// Which transports to measure.
+    #[arg(long, value_enum, default_value_t = Transports::Both)]
+    pub transport: Transports,
+    /// Measure only this mode (with the other options, one case instead of the default plan).
+    #[arg(long, value_enum)]
+    pub mode: Option<Mode>,
+    /// Bytes per message, e.g. 64, 4K, 4MiB; a comma-separated list runs each size.
+    #[arg(long, value_parser = plan::parse_size, value_delimiter = ',')]
+    pub size: Vec<usize>,
+    /// Connections, each driven by its own task (like perf_msgr's numjobs).
+    #[arg(long)]
+    pub jobs: Option<usize>,
+    /// Messages in flight per connection in rr mode (like fio's iodepth).
+    #[arg(long)]
+    pub depth: Option<usize>,
+    /// Messages per connection in each run.
+    #[arg(long, conflicts_with = "duration")]
+    pub count: Option<u64>,
+    /// Length of each run: seconds, or with a suffix (250ms, 2s) [default: 3, 0.25 with --quick].
+    #[arg(long, value_parser = plan::parse_duration)]
+    pub duration: Option<Duration>,
+    /// Session policy: lossless (client reconnects and resends) or lossy.
+    #[arg(long, value_enum, default_value_t = PolicyArg::Lossless)]
+    pub policy: PolicyArg,
+    /// Check every received byte and the order of every message (costs CPU on both ends).
+    #[arg(long)]
+    pub verify: bool,
+    /// Fail one socket operation in N (msgr only; 0 = off).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub inject_socket_failures: u32,
+    /// Longest injected delivery delay, in seconds (msgr only; 0 = off).
+    #[arg(long, value_name = "S", value_parser = plan::parse_duration, default_value = "0")]
+    pub inject_delay_max: Duration,
+    /// Probability that a message's delivery is delayed (msgr only).
+    #[arg(long, value_name = "P", default_value_t = 0.0)]
+    pub inject_delay_probability: f64,
+    /// Seed of the fault injection, so a failing run can be replayed.
+    #[arg(long, value_name = "S", default_value_t = 0)]
+    pub seed: u64,
+    /// Print one JSON object with every figure on the last line of standard output.
+    #[arg(long)]
+    pub json: bool,
+    /// A CI-sized run: the default plan, shorter and smaller.
+    #[arg(long)]
+    pub quick: bool,
+    /// After the runs, open this many idle msgr connections and report memory per connection
+    /// [default: 1000, 100 with --quick, 0 when one case is asked for].
+    #[arg(long, value_name = "N")]
+    pub idle_connections: Option<usize>,
+}
+
+/// Which transports `msgr bench` measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Transports {
+    /// The messenger and the raw-TCP baseline.
+    Both,
+    /// The messenger only.
+    Msgr,
+    /// The raw-TCP baseline only.
+    Raw,
+}
+
+/// The session policy of the bench's client (the server takes the matching server policy).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PolicyArg {
+    /// `lossless_client` against `stateful_server`: nothing may be lost, even with faults.
+    Lossless,
+    /// `lossy_client` against `stateless_server`: a fault drops the session and its messages.
+    Lossy,
+}
+
+impl BenchArgs {
+    /// The cases to run: the default plan, or the one case the options describe.
+    fn cases(&self) -> Vec<Case> {
+        let custom = self.mode.is_some()
+            || !self.size.is_empty()
+            || self.jobs.is_some()
+            || self.depth.is_some();
+        if !custom {
+            return plan::default_cases(self.quick);
+        }
+        let mode = self.mode.unwrap_or(if self.depth.is_some() {
+            Mode::Rr
+        } else {
+            Mode::Stream
+        });
+        let sizes = if self.size.is_empty() {
+            vec![4096]
+        } else {
+            self.size.clone()
+        };
+        let jobs = self.jobs.unwrap_or(1).max(1);
+        sizes
+            .into_iter()
+            .map(|size| match mode {
+                Mode::Stream => Case {
+                    jobs,
+                    ..Case::stream(size)
+                },
+                Mode::Rr => Case::rr(size, jobs, self.depth.unwrap_or(1).max(1)),
+            })
+            .collect()
+    }
+
+    fn limit(&self) -> Limit {
+        match (self.count, self.duration) {
+            (Some(n), _) => Limit::Count(n),
+            (None, Some(d)) => Limit::Duration(d),
+            (None, None) if self.quick => Limit::Duration(Duration::from_secs_f64(QUICK_SECONDS)),
+            (None, None) => Limit::Duration(Duration::from_secs_f64(DEFAULT_SECONDS)),
+        }
+    }
+
+    fn transports(&self) -> Vec<Transport> {
+        match (self.transport, self.server.is_some()) {
+            (Transports::Raw, _) => vec![Transport::RawTcp],
+            (Transports::Msgr, _) | (Transports::Both, true) => vec![Transport::Msgr],
+            (Transports::Both, false) => vec![Transport::RawTcp, Transport::Msgr],
+        }
+    }
+
+    fn idle_connections(&self) -> usize {
+        let custom = self.mode.is_some() || !self.size.is_empty();
+        match self.idle_connections {
+            Some(n) => n,
+            None if custom || self.transport == Transports::Raw => 0,
+            None if self.quick => 100,
+            None => 1000,
+        }
+    }
+}
+
+/// Runs `msgr bench` on a runtime of its own; `Err` when the run fails or loses messages on a
+/// lossless policy.
+pub fn run(args: BenchArgs) -> anyhow::Result<()> {
+    if args.transport == Transports::Raw && args.server.is_some() {
+        bail!("--server drives a remote msgr serve; the raw-TCP baseline only runs embedded");
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(run_plan(args))
+}
+
+async fn run_plan(args: BenchArgs) -> anyhow::Result<()> {
+    let cases = args.cases();
+    let transports = args.transports();
+    let limit = args.limit();
+    let options = msgr::Options::from_args(&args)?;
+    let idle = args.idle_connections();
+    let progress = Progress::new(
+        cases.len() * transports.len() + usize::from(idle > 0),
+        args.json,
+    );
+    let mut report = Report::new(args.policy);
+    for case in &cases {
+        for &transport in &transports {
+            progress.start(&format!("{transport} {case} ({limit})"));
+            let outcome = match transport {
+                Transport::RawTcp => raw::run(*case, limit, args.verify).await?,
+                Transport::Msgr => msgr::run(*case, limit, &options).await?,
+            };
+            let run = Run::new(transport, case, &outcome);
+            progress.finish(&run.summary());
+            report.add(run, outcome.integrity);
+        }
+    }
+    if idle > 0 {
+        progress.start(&format!("{idle} idle msgr connections"));
+        let memory = msgr::idle_connections(idle, &options).await?;
+        progress.finish(&memory.summary());
+        report.idle = Some(memory);
+    }
+    progress.clear();
+    report.peak_rss_bytes = crate::rss::peak_rss_bytes().unwrap_or(0);
+    report.print_table(&mut std::io::stdout())?;
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+    }
+    let faults = report.integrity();
+    if args.policy == PolicyArg::Lossless && !faults.is_clean() {
+        bail!(
+            "a lossless run lost {} / duplicated {} / reordered {} / corrupted {} messages",
+            faults.lost,
+            faults.duplicated,
+            faults.reordered,
+            faults.corrupted
+        );
+    }
+    Ok(())
+}
+
+/// What one connection's task measured.
+#[derive(Debug)]
+pub struct JobResult {
+    /// Messages sent.
+    pub messages: u64,
+    /// Delivery faults seen.
+    pub integrity: Integrity,
+    /// Round trips in nanoseconds (rr mode).
+    pub rtt: Option<Histogram<u64>>,
+}
+
+/// What a run measured over all its connections.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    /// Messages sent over all connections.
+    pub messages: u64,
+    /// From the first send to the last message received.
+    pub elapsed: Duration,
+    /// Round trips in nanoseconds (rr mode).
+    pub rtt: Option<Histogram<u64>>,
+    /// Delivery faults over all connections.
+    pub integrity: Integrity,
+}
+
+impl Outcome {
+    /// Adds one connection's figures.
+    pub fn add(&mut self, job: JobResult) {
+        self.messages += job.messages;
+        self.integrity.add(job.integrity);
+        if let Some(rtt) = job.rtt {
+            match &mut self.rtt {
+                Some(all) => all
+                    .add(&rtt)
+                    .expect("histograms from new_histogram share their bounds"),
+                None => self.rtt = Some(rtt),
+            }
+        }
+    }
+}
+
+/// A histogram of round trips in nanoseconds, 1 ns to 100 s, 3 significant digits.
+pub fn new_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 100_000_000_000, 3).expect("constant bounds are valid")
+}
+
+/// Decides when a sender has sent enough: by count, or by time looked at every ~64 KiB sent.
+#[derive(Debug)]
+pub struct Stopper {
+    limit: Limit,
+    start: Instant,
+    every: u64,
+    stopped: bool,
+}
+
+impl Stopper {
+    /// A stopper starting now for messages of `size` bytes.
+    pub fn new(limit: Limit, size: usize) -> Self {
+        Stopper {
+            limit,
+            start: Instant::now(),
+            every: (65_536 / size.max(1)).max(1) as u64,
+            stopped: false,
+        }
+    }
+
+    /// Whether the sender should stop before sending message `seq`.
+    pub fn done(&mut self, seq: u64) -> bool {
+        match self.limit {
+            Limit::Count(n) => seq >= n,
+            Limit::Duration(d) => {
+                if !self.stopped && seq % self.every == 0 && self.start.elapsed() >= d {
+                    self.stopped = true;
+                }
+                self.stopped
+            }
+        }
+    }
+}

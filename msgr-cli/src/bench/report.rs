@@ -1,0 +1,311 @@
+//! The bench report: a table a person reads at a glance, and one JSON object for scripts.
+
+use std::io::{self, Write};
+
+use hdrhistogram::Histogram;
+use serde::Serialize;
+
+use super::payload::Integrity;
+use super::plan::{human_size, Case, Mode, Transport};
+use super::{Outcome, PolicyArg};
+
+/// One measured run, as it appears in the JSON `runs` array.
+#[derive(Debug, Clone, Serialize)]
+pub struct Run {
+    /// `msgr` or `raw-tcp`.
+    pub transport: Transport,
+    /// `stream` or `rr`.
+    pub mode: Mode,
+    /// Bytes of payload per message.
+    pub size: usize,
+    /// Connections.
+    pub jobs: usize,
+    /// Messages in flight per connection (0 in stream mode: no window).
+    pub depth: usize,
+    /// Messages sent over all connections.
+    pub messages: u64,
+    /// Length of the run in seconds.
+    pub seconds: f64,
+    /// Messages per second.
+    pub msgs_per_s: f64,
+    /// Payload megabytes (10^6 bytes) per second.
+    pub mb_per_s: f64,
+    /// Median round trip in microseconds (rr).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rtt_p50_us: Option<f64>,
+    /// 99th percentile round trip in microseconds (rr).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rtt_p99_us: Option<f64>,
+    /// 99.9th percentile round trip in microseconds (rr).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rtt_p999_us: Option<f64>,
+    /// Longest round trip in microseconds (rr).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rtt_max_us: Option<f64>,
+    /// This run's message rate over the raw-TCP rate of the same case (msgr runs).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate_vs_raw: Option<f64>,
+    /// This run's median round trip over the raw-TCP median of the same case (msgr rr runs).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub p50_vs_raw: Option<f64>,
+}
+
+fn round(x: f64, digits: i32) -> f64 {
+    let scale = 10f64.powi(digits);
+    (x * scale).round() / scale
+}
+
+fn percentile_us(hist: &Histogram<u64>, q: f64) -> f64 {
+    round(hist.value_at_quantile(q) as f64 / 1000.0, 1)
+}
+
+impl Run {
+    /// The figures of `outcome`, a run of `case` over `transport`.
+    pub fn new(transport: Transport, case: &Case, outcome: &Outcome) -> Run {
+        let seconds = outcome.elapsed.as_secs_f64().max(1e-9);
+        let msgs_per_s = outcome.messages as f64 / seconds;
+        let rtt = outcome.rtt.as_ref().filter(|h| !h.is_empty());
+        Run {
+            transport,
+            mode: case.mode,
+            size: case.size,
+            jobs: case.jobs,
+            depth: case.depth,
+            messages: outcome.messages,
+            seconds: round(seconds, 3),
+            msgs_per_s: round(msgs_per_s, 1),
+            mb_per_s: round(msgs_per_s * case.size as f64 / 1e6, 1),
+            rtt_p50_us: rtt.map(|h| percentile_us(h, 0.5)),
+            rtt_p99_us: rtt.map(|h| percentile_us(h, 0.99)),
+            rtt_p999_us: rtt.map(|h| percentile_us(h, 0.999)),
+            rtt_max_us: rtt.map(|h| round(h.max() as f64 / 1000.0, 1)),
+            rate_vs_raw: None,
+            p50_vs_raw: None,
+        }
+    }
+
+    fn same_case(&self, other: &Run) -> bool {
+        (self.mode, self.size, self.jobs, self.depth)
+            == (other.mode, other.size, other.jobs, other.depth)
+    }
+
+    /// One line for the progress output.
+    pub fn summary(&self) -> String {
+        let mut line = format!(
+            "{:<8} {:<6} {:>7} x{} d{}: {} msgs in {:.2} s, {} msgs/s, {:.1} MB/s",
+            self.transport.to_string(),
+            self.mode.to_string(),
+            human_size(self.size),
+            self.jobs,
+            self.depth,
+            group(self.messages as f64),
+            self.seconds,
+            group(self.msgs_per_s),
+            self.mb_per_s
+        );
+        if let (Some(p50), Some(p99)) = (self.rtt_p50_us, self.rtt_p99_us) {
+            line.push_str(&format!(", rtt p50 {p50} us p99 {p99} us"));
+        }
+        line
+    }
+}
+
+/// Memory held by idle msgr connections.
+#[derive(Debug, Clone, Serialize)]
+pub struct IdleMemory {
+    /// Connections opened (each with both ends in this process).
+    pub connections: usize,
+    /// Connections that failed to open.
+    pub errors: usize,
+    /// Seconds until every connection was open and had carried one round trip.
+    pub seconds_to_open: f64,
+    /// Resident memory before opening them, in bytes.
+    pub rss_before_bytes: u64,
+    /// Resident memory with all of them open, in bytes.
+    pub rss_after_bytes: u64,
+    /// Growth of resident memory per connection, both ends counted, in bytes.
+    pub bytes_per_connection: u64,
+}
+
+impl IdleMemory {
+    /// One line for the progress output and the report.
+    pub fn summary(&self) -> String {
+        format!(
+            "{} idle msgr connections ({} errors) opened in {:.2} s: {} KiB of RSS per connection (both ends)",
+            self.connections,
+            self.errors,
+            self.seconds_to_open,
+            self.bytes_per_connection / 1024
+        )
+    }
+}
+
+/// Everything `msgr bench --json` prints.
+#[derive(Debug, Serialize)]
+pub struct Report {
+    /// Every run, in the order run.
+    pub runs: Vec<Run>,
+    /// Messages lost over all runs.
+    pub lost: u64,
+    /// Messages duplicated over all runs.
+    pub duplicated: u64,
+    /// Messages reordered over all runs.
+    pub reordered: u64,
+    /// Messages whose bytes failed verification over all runs.
+    pub corrupted: u64,
+    /// Peak resident memory of the process (`VmHWM`), in bytes.
+    pub peak_rss_bytes: u64,
+    /// `lossless` or `lossy`.
+    pub policy: &'static str,
+    /// The idle-connection measurement, when it was run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub idle: Option<IdleMemory>,
+}
+
+impl Report {
+    /// An empty report.
+    pub fn new(policy: PolicyArg) -> Report {
+        Report {
+            runs: Vec::new(),
+            lost: 0,
+            duplicated: 0,
+            reordered: 0,
+            corrupted: 0,
+            peak_rss_bytes: 0,
+            policy: match policy {
+                PolicyArg::Lossless => "lossless",
+                PolicyArg::Lossy => "lossy",
+            },
+            idle: None,
+        }
+    }
+
+    /// Adds a run and its delivery faults, and compares msgr runs with raw-TCP runs of the
+    /// same case.
+    pub fn add(&mut self, run: Run, integrity: Integrity) {
+        self.lost += integrity.lost;
+        self.duplicated += integrity.duplicated;
+        self.reordered += integrity.reordered;
+        self.corrupted += integrity.corrupted;
+        self.runs.push(run);
+        let raws: Vec<Run> = self
+            .runs
+            .iter()
+            .filter(|r| r.transport == Transport::RawTcp)
+            .cloned()
+            .collect();
+        for run in self
+            .runs
+            .iter_mut()
+            .filter(|r| r.transport == Transport::Msgr)
+        {
+            if let Some(raw) = raws.iter().find(|raw| raw.same_case(run)) {
+                if raw.msgs_per_s > 0.0 {
+                    run.rate_vs_raw = Some(round(run.msgs_per_s / raw.msgs_per_s, 3));
+                }
+                if let (Some(p50), Some(raw_p50)) = (run.rtt_p50_us, raw.rtt_p50_us) {
+                    if raw_p50 > 0.0 {
+                        run.p50_vs_raw = Some(round(p50 / raw_p50, 3));
+                    }
+                }
+            }
+        }
+    }
+
+    /// The delivery faults over all runs.
+    pub fn integrity(&self) -> Integrity {
+        Integrity {
+            lost: self.lost,
+            duplicated: self.duplicated,
+            reordered: self.reordered,
+            corrupted: self.corrupted,
+        }
+    }
+
+    /// Prints the table, the fault counts and the memory figures.
+    pub fn print_table(&self, out: &mut impl Write) -> io::Result<()> {
+        writeln!(
+            out,
+            "{:<8} {:<6} {:>7} {:>5} {:>5} {:>11} {:>11} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8}",
+            "transport",
+            "mode",
+            "size",
+            "conns",
+            "depth",
+            "messages",
+            "msgs/s",
+            "MB/s",
+            "p50 us",
+            "p99 us",
+            "p99.9 us",
+            "rate/raw",
+            "p50/raw"
+        )?;
+        for run in &self.runs {
+            let opt = |v: Option<f64>, suffix: &str| {
+                v.map_or_else(|| "-".to_owned(), |v| format!("{v}{suffix}"))
+            };
+            writeln!(
+                out,
+                "{:<9} {:<6} {:>7} {:>5} {:>5} {:>11} {:>11} {:>8.1} {:>8} {:>8} {:>8} {:>8} {:>8}",
+                run.transport.to_string(),
+                run.mode.to_string(),
+                human_size(run.size),
+                run.jobs,
+                if run.mode == Mode::Rr {
+                    run.depth.to_string()
+                } else {
+                    "-".to_owned()
+                },
+                group(run.messages as f64),
+                group(run.msgs_per_s),
+                run.mb_per_s,
+                opt(run.rtt_p50_us, ""),
+                opt(run.rtt_p99_us, ""),
+                opt(run.rtt_p999_us, ""),
+                opt(run.rate_vs_raw, "x"),
+                opt(run.p50_vs_raw, "x"),
+            )?;
+        }
+        writeln!(
+            out,
+            "policy {}: lost {}, duplicated {}, reordered {}, corrupted {}; peak RSS {:.1} MiB",
+            self.policy,
+            self.lost,
+            self.duplicated,
+            self.reordered,
+            self.corrupted,
+            self.peak_rss_bytes as f64 / (1 << 20) as f64
+        )?;
+        if let Some(idle) = &self.idle {
+            writeln!(out, "{}", idle.summary())?;
+        }
+        Ok(())
+    }
+}
+
+/// A whole number with thousands separators: `1,234,567`.
+pub fn group(x: f64) -> String {
+    let digits = format!("{:.0}", x.max(0.0));
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn groups_thousands() {
+        assert_eq!(group(0.0), "0");
+        assert_eq!(group(999.0), "999");
+        assert_eq!(group(1000.0), "1,000");
+        assert_eq!(group(1_234_567.4), "1,234,567");
+    }
+}

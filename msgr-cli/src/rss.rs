@@ -1,0 +1,56 @@
+//! Resident memory of this process, read from `/proc/self/status`.
+//!
+//! `VmHWM` is the peak resident set ("high water mark") since the process started; `VmRSS` is the
+//! resident set now. Both are reported by Linux in KiB. On a system without `/proc` both read as
+//! `None`, and the report says "unknown" rather than a made-up number.
+
+use std::fs;
+
+/// The peak resident set size of this process in bytes (`VmHWM`).
+pub fn peak_rss_bytes() -> Option<u64> {
+    status_field("VmHWM:")
+}
+
+/// The current resident set size of this process in bytes (`VmRSS`).
+pub fn current_rss_bytes() -> Option<u64> {
+    status_field("VmRSS:")
+}
+
+fn status_field(name: &str) -> Option<u64> {
+    let status = fs::read_to_string("/proc/self/status").ok()?;
+    parse_field(&status, name)
+}
+
+/// Finds `name` (with its colon) in a `/proc/<pid>/status` text and returns its value in bytes.
+fn parse_field(status: &str, name: &str) -> Option<u64> {
+    let line = status.lines().find(|l| l.starts_with(name))?;
+    let mut words = line[name.len()..].split_whitespace();
+    let value: u64 = words.next()?.parse().ok()?;
+    match words.next() {
+        Some("kB") => Some(value * 1024),
+        None => Some(value),
+        Some(_) => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_kib_fields() {
+        let status = "Name:\tmsgr\nVmHWM:\t  12345 kB\nVmRSS:\t   2048 kB\n";
+        assert_eq!(parse_field(status, "VmHWM:"), Some(12345 * 1024));
+        assert_eq!(parse_field(status, "VmRSS:"), Some(2048 * 1024));
+        assert_eq!(parse_field(status, "VmSwap:"), None);
+    }
+
+    #[test]
+    fn reads_this_process() {
+        if cfg!(target_os = "linux") {
+            let peak = peak_rss_bytes().expect("VmHWM on linux");
+            let now = current_rss_bytes().expect("VmRSS on linux");
+            assert!(peak >= now && now > 0);
+        }
+    }
+}
