@@ -1,2 +1,49 @@
 //! DispatchQueue, Throttle and DelayedDelivery: what sits between the pipes that read
-//! messages and the application that handles them.
+//! messages and the application that handles them (spec §4 and §2.4).
+//!
+//! * [`Throttle`] — an async counting limit with Ceph's semantics: 0 = unlimited, strict FIFO
+//!   waiters, oversize admission, permits that give back on drop. One type serves the
+//!   dispatch-throttle bytes and the policy byte and message throttles.
+//! * [`DispatchQueue`] — one per messenger: strict priorities at or above a threshold (64),
+//!   Ceph's token scheme below it, round-robin across connections, FIFO within one; connection
+//!   events ahead of messages; a local-delivery path; a fast-dispatch path; discard and
+//!   shutdown that release every throttled byte. Its ordering core is [`PrioQueue`], a plain
+//!   synchronous structure.
+//! * [`DelayedDelivery`] — seeded per-connection delay injection that keeps arrival order.
+//!
+//! What it does not do: no sockets, no wire format, no knowledge of Ceph messages. Everything
+//! is generic over the message type `M` and the connection-event type `E`, so this crate
+//! depends on no other crate of the workspace. The tasks it spawns run on the caller's tokio
+//! runtime.
+
+mod delay;
+mod error;
+mod handler;
+mod prio;
+mod queue;
+mod throttle;
+
+pub use delay::{DelayConfig, DelayCounters, DelayPlan, DelayedDelivery};
+pub use error::{ConfigError, ThrottleError};
+pub use handler::{
+    BoxFuture, DispatchConfig, Handler, QueueCounters, ShutdownMode, ShutdownReport,
+};
+pub use prio::{PrioQueue, DEFAULT_MAX_TOKENS, DEFAULT_MIN_COST, DEFAULT_STRICT_THRESHOLD};
+pub use queue::DispatchQueue;
+pub use throttle::{Acquire, Throttle, ThrottlePermit};
+
+/// A connection id: the class used for fairness and bulk discard. Allocated from 1 by
+/// [`DispatchQueue::new_conn_id`]; 0 is reserved for events and local delivery.
+pub type ConnId = u64;
+
+/// Message priorities of Ceph (`CEPH_MSG_PRIO_*`).
+pub mod prio_consts {
+    /// `CEPH_MSG_PRIO_LOW`, the default strict threshold.
+    pub const LOW: u16 = 64;
+    /// `CEPH_MSG_PRIO_DEFAULT`.
+    pub const DEFAULT: u16 = 127;
+    /// `CEPH_MSG_PRIO_HIGH`.
+    pub const HIGH: u16 = 196;
+    /// `CEPH_MSG_PRIO_HIGHEST`.
+    pub const HIGHEST: u16 = 255;
+}
