@@ -1,0 +1,269 @@
+//! The legacy 136-byte `entity_addr_t` (spec §3.3) and the race-comparison key (§5.5).
+
+use std::cmp::Ordering;
+use std::fmt;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+use std::str::FromStr;
+
+use bytes::{Buf, BufMut};
+
+use crate::consts::ADDR_LEN;
+use crate::error::{need, WireError};
+use crate::Wire;
+
+/// Linux `AF_INET`, as written (big-endian) in the address family field.
+pub const AF_INET: u16 = 2;
+/// Linux `AF_INET6` (10 regardless of the host OS).
+pub const AF_INET6: u16 = 10;
+
+/// An entity address: a socket address and the per-process nonce that is part of its identity.
+///
+/// Encoded in the legacy 136-byte layout used by every handshake address: bytes 0..4 are 0
+/// (byte 0 is the legacy marker; only byte 0 is checked on receive), le32 nonce, big-endian
+/// family, then the Linux `sockaddr_in`/`sockaddr_in6` body (port and address in network
+/// order, IPv6 flowinfo in network order and scope id little-endian), zero padded.
+/// Families other than `AF_INET`/`AF_INET6` decode as the blank address `0.0.0.0:0`, which
+/// encodes with family `AF_INET`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct EntityAddr {
+    /// Per-process-instance id (mons use 0).
+    pub nonce: u32,
+    /// IP address and port.
+    pub addr: SocketAddr,
+}
+
+impl EntityAddr {
+    /// The blank address `0.0.0.0:0` with nonce 0.
+    pub const BLANK: EntityAddr = EntityAddr {
+        nonce: 0,
+        addr: SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0)),
+    };
+
+    /// An address from its parts.
+    pub const fn new(addr: SocketAddr, nonce: u32) -> Self {
+        EntityAddr { nonce, addr }
+    }
+
+    /// True if the IP is `0.0.0.0` or `::` (the port and nonce may still be set).
+    pub fn is_blank_ip(&self) -> bool {
+        self.addr.ip().is_unspecified()
+    }
+
+    /// The 36-byte in-memory image Ceph compares with `memcmp` to resolve connection races:
+    /// le32 type (1, legacy), le32 nonce, then the `sockaddr_in6`-sized union: family as a
+    /// little-endian (host order) u16, port big-endian, the address bytes, zero padded.
+    pub fn race_key(&self) -> [u8; 36] {
+        let mut key = [0u8; 36];
+        key[0..4].copy_from_slice(&1u32.to_le_bytes());
+        key[4..8].copy_from_slice(&self.nonce.to_le_bytes());
+        let sa = self.sockaddr();
+        // The wire layout is the in-memory union except that the family is big-endian there.
+        key[8..36].copy_from_slice(&sa[..28]);
+        key.swap(8, 9);
+        key
+    }
+
+    /// Ceph's race order: lexicographic comparison of [`EntityAddr::race_key`]. The side
+    /// whose address compares smaller wins a connection race.
+    pub fn race_cmp(&self, other: &EntityAddr) -> Ordering {
+        self.race_key().cmp(&other.race_key())
+    }
+
+    /// The 128-byte `sockaddr_storage` body as on the wire (family big-endian).
+    fn sockaddr(&self) -> [u8; 128] {
+        let mut sa = [0u8; 128];
+        match self.addr {
+            SocketAddr::V4(v4) => {
+                sa[0..2].copy_from_slice(&AF_INET.to_be_bytes());
+                sa[2..4].copy_from_slice(&v4.port().to_be_bytes());
+                sa[4..8].copy_from_slice(&v4.ip().octets());
+            }
+            SocketAddr::V6(v6) => {
+                sa[0..2].copy_from_slice(&AF_INET6.to_be_bytes());
+                sa[2..4].copy_from_slice(&v6.port().to_be_bytes());
+                sa[4..8].copy_from_slice(&v6.flowinfo().to_be_bytes());
+                sa[8..24].copy_from_slice(&v6.ip().octets());
+                sa[24..28].copy_from_slice(&v6.scope_id().to_le_bytes());
+            }
+        }
+        sa
+    }
+
+    fn from_sockaddr(nonce: u32, sa: &[u8; 128]) -> Self {
+        let [f0, f1, p0, p1, rest @ ..] = *sa;
+        let family = u16::from_be_bytes([f0, f1]);
+        let port = u16::from_be_bytes([p0, p1]);
+        let addr = match family {
+            AF_INET => {
+                let [a, b, c, d, ..] = rest;
+                SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::new(a, b, c, d), port))
+            }
+            AF_INET6 => {
+                let mut rest = &rest[..];
+                let flowinfo = rest.get_u32();
+                let mut ip = [0u8; 16];
+                rest.copy_to_slice(&mut ip);
+                let scope_id = rest.get_u32_le();
+                SocketAddr::V6(SocketAddrV6::new(
+                    Ipv6Addr::from(ip),
+                    port,
+                    flowinfo,
+                    scope_id,
+                ))
+            }
+            _ => {
+                return EntityAddr {
+                    nonce,
+                    ..EntityAddr::BLANK
+                }
+            }
+        };
+        EntityAddr { nonce, addr }
+    }
+}
+
+impl Default for EntityAddr {
+    fn default() -> Self {
+        EntityAddr::BLANK
+    }
+}
+
+impl Wire for EntityAddr {
+    fn encode(&self, buf: &mut impl BufMut) {
+        buf.put_u32_le(0);
+        buf.put_u32_le(self.nonce);
+        buf.put_slice(&self.sockaddr());
+    }
+
+    fn decode(buf: &mut impl Buf) -> Result<Self, WireError> {
+        need("entity address", buf.remaining(), ADDR_LEN)?;
+        let marker = buf.get_u8();
+        if marker != 0 {
+            return Err(WireError::BadAddrMarker { marker });
+        }
+        buf.advance(3);
+        let nonce = buf.get_u32_le();
+        let mut sa = [0u8; 128];
+        buf.copy_to_slice(&mut sa);
+        Ok(EntityAddr::from_sockaddr(nonce, &sa))
+    }
+}
+
+impl fmt::Display for EntityAddr {
+    /// `v1:IP:PORT/NONCE`, with the IPv6 address in brackets.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "v1:{}/{}", self.addr, self.nonce)
+    }
+}
+
+/// A string that is not `[v1:]IP:PORT[/NONCE]`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid address {input:?}: expected [v1:]IP:PORT[/NONCE], IPv6 in brackets")]
+pub struct ParseAddrError {
+    input: String,
+}
+
+impl FromStr for EntityAddr {
+    type Err = ParseAddrError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let err = || ParseAddrError { input: s.into() };
+        let rest = s.strip_prefix("v1:").unwrap_or(s);
+        let (sock, nonce) = match rest.rsplit_once('/') {
+            Some((sock, nonce)) => (sock, nonce.parse().map_err(|_| err())?),
+            None => (rest, 0),
+        };
+        let addr = sock.parse().map_err(|_| err())?;
+        Ok(EntityAddr { nonce, addr })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bytes(a: &EntityAddr) -> Vec<u8> {
+        let mut v = Vec::new();
+        a.encode(&mut v);
+        v
+    }
+
+    #[test]
+    fn spec_vectors() {
+        let client: EntityAddr = "192.168.1.10:0/305419896".parse().unwrap();
+        assert_eq!(client.nonce, 0x1234_5678);
+        let b = bytes(&client);
+        assert_eq!(b.len(), ADDR_LEN);
+        assert_eq!(
+            b[..24],
+            [
+                0, 0, 0, 0, 0x78, 0x56, 0x34, 0x12, 0, 2, 0, 0, 192, 168, 1, 10, 0, 0, 0, 0, 0, 0,
+                0, 0
+            ]
+        );
+        assert!(b[24..].iter().all(|&x| x == 0));
+        let mon: EntityAddr = "v1:10.0.0.1:6789".parse().unwrap();
+        assert_eq!(
+            bytes(&mon)[..24],
+            [0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0x1a, 0x85, 10, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0]
+        );
+        assert_eq!(EntityAddr::decode(&mut &b[..]), Ok(client));
+    }
+
+    #[test]
+    fn ipv6_layout() {
+        let a = EntityAddr::new(
+            SocketAddr::V6(SocketAddrV6::new(
+                "fe80::1".parse().unwrap(),
+                6789,
+                0x0102_0304,
+                7,
+            )),
+            9,
+        );
+        let b = bytes(&a);
+        assert_eq!(b[8..12], [0, 10, 0x1a, 0x85]);
+        assert_eq!(b[12..16], [1, 2, 3, 4]);
+        assert_eq!(b[16], 0xfe);
+        assert_eq!(b[32..36], [7, 0, 0, 0]);
+        assert_eq!(EntityAddr::decode(&mut &b[..]), Ok(a));
+        assert_eq!(
+            "[::1]:3/4".parse::<EntityAddr>().unwrap().to_string(),
+            "v1:[::1]:3/4"
+        );
+    }
+
+    #[test]
+    fn receive_rules() {
+        let mut b = bytes(&"1.2.3.4:5/6".parse().unwrap());
+        b[1] = 0xaa; // only byte 0 is the marker
+        assert!(EntityAddr::decode(&mut &b[..]).is_ok());
+        b[0] = 1;
+        assert_eq!(
+            EntityAddr::decode(&mut &b[..]),
+            Err(WireError::BadAddrMarker { marker: 1 })
+        );
+        b[0] = 0;
+        b[9] = 1; // unknown family
+        let blank = EntityAddr::decode(&mut &b[..]).unwrap();
+        assert!(blank.is_blank_ip());
+        assert_eq!(blank.addr.port(), 0);
+        assert_eq!(blank.nonce, 6);
+        assert!(EntityAddr::decode(&mut &b[..135]).is_err());
+    }
+
+    #[test]
+    fn race_key_is_memcmp_order() {
+        let a: EntityAddr = "10.0.0.1:6789/256".parse().unwrap();
+        let b: EntityAddr = "10.0.0.1:6789/1".parse().unwrap();
+        // Numerically 256 > 1 but the LE bytes 00 01 .. < 01 00 ..
+        assert_eq!(a.race_cmp(&b), Ordering::Less);
+        let k = a.race_key();
+        assert_eq!(k[..12], [1, 0, 0, 0, 0, 1, 0, 0, 2, 0, 0x1a, 0x85]);
+        assert_eq!(k[12..16], [10, 0, 0, 1]);
+        // The port is big-endian, so it compares numerically.
+        let p256: EntityAddr = "10.0.0.1:256/1".parse().unwrap();
+        let p2: EntityAddr = "10.0.0.1:2/1".parse().unwrap();
+        assert_eq!(p256.race_cmp(&p2), Ordering::Greater);
+    }
+}

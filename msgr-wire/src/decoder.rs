@@ -1,0 +1,294 @@
+//! [`FrameDecoder`]: the streaming decoder of the tagged stream (spec §3.7, §3.9).
+
+use bytes::{Buf, BytesMut};
+
+use crate::consts::{HEADER_LEN, TIMESPEC_LEN};
+use crate::error::{Segment, WireError};
+use crate::footer::{decode_footer, FooterKind};
+use crate::frame::Frame;
+use crate::header::{MsgHeader, Timespec};
+use crate::limits::{CrcFlags, Limits};
+use crate::message::{check_segment, Message, FRAME_HEAD_LEN};
+use crate::tag::Tag;
+use crate::Wire;
+
+/// Decoder state.
+///
+/// ```text
+///            tag+header read, crc and limits ok
+///   Tag ───────────────────────────────────────────▶ Body { header }
+///    ▲  │ ACK / KEEPALIVE* / CLOSE complete                 │ segments + footer read
+///    │  └──────────────────────────┐                        │
+///    └─────────────────────────────┴────────────────────────┘
+///   any state ── corrupt input ──▶ Failed (every later call returns the same error)
+/// ```
+#[derive(Debug, Clone)]
+enum State {
+    /// Waiting for a tag byte (and, for MSG, the header after it).
+    Tag,
+    /// A MSG header was read and checked; waiting for segments and footer.
+    Body { header: MsgHeader },
+    /// The stream is corrupt; the error is repeated.
+    Failed(WireError),
+}
+
+/// Decodes the tagged frame stream that follows the handshake, from bytes in any chunking.
+///
+/// Follows tokio-util's `Decoder` convention: [`FrameDecoder::decode`] returns `Ok(None)`
+/// when more bytes are needed and consumes input only when a whole item is available (a MSG
+/// frame's tag and header are consumed as soon as they are checked, so that
+/// [`FrameDecoder::pending_header`] can expose them while the body is awaited). Every
+/// declared length is checked against [`Limits`] right after the header CRC, before
+/// anything is reserved. Segments are split off the input buffer without copying.
+/// Errors are wrapped in [`WireError::At`] with the stream offset of the faulty part.
+///
+/// A footer without `FOOTER_COMPLETE` (an aborted message) is returned as is; whether to
+/// drop it or fault is the session's decision.
+#[derive(Debug, Clone)]
+pub struct FrameDecoder {
+    limits: Limits,
+    footer: FooterKind,
+    crc: CrcFlags,
+    state: State,
+    consumed: u64,
+}
+
+impl FrameDecoder {
+    /// A decoder with the given limits, footer layout and CRCs to verify.
+    pub fn new(limits: Limits, footer: FooterKind, crc: CrcFlags) -> Self {
+        FrameDecoder {
+            limits,
+            footer,
+            crc,
+            state: State::Tag,
+            consumed: 0,
+        }
+    }
+
+    /// Makes reported offsets count from `offset` (the stream bytes before this decoder).
+    pub fn starting_at(mut self, offset: u64) -> Self {
+        self.consumed = offset;
+        self
+    }
+
+    /// Stream offset of the next unconsumed byte.
+    pub fn consumed(&self) -> u64 {
+        self.consumed
+    }
+
+    /// Changes the footer layout (e.g. once the session's features are known).
+    pub fn set_footer_kind(&mut self, kind: FooterKind) {
+        self.footer = kind;
+    }
+
+    /// The footer layout in use.
+    pub fn footer_kind(&self) -> FooterKind {
+        self.footer
+    }
+
+    /// The limits in use.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// The header of the message whose body is being awaited, so that a reader can take
+    /// throttle permits for the declared sizes before reading the body.
+    pub fn pending_header(&self) -> Option<&MsgHeader> {
+        match &self.state {
+            State::Body { header } => Some(header),
+            _ => None,
+        }
+    }
+
+    /// Decodes the next frame from the front of `buf`: `Ok(Some)` with a frame, `Ok(None)`
+    /// if `buf` holds only part of one, `Err` if the stream is corrupt (then forever).
+    pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Frame>, WireError> {
+        loop {
+            let step = match &self.state {
+                State::Failed(e) => return Err(e.clone()),
+                State::Tag => self.decode_tag(buf),
+                State::Body { header } => {
+                    let header = *header;
+                    self.decode_body(header, buf)
+                }
+            };
+            match step {
+                Ok(Step::Frame(f)) => return Ok(Some(f)),
+                Ok(Step::NeedMore) => return Ok(None),
+                Ok(Step::Again) => continue,
+                Err((e, at)) => {
+                    let e = e.at(at);
+                    self.state = State::Failed(e.clone());
+                    return Err(e);
+                }
+            }
+        }
+    }
+
+    /// Like [`FrameDecoder::decode`] at the end of the stream: bytes left over that do not
+    /// make a whole frame are reported as [`WireError::UnexpectedEof`].
+    pub fn decode_eof(&mut self, buf: &mut BytesMut) -> Result<Option<Frame>, WireError> {
+        if let Some(frame) = self.decode(buf)? {
+            return Ok(Some(frame));
+        }
+        let (inside, start, received) = match &self.state {
+            State::Tag if buf.is_empty() => return Ok(None),
+            State::Tag => (frame_name(buf.first().copied()), self.consumed, buf.len()),
+            State::Body { .. } => (
+                "a message body",
+                self.consumed.saturating_sub(FRAME_HEAD_LEN as u64),
+                buf.len() + FRAME_HEAD_LEN,
+            ),
+            State::Failed(e) => return Err(e.clone()),
+        };
+        let e = WireError::UnexpectedEof {
+            inside,
+            remaining: received,
+        }
+        .at(start);
+        self.state = State::Failed(e.clone());
+        Err(e)
+    }
+
+    fn advance(&mut self, buf: &mut BytesMut, n: usize) {
+        buf.advance(n);
+        self.consumed += n as u64;
+    }
+
+    fn decode_tag(&mut self, buf: &mut BytesMut) -> Result<Step, (WireError, u64)> {
+        let at = self.consumed;
+        let Some(&byte) = buf.first() else {
+            return Ok(Step::NeedMore);
+        };
+        let tag = Tag::try_from(byte).map_err(|e| (e, at))?;
+        let frame = match tag {
+            Tag::Msg => return self.decode_header(buf),
+            Tag::Keepalive => Frame::Keepalive,
+            Tag::Close => Frame::Close,
+            Tag::Ack | Tag::Keepalive2 | Tag::Keepalive2Ack => {
+                let Some(mut body) = buf.get(1..1 + TIMESPEC_LEN) else {
+                    return Ok(Step::NeedMore);
+                };
+                match tag {
+                    Tag::Ack => Frame::Ack(body.get_u64_le()),
+                    Tag::Keepalive2 => {
+                        Frame::Keepalive2(Timespec::decode(&mut body).map_err(|e| (e, at))?)
+                    }
+                    _ => Frame::Keepalive2Ack(Timespec::decode(&mut body).map_err(|e| (e, at))?),
+                }
+            }
+            other => {
+                let e = WireError::UnexpectedTag {
+                    tag: other,
+                    context: "in the message stream",
+                };
+                return Err((e, at));
+            }
+        };
+        let len = frame.wire_len(self.footer);
+        self.advance(buf, len);
+        Ok(Step::Frame(frame))
+    }
+
+    fn decode_header(&mut self, buf: &mut BytesMut) -> Result<Step, (WireError, u64)> {
+        let at = self.consumed + 1;
+        let Some(mut bytes) = buf.get(1..1 + HEADER_LEN) else {
+            return Ok(Step::NeedMore);
+        };
+        let header = MsgHeader::decode(&mut bytes).map_err(|e| (e, at))?;
+        if self.crc.header {
+            header.verify_crc().map_err(|e| (e, at))?;
+        }
+        let payload = self
+            .limits
+            .check_segments(header.front_len, header.middle_len, header.data_len)
+            .map_err(|e| (e, at))?;
+        self.advance(buf, FRAME_HEAD_LEN);
+        let body = usize::try_from(payload)
+            .unwrap_or(usize::MAX)
+            .saturating_add(self.footer.wire_len());
+        buf.reserve(body.saturating_sub(buf.len()));
+        self.state = State::Body { header };
+        Ok(Step::Again)
+    }
+
+    fn decode_body(
+        &mut self,
+        header: MsgHeader,
+        buf: &mut BytesMut,
+    ) -> Result<Step, (WireError, u64)> {
+        let (front_len, middle_len, data_len) = (
+            header.front_len as usize,
+            header.middle_len as usize,
+            header.data_len as usize,
+        );
+        let footer_len = self.footer.wire_len();
+        if buf.len() < front_len + middle_len + data_len + footer_len {
+            return Ok(Step::NeedMore);
+        }
+        let start = self.consumed;
+        let footer_at = start + (front_len + middle_len + data_len) as u64;
+        let mut footer_bytes = buf
+            .get(front_len + middle_len + data_len..)
+            .unwrap_or_default();
+        let footer = decode_footer(self.footer, &mut footer_bytes).map_err(|e| (e, footer_at))?;
+        let front = buf.split_to(front_len).freeze();
+        let middle = buf.split_to(middle_len).freeze();
+        let data = buf.split_to(data_len).freeze();
+        let checks = [
+            (
+                Segment::Front,
+                &front,
+                footer.front_crc,
+                start,
+                self.crc.header,
+            ),
+            (
+                Segment::Middle,
+                &middle,
+                footer.middle_crc,
+                start + front_len as u64,
+                self.crc.header,
+            ),
+            (
+                Segment::Data,
+                &data,
+                footer.data_crc,
+                start + (front_len + middle_len) as u64,
+                self.crc.data && !footer.is_nocrc(),
+            ),
+        ];
+        for (segment, bytes, expected, at, enabled) in checks {
+            if enabled {
+                check_segment(segment, bytes, expected).map_err(|e| (e, at))?;
+            }
+        }
+        buf.advance(footer_len);
+        self.consumed = footer_at + footer_len as u64;
+        self.state = State::Tag;
+        Ok(Step::Frame(Frame::Msg(Message {
+            header,
+            front,
+            middle,
+            data,
+            footer,
+        })))
+    }
+}
+
+/// What one step of the state machine produced.
+enum Step {
+    Frame(Frame),
+    NeedMore,
+    Again,
+}
+
+fn frame_name(tag: Option<u8>) -> &'static str {
+    match tag.map(Tag::try_from) {
+        Some(Ok(Tag::Msg)) => "a message header",
+        Some(Ok(Tag::Ack)) => "an ack",
+        Some(Ok(Tag::Keepalive2)) => "a keepalive2",
+        Some(Ok(Tag::Keepalive2Ack)) => "a keepalive2 ack",
+        _ => "a frame",
+    }
+}
