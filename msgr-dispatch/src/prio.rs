@@ -309,3 +309,6 @@ impl<T> std::fmt::Debug for PrioQueue<T> {
             .finish_non_exhaustive()
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -383,3 +383,6 @@ impl fmt::Debug for ThrottlePermit {
             .finish()
     }
 }
+
+#[cfg(test)]
+mod tests;

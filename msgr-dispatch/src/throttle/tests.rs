@@ -1,0 +1,288 @@
+//! Unit tests of the throttle; futures are polled by hand with a counting waker, so every
+//! interleaving is explicit and deterministic.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll, Wake, Waker};
+
+use super::*;
+
+#[derive(Default)]
+struct CountWaker(AtomicUsize);
+
+impl Wake for CountWaker {
+    fn wake(self: Arc<Self>) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// A hand-polled acquire with its own waker.
+struct Probe {
+    fut: Pin<Box<Acquire>>,
+    wakes: Arc<CountWaker>,
+}
+
+impl Probe {
+    fn new(t: &Throttle, n: u64) -> Self {
+        Probe {
+            fut: Box::pin(t.acquire(n)),
+            wakes: Arc::default(),
+        }
+    }
+    fn poll(&mut self) -> Option<ThrottlePermit> {
+        let waker = Waker::from(self.wakes.clone());
+        match self.fut.as_mut().poll(&mut Context::from_waker(&waker)) {
+            Poll::Ready(p) => Some(p),
+            Poll::Pending => None,
+        }
+    }
+    fn woken(&self) -> usize {
+        self.wakes.0.load(Ordering::SeqCst)
+    }
+}
+
+#[test]
+fn acquire_and_drop_gives_back() {
+    let t = Throttle::new(10);
+    let p = Probe::new(&t, 4).poll().expect("fits");
+    assert_eq!((p.amount(), t.current(), t.max()), (4, 4, 10));
+    drop(p);
+    assert_eq!(t.current(), 0);
+}
+
+#[test]
+fn take_exceeds_max_and_try_fails_after() {
+    let t = Throttle::new(5);
+    let a = t.take(5);
+    let b = t.take(5);
+    assert_eq!(t.current(), 10);
+    assert!(t.try_acquire(1).is_none());
+    drop((a, b));
+    assert_eq!(t.current(), 0);
+    let full = t.try_acquire(5).expect("equal to max on an empty throttle");
+    assert!(t.try_acquire(1).is_none());
+    drop(full);
+}
+
+#[test]
+fn would_wait_predicate_matches_ceph() {
+    let t = Throttle::new(10);
+    let _held = t.take(1);
+    // c == max needs count == 0.
+    assert!(t.try_acquire(10).is_none());
+    // Oversize is admitted while not over the limit...
+    let big = t.try_acquire(25).expect("oversize admission");
+    assert_eq!(t.current(), 26);
+    // ...but not once over it.
+    assert!(t.try_acquire(30).is_none());
+    drop(big);
+    assert_eq!(t.current(), 1);
+}
+
+#[test]
+fn oversize_on_empty_then_small_fails() {
+    let t = Throttle::new(8);
+    let big = t.try_acquire(16).expect("oversize on an empty throttle");
+    assert!(t.try_acquire(1).is_none());
+    let mut small = Probe::new(&t, 1);
+    assert!(small.poll().is_none());
+    drop(big);
+    assert_eq!(small.woken(), 1);
+    assert_eq!(small.poll().map(|p| p.amount()), Some(1));
+}
+
+#[test]
+fn unlimited_never_waits_but_counts() {
+    let t = Throttle::new(0);
+    let a = t.try_acquire(u64::MAX / 2).expect("unlimited");
+    let b = Probe::new(&t, 1 << 40).poll().expect("unlimited");
+    assert_eq!(t.current(), u64::MAX / 2 + (1 << 40));
+    drop((a, b));
+    assert_eq!(t.current(), 0);
+}
+
+#[test]
+fn fifo_large_waiter_blocks_later_small_one() {
+    let t = Throttle::new(10);
+    let half = t.take(5);
+    let mut big = Probe::new(&t, 10);
+    let mut small = Probe::new(&t, 1);
+    assert!(big.poll().is_none());
+    assert!(
+        small.poll().is_none(),
+        "1 fits but must queue behind the large waiter"
+    );
+    assert!(t.try_acquire(1).is_none(), "try fails while anyone waits");
+    assert_eq!(t.waiters(), 2);
+    drop(half);
+    assert_eq!((big.woken(), small.woken()), (1, 0));
+    let big_permit = big.poll().expect("granted");
+    assert!(small.poll().is_none());
+    assert_eq!(t.current(), 10);
+    drop(big_permit);
+    assert_eq!(small.woken(), 1);
+    assert!(small.poll().is_some());
+    assert_eq!(t.waiters(), 0);
+}
+
+#[test]
+fn blocked_until_count_put_back() {
+    let t = Throttle::new(10);
+    let full = t.take(10);
+    let mut w = Probe::new(&t, 7);
+    assert!(w.poll().is_none());
+    assert!(w.poll().is_none(), "re-polling keeps its place");
+    assert_eq!(t.waiters(), 1);
+    drop(full);
+    assert!(w.poll().is_some());
+}
+
+#[test]
+fn cancelled_waiter_leaves_queue_and_wakes_next() {
+    let t = Throttle::new(10);
+    let held = t.take(6);
+    let mut big = Probe::new(&t, 10);
+    let mut small = Probe::new(&t, 2);
+    assert!(big.poll().is_none());
+    assert!(small.poll().is_none());
+    drop(big);
+    assert_eq!(t.waiters(), 0);
+    assert_eq!(
+        small.woken(),
+        1,
+        "the next waiter is admitted when the head leaves"
+    );
+    assert_eq!(small.poll().map(|p| p.amount()), Some(2));
+    assert_eq!(t.current(), 6);
+    drop(held);
+}
+
+#[test]
+fn granted_but_never_polled_gives_back_on_drop() {
+    let t = Throttle::new(10);
+    let held = t.take(10);
+    let mut a = Probe::new(&t, 8);
+    let mut b = Probe::new(&t, 5);
+    assert!(a.poll().is_none());
+    assert!(b.poll().is_none());
+    drop(held);
+    assert_eq!(t.current(), 8, "a was granted on release");
+    drop(a);
+    assert_eq!(t.current(), 5, "a's units went back and b was granted");
+    assert_eq!(b.poll().map(|p| p.amount()), Some(5));
+    assert_eq!(t.current(), 0);
+}
+
+#[test]
+fn raising_max_admits_waiters() {
+    let t = Throttle::new(10);
+    let full = t.take(10);
+    let mut w = Probe::new(&t, 7);
+    assert!(w.poll().is_none());
+    t.set_max(1000);
+    assert_eq!(w.woken(), 1);
+    assert!(w.poll().is_some());
+    assert_eq!(t.max(), 1000);
+    drop(full);
+}
+
+#[test]
+fn lowering_max_makes_new_requests_wait_and_unlimited_frees_all() {
+    let t = Throttle::new(100);
+    let held = t.take(50);
+    t.set_max(40);
+    let mut w = Probe::new(&t, 1);
+    assert!(w.poll().is_none(), "over the new limit");
+    t.set_max(0);
+    assert!(w.poll().is_some());
+    drop(held);
+    assert_eq!(t.current(), 0);
+}
+
+#[test]
+fn release_more_than_held_is_an_error() {
+    let t = Throttle::new(10);
+    let p = t.take(3);
+    assert_eq!(
+        t.release(4),
+        Err(ThrottleError::Underflow {
+            held: 3,
+            release: 4
+        })
+    );
+    assert_eq!(t.current(), 3, "a failed release changes nothing");
+    let n = p.into_raw();
+    assert_eq!(t.current(), 3, "into_raw forgets without giving back");
+    assert_eq!(t.release(n), Ok(0));
+    assert_eq!(
+        t.release(1).map_err(|e| e.to_string()).unwrap_err(),
+        "throttle underflow: releasing 1 units while only 0 are held"
+    );
+}
+
+#[test]
+fn permit_merge_split_empty() {
+    let t = Throttle::new(100);
+    let mut a = t.take(10);
+    a.merge(t.take(5));
+    assert_eq!((a.amount(), t.current()), (15, 15));
+    let b = a.split(4);
+    assert_eq!((a.amount(), b.amount()), (11, 4));
+    let c = a.split(1000);
+    assert_eq!((a.amount(), c.amount()), (0, 11));
+    drop((b, c));
+    assert_eq!(t.current(), 0);
+    let mut e = ThrottlePermit::empty();
+    assert_eq!(e.amount(), 0);
+    e.merge(t.take(7));
+    assert_eq!(e.amount(), 7);
+    drop(e);
+    assert_eq!(t.current(), 0);
+    drop(ThrottlePermit::default());
+}
+
+#[test]
+#[should_panic(expected = "different throttles")]
+fn merging_permits_of_different_throttles_panics() {
+    let (t, u) = (Throttle::new(10), Throttle::new(10));
+    let mut a = t.take(1);
+    a.merge(u.take(1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_acquirers_never_exceed_max_and_end_at_zero() {
+    let t = Throttle::new(64);
+    let peak = Arc::new(AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for i in 0..16u64 {
+        let (t, peak) = (t.clone(), peak.clone());
+        tasks.push(tokio::spawn(async move {
+            for j in 0..500u64 {
+                let p = t.acquire(1 + (i * 7 + j) % 32).await;
+                peak.fetch_max(t.current() as usize, Ordering::SeqCst);
+                if j % 3 == 0 {
+                    tokio::task::yield_now().await;
+                }
+                drop(p);
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.expect("task");
+    }
+    assert!(peak.load(Ordering::SeqCst) <= 64);
+    assert_eq!((t.current(), t.waiters()), (0, 0));
+}
+
+#[tokio::test(start_paused = true)]
+async fn timeout_cancels_a_waiter() {
+    let t = Throttle::new(1);
+    let held = t.take(1);
+    let r = tokio::time::timeout(std::time::Duration::from_secs(1), t.acquire(1)).await;
+    assert!(r.is_err());
+    assert_eq!(t.waiters(), 0);
+    drop(held);
+    assert_eq!(t.current(), 0);
+}
