@@ -1,1 +1,9 @@
 //! Shared helpers for msgr's integration tests.
+//!
+//! - [`ceph`]: a real `ceph-mon` on loopback per test ([`ceph::CephMon`]) and the real `ceph` command-line client.
+//! - [`ceph_msgs`]: the bodies of the Ceph messages those tests exchange (MAuth, MAuthReply, MMonCommand, ...).
+//! - [`capture`]: frames of the captured Pacific sessions in `tests/data/`, as golden bytes.
+
+pub mod capture;
+pub mod ceph;
+pub mod ceph_msgs;

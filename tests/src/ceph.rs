@@ -1,0 +1,473 @@
+//! A real Ceph monitor on loopback for one test, and the real `ceph` command-line client.
+//!
+//! [`CephMon::start`] follows `shared/spec/ceph-mon-recipe.md`: a free port on 127.0.0.1, a temporary folder, a
+//! `ceph.conf` with authentication off and msgr v1 only, `monmaptool` and `ceph-mon --mkfs`, then the monitor. The
+//! monitor runs in the foreground (`-f`) as our child, so that dropping the [`CephMon`], also while a test panics,
+//! stops it and removes the folder.
+//!
+//! Without `ceph-mon` on the PATH the tests skip: [`CephMon::start`] returns `Ok(None)` after printing why, unless
+//! the environment variable [`REQUIRE_ENV`] is set (CI sets it after `.ci/install-ceph`), which makes a missing
+//! Ceph an error.
+//!
+//! ```text
+//! start ──> Running ──restart()──> Running (same port, data and fsid)
+//!              └──── drop ───────> stopped (SIGTERM via the pid file, SIGKILL after 10 s), folder removed
+//! ```
+
+use std::fs;
+use std::io::{self, Read};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, ensure, Context};
+use rand::Rng;
+use tempfile::TempDir;
+
+/// Set (to anything but `0` or empty) to turn a missing Ceph from a skip into a failure.
+pub const REQUIRE_ENV: &str = "MSGR_REQUIRE_CEPH";
+/// How long [`CephMon::start`] and [`CephMon::restart`] wait for the mon's port to accept.
+pub const START_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long a stop waits after SIGTERM before it sends SIGKILL.
+pub const STOP_TIMEOUT: Duration = Duration::from_secs(10);
+/// The default bound on a `ceph` command-line run ([`CephMon::cli`]); the client itself is given
+/// `--connect-timeout 10`.
+pub const CLI_TIMEOUT: Duration = Duration::from_secs(30);
+/// How often conditions are polled while waiting (the port, the process's exit).
+const POLL: Duration = Duration::from_millis(25);
+/// The mon's id, `mon.a`.
+const MON_ID: &str = "a";
+/// Attempts at picking a free port that is still free when the mon binds it.
+const PORT_ATTEMPTS: usize = 3;
+
+/// Whether [`REQUIRE_ENV`] asks for Ceph to be present.
+pub fn ceph_required() -> bool {
+    std::env::var(REQUIRE_ENV).is_ok_and(|v| !v.is_empty() && v != "0")
+}
+
+/// The full path of `program` if it is an executable file on the PATH.
+pub fn find_on_path(program: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(program))
+        .find(|candidate| candidate.is_file())
+}
+
+/// `Ok(true)` when every one of `programs` is on the PATH. Otherwise `Ok(false)` after printing
+/// `skipped: PROGRAM not on PATH` to stderr, or an error when [`ceph_required`].
+pub fn ceph_tools_present(programs: &[&str]) -> anyhow::Result<bool> {
+    let Some(missing) = programs.iter().find(|p| find_on_path(p).is_none()) else {
+        return Ok(true);
+    };
+    ensure!(
+        !ceph_required(),
+        "{missing} not on PATH but {REQUIRE_ENV} is set (run .ci/install-ceph)"
+    );
+    eprintln!("skipped: {missing} not on PATH (set {REQUIRE_ENV}=1 to make this an error)");
+    Ok(false)
+}
+
+/// A free TCP port on 127.0.0.1 (bound, read and released; another process could still take it).
+pub fn free_port() -> io::Result<u16> {
+    Ok(TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?
+        .local_addr()?
+        .port())
+}
+
+/// A random fsid in the 36-character UUID form (version 4).
+pub fn random_fsid() -> String {
+    let mut b: [u8; 16] = rand::thread_rng().gen();
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..]
+    )
+}
+
+/// Writes the recipe's `ceph.conf` for cluster `fsid` with its one mon at `mon`, keeping data, logs, the admin
+/// socket and the pid file under `dir`. A `ceph` client can use the same file.
+pub fn write_conf(path: &Path, dir: &Path, fsid: &str, mon: SocketAddr) -> anyhow::Result<()> {
+    let dir = dir.display();
+    let conf = format!(
+        "[global]\n\
+         fsid = {fsid}\n\
+         mon_host = v1:{mon}\n\
+         auth_cluster_required = none\n\
+         auth_service_required = none\n\
+         auth_client_required = none\n\
+         ms_bind_msgr1 = true\n\
+         ms_bind_msgr2 = false\n\
+         mon_data = {dir}/mon.$id\n\
+         log_file = {dir}/$name.log\n\
+         run_dir = {dir}/run\n\
+         admin_socket = {dir}/run/$name.asok\n\
+         pid_file = {dir}/run/mon.pid\n\
+         [mon.{MON_ID}]\n\
+         mon_addr = v1:{mon}\n"
+    );
+    fs::create_dir_all(format!("{dir}/run"))?;
+    fs::write(path, conf).with_context(|| format!("writing {}", path.display()))
+}
+
+/// One `ceph-mon` (`mon.a`, auth none, msgr v1 only) on 127.0.0.1, its folder and its process. Dropping it stops
+/// the mon and removes the folder.
+#[derive(Debug)]
+pub struct CephMon {
+    dir: TempDir,
+    conf: PathBuf,
+    fsid: String,
+    addr: SocketAddr,
+    child: Option<Child>,
+}
+
+impl CephMon {
+    /// Creates and starts a mon on a free port and waits until the port accepts TCP. `Ok(None)` (after printing
+    /// the reason) when Ceph is not installed and [`REQUIRE_ENV`] is unset.
+    pub fn start() -> anyhow::Result<Option<Self>> {
+        if !ceph_tools_present(&["ceph-mon", "monmaptool"])? {
+            return Ok(None);
+        }
+        let mut last_error = None;
+        let started = Instant::now();
+        for _ in 0..PORT_ATTEMPTS {
+            match Self::create(free_port()?) {
+                Ok(mon) => {
+                    let (addr, dir, took) = (mon.addr, mon.dir().display(), started.elapsed());
+                    eprintln!(
+                        "ceph-mon mon.{MON_ID} accepting on {addr} after {took:.2?} (in {dir})"
+                    );
+                    return Ok(Some(mon));
+                }
+                Err(e) if format!("{e:#}").contains("in use") => last_error = Some(e),
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last_error.unwrap_or_else(|| anyhow::anyhow!("no free port")))
+    }
+
+    fn create(port: u16) -> anyhow::Result<Self> {
+        let dir = tempfile::Builder::new()
+            .prefix("msgr-ceph-mon-")
+            .tempdir()?;
+        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+        let fsid = random_fsid();
+        let conf = dir.path().join("ceph.conf");
+        write_conf(&conf, dir.path(), &fsid, addr)?;
+        let monmap = dir.path().join("monmap");
+        run_tool(
+            Command::new("monmaptool")
+                .args([
+                    "--create",
+                    "--fsid",
+                    &fsid,
+                    "--addv",
+                    MON_ID,
+                    &format!("[v1:{addr}]"),
+                ])
+                .arg(&monmap),
+        )?;
+        run_tool(
+            Command::new("ceph-mon")
+                .arg("-c")
+                .arg(&conf)
+                .args(["--mkfs", "-i", MON_ID, "--monmap"])
+                .arg(&monmap),
+        )?;
+        let mut mon = Self {
+            dir,
+            conf,
+            fsid,
+            addr,
+            child: None,
+        };
+        mon.launch()?;
+        Ok(mon)
+    }
+
+    /// The mon's v1 address, 127.0.0.1:PORT.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The `ceph.conf` the mon runs with; usable by a `ceph` client.
+    pub fn conf_path(&self) -> &Path {
+        &self.conf
+    }
+
+    /// The cluster's fsid, 36-character UUID form.
+    pub fn fsid(&self) -> &str {
+        &self.fsid
+    }
+
+    /// The temporary folder holding conf, data, logs and pid file.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The mon's log file.
+    pub fn log_path(&self) -> PathBuf {
+        self.dir().join(format!("mon.{MON_ID}.log"))
+    }
+
+    /// The mon's pid while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Stops the mon (SIGTERM to the pid in its pid file, waiting for it to exit) and starts it again on the same
+    /// port with the same data, waiting until the port accepts.
+    pub fn restart(&mut self) -> anyhow::Result<()> {
+        self.stop()?;
+        self.launch()
+    }
+
+    /// Stops the mon and waits for it to exit; a no-op when it is not running.
+    pub fn stop(&mut self) -> anyhow::Result<()> {
+        let Some(mut child) = self.child.take() else {
+            return Ok(());
+        };
+        let pid_file = self.dir().join("run/mon.pid");
+        // The pid file names the process to stop; it must be our child (never signal a stranger's pid).
+        let pid = match fs::read_to_string(&pid_file)
+            .ok()
+            .and_then(|text| text.trim().parse::<u32>().ok())
+        {
+            Some(pid) if pid == child.id() => pid,
+            other => {
+                eprintln!(
+                    "ceph-mon: pid file says {other:?}, child is {}; signalling the child",
+                    child.id()
+                );
+                child.id()
+            }
+        };
+        let _ = Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status();
+        if wait_exit(&mut child, STOP_TIMEOUT)?.is_none() {
+            eprintln!(
+                "ceph-mon {} ignored SIGTERM for {STOP_TIMEOUT:?}; killing it",
+                child.id()
+            );
+            child.kill()?;
+            child.wait()?;
+        }
+        let _ = fs::remove_file(pid_file);
+        Ok(())
+    }
+
+    /// Runs the real `ceph` client against this mon: `ceph -c CONF -m 127.0.0.1:PORT ARGS --connect-timeout 10`,
+    /// bounded by [`CLI_TIMEOUT`].
+    pub async fn cli(&self, args: &[&str]) -> anyhow::Result<CliOutput> {
+        run_ceph_cli(&self.conf, self.addr, args, CLI_TIMEOUT).await
+    }
+
+    fn launch(&mut self) -> anyhow::Result<()> {
+        let out = fs::File::create(self.dir().join("mon.out"))?;
+        let child = Command::new("ceph-mon")
+            .arg("-c")
+            .arg(&self.conf)
+            .args(["-f", "-i", MON_ID])
+            .stdin(Stdio::null())
+            .stdout(out.try_clone()?)
+            .stderr(out)
+            .spawn()
+            .context("spawning ceph-mon")?;
+        self.child = Some(child);
+        self.wait_accepting()
+    }
+
+    /// Polls until the port accepts TCP, failing early with the mon's output if it exits.
+    fn wait_accepting(&mut self) -> anyhow::Result<()> {
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            let child = self.child.as_mut().context("mon not running")?;
+            if let Some(status) = child.try_wait()? {
+                self.child = None;
+                bail!(
+                    "ceph-mon exited with {status} before {} accepted:\n{}",
+                    self.addr,
+                    self.output_tail()
+                );
+            }
+            if TcpStream::connect_timeout(&self.addr, Duration::from_millis(200)).is_ok() {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                bail!(
+                    "ceph-mon did not accept on {} within {START_TIMEOUT:?}:\n{}",
+                    self.addr,
+                    self.output_tail()
+                );
+            }
+            thread::sleep(POLL);
+        }
+    }
+
+    /// The last lines of the mon's stdout/stderr and log, for error messages.
+    pub fn output_tail(&self) -> String {
+        [self.dir().join("mon.out"), self.log_path()]
+            .iter()
+            .map(|path| format!("--- {}\n{}", path.display(), tail(path, 20)))
+            .collect()
+    }
+}
+
+impl Drop for CephMon {
+    fn drop(&mut self) {
+        if let Err(e) = self.stop() {
+            eprintln!("stopping ceph-mon in {}: {e:#}", self.dir().display());
+        }
+    }
+}
+
+fn run_tool(command: &mut Command) -> anyhow::Result<()> {
+    let output = command
+        .stdin(Stdio::null())
+        .output()
+        .with_context(|| format!("running {command:?}"))?;
+    ensure!(
+        output.status.success(),
+        "{command:?} failed with {}: {}{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    Ok(())
+}
+
+/// Polls `child` for exit until `timeout`; `None` if it still runs.
+fn wait_exit(child: &mut Child, timeout: Duration) -> io::Result<Option<ExitStatus>> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(status) = child.try_wait()? {
+            return Ok(Some(status));
+        }
+        if Instant::now() >= deadline {
+            return Ok(None);
+        }
+        thread::sleep(POLL);
+    }
+}
+
+fn tail(path: &Path, lines: usize) -> String {
+    let mut text = String::new();
+    if fs::File::open(path)
+        .and_then(|mut f| f.read_to_string(&mut text))
+        .is_err()
+    {
+        return "(unreadable)\n".to_owned();
+    }
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..]
+        .iter()
+        .map(|l| format!("{l}\n"))
+        .collect()
+}
+
+/// What a `ceph` command-line run printed, and how it ended.
+#[derive(Debug, Clone)]
+pub struct CliOutput {
+    /// Its exit status.
+    pub status: ExitStatus,
+    /// Its standard output.
+    pub stdout: String,
+    /// Its standard error (the client logs connection attempts here).
+    pub stderr: String,
+}
+
+impl CliOutput {
+    /// The output when the command succeeded, else an error with both streams.
+    pub fn success(self) -> anyhow::Result<String> {
+        ensure!(
+            self.status.success(),
+            "ceph failed with {}: {}\n{}",
+            self.status,
+            self.stdout,
+            self.stderr
+        );
+        Ok(self.stdout)
+    }
+}
+
+/// The real `ceph` client as a tokio command, `ceph -c CONF -m 127.0.0.1:PORT ARGS --connect-timeout 10`, with
+/// piped output and killed when dropped. Spawn it to keep it running while a test inspects our side of the
+/// connection. Note that with an untyped `-m ADDR` the client first tries msgr v2 at that address, sees the v1
+/// banner, and then speaks v1.
+pub fn ceph_cli_command(conf: &Path, mon: SocketAddr, args: &[&str]) -> tokio::process::Command {
+    let mut command = tokio::process::Command::new("ceph");
+    command
+        .arg("-c")
+        .arg(conf)
+        .arg("-m")
+        .arg(mon.to_string())
+        .args(args)
+        .args(["--connect-timeout", "10"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    command
+}
+
+/// Runs [`ceph_cli_command`] to its end, killing it after `timeout`.
+pub async fn run_ceph_cli(
+    conf: &Path,
+    mon: SocketAddr,
+    args: &[&str],
+    timeout: Duration,
+) -> anyhow::Result<CliOutput> {
+    let child = ceph_cli_command(conf, mon, args)
+        .spawn()
+        .context("spawning ceph")?;
+    let output = tokio::time::timeout(timeout, child.wait_with_output())
+        .await
+        .with_context(|| {
+            format!("ceph {args:?} against {mon} still running after {timeout:?}; killed")
+        })??;
+    Ok(CliOutput {
+        status: output.status,
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fsid_has_uuid_shape() {
+        let fsid = random_fsid();
+        assert_eq!(fsid.len(), 36);
+        assert!(fsid.parse::<crate::ceph_msgs::Fsid>().is_ok(), "{fsid}");
+    }
+
+    #[test]
+    fn conf_follows_the_recipe() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ceph.conf");
+        write_conf(&path, dir.path(), "f", "127.0.0.1:4000".parse().unwrap()).unwrap();
+        let text = fs::read_to_string(&path).unwrap();
+        for line in [
+            "mon_host = v1:127.0.0.1:4000",
+            "ms_bind_msgr2 = false",
+            "auth_client_required = none",
+            "[mon.a]",
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "{line} missing from\n{text}"
+            );
+        }
+        assert!(dir.path().join("run").is_dir());
+    }
+}
