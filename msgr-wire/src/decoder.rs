@@ -12,6 +12,10 @@ use crate::message::{check_segment, Message, FRAME_HEAD_LEN};
 use crate::tag::Tag;
 use crate::Wire;
 
+/// The most the decoder reserves ahead for a declared body; larger bodies (only possible
+/// with limits above the defaults) grow the buffer as bytes arrive.
+const MAX_RESERVE: usize = 128 << 20;
+
 /// Decoder state.
 ///
 /// ```text
@@ -207,7 +211,7 @@ impl FrameDecoder {
         let body = usize::try_from(payload)
             .unwrap_or(usize::MAX)
             .saturating_add(self.footer.wire_len());
-        buf.reserve(body.saturating_sub(buf.len()));
+        buf.reserve(body.saturating_sub(buf.len()).min(MAX_RESERVE));
         self.state = State::Body { header };
         Ok(Step::Again)
     }

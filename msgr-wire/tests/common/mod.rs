@@ -59,6 +59,14 @@ pub fn decode_chunked(
     let mut out = Vec::new();
     let mut pos = 0;
     let mut i = 0;
+    let mut push = |dec: &StreamDecoder, item| {
+        let start = out.last().map_or(0, |l: &Located| l.end);
+        out.push(Located {
+            start,
+            end: dec.consumed(),
+            item,
+        });
+    };
     while pos < bytes.len() {
         let n = chunks
             .get(i % chunks.len().max(1))
@@ -69,29 +77,14 @@ pub fn decode_chunked(
         let end = (pos + n).min(bytes.len());
         buf.extend_from_slice(&bytes[pos..end]);
         pos = end;
-        loop {
-            let start = dec.consumed();
-            match dec.decode(&mut buf)? {
-                Some(item) => out.push(Located {
-                    start,
-                    end: dec.consumed(),
-                    item,
-                }),
-                None => break,
-            }
+        while let Some(item) = dec.decode(&mut buf)? {
+            push(&dec, item);
         }
     }
-    loop {
-        let start = dec.consumed();
-        match dec.decode_eof(&mut buf)? {
-            Some(item) => out.push(Located {
-                start,
-                end: dec.consumed(),
-                item,
-            }),
-            None => return Ok(out),
-        }
+    while let Some(item) = dec.decode_eof(&mut buf)? {
+        push(&dec, item);
     }
+    Ok(out)
 }
 
 /// Decodes a whole stream in one piece.
