@@ -1,4 +1,5 @@
 //! Property tests: round trips, chunking, truncation, corruption, garbage, limits.
+#![allow(clippy::unwrap_used)]
 
 mod common;
 
