@@ -1,0 +1,362 @@
+//! DispatchQueue behaviour: ordering, events, fast and local paths, throttle accounting,
+//! discard and shutdown. Single-threaded runtime with paused time: the queue's tasks only run
+//! when the test awaits, so every interleaving below is fixed.
+
+mod common;
+
+use common::{msg, rig, rig_with, Msg, Seen};
+use msgr_dispatch::{DispatchConfig, ShutdownMode, ShutdownReport, Throttle, ThrottlePermit};
+
+fn done(conn: u64, seq: u32) -> Seen {
+    Seen::Done(msg(conn, seq))
+}
+
+#[tokio::test(start_paused = true)]
+async fn strict_by_priority_round_robin_within_fifo_per_connection() {
+    let mut r = rig(false);
+    let none = ThrottlePermit::empty;
+    r.q.enqueue(1, 64, msg(1, 0), none());
+    r.q.enqueue(1, 127, msg(1, 1), none());
+    r.q.enqueue(1, 127, msg(1, 2), none());
+    r.q.enqueue(2, 127, msg(2, 0), none());
+    r.q.enqueue(2, 196, msg(2, 1), none());
+    r.q.enqueue(3, 1000, msg(3, 0), none()); // clamped to 255
+    r.q.enqueue(2, 127, msg(2, 2), none());
+    assert_eq!(r.q.len(), 7);
+    let got = r.delivered(7).await;
+    let want = [
+        done(3, 0),
+        done(2, 1),
+        done(1, 1),
+        done(2, 0),
+        done(1, 2),
+        done(2, 2),
+        done(1, 0),
+    ];
+    assert_eq!(got, want);
+    assert!(r.q.is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn below_threshold_fair_across_connections_fifo_within() {
+    let mut r = rig(false);
+    for seq in 0..5 {
+        r.q.enqueue(1, 10, msg(1, seq), ThrottlePermit::empty());
+    }
+    for seq in 0..5 {
+        r.q.enqueue(2, 10, msg(2, seq), ThrottlePermit::empty());
+    }
+    let got = r.delivered(10).await;
+    let want: Vec<Seen> = (0..5).flat_map(|s| [done(1, s), done(2, s)]).collect();
+    assert_eq!(got, want);
+}
+
+#[tokio::test(start_paused = true)]
+async fn events_overtake_messages_fifo_among_themselves() {
+    let mut r = rig(false);
+    r.q.enqueue(1, 255, msg(1, 0), ThrottlePermit::empty());
+    r.q.enqueue_event(1, 10);
+    r.q.enqueue(2, 127, msg(2, 0), ThrottlePermit::empty());
+    r.q.enqueue_event(2, 11);
+    r.q.enqueue_event(1, 12);
+    let got = r.delivered(5).await;
+    let want = [
+        Seen::Event(1, 10),
+        Seen::Event(2, 11),
+        Seen::Event(1, 12),
+        done(1, 0),
+        done(2, 0),
+    ];
+    assert_eq!(got, want);
+    let c = r.q.counters();
+    assert_eq!(
+        (c.events_queued, c.events_delivered, c.dispatched_messages),
+        (3, 3, 2)
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn event_arriving_during_dispatch_goes_before_queued_messages() {
+    let mut r = rig(true);
+    for seq in 0..3 {
+        r.q.enqueue(1, 127, msg(1, seq), ThrottlePermit::empty());
+    }
+    assert_eq!(r.next().await, Seen::Started(msg(1, 0)));
+    r.q.enqueue_event(1, 99);
+    r.gate.add_permits(3);
+    assert_eq!(
+        r.delivered(4).await,
+        [done(1, 0), Seen::Event(1, 99), done(1, 1), done(1, 2)]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn dispatch_throttle_released_only_after_dispatch_returns() {
+    let mut r = rig(true);
+    let t = Throttle::new(1000);
+    r.q.deliver(1, 127, msg(1, 0), t.acquire(100).await);
+    r.q.deliver(1, 127, msg(1, 1), t.acquire(50).await);
+    assert_eq!(r.next().await, Seen::Started(msg(1, 0)));
+    assert_eq!(t.current(), 150, "held while the handler runs");
+    let c = r.q.counters();
+    assert_eq!((c.pending_messages, c.pending_bytes), (1, 50));
+    r.gate.add_permits(1);
+    assert_eq!(r.next().await, done(1, 0));
+    assert_eq!(r.next().await, Seen::Started(msg(1, 1)));
+    assert_eq!(t.current(), 50, "released once the first dispatch returned");
+    r.gate.add_permits(1);
+    assert_eq!(r.next().await, done(1, 1));
+    tokio::task::yield_now().await;
+    assert_eq!(t.current(), 0);
+    let c = r.q.counters();
+    assert_eq!(
+        (c.dispatched_messages, c.dispatched_bytes, c.queued_bytes),
+        (2, 150, 150)
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn fast_dispatch_inline_and_releases_after() {
+    let mut r = rig(false);
+    let t = Throttle::new(0);
+    r.q.deliver(
+        4,
+        127,
+        Msg {
+            conn: 4,
+            seq: 0,
+            fast: true,
+        },
+        t.take(10),
+    );
+    // Handed over inline: logged before the test yields, and the bytes are back.
+    assert_eq!(
+        r.logged(),
+        [Seen::Fast(Msg {
+            conn: 4,
+            seq: 0,
+            fast: true
+        })]
+    );
+    assert_eq!(t.current(), 0);
+    r.q.deliver(4, 127, msg(4, 1), t.take(20));
+    assert_eq!(
+        t.current(),
+        20,
+        "a slow message waits in the queue with its bytes"
+    );
+    assert_eq!(r.delivered(1).await, [done(4, 1)]);
+    let c = r.q.counters();
+    assert_eq!(
+        (c.fast_dispatched_messages, c.fast_dispatched_bytes),
+        (1, 10)
+    );
+    assert_eq!(c.queued_messages, 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn local_delivery_keeps_order_and_preprocesses() {
+    let mut r = rig(false);
+    for seq in 0..4 {
+        r.q.local_delivery(127, msg(0, seq), ThrottlePermit::empty());
+    }
+    let mut seen = Vec::new();
+    while seen.len() < 8 {
+        match r.next().await {
+            Seen::Started(_) => {}
+            s => seen.push(s),
+        }
+    }
+    let pre: Vec<Seen> = seen
+        .iter()
+        .copied()
+        .filter(|s| matches!(s, Seen::Preprocess(_)))
+        .collect();
+    let fin: Vec<Seen> = seen
+        .iter()
+        .copied()
+        .filter(|s| matches!(s, Seen::Done(_)))
+        .collect();
+    assert_eq!(
+        pre,
+        (0..4)
+            .map(|s| Seen::Preprocess(msg(0, s)))
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(fin, (0..4).map(|s| done(0, s)).collect::<Vec<_>>());
+    assert_eq!(r.q.counters().local_messages, 4);
+}
+
+#[tokio::test(start_paused = true)]
+async fn local_delivery_fast_path_in_order() {
+    let mut r = rig(false);
+    let t = Throttle::new(100);
+    for seq in 0..3 {
+        r.q.local_delivery(
+            127,
+            Msg {
+                conn: 0,
+                seq,
+                fast: true,
+            },
+            t.take(10),
+        );
+    }
+    let fast: Vec<Seen> = r.delivered(3).await;
+    assert_eq!(
+        fast,
+        (0..3)
+            .map(|seq| Seen::Fast(Msg {
+                conn: 0,
+                seq,
+                fast: true
+            }))
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(t.current(), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn discard_drops_one_class_and_releases_its_bytes() {
+    let mut r = rig(true);
+    let t = Throttle::new(0);
+    for seq in 0..3 {
+        r.q.enqueue(1, 127, msg(1, seq), t.take(10));
+        r.q.enqueue(2, 127, msg(2, seq), t.take(1));
+    }
+    r.q.enqueue_event(1, 7);
+    assert_eq!(r.next().await, Seen::Event(1, 7));
+    assert_eq!(r.next().await, Seen::Started(msg(1, 0)));
+    assert_eq!(
+        r.q.discard(1),
+        2,
+        "the one in dispatch is not queued any more"
+    );
+    assert_eq!(t.current(), 10 + 3, "in-flight message plus connection 2");
+    assert_eq!(r.q.discard(1), 0);
+    r.gate.add_permits(10);
+    assert_eq!(
+        r.delivered(4).await,
+        [done(1, 0), done(2, 0), done(2, 1), done(2, 2)]
+    );
+    tokio::task::yield_now().await;
+    assert_eq!(t.current(), 0);
+    let c = r.q.counters();
+    assert_eq!((c.discarded_messages, c.discarded_bytes), (2, 20));
+}
+
+#[tokio::test(start_paused = true)]
+async fn shutdown_discard_releases_everything_and_reports() {
+    let mut r = rig(true);
+    let t = Throttle::new(1 << 20);
+    for seq in 0..4 {
+        r.q.enqueue(1, 127, msg(1, seq), t.acquire(100).await);
+    }
+    r.q.local_delivery(127, msg(0, 0), t.take(5));
+    let first = [r.next().await, r.next().await];
+    assert!(first.contains(&Seen::Preprocess(msg(0, 0))));
+    assert!(first.contains(&Seen::Started(msg(1, 0))));
+    r.q.enqueue_event(3, 1);
+    let q = r.q.clone();
+    let stop = tokio::spawn(async move { q.shutdown(ShutdownMode::Discard).await });
+    tokio::task::yield_now().await;
+    assert!(!stop.is_finished(), "waits for the dispatch in progress");
+    assert_eq!(
+        t.current(),
+        100,
+        "all but the in-flight message released at once"
+    );
+    r.gate.add_permits(1);
+    let report = stop.await.expect("shutdown task");
+    assert_eq!(
+        report,
+        ShutdownReport {
+            dropped_messages: 4,
+            dropped_bytes: 305,
+            dropped_events: 1
+        }
+    );
+    assert_eq!(t.current(), 0);
+    assert_eq!(r.q.len(), 0);
+    assert_eq!(r.logged(), [done(1, 0)]);
+    // Refused after shutdown, bytes given back at once.
+    r.q.deliver(1, 127, msg(1, 9), t.take(7));
+    r.q.enqueue_event(1, 2);
+    r.q.local_delivery(127, msg(0, 9), t.take(7));
+    assert_eq!(t.current(), 0);
+    let c = r.q.counters();
+    assert_eq!(
+        (c.rejected_messages, c.events_dropped, c.discarded_bytes),
+        (2, 2, 305)
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn shutdown_drain_delivers_everything_first() {
+    let mut r = rig(false);
+    let t = Throttle::new(0);
+    for seq in 0..3 {
+        r.q.enqueue(2, 127, msg(2, seq), t.take(8));
+    }
+    r.q.local_delivery(200, msg(0, 0), t.take(1));
+    r.q.enqueue_event(2, 5);
+    let report = r.q.shutdown(ShutdownMode::Drain).await;
+    assert_eq!(report, ShutdownReport::default());
+    assert_eq!(t.current(), 0);
+    let mut got = r.logged();
+    got.retain(|s| matches!(s, Seen::Done(_) | Seen::Event(..)));
+    assert_eq!(got.len(), 5);
+    assert_eq!(got[0], Seen::Event(2, 5));
+    let from2: Vec<Seen> = got
+        .iter()
+        .copied()
+        .filter(|s| matches!(s, Seen::Done(m) if m.conn == 2))
+        .collect();
+    assert_eq!(from2, [done(2, 0), done(2, 1), done(2, 2)]);
+    // A second shutdown returns at once.
+    assert_eq!(
+        r.q.shutdown(ShutdownMode::Discard).await,
+        ShutdownReport::default()
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn dropping_the_last_handle_discards_and_releases() {
+    let r = rig(true);
+    let t = Throttle::new(0);
+    let q2 = r.q.clone();
+    r.q.enqueue(1, 127, msg(1, 0), t.take(3));
+    drop(r.q);
+    assert_eq!(t.current(), 3, "a clone keeps the queue alive");
+    drop(q2);
+    assert_eq!(t.current(), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn conn_ids_count_from_one() {
+    let r = rig(false);
+    assert_eq!(
+        (r.q.new_conn_id(), r.q.new_conn_id(), r.q.new_conn_id()),
+        (1, 2, 3)
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn configurable_threshold_makes_127_fair() {
+    let config = DispatchConfig {
+        strict_threshold: 200,
+        ..DispatchConfig::default()
+    };
+    assert!(config.validate().is_ok());
+    let mut r = rig_with(config, false);
+    r.q.enqueue(1, 127, msg(1, 0), ThrottlePermit::empty());
+    r.q.enqueue(1, 199, msg(1, 1), ThrottlePermit::empty());
+    r.q.enqueue(1, 200, msg(1, 2), ThrottlePermit::empty());
+    assert_eq!(r.delivered(3).await, [done(1, 2), done(1, 1), done(1, 0)]);
+    let bad = DispatchConfig {
+        min_cost: 10,
+        max_tokens_per_priority: 5,
+        ..DispatchConfig::default()
+    };
+    assert!(bad.validate().is_err());
+}
