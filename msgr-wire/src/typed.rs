@@ -118,6 +118,7 @@ impl Decoded {
     }
 
     /// The value if it is a `T`, else `self` back.
+    #[allow(clippy::result_large_err)] // hands the caller's own value back, like `Box::downcast`
     pub fn downcast<T: 'static>(self) -> Result<T, Self> {
         match self {
             Decoded::Typed { header, value } => match value.downcast::<T>() {
