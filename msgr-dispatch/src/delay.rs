@@ -305,3 +305,6 @@ async fn run_timer<M>(shared: Arc<Shared<M>>) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
