@@ -12,8 +12,16 @@ pub fn peak_rss_bytes() -> Option<u64> {
 }
 
 /// The current resident set size of this process in bytes (`VmRSS`).
+#[allow(dead_code)] // used by the msgr transport's idle-connection measurement
 pub fn current_rss_bytes() -> Option<u64> {
     status_field("VmRSS:")
+}
+
+/// The current resident set size of process `pid` in bytes (`VmRSS`).
+#[allow(dead_code)] // used by the msgr transport's idle-connection measurement
+pub fn rss_of_pid(pid: u32) -> Option<u64> {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    parse_field(&status, "VmRSS:")
 }
 
 fn status_field(name: &str) -> Option<u64> {

@@ -9,6 +9,7 @@ use super::{BenchArgs, Outcome};
 
 /// The messenger-side options of a bench run.
 #[derive(Debug, Clone)]
+#[allow(dead_code)] // read once msgr-core's Messenger lands
 pub struct Options {
     /// A remote `msgr serve`.
     pub server: Option<String>,

@@ -113,29 +113,32 @@ impl Run {
 /// Memory held by idle msgr connections.
 #[derive(Debug, Clone, Serialize)]
 pub struct IdleMemory {
-    /// Connections opened (each with both ends in this process).
+    /// Connections asked for (each from its own client messenger to one `msgr serve` process).
     pub connections: usize,
     /// Connections that failed to open.
     pub errors: usize,
     /// Seconds until every connection was open and had carried one round trip.
     pub seconds_to_open: f64,
-    /// Resident memory before opening them, in bytes.
-    pub rss_before_bytes: u64,
-    /// Resident memory with all of them open, in bytes.
-    pub rss_after_bytes: u64,
-    /// Growth of resident memory per connection, both ends counted, in bytes.
-    pub bytes_per_connection: u64,
+    /// Resident memory of the server process before, in bytes.
+    pub server_rss_before_bytes: u64,
+    /// Resident memory of the server process with every connection open, in bytes.
+    pub server_rss_after_bytes: u64,
+    /// Growth of the server's resident memory per connection, in bytes: the goal's figure.
+    pub server_bytes_per_connection: u64,
+    /// Growth of this process's resident memory per client messenger and its connection.
+    pub client_bytes_per_connection: u64,
 }
 
 impl IdleMemory {
     /// One line for the progress output and the report.
     pub fn summary(&self) -> String {
         format!(
-            "{} idle msgr connections ({} errors) opened in {:.2} s: {} KiB of RSS per connection (both ends)",
+            "{} idle msgr connections ({} failed) opened in {:.2} s: server {:.1} KiB RSS per connection, client {:.1} KiB per messenger+connection",
             self.connections,
             self.errors,
             self.seconds_to_open,
-            self.bytes_per_connection / 1024
+            self.server_bytes_per_connection as f64 / 1024.0,
+            self.client_bytes_per_connection as f64 / 1024.0
         )
     }
 }
