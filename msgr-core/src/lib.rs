@@ -1,1 +1,69 @@
-//! The Messenger: Accepter, Connection, Dispatcher and policies.
+//! The msgr Messenger: Accepter, Connection, Dispatcher and policies.
+//!
+//! This is the face applications use, as Ceph's `SimpleMessenger` composes its `Accepter`,
+//! `Pipe`s and `DispatchQueue`:
+//!
+//! * [`Messenger`] — an entity name and a listening address; [`connect`](Messenger::connect)
+//!   returns the one session per peer address (outgoing or accepted), `send_to`, `mark_down`
+//!   (of one address or all), `rebind`, `shutdown` + `wait`, statistics, and local delivery
+//!   when it sends to itself ([`Messenger::loopback`]).
+//! * The Accepter — a task that accepts TCP connections (`TCP_NODELAY`) and hands each to
+//!   `msgr_pipe::Session::accept`, within a connection-count limit, until shutdown or rebind.
+//! * [`Connection`] — a cheap handle to a session: `send` (waits while the session holds too
+//!   many unsent and unacknowledged bytes), `try_send`, `send_keepalive`, `mark_down`,
+//!   peer address and name, negotiated features, state, keepalive stamps, counters.
+//! * [`Dispatcher`] — receives messages (normal and fast dispatch) and connection events
+//!   (connect, accept, reset, remote reset, refused); several form a chain in which each may
+//!   pass a message on. [`Received`] holds the policy throttle permits until dropped.
+//! * [`MessengerConfig`] — every setting, with documented defaults, readable with serde.
+//!   Per peer type a [`Policy`] (spec §7) decides lossy/lossless, server, standby and reset
+//!   detection, required features and inbound throttles.
+//!
+//! What it does not do: the wire format (msgr-wire), the handshake, session state machine,
+//! acks, resends and reconnects (msgr-pipe), or queueing, priorities and throttle mechanics
+//! (msgr-dispatch). There is no authentication beyond the `Authorizer` hook, no msgr2, and
+//! no address vectors (one IPv4 or IPv6 address per messenger).
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use msgr_core::{Messenger, Policy};
+//! use msgr_wire::{EntityName, EntityType, Message};
+//!
+//! let server = Messenger::builder(EntityName::osd(0))
+//!     .bind("127.0.0.1:0".parse()?)
+//!     .default_policy(Policy::stateless_server(0))
+//!     .start()
+//!     .await?;
+//! let client = Messenger::builder(EntityName::client(-1))
+//!     .bind("127.0.0.1:0".parse()?)
+//!     .default_policy(Policy::lossy_client(0))
+//!     .start()
+//!     .await?;
+//! let conn = client.connect(server.addr(), EntityType::OSD)?;
+//! conn.send(Message::new(2, "hello")).await?;
+//! for m in [&client, &server] {
+//!     m.shutdown();
+//!     m.wait().await;
+//! }
+//! # Ok(()) }
+//! ```
+
+mod accepter;
+mod config;
+mod connection;
+mod dispatcher;
+mod error;
+mod messenger;
+mod stats;
+
+pub use config::{
+    InjectConfig, MessengerConfig, PolicyConfig, PolicyKind, DEFAULT_DISPATCH_THROTTLE_BYTES,
+};
+pub use connection::{Connection, LOOPBACK_ID};
+pub use dispatcher::{BoxFuture, Dispatched, Dispatcher, Permits, Received};
+pub use error::{ConfigError, CoreError, SendError};
+pub use messenger::{Messenger, MessengerBuilder};
+pub use stats::{ConnectionStats, MessengerStats, ThrottleReading};
+
+pub use msgr_dispatch::{ConnId, QueueCounters};
+pub use msgr_pipe::{ConnState, Policy, SessionEvent, SessionStats};

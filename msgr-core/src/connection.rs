@@ -1,0 +1,322 @@
+//! [`Connection`]: a cheap handle to one peer session, or to the messenger itself.
+
+use std::fmt;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+
+use msgr_dispatch::{ConnId, ThrottlePermit};
+use msgr_pipe::{ConnState, Session, SessionStats};
+use msgr_wire::{CrcFlags, EntityAddr, EntityName, EntityType, Message, Timespec};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::dispatcher::{Permits, Received};
+use crate::error::SendError;
+use crate::messenger::Inner;
+
+/// The connection id of the loopback connection (class 0 of the dispatch queue, as Ceph's
+/// local delivery).
+pub const LOOPBACK_ID: ConnId = 0;
+
+/// A handle to a peer session (or to the messenger's own loopback), usable from any task.
+///
+/// Cloning is cheap; every clone refers to the same session. A lossless session outlives its
+/// sockets: faults and reconnects happen underneath, and the handle stays valid. A session that
+/// ended (marked down, lossy fault, messenger shut down) stays ended: sends fail with
+/// [`SendError::Closed`], and [`Messenger::connect`](crate::Messenger::connect) makes a new one.
+#[derive(Clone)]
+pub struct Connection {
+    kind: Kind,
+}
+
+#[derive(Clone)]
+enum Kind {
+    Remote(Session),
+    Loopback(Arc<Loopback>),
+}
+
+impl Connection {
+    pub(crate) fn remote(session: Session) -> Self {
+        Connection {
+            kind: Kind::Remote(session),
+        }
+    }
+
+    pub(crate) fn loopback(lb: Arc<Loopback>) -> Self {
+        Connection {
+            kind: Kind::Loopback(lb),
+        }
+    }
+
+    /// Queues a message, waiting while this connection's queued plus unacknowledged bytes
+    /// exceed the configured `max_pending_bytes` (sender backpressure).
+    pub async fn send(&self, msg: Message) -> Result<(), SendError> {
+        match &self.kind {
+            Kind::Remote(s) => s.send(msg).await.map_err(map_send),
+            Kind::Loopback(lb) => lb.send(self, msg),
+        }
+    }
+
+    /// Queues a message if the backpressure limit allows it now; [`SendError::Full`] (the
+    /// message is dropped) otherwise.
+    pub fn try_send(&self, msg: Message) -> Result<(), SendError> {
+        match &self.kind {
+            Kind::Remote(s) => s.try_send(msg).map_err(map_send),
+            Kind::Loopback(lb) => lb.send(self, msg),
+        }
+    }
+
+    /// Queues a message without waiting, even beyond the backpressure limit (its bytes still
+    /// count, so later [`send`](Self::send)s wait). For replies from inside a dispatcher, which
+    /// must not wait on the peer.
+    pub fn queue(&self, msg: Message) -> Result<(), SendError> {
+        match &self.kind {
+            Kind::Remote(s) => s.queue(msg).map_err(map_send),
+            Kind::Loopback(lb) => lb.send(self, msg),
+        }
+    }
+
+    /// Asks for a keepalive (KEEPALIVE2 when negotiated). Does not wake a standby session.
+    pub fn send_keepalive(&self) {
+        if let Kind::Remote(s) = &self.kind {
+            s.send_keepalive();
+        }
+    }
+
+    /// Ends the session now: socket shut, queued messages dropped, unregistered. No reset
+    /// event is delivered (Ceph's `mark_down(Connection)`); see
+    /// [`Messenger::mark_down`](crate::Messenger::mark_down) for the variant that does.
+    /// Does nothing to the loopback connection.
+    pub fn mark_down(&self) {
+        if let Kind::Remote(s) = &self.kind {
+            s.mark_down();
+        }
+    }
+
+    /// Ceph's `mark_disposable`: the session need not be re-established after a fault.
+    ///
+    /// Limitation: msgr-pipe cannot yet switch a live session to lossy. So a session that is
+    /// not open now (connecting, standby, waiting) is marked down at once, without a reset
+    /// event, and an open one keeps its policy.
+    pub fn mark_disposable(&self) {
+        if let Kind::Remote(s) = &self.kind {
+            if s.state() != ConnState::Open {
+                s.mark_down();
+            }
+        }
+    }
+
+    /// The peer's address (the loopback's is the messenger's own).
+    pub fn peer_addr(&self) -> EntityAddr {
+        match &self.kind {
+            Kind::Remote(s) => s.peer_addr(),
+            Kind::Loopback(lb) => lb.addr(),
+        }
+    }
+
+    /// The peer's entity type (the type dialled, or announced by an accepted peer).
+    pub fn peer_type(&self) -> EntityType {
+        match &self.kind {
+            Kind::Remote(s) => s.peer_type(),
+            Kind::Loopback(lb) => lb.name.ty,
+        }
+    }
+
+    /// The peer's entity name, once a message from it arrived (the loopback's is ours).
+    pub fn peer_name(&self) -> Option<EntityName> {
+        match &self.kind {
+            Kind::Remote(s) => s.peer_name(),
+            Kind::Loopback(lb) => Some(lb.name),
+        }
+    }
+
+    /// Negotiated feature bits (0 before the first handshake).
+    pub fn features(&self) -> u64 {
+        match &self.kind {
+            Kind::Remote(s) => s.features(),
+            Kind::Loopback(lb) => lb.features,
+        }
+    }
+
+    /// The session's state. The loopback is `Open` until the messenger shuts down.
+    pub fn state(&self) -> ConnState {
+        match &self.kind {
+            Kind::Remote(s) => s.state(),
+            Kind::Loopback(lb) if lb.is_closed() => ConnState::Closed,
+            Kind::Loopback(_) => ConnState::Open,
+        }
+    }
+
+    /// Whether the session is alive, as Ceph's `is_connected`: true while it is being
+    /// established, open, in standby or waiting; false once it was marked down or failed.
+    /// Use [`state`](Self::state) to tell an open socket from the rest.
+    pub fn is_connected(&self) -> bool {
+        !matches!(self.state(), ConnState::Closing | ConnState::Closed)
+    }
+
+    /// When the last KEEPALIVE arrived from the peer.
+    pub fn last_keepalive(&self) -> Option<Instant> {
+        match &self.kind {
+            Kind::Remote(s) => s.last_keepalive(),
+            Kind::Loopback(_) => None,
+        }
+    }
+
+    /// The stamp echoed by the peer's last KEEPALIVE2_ACK (our clock when we sent it).
+    pub fn last_keepalive_ack(&self) -> Option<Timespec> {
+        match &self.kind {
+            Kind::Remote(s) => s.last_keepalive_ack(),
+            Kind::Loopback(_) => None,
+        }
+    }
+
+    /// The session's counters (the loopback counts messages and bytes out and in alike).
+    pub fn stats(&self) -> SessionStats {
+        match &self.kind {
+            Kind::Remote(s) => s.stats(),
+            Kind::Loopback(lb) => lb.stats(),
+        }
+    }
+
+    /// The connection id: the dispatch-queue class; [`LOOPBACK_ID`] for the loopback.
+    pub fn id(&self) -> ConnId {
+        match &self.kind {
+            Kind::Remote(s) => s.id(),
+            Kind::Loopback(_) => LOOPBACK_ID,
+        }
+    }
+
+    /// Whether this is the messenger's loopback connection.
+    pub fn is_loopback(&self) -> bool {
+        matches!(self.kind, Kind::Loopback(_))
+    }
+
+    /// The pipe session behind a remote connection.
+    pub fn session(&self) -> Option<&Session> {
+        match &self.kind {
+            Kind::Remote(s) => Some(s),
+            Kind::Loopback(_) => None,
+        }
+    }
+
+    /// Resolves once the session has ended and all its tasks are gone (the loopback: once the
+    /// messenger shuts down).
+    pub async fn closed(&self) {
+        match &self.kind {
+            Kind::Remote(s) => s.closed().await,
+            Kind::Loopback(lb) => lb.closed.cancelled().await,
+        }
+    }
+}
+
+fn map_send(e: msgr_pipe::SendError) -> SendError {
+    match e {
+        msgr_pipe::SendError::Full => SendError::Full,
+        _ => SendError::Closed,
+    }
+}
+
+impl PartialEq for Connection {
+    fn eq(&self, other: &Self) -> bool {
+        match (&self.kind, &other.kind) {
+            (Kind::Remote(a), Kind::Remote(b)) => a == b,
+            (Kind::Loopback(a), Kind::Loopback(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        }
+    }
+}
+
+impl Eq for Connection {}
+
+impl fmt::Debug for Connection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.kind {
+            Kind::Remote(s) => f
+                .debug_struct("Connection")
+                .field("id", &s.id())
+                .field("peer", &s.peer_addr())
+                .field("peer_type", &s.peer_type())
+                .finish_non_exhaustive(),
+            Kind::Loopback(lb) => f
+                .debug_struct("Connection")
+                .field("loopback", &lb.name)
+                .finish_non_exhaustive(),
+        }
+    }
+}
+
+/// The loopback: messages a messenger sends to itself go through the dispatch queue's local
+/// delivery path, in order, without a socket or a throttle.
+pub(crate) struct Loopback {
+    name: EntityName,
+    features: u64,
+    messenger: Weak<Inner>,
+    out_seq: AtomicU64,
+    bytes: AtomicU64,
+    shut: AtomicBool,
+    closed: CancellationToken,
+}
+
+impl Loopback {
+    pub(crate) fn new(name: EntityName, features: u64, messenger: Weak<Inner>) -> Self {
+        Loopback {
+            name,
+            features,
+            messenger,
+            out_seq: AtomicU64::new(0),
+            bytes: AtomicU64::new(0),
+            shut: AtomicBool::new(false),
+            closed: CancellationToken::new(),
+        }
+    }
+
+    fn addr(&self) -> EntityAddr {
+        self.messenger
+            .upgrade()
+            .map_or(EntityAddr::BLANK, |m| m.current_addr())
+    }
+
+    fn is_closed(&self) -> bool {
+        self.shut.load(Ordering::Acquire)
+    }
+
+    /// Ends the loopback: later sends fail.
+    pub(crate) fn close(&self) {
+        self.shut.store(true, Ordering::Release);
+        self.closed.cancel();
+    }
+
+    fn send(&self, conn: &Connection, mut msg: Message) -> Result<(), SendError> {
+        if self.is_closed() {
+            return Err(SendError::Closed);
+        }
+        let messenger = self.messenger.upgrade().ok_or(SendError::Shutdown)?;
+        let seq = self.out_seq.fetch_add(1, Ordering::Relaxed) + 1;
+        msg.seal(seq, self.name, CrcFlags::NONE);
+        let size = msg.front.len() + msg.middle.len() + msg.data.len();
+        self.bytes
+            .fetch_add(u64::try_from(size).unwrap_or(u64::MAX), Ordering::Relaxed);
+        let priority = msg.header.priority;
+        let received = Received {
+            msg,
+            conn: conn.clone(),
+            permits: Permits::default(),
+        };
+        messenger
+            .queue
+            .local_delivery(priority, received, ThrottlePermit::empty());
+        Ok(())
+    }
+
+    fn stats(&self) -> SessionStats {
+        let msgs = self.out_seq.load(Ordering::Relaxed);
+        let bytes = self.bytes.load(Ordering::Relaxed);
+        SessionStats {
+            msgs_in: msgs,
+            bytes_in: bytes,
+            msgs_out: msgs,
+            bytes_out: bytes,
+            ..SessionStats::default()
+        }
+    }
+}
