@@ -1,0 +1,194 @@
+//! [`PipeConfig`]: every tunable of the pipe, with documented defaults, serde-readable.
+//!
+//! Durations are written as seconds in floating point (`read_timeout = 900.0`,
+//! `initial_backoff = 0.2`). Missing fields take their defaults (`#[serde(default)]`).
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use msgr_wire::{CrcFlags, Limits};
+use serde::{Deserialize, Serialize};
+
+use crate::hook::HandshakeHook;
+
+/// Serde helper: a `Duration` as f64 seconds.
+mod secs {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_f64(d.as_secs_f64())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let v = f64::deserialize(d)?;
+        Duration::try_from_secs_f64(v).map_err(serde::de::Error::custom)
+    }
+}
+
+/// Fault injection settings (all off by default). See [`crate::inject`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct InjectConfig {
+    /// Fail a socket operation with probability 1/N (Ceph `ms_inject_socket_failures`);
+    /// 0 = off.
+    pub socket_failures: u32,
+    /// Sleep this long at race-prone points (Ceph `ms_inject_internal_delays`); 0 = off.
+    #[serde(with = "secs")]
+    pub internal_delay: Duration,
+    /// Probability that a received message is held back before delivery (Ceph
+    /// `ms_inject_delay_probability`); 0 = no delay stage.
+    pub delay_probability: f64,
+    /// Longest hold (Ceph `ms_inject_delay_max`).
+    #[serde(with = "secs")]
+    pub delay_max: Duration,
+    /// Seed of every injection generator, so that a run replays.
+    pub seed: u64,
+}
+
+impl Default for InjectConfig {
+    fn default() -> Self {
+        InjectConfig {
+            socket_failures: 0,
+            internal_delay: Duration::ZERO,
+            delay_probability: 0.0,
+            delay_max: Duration::from_secs(1),
+            seed: 0,
+        }
+    }
+}
+
+/// Settings of the pipes of one messenger.
+///
+/// | field | default | Ceph option |
+/// |---|---|---|
+/// | `read_timeout` | 900 s | `ms_tcp_read_timeout` |
+/// | `handshake_timeout` | 10 s | `ms_connection_ready_timeout` |
+/// | `initial_backoff` | 0.2 s | `ms_initial_backoff` |
+/// | `max_backoff` | 15 s | `ms_max_backoff` (also the wait after WAIT) |
+/// | `limits` | 128 MiB per segment and message, 4 KiB authorizer | — |
+/// | `crc` | header and data CRCs on | `ms_crc_header`, `ms_crc_data` |
+/// | `max_pending_bytes` | 0 (unlimited) | — (sender back-pressure: queued + unacked payload bytes) |
+/// | `ack_batch` | 64 | — (the reader wakes the writer for an ACK at least every N messages) |
+/// | `write_batch_bytes` | 4 MiB | — (payload bytes the writer takes per vectored write) |
+/// | `default_priority` | 127 | `ms_default_send_priority`-like, for messages with priority 0 |
+/// | `inject` | all off | `ms_inject_*` |
+/// | `hook` | none (not serialised) | — |
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PipeConfig {
+    /// A socket with nothing to read for this long faults.
+    #[serde(with = "secs")]
+    pub read_timeout: Duration,
+    /// A handshake must complete within this.
+    #[serde(with = "secs")]
+    pub handshake_timeout: Duration,
+    /// First reconnect backoff.
+    #[serde(with = "secs")]
+    pub initial_backoff: Duration,
+    /// Backoff cap, and the wait after a WAIT reply.
+    #[serde(with = "secs")]
+    pub max_backoff: Duration,
+    /// Receive limits.
+    pub limits: Limits,
+    /// CRCs computed and checked.
+    pub crc: CrcFlags,
+    /// Per-session bound of queued + unacknowledged payload bytes; `send` waits beyond it,
+    /// `try_send` fails. 0 = unlimited.
+    pub max_pending_bytes: u64,
+    /// The reader asks the writer for an ACK at least every this many messages (and whenever
+    /// it has drained its input buffer).
+    pub ack_batch: u32,
+    /// Payload bytes the writer takes from the queue for one vectored write.
+    pub write_batch_bytes: u64,
+    /// Priority given to messages queued with priority 0.
+    pub default_priority: u16,
+    /// Fault injection.
+    pub inject: InjectConfig,
+    /// Handshake hook for deterministic tests.
+    #[serde(skip)]
+    pub hook: Option<Arc<dyn HandshakeHook>>,
+}
+
+impl fmt::Debug for PipeConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PipeConfig")
+            .field("read_timeout", &self.read_timeout)
+            .field("handshake_timeout", &self.handshake_timeout)
+            .field("initial_backoff", &self.initial_backoff)
+            .field("max_backoff", &self.max_backoff)
+            .field("limits", &self.limits)
+            .field("crc", &self.crc)
+            .field("max_pending_bytes", &self.max_pending_bytes)
+            .field("ack_batch", &self.ack_batch)
+            .field("write_batch_bytes", &self.write_batch_bytes)
+            .field("default_priority", &self.default_priority)
+            .field("inject", &self.inject)
+            .field("hook", &self.hook.is_some())
+            .finish()
+    }
+}
+
+impl Default for PipeConfig {
+    fn default() -> Self {
+        PipeConfig {
+            read_timeout: Duration::from_secs(900),
+            handshake_timeout: Duration::from_secs(10),
+            initial_backoff: Duration::from_millis(200),
+            max_backoff: Duration::from_secs(15),
+            limits: Limits::default(),
+            crc: CrcFlags::default(),
+            max_pending_bytes: 0,
+            ack_batch: 64,
+            write_batch_bytes: 4 << 20,
+            default_priority: msgr_wire::PRIO_DEFAULT,
+            inject: InjectConfig::default(),
+            hook: None,
+        }
+    }
+}
+
+/// A configuration value that cannot work.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// A duration that must be positive is zero.
+    #[error("{0} must be positive")]
+    Zero(&'static str),
+    /// `initial_backoff > max_backoff`.
+    #[error("initial_backoff {initial:?} exceeds max_backoff {max:?}")]
+    Backoff {
+        /// initial
+        initial: Duration,
+        /// max
+        max: Duration,
+    },
+    /// A probability outside [0, 1].
+    #[error("delay_probability {0} is not in [0, 1]")]
+    Probability(f64),
+}
+
+impl PipeConfig {
+    /// Checks the values once, before use.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.read_timeout.is_zero() {
+            return Err(ConfigError::Zero("read_timeout"));
+        }
+        if self.handshake_timeout.is_zero() {
+            return Err(ConfigError::Zero("handshake_timeout"));
+        }
+        if self.initial_backoff > self.max_backoff {
+            return Err(ConfigError::Backoff {
+                initial: self.initial_backoff,
+                max: self.max_backoff,
+            });
+        }
+        let p = self.inject.delay_probability;
+        if !(0.0..=1.0).contains(&p) {
+            return Err(ConfigError::Probability(p));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,113 @@
+//! Errors of the pipe: why a socket or a handshake failed, and why a send was refused.
+
+use std::io;
+use std::time::Duration;
+
+use msgr_wire::{EntityAddr, WireError};
+
+/// Why a socket (handshake or stream) failed. Every variant ends that one socket only; what
+/// happens to the session is decided by its policy (spec §6.5).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PipeError {
+    /// The transport failed (includes injected failures and EOF).
+    #[error("i/o error: {0}")]
+    Io(#[from] io::Error),
+    /// The peer sent bytes that do not decode.
+    #[error("protocol error: {0}")]
+    Wire(#[from] WireError),
+    /// The acceptor's advertised address is not the one we dialled.
+    #[error("peer address {got} does not match the dialled address {expected}")]
+    AddrMismatch {
+        /// What we dialled.
+        expected: EntityAddr,
+        /// What the acceptor says it is.
+        got: EntityAddr,
+    },
+    /// The peer requires features we lack, or lacks features we require.
+    #[error("missing required features {missing:#x}")]
+    MissingFeatures {
+        /// The missing bits.
+        missing: u64,
+    },
+    /// Protocol version mismatch.
+    #[error("protocol version mismatch: ours {ours}, peer {peer}")]
+    BadProtoVer {
+        /// Our version.
+        ours: u32,
+        /// The peer's.
+        peer: u32,
+    },
+    /// The authorizer was refused (twice, for a connector).
+    #[error("authorizer refused")]
+    AuthorizerRefused,
+    /// A reply or stream tag that is not valid where it appeared.
+    #[error("unexpected tag {tag} in {context}")]
+    UnexpectedTag {
+        /// The raw tag byte.
+        tag: u8,
+        /// Where it appeared.
+        context: &'static str,
+    },
+    /// The handshake did not finish in time.
+    #[error("handshake timed out after {0:?}")]
+    HandshakeTimeout(Duration),
+    /// Nothing was read for the configured read timeout.
+    #[error("read timed out after {0:?}")]
+    ReadTimeout(Duration),
+    /// A [`HandshakeHook`](crate::HandshakeHook) failed the step.
+    #[error("handshake failed by hook")]
+    HookFailed,
+    /// The acceptor answered WAIT: we lost a connection race.
+    #[error("connection race lost (WAIT)")]
+    RaceLost,
+    /// The peer sent CLOSE.
+    #[error("peer closed the connection")]
+    PeerClosed,
+    /// The session was closed (mark_down, lossy fault, fatal handshake failure).
+    #[error("session closed")]
+    SessionClosed,
+    /// The socket was superseded (replaced by another socket, or the attempt abandoned).
+    #[error("socket superseded")]
+    Superseded,
+    /// A message arrived without `FOOTER_COMPLETE` (Async faults on it).
+    #[error("aborted message seq {seq}")]
+    Aborted {
+        /// Its seq.
+        seq: u64,
+    },
+    /// The message's sequence number is not acceptable.
+    #[error("bad sequence number {seq} (in_seq {in_seq})")]
+    BadSeq {
+        /// Received seq.
+        seq: u64,
+        /// Our in_seq.
+        in_seq: u64,
+    },
+}
+
+impl PipeError {
+    /// True for errors that must not be retried: the session closes (FEATURES, BADPROTOVER,
+    /// a refused authorizer, a peer at the wrong address).
+    pub fn is_fatal(&self) -> bool {
+        matches!(
+            self,
+            PipeError::MissingFeatures { .. }
+                | PipeError::BadProtoVer { .. }
+                | PipeError::AuthorizerRefused
+                | PipeError::SessionClosed
+        )
+    }
+}
+
+/// Why [`Session::send`](crate::Session::send) refused a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SendError {
+    /// The session has ended; the message was dropped.
+    #[error("session closed")]
+    Closed,
+    /// `max_pending_bytes` is reached (only from `try_send`); the message was dropped.
+    #[error("send queue full")]
+    Full,
+}

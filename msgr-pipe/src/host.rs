@@ -1,0 +1,113 @@
+//! What the pipes need from their messenger: [`Host`] (implemented by msgr-core's Messenger
+//! and by [`crate::testing::TestHost`]), the [`Authorizer`] hook, and what flows up:
+//! [`Incoming`] messages and [`SessionEvent`]s.
+
+use std::io;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use msgr_dispatch::{ConnId, Throttle, ThrottlePermit};
+use msgr_wire::{EntityAddr, EntityName, EntityType, Message};
+
+use crate::hook::BoxFuture;
+use crate::policy::Policy;
+use crate::session::Session;
+use crate::transport::BoxTransport;
+
+/// A connection event, delivered through [`Host::event`] (Ceph's `ms_handle_*`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SessionEvent {
+    /// The connector reached Open (`ms_handle_connect`).
+    Connect,
+    /// The acceptor reached Open (`ms_handle_accept`).
+    Accept,
+    /// Ordered delivery is broken: a lossy session faulted, or a fatal handshake failure
+    /// ended the session (`ms_handle_reset`). Delivered exactly once per session.
+    Reset,
+    /// The peer reset the session: RESETSESSION received, peer restart detected, or a lossy
+    /// existing session replaced (`ms_handle_remote_reset`).
+    RemoteReset,
+    /// The TCP connect was refused (`ms_handle_refused`), or the acceptor refused our
+    /// features / protocol / authorizer for good.
+    Refused,
+}
+
+/// A received message and the throttle permits it holds. Dropping it releases them.
+#[derive(Debug)]
+pub struct Incoming {
+    /// The message (CRCs verified).
+    pub msg: Message,
+    /// The policy throttle permits (messages, then bytes), if the policy has throttles.
+    pub policy_permits: Vec<ThrottlePermit>,
+    /// The host's dispatch throttle permit, if it has one.
+    pub dispatch_permit: Option<ThrottlePermit>,
+}
+
+/// Builds and verifies authorizers (spec §3.5). None by default: no authorizer is sent and
+/// every one is accepted.
+pub trait Authorizer: Send + Sync + 'static {
+    /// Connector: the authorizer to send to a peer of `peer_type` as `(protocol, bytes)`;
+    /// `retry` is true after a BADAUTHORIZER (build a fresh one). `None` = no authorizer.
+    fn build(&self, peer_type: EntityType, retry: bool) -> Option<(u32, Bytes)>;
+
+    /// Acceptor: verify a connector's authorizer. `Ok(reply)` accepts (the reply bytes go back
+    /// with READY/SEQ); `Err(reply)` refuses with BADAUTHORIZER.
+    fn verify(
+        &self,
+        peer_type: EntityType,
+        protocol: u32,
+        authorizer: &[u8],
+    ) -> Result<Bytes, Bytes>;
+}
+
+/// What a messenger provides to its sessions.
+///
+/// Lock discipline: the pipe never calls a `Host` method while holding a session's lock, so an
+/// implementation may freely take its own locks (the session map) and call back into
+/// [`Session`] methods that take a session lock ([`Session::id`], [`Session::peer_addr`], ...).
+/// An implementation must not call into the pipe while holding its own map lock *and*
+/// waiting on a session.
+pub trait Host: Send + Sync + 'static {
+    /// Our address as we announce it (port 0 and blank IP for a client that never bound).
+    fn my_addr(&self) -> EntityAddr;
+    /// The address a peer saw us at (learn our IP if ours is blank).
+    fn learn_addr(&self, seen: &EntityAddr);
+    /// Our entity name (the `src` of every message we send).
+    fn my_name(&self) -> EntityName;
+    /// `global_seq = max(global_seq, at_least) + 1`, returned (spec §5.4).
+    fn next_global_seq(&self, at_least: u32) -> u32;
+    /// The policy for peers of this type.
+    fn policy(&self, peer_type: EntityType) -> Policy;
+    /// The messenger-wide dispatch throttle (bytes), if any.
+    fn dispatch_throttle(&self) -> Option<Throttle>;
+    /// The authorizer hook; `None` = none.
+    fn authorizer(&self) -> Option<Arc<dyn Authorizer>> {
+        None
+    }
+    /// The registered session for this peer address, if any.
+    fn lookup(&self, peer_addr: &EntityAddr) -> Option<Session>;
+    /// Registers a session under its peer address. `Err(existing)` if another one is there
+    /// (the acceptor then re-runs its decision against it).
+    fn register(&self, session: &Session) -> Result<(), Session>;
+    /// Removes this session (only if it is the one registered under its address).
+    fn unregister(&self, session: &Session);
+    /// A received message, in order per session. Must not block.
+    fn deliver(&self, session: &Session, incoming: Incoming);
+    /// A connection event. Must not block.
+    fn event(&self, session: &Session, event: SessionEvent);
+    /// A fresh connection id for a new session (default: a process-wide counter from 1;
+    /// a messenger may use its `DispatchQueue::new_conn_id`).
+    fn new_conn_id(&self) -> ConnId {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    }
+    /// Opens a transport to `addr` (default: TCP with TCP_NODELAY via
+    /// [`connect_tcp`](crate::connect_tcp)). Tests override it with in-memory streams.
+    fn dial(&self, addr: EntityAddr) -> BoxFuture<'static, io::Result<BoxTransport>> {
+        Box::pin(async move {
+            let s = crate::transport::connect_tcp(addr.addr).await?;
+            Ok(Box::new(s) as BoxTransport)
+        })
+    }
+}

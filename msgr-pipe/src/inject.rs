@@ -1,0 +1,215 @@
+//! Fault injection: a transport wrapper that fails socket operations at random (Ceph's
+//! `ms_inject_socket_failures`), and the short internal delays at race-prone points
+//! (`ms_inject_internal_delays`).
+//!
+//! Everything here is off by default and seeded: the generator of one socket is seeded with
+//! [`InjectConfig::seed`](crate::InjectConfig::seed) mixed with a per-socket key (the local and
+//! remote addresses and the socket's number within its session), so a run replays as far as task
+//! scheduling allows.
+
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+/// A transport whose read and write operations fail with probability `1/N`.
+///
+/// One roll is made per *operation*: when a `poll_read` / `poll_write` starts a new operation
+/// (the previous one completed). Once a roll hits, the stream is broken for good: every later
+/// read or write fails, as a socket after `shutdown(SHUT_RDWR)` would. `poll_flush` and
+/// `poll_shutdown` are never failed by the roll (only after the break).
+#[derive(Debug)]
+pub struct InjectStream<S> {
+    inner: S,
+    rng: SmallRng,
+    one_in: u32,
+    broken: bool,
+    read_armed: bool,
+    write_armed: bool,
+}
+
+impl<S> InjectStream<S> {
+    /// Wraps `inner`; `one_in == 0` disables injection.
+    pub fn new(inner: S, one_in: u32, seed: u64) -> Self {
+        Self {
+            inner,
+            rng: SmallRng::seed_from_u64(seed),
+            one_in,
+            broken: false,
+            read_armed: false,
+            write_armed: false,
+        }
+    }
+
+    /// Whether an injected failure has broken this stream.
+    pub fn is_broken(&self) -> bool {
+        self.broken
+    }
+
+    fn roll(&mut self) -> bool {
+        if self.broken {
+            return true;
+        }
+        if self.one_in > 0 && self.rng.gen_range(0..self.one_in) == 0 {
+            tracing::debug!("injecting socket failure");
+            self.broken = true;
+        }
+        self.broken
+    }
+}
+
+fn injected() -> io::Error {
+    io::Error::new(io::ErrorKind::ConnectionAborted, "injected socket failure")
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for InjectStream<S> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if this.broken {
+            return Poll::Ready(Err(injected()));
+        }
+        if !this.read_armed {
+            if this.roll() {
+                return Poll::Ready(Err(injected()));
+            }
+            this.read_armed = true;
+        }
+        let res = Pin::new(&mut this.inner).poll_read(cx, buf);
+        if res.is_ready() {
+            this.read_armed = false;
+        }
+        res
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for InjectStream<S> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        if this.broken {
+            return Poll::Ready(Err(injected()));
+        }
+        if !this.write_armed {
+            if this.roll() {
+                return Poll::Ready(Err(injected()));
+            }
+            this.write_armed = true;
+        }
+        let res = Pin::new(&mut this.inner).poll_write(cx, buf);
+        if res.is_ready() {
+            this.write_armed = false;
+        }
+        res
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        if this.broken {
+            return Poll::Ready(Err(injected()));
+        }
+        if !this.write_armed {
+            if this.roll() {
+                return Poll::Ready(Err(injected()));
+            }
+            this.write_armed = true;
+        }
+        let res = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
+        if res.is_ready() {
+            this.write_armed = false;
+        }
+        res
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if this.broken {
+            return Poll::Ready(Err(injected()));
+        }
+        Pin::new(&mut this.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}
+
+/// Mixes a base seed with a key (FNV-1a over the key bytes, then a splitmix64 finaliser), so that
+/// different sockets of one run get different but replayable generators.
+pub fn mix_seed(seed: u64, key: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325 ^ seed;
+    for b in key {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    let mut z = h.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// Sleeps `delay` if it is non-zero: an injected internal delay at a race-prone point.
+pub async fn internal_delay(delay: Duration, point: &'static str) {
+    if !delay.is_zero() {
+        tracing::trace!(point, ?delay, "injected internal delay");
+        tokio::time::sleep(delay).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    #[tokio::test]
+    async fn off_never_fails() {
+        let (a, mut b) = tokio::io::duplex(64);
+        let mut a = InjectStream::new(a, 0, 1);
+        for _ in 0..1000 {
+            a.write_all(b"x").await.unwrap();
+            let mut one = [0u8; 1];
+            b.read_exact(&mut one).await.unwrap();
+        }
+        assert!(!a.is_broken());
+    }
+
+    #[tokio::test]
+    async fn fails_and_stays_failed() {
+        let (a, _b) = tokio::io::duplex(1 << 16);
+        let mut a = InjectStream::new(a, 3, 7);
+        let mut n = 0;
+        while a.write_all(b"x").await.is_ok() {
+            n += 1;
+            assert!(n < 10_000);
+        }
+        assert!(a.is_broken());
+        assert!(a.write_all(b"x").await.is_err());
+        let mut one = [0u8; 1];
+        assert!(a.read(&mut one).await.is_err());
+    }
+
+    #[test]
+    fn seeds_replay_and_differ() {
+        assert_eq!(mix_seed(1, b"a"), mix_seed(1, b"a"));
+        assert_ne!(mix_seed(1, b"a"), mix_seed(1, b"b"));
+        assert_ne!(mix_seed(1, b"a"), mix_seed(2, b"a"));
+    }
+}

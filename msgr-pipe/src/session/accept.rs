@@ -1,0 +1,438 @@
+//! The acceptor handshake (spec §5.2): banner and addresses, then connect / reply rounds
+//! decided by table 5.3 ([`crate::handshake::accept::decide`]) until the socket is attached to
+//! a new session or replaces an existing one.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use msgr_wire::{
+    features, Banner, Connect, ConnectReply, EntityAddr, EntityType, Tag, Wire, WireError,
+    ADDR_LEN, BANNER_LEN, CONNECT_LOSSY,
+};
+
+use super::state::ConnState;
+use super::{bump, Inner, NewSession, Session, SlotHandle};
+use crate::config::PipeConfig;
+use crate::error::PipeError;
+use crate::handshake::accept::{decide, AcceptCtx, AcceptDecision, ExistingView, ReplaceKind};
+use crate::handshake::io::{self as hio, hook};
+use crate::handshake::proto_version;
+use crate::hook::{Side, Step};
+use crate::host::{Host, SessionEvent};
+use crate::inject::{internal_delay, mix_seed, InjectStream};
+use crate::policy::Policy;
+use crate::transport::BoxTransport;
+
+/// A socket attached (not yet open) to a session.
+struct Attached {
+    session: Session,
+    slot: SlotHandle,
+    seq_reply: bool,
+    in_seq: u64,
+    remote_reset: bool,
+}
+
+enum Outcome {
+    Reply {
+        tag: Tag,
+        global_seq: u32,
+        connect_seq: u32,
+    },
+    Attach(Attached),
+}
+
+/// Runs the acceptor side on `t`; see [`Session::accept`].
+pub(super) async fn accept(
+    host: Arc<dyn Host>,
+    t: BoxTransport,
+    socket_peer: SocketAddr,
+    config: Arc<PipeConfig>,
+) -> Result<Session, PipeError> {
+    static ACCEPTED: AtomicU64 = AtomicU64::new(0);
+    let id = host.new_conn_id();
+    let n = config.inject.socket_failures;
+    let t: BoxTransport = if n > 0 {
+        let k = ACCEPTED.fetch_add(1, Ordering::Relaxed);
+        let key = format!("a {} {} {}", host.my_addr(), socket_peer, k);
+        Box::new(InjectStream::new(
+            t,
+            n,
+            mix_seed(config.inject.seed, key.as_bytes()),
+        ))
+    } else {
+        t
+    };
+    let span = tracing::debug_span!("accept", conn = id, %socket_peer);
+    let mut attached: Option<(Session, u64)> = None;
+    let timeout = config.handshake_timeout;
+    let res = tracing::Instrument::instrument(
+        tokio::time::timeout(
+            timeout,
+            run(&host, t, socket_peer, &config, id, &mut attached),
+        ),
+        span,
+    )
+    .await;
+    let res = match res {
+        Ok(r) => r,
+        Err(_) => Err(PipeError::HandshakeTimeout(timeout)),
+    };
+    if let Err(e) = &res {
+        tracing::debug!(conn = id, error = %e, "accept failed");
+        if let Some((s, epoch)) = attached {
+            s.inner.socket_fault(epoch, e);
+        }
+    }
+    res
+}
+
+async fn run(
+    host: &Arc<dyn Host>,
+    mut t: BoxTransport,
+    socket_peer: SocketAddr,
+    config: &Arc<PipeConfig>,
+    id: u64,
+    attached: &mut Option<(Session, u64)>,
+) -> Result<Session, PipeError> {
+    let my_addr = host.my_addr();
+    let mut out = BytesMut::with_capacity(BANNER_LEN + 2 * ADDR_LEN);
+    hio::put(&mut out, &Banner);
+    hio::put(&mut out, &my_addr);
+    hio::put(&mut out, &EntityAddr::new(socket_peer, 0));
+    hio::write_all(&mut t, &out).await?;
+    hook(config, id, Side::Acceptor, Step::BannerSent).await?;
+
+    let mut b = hio::read_n(&mut t, BANNER_LEN + ADDR_LEN).await?;
+    Banner::decode(&mut b)?;
+    let mut peer = EntityAddr::decode(&mut b)?;
+    if peer.is_blank_ip() {
+        peer.addr.set_ip(socket_peer.ip());
+    }
+    tracing::debug!(conn = id, %peer, "peer address");
+
+    loop {
+        let connect = hio::read_connect(&mut t, &config.limits).await?;
+        hook(config, id, Side::Acceptor, Step::ConnectReceived).await?;
+        let peer_type = u8::try_from(connect.host_type)
+            .map(EntityType)
+            .map_err(|_| {
+                tracing::warn!(conn = id, host_type = connect.host_type, "bad host type");
+                PipeError::Wire(WireError::TooLong {
+                    what: "host_type",
+                    len: connect.host_type.into(),
+                    limit: 255,
+                })
+            })?;
+        let policy = host.policy(peer_type);
+        let my_type = host.my_name().ty;
+        let expected = proto_version(my_type, peer_type, false);
+        let (authorizer_ok, auth_reply) = match host.authorizer() {
+            None => (true, Bytes::new()),
+            Some(a) => {
+                match a.verify(peer_type, connect.authorizer_protocol, &connect.authorizer) {
+                    Ok(r) => (true, r),
+                    Err(r) => (false, r),
+                }
+            }
+        };
+        let ctx = AcceptCtx {
+            expected_proto: expected,
+            features_required: policy.features_required,
+            resetcheck: policy.resetcheck,
+            authorizer_ok,
+            peer_wins_race: peer.race_cmp(&my_addr) == std::cmp::Ordering::Less,
+        };
+        let outcome = decide_and_attach(host, config, &connect, peer, peer_type, &policy, &ctx, id);
+        let att = match outcome {
+            Outcome::Reply {
+                tag,
+                global_seq,
+                connect_seq,
+            } => {
+                let reply = ConnectReply {
+                    tag,
+                    features: (connect.features & policy.features_supported)
+                        | policy.features_required,
+                    global_seq,
+                    connect_seq,
+                    protocol_version: expected,
+                    flags: 0,
+                    authorizer: auth_reply,
+                };
+                out.clear();
+                hio::put(&mut out, &reply);
+                hio::write_all(&mut t, &out).await?;
+                tracing::debug!(conn = id, ?tag, "connect answered");
+                hook(config, id, Side::Acceptor, Step::ReplySent(tag.byte())).await?;
+                continue;
+            }
+            Outcome::Attach(att) => att,
+        };
+        *attached = Some((att.session.clone(), att.slot.epoch));
+        return finish(
+            host, config, t, &connect, &policy, expected, auth_reply, att, id,
+        )
+        .await;
+    }
+}
+
+/// Evaluates the table against the registered session (retrying when the registry or the
+/// existing session changed under us) and performs Open / Replace / Wait.
+#[allow(clippy::too_many_arguments)]
+fn decide_and_attach(
+    host: &Arc<dyn Host>,
+    config: &Arc<PipeConfig>,
+    connect: &Connect,
+    peer: EntityAddr,
+    peer_type: EntityType,
+    policy: &Policy,
+    ctx: &AcceptCtx,
+    id: u64,
+) -> Outcome {
+    loop {
+        let existing = host.lookup(&peer);
+        let view = existing.as_ref().map(Session::view);
+        let decision = decide(connect, view.as_ref(), ctx);
+        tracing::debug!(conn = id, ?decision, ?view, "accept decision");
+        let reply = |tag| Outcome::Reply {
+            tag,
+            global_seq: 0,
+            connect_seq: 0,
+        };
+        match decision {
+            AcceptDecision::BadProtoVer => return reply(Tag::BadProtoVer),
+            AcceptDecision::Features => return reply(Tag::Features),
+            AcceptDecision::BadAuthorizer => return reply(Tag::BadAuthorizer),
+            AcceptDecision::ResetSession => return reply(Tag::ResetSession),
+            AcceptDecision::RetryGlobal { global_seq } => {
+                return Outcome::Reply {
+                    tag: Tag::RetryGlobal,
+                    global_seq,
+                    connect_seq: 0,
+                }
+            }
+            AcceptDecision::RetrySession { connect_seq } => {
+                return Outcome::Reply {
+                    tag: Tag::RetrySession,
+                    global_seq: 0,
+                    connect_seq,
+                }
+            }
+            AcceptDecision::Wait => {
+                if let Some(ex) = &existing {
+                    ex.inner.race_keepalive();
+                }
+                return reply(Tag::Wait);
+            }
+            AcceptDecision::Open => {
+                let s = Session::create(NewSession {
+                    host: host.clone(),
+                    config: config.clone(),
+                    peer_addr: peer,
+                    peer_type,
+                    policy: policy.clone(),
+                    phase: ConnState::Accepting,
+                    id,
+                });
+                let att = s.inner.begin_open(connect, &s);
+                match host.register(&s) {
+                    Ok(()) => {
+                        s.start();
+                        return Outcome::Attach(att);
+                    }
+                    Err(_) => {
+                        s.inner.discard_unregistered();
+                        continue;
+                    }
+                }
+            }
+            AcceptDecision::Replace(kind) => {
+                let (Some(ex), Some(view)) = (existing, view) else {
+                    continue;
+                };
+                if let Some(att) = ex.inner.try_replace(kind, connect, &view, &ex) {
+                    return Outcome::Attach(att);
+                }
+            }
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn finish(
+    host: &Arc<dyn Host>,
+    config: &Arc<PipeConfig>,
+    mut t: BoxTransport,
+    connect: &Connect,
+    policy: &Policy,
+    expected: u32,
+    auth_reply: Bytes,
+    att: Attached,
+    id: u64,
+) -> Result<Session, PipeError> {
+    let s = att.session;
+    let inner = s.inner.clone();
+    if att.remote_reset {
+        host.event(&s, SessionEvent::RemoteReset);
+    }
+    internal_delay(config.inject.internal_delay, "before completing a replace").await;
+    let tag = if att.seq_reply { Tag::Seq } else { Tag::Ready };
+    let reply = ConnectReply {
+        tag,
+        features: policy.features_supported,
+        global_seq: host.next_global_seq(0),
+        connect_seq: connect.connect_seq.wrapping_add(1),
+        protocol_version: expected,
+        flags: if policy.lossy { CONNECT_LOSSY } else { 0 },
+        authorizer: auth_reply,
+    };
+    let mut out = BytesMut::with_capacity(64);
+    hio::put(&mut out, &reply);
+    if att.seq_reply {
+        hio::put_seq(&mut out, att.in_seq);
+    }
+    hio::write_all(&mut t, &out).await?;
+    hook(config, id, Side::Acceptor, Step::ReplySent(tag.byte())).await?;
+    if att.seq_reply {
+        let acked = hio::read_seq(&mut t).await?;
+        let dropped = {
+            let mut sh = inner.lock();
+            if !sh.link.is_current(att.slot.epoch) {
+                return Err(PipeError::Superseded);
+            }
+            sh.st.discard_requeued_up_to(acked)
+        };
+        drop(dropped);
+        tracing::trace!(conn = id, acked, in_seq = att.in_seq, "seq exchanged");
+        hook(config, id, Side::Acceptor, Step::SeqExchanged).await?;
+    }
+    hook(config, id, Side::Acceptor, Step::Ready).await?;
+    let features = {
+        let mut sh = inner.lock();
+        if !sh.link.is_current(att.slot.epoch) {
+            return Err(PipeError::Superseded);
+        }
+        sh.st.opened();
+        sh.link.replacing = false;
+        sh.st.features
+    };
+    bump(&inner.counters.handshakes, 1);
+    tracing::debug!(conn = inner.id, peer = %inner.peer_addr, features = format_args!("{features:#x}"), "accepted");
+    inner.spawn_socket(att.slot, t, features);
+    host.event(&s, SessionEvent::Accept);
+    Ok(s)
+}
+
+impl Session {
+    /// The acceptor's view of this session for table 5.3.
+    pub(crate) fn view(&self) -> ExistingView {
+        self.inner.view()
+    }
+}
+
+impl Inner {
+    /// The acceptor's view of this session for table 5.3.
+    fn view(&self) -> ExistingView {
+        let sh = self.lock();
+        ExistingView {
+            phase: sh.st.phase,
+            connect_seq: sh.st.connect_seq,
+            peer_global_seq: sh.st.peer_global_seq,
+            lossy: sh.st.lossy,
+            server: self.policy.server,
+            replacing: sh.link.replacing,
+        }
+    }
+
+    /// Row 14: we keep our outgoing connection; make sure it completes.
+    fn race_keepalive(&self) {
+        let mut sh = self.lock();
+        sh.st.queue_keepalive();
+    }
+
+    /// Sets up a brand-new accepted session (rows 6, 18) before it is registered.
+    fn begin_open(&self, connect: &Connect, s: &Session) -> Attached {
+        let mut sh = self.lock();
+        sh.st.connect_seq = connect.connect_seq.wrapping_add(1);
+        sh.st.peer_global_seq = connect.global_seq;
+        sh.st.features = self.policy.features_supported & connect.features;
+        sh.link.replacing = true;
+        let slot = sh.link.new_slot();
+        Attached {
+            session: s.clone(),
+            slot,
+            seq_reply: features::has(connect.features, features::RECONNECT_SEQ),
+            in_seq: sh.st.in_seq,
+            remote_reset: false,
+        }
+    }
+
+    /// Takes this (existing) session over for the incoming socket, if it still looks as
+    /// `expected`. The old socket and any outgoing attempt are abandoned; unacked messages
+    /// are requeued.
+    fn try_replace(
+        self: &Arc<Self>,
+        kind: ReplaceKind,
+        connect: &Connect,
+        expected: &ExistingView,
+        s: &Session,
+    ) -> Option<Attached> {
+        if self.view() != *expected {
+            return None;
+        }
+        let mut sh = self.lock();
+        let now = ExistingView {
+            phase: sh.st.phase,
+            connect_seq: sh.st.connect_seq,
+            peer_global_seq: sh.st.peer_global_seq,
+            lossy: sh.st.lossy,
+            server: self.policy.server,
+            replacing: sh.link.replacing,
+        };
+        if now != *expected || matches!(sh.st.phase, ConnState::Closed | ConnState::Closing) {
+            return None;
+        }
+        let mut dropped = Vec::new();
+        let mut remote_reset = false;
+        let mut peer_reset = false;
+        match kind {
+            ReplaceKind::LossyExisting => {
+                dropped = sh.st.reset_session();
+                remote_reset = true;
+            }
+            ReplaceKind::PeerReset { reset } => {
+                peer_reset = true;
+                if reset {
+                    dropped = sh.st.reset_session();
+                    remote_reset = true;
+                } else {
+                    sh.st.in_seq = 0;
+                    sh.st.in_seq_acked = 0;
+                }
+            }
+            ReplaceKind::ResetCheckZero | ReplaceKind::RaceWon | ReplaceKind::Reconnect => {}
+        }
+        sh.link.abandon_attempt();
+        let slot = sh.link.new_slot();
+        sh.st.requeue_sent();
+        sh.st.connect_seq = connect.connect_seq.wrapping_add(1);
+        sh.st.peer_global_seq = connect.global_seq;
+        sh.st.features = self.policy.features_supported & connect.features;
+        sh.st.phase = ConnState::Accepting;
+        sh.link.replacing = true;
+        let in_seq = sh.st.in_seq;
+        drop(sh);
+        drop(dropped);
+        tracing::debug!(conn = self.id, peer = %self.peer_addr, ?kind, "replacing session socket");
+        self.flush_delayed();
+        Some(Attached {
+            session: s.clone(),
+            slot,
+            seq_reply: features::has(connect.features, features::RECONNECT_SEQ) && !peer_reset,
+            in_seq,
+            remote_reset,
+        })
+    }
+}

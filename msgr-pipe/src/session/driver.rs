@@ -1,0 +1,341 @@
+//! The driver task of a session: outgoing connection attempts (the connector handshake),
+//! backoff, standby and wait (spec §5.1, §6.5).
+
+use std::io;
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use msgr_wire::{
+    Banner, Connect, ConnectReply, EntityAddr, Wire, ADDR_LEN, BANNER_LEN, CONNECT_LOSSY,
+};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::state::{ConnState, FaultAction, FaultCause};
+use super::{bump, Inner};
+use crate::error::PipeError;
+use crate::handshake::connect::{on_reply, Attempt, ReplyAction};
+use crate::handshake::io::{self as hio, hook};
+use crate::handshake::proto_version;
+use crate::hook::{Side, Step};
+use crate::host::SessionEvent;
+use crate::inject::{internal_delay, InjectStream};
+use crate::transport::BoxTransport;
+
+enum Next {
+    Exit,
+    WaitWake,
+    Sleep(Instant),
+    Attempt,
+}
+
+/// The driver loop; ends when the session is closed.
+pub(super) async fn run(inner: Arc<Inner>) {
+    loop {
+        let notified = inner.driver_wake.notified();
+        let next = {
+            let mut sh = inner.lock();
+            let now = Instant::now();
+            match sh.st.phase {
+                ConnState::Closed | ConnState::Closing => Next::Exit,
+                ConnState::Open | ConnState::Accepting => Next::WaitWake,
+                ConnState::Standby => {
+                    if !inner.policy.server && sh.st.wake_from_standby() {
+                        tracing::debug!(conn = inner.id, "standby: message queued, reconnecting");
+                        Next::Attempt
+                    } else {
+                        Next::WaitWake
+                    }
+                }
+                ConnState::Wait => match sh.link.reconnect_at {
+                    Some(t) if t > now => Next::Sleep(t),
+                    _ => {
+                        tracing::debug!(conn = inner.id, "wait over, connecting again");
+                        sh.st.phase = ConnState::Connecting;
+                        sh.link.reconnect_at = None;
+                        Next::Attempt
+                    }
+                },
+                ConnState::Connecting => match sh.link.reconnect_at {
+                    Some(t) if t > now => Next::Sleep(t),
+                    _ => Next::Attempt,
+                },
+            }
+        };
+        match next {
+            Next::Exit => break,
+            Next::WaitWake => {
+                tokio::select! {
+                    _ = notified => {}
+                    _ = inner.closed.cancelled() => {}
+                }
+            }
+            Next::Sleep(t) => {
+                tokio::select! {
+                    _ = tokio::time::sleep_until(t) => {}
+                    _ = notified => {}
+                    _ = inner.closed.cancelled() => {}
+                }
+            }
+            Next::Attempt => attempt(&inner).await,
+        }
+    }
+}
+
+/// One outgoing connection attempt, start to finish.
+async fn attempt(inner: &Arc<Inner>) {
+    let (gen, token, sockets) = {
+        let mut sh = inner.lock();
+        if sh.st.phase != ConnState::Connecting {
+            return;
+        }
+        sh.link.attempt_gen += 1;
+        let gen = sh.link.attempt_gen;
+        let token = CancellationToken::new();
+        sh.link.attempt = Some((gen, token.clone()));
+        sh.link.reconnect_at = None;
+        sh.link.sockets += 1;
+        (gen, token, sh.link.sockets)
+    };
+    let timeout = inner.config.handshake_timeout;
+    let res = tokio::select! {
+        r = tokio::time::timeout(timeout, connect_once(inner, gen, sockets)) => match r {
+            Ok(r) => r,
+            Err(_) => Err(PipeError::HandshakeTimeout(timeout)),
+        },
+        _ = token.cancelled() => Err(PipeError::Superseded),
+        _ = inner.closed.cancelled() => Err(PipeError::SessionClosed),
+    };
+    match res {
+        Ok((t, reply, cseq)) => finish(inner, gen, t, &reply, cseq),
+        Err(e) => failed(inner, gen, &e),
+    }
+}
+
+/// TCP (or test transport) connect, fault injection wrapper, handshake.
+async fn connect_once(
+    inner: &Arc<Inner>,
+    gen: u64,
+    sockets: u64,
+) -> Result<(BoxTransport, ConnectReply, u32), PipeError> {
+    let t = match inner.host.dial(inner.peer_addr).await {
+        Ok(t) => t,
+        Err(e) => {
+            if e.kind() == io::ErrorKind::ConnectionRefused {
+                tracing::debug!(conn = inner.id, peer = %inner.peer_addr, "connection refused");
+                inner.host.event(&inner.session(), SessionEvent::Refused);
+            }
+            return Err(e.into());
+        }
+    };
+    let n = inner.config.inject.socket_failures;
+    let mut t: BoxTransport = if n > 0 {
+        Box::new(InjectStream::new(t, n, inner.socket_seed(sockets, b"c")))
+    } else {
+        t
+    };
+    let (reply, cseq) = handshake(inner, gen, &mut t).await?;
+    Ok((t, reply, cseq))
+}
+
+fn addr_matches(dialled: &EntityAddr, got: &EntityAddr) -> bool {
+    got == dialled
+        || (got.is_blank_ip()
+            && got.addr.port() == dialled.addr.port()
+            && got.nonce == dialled.nonce)
+}
+
+/// The connector's handshake (spec §5.1). Returns the READY/SEQ reply and the connect_seq
+/// that was sent.
+async fn handshake(
+    inner: &Arc<Inner>,
+    gen: u64,
+    t: &mut BoxTransport,
+) -> Result<(ConnectReply, u32), PipeError> {
+    let cfg = &inner.config;
+    let id = inner.id;
+    let host = &inner.host;
+    hio::write_all(t, crate::BANNER).await?;
+    hook(cfg, id, Side::Connector, Step::BannerSent).await?;
+
+    let mut b = hio::read_n(t, BANNER_LEN + 2 * ADDR_LEN).await?;
+    Banner::decode(&mut b)?;
+    let paddr = EntityAddr::decode(&mut b)?;
+    let for_me = EntityAddr::decode(&mut b)?;
+    if !addr_matches(&inner.peer_addr, &paddr) {
+        tracing::warn!(conn = id, expected = %inner.peer_addr, got = %paddr, "wrong peer at address");
+        return Err(PipeError::AddrMismatch {
+            expected: inner.peer_addr,
+            got: paddr,
+        });
+    }
+    host.learn_addr(&for_me);
+    hook(cfg, id, Side::Connector, Step::AddrReceived).await?;
+
+    let mut out = BytesMut::with_capacity(256);
+    hio::put(&mut out, &host.my_addr());
+    let policy = &inner.policy;
+    let mut at = Attempt {
+        global_seq: host.next_global_seq(0),
+        connect_seq: inner.lock().st.connect_seq,
+        auth_retried: false,
+    };
+    let mut retry_auth = false;
+    loop {
+        let my_name = host.my_name();
+        let (aproto, abytes) = host
+            .authorizer()
+            .and_then(|a| a.build(inner.peer_type, retry_auth))
+            .unwrap_or((0, Bytes::new()));
+        let proto = proto_version(my_name.ty, inner.peer_type, true);
+        let connect = Connect {
+            features: policy.features_supported,
+            host_type: my_name.ty.host_type(),
+            global_seq: at.global_seq,
+            connect_seq: at.connect_seq,
+            protocol_version: proto,
+            authorizer_protocol: aproto,
+            flags: if policy.lossy { CONNECT_LOSSY } else { 0 },
+            authorizer: abytes,
+        };
+        hio::put(&mut out, &connect);
+        hio::write_all(t, &out).await?;
+        out.clear();
+        tracing::trace!(
+            conn = id,
+            gseq = at.global_seq,
+            cseq = at.connect_seq,
+            "connect sent"
+        );
+        hook(cfg, id, Side::Connector, Step::ConnectSent).await?;
+
+        let reply = hio::read_reply(t, &cfg.limits).await?;
+        tracing::debug!(conn = id, tag = ?reply.tag, gseq = reply.global_seq, cseq = reply.connect_seq, "connect reply");
+        hook(
+            cfg,
+            id,
+            Side::Connector,
+            Step::ReplyReceived(reply.tag.byte()),
+        )
+        .await?;
+        internal_delay(cfg.inject.internal_delay, "after reading the connect reply").await;
+
+        match on_reply(
+            &mut at,
+            &reply,
+            policy.features_supported,
+            policy.features_required,
+        ) {
+            ReplyAction::Retry => {}
+            ReplyAction::RetryGlobal { at_least } => at.global_seq = host.next_global_seq(at_least),
+            ReplyAction::RetryAuthorizer => retry_auth = true,
+            ReplyAction::ResetSession => {
+                let dropped = {
+                    let mut sh = inner.lock();
+                    if sh.link.attempt.as_ref().map(|a| a.0) != Some(gen) {
+                        return Err(PipeError::Superseded);
+                    }
+                    sh.st.reset_session()
+                };
+                drop(dropped);
+                tracing::debug!(conn = id, "peer reset our session (RESETSESSION)");
+                host.event(&inner.session(), SessionEvent::RemoteReset);
+            }
+            ReplyAction::Wait => return Err(PipeError::RaceLost),
+            ReplyAction::Ready { seq } => {
+                if seq {
+                    let acked = hio::read_seq(t).await?;
+                    let (dropped, in_seq) = {
+                        let mut sh = inner.lock();
+                        if sh.link.attempt.as_ref().map(|a| a.0) != Some(gen) {
+                            return Err(PipeError::Superseded);
+                        }
+                        (sh.st.discard_requeued_up_to(acked), sh.st.in_seq)
+                    };
+                    drop(dropped);
+                    hio::write_all(t, &in_seq.to_le_bytes()).await?;
+                    tracing::trace!(conn = id, acked, in_seq, "seq exchanged");
+                    hook(cfg, id, Side::Connector, Step::SeqExchanged).await?;
+                }
+                hook(cfg, id, Side::Connector, Step::Ready).await?;
+                return Ok((reply, at.connect_seq));
+            }
+            ReplyAction::Fail(PipeError::BadProtoVer { peer, .. }) => {
+                return Err(PipeError::BadProtoVer { ours: proto, peer });
+            }
+            ReplyAction::Fail(e) => return Err(e),
+        }
+    }
+}
+
+/// The handshake succeeded: attach the socket and open, unless the attempt was superseded.
+fn finish(inner: &Arc<Inner>, gen: u64, t: BoxTransport, reply: &ConnectReply, cseq: u32) {
+    let (slot, features) = {
+        let mut sh = inner.lock();
+        if sh.link.attempt.as_ref().map(|a| a.0) != Some(gen)
+            || sh.st.phase != ConnState::Connecting
+        {
+            tracing::debug!(
+                conn = inner.id,
+                "handshake done but superseded; dropping socket"
+            );
+            return;
+        }
+        sh.link.attempt = None;
+        let new_cseq = cseq.wrapping_add(1);
+        if reply.connect_seq != new_cseq {
+            tracing::warn!(
+                conn = inner.id,
+                ours = new_cseq,
+                theirs = reply.connect_seq,
+                "connect_seq disagrees"
+            );
+        }
+        sh.st.connect_seq = new_cseq;
+        sh.st.peer_global_seq = reply.global_seq;
+        sh.st.lossy = reply.flags & CONNECT_LOSSY != 0;
+        sh.st.features = reply.features & inner.policy.features_supported;
+        sh.st.opened();
+        (sh.link.new_slot(), sh.st.features)
+    };
+    bump(&inner.counters.handshakes, 1);
+    tracing::debug!(conn = inner.id, peer = %inner.peer_addr, features = format_args!("{features:#x}"), "connected");
+    inner.spawn_socket(slot, t, features);
+    inner.host.event(&inner.session(), SessionEvent::Connect);
+}
+
+/// The attempt failed: fault handling, or close for errors that must not be retried.
+fn failed(inner: &Arc<Inner>, gen: u64, e: &PipeError) {
+    let action = {
+        let mut sh = inner.lock();
+        if sh.link.attempt.as_ref().map(|a| a.0) != Some(gen) {
+            return;
+        }
+        sh.link.attempt = None;
+        if e.is_fatal() {
+            None
+        } else {
+            let cause = if matches!(e, PipeError::RaceLost) {
+                FaultCause::RaceLost
+            } else {
+                FaultCause::Error
+            };
+            let action = sh.st.on_fault(&inner.fault_policy(), cause);
+            inner.apply_action(&mut sh, action);
+            Some(action)
+        }
+    };
+    bump(&inner.counters.faults, 1);
+    match action {
+        None => {
+            tracing::warn!(conn = inner.id, peer = %inner.peer_addr, error = %e, "handshake refused for good; closing");
+            inner.close(Some(SessionEvent::Refused));
+        }
+        Some(FaultAction::Close { reset }) => {
+            inner.close(reset.then_some(SessionEvent::Reset));
+        }
+        Some(action) => {
+            tracing::debug!(conn = inner.id, error = %e, ?action, "connect attempt failed");
+        }
+    }
+}

@@ -1,0 +1,701 @@
+//! [`Session`]: one per peer session, surviving broken sockets (Ceph's Connection + Pipe).
+//!
+//! # Tasks
+//! Each session has a *driver* task (reconnects, standby, wait, see `driver.rs`) and, while a
+//! socket is attached, a reader and a writer task for that socket. Every attached socket has
+//! an *epoch*; a task whose epoch is no longer the session's current one exits, and its fault
+//! reports are ignored.
+//!
+//! # Locks
+//! * `Inner::shared` (a `std::sync::Mutex`) guards the protocol state and the socket link.
+//!   It is held for short, non-blocking sections only, never across an `.await`, and never
+//!   while calling a [`Host`] method.
+//! * `Inner::deliver_lock` serialises deliveries of one session (so a reader of a replaced
+//!   socket cannot deliver after the reader of the new one). Order: `deliver_lock` before
+//!   `shared`; `Host::deliver` is called with `deliver_lock` held but not `shared`.
+//! * Across sessions: at most one session's `shared` lock is held at a time. The acceptor
+//!   locks an existing session only after `Host::lookup` returned, and calls
+//!   `Host::register` / `Host::unregister` / `Host::event` with no session lock held.
+
+pub mod state;
+
+mod accept;
+mod driver;
+mod reader;
+mod writer;
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+
+use msgr_dispatch::{ConnId, DelayConfig, DelayedDelivery, Throttle};
+use msgr_wire::{EntityAddr, EntityName, EntityType, Message, Timespec};
+use rand::rngs::SmallRng;
+use rand::SeedableRng;
+use tokio::sync::Notify;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::PipeConfig;
+use crate::error::{PipeError, SendError};
+use crate::host::{Host, Incoming, SessionEvent};
+use crate::inject::mix_seed;
+use crate::policy::Policy;
+use crate::transport::{BoxTransport, Transport};
+use state::{ConnState, FaultAction, FaultCause, FaultPolicy, Outgoing, SessionState};
+
+/// Counters of one session.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SessionStats {
+    /// Messages delivered to the host.
+    pub msgs_in: u64,
+    /// Payload bytes delivered.
+    pub bytes_in: u64,
+    /// Messages written (resends included).
+    pub msgs_out: u64,
+    /// Payload bytes written.
+    pub bytes_out: u64,
+    /// Messages written again after a reconnect.
+    pub resends: u64,
+    /// ACK frames received.
+    pub acks_in: u64,
+    /// ACK frames sent.
+    pub acks_out: u64,
+    /// Socket faults.
+    pub faults: u64,
+    /// Successful handshakes after the first.
+    pub reconnects: u64,
+    /// Messages queued, not yet written.
+    pub queued: u64,
+    /// Messages written, not yet acknowledged.
+    pub unacked: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    msgs_in: AtomicU64,
+    bytes_in: AtomicU64,
+    msgs_out: AtomicU64,
+    bytes_out: AtomicU64,
+    acks_in: AtomicU64,
+    acks_out: AtomicU64,
+    faults: AtomicU64,
+    handshakes: AtomicU64,
+}
+
+fn bump(c: &AtomicU64, n: u64) {
+    c.fetch_add(n, Ordering::Relaxed);
+}
+
+/// The socket currently attached (or being handshaken by the acceptor).
+struct SocketSlot {
+    epoch: u64,
+    cancel: CancellationToken,
+    wake: Arc<Notify>,
+}
+
+/// Transport bookkeeping next to the protocol state.
+struct Link {
+    /// Last epoch handed out.
+    epoch: u64,
+    socket: Option<SocketSlot>,
+    /// The outgoing attempt in progress, and its generation.
+    attempt: Option<(u64, CancellationToken)>,
+    attempt_gen: u64,
+    /// An incoming socket is replacing (or opening) this session.
+    replacing: bool,
+    /// Earliest time of the next outgoing attempt.
+    reconnect_at: Option<Instant>,
+    /// The peer's entity name, from received messages.
+    peer_name: Option<EntityName>,
+    /// Sockets attached so far (seeds fault injection).
+    sockets: u64,
+}
+
+struct Shared {
+    st: SessionState,
+    link: Link,
+}
+
+/// What the tasks of a newly attached socket need.
+struct SlotHandle {
+    epoch: u64,
+    cancel: CancellationToken,
+    wake: Arc<Notify>,
+}
+
+impl Link {
+    /// Makes a new socket current (cancelling the previous one) and returns its handle.
+    fn new_slot(&mut self) -> SlotHandle {
+        self.epoch += 1;
+        let cancel = CancellationToken::new();
+        let wake = Arc::new(Notify::new());
+        let slot = SocketSlot {
+            epoch: self.epoch,
+            cancel: cancel.clone(),
+            wake: wake.clone(),
+        };
+        if let Some(old) = self.socket.replace(slot) {
+            old.cancel.cancel();
+        }
+        SlotHandle {
+            epoch: self.epoch,
+            cancel,
+            wake,
+        }
+    }
+
+    /// Abandons the outgoing attempt in progress, if any.
+    fn abandon_attempt(&mut self) {
+        if let Some((_, t)) = self.attempt.take() {
+            t.cancel();
+        }
+        self.reconnect_at = None;
+    }
+
+    fn is_current(&self, epoch: u64) -> bool {
+        self.socket.as_ref().is_some_and(|s| s.epoch == epoch)
+    }
+}
+
+pub(crate) struct Inner {
+    id: ConnId,
+    host: Arc<dyn Host>,
+    config: Arc<PipeConfig>,
+    peer_addr: EntityAddr,
+    peer_type: EntityType,
+    policy: Policy,
+    shared: Mutex<Shared>,
+    deliver_lock: Mutex<()>,
+    driver_wake: Notify,
+    ended: AtomicBool,
+    closed: CancellationToken,
+    tracker: TaskTracker,
+    send_throttle: Throttle,
+    counters: Counters,
+    delay: Option<DelayedDelivery<Incoming>>,
+}
+
+/// A peer session: a cheap, cloneable handle. See the module docs.
+#[derive(Clone)]
+pub struct Session {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("id", &self.inner.id)
+            .field("peer_addr", &self.inner.peer_addr)
+            .field("peer_type", &self.inner.peer_type)
+            .field("state", &self.state())
+            .finish()
+    }
+}
+
+impl PartialEq for Session {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+}
+
+impl Eq for Session {}
+
+fn relock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Inner {
+    fn lock(&self) -> MutexGuard<'_, Shared> {
+        relock(&self.shared)
+    }
+
+    fn fault_policy(&self) -> FaultPolicy {
+        FaultPolicy {
+            server: self.policy.server,
+            standby: self.policy.standby,
+            initial_backoff: self.config.initial_backoff,
+            max_backoff: self.config.max_backoff,
+        }
+    }
+
+    fn session(self: &Arc<Self>) -> Session {
+        Session {
+            inner: self.clone(),
+        }
+    }
+
+    /// The seed for the fault injection of the next socket of this session.
+    fn socket_seed(&self, sockets: u64, side: &[u8]) -> u64 {
+        let mut key = Vec::with_capacity(64);
+        key.extend_from_slice(side);
+        key.extend_from_slice(self.host.my_addr().to_string().as_bytes());
+        key.extend_from_slice(self.peer_addr.to_string().as_bytes());
+        key.extend_from_slice(&sockets.to_le_bytes());
+        mix_seed(self.config.inject.seed, &key)
+    }
+
+    /// A socket of epoch `epoch` failed. Ignored if that socket is no longer the current one.
+    fn socket_fault(self: &Arc<Self>, epoch: u64, err: &PipeError) {
+        let (action, dropped) = {
+            let mut sh = self.lock();
+            match &sh.link.socket {
+                Some(s) if s.epoch == epoch => {}
+                _ => return,
+            }
+            if let Some(s) = sh.link.socket.take() {
+                s.cancel.cancel();
+            }
+            sh.link.replacing = false;
+            let action = sh.st.on_fault(&self.fault_policy(), FaultCause::Error);
+            self.apply_action(&mut sh, action);
+            let dropped = if matches!(action, FaultAction::Close { .. }) {
+                sh.st.discard_all()
+            } else {
+                Vec::new()
+            };
+            (action, dropped)
+        };
+        drop(dropped);
+        bump(&self.counters.faults, 1);
+        tracing::debug!(conn = self.id, peer = %self.peer_addr, epoch, error = %err, ?action, "socket fault");
+        self.flush_delayed();
+        match action {
+            FaultAction::Close { reset } => {
+                self.close(reset.then_some(SessionEvent::Reset));
+            }
+            _ => self.driver_wake.notify_one(),
+        }
+    }
+
+    /// Records what the driver must do next after `action`.
+    fn apply_action(&self, sh: &mut Shared, action: FaultAction) {
+        sh.link.reconnect_at = match action {
+            FaultAction::Reconnect { after } => Some(Instant::now() + after),
+            FaultAction::Wait { max } => Some(Instant::now() + max),
+            _ => None,
+        };
+    }
+
+    /// Ends the session for good: no socket, queues discarded, unregistered, the given event
+    /// delivered once, every task told to stop.
+    fn close(self: &Arc<Self>, event: Option<SessionEvent>) {
+        if self.ended.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let dropped = {
+            let mut sh = self.lock();
+            sh.st.phase = ConnState::Closed;
+            if let Some(s) = sh.link.socket.take() {
+                s.cancel.cancel();
+            }
+            if let Some((_, t)) = sh.link.attempt.take() {
+                t.cancel();
+            }
+            sh.link.replacing = false;
+            sh.st.discard_all()
+        };
+        drop(dropped);
+        if let Some(d) = &self.delay {
+            drop(d.discard());
+        }
+        tracing::debug!(conn = self.id, peer = %self.peer_addr, ?event, "session closed");
+        let me = self.session();
+        self.host.unregister(&me);
+        if let Some(ev) = event {
+            self.host.event(&me, ev);
+        }
+        self.closed.cancel();
+        self.tracker.close();
+        self.driver_wake.notify_one();
+    }
+
+    /// Ends a session that was never registered nor started.
+    fn discard_unregistered(&self) {
+        self.ended.store(true, Ordering::Release);
+        self.lock().st.phase = ConnState::Closed;
+        self.closed.cancel();
+        self.tracker.close();
+    }
+
+    fn flush_delayed(self: &Arc<Self>) {
+        if let Some(d) = &self.delay {
+            if !d.is_empty() {
+                let me = self.clone();
+                self.tracker.spawn(async move {
+                    if let Some(d) = &me.delay {
+                        d.flush().await;
+                    }
+                });
+            }
+        }
+    }
+
+    fn deliver(self: &Arc<Self>, incoming: Incoming) {
+        match &self.delay {
+            Some(d) => d.push(incoming),
+            None => self.host.deliver(&self.session(), incoming),
+        }
+    }
+
+    /// Queues a message (the permit is already taken).
+    fn queue(&self, out: Outgoing) -> Result<(), SendError> {
+        let mut sh = self.lock();
+        if matches!(sh.st.phase, ConnState::Closed | ConnState::Closing) {
+            return Err(SendError::Closed);
+        }
+        sh.st.queue(out);
+        if let Some(s) = &sh.link.socket {
+            s.wake.notify_one();
+        }
+        if sh.st.phase == ConnState::Standby && !self.policy.server {
+            drop(sh);
+            self.driver_wake.notify_one();
+        }
+        Ok(())
+    }
+
+    /// Starts the reader and writer of an attached socket.
+    fn spawn_socket(self: &Arc<Self>, slot: SlotHandle, t: BoxTransport, features: u64) {
+        let (r, w) = tokio::io::split(t);
+        self.tracker.spawn(reader::run(
+            self.clone(),
+            slot.epoch,
+            slot.cancel.clone(),
+            r,
+            features,
+        ));
+        self.tracker.spawn(writer::run(
+            self.clone(),
+            slot.epoch,
+            slot.cancel,
+            slot.wake,
+            w,
+            features,
+        ));
+    }
+
+    fn wake_writer(&self) {
+        let sh = self.lock();
+        if let Some(s) = &sh.link.socket {
+            s.wake.notify_one();
+        }
+    }
+}
+
+/// Parameters of a new session.
+pub(crate) struct NewSession {
+    pub host: Arc<dyn Host>,
+    pub config: Arc<PipeConfig>,
+    pub peer_addr: EntityAddr,
+    pub peer_type: EntityType,
+    pub policy: Policy,
+    pub phase: ConnState,
+    pub id: ConnId,
+}
+
+impl Session {
+    pub(crate) fn create(p: NewSession) -> Session {
+        let rng = SmallRng::seed_from_u64(mix_seed(p.config.inject.seed, &p.id.to_le_bytes()));
+        let st = SessionState::new(p.phase, p.policy.lossy, rng);
+        let inner = Arc::new_cyclic(|weak: &Weak<Inner>| {
+            let delay = (p.config.inject.delay_probability > 0.0).then(|| {
+                let weak = weak.clone();
+                let cfg = DelayConfig {
+                    probability: p.config.inject.delay_probability,
+                    max_delay: p.config.inject.delay_max,
+                    seed: p.config.inject.seed,
+                };
+                DelayedDelivery::new(cfg, p.id, move |inc: Incoming| {
+                    if let Some(inner) = weak.upgrade() {
+                        inner.host.deliver(&inner.session(), inc);
+                    }
+                })
+            });
+            Inner {
+                id: p.id,
+                send_throttle: Throttle::new(p.config.max_pending_bytes),
+                host: p.host,
+                config: p.config,
+                peer_addr: p.peer_addr,
+                peer_type: p.peer_type,
+                policy: p.policy,
+                shared: Mutex::new(Shared {
+                    st,
+                    link: Link {
+                        epoch: 0,
+                        socket: None,
+                        attempt: None,
+                        attempt_gen: 0,
+                        replacing: false,
+                        reconnect_at: None,
+                        peer_name: None,
+                        sockets: 0,
+                    },
+                }),
+                deliver_lock: Mutex::new(()),
+                driver_wake: Notify::new(),
+                ended: AtomicBool::new(false),
+                closed: CancellationToken::new(),
+                tracker: TaskTracker::new(),
+                counters: Counters::default(),
+                delay,
+            }
+        });
+        Session { inner }
+    }
+
+    /// Spawns the driver task (once the session is registered).
+    pub(crate) fn start(&self) {
+        let d = self.inner.clone();
+        self.inner.tracker.spawn(driver::run(d));
+    }
+
+    /// Starts an outgoing session to `peer_addr` and registers it with the host. If the host
+    /// already has a session for that address, that one is returned instead and nothing
+    /// starts. Must be called inside a tokio runtime, without holding the host's map lock
+    /// (it calls [`Host::register`]).
+    pub fn connect(
+        host: Arc<dyn Host>,
+        peer_addr: EntityAddr,
+        peer_type: EntityType,
+        config: PipeConfig,
+    ) -> Session {
+        Self::connect_shared(host, peer_addr, peer_type, Arc::new(config))
+    }
+
+    /// [`Session::connect`] with a shared config.
+    pub fn connect_shared(
+        host: Arc<dyn Host>,
+        peer_addr: EntityAddr,
+        peer_type: EntityType,
+        config: Arc<PipeConfig>,
+    ) -> Session {
+        if let Some(s) = host.lookup(&peer_addr) {
+            if s.state() != ConnState::Closed {
+                return s;
+            }
+        }
+        let policy = host.policy(peer_type);
+        let id = host.new_conn_id();
+        let s = Session::create(NewSession {
+            host: host.clone(),
+            config,
+            peer_addr,
+            peer_type,
+            policy,
+            phase: ConnState::Connecting,
+            id,
+        });
+        match host.register(&s) {
+            Ok(()) => {
+                s.start();
+                s
+            }
+            Err(existing) => {
+                s.inner.discard_unregistered();
+                existing
+            }
+        }
+    }
+
+    /// Runs the acceptor handshake on a new socket and attaches it to a new or an existing
+    /// session (replacing or racing per the spec's table 5.3). Returns the session once it is
+    /// open. `socket_peer` is the socket's remote address (substituted for a blank IP).
+    pub async fn accept<S: Transport>(
+        host: Arc<dyn Host>,
+        stream: S,
+        socket_peer: SocketAddr,
+        config: PipeConfig,
+    ) -> Result<Session, PipeError> {
+        accept::accept(host, Box::new(stream), socket_peer, Arc::new(config)).await
+    }
+
+    /// [`Session::accept`] with a shared config.
+    pub async fn accept_shared<S: Transport>(
+        host: Arc<dyn Host>,
+        stream: S,
+        socket_peer: SocketAddr,
+        config: Arc<PipeConfig>,
+    ) -> Result<Session, PipeError> {
+        accept::accept(host, Box::new(stream), socket_peer, config).await
+    }
+
+    fn permit_size(&self, msg: &Message) -> u64 {
+        let size = msg.front.len() + msg.middle.len() + msg.data.len();
+        u64::try_from(size).unwrap_or(u64::MAX)
+    }
+
+    fn prepare(&self, mut msg: Message) -> Message {
+        if msg.header.priority == 0 {
+            msg.header.priority = self.inner.config.default_priority;
+        }
+        msg
+    }
+
+    /// Queues a message, waiting while the session holds `max_pending_bytes` of queued and
+    /// unacknowledged payload. Fails only if the session has ended.
+    pub async fn send(&self, msg: Message) -> Result<(), SendError> {
+        if self.inner.ended.load(Ordering::Acquire) {
+            return Err(SendError::Closed);
+        }
+        let size = self.permit_size(&msg);
+        let permit = tokio::select! {
+            p = self.inner.send_throttle.acquire(size) => p,
+            _ = self.inner.closed.cancelled() => return Err(SendError::Closed),
+        };
+        let msg = self.prepare(msg);
+        self.inner.queue(Outgoing::new(msg, Some(permit)))
+    }
+
+    /// Queues a message if `max_pending_bytes` allows it now; [`SendError::Full`] otherwise.
+    pub fn try_send(&self, msg: Message) -> Result<(), SendError> {
+        if self.inner.ended.load(Ordering::Acquire) {
+            return Err(SendError::Closed);
+        }
+        let size = self.permit_size(&msg);
+        let permit = self
+            .inner
+            .send_throttle
+            .try_acquire(size)
+            .ok_or(SendError::Full)?;
+        let msg = self.prepare(msg);
+        self.inner.queue(Outgoing::new(msg, Some(permit)))
+    }
+
+    /// Queues a message without waiting, even beyond `max_pending_bytes` (its bytes are still
+    /// counted, so later `send`s wait for them). For callers that must not wait, e.g. a reply
+    /// sent from inside a dispatch callback.
+    pub fn queue(&self, msg: Message) -> Result<(), SendError> {
+        if self.inner.ended.load(Ordering::Acquire) {
+            return Err(SendError::Closed);
+        }
+        let permit = self.inner.send_throttle.take(self.permit_size(&msg));
+        let msg = self.prepare(msg);
+        self.inner.queue(Outgoing::new(msg, Some(permit)))
+    }
+
+    /// Asks for a keepalive (KEEPALIVE2 if negotiated). Does not wake a standby session.
+    pub fn send_keepalive(&self) {
+        let mut sh = self.inner.lock();
+        if matches!(sh.st.phase, ConnState::Closed | ConnState::Closing) {
+            return;
+        }
+        sh.st.queue_keepalive();
+        if let Some(s) = &sh.link.socket {
+            s.wake.notify_one();
+        }
+    }
+
+    /// Ends the session now: the socket is shut, queued messages are dropped, the session is
+    /// unregistered. No event is delivered (Ceph's `mark_down(Connection)`).
+    pub fn mark_down(&self) {
+        self.inner.close(None);
+    }
+
+    /// Ends the session like [`Session::mark_down`], delivering a Reset event (Ceph's
+    /// `mark_down(addr)`).
+    pub fn mark_down_with_reset(&self) {
+        self.inner.close(Some(SessionEvent::Reset));
+    }
+
+    /// The session's state.
+    pub fn state(&self) -> ConnState {
+        self.inner.lock().st.phase
+    }
+
+    /// The peer's address (the key the session is registered under).
+    pub fn peer_addr(&self) -> EntityAddr {
+        self.inner.peer_addr
+    }
+
+    /// The peer's entity type.
+    pub fn peer_type(&self) -> EntityType {
+        self.inner.peer_type
+    }
+
+    /// The peer's entity name, once a message from it arrived.
+    pub fn peer_name(&self) -> Option<EntityName> {
+        self.inner.lock().link.peer_name
+    }
+
+    /// Negotiated features (0 before the first handshake).
+    pub fn features(&self) -> u64 {
+        self.inner.lock().st.features
+    }
+
+    /// Whether the session is lossy (the connector learns it from the acceptor's reply).
+    pub fn is_lossy(&self) -> bool {
+        self.inner.lock().st.lossy
+    }
+
+    /// The policy the session was created with.
+    pub fn policy(&self) -> &Policy {
+        &self.inner.policy
+    }
+
+    /// When the last KEEPALIVE / KEEPALIVE2 arrived.
+    pub fn last_keepalive(&self) -> Option<Instant> {
+        self.inner.lock().st.last_keepalive
+    }
+
+    /// The stamp echoed by the last KEEPALIVE2_ACK: our clock when we sent that keepalive.
+    pub fn last_keepalive_ack(&self) -> Option<Timespec> {
+        self.inner.lock().st.last_keepalive_ack
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> SessionStats {
+        let c = &self.inner.counters;
+        let (queued, unacked, resends) = {
+            let sh = self.inner.lock();
+            (
+                sh.st.queued_len() as u64,
+                sh.st.unacked_len() as u64,
+                sh.st.resent,
+            )
+        };
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        SessionStats {
+            msgs_in: get(&c.msgs_in),
+            bytes_in: get(&c.bytes_in),
+            msgs_out: get(&c.msgs_out),
+            bytes_out: get(&c.bytes_out),
+            resends,
+            acks_in: get(&c.acks_in),
+            acks_out: get(&c.acks_out),
+            faults: get(&c.faults),
+            reconnects: get(&c.handshakes).saturating_sub(1),
+            queued,
+            unacked,
+        }
+    }
+
+    /// Sequence numbers `(out_seq, in_seq, connect_seq)`, for tests and diagnostics.
+    pub fn seqs(&self) -> (u64, u64, u32) {
+        let sh = self.inner.lock();
+        (sh.st.out_seq, sh.st.in_seq, sh.st.connect_seq)
+    }
+
+    /// Payload bytes currently counted against `max_pending_bytes`.
+    pub fn pending_bytes(&self) -> u64 {
+        self.inner.send_throttle.current()
+    }
+
+    /// The session's connection id.
+    pub fn id(&self) -> ConnId {
+        self.inner.id
+    }
+
+    /// Resolves once the session has ended and all its tasks are gone.
+    pub async fn closed(&self) {
+        self.inner.closed.cancelled().await;
+        self.inner.tracker.wait().await;
+    }
+
+    /// True once the session has ended.
+    pub fn is_closed(&self) -> bool {
+        self.inner.ended.load(Ordering::Acquire)
+    }
+}

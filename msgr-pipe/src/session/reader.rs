@@ -1,0 +1,238 @@
+//! The reader task of one socket: decodes frames, takes the inbound throttles before a
+//! message body is read, checks sequence numbers, delivers, handles ACK / keepalives / CLOSE.
+
+use std::io;
+use std::sync::Arc;
+
+use bytes::BytesMut;
+use msgr_dispatch::{Throttle, ThrottlePermit};
+use msgr_wire::{FooterKind, Frame, FrameDecoder, Message, MsgHeader};
+use tokio::io::{AsyncReadExt, ReadHalf};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use super::state::InSeq;
+use super::{bump, relock, Inner};
+use crate::error::PipeError;
+use crate::host::Incoming;
+use crate::transport::BoxTransport;
+
+/// Bytes reserved for each read when no large body is pending.
+const READ_CHUNK: usize = 64 * 1024;
+
+/// Permits taken for the message whose body is being read.
+struct Permits {
+    policy: Vec<ThrottlePermit>,
+    dispatch: Option<ThrottlePermit>,
+}
+
+pub(super) async fn run(
+    inner: Arc<Inner>,
+    epoch: u64,
+    cancel: CancellationToken,
+    mut r: ReadHalf<BoxTransport>,
+    features: u64,
+) {
+    let span = tracing::debug_span!("reader", conn = inner.id, peer = %inner.peer_addr, epoch);
+    let res = read_loop(&inner, epoch, &cancel, &mut r, features)
+        .instrument(span)
+        .await;
+    if let Err(e) = res {
+        if !matches!(e, PipeError::Superseded) {
+            inner.socket_fault(epoch, &e);
+        }
+    }
+}
+
+async fn take(
+    t: &Throttle,
+    n: u64,
+    cancel: &CancellationToken,
+) -> Result<ThrottlePermit, PipeError> {
+    tokio::select! {
+        p = t.acquire(n) => Ok(p),
+        _ = cancel.cancelled() => Err(PipeError::Superseded),
+    }
+}
+
+/// Takes the policy message (1) and byte throttles, then the host's dispatch throttle.
+async fn acquire(
+    inner: &Inner,
+    dispatch: Option<&Throttle>,
+    h: &MsgHeader,
+    cancel: &CancellationToken,
+) -> Result<Permits, PipeError> {
+    let size = h.payload_len();
+    let mut policy = Vec::with_capacity(2);
+    if let Some(t) = &inner.policy.throttle_messages {
+        policy.push(take(t, 1, cancel).await?);
+    }
+    if let Some(t) = &inner.policy.throttle_bytes {
+        if size > 0 {
+            policy.push(take(t, size, cancel).await?);
+        }
+    }
+    let dispatch = match dispatch {
+        Some(t) if size > 0 => Some(take(t, size, cancel).await?),
+        _ => None,
+    };
+    Ok(Permits { policy, dispatch })
+}
+
+async fn read_loop(
+    inner: &Arc<Inner>,
+    epoch: u64,
+    cancel: &CancellationToken,
+    r: &mut ReadHalf<BoxTransport>,
+    features: u64,
+) -> Result<(), PipeError> {
+    let cfg = inner.config.clone();
+    let dispatch = inner.host.dispatch_throttle();
+    let mut dec = FrameDecoder::new(cfg.limits, FooterKind::for_features(features), cfg.crc);
+    let mut buf = BytesMut::with_capacity(READ_CHUNK);
+    let mut held: Option<Permits> = None;
+    let mut since_wake = 0u32;
+    loop {
+        loop {
+            let frame = match dec.decode(&mut buf) {
+                Ok(Some(f)) => f,
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::warn!(error = %e, "peer sent a corrupt stream");
+                    return Err(e.into());
+                }
+            };
+            match frame {
+                Frame::Msg(m) => {
+                    let permits = match held.take() {
+                        Some(p) => p,
+                        None => acquire(inner, dispatch.as_ref(), &m.header, cancel).await?,
+                    };
+                    handle_msg(inner, epoch, m, permits)?;
+                    since_wake += 1;
+                    if since_wake >= cfg.ack_batch {
+                        inner.wake_writer();
+                        since_wake = 0;
+                    }
+                }
+                other => handle_control(inner, epoch, other)?,
+            }
+        }
+        if since_wake > 0 {
+            inner.wake_writer();
+            since_wake = 0;
+        }
+        if held.is_none() {
+            if let Some(h) = dec.pending_header().copied() {
+                held = Some(acquire(inner, dispatch.as_ref(), &h, cancel).await?);
+                let want = usize::try_from(h.payload_len())
+                    .unwrap_or(usize::MAX)
+                    .saturating_add(dec.footer_kind().wire_len());
+                buf.reserve(want.saturating_sub(buf.len()));
+            }
+        }
+        if buf.capacity() - buf.len() < 4096 {
+            buf.reserve(READ_CHUNK);
+        }
+        let n = tokio::select! {
+            res = tokio::time::timeout(cfg.read_timeout, r.read_buf(&mut buf)) => match res {
+                Ok(Ok(n)) => n,
+                Ok(Err(e)) => return Err(e.into()),
+                Err(_) => return Err(PipeError::ReadTimeout(cfg.read_timeout)),
+            },
+            _ = cancel.cancelled() => return Err(PipeError::Superseded),
+        };
+        if n == 0 {
+            return Err(io::Error::from(io::ErrorKind::UnexpectedEof).into());
+        }
+    }
+}
+
+fn handle_msg(
+    inner: &Arc<Inner>,
+    epoch: u64,
+    m: Message,
+    permits: Permits,
+) -> Result<(), PipeError> {
+    let seq = m.header.seq;
+    if !m.footer.is_complete() {
+        tracing::warn!(seq, "aborted message (footer without COMPLETE)");
+        return Err(PipeError::Aborted { seq });
+    }
+    let _order = relock(&inner.deliver_lock);
+    let verdict = {
+        let mut sh = inner.lock();
+        if !sh.link.is_current(epoch) {
+            return Err(PipeError::Superseded);
+        }
+        let in_seq = sh.st.in_seq;
+        let v = sh.st.accept_incoming(seq);
+        if v == InSeq::Gap {
+            tracing::warn!(seq, in_seq, "missed message? accepting a gap");
+        }
+        if v != InSeq::Duplicate {
+            sh.link.peer_name = Some(m.header.src);
+        }
+        v
+    };
+    if verdict == InSeq::Duplicate {
+        tracing::debug!(seq, "dropping duplicate message");
+        return Ok(());
+    }
+    tracing::trace!(
+        seq,
+        ty = m.header.ty,
+        len = m.header.payload_len(),
+        "message"
+    );
+    bump(&inner.counters.msgs_in, 1);
+    bump(&inner.counters.bytes_in, m.header.payload_len());
+    inner.deliver(Incoming {
+        msg: m,
+        policy_permits: permits.policy,
+        dispatch_permit: permits.dispatch,
+    });
+    Ok(())
+}
+
+fn handle_control(inner: &Arc<Inner>, epoch: u64, frame: Frame) -> Result<(), PipeError> {
+    let done = {
+        let mut sh = inner.lock();
+        if !sh.link.is_current(epoch) {
+            return Err(PipeError::Superseded);
+        }
+        match frame {
+            Frame::Ack(seq) => {
+                tracing::trace!(seq, "ack");
+                bump(&inner.counters.acks_in, 1);
+                sh.st.handle_ack(seq)
+            }
+            Frame::Keepalive => {
+                tracing::trace!("keepalive");
+                sh.st.on_keepalive(Instant::now());
+                Vec::new()
+            }
+            Frame::Keepalive2(ts) => {
+                tracing::trace!(?ts, "keepalive2");
+                sh.st.on_keepalive2(Instant::now(), ts);
+                if let Some(s) = &sh.link.socket {
+                    s.wake.notify_one();
+                }
+                Vec::new()
+            }
+            Frame::Keepalive2Ack(ts) => {
+                tracing::trace!(?ts, "keepalive2 ack");
+                sh.st.on_keepalive2_ack(ts);
+                Vec::new()
+            }
+            Frame::Close => {
+                tracing::debug!("peer sent CLOSE");
+                return Err(PipeError::PeerClosed);
+            }
+            Frame::Msg(_) => Vec::new(),
+        }
+    };
+    drop(done);
+    Ok(())
+}

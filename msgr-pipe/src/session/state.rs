@@ -1,0 +1,498 @@
+//! The session's protocol state as a plain value: queues, sequence numbers, acks, keepalives,
+//! fault decisions. No I/O, no clock (time comes in as arguments), no tasks.
+//!
+//! ```text
+//!                 connect()                      accept()
+//!                    |                               |
+//!                    v        WAIT reply             v
+//!   +-------> Connecting ---------------> Wait   Accepting --(never opened, fails)--> Closed
+//!   |            |   ^  (fault: backoff)   |         |
+//!   |   READY/SEQ|   +---------------------+ replaced / max_backoff
+//!   |            v                                   |
+//!   |          Open <--------------------------------+
+//!   |            |  fault
+//!   |            +--- lossy ----------------------------------------------> Closed (Reset)
+//!   |            +--- standby & nothing queued, or server ---> Standby
+//!   +------------+--- otherwise (connect_seq++)                  | message queued (not server)
+//!   +------------------------------------------------------------+
+//! ```
+
+use std::collections::{BTreeMap, VecDeque};
+use std::time::Duration;
+
+use msgr_dispatch::ThrottlePermit;
+use msgr_wire::{features, Message, Timespec, PRIO_DEFAULT, PRIO_HIGHEST};
+use rand::rngs::SmallRng;
+use rand::Rng;
+use tokio::time::Instant;
+
+/// The state of a session, as the seed's Pipe states.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ConnState {
+    /// An incoming socket is in its handshake (new session, or replacing this one).
+    Accepting,
+    /// An outgoing attempt is in progress or pending (backoff).
+    Connecting,
+    /// A socket is attached and the stream runs.
+    Open,
+    /// Idle lossless session without a socket; reconnects when a message is queued.
+    Standby,
+    /// Lost a connection race: waiting for the peer's connection to replace ours.
+    Wait,
+    /// Being closed.
+    Closing,
+    /// Ended for good.
+    Closed,
+}
+
+/// A message waiting to be sent or acknowledged.
+#[derive(Debug)]
+pub struct Outgoing {
+    /// The message (sealed once sent).
+    pub msg: Message,
+    /// The sender's `max_pending_bytes` permit, released when the message is acked (lossless),
+    /// written (lossy) or discarded.
+    pub permit: Option<ThrottlePermit>,
+    /// The seq it was sent with; 0 if never sent.
+    pub seq: u64,
+}
+
+impl Outgoing {
+    /// A message not yet sent.
+    pub fn new(msg: Message, permit: Option<ThrottlePermit>) -> Self {
+        Outgoing {
+            msg,
+            permit,
+            seq: 0,
+        }
+    }
+
+    /// Payload bytes (front + middle + data).
+    pub fn payload_len(&self) -> u64 {
+        let m = &self.msg;
+        u64::try_from(m.front.len() + m.middle.len() + m.data.len()).unwrap_or(u64::MAX)
+    }
+}
+
+/// What the reader does with a received message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InSeq {
+    /// The next one: deliver.
+    Accept,
+    /// `seq <= in_seq`: drop silently.
+    Duplicate,
+    /// `seq > in_seq + 1`: userspace Ceph accepts it with a warning ("missed message?").
+    Gap,
+}
+
+/// What to do after a fault (spec §6.5, Appendix A).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FaultAction {
+    /// The session ends; `reset` says whether a Reset event is due (lossy after open).
+    Close {
+        /// Deliver a Reset event.
+        reset: bool,
+    },
+    /// Reconnect after this delay.
+    Reconnect {
+        /// Backoff.
+        after: Duration,
+    },
+    /// Rest without a socket until a message is queued (or the peer reconnects).
+    Standby,
+    /// Lost a race: wait to be replaced, at most `max` before retrying.
+    Wait {
+        /// How long to wait before connecting again.
+        max: Duration,
+    },
+    /// Nothing to do (already closed or standing by).
+    None,
+}
+
+/// Why a socket ended, for [`SessionState::on_fault`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FaultCause {
+    /// I/O or protocol error, timeout, peer close.
+    Error,
+    /// The acceptor answered WAIT.
+    RaceLost,
+}
+
+/// The policy bits and backoff settings [`SessionState::on_fault`] needs.
+#[derive(Clone, Copy, Debug)]
+pub struct FaultPolicy {
+    /// Policy `server`.
+    pub server: bool,
+    /// Policy `standby`.
+    pub standby: bool,
+    /// First backoff.
+    pub initial_backoff: Duration,
+    /// Backoff cap (also the wait after WAIT).
+    pub max_backoff: Duration,
+}
+
+/// The per-session protocol state (Ceph's Connection + Pipe fields that outlive sockets).
+#[derive(Debug)]
+pub struct SessionState {
+    /// Current state.
+    pub phase: ConnState,
+    out_q: BTreeMap<u16, VecDeque<Outgoing>>,
+    sent: VecDeque<Outgoing>,
+    /// Seq of the last message handed to a socket.
+    pub out_seq: u64,
+    /// Seq of the last message accepted from the peer.
+    pub in_seq: u64,
+    /// The last `in_seq` we acknowledged.
+    pub in_seq_acked: u64,
+    /// Per-session connect counter (spec §5.4).
+    pub connect_seq: u32,
+    /// The peer's global seq from the last successful handshake.
+    pub peer_global_seq: u32,
+    /// Negotiated features (0 before the first handshake).
+    pub features: u64,
+    /// Effective lossiness (the connector takes it from the reply flags).
+    pub lossy: bool,
+    keepalive: bool,
+    keepalive2_acks: VecDeque<Timespec>,
+    /// When the last KEEPALIVE/KEEPALIVE2 arrived.
+    pub last_keepalive: Option<Instant>,
+    /// The stamp echoed by the last KEEPALIVE2_ACK (our clock when we sent the keepalive).
+    pub last_keepalive_ack: Option<Timespec>,
+    backoff: Duration,
+    /// The session reached Open at least once.
+    pub was_open: bool,
+    queued_bytes: u64,
+    /// Messages taken for a second (or later) transmission.
+    pub resent: u64,
+    rng: SmallRng,
+}
+
+/// Out queue key for a priority: 0 means "unset" and becomes the default.
+fn prio_of(msg: &Message) -> u16 {
+    if msg.header.priority == 0 {
+        PRIO_DEFAULT
+    } else {
+        msg.header.priority
+    }
+}
+
+impl SessionState {
+    /// A fresh session in `phase`, lossy or not, with a seeded generator for `out_seq`
+    /// randomisation.
+    pub fn new(phase: ConnState, lossy: bool, rng: SmallRng) -> Self {
+        SessionState {
+            phase,
+            out_q: BTreeMap::new(),
+            sent: VecDeque::new(),
+            out_seq: 0,
+            in_seq: 0,
+            in_seq_acked: 0,
+            connect_seq: 0,
+            peer_global_seq: 0,
+            features: 0,
+            lossy,
+            keepalive: false,
+            keepalive2_acks: VecDeque::new(),
+            last_keepalive: None,
+            last_keepalive_ack: None,
+            backoff: Duration::ZERO,
+            was_open: false,
+            queued_bytes: 0,
+            resent: 0,
+            rng,
+        }
+    }
+
+    /// Appends a message to its priority's queue (priority 0 becomes the default, 127).
+    pub fn queue(&mut self, mut out: Outgoing) {
+        let prio = prio_of(&out.msg);
+        out.msg.header.priority = prio;
+        self.queued_bytes = self.queued_bytes.saturating_add(out.payload_len());
+        self.out_q.entry(prio).or_default().push_back(out);
+    }
+
+    /// True if a message (not just a keepalive) waits to be sent.
+    pub fn has_messages(&self) -> bool {
+        self.out_q.values().any(|q| !q.is_empty())
+    }
+
+    /// Number of queued (unsent) messages.
+    pub fn queued_len(&self) -> usize {
+        self.out_q.values().map(VecDeque::len).sum()
+    }
+
+    /// Payload bytes of queued (unsent) messages.
+    pub fn queued_bytes(&self) -> u64 {
+        self.queued_bytes
+    }
+
+    /// Number of sent, unacknowledged messages.
+    pub fn unacked_len(&self) -> usize {
+        self.sent.len()
+    }
+
+    /// Asks the writer for a keepalive.
+    pub fn queue_keepalive(&mut self) {
+        self.keepalive = true;
+    }
+
+    /// A KEEPALIVE2 arrived at `now` with `stamp`: remember it and queue the ack.
+    pub fn on_keepalive2(&mut self, now: Instant, stamp: Timespec) {
+        self.last_keepalive = Some(now);
+        self.keepalive2_acks.push_back(stamp);
+    }
+
+    /// A bare KEEPALIVE arrived.
+    pub fn on_keepalive(&mut self, now: Instant) {
+        self.last_keepalive = Some(now);
+    }
+
+    /// A KEEPALIVE2_ACK arrived echoing `stamp`.
+    pub fn on_keepalive2_ack(&mut self, stamp: Timespec) {
+        self.last_keepalive_ack = Some(stamp);
+    }
+
+    /// Takes the pending keepalive flag and keepalive2 acks (the writer sends them first).
+    pub fn take_control(&mut self) -> (bool, Vec<Timespec>) {
+        let ka = std::mem::take(&mut self.keepalive);
+        (ka, self.keepalive2_acks.drain(..).collect())
+    }
+
+    /// True if the writer has anything to do.
+    pub fn writer_has_work(&self) -> bool {
+        self.keepalive
+            || !self.keepalive2_acks.is_empty()
+            || self.has_messages()
+            || (!self.lossy && self.in_seq > self.in_seq_acked)
+    }
+
+    /// Takes queued messages, highest priority first and FIFO within one, until at least
+    /// `max_bytes` payload bytes are taken (always at least one message if any is queued).
+    /// Each gets `seq = ++out_seq` now. Lossless: the message stays in `sent` until acked and
+    /// the returned copy has no permit; lossy: the original (with its permit) is returned.
+    pub fn take_batch(&mut self, max_bytes: u64) -> Vec<Outgoing> {
+        let mut out = Vec::new();
+        let mut bytes = 0u64;
+        while bytes < max_bytes || out.is_empty() {
+            let Some(mut entry) = self.out_q.last_entry() else {
+                break;
+            };
+            let Some(mut o) = entry.get_mut().pop_front() else {
+                entry.remove();
+                continue;
+            };
+            if entry.get().is_empty() {
+                entry.remove();
+            }
+            self.queued_bytes = self.queued_bytes.saturating_sub(o.payload_len());
+            self.out_seq += 1;
+            if o.seq != 0 {
+                self.resent += 1;
+            }
+            if o.seq != 0 && o.seq != self.out_seq {
+                tracing::warn!(
+                    old = o.seq,
+                    new = self.out_seq,
+                    "requeued message renumbered"
+                );
+            }
+            o.seq = self.out_seq;
+            o.msg.header.seq = self.out_seq;
+            bytes = bytes.saturating_add(o.payload_len());
+            if self.lossy {
+                out.push(o);
+            } else {
+                out.push(Outgoing {
+                    msg: o.msg.clone(),
+                    permit: None,
+                    seq: o.seq,
+                });
+                self.sent.push_back(o);
+            }
+        }
+        out
+    }
+
+    /// The ACK to send, if `in_seq` advanced and the session is lossless (never on lossy
+    /// sessions, as Async); marks it sent.
+    pub fn take_ack(&mut self) -> Option<u64> {
+        if !self.lossy && self.in_seq > self.in_seq_acked {
+            self.in_seq_acked = self.in_seq;
+            Some(self.in_seq)
+        } else {
+            None
+        }
+    }
+
+    /// An ACK arrived: pops every sent message with `seq <= acked` (returned, so their
+    /// permits are released by the caller outside any lock).
+    pub fn handle_ack(&mut self, acked: u64) -> Vec<Outgoing> {
+        let mut done = Vec::new();
+        while self.sent.front().is_some_and(|o| o.seq <= acked) {
+            if let Some(o) = self.sent.pop_front() {
+                done.push(o);
+            }
+        }
+        done
+    }
+
+    /// Sequence check of an incoming message; advances `in_seq` unless it is a duplicate.
+    pub fn accept_incoming(&mut self, seq: u64) -> InSeq {
+        if seq <= self.in_seq {
+            InSeq::Duplicate
+        } else if seq == self.in_seq + 1 {
+            self.in_seq = seq;
+            InSeq::Accept
+        } else {
+            self.in_seq = seq;
+            InSeq::Gap
+        }
+    }
+
+    /// Moves every sent message back to the front of the highest priority queue, in order,
+    /// and rewinds `out_seq` so they are resent with the same seqs (spec §5.6).
+    pub fn requeue_sent(&mut self) -> usize {
+        let n = self.sent.len();
+        if n == 0 {
+            return 0;
+        }
+        let q = self.out_q.entry(PRIO_HIGHEST).or_default();
+        while let Some(o) = self.sent.pop_back() {
+            self.queued_bytes = self.queued_bytes.saturating_add(o.payload_len());
+            self.out_seq = self.out_seq.saturating_sub(1);
+            q.push_front(o);
+        }
+        n
+    }
+
+    /// Applies the peer's SEQ value: drops requeued messages with `0 < seq <= acked` from the
+    /// head of the highest priority queue, advancing `out_seq` for each; when nothing is
+    /// requeued at all, sets `out_seq = acked` (spec §5.6, Async `discard_requeued_up_to`).
+    /// Returns the discarded messages (release permits outside the lock).
+    pub fn discard_requeued_up_to(&mut self, acked: u64) -> Vec<Outgoing> {
+        let mut done = Vec::new();
+        let Some(q) = self.out_q.get_mut(&PRIO_HIGHEST) else {
+            self.out_seq = acked;
+            return done;
+        };
+        while q.front().is_some_and(|o| o.seq != 0 && o.seq <= acked) {
+            if let Some(o) = q.pop_front() {
+                self.queued_bytes = self.queued_bytes.saturating_sub(o.payload_len());
+                self.out_seq += 1;
+                done.push(o);
+            }
+        }
+        if q.is_empty() {
+            self.out_q.remove(&PRIO_HIGHEST);
+        }
+        done
+    }
+
+    /// The peer said (or showed) that it lost our session: discard everything queued and
+    /// sent, restart `in_seq` and `connect_seq` at 0, randomise `out_seq` in `[0, 0x7fffffff]`
+    /// if MSG_AUTH is negotiated (else 0). Returns the discarded messages.
+    pub fn reset_session(&mut self) -> Vec<Outgoing> {
+        let mut dropped: Vec<Outgoing> = self.sent.drain(..).collect();
+        for (_, q) in std::mem::take(&mut self.out_q) {
+            dropped.extend(q);
+        }
+        self.queued_bytes = 0;
+        self.in_seq = 0;
+        self.in_seq_acked = 0;
+        self.connect_seq = 0;
+        self.keepalive2_acks.clear();
+        self.out_seq = if features::has(self.features, features::MSG_AUTH) {
+            u64::from(self.rng.gen_range(0..=0x7fff_ffffu32))
+        } else {
+            0
+        };
+        dropped
+    }
+
+    /// Discards every queued and sent message (the session is closing).
+    pub fn discard_all(&mut self) -> Vec<Outgoing> {
+        let mut dropped: Vec<Outgoing> = self.sent.drain(..).collect();
+        for (_, q) in std::mem::take(&mut self.out_q) {
+            dropped.extend(q);
+        }
+        self.queued_bytes = 0;
+        self.keepalive = false;
+        self.keepalive2_acks.clear();
+        dropped
+    }
+
+    /// A handshake succeeded: the stream starts.
+    pub fn opened(&mut self) {
+        self.phase = ConnState::Open;
+        self.was_open = true;
+        self.backoff = Duration::ZERO;
+    }
+
+    /// The socket ended (spec §6.5). Sets the new phase and says what to do. The caller has
+    /// already detached the socket. Lossless sessions get their sent list requeued.
+    pub fn on_fault(&mut self, policy: &FaultPolicy, cause: FaultCause) -> FaultAction {
+        let prev = self.phase;
+        match prev {
+            ConnState::Closed | ConnState::Closing => return FaultAction::None,
+            ConnState::Standby => return FaultAction::None,
+            _ => {}
+        }
+        if self.lossy && self.was_open {
+            self.phase = ConnState::Closed;
+            return FaultAction::Close { reset: true };
+        }
+        if prev == ConnState::Accepting && !self.was_open {
+            self.phase = ConnState::Closed;
+            return FaultAction::Close { reset: false };
+        }
+        self.requeue_sent();
+        if cause == FaultCause::RaceLost {
+            self.phase = ConnState::Wait;
+            return FaultAction::Wait {
+                max: policy.max_backoff,
+            };
+        }
+        if (policy.standby && !self.has_messages() && !self.keepalive) || policy.server {
+            self.phase = ConnState::Standby;
+            return FaultAction::Standby;
+        }
+        match prev {
+            ConnState::Open | ConnState::Accepting => {
+                self.connect_seq = self.connect_seq.wrapping_add(1);
+                self.phase = ConnState::Connecting;
+                self.backoff = Duration::ZERO;
+                FaultAction::Reconnect {
+                    after: Duration::ZERO,
+                }
+            }
+            _ => {
+                self.phase = ConnState::Connecting;
+                self.backoff = if self.backoff.is_zero() {
+                    policy.initial_backoff
+                } else {
+                    (self.backoff * 2).min(policy.max_backoff)
+                };
+                FaultAction::Reconnect {
+                    after: self.backoff,
+                }
+            }
+        }
+    }
+
+    /// Leaves Standby because a message was queued (non-server only): bumps `connect_seq`
+    /// if a session had been established, as Simple's writer does.
+    pub fn wake_from_standby(&mut self) -> bool {
+        if self.phase != ConnState::Standby || !self.has_messages() {
+            return false;
+        }
+        if self.connect_seq > 0 {
+            self.connect_seq = self.connect_seq.wrapping_add(1);
+        }
+        self.phase = ConnState::Connecting;
+        self.backoff = Duration::ZERO;
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests;

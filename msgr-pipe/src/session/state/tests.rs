@@ -1,0 +1,309 @@
+use std::time::Duration;
+
+use msgr_dispatch::Throttle;
+use msgr_wire::{features, Message, Timespec, PRIO_HIGHEST};
+use rand::rngs::SmallRng;
+use rand::SeedableRng;
+use tokio::time::Instant;
+
+use super::*;
+
+fn st(lossy: bool) -> SessionState {
+    SessionState::new(ConnState::Open, lossy, SmallRng::seed_from_u64(1))
+}
+
+fn m(tag: u64, prio: u16) -> Outgoing {
+    Outgoing::new(
+        Message::new(1, tag.to_le_bytes().to_vec()).with_priority(prio),
+        None,
+    )
+}
+
+fn tag(o: &Outgoing) -> u64 {
+    let mut b = [0u8; 8];
+    b.copy_from_slice(&o.msg.front[..8]);
+    u64::from_le_bytes(b)
+}
+
+fn fp() -> FaultPolicy {
+    FaultPolicy {
+        server: false,
+        standby: false,
+        initial_backoff: Duration::from_millis(200),
+        max_backoff: Duration::from_secs(15),
+    }
+}
+
+#[test]
+fn priority_order_and_seq_at_transmit() {
+    let mut s = st(false);
+    s.queue(m(1, 127));
+    s.queue(m(2, 196));
+    s.queue(m(3, 127));
+    s.queue(m(4, 0));
+    let b = s.take_batch(u64::MAX);
+    assert_eq!(b.iter().map(tag).collect::<Vec<_>>(), vec![2, 1, 3, 4]);
+    assert_eq!(
+        b.iter().map(|o| o.seq).collect::<Vec<_>>(),
+        vec![1, 2, 3, 4]
+    );
+    assert_eq!(s.out_seq, 4);
+    assert_eq!(s.unacked_len(), 4);
+    assert!(!s.has_messages());
+}
+
+#[test]
+fn batch_respects_max_bytes_but_takes_one() {
+    let mut s = st(false);
+    for i in 0..5 {
+        s.queue(m(i, 127));
+    }
+    assert_eq!(s.take_batch(0).len(), 1);
+    assert_eq!(s.take_batch(16).len(), 2);
+    assert_eq!(s.queued_len(), 2);
+    assert_eq!(s.queued_bytes(), 16);
+}
+
+#[test]
+fn acks_pop_sent_and_release_permits() {
+    let t = Throttle::new(100);
+    let mut s = st(false);
+    for i in 0..4 {
+        s.queue(Outgoing::new(msg8(i), Some(t.take(8))));
+    }
+    drop(s.take_batch(u64::MAX));
+    assert_eq!(t.current(), 32);
+    let done = s.handle_ack(2);
+    assert_eq!(done.len(), 2);
+    drop(done);
+    assert_eq!(t.current(), 16);
+    assert_eq!(s.unacked_len(), 2);
+    assert!(s.handle_ack(1).is_empty());
+}
+
+fn msg8(i: u64) -> Message {
+    Message::new(1, i.to_le_bytes().to_vec())
+}
+
+#[test]
+fn lossy_keeps_no_sent_list_and_sends_no_ack() {
+    let mut s = st(true);
+    s.queue(m(1, 127));
+    let b = s.take_batch(u64::MAX);
+    assert_eq!(b.len(), 1);
+    assert_eq!(s.unacked_len(), 0);
+    assert_eq!(s.accept_incoming(1), InSeq::Accept);
+    assert_eq!(s.take_ack(), None);
+}
+
+#[test]
+fn acks_are_batched() {
+    let mut s = st(false);
+    assert_eq!(s.take_ack(), None);
+    for seq in 1..=5 {
+        assert_eq!(s.accept_incoming(seq), InSeq::Accept);
+    }
+    assert_eq!(s.take_ack(), Some(5));
+    assert_eq!(s.take_ack(), None);
+}
+
+#[test]
+fn incoming_seq_check() {
+    let mut s = st(false);
+    assert_eq!(s.accept_incoming(1), InSeq::Accept);
+    assert_eq!(s.accept_incoming(1), InSeq::Duplicate);
+    assert_eq!(s.accept_incoming(0), InSeq::Duplicate);
+    assert_eq!(s.accept_incoming(5), InSeq::Gap);
+    assert_eq!(s.in_seq, 5);
+    assert_eq!(s.accept_incoming(6), InSeq::Accept);
+}
+
+#[test]
+fn requeue_then_resend_with_same_seqs() {
+    let mut s = st(false);
+    for i in 0..3 {
+        s.queue(m(i, 127));
+    }
+    drop(s.take_batch(u64::MAX));
+    s.queue(m(10, 255));
+    assert_eq!(s.requeue_sent(), 3);
+    assert_eq!(s.out_seq, 0);
+    let b = s.take_batch(u64::MAX);
+    assert_eq!(b.iter().map(tag).collect::<Vec<_>>(), vec![0, 1, 2, 10]);
+    assert_eq!(
+        b.iter().map(|o| o.seq).collect::<Vec<_>>(),
+        vec![1, 2, 3, 4]
+    );
+    assert_eq!(s.resent, 3);
+}
+
+#[test]
+fn discard_requeued_up_to_peer_in_seq() {
+    let mut s = st(false);
+    for i in 0..4 {
+        s.queue(m(i, 127));
+    }
+    drop(s.take_batch(u64::MAX));
+    s.requeue_sent();
+    let gone = s.discard_requeued_up_to(2);
+    assert_eq!(gone.iter().map(tag).collect::<Vec<_>>(), vec![0, 1]);
+    assert_eq!(s.out_seq, 2);
+    let b = s.take_batch(u64::MAX);
+    assert_eq!(b.iter().map(|o| o.seq).collect::<Vec<_>>(), vec![3, 4]);
+}
+
+#[test]
+fn discard_stops_at_unsent_and_aligns_when_nothing_requeued() {
+    let mut s = st(false);
+    s.queue(m(1, PRIO_HIGHEST));
+    assert!(s.discard_requeued_up_to(7).is_empty());
+    assert_eq!(s.out_seq, 0, "an unsent prio-255 message stops the discard");
+    let mut s = st(false);
+    s.out_seq = 3;
+    assert!(s.discard_requeued_up_to(9).is_empty());
+    assert_eq!(s.out_seq, 9, "nothing requeued: align to the peer");
+}
+
+#[test]
+fn reset_session_discards_everything() {
+    let mut s = st(false);
+    s.features = features::MSG_AUTH;
+    for i in 0..3 {
+        s.queue(m(i, 127));
+    }
+    drop(s.take_batch(1));
+    s.in_seq = 9;
+    s.connect_seq = 4;
+    let gone = s.reset_session();
+    assert_eq!(gone.len(), 3);
+    assert_eq!((s.in_seq, s.connect_seq), (0, 0));
+    assert!(s.out_seq <= 0x7fff_ffff);
+    assert!(!s.has_messages());
+    assert_eq!(s.unacked_len(), 0);
+    let mut s = st(false);
+    s.out_seq = 5;
+    s.reset_session();
+    assert_eq!(s.out_seq, 0, "no MSG_AUTH: out_seq restarts at 0");
+}
+
+#[test]
+fn keepalives() {
+    let mut s = st(false);
+    let now = Instant::now();
+    s.on_keepalive2(now, Timespec::new(5, 6));
+    assert_eq!(s.last_keepalive, Some(now));
+    s.queue_keepalive();
+    assert!(s.writer_has_work());
+    let (ka, acks) = s.take_control();
+    assert!(ka);
+    assert_eq!(acks, vec![Timespec::new(5, 6)]);
+    s.on_keepalive2_ack(Timespec::new(1, 2));
+    assert_eq!(s.last_keepalive_ack, Some(Timespec::new(1, 2)));
+}
+
+#[test]
+fn lossy_fault_after_open_closes_with_reset() {
+    let mut s = st(true);
+    s.opened();
+    assert_eq!(
+        s.on_fault(&fp(), FaultCause::Error),
+        FaultAction::Close { reset: true }
+    );
+    assert_eq!(s.phase, ConnState::Closed);
+    assert_eq!(s.on_fault(&fp(), FaultCause::Error), FaultAction::None);
+}
+
+#[test]
+fn lossy_fault_before_open_retries() {
+    let mut s = SessionState::new(ConnState::Connecting, true, SmallRng::seed_from_u64(1));
+    assert!(matches!(
+        s.on_fault(&fp(), FaultCause::Error),
+        FaultAction::Reconnect { .. }
+    ));
+}
+
+#[test]
+fn lossless_open_fault_bumps_connect_seq_and_reconnects_now() {
+    let mut s = st(false);
+    s.opened();
+    s.connect_seq = 3;
+    s.queue(m(1, 127));
+    drop(s.take_batch(u64::MAX));
+    assert_eq!(
+        s.on_fault(&fp(), FaultCause::Error),
+        FaultAction::Reconnect {
+            after: Duration::ZERO
+        }
+    );
+    assert_eq!(s.connect_seq, 4);
+    assert_eq!(s.queued_len(), 1, "sent message requeued");
+    assert_eq!(s.phase, ConnState::Connecting);
+}
+
+#[test]
+fn handshake_faults_back_off_without_bumping_connect_seq() {
+    let mut s = SessionState::new(ConnState::Connecting, false, SmallRng::seed_from_u64(1));
+    s.connect_seq = 2;
+    let mut delays = Vec::new();
+    for _ in 0..10 {
+        match s.on_fault(&fp(), FaultCause::Error) {
+            FaultAction::Reconnect { after } => delays.push(after.as_millis()),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(
+        delays,
+        vec![200, 400, 800, 1600, 3200, 6400, 12800, 15000, 15000, 15000]
+    );
+    assert_eq!(s.connect_seq, 2);
+    s.opened();
+    s.on_fault(&fp(), FaultCause::Error);
+    assert!(matches!(
+        s.on_fault(&fp(), FaultCause::Error),
+        FaultAction::Reconnect { after } if after == Duration::from_millis(200)
+    ));
+}
+
+#[test]
+fn standby_and_server() {
+    let mut p = fp();
+    p.standby = true;
+    let mut s = st(false);
+    s.opened();
+    s.connect_seq = 1;
+    assert_eq!(s.on_fault(&p, FaultCause::Error), FaultAction::Standby);
+    s.queue_keepalive();
+    assert!(!s.wake_from_standby(), "a keepalive does not wake standby");
+    s.queue(m(1, 127));
+    assert!(s.wake_from_standby());
+    assert_eq!(s.connect_seq, 2);
+    assert_eq!(s.phase, ConnState::Connecting);
+
+    let mut p = fp();
+    p.server = true;
+    let mut s = st(false);
+    s.opened();
+    s.queue(m(1, 127));
+    assert_eq!(s.on_fault(&p, FaultCause::Error), FaultAction::Standby);
+}
+
+#[test]
+fn wait_after_race_lost() {
+    let mut s = SessionState::new(ConnState::Connecting, false, SmallRng::seed_from_u64(1));
+    assert_eq!(
+        s.on_fault(&fp(), FaultCause::RaceLost),
+        FaultAction::Wait {
+            max: Duration::from_secs(15)
+        }
+    );
+    assert_eq!(s.phase, ConnState::Wait);
+}
+
+#[test]
+fn accepted_never_opened_closes_quietly() {
+    let mut s = SessionState::new(ConnState::Accepting, false, SmallRng::seed_from_u64(1));
+    assert_eq!(
+        s.on_fault(&fp(), FaultCause::Error),
+        FaultAction::Close { reset: false }
+    );
+}

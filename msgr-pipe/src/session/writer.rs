@@ -1,0 +1,154 @@
+//! The writer task of one socket: keepalive, keepalive2 acks, then every queued message in one
+//! vectored write (head, front, middle, data, footer per message, payloads not copied), then
+//! one ACK if `in_seq` advanced on a lossless session.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::{BufMut, Bytes, BytesMut};
+use msgr_wire::{features, FooterKind, Tag, Timespec, Wire};
+use tokio::io::{AsyncWriteExt, WriteHalf};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use super::state::Outgoing;
+use super::{bump, Inner};
+use crate::error::PipeError;
+use crate::transport::{write_chain, BoxTransport};
+
+/// Our clock as a `ceph_timespec`.
+pub(crate) fn now_timespec() -> Timespec {
+    let d = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    Timespec::new(
+        u32::try_from(d.as_secs()).unwrap_or(u32::MAX),
+        d.subsec_nanos(),
+    )
+}
+
+pub(super) async fn run(
+    inner: Arc<Inner>,
+    epoch: u64,
+    cancel: CancellationToken,
+    wake: Arc<Notify>,
+    mut w: WriteHalf<BoxTransport>,
+    features: u64,
+) {
+    let span = tracing::debug_span!("writer", conn = inner.id, peer = %inner.peer_addr, epoch);
+    let res = write_loop(&inner, epoch, &cancel, &wake, &mut w, features)
+        .instrument(span)
+        .await;
+    if let Err(e) = res {
+        if !matches!(e, PipeError::Superseded) {
+            inner.socket_fault(epoch, &e);
+        }
+    }
+}
+
+struct Batch {
+    keepalive: bool,
+    ka2_acks: Vec<Timespec>,
+    msgs: Vec<Outgoing>,
+    ack: Option<u64>,
+}
+
+impl Batch {
+    fn is_empty(&self) -> bool {
+        !self.keepalive && self.ka2_acks.is_empty() && self.msgs.is_empty() && self.ack.is_none()
+    }
+}
+
+async fn write_loop(
+    inner: &Arc<Inner>,
+    epoch: u64,
+    cancel: &CancellationToken,
+    wake: &Notify,
+    w: &mut WriteHalf<BoxTransport>,
+    features: u64,
+) -> Result<(), PipeError> {
+    let kind = FooterKind::for_features(features);
+    let ka2 = features::has(features, features::MSGR_KEEPALIVE2);
+    let crc = inner.config.crc;
+    let max_bytes = inner.config.write_batch_bytes;
+    let mut chain: VecDeque<Bytes> = VecDeque::new();
+    loop {
+        let notified = wake.notified();
+        let mut batch = {
+            let mut sh = inner.lock();
+            if !sh.link.is_current(epoch) {
+                return Err(PipeError::Superseded);
+            }
+            let (keepalive, ka2_acks) = sh.st.take_control();
+            let msgs = if sh.st.has_messages() {
+                sh.st.take_batch(max_bytes)
+            } else {
+                Vec::new()
+            };
+            let ack = sh.st.take_ack();
+            Batch {
+                keepalive,
+                ka2_acks,
+                msgs,
+                ack,
+            }
+        };
+        if batch.is_empty() {
+            tokio::select! {
+                _ = notified => continue,
+                _ = cancel.cancelled() => return Err(PipeError::Superseded),
+            }
+        }
+        let src = inner.host.my_name();
+        let mut ctrl = BytesMut::new();
+        if batch.keepalive {
+            if ka2 {
+                ctrl.put_u8(Tag::Keepalive2.byte());
+                now_timespec().encode(&mut ctrl);
+            } else {
+                ctrl.put_u8(Tag::Keepalive.byte());
+            }
+        }
+        for ts in &batch.ka2_acks {
+            ctrl.put_u8(Tag::Keepalive2Ack.byte());
+            ts.encode(&mut ctrl);
+        }
+        if !ctrl.is_empty() {
+            chain.push_back(ctrl.freeze());
+        }
+        let mut bytes = 0u64;
+        for o in &mut batch.msgs {
+            o.msg.seal(o.seq, src, crc);
+            bytes += o.payload_len();
+            chain.push_back(Bytes::copy_from_slice(&o.msg.frame_head()));
+            chain.push_back(o.msg.front.clone());
+            chain.push_back(o.msg.middle.clone());
+            chain.push_back(o.msg.data.clone());
+            let (footer, len) = o.msg.frame_footer(kind);
+            chain.push_back(Bytes::copy_from_slice(footer.get(..len).unwrap_or(&footer)));
+        }
+        if let Some(seq) = batch.ack {
+            let mut a = BytesMut::with_capacity(9);
+            a.put_u8(Tag::Ack.byte());
+            a.put_u64_le(seq);
+            chain.push_back(a.freeze());
+        }
+        tracing::trace!(msgs = batch.msgs.len(), ack = ?batch.ack, keepalive = batch.keepalive, "writing");
+        tokio::select! {
+            res = async {
+                write_chain(w, &mut chain).await?;
+                w.flush().await
+            } => res?,
+            _ = cancel.cancelled() => return Err(PipeError::Superseded),
+        }
+        let c = &inner.counters;
+        bump(&c.msgs_out, batch.msgs.len() as u64);
+        bump(&c.bytes_out, bytes);
+        if batch.ack.is_some() {
+            bump(&c.acks_out, 1);
+        }
+        drop(batch);
+    }
+}

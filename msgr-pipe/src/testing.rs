@@ -1,0 +1,336 @@
+//! Test helpers shared with msgr-core and the tests crate: [`TestHost`], a small [`Host`]
+//! (a map of sessions and a channel of what it receives), and [`TestNet`], an in-memory
+//! network of hosts connected by `tokio::io::duplex` streams.
+//!
+//! Not part of the stable API.
+
+use std::collections::HashMap;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+
+use msgr_dispatch::{ConnId, Throttle};
+use msgr_wire::{EntityAddr, EntityName, EntityType};
+use tokio::sync::mpsc;
+
+use crate::config::PipeConfig;
+use crate::hook::BoxFuture;
+use crate::host::{Authorizer, Host, Incoming, SessionEvent};
+use crate::policy::Policy;
+use crate::session::Session;
+use crate::transport::BoxTransport;
+
+/// What a [`TestHost`] received.
+#[derive(Debug)]
+pub enum HostEvent {
+    /// A delivered message (holding its throttle permits until dropped).
+    Message {
+        /// The session it came on.
+        session: Session,
+        /// The message and permits.
+        incoming: Box<Incoming>,
+    },
+    /// A session event.
+    Event {
+        /// The session.
+        session: Session,
+        /// The event.
+        event: SessionEvent,
+    },
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A minimal messenger for tests.
+pub struct TestHost {
+    addr: Mutex<EntityAddr>,
+    name: Mutex<EntityName>,
+    gseq: AtomicU32,
+    next_id: AtomicU64,
+    policies: Mutex<HashMap<EntityType, Policy>>,
+    default_policy: Mutex<Policy>,
+    sessions: Mutex<HashMap<EntityAddr, Session>>,
+    tx: mpsc::UnboundedSender<HostEvent>,
+    authorizer: Mutex<Option<Arc<dyn Authorizer>>>,
+    dispatch: Mutex<Option<Throttle>>,
+    learned: Mutex<Option<EntityAddr>>,
+    net: Mutex<Option<TestNet>>,
+    /// The config sessions of this host use (connect and accept).
+    pub config: Mutex<Arc<PipeConfig>>,
+}
+
+impl std::fmt::Debug for TestHost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TestHost")
+            .field("addr", &*lock(&self.addr))
+            .finish()
+    }
+}
+
+impl TestHost {
+    /// A host named `name` at `addr`, with `policy` for every peer type; returns the receiver
+    /// of everything it gets.
+    pub fn new(
+        name: EntityName,
+        addr: EntityAddr,
+        policy: Policy,
+        config: PipeConfig,
+    ) -> (Arc<TestHost>, mpsc::UnboundedReceiver<HostEvent>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let h = Arc::new(TestHost {
+            addr: Mutex::new(addr),
+            name: Mutex::new(name),
+            gseq: AtomicU32::new(0),
+            next_id: AtomicU64::new(1 + (u64::from(addr.nonce) << 20)),
+            policies: Mutex::new(HashMap::new()),
+            default_policy: Mutex::new(policy),
+            sessions: Mutex::new(HashMap::new()),
+            tx,
+            authorizer: Mutex::new(None),
+            dispatch: Mutex::new(None),
+            learned: Mutex::new(None),
+            net: Mutex::new(None),
+            config: Mutex::new(Arc::new(config)),
+        });
+        (h, rx)
+    }
+
+    /// Sets the policy for one peer type.
+    pub fn set_policy(&self, peer_type: EntityType, policy: Policy) {
+        lock(&self.policies).insert(peer_type, policy);
+    }
+
+    /// Sets the authorizer.
+    pub fn set_authorizer(&self, a: Option<Arc<dyn Authorizer>>) {
+        *lock(&self.authorizer) = a;
+    }
+
+    /// Sets the dispatch throttle.
+    pub fn set_dispatch_throttle(&self, t: Option<Throttle>) {
+        *lock(&self.dispatch) = t;
+    }
+
+    /// Changes our entity name.
+    pub fn set_name(&self, name: EntityName) {
+        *lock(&self.name) = name;
+    }
+
+    /// The address a peer told us we have, if any.
+    pub fn learned(&self) -> Option<EntityAddr> {
+        *lock(&self.learned)
+    }
+
+    /// The config in use.
+    pub fn config(&self) -> Arc<PipeConfig> {
+        lock(&self.config).clone()
+    }
+
+    /// The registered sessions.
+    pub fn sessions(&self) -> Vec<Session> {
+        lock(&self.sessions).values().cloned().collect()
+    }
+
+    /// Connects (or returns the registered session) to `addr`.
+    pub fn connect(self: &Arc<Self>, addr: EntityAddr, peer_type: EntityType) -> Session {
+        Session::connect_shared(self.clone(), addr, peer_type, self.config())
+    }
+
+    /// Marks every registered session down.
+    pub fn mark_down_all(&self) {
+        for s in self.sessions() {
+            s.mark_down();
+        }
+    }
+}
+
+impl Host for TestHost {
+    fn my_addr(&self) -> EntityAddr {
+        *lock(&self.addr)
+    }
+
+    fn learn_addr(&self, seen: &EntityAddr) {
+        *lock(&self.learned) = Some(*seen);
+    }
+
+    fn my_name(&self) -> EntityName {
+        *lock(&self.name)
+    }
+
+    fn next_global_seq(&self, at_least: u32) -> u32 {
+        let mut cur = self.gseq.load(Ordering::Acquire);
+        loop {
+            let next = cur.max(at_least).wrapping_add(1);
+            match self
+                .gseq
+                .compare_exchange(cur, next, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => return next,
+                Err(v) => cur = v,
+            }
+        }
+    }
+
+    fn policy(&self, peer_type: EntityType) -> Policy {
+        lock(&self.policies)
+            .get(&peer_type)
+            .cloned()
+            .unwrap_or_else(|| lock(&self.default_policy).clone())
+    }
+
+    fn dispatch_throttle(&self) -> Option<Throttle> {
+        lock(&self.dispatch).clone()
+    }
+
+    fn authorizer(&self) -> Option<Arc<dyn Authorizer>> {
+        lock(&self.authorizer).clone()
+    }
+
+    fn lookup(&self, peer_addr: &EntityAddr) -> Option<Session> {
+        lock(&self.sessions).get(peer_addr).cloned()
+    }
+
+    fn register(&self, session: &Session) -> Result<(), Session> {
+        let mut m = lock(&self.sessions);
+        match m.get(&session.peer_addr()) {
+            Some(s) if !s.is_closed() && s != session => Err(s.clone()),
+            _ => {
+                m.insert(session.peer_addr(), session.clone());
+                Ok(())
+            }
+        }
+    }
+
+    fn unregister(&self, session: &Session) {
+        let mut m = lock(&self.sessions);
+        if m.get(&session.peer_addr()) == Some(session) {
+            m.remove(&session.peer_addr());
+        }
+    }
+
+    fn deliver(&self, session: &Session, incoming: Incoming) {
+        let _ = self.tx.send(HostEvent::Message {
+            session: session.clone(),
+            incoming: Box::new(incoming),
+        });
+    }
+
+    fn event(&self, session: &Session, event: SessionEvent) {
+        let _ = self.tx.send(HostEvent::Event {
+            session: session.clone(),
+            event,
+        });
+    }
+
+    fn new_conn_id(&self) -> ConnId {
+        self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    fn dial(&self, addr: EntityAddr) -> BoxFuture<'static, io::Result<BoxTransport>> {
+        let net = lock(&self.net).clone();
+        let me = self.my_addr().addr;
+        Box::pin(async move {
+            match net {
+                Some(net) => net.dial(addr, me),
+                None => {
+                    let s = crate::transport::connect_tcp(addr.addr).await?;
+                    Ok(Box::new(s) as BoxTransport)
+                }
+            }
+        })
+    }
+}
+
+/// An in-memory network: hosts listen on their address; dialling creates a duplex stream
+/// and runs [`Session::accept`] on the listening host.
+#[derive(Clone, Default)]
+pub struct TestNet {
+    inner: Arc<NetInner>,
+}
+
+#[derive(Default)]
+struct NetInner {
+    listeners: Mutex<HashMap<SocketAddr, Weak<TestHost>>>,
+    buffer: AtomicU64,
+    dials: AtomicU64,
+}
+
+impl std::fmt::Debug for TestNet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TestNet").finish()
+    }
+}
+
+impl TestNet {
+    /// A network whose streams buffer `buffer` bytes each way.
+    pub fn new(buffer: usize) -> Self {
+        let n = TestNet::default();
+        n.inner.buffer.store(buffer as u64, Ordering::Relaxed);
+        n
+    }
+
+    /// Makes `host` dial through this network and listen on its address.
+    pub fn attach(&self, host: &Arc<TestHost>) {
+        *lock(&host.net) = Some(self.clone());
+        lock(&self.inner.listeners).insert(host.my_addr().addr, Arc::downgrade(host));
+    }
+
+    /// Stops `addr` listening (dials get ECONNREFUSED).
+    pub fn unlisten(&self, addr: SocketAddr) {
+        lock(&self.inner.listeners).remove(&addr);
+    }
+
+    /// Number of dials so far.
+    pub fn dials(&self) -> u64 {
+        self.inner.dials.load(Ordering::Relaxed)
+    }
+
+    fn dial(&self, addr: EntityAddr, from: SocketAddr) -> io::Result<BoxTransport> {
+        self.inner.dials.fetch_add(1, Ordering::Relaxed);
+        let target = lock(&self.inner.listeners)
+            .get(&addr.addr)
+            .and_then(Weak::upgrade)
+            .ok_or(io::ErrorKind::ConnectionRefused)?;
+        let size = usize::try_from(self.inner.buffer.load(Ordering::Relaxed))
+            .unwrap_or(65536)
+            .max(64);
+        let (a, b) = tokio::io::duplex(size);
+        let config = target.config();
+        tokio::spawn(async move {
+            let host: Arc<dyn Host> = target;
+            let _ = Session::accept_shared(host, b, from, config).await;
+        });
+        Ok(Box::new(a))
+    }
+}
+
+/// An [`Authorizer`] that sends `b"let me in"` and accepts only that.
+#[derive(Debug, Default)]
+pub struct FixedAuthorizer {
+    /// Refuse everything.
+    pub refuse: bool,
+}
+
+impl Authorizer for FixedAuthorizer {
+    fn build(&self, _peer_type: EntityType, _retry: bool) -> Option<(u32, bytes::Bytes)> {
+        Some((
+            msgr_wire::AUTH_NONE,
+            bytes::Bytes::from_static(b"let me in"),
+        ))
+    }
+
+    fn verify(
+        &self,
+        _peer_type: EntityType,
+        _protocol: u32,
+        authorizer: &[u8],
+    ) -> Result<bytes::Bytes, bytes::Bytes> {
+        if !self.refuse && authorizer == b"let me in" {
+            Ok(bytes::Bytes::from_static(b"ok"))
+        } else {
+            Err(bytes::Bytes::new())
+        }
+    }
+}

@@ -1,0 +1,44 @@
+//! Two sessions over in-memory streams: connect, accept, messages both ways.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use msgr_pipe::testing::TestNet;
+use msgr_pipe::{ConnState, Host, PipeConfig, Policy, SessionEvent};
+use msgr_wire::EntityType;
+
+#[tokio::test]
+async fn ten_thousand_each_way_in_order() {
+    let net = TestNet::new(64 * 1024);
+    let (a, mut arx) = host(1, Policy::lossless_peer(0), PipeConfig::default(), &net);
+    let (b, mut brx) = host(2, Policy::lossless_peer(0), PipeConfig::default(), &net);
+    let sa = a.connect(b.my_addr(), EntityType::OSD);
+    const N: u64 = 10_000;
+    let sender = {
+        let sa = sa.clone();
+        tokio::spawn(async move {
+            for i in 0..N {
+                sa.send(msg(i)).await.unwrap();
+            }
+        })
+    };
+    let (got, events) = recv_n(&mut brx, N as usize, Duration::from_secs(30)).await;
+    assert_eq!(got, (0..N).collect::<Vec<_>>());
+    assert!(events.contains(&SessionEvent::Accept));
+    sender.await.unwrap();
+    let sb = b.lookup(&a.my_addr()).expect("b registered the session");
+    assert_eq!(sb.state(), ConnState::Open);
+    for i in 0..N {
+        sb.send(msg(i)).await.unwrap();
+    }
+    let (got, events) = recv_n(&mut arx, N as usize, Duration::from_secs(30)).await;
+    assert_eq!(got, (0..N).collect::<Vec<_>>());
+    assert!(events.contains(&SessionEvent::Connect));
+    assert_eq!(sa.state(), ConnState::Open);
+    sa.mark_down();
+    sb.mark_down();
+    sa.closed().await;
+    sb.closed().await;
+}
