@@ -7,3 +7,4 @@
 pub mod capture;
 pub mod ceph;
 pub mod ceph_msgs;
+pub mod fixture;
