@@ -20,7 +20,7 @@ pub enum ThrottleError {
 #[derive(Debug, Clone, PartialEq, Error)]
 #[non_exhaustive]
 pub enum ConfigError {
-    /// The delay probability is not a number in `[0, 1]`.
+    /// A delay probability is not a number in `[0, 1]`.
     #[error("delay probability {0} is not within [0, 1]")]
     Probability(f64),
     /// The minimum cost of a normal-queue item exceeds the token cap.

@@ -3,6 +3,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -49,7 +50,7 @@ pub trait Handler<M, E>: Send + Sync + 'static {
 }
 
 /// Configuration of a [`DispatchQueue`](crate::DispatchQueue).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct DispatchConfig {
     /// Priorities at or above this are served strictly by priority (default 64,
@@ -60,6 +61,13 @@ pub struct DispatchConfig {
     /// Token cap per priority below the threshold (default 16 MiB,
     /// `ms_pq_max_tokens_per_priority`); also the largest cost charged.
     pub max_tokens_per_priority: u64,
+    /// Delay injected before delivering a connection event when the draw hits (Ceph's
+    /// `ms_inject_internal_delays` in the DispatchQueue); zero (the default) turns it off.
+    pub event_delay: Duration,
+    /// Probability of that delay (Ceph's `ms_inject_delay_probability`), default 0.
+    pub event_delay_probability: f64,
+    /// Seed of the event-delay draws, so a run replays (default 0).
+    pub event_delay_seed: u64,
 }
 
 impl Default for DispatchConfig {
@@ -68,13 +76,20 @@ impl Default for DispatchConfig {
             strict_threshold: DEFAULT_STRICT_THRESHOLD,
             min_cost: DEFAULT_MIN_COST,
             max_tokens_per_priority: DEFAULT_MAX_TOKENS,
+            event_delay: Duration::ZERO,
+            event_delay_probability: 0.0,
+            event_delay_seed: 0,
         }
     }
 }
 
 impl DispatchConfig {
-    /// Checks that `min_cost <= max_tokens_per_priority` (the queue clamps otherwise).
+    /// Checks that `min_cost <= max_tokens_per_priority` (the queue clamps otherwise) and
+    /// that the event-delay probability is within `[0, 1]`.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        if !(0.0..=1.0).contains(&self.event_delay_probability) {
+            return Err(ConfigError::Probability(self.event_delay_probability));
+        }
         if self.min_cost > self.max_tokens_per_priority {
             return Err(ConfigError::MinCostAboveCap {
                 min_cost: self.min_cost,
@@ -137,6 +152,8 @@ pub struct QueueCounters {
     pub events_delivered: u64,
     /// Events dropped (refused while stopping, or discarded by shutdown).
     pub events_dropped: u64,
+    /// Events held back by the injected event delay.
+    pub delayed_events: u64,
     /// Messages now on the priority queue.
     pub pending_messages: u64,
     /// Bytes now on the priority queue.

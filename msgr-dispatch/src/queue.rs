@@ -14,145 +14,19 @@
 //! A message's [`ThrottlePermit`] (its dispatch-throttle bytes) is held until `dispatch`
 //! returns, or dropped with the message on discard, rejection or shutdown.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+mod tasks;
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
 use tokio::sync::{watch, Notify};
 
 use crate::handler::{DispatchConfig, Handler, QueueCounters, ShutdownMode, ShutdownReport};
 use crate::prio::PrioQueue;
 use crate::throttle::ThrottlePermit;
 use crate::ConnId;
-
-struct Queued<M> {
-    msg: M,
-    permit: ThrottlePermit,
-}
-
-struct State<M, E> {
-    queue: PrioQueue<Queued<M>>,
-    events: VecDeque<(ConnId, E)>,
-    local: VecDeque<(u8, M, ThrottlePermit)>,
-    stopping: Option<ShutdownMode>,
-    local_done: bool,
-    pending_bytes: u64,
-    counters: QueueCounters,
-    /// Everything dropped undelivered since shutdown began.
-    report: ShutdownReport,
-}
-
-/// Everything taken out of the queue at once, dropped outside the lock.
-struct Dropped<M, E> {
-    messages: Vec<Queued<M>>,
-    local: Vec<(u8, M, ThrottlePermit)>,
-    events: Vec<(ConnId, E)>,
-}
-
-impl<M, E> Dropped<M, E> {
-    fn report(&self) -> ShutdownReport {
-        let bytes = self.messages.iter().map(|q| q.permit.amount());
-        let local_bytes = self.local.iter().map(|(_, _, p)| p.amount());
-        ShutdownReport {
-            dropped_messages: (self.messages.len() + self.local.len()) as u64,
-            dropped_bytes: bytes.chain(local_bytes).sum(),
-            dropped_events: self.events.len() as u64,
-        }
-    }
-}
-
-impl<M, E> State<M, E> {
-    fn take_all(&mut self) -> Dropped<M, E> {
-        let mut messages = Vec::with_capacity(self.queue.len());
-        while let Some(q) = self.queue.dequeue() {
-            messages.push(q);
-        }
-        let out = Dropped {
-            messages,
-            local: self.local.drain(..).collect(),
-            events: self.events.drain(..).collect(),
-        };
-        let r = out.report();
-        self.pending_bytes = 0;
-        self.counters.discarded_messages += r.dropped_messages;
-        self.counters.discarded_bytes += r.dropped_bytes;
-        self.counters.events_dropped += r.dropped_events;
-        self.report.dropped_messages += r.dropped_messages;
-        self.report.dropped_bytes += r.dropped_bytes;
-        self.report.dropped_events += r.dropped_events;
-        out
-    }
-}
-
-struct Shared<M: Send + 'static, E: Send + 'static> {
-    state: Mutex<State<M, E>>,
-    handler: Arc<dyn Handler<M, E>>,
-    wake_dispatch: Notify,
-    wake_local: Notify,
-    next_conn: AtomicU64,
-    /// Number of tasks that have ended (0, 1 or 2).
-    ended: watch::Sender<u8>,
-}
-
-impl<M: Send + 'static, E: Send + 'static> Shared<M, E> {
-    fn lock(&self) -> MutexGuard<'_, State<M, E>> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Puts a message on the priority queue, even while draining (used by the local task).
-    fn push(&self, st: &mut State<M, E>, conn: ConnId, prio: u8, msg: M, permit: ThrottlePermit) {
-        let bytes = permit.amount();
-        st.queue.enqueue(conn, prio, bytes, Queued { msg, permit });
-        st.pending_bytes += bytes;
-        st.counters.queued_messages += 1;
-        st.counters.queued_bytes += bytes;
-        self.wake_dispatch.notify_one();
-    }
-
-    fn fast(&self, msg: M, permit: ThrottlePermit) {
-        let bytes = permit.amount();
-        self.handler.fast_dispatch(msg);
-        drop(permit);
-        let mut st = self.lock();
-        st.counters.fast_dispatched_messages += 1;
-        st.counters.fast_dispatched_bytes += bytes;
-    }
-
-    /// Begins shutdown; in `Discard` mode drops everything queued right away (the tasks drop
-    /// whatever still arrives afterwards).
-    fn stop(&self, mode: ShutdownMode) {
-        let dropped = {
-            let mut st = self.lock();
-            if st.stopping != Some(ShutdownMode::Discard) {
-                st.stopping = Some(mode);
-            }
-            (mode == ShutdownMode::Discard).then(|| st.take_all())
-        };
-        drop(dropped);
-        self.wake_dispatch.notify_one();
-        self.wake_local.notify_one();
-    }
-}
-
-/// Counts a task as ended when dropped, even if it panicked.
-struct EndGuard<M: Send + 'static, E: Send + 'static>(Arc<Shared<M, E>>);
-
-impl<M: Send + 'static, E: Send + 'static> Drop for EndGuard<M, E> {
-    fn drop(&mut self) {
-        self.0.ended.send_modify(|n| *n += 1);
-        // The dispatch task waits for the local task to finish draining.
-        self.0.wake_dispatch.notify_one();
-    }
-}
-
-/// Stops the tasks when the last handle is dropped without a shutdown.
-struct LastHandle<M: Send + 'static, E: Send + 'static>(Arc<Shared<M, E>>);
-
-impl<M: Send + 'static, E: Send + 'static> Drop for LastHandle<M, E> {
-    fn drop(&mut self) {
-        self.0.stop(ShutdownMode::Discard);
-    }
-}
+use tasks::{run_dispatch, run_local, EventDelay, LastHandle, Shared, State};
 
 /// Ceph's DispatchQueue: orders incoming messages and connection events and hands them, one at
 /// a time, to a [`Handler`]. A cheap cloneable handle; see the module docs for the paths.
@@ -160,6 +34,10 @@ impl<M: Send + 'static, E: Send + 'static> Drop for LastHandle<M, E> {
 /// [`DispatchQueue::new`] spawns the dispatch task and the local-delivery task on the current
 /// tokio runtime. [`shutdown`](Self::shutdown) stops them; dropping the last handle without a
 /// shutdown discards what is queued and lets the tasks end in the background.
+///
+/// If a [`Handler`] callback panics on the dispatch task, that task ends (the message and its
+/// permit are dropped); later messages stay queued until [`shutdown`](Self::shutdown), which
+/// still returns and releases them (reported as dropped).
 pub struct DispatchQueue<M: Send + 'static, E: Send + 'static> {
     shared: Arc<Shared<M, E>>,
     _last: Arc<LastHandle<M, E>>,
@@ -171,6 +49,14 @@ impl<M: Send + 'static, E: Send + 'static> Clone for DispatchQueue<M, E> {
             shared: self.shared.clone(),
             _last: self._last.clone(),
         }
+    }
+}
+
+impl<M: Send + 'static, E: Send + 'static> std::fmt::Debug for DispatchQueue<M, E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DispatchQueue")
+            .field("len", &self.len())
+            .finish_non_exhaustive()
     }
 }
 
@@ -201,6 +87,7 @@ impl<M: Send + 'static, E: Send + 'static> DispatchQueue<M, E> {
             wake_dispatch: Notify::new(),
             wake_local: Notify::new(),
             next_conn: AtomicU64::new(1),
+            event_delay: EventDelay::from(&config),
             ended: watch::Sender::new(0),
         });
         tokio::spawn(run_dispatch(shared.clone()));
@@ -323,7 +210,8 @@ impl<M: Send + 'static, E: Send + 'static> DispatchQueue<M, E> {
         // Anything left behind by a task that panicked.
         let (rest, report) = {
             let mut st = self.shared.lock();
-            (st.take_all(), st.report)
+            let rest = st.take_all();
+            (rest, st.report)
         };
         drop(rest);
         report
@@ -337,81 +225,4 @@ impl<M: Send + 'static, E: Send + 'static> DispatchQueue<M, E> {
         }
         false
     }
-}
-
-enum Next<M, E> {
-    Idle,
-    Stop,
-    Event(ConnId, E),
-    Message(Queued<M>),
-}
-
-async fn run_dispatch<M: Send + 'static, E: Send + 'static>(shared: Arc<Shared<M, E>>) {
-    let _guard = EndGuard(shared.clone());
-    loop {
-        let next = {
-            let mut st = shared.lock();
-            let discarding = st.stopping == Some(ShutdownMode::Discard);
-            if discarding {
-                // Messages the local task queued after the discard began.
-                drop(st.take_all());
-            }
-            if let Some((conn, e)) = st.events.pop_front() {
-                Next::Event(conn, e)
-            } else if let Some(q) = st.queue.dequeue() {
-                st.pending_bytes -= q.permit.amount();
-                Next::Message(q)
-            } else if st.stopping.is_some() && st.local_done {
-                Next::Stop
-            } else {
-                Next::Idle
-            }
-        };
-        match next {
-            Next::Idle => shared.wake_dispatch.notified().await,
-            Next::Stop => break,
-            Next::Event(conn, e) => {
-                shared.handler.event(conn, e).await;
-                shared.lock().counters.events_delivered += 1;
-            }
-            Next::Message(Queued { msg, permit }) => {
-                let bytes = permit.amount();
-                shared.handler.dispatch(msg).await;
-                drop(permit);
-                let mut st = shared.lock();
-                st.counters.dispatched_messages += 1;
-                st.counters.dispatched_bytes += bytes;
-            }
-        }
-    }
-    tracing::debug!("dispatch task ended");
-}
-
-async fn run_local<M: Send + 'static, E: Send + 'static>(shared: Arc<Shared<M, E>>) {
-    let _guard = EndGuard(shared.clone());
-    loop {
-        let next = {
-            let mut st = shared.lock();
-            match st.local.pop_front() {
-                Some(item) => Some(item),
-                None if st.stopping.is_some() => {
-                    st.local_done = true;
-                    break;
-                }
-                None => None,
-            }
-        };
-        let Some((prio, msg, permit)) = next else {
-            shared.wake_local.notified().await;
-            continue;
-        };
-        shared.handler.fast_preprocess(&msg);
-        if shared.handler.can_fast_dispatch(&msg) {
-            shared.fast(msg, permit);
-        } else {
-            let mut st = shared.lock();
-            shared.push(&mut st, 0, prio, msg, permit);
-        }
-    }
-    tracing::debug!("local delivery task ended");
 }

@@ -360,3 +360,65 @@ async fn configurable_threshold_makes_127_fair() {
     };
     assert!(bad.validate().is_err());
 }
+
+#[tokio::test(start_paused = true)]
+async fn injected_event_delay_is_seeded_and_counted() {
+    use std::time::Duration;
+    use tokio::time::Instant;
+    let config = DispatchConfig {
+        event_delay: Duration::from_millis(250),
+        event_delay_probability: 1.0,
+        ..DispatchConfig::default()
+    };
+    let mut r = rig_with(config, false);
+    let start = Instant::now();
+    r.q.enqueue_event(1, 1);
+    r.q.enqueue_event(1, 2);
+    assert_eq!(r.delivered(2).await, [Seen::Event(1, 1), Seen::Event(1, 2)]);
+    assert_eq!(start.elapsed(), Duration::from_millis(500));
+    assert_eq!(r.q.counters().delayed_events, 2);
+    let off = DispatchConfig {
+        event_delay_probability: 2.0,
+        ..DispatchConfig::default()
+    };
+    assert!(off.validate().is_err());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_panicking_handler_still_lets_shutdown_release_everything() {
+    use std::sync::Arc;
+    struct Boom;
+    impl msgr_dispatch::Handler<u32, ()> for Boom {
+        fn dispatch(&self, m: u32) -> msgr_dispatch::BoxFuture<'_, ()> {
+            Box::pin(async move { assert_ne!(m, 0, "handler bug (expected by the test)") })
+        }
+        fn event(&self, _: u64, _: ()) -> msgr_dispatch::BoxFuture<'_, ()> {
+            Box::pin(async {})
+        }
+    }
+    let q = msgr_dispatch::DispatchQueue::new(DispatchConfig::default(), Arc::new(Boom));
+    let t = Throttle::new(0);
+    q.enqueue(1, 127, 0, t.take(4));
+    tokio::task::yield_now().await;
+    q.enqueue(1, 127, 1, t.take(6));
+    let report = q.shutdown(ShutdownMode::Drain).await;
+    assert_eq!(
+        report,
+        ShutdownReport {
+            dropped_messages: 1,
+            dropped_bytes: 6,
+            dropped_events: 0
+        }
+    );
+    assert_eq!(t.current(), 0);
+}
+
+#[test]
+fn handles_are_send_sync_static() {
+    fn check<T: Send + Sync + 'static>() {}
+    check::<msgr_dispatch::DispatchQueue<Msg, u32>>();
+    check::<Throttle>();
+    check::<msgr_dispatch::Acquire>();
+    check::<ThrottlePermit>();
+    check::<msgr_dispatch::DelayedDelivery<Msg>>();
+}

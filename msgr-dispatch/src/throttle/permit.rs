@@ -1,0 +1,92 @@
+//! `ThrottlePermit`: units held from a throttle, given back on drop.
+
+use std::fmt;
+
+use super::Throttle;
+
+/// Units taken from a [`Throttle`]; they are given back when the permit is dropped.
+#[must_use = "dropping a permit gives its units back immediately"]
+pub struct ThrottlePermit {
+    throttle: Option<Throttle>,
+    amount: u64,
+}
+
+impl ThrottlePermit {
+    pub(crate) fn new(throttle: Throttle, amount: u64) -> Self {
+        ThrottlePermit {
+            throttle: Some(throttle),
+            amount,
+        }
+    }
+
+    /// A permit that holds nothing and belongs to no throttle (for zero-length messages).
+    pub fn empty() -> Self {
+        ThrottlePermit {
+            throttle: None,
+            amount: 0,
+        }
+    }
+
+    /// Units held.
+    pub fn amount(&self) -> u64 {
+        self.amount
+    }
+
+    /// Adds `other`'s units to this permit.
+    ///
+    /// # Panics
+    /// If both permits belong to different throttles (as tokio's `OwnedSemaphorePermit::merge`).
+    /// An [`empty`](Self::empty) permit merges with anything.
+    pub fn merge(&mut self, mut other: ThrottlePermit) {
+        match (&self.throttle, other.throttle.take()) {
+            (_, None) => {}
+            (None, Some(t)) => self.throttle = Some(t),
+            (Some(mine), Some(t)) => {
+                if !mine.same(&t) {
+                    other.throttle = Some(t);
+                    panic!("ThrottlePermit::merge: permits from different throttles");
+                }
+            }
+        }
+        self.amount = self.amount.saturating_add(other.amount);
+        other.amount = 0;
+    }
+
+    /// Moves `min(n, amount)` units into a new permit of the same throttle.
+    pub fn split(&mut self, n: u64) -> ThrottlePermit {
+        let n = n.min(self.amount);
+        self.amount -= n;
+        ThrottlePermit {
+            throttle: self.throttle.clone(),
+            amount: n,
+        }
+    }
+
+    /// Forgets the permit without giving anything back and returns the units it held; the
+    /// caller must later hand them to [`Throttle::release`].
+    pub fn into_raw(mut self) -> u64 {
+        std::mem::take(&mut self.amount)
+    }
+}
+
+impl Drop for ThrottlePermit {
+    fn drop(&mut self) {
+        if let Some(t) = &self.throttle {
+            t.give_back(self.amount);
+        }
+    }
+}
+
+impl Default for ThrottlePermit {
+    fn default() -> Self {
+        Self::empty()
+    }
+}
+
+impl fmt::Debug for ThrottlePermit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ThrottlePermit")
+            .field("amount", &self.amount)
+            .finish()
+    }
+}
