@@ -1,7 +1,10 @@
 //! `msgr`: serve, ping, bench and dump.
 
 mod bench;
+mod peer;
+mod ping;
 mod rss;
+mod serve;
 
 use clap::{Parser, Subcommand};
 
@@ -18,6 +21,10 @@ struct Cli {
 enum Command {
     /// Measure the messenger beside a raw-TCP baseline (rates, bandwidth, latency percentiles).
     Bench(bench::BenchArgs),
+    /// Serve: echo (or count) every message received, until Ctrl-C.
+    Serve(serve::ServeArgs),
+    /// Complete the handshake with a daemon and time KEEPALIVE2 round trips, like ping.
+    Ping(ping::PingArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -27,5 +34,7 @@ fn main() -> anyhow::Result<()> {
         .init();
     match Cli::parse().command {
         Command::Bench(args) => bench::run(args),
+        Command::Serve(args) => serve::run(args),
+        Command::Ping(args) => ping::run(args),
     }
 }

@@ -12,13 +12,11 @@ pub fn peak_rss_bytes() -> Option<u64> {
 }
 
 /// The current resident set size of this process in bytes (`VmRSS`).
-#[allow(dead_code)] // used by the msgr transport's idle-connection measurement
 pub fn current_rss_bytes() -> Option<u64> {
     status_field("VmRSS:")
 }
 
 /// The current resident set size of process `pid` in bytes (`VmRSS`).
-#[allow(dead_code)] // used by the msgr transport's idle-connection measurement
 pub fn rss_of_pid(pid: u32) -> Option<u64> {
     let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     parse_field(&status, "VmRSS:")
@@ -56,8 +54,8 @@ mod tests {
     #[test]
     fn reads_this_process() {
         if cfg!(target_os = "linux") {
-            let peak = peak_rss_bytes().expect("VmHWM on linux");
             let now = current_rss_bytes().expect("VmRSS on linux");
+            let peak = peak_rss_bytes().expect("VmHWM on linux");
             assert!(peak >= now && now > 0);
         }
     }

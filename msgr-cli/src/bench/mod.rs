@@ -10,8 +10,8 @@
 //! ```
 
 mod msgr;
-mod payload;
-mod plan;
+pub mod payload;
+pub mod plan;
 mod progress;
 mod raw;
 mod report;
@@ -187,7 +187,7 @@ async fn run_plan(args: BenchArgs) -> anyhow::Result<()> {
     let cases = args.cases();
     let transports = args.transports();
     let limit = args.limit();
-    let options = msgr::Options::from_args(&args)?;
+    let options = msgr::Options::from_args(&args).await?;
     let idle = args.idle_connections();
     let progress = Progress::new(
         cases.len() * transports.len() + usize::from(idle > 0),
@@ -208,7 +208,7 @@ async fn run_plan(args: BenchArgs) -> anyhow::Result<()> {
     }
     if idle > 0 {
         progress.start(&format!("{idle} idle msgr connections"));
-        let memory = msgr::idle_connections(idle, &options).await?;
+        let memory = msgr::idle_connections(idle).await?;
         progress.finish(&memory.summary());
         report.idle = Some(memory);
     }

@@ -91,7 +91,7 @@ const MAX_TRACKED_GAP: u64 = 1 << 20;
 /// A gap is remembered as missing numbers; a missing number that turns up later is a reordering,
 /// a number already seen is a duplicate, and whatever is still missing when the sender says how
 /// many it sent is lost.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct SeqTracker {
     next: u64,
     missing: BTreeSet<u64>,

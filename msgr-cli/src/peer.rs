@@ -1,0 +1,89 @@
+//! Finding a daemon from what a person types: `v1:HOST:PORT[/NONCE]`.
+//!
+//! A msgr v1 connector must name the peer's exact address, nonce included, or the handshake
+//! fails ("wrong peer at address"). Monitors use nonce 0, but OSDs and `msgr serve` pick one at
+//! random, and people rarely type it. So when the nonce is missing it is learned first: the
+//! acceptor speaks first in msgr v1 (banner, then its own address), so one short TCP
+//! connection that reads those bytes and closes tells the nonce.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use msgr_wire::{EntityAddr, Wire, ADDR_LEN, BANNER, BANNER_LEN, BANNER_V2_PREFIX};
+use tokio::io::AsyncReadExt;
+use tokio::net::TcpStream;
+
+/// Resolves `[v1:]HOST:PORT[/NONCE]` to the daemon's entity address, learning the nonce from
+/// the daemon's banner when it is not given.
+pub async fn resolve(text: &str, timeout: Duration) -> anyhow::Result<EntityAddr> {
+    if text.starts_with("v2:") {
+        bail!(
+            "{text}: msgr speaks msgr v1 only; use the daemon's v1 address (a mon's is port 6789)"
+        );
+    }
+    let rest = text.strip_prefix("v1:").unwrap_or(text);
+    let (host_port, nonce) = match rest.rsplit_once('/') {
+        Some((hp, nonce)) => {
+            let nonce: u32 = nonce
+                .parse()
+                .with_context(|| format!("{text:?}: the nonce after '/' is not a number"))?;
+            (hp, Some(nonce))
+        }
+        None => (rest, None),
+    };
+    let addr = lookup(host_port, text).await?;
+    match nonce {
+        Some(nonce) => Ok(EntityAddr::new(addr, nonce)),
+        None => {
+            let announced = probe(addr, timeout).await?;
+            Ok(EntityAddr::new(addr, announced.nonce))
+        }
+    }
+}
+
+async fn lookup(host_port: &str, text: &str) -> anyhow::Result<SocketAddr> {
+    if let Ok(addr) = host_port.parse::<SocketAddr>() {
+        return Ok(addr);
+    }
+    tokio::net::lookup_host(host_port)
+        .await
+        .with_context(|| format!("cannot resolve {text:?} (expected v1:HOST:PORT)"))?
+        .next()
+        .with_context(|| format!("{text:?} resolves to no address"))
+}
+
+/// Reads the banner and the address a msgr v1 acceptor announces, then closes.
+pub async fn probe(addr: SocketAddr, timeout: Duration) -> anyhow::Result<EntityAddr> {
+    let shown = format!("v1:{addr}");
+    let work = async {
+        let mut stream = TcpStream::connect(addr).await.map_err(|e| match e.kind() {
+            std::io::ErrorKind::ConnectionRefused => {
+                anyhow::anyhow!("{shown}: connection refused (is a daemon listening there?)")
+            }
+            _ => anyhow::Error::new(e).context(format!("{shown}: cannot connect")),
+        })?;
+        let mut buf = vec![0u8; BANNER_LEN + ADDR_LEN];
+        stream
+            .read_exact(&mut buf)
+            .await
+            .with_context(|| format!("{shown}: the peer closed before sending a msgr banner"))?;
+        if buf.starts_with(BANNER_V2_PREFIX) {
+            bail!("{shown}: the peer speaks msgr v2 only (use its v1 address)");
+        }
+        if &buf[..BANNER_LEN] != BANNER {
+            bail!(
+                "{shown}: not a msgr v1 daemon (banner {:?})",
+                String::from_utf8_lossy(&buf[..BANNER_LEN])
+            );
+        }
+        let mut rest = &buf[BANNER_LEN..];
+        EntityAddr::decode(&mut rest).with_context(|| format!("{shown}: bad address in banner"))
+    };
+    tokio::time::timeout(timeout, work).await.with_context(|| {
+        format!(
+            "{shown}: no msgr banner within {:.1} s",
+            timeout.as_secs_f64()
+        )
+    })?
+}

@@ -1,0 +1,254 @@
+//! `msgr ping`: complete the msgr v1 handshake with a daemon and time KEEPALIVE2 round trips.
+//!
+//! ```text
+//! $ msgr ping v1:127.0.0.1:6789 --count 3
+//! PING v1:127.0.0.1:6789: handshake with mon.0 in 0.412 ms
+//! keepalive2 reply from v1:127.0.0.1:6789: seq=1 time=0.081 ms
+//! ...
+//! --- v1:127.0.0.1:6789 msgr ping statistics ---
+//! 3 sent, 3 received, 0% lost, time 2003 ms
+//! rtt min/avg/max/p99 = 0.071/0.080/0.091/0.091 ms
+//! ```
+//!
+//! The client uses the lossy client policy (as librados toward OSDs), so a fault ends the ping
+//! instead of reconnecting behind its back. A refused connection or a failed handshake is an
+//! error with a non-zero exit, and so is a run where no keepalive was answered.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use clap::Args;
+use msgr_core::{
+    BoxFuture, Connection, Dispatched, Dispatcher, Messenger, MessengerConfig, PolicyConfig,
+    PolicyKind, Received,
+};
+use msgr_wire::{EntityAddr, EntityName, EntityType};
+use tokio::sync::Notify;
+
+use crate::bench::plan::parse_duration;
+
+/// Options of `msgr ping`.
+#[derive(Debug, Clone, Args)]
+pub struct PingArgs {
+    /// The daemon: `v1:HOST:PORT` (HOST may be a name; `v1:` and a `/NONCE` are optional).
+    pub addr: String,
+    /// Stop after this many replies (or timeouts); default: until Ctrl-C.
+    #[arg(long, short = 'c')]
+    pub count: Option<u64>,
+    /// Time between keepalives: seconds, or with a suffix (200ms).
+    #[arg(long, short = 'i', default_value = "1", value_parser = parse_duration)]
+    pub interval: Duration,
+    /// How long to wait for the handshake and for each reply.
+    #[arg(long, short = 'W', default_value = "5", value_parser = parse_duration)]
+    pub timeout: Duration,
+    /// The daemon's entity type (mon, osd, mds, mgr, client): picks the policy, as in Ceph.
+    #[arg(long, default_value = "mon")]
+    pub peer_type: String,
+    /// This client's entity name.
+    #[arg(long, default_value = "client.-1")]
+    pub name: String,
+}
+
+/// Runs `msgr ping`.
+pub fn run(args: PingArgs) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    runtime.block_on(ping(args))
+}
+
+/// What the handshake came to.
+const PENDING: u8 = 0;
+const CONNECTED: u8 = 1;
+const REFUSED: u8 = 2;
+const RESET: u8 = 3;
+
+/// The ping's dispatcher: only connection events matter.
+#[derive(Default)]
+struct Events {
+    state: AtomicU8,
+    changed: Notify,
+}
+
+impl Events {
+    fn set(&self, state: u8) {
+        let _ = self
+            .state
+            .compare_exchange(PENDING, state, Ordering::SeqCst, Ordering::SeqCst);
+        if state == RESET {
+            self.state.store(RESET, Ordering::SeqCst);
+        }
+        self.changed.notify_waiters();
+    }
+}
+
+impl Dispatcher for Events {
+    fn dispatch(&self, _msg: Received) -> BoxFuture<'_, Dispatched> {
+        Box::pin(async { Dispatched::Handled })
+    }
+    fn handle_connect(&self, _conn: &Connection) {
+        self.set(CONNECTED);
+    }
+    fn handle_refused(&self, _conn: &Connection) {
+        self.set(REFUSED);
+    }
+    fn handle_reset(&self, _conn: &Connection) {
+        self.set(RESET);
+    }
+    fn handle_remote_reset(&self, _conn: &Connection) {
+        self.set(RESET);
+    }
+}
+
+async fn ping(args: PingArgs) -> anyhow::Result<()> {
+    let target = crate::peer::resolve(&args.addr, args.timeout).await?;
+    let peer_type: EntityType = args
+        .peer_type
+        .parse()
+        .with_context(|| format!("{:?} is not an entity type", args.peer_type))?;
+    let name: EntityName = args
+        .name
+        .parse()
+        .with_context(|| format!("{:?} is not an entity name", args.name))?;
+    let events = Arc::new(Events::default());
+    let bind = if target.addr.is_ipv4() {
+        SocketAddr::from(([0, 0, 0, 0], 0))
+    } else {
+        SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, 0))
+    };
+    let config = MessengerConfig {
+        bind_addr: bind,
+        default_policy: PolicyConfig::new(PolicyKind::LossyClient),
+        handshake_timeout: args.timeout,
+        ..MessengerConfig::default()
+    };
+    let messenger = Messenger::builder(name)
+        .config(config)
+        .dispatcher(events.clone())
+        .start()
+        .await
+        .context("starting the client messenger")?;
+    let result = ping_with(&messenger, &events, target, peer_type, &args).await;
+    messenger.shutdown();
+    messenger.wait().await;
+    result
+}
+
+async fn ping_with(
+    messenger: &Messenger,
+    events: &Events,
+    target: EntityAddr,
+    peer_type: EntityType,
+    args: &PingArgs,
+) -> anyhow::Result<()> {
+    let shown = target.to_string();
+    let start = Instant::now();
+    let conn = messenger.connect(target, peer_type).context("connecting")?;
+    conn.send_keepalive();
+    let deadline = tokio::time::Instant::now() + args.timeout;
+    loop {
+        let notified = events.changed.notified();
+        match events.state.load(Ordering::SeqCst) {
+            CONNECTED => break,
+            REFUSED => bail!("{shown}: connection refused (is a daemon listening there?)"),
+            RESET => bail!("{shown}: the handshake failed (the peer closed or reset the session)"),
+            _ => {}
+        }
+        if tokio::time::timeout_at(deadline, notified).await.is_err() {
+            bail!(
+                "{shown}: no handshake within {:.1} s (host down, filtered, or not a msgr v1 daemon?)",
+                args.timeout.as_secs_f64()
+            );
+        }
+    }
+    println!(
+        "PING {shown}: handshake with {} in {:.3} ms",
+        conn.peer_name()
+            .map_or_else(|| peer_type.to_string(), |n| n.to_string()),
+        start.elapsed().as_secs_f64() * 1e3
+    );
+    let mut rtts: Vec<f64> = Vec::new();
+    let mut sent = 0u64;
+    let begun = Instant::now();
+    let ctrl_c = tokio::signal::ctrl_c();
+    tokio::pin!(ctrl_c);
+    while args.count.is_none_or(|n| sent < n) {
+        sent += 1;
+        let round = tokio::select! {
+            rtt = round_trip(&conn, args.timeout) => rtt,
+            _ = &mut ctrl_c => { sent -= 1; break; }
+        };
+        match round {
+            Some(rtt) => {
+                let ms = rtt.as_secs_f64() * 1e3;
+                println!("keepalive2 reply from {shown}: seq={sent} time={ms:.3} ms");
+                rtts.push(ms);
+            }
+            None if events.state.load(Ordering::SeqCst) == RESET => {
+                println!("{shown}: session reset by the peer");
+                break;
+            }
+            None => println!(
+                "{shown}: no reply to seq={sent} within {:.1} s",
+                args.timeout.as_secs_f64()
+            ),
+        }
+        if args.count.is_some_and(|n| sent >= n) {
+            break;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(args.interval) => {}
+            _ = &mut ctrl_c => break,
+        }
+    }
+    summary(&shown, sent, &rtts, begun.elapsed());
+    if rtts.is_empty() {
+        bail!("{shown}: no keepalive was answered");
+    }
+    Ok(())
+}
+
+/// Sends a KEEPALIVE2 and waits until the connection's last KEEPALIVE2_ACK stamp changes.
+async fn round_trip(conn: &Connection, timeout: Duration) -> Option<Duration> {
+    let before = conn.last_keepalive_ack();
+    let start = Instant::now();
+    conn.send_keepalive();
+    // Spin (yielding) for the first milliseconds: a timer tick is 1 ms, too coarse for
+    // loopback round trips; then poll each millisecond.
+    while start.elapsed() < timeout {
+        if conn.last_keepalive_ack() != before {
+            return Some(start.elapsed());
+        }
+        if start.elapsed() < Duration::from_millis(20) {
+            tokio::task::yield_now().await;
+        } else {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+    None
+}
+
+fn summary(shown: &str, sent: u64, rtts: &[f64], elapsed: Duration) {
+    let received = rtts.len() as u64;
+    let lost = sent.saturating_sub(received);
+    let pct = (lost * 100).checked_div(sent).unwrap_or(0);
+    println!("--- {shown} msgr ping statistics ---");
+    println!(
+        "{sent} sent, {received} received, {pct}% lost, time {} ms",
+        elapsed.as_millis()
+    );
+    if rtts.is_empty() {
+        return;
+    }
+    let mut sorted = rtts.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let min = sorted[0];
+    let max = sorted[sorted.len() - 1];
+    let avg = sorted.iter().sum::<f64>() / sorted.len() as f64;
+    let p99 = sorted[((sorted.len() as f64 * 0.99).ceil() as usize).clamp(1, sorted.len()) - 1];
+    println!("rtt min/avg/max/p99 = {min:.3}/{avg:.3}/{max:.3}/{p99:.3} ms");
+}

@@ -1,0 +1,378 @@
+//! `msgr serve`: a messenger that echoes (or sinks) every message it receives, until Ctrl-C.
+//!
+//! The same [`ServeDispatcher`] is the embedded server of `msgr bench`, so a remote run against
+//! `msgr serve` and the default in-process run measure the same server code.
+//!
+//! Bench messages (types [`MSG_BENCH_DATA`], [`MSG_BENCH_END`]) carry the bench header in their
+//! front (see `bench::payload`); the server follows their sequence numbers per connection so that
+//! a sink can say at the end of a stream what it received, lost, saw twice or out of order.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use anyhow::Context;
+use clap::{Args, ValueEnum};
+use msgr_core::{
+    BoxFuture, ConnId, Connection, Dispatched, Dispatcher, Messenger, MessengerConfig,
+    PolicyConfig, PolicyKind, Received,
+};
+use msgr_wire::{EntityName, Message};
+use serde::Serialize;
+
+use crate::bench::payload::{self, Integrity, SeqTracker};
+
+/// Message type of a bench data message (echoed in echo mode, counted in sink mode).
+pub const MSG_BENCH_DATA: u16 = 0x7b00;
+/// Message type of a bench end marker: front = messages sent on this connection (u64 LE).
+/// Echoed in echo mode; answered with [`MSG_BENCH_END_ACK`] in sink mode.
+pub const MSG_BENCH_END: u16 = 0x7b01;
+/// Message type of the sink's answer to an end marker: front = received, lost, duplicated,
+/// reordered, corrupted (5 x u64 LE).
+pub const MSG_BENCH_END_ACK: u16 = 0x7b02;
+
+/// Options of `msgr serve`.
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address to listen on, `[v1:]IP:PORT`; port 0 lets the kernel choose. The bound address
+    /// is the first line printed.
+    #[arg(long, default_value = "0.0.0.0:6800")]
+    pub bind: String,
+    /// Entity name, `TYPE.NUM`.
+    #[arg(long, default_value = "osd.0")]
+    pub name: String,
+    /// Session policy toward clients: lossless (stateful_server) or lossy (stateless_server).
+    #[arg(long, value_enum, default_value_t = ServePolicy::Lossless)]
+    pub policy: ServePolicy,
+    /// Echo every message back, or only count it.
+    #[arg(long, value_enum, default_value_t = ServeMode::Echo)]
+    pub mode: ServeMode,
+    /// Print one JSON line per message received (src, type, seq, sizes, CRC state).
+    #[arg(long)]
+    pub log_messages: bool,
+    /// Check the verify pattern of bench messages (as `msgr bench --verify` sends them).
+    #[arg(long)]
+    pub verify: bool,
+}
+
+/// What `msgr serve` does with a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ServeMode {
+    /// Send it back on the same connection with the same type, front, middle and data.
+    Echo,
+    /// Count it; answer only bench end markers, with the counts.
+    Sink,
+}
+
+/// The server's session policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ServePolicy {
+    /// `stateful_server`: sessions survive socket faults; nothing is lost.
+    Lossless,
+    /// `stateless_server`: a fault forgets the session.
+    Lossy,
+}
+
+impl ServePolicy {
+    /// The msgr-core policy kind.
+    pub fn kind(self) -> PolicyKind {
+        match self {
+            ServePolicy::Lossless => PolicyKind::StatefulServer,
+            ServePolicy::Lossy => PolicyKind::StatelessServer,
+        }
+    }
+}
+
+/// Parses `[v1:]IP:PORT[/NONCE]` (the nonce is ignored) into a socket address.
+pub fn parse_socket_addr(s: &str) -> anyhow::Result<SocketAddr> {
+    let addr: msgr_wire::EntityAddr = s
+        .parse()
+        .with_context(|| format!("{s:?} is not an address like v1:127.0.0.1:6800"))?;
+    Ok(addr.addr)
+}
+
+/// Counts of one connection (as seen by the server).
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct ConnCounts {
+    /// Peer entity name.
+    pub peer: String,
+    /// Messages received.
+    pub messages: u64,
+    /// Payload bytes received (front + middle + data).
+    pub bytes: u64,
+    /// Delivery faults of the bench messages, as of the last end marker.
+    pub integrity: Integrity,
+    #[serde(skip)]
+    tracker: SeqTracker,
+}
+
+/// Counts of the whole server.
+#[derive(Debug, Default, Serialize)]
+pub struct ServeStats {
+    /// Messages received.
+    pub messages_in: u64,
+    /// Payload bytes received.
+    pub bytes_in: u64,
+    /// Messages sent back.
+    pub messages_out: u64,
+    /// Messages that could not be sent back (connection closed).
+    pub send_errors: u64,
+    /// Connections seen.
+    pub connections: usize,
+}
+
+/// The server's dispatcher: echo or sink, with per-connection sequence tracking.
+pub struct ServeDispatcher {
+    mode: ServeMode,
+    verify: bool,
+    log: bool,
+    conns: Mutex<HashMap<ConnId, ConnCounts>>,
+    messages_out: AtomicU64,
+    send_errors: AtomicU64,
+}
+
+impl ServeDispatcher {
+    /// A dispatcher in `mode`; `verify` checks bench payloads, `log` prints a line per message.
+    pub fn new(mode: ServeMode, verify: bool, log: bool) -> Arc<Self> {
+        Arc::new(ServeDispatcher {
+            mode,
+            verify,
+            log,
+            conns: Mutex::new(HashMap::new()),
+            messages_out: AtomicU64::new(0),
+            send_errors: AtomicU64::new(0),
+        })
+    }
+
+    /// The totals so far.
+    pub fn stats(&self) -> ServeStats {
+        let conns = self.conns.lock().unwrap_or_else(|e| e.into_inner());
+        ServeStats {
+            messages_in: conns.values().map(|c| c.messages).sum(),
+            bytes_in: conns.values().map(|c| c.bytes).sum(),
+            messages_out: self.messages_out.load(Ordering::Relaxed),
+            send_errors: self.send_errors.load(Ordering::Relaxed),
+            connections: conns.len(),
+        }
+    }
+
+    /// Every connection's counts.
+    pub fn connections(&self) -> Vec<ConnCounts> {
+        let conns = self.conns.lock().unwrap_or_else(|e| e.into_inner());
+        conns.values().cloned().collect()
+    }
+
+    fn handle(&self, received: Received) {
+        let Received { msg, conn, .. } = received;
+        let key = conn.id();
+        if self.log {
+            log_message(&msg);
+        }
+        let reply = self.account(key, &conn, &msg);
+        match (self.mode, msg.header.ty) {
+            (ServeMode::Sink, MSG_BENCH_END) => {
+                if let Some(reply) = reply {
+                    self.send(&conn, reply);
+                }
+            }
+            (ServeMode::Sink, _) => {}
+            (ServeMode::Echo, _) => self.send(&conn, echo_of(msg)),
+        }
+    }
+
+    /// Counts `msg` for its connection; for a sink's end marker, builds the answer.
+    fn account(&self, key: ConnId, conn: &Connection, msg: &Message) -> Option<Message> {
+        let mut conns = self.conns.lock().unwrap_or_else(|e| e.into_inner());
+        let counts = conns.entry(key).or_insert_with(|| ConnCounts {
+            peer: conn
+                .peer_name()
+                .map_or_else(|| conn.peer_addr().to_string(), |n| n.to_string()),
+            ..ConnCounts::default()
+        });
+        counts.messages += 1;
+        counts.bytes += (msg.front.len() + msg.middle.len() + msg.data.len()) as u64;
+        match msg.header.ty {
+            MSG_BENCH_DATA => match payload::header(&msg.front) {
+                Some((seq, _)) => {
+                    counts.tracker.observe(seq);
+                    if self.verify && !payload::check(&msg.data, seq) {
+                        counts.tracker.corrupted();
+                    }
+                }
+                None => counts.tracker.corrupted(),
+            },
+            MSG_BENCH_END => {
+                let sent = payload::header(&msg.front).map_or(0, |(sent, _)| sent);
+                let integrity = counts.tracker.finish(sent);
+                counts.integrity = integrity;
+                let mut front = Vec::with_capacity(40);
+                for v in [
+                    counts.tracker.received(),
+                    integrity.lost,
+                    integrity.duplicated,
+                    integrity.reordered,
+                    integrity.corrupted,
+                ] {
+                    front.extend_from_slice(&v.to_le_bytes());
+                }
+                counts.tracker = SeqTracker::default();
+                return Some(Message::new(MSG_BENCH_END_ACK, front));
+            }
+            _ => {}
+        }
+        None
+    }
+
+    /// Queues a reply without waiting (a dispatcher must not wait on its peer).
+    fn send(&self, conn: &Connection, msg: Message) {
+        match conn.queue(msg) {
+            Ok(()) => self.messages_out.fetch_add(1, Ordering::Relaxed),
+            Err(_) => self.send_errors.fetch_add(1, Ordering::Relaxed),
+        };
+    }
+}
+
+/// The echo of `msg`: same type, priority, version, tid, front, middle and data.
+pub fn echo_of(msg: Message) -> Message {
+    let header = msg.header;
+    let mut reply = Message::new(header.ty, msg.front)
+        .with_middle(msg.middle)
+        .with_data(msg.data)
+        .with_priority(header.priority)
+        .with_version(header.version, header.compat_version)
+        .with_tid(header.tid);
+    reply.header.data_off = header.data_off;
+    reply
+}
+
+/// One JSON line describing a received message.
+fn log_message(msg: &Message) {
+    #[derive(Serialize)]
+    struct Line<'a> {
+        src: String,
+        #[serde(rename = "type")]
+        ty: u16,
+        seq: u64,
+        tid: u64,
+        front: usize,
+        middle: usize,
+        data: usize,
+        crc: &'a str,
+    }
+    let crc = if msg.footer.flags & msgr_wire::FOOTER_NOCRC != 0 {
+        "data-unchecked"
+    } else {
+        "ok"
+    };
+    let line = Line {
+        src: msg.header.src.to_string(),
+        ty: msg.header.ty,
+        seq: msg.header.seq,
+        tid: msg.header.tid,
+        front: msg.front.len(),
+        middle: msg.middle.len(),
+        data: msg.data.len(),
+        crc,
+    };
+    if let Ok(text) = serde_json::to_string(&line) {
+        println!("{text}");
+    }
+}
+
+impl Dispatcher for ServeDispatcher {
+    fn dispatch(&self, msg: Received) -> BoxFuture<'_, Dispatched> {
+        self.handle(msg);
+        Box::pin(async { Dispatched::Handled })
+    }
+
+    fn can_fast_dispatch(&self, _msg: &Received) -> bool {
+        !self.log
+    }
+
+    fn fast_dispatch(&self, msg: Received) {
+        self.handle(msg);
+    }
+}
+
+/// Runs `msgr serve` until Ctrl-C or SIGTERM.
+pub fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(serve(args))
+}
+
+/// Starts a server messenger with `dispatcher` (also used by `msgr bench`).
+pub async fn start_server(
+    bind: SocketAddr,
+    name: EntityName,
+    policy: PolicyKind,
+    dispatcher: Arc<ServeDispatcher>,
+    tune: impl FnOnce(&mut MessengerConfig),
+) -> anyhow::Result<Messenger> {
+    let mut config = MessengerConfig {
+        bind_addr: bind,
+        default_policy: PolicyConfig::new(policy),
+        ..MessengerConfig::default()
+    };
+    tune(&mut config);
+    let messenger = Messenger::builder(name)
+        .config(config)
+        .dispatcher(dispatcher)
+        .start()
+        .await
+        .with_context(|| format!("starting a messenger on {bind}"))?;
+    Ok(messenger)
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let bind = parse_socket_addr(&args.bind)?;
+    let name: EntityName = args
+        .name
+        .parse()
+        .with_context(|| format!("{:?} is not an entity name like osd.0", args.name))?;
+    let dispatcher = ServeDispatcher::new(args.mode, args.verify, args.log_messages);
+    let messenger =
+        start_server(bind, name, args.policy.kind(), dispatcher.clone(), |_| {}).await?;
+    println!("{}", messenger.addr());
+    eprintln!(
+        "msgr serve: {name} listening on {} ({:?} mode, {:?} policy); Ctrl-C stops",
+        messenger.addr(),
+        args.mode,
+        args.policy
+    );
+    wait_for_signal().await?;
+    eprintln!("msgr serve: shutting down");
+    messenger.shutdown();
+    messenger.wait().await;
+    let stats = dispatcher.stats();
+    println!(
+        "{} messages ({} bytes) received on {} connections, {} sent back, {} send errors",
+        stats.messages_in, stats.bytes_in, stats.connections, stats.messages_out, stats.send_errors
+    );
+    for conn in dispatcher.connections() {
+        println!(
+            "  {}: {} messages, {} bytes",
+            conn.peer, conn.messages, conn.bytes
+        );
+    }
+    Ok(())
+}
+
+/// Waits for Ctrl-C (SIGINT) or SIGTERM.
+async fn wait_for_signal() -> anyhow::Result<()> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate())?;
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => r?,
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    tokio::signal::ctrl_c().await?;
+    Ok(())
+}

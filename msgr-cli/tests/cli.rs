@@ -1,0 +1,227 @@
+//! End-to-end tests of the `msgr` binary: bench, serve and ping on loopback.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn msgr() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_msgr"))
+}
+
+/// The JSON object on the last line of `stdout`.
+fn last_json(stdout: &[u8]) -> serde_json::Value {
+    let text = String::from_utf8_lossy(stdout);
+    let last = text.lines().last().expect("some output");
+    serde_json::from_str(last).unwrap_or_else(|e| panic!("last line {last:?} is not JSON: {e}"))
+}
+
+#[test]
+fn bench_quick_json_has_both_transports_and_no_faults() {
+    let out = msgr()
+        .args(["bench", "--quick", "--json", "--idle-connections", "20"])
+        .output()
+        .expect("run msgr bench");
+    assert!(
+        out.status.success(),
+        "msgr bench failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report = last_json(&out.stdout);
+    let runs = report["runs"].as_array().expect("runs");
+    for transport in ["msgr", "raw-tcp"] {
+        for mode in ["stream", "rr"] {
+            assert!(
+                runs.iter()
+                    .any(|r| r["transport"] == transport && r["mode"] == mode),
+                "no {transport} {mode} run in {report}"
+            );
+        }
+    }
+    for run in runs {
+        assert!(run["messages"].as_u64().expect("messages") > 0, "{run}");
+        assert!(run["msgs_per_s"].as_f64().expect("rate") > 0.0, "{run}");
+        if run["mode"] == "rr" {
+            assert!(run["rtt_p50_us"].as_f64().expect("p50") > 0.0, "{run}");
+            assert!(run["rtt_p999_us"].as_f64().is_some(), "{run}");
+        }
+    }
+    assert_eq!(report["lost"], 0);
+    assert_eq!(report["duplicated"], 0);
+    assert_eq!(report["reordered"], 0);
+    assert!(report["peak_rss_bytes"].as_u64().expect("rss") > 0);
+    assert_eq!(report["idle"]["errors"], 0, "{report}");
+}
+
+#[test]
+fn bench_verify_with_socket_failures_loses_nothing() {
+    let out = msgr()
+        .args([
+            "bench",
+            "--mode",
+            "rr",
+            "--size",
+            "1K",
+            "--depth",
+            "8",
+            "--jobs",
+            "2",
+            "--count",
+            "300",
+            "--verify",
+            "--inject-socket-failures",
+            "200",
+            "--seed",
+            "7",
+            "--json",
+            "--transport",
+            "msgr",
+        ])
+        .output()
+        .expect("run msgr bench");
+    assert!(
+        out.status.success(),
+        "msgr bench with faults failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report = last_json(&out.stdout);
+    assert_eq!(report["runs"][0]["messages"], 600, "{report}");
+    for key in ["lost", "duplicated", "reordered", "corrupted"] {
+        assert_eq!(report[key], 0, "{key} in {report}");
+    }
+}
+
+/// A `msgr serve` child on a kernel-chosen loopback port, and the address it printed.
+struct Server {
+    child: Child,
+    addr: String,
+}
+
+impl Server {
+    fn start(extra: &[&str]) -> Server {
+        let mut child = msgr()
+            .args(["serve", "--bind", "127.0.0.1:0"])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start msgr serve");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = BufReader::new(stdout);
+        let mut first = String::new();
+        lines.read_line(&mut first).expect("first line");
+        let addr = first.trim().to_owned();
+        assert!(addr.starts_with("v1:127.0.0.1:"), "first line {first:?}");
+        // Keep reading in the background so the server never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines.lines() {});
+        Server { child, addr }
+    }
+
+    /// Interrupts the server as Ctrl-C would and waits for a clean exit.
+    fn stop(mut self) {
+        let pid = self.child.id().to_string();
+        let killed = Command::new("kill").args(["-INT", &pid]).status();
+        assert!(killed.map(|s| s.success()).unwrap_or(false), "kill -INT");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                assert!(status.success(), "msgr serve exited with {status}");
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "msgr serve did not stop on SIGINT"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn ping_a_running_serve() {
+    let server = Server::start(&[]);
+    let out = msgr()
+        .args([
+            "ping",
+            &server.addr,
+            "--count",
+            "3",
+            "--interval",
+            "0.05",
+            "--peer-type",
+            "osd",
+        ])
+        .output()
+        .expect("run msgr ping");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "ping failed: {stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        stdout.matches("keepalive2 reply from").count(),
+        3,
+        "{stdout}"
+    );
+    assert!(stdout.contains("3 sent, 3 received, 0% lost"), "{stdout}");
+    assert!(stdout.contains("rtt min/avg/max/p99"), "{stdout}");
+    server.stop();
+}
+
+#[test]
+fn bench_against_a_remote_serve() {
+    let server = Server::start(&["--mode", "echo"]);
+    let out = msgr()
+        .args([
+            "bench",
+            "--server",
+            &server.addr,
+            "--mode",
+            "rr",
+            "--count",
+            "200",
+            "--depth",
+            "4",
+            "--json",
+        ])
+        .output()
+        .expect("run msgr bench --server");
+    assert!(
+        out.status.success(),
+        "bench --server failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report = last_json(&out.stdout);
+    assert_eq!(report["runs"][0]["transport"], "msgr");
+    assert_eq!(report["runs"][0]["messages"], 200);
+    assert_eq!(report["lost"], 0);
+    server.stop();
+}
+
+#[test]
+fn ping_a_closed_port_fails_clearly() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    drop(listener);
+    let out = msgr()
+        .args([
+            "ping",
+            &format!("v1:127.0.0.1:{port}"),
+            "--count",
+            "1",
+            "--timeout",
+            "3",
+        ])
+        .output()
+        .expect("run msgr ping");
+    assert!(!out.status.success(), "ping to a closed port succeeded");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("refused"), "unclear message: {stderr}");
+}
