@@ -250,9 +250,17 @@ pub struct TestNet {
     inner: Arc<NetInner>,
 }
 
+enum Listener {
+    Host(Weak<TestHost>),
+    Script {
+        bytes: bytes::Bytes,
+        written: mpsc::UnboundedSender<Vec<u8>>,
+    },
+}
+
 #[derive(Default)]
 struct NetInner {
-    listeners: Mutex<HashMap<SocketAddr, Weak<TestHost>>>,
+    listeners: Mutex<HashMap<SocketAddr, Listener>>,
     buffer: AtomicU64,
     dials: AtomicU64,
 }
@@ -274,7 +282,20 @@ impl TestNet {
     /// Makes `host` dial through this network and listen on its address.
     pub fn attach(&self, host: &Arc<TestHost>) {
         *lock(&host.net) = Some(self.clone());
-        lock(&self.inner.listeners).insert(host.my_addr().addr, Arc::downgrade(host));
+        lock(&self.inner.listeners)
+            .insert(host.my_addr().addr, Listener::Host(Arc::downgrade(host)));
+    }
+
+    /// Makes `addr` a scripted peer: each dial gets `bytes` written to it, then end of
+    /// stream; everything the dialler wrote is sent on the returned channel once it closes.
+    pub fn script(
+        &self,
+        addr: SocketAddr,
+        bytes: bytes::Bytes,
+    ) -> mpsc::UnboundedReceiver<Vec<u8>> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        lock(&self.inner.listeners).insert(addr, Listener::Script { bytes, written: tx });
+        rx
     }
 
     /// Stops `addr` listening (dials get ECONNREFUSED).
@@ -289,13 +310,22 @@ impl TestNet {
 
     fn dial(&self, addr: EntityAddr, from: SocketAddr) -> io::Result<BoxTransport> {
         self.inner.dials.fetch_add(1, Ordering::Relaxed);
-        let target = lock(&self.inner.listeners)
-            .get(&addr.addr)
-            .and_then(Weak::upgrade)
-            .ok_or(io::ErrorKind::ConnectionRefused)?;
         let size = usize::try_from(self.inner.buffer.load(Ordering::Relaxed))
             .unwrap_or(65536)
             .max(64);
+        let target = {
+            let l = lock(&self.inner.listeners);
+            match l.get(&addr.addr) {
+                Some(Listener::Host(w)) => w.upgrade(),
+                Some(Listener::Script { bytes, written }) => {
+                    let (a, b) = tokio::io::duplex(size);
+                    tokio::spawn(play_script(b, bytes.clone(), written.clone()));
+                    return Ok(Box::new(a));
+                }
+                None => None,
+            }
+        };
+        let target = target.ok_or(io::ErrorKind::ConnectionRefused)?;
         let (a, b) = tokio::io::duplex(size);
         let config = target.config();
         tokio::spawn(async move {
@@ -303,6 +333,25 @@ impl TestNet {
             let _ = Session::accept_shared(host, b, from, config).await;
         });
         Ok(Box::new(a))
+    }
+}
+
+async fn play_script(
+    s: tokio::io::DuplexStream,
+    bytes: bytes::Bytes,
+    written: mpsc::UnboundedSender<Vec<u8>>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (mut r, mut w) = tokio::io::split(s);
+    let reader = tokio::spawn(async move {
+        let mut all = Vec::new();
+        let _ = r.read_to_end(&mut all).await;
+        all
+    });
+    let _ = w.write_all(&bytes).await;
+    let _ = w.shutdown().await;
+    if let Ok(all) = reader.await {
+        let _ = written.send(all);
     }
 }
 

@@ -1,0 +1,348 @@
+//! Handshakes: the connector against the real captured acceptor stream of a Pacific ceph-mon,
+//! every reply tag provoked (connector side through scripted acceptors, acceptor side through
+//! real sessions or a raw connector).
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use common::*;
+use msgr_pipe::testing::{FixedAuthorizer, HostEvent, TestHost, TestNet};
+use msgr_pipe::{ConnState, Host, PipeConfig, Policy, SessionEvent};
+use msgr_wire::{
+    Banner, Connect, ConnectReply, EntityAddr, EntityName, EntityType, Tag, Timespec, Wire,
+    ADDR_LEN, BANNER_LEN, CONNECT_LOSSY,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const HUNT_ACCEPTOR: &[u8] = include_bytes!("data/hunt-acceptor.bin");
+
+fn mon_addr() -> EntityAddr {
+    EntityAddr::new("127.0.0.1:6789".parse().unwrap(), 0)
+}
+
+fn client(
+    net: &TestNet,
+    policy: Policy,
+) -> (
+    Arc<TestHost>,
+    tokio::sync::mpsc::UnboundedReceiver<HostEvent>,
+) {
+    let me = EntityAddr::new("0.0.0.0:0".parse().unwrap(), 0x3141_07ad);
+    let (h, rx) = TestHost::new(EntityName::client(-1), me, policy, PipeConfig::default());
+    net.attach(&h);
+    (h, rx)
+}
+
+/// Splits what our connector wrote: banner, address, then the connects (no authorizers).
+fn connects_written(mut w: &[u8], n: usize) -> (EntityAddr, Vec<Connect>) {
+    Banner::decode(&mut w).unwrap();
+    let me = EntityAddr::decode(&mut w).unwrap();
+    let mut out = Vec::new();
+    for _ in 0..n {
+        out.push(Connect::decode(&mut w).unwrap());
+    }
+    (me, out)
+}
+
+#[tokio::test]
+async fn connector_against_captured_pacific_mon() {
+    let net = TestNet::new(4096);
+    let mut written = net.script(mon_addr().addr, Bytes::from_static(HUNT_ACCEPTOR));
+    let (h, mut rx) = client(&net, Policy::lossy_client(0));
+    let s = h.connect(mon_addr(), EntityType::MON);
+    let mut types = Vec::new();
+    let mut events = Vec::new();
+    while !events.contains(&SessionEvent::Reset) {
+        match tokio::time::timeout(Duration::from_secs(10), rx.recv())
+            .await
+            .unwrap()
+            .unwrap()
+        {
+            HostEvent::Message { incoming, .. } => {
+                assert_eq!(incoming.msg.header.src, EntityName::mon(0));
+                types.push(incoming.msg.header.ty);
+            }
+            HostEvent::Event { event, .. } => events.push(event),
+        }
+    }
+    // The capture: SEQ reply, seq 0, KEEPALIVE2_ACK, four messages, then the mon closed.
+    assert_eq!(types, vec![18, 4, 62, 4]);
+    assert_eq!(events, vec![SessionEvent::Connect, SessionEvent::Reset]);
+    assert_eq!(
+        s.last_keepalive_ack(),
+        Some(Timespec::new(1_795_760_655, 372_296_982))
+    );
+    assert_eq!(
+        s.features(),
+        0x3f01_cfbd_fffd_ffff & msgr_pipe::DEFAULT_FEATURES
+    );
+    assert!(s.is_lossy(), "the reply carried CONNECT_LOSSY");
+    assert_eq!(s.seqs().1, 4, "in_seq");
+    assert_eq!(s.seqs().2, 1, "connect_seq from the SEQ reply");
+    assert_eq!(s.state(), ConnState::Closed);
+    // We learned our address as the mon saw it.
+    let learned = h.learned().unwrap();
+    assert_eq!(learned.addr, "127.0.0.1:39888".parse().unwrap());
+    // What we wrote: banner, our address, one connect like Ceph's, our in_seq (0) for SEQ.
+    let w = written.recv().await.unwrap();
+    let (me, connects) = connects_written(&w, 1);
+    assert_eq!(me.nonce, 0x3141_07ad);
+    let c = &connects[0];
+    assert_eq!(
+        (
+            c.host_type,
+            c.global_seq,
+            c.connect_seq,
+            c.protocol_version,
+            c.authorizer_protocol
+        ),
+        (8, 1, 0, 15, 0)
+    );
+    assert_eq!(c.flags, CONNECT_LOSSY);
+    assert_eq!(c.features, msgr_pipe::DEFAULT_FEATURES);
+    assert_eq!(w.len(), BANNER_LEN + ADDR_LEN + 33 + 8);
+    assert_eq!(&w[w.len() - 8..], &[0u8; 8]);
+    s.closed().await;
+}
+
+/// The acceptor's opening: banner, its address (mon), our address as seen.
+fn acceptor_prefix(acceptor: EntityAddr) -> BytesMut {
+    let mut b = BytesMut::new();
+    Banner.encode(&mut b);
+    acceptor.encode(&mut b);
+    EntityAddr::new("127.0.0.1:40000".parse().unwrap(), 0).encode(&mut b);
+    b
+}
+
+fn reply(tag: Tag, gseq: u32, cseq: u32, flags: u8) -> ConnectReply {
+    let mut r = ConnectReply::new(tag);
+    r.features = msgr_pipe::DEFAULT_FEATURES;
+    r.global_seq = gseq;
+    r.connect_seq = cseq;
+    r.flags = flags;
+    r
+}
+
+#[tokio::test]
+async fn connector_handles_retry_global_retry_session_resetsession_then_seq() {
+    let net = TestNet::new(4096);
+    let mut b = acceptor_prefix(mon_addr());
+    reply(Tag::RetryGlobal, 100, 0, 0).encode(&mut b);
+    reply(Tag::RetrySession, 0, 5, 0).encode(&mut b);
+    reply(Tag::ResetSession, 0, 0, 0).encode(&mut b);
+    reply(Tag::Seq, 7, 1, 0).encode(&mut b);
+    b.put_u64_le(0);
+    let mut written = net.script(mon_addr().addr, b.freeze());
+    let (h, mut rx) = client(&net, Policy::lossless_client(0));
+    let s = h.connect(mon_addr(), EntityType::MON);
+    wait_event(&mut rx, SessionEvent::RemoteReset, Duration::from_secs(10)).await;
+    wait_event(&mut rx, SessionEvent::Connect, Duration::from_secs(10)).await;
+    s.mark_down();
+    let w = written.recv().await.unwrap();
+    let (_, c) = connects_written(&w, 4);
+    assert_eq!((c[0].global_seq, c[0].connect_seq), (1, 0));
+    assert_eq!(
+        (c[1].global_seq, c[1].connect_seq),
+        (101, 0),
+        "RETRY_GLOBAL: above the peer's"
+    );
+    assert_eq!(
+        (c[2].global_seq, c[2].connect_seq),
+        (101, 5),
+        "RETRY_SESSION: its cseq"
+    );
+    assert_eq!(
+        (c[3].global_seq, c[3].connect_seq),
+        (101, 0),
+        "RESETSESSION: cseq 0"
+    );
+}
+
+#[tokio::test]
+async fn connector_resetsession_discards_queue_and_reports_remote_reset() {
+    let net = TestNet::new(4096);
+    let mut b = acceptor_prefix(mon_addr());
+    reply(Tag::ResetSession, 0, 0, 0).encode(&mut b);
+    reply(Tag::Ready, 7, 1, 0).encode(&mut b);
+    let mut written = net.script(mon_addr().addr, b.freeze());
+    let (h, mut rx) = client(&net, Policy::lossless_client(0));
+    let s = h.connect(mon_addr(), EntityType::MON);
+    s.send(msg(1)).await.unwrap();
+    wait_event(&mut rx, SessionEvent::RemoteReset, Duration::from_secs(10)).await;
+    wait_event(&mut rx, SessionEvent::Connect, Duration::from_secs(10)).await;
+    s.mark_down();
+    let w = written.recv().await.unwrap();
+    let (_, c) = connects_written(&w, 2);
+    assert_eq!(c[1].connect_seq, 0);
+    assert_eq!(
+        w.len(),
+        BANNER_LEN + ADDR_LEN + 2 * 33,
+        "the queued message was discarded"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn connector_wait_parks_then_retries_after_max_backoff() {
+    let net = TestNet::new(4096);
+    let mut b = acceptor_prefix(mon_addr());
+    reply(Tag::Wait, 0, 0, 0).encode(&mut b);
+    let _written = net.script(mon_addr().addr, b.freeze());
+    let (h, _rx) = client(&net, Policy::lossless_client(0));
+    let s = h.connect(mon_addr(), EntityType::MON);
+    while s.state() != ConnState::Wait {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let dials = net.dials();
+    tokio::time::sleep(Duration::from_secs(14)).await;
+    assert_eq!(s.state(), ConnState::Wait);
+    assert_eq!(net.dials(), dials, "parked while waiting");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(net.dials() > dials, "retried after max_backoff");
+    s.mark_down();
+}
+
+#[tokio::test]
+async fn features_required_gives_features_and_closes() {
+    let net = TestNet::new(4096);
+    let mut required = Policy::lossless_peer(0);
+    required.features_required = 1 << 13;
+    let (a, mut arx) = host(1, Policy::lossless_client(0), PipeConfig::default(), &net);
+    let mut lacking = Policy::lossless_client(0);
+    lacking.features_supported &= !(1 << 13);
+    a.set_policy(EntityType::OSD, lacking);
+    let (b, _brx) = host(2, required, PipeConfig::default(), &net);
+    let s = a.connect(b.my_addr(), EntityType::OSD);
+    s.send(msg(1)).await.unwrap();
+    wait_event(&mut arx, SessionEvent::Refused, Duration::from_secs(10)).await;
+    s.closed().await;
+    assert_eq!(s.state(), ConnState::Closed);
+    assert_eq!(s.send(msg(2)).await, Err(msgr_pipe::SendError::Closed));
+    assert!(b.sessions().is_empty());
+}
+
+#[tokio::test]
+async fn refused_authorizer_gives_badauthorizer_twice_then_closes() {
+    let net = TestNet::new(4096);
+    let (a, mut arx) = host(1, Policy::lossless_client(0), PipeConfig::default(), &net);
+    let (b, _brx) = host(2, Policy::lossless_peer(0), PipeConfig::default(), &net);
+    a.set_authorizer(Some(Arc::new(FixedAuthorizer::default())));
+    b.set_authorizer(Some(Arc::new(FixedAuthorizer { refuse: true })));
+    let s = a.connect(b.my_addr(), EntityType::OSD);
+    wait_event(&mut arx, SessionEvent::Refused, Duration::from_secs(10)).await;
+    s.closed().await;
+    assert_eq!(
+        net.dials(),
+        1,
+        "one socket, two connects, no reconnect loop"
+    );
+
+    // A matching authorizer gets in.
+    b.set_authorizer(Some(Arc::new(FixedAuthorizer::default())));
+    let s = a.connect(b.my_addr(), EntityType::OSD);
+    wait_event(&mut arx, SessionEvent::Connect, Duration::from_secs(10)).await;
+    s.mark_down();
+}
+
+#[tokio::test]
+async fn wrong_protocol_version_gives_badprotover_and_closes() {
+    let net = TestNet::new(4096);
+    let (a, mut arx) = host(1, Policy::lossless_client(0), PipeConfig::default(), &net);
+    a.set_name(EntityName::client(1));
+    let (b, _brx) = host(2, Policy::lossless_peer(0), PipeConfig::default(), &net);
+    // b is an OSD (expects 24 from a client); dialling it as a MON sends 15.
+    let s = a.connect(b.my_addr(), EntityType::MON);
+    wait_event(&mut arx, SessionEvent::Refused, Duration::from_secs(10)).await;
+    s.closed().await;
+}
+
+/// A raw connector speaking to an acceptor: returns the stream after the address exchange.
+async fn raw_connect(b: &Arc<TestHost>, me: EntityAddr) -> tokio::io::DuplexStream {
+    let (mut x, y) = tokio::io::duplex(1 << 16);
+    let host: Arc<dyn Host> = b.clone();
+    tokio::spawn(msgr_pipe::Session::accept_shared(
+        host,
+        y,
+        me.addr,
+        b.config(),
+    ));
+    let mut hello = vec![0u8; BANNER_LEN + 2 * ADDR_LEN];
+    x.read_exact(&mut hello).await.unwrap();
+    let mut out = BytesMut::new();
+    Banner.encode(&mut out);
+    me.encode(&mut out);
+    x.write_all(&out).await.unwrap();
+    x
+}
+
+async fn raw_round(x: &mut tokio::io::DuplexStream, c: &Connect) -> ConnectReply {
+    let mut out = BytesMut::new();
+    c.encode(&mut out);
+    x.write_all(&out).await.unwrap();
+    let mut r = vec![0u8; 26];
+    x.read_exact(&mut r).await.unwrap();
+    let len = ConnectReply::peek_authorizer_len(&r).unwrap() as usize;
+    let mut rest = vec![0u8; len];
+    x.read_exact(&mut rest).await.unwrap();
+    r.extend_from_slice(&rest);
+    ConnectReply::decode(&mut r.as_slice()).unwrap()
+}
+
+fn raw_connect_msg(gseq: u32, cseq: u32) -> Connect {
+    Connect {
+        features: msgr_pipe::DEFAULT_FEATURES,
+        host_type: EntityType::OSD.host_type(),
+        global_seq: gseq,
+        connect_seq: cseq,
+        protocol_version: 10,
+        ..Connect::default()
+    }
+}
+
+#[tokio::test]
+async fn acceptor_answers_retry_global_retry_session_resetsession() {
+    let net = TestNet::new(1 << 16);
+    let (a, mut arx) = host(1, Policy::lossless_peer(0), PipeConfig::default(), &net);
+    let (b, mut brx) = host(2, Policy::lossless_peer(0), PipeConfig::default(), &net);
+    let s = a.connect(b.my_addr(), EntityType::OSD);
+    s.send(msg(1)).await.unwrap();
+    recv_n(&mut brx, 1, Duration::from_secs(10)).await;
+    let existing = b.lookup(&a.my_addr()).unwrap();
+    let (_, _, cseq) = existing.seqs();
+    assert_eq!(cseq, 1);
+
+    // Someone claiming a's address, with an old global seq: RETRY_GLOBAL.
+    let mut x = raw_connect(&b, a.my_addr()).await;
+    let r = raw_round(&mut x, &raw_connect_msg(0, 1)).await;
+    assert_eq!(r.tag, Tag::RetryGlobal);
+    assert!(r.global_seq >= 1);
+    // A fresh global seq but the same connect seq while the session is open: RETRY_SESSION.
+    let r = raw_round(&mut x, &raw_connect_msg(1000, 1)).await;
+    assert_eq!((r.tag, r.connect_seq), (Tag::RetrySession, 2));
+    drop(x);
+
+    // An unknown peer with connect_seq > 0: RESETSESSION.
+    let stranger = EntityAddr::new("127.0.0.1:7000".parse().unwrap(), 77);
+    let mut x = raw_connect(&b, stranger).await;
+    let r = raw_round(&mut x, &raw_connect_msg(5, 3)).await;
+    assert_eq!(r.tag, Tag::ResetSession);
+    // Unsupported required features in the reply to a failure: (offered & supported) | required.
+    assert_eq!(r.features, msgr_pipe::DEFAULT_FEATURES);
+    // Then connect_seq 0 opens a session, answered with SEQ (we advertised RECONNECT_SEQ).
+    let r = raw_round(&mut x, &raw_connect_msg(5, 0)).await;
+    assert_eq!((r.tag, r.connect_seq), (Tag::Seq, 1));
+    let mut seq = [0u8; 8];
+    x.read_exact(&mut seq).await.unwrap();
+    assert_eq!(seq, [0u8; 8]);
+    x.write_all(&0u64.to_le_bytes()).await.unwrap();
+    wait_event(&mut brx, SessionEvent::Accept, Duration::from_secs(10)).await;
+    assert!(b.lookup(&stranger).is_some());
+    // The real session was not disturbed.
+    s.send(msg(2)).await.unwrap();
+    let (got, _) = recv_n(&mut brx, 1, Duration::from_secs(10)).await;
+    assert_eq!(got, vec![2]);
+    let (_, events) = drain(&mut arx);
+    assert!(!events.contains(&SessionEvent::Reset));
+}
