@@ -1,4 +1,5 @@
 //! Two sessions over in-memory streams: connect, accept, messages both ways.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

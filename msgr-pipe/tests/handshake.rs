@@ -1,6 +1,7 @@
 //! Handshakes: the connector against the real captured acceptor stream of a Pacific ceph-mon,
 //! every reply tag provoked (connector side through scripted acceptors, acceptor side through
 //! real sessions or a raw connector).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
