@@ -1,6 +1,7 @@
 //! `msgr`: serve, ping, bench and dump.
 
 mod bench;
+mod dump;
 mod peer;
 mod ping;
 mod rss;
@@ -25,6 +26,8 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Complete the handshake with a daemon and time KEEPALIVE2 round trips, like ping.
     Ping(ping::PingArgs),
+    /// Decode a captured msgr v1 stream: one line per handshake item and frame.
+    Dump(dump::DumpArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -36,5 +39,6 @@ fn main() -> anyhow::Result<()> {
         Command::Bench(args) => bench::run(args),
         Command::Serve(args) => serve::run(args),
         Command::Ping(args) => ping::run(args),
+        Command::Dump(args) => dump::run(args),
     }
 }

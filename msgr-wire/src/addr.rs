@@ -122,6 +122,13 @@ impl EntityAddr {
     }
 }
 
+impl From<SocketAddr> for EntityAddr {
+    /// The address with nonce 0 (what monitors use).
+    fn from(addr: SocketAddr) -> Self {
+        EntityAddr { nonce: 0, addr }
+    }
+}
+
 impl Default for EntityAddr {
     fn default() -> Self {
         EntityAddr::BLANK

@@ -1,0 +1,193 @@
+//! `msgr dump FILE --side connector|acceptor [--json]`: decode a captured msgr v1 stream.
+//!
+//! One line per handshake item and frame. Text lines are `@OFFSET KIND key=value ...`;
+//! with `--json`, one object per line with a `kind` field and the spec's field names. On a
+//! corrupt stream the items before the fault are printed, then the error (naming the byte
+//! offset) goes to stderr and the exit status is non-zero.
+
+use std::fmt::Write as _;
+use std::io::{BufWriter, Write};
+use std::path::PathBuf;
+
+use anyhow::Context;
+use bytes::BytesMut;
+use msgr_wire::{CrcFlags, Frame, Item, Limits, Side, StreamDecoder};
+
+/// Arguments of `msgr dump`.
+#[derive(Debug, clap::Args)]
+pub struct DumpArgs {
+    /// The captured bytes one side of a connection wrote, from its banner on.
+    pub file: PathBuf,
+    /// Which side wrote the bytes: the one that connected or the one that accepted.
+    #[arg(long, value_enum)]
+    pub side: SideArg,
+    /// Print one JSON object per line.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The `--side` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SideArg {
+    /// The side that called connect().
+    Connector,
+    /// The side that accepted.
+    Acceptor,
+}
+
+/// A field value, printed as JSON or text.
+enum Val {
+    U(u64),
+    I(i64),
+    B(bool),
+    S(String),
+    /// A number shown in hex in text output.
+    Hex(u64),
+}
+
+/// Runs the subcommand.
+pub fn run(args: DumpArgs) -> anyhow::Result<()> {
+    let bytes = std::fs::read(&args.file)
+        .with_context(|| format!("cannot read {}", args.file.display()))?;
+    let side = match args.side {
+        SideArg::Connector => Side::Connector,
+        SideArg::Acceptor => Side::Acceptor,
+    };
+    let mut dec = StreamDecoder::new(side, Limits::default(), CrcFlags::default());
+    let mut buf = BytesMut::from(&bytes[..]);
+    let mut out = BufWriter::new(std::io::stdout().lock());
+    loop {
+        let offset = dec.consumed();
+        match dec.decode_eof(&mut buf) {
+            Ok(Some(item)) => {
+                let (kind, fields) = describe(&item);
+                writeln!(out, "{}", line(args.json, offset, kind, &fields))?;
+            }
+            Ok(None) => break,
+            Err(e) => {
+                out.flush()?;
+                return Err(anyhow::anyhow!("{}: {e}", args.file.display()));
+            }
+        }
+    }
+    out.flush()?;
+    Ok(())
+}
+
+/// The item's kind and fields, named as in the spec.
+fn describe(item: &Item) -> (&'static str, Vec<(&'static str, Val)>) {
+    use Val::*;
+    match item {
+        Item::Banner => ("banner", vec![("banner", S("ceph v027".into()))]),
+        Item::Addr(a) => (
+            "addr",
+            vec![
+                ("addr", S(a.addr.to_string())),
+                ("nonce", U(a.nonce.into())),
+            ],
+        ),
+        Item::Connect(c) => (
+            "connect",
+            vec![
+                ("features", Hex(c.features)),
+                ("host_type", U(c.host_type.into())),
+                ("global_seq", U(c.global_seq.into())),
+                ("connect_seq", U(c.connect_seq.into())),
+                ("protocol_version", U(c.protocol_version.into())),
+                ("authorizer_protocol", U(c.authorizer_protocol.into())),
+                ("authorizer_len", U(c.authorizer.len() as u64)),
+                ("flags", U(c.flags.into())),
+            ],
+        ),
+        Item::ConnectReply(r) => (
+            "connect_reply",
+            vec![
+                ("tag", U(r.tag.byte().into())),
+                ("features", Hex(r.features)),
+                ("global_seq", U(r.global_seq.into())),
+                ("connect_seq", U(r.connect_seq.into())),
+                ("protocol_version", U(r.protocol_version.into())),
+                ("authorizer_len", U(r.authorizer.len() as u64)),
+                ("flags", U(r.flags.into())),
+            ],
+        ),
+        Item::Seq(s) => ("seq", vec![("seq", U(*s))]),
+        Item::Frame(f) => describe_frame(f),
+    }
+}
+
+fn describe_frame(frame: &Frame) -> (&'static str, Vec<(&'static str, Val)>) {
+    use Val::*;
+    match frame {
+        Frame::Msg(m) => {
+            let h = &m.header;
+            let crc_ok = m.verify_crcs(CrcFlags::default()).is_ok();
+            (
+                "msg",
+                vec![
+                    ("seq", U(h.seq)),
+                    ("tid", U(h.tid)),
+                    ("type", U(h.ty.into())),
+                    ("priority", U(h.priority.into())),
+                    ("version", U(h.version.into())),
+                    ("front_len", U(h.front_len.into())),
+                    ("middle_len", U(h.middle_len.into())),
+                    ("data_len", U(h.data_len.into())),
+                    ("data_off", U(h.data_off.into())),
+                    ("src_type", U(h.src.ty.0.into())),
+                    ("src_num", I(h.src.num)),
+                    ("compat_version", U(h.compat_version.into())),
+                    ("footer_flags", U(m.footer.flags.into())),
+                    ("crc_ok", B(crc_ok)),
+                ],
+            )
+        }
+        Frame::Ack(seq) => ("ack", vec![("seq", U(*seq))]),
+        Frame::Keepalive => ("keepalive", vec![]),
+        Frame::Keepalive2(t) => (
+            "keepalive2",
+            vec![
+                ("stamp_sec", U(t.sec.into())),
+                ("stamp_nsec", U(t.nsec.into())),
+            ],
+        ),
+        Frame::Keepalive2Ack(t) => (
+            "keepalive2_ack",
+            vec![
+                ("stamp_sec", U(t.sec.into())),
+                ("stamp_nsec", U(t.nsec.into())),
+            ],
+        ),
+        Frame::Close => ("close", vec![]),
+    }
+}
+
+/// One output line: `{"kind":..,..}` or `@OFFSET kind k=v ...`.
+fn line(json: bool, offset: u64, kind: &str, fields: &[(&str, Val)]) -> String {
+    let mut s = String::new();
+    if json {
+        let _ = write!(s, "{{\"kind\":\"{kind}\"");
+        for (key, val) in fields {
+            let v = match val {
+                Val::U(n) | Val::Hex(n) => n.to_string(),
+                Val::I(n) => n.to_string(),
+                Val::B(b) => b.to_string(),
+                Val::S(t) => serde_json::Value::from(t.as_str()).to_string(),
+            };
+            let _ = write!(s, ",\"{key}\":{v}");
+        }
+        s.push('}');
+    } else {
+        let _ = write!(s, "@{offset} {kind}");
+        for (key, val) in fields {
+            let _ = match val {
+                Val::U(n) => write!(s, " {key}={n}"),
+                Val::Hex(n) => write!(s, " {key}={n:#x}"),
+                Val::I(n) => write!(s, " {key}={n}"),
+                Val::B(b) => write!(s, " {key}={b}"),
+                Val::S(t) => write!(s, " {key}={t}"),
+            };
+        }
+    }
+    s
+}
