@@ -129,6 +129,12 @@ impl Recorder {
         self.seen().messages
     }
 
+    /// A future that completes at the next change (message or event). Enable it (or poll
+    /// it once) before checking the state, so no change is missed.
+    pub fn changed(&self) -> tokio::sync::futures::Notified<'_> {
+        self.changed.notified()
+    }
+
     /// Waits until `cond` holds, at most [`WAIT`]; returns whether it held.
     pub async fn wait_until(&self, cond: impl Fn(&Seen) -> bool) -> bool {
         self.wait_until_for(WAIT, cond).await
