@@ -128,7 +128,12 @@ impl StreamDecoder {
 
     /// Overrides what comes next, e.g. another [`Expect::Connect`] after a RETRY reply, or
     /// [`Expect::Frames`] after a READY reply to a connect that advertised `RECONNECT_SEQ`.
+    /// Expecting frames while already reading frames changes nothing (a partly read
+    /// message is kept).
     pub fn expect(&mut self, next: Expect) {
+        if next == Expect::Frames && matches!(self.phase, Phase::Frames) {
+            return;
+        }
         let consumed = self.consumed();
         self.consumed = consumed;
         self.phase = match next {
@@ -208,7 +213,7 @@ impl StreamDecoder {
         };
         match result {
             Ok(Some(item)) => {
-                self.after(&item)?;
+                self.after(&item);
                 Ok(Some(item))
             }
             Ok(None) => Ok(None),
@@ -308,7 +313,7 @@ impl StreamDecoder {
     }
 
     /// Moves to the next phase after `item` was read.
-    fn after(&mut self, item: &Item) -> Result<(), WireError> {
+    fn after(&mut self, item: &Item) {
         self.phase = match (item, &self.phase, self.side) {
             (Item::Banner, _, Side::Acceptor) => Phase::Addr { left: 2 },
             (Item::Banner, _, Side::Connector) => Phase::Addr { left: 1 },
@@ -337,6 +342,90 @@ impl StreamDecoder {
             (Item::Seq(_), _, _) => self.enter_frames(),
             (Item::Frame(_), _, _) => Phase::Frames,
         };
-        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{features, Banner, Message, Timespec};
+
+    fn decode_all(dec: &mut StreamDecoder, bytes: &[u8]) -> Vec<Item> {
+        let mut buf = BytesMut::from(bytes);
+        let mut items = Vec::new();
+        while let Some(item) = dec.decode_eof(&mut buf).unwrap() {
+            items.push(item);
+        }
+        items
+    }
+
+    fn reply(tag: Tag, features: u64) -> ConnectReply {
+        ConnectReply {
+            features,
+            ..ConnectReply::new(tag)
+        }
+    }
+
+    #[test]
+    fn acceptor_retry_then_ready_with_old_footer() {
+        let mut bytes = Vec::new();
+        Banner.encode(&mut bytes);
+        EntityAddr::BLANK.encode(&mut bytes);
+        EntityAddr::BLANK.encode(&mut bytes);
+        reply(Tag::RetryGlobal, 0).encode(&mut bytes);
+        // No MSG_AUTH: the 13-byte footer.
+        reply(Tag::Ready, features::RECONNECT_SEQ).encode(&mut bytes);
+        let mut m = Message::new(3, &b"abc"[..]);
+        m.seal(1, crate::EntityName::mon(0), CrcFlags::default());
+        Frame::Msg(m.clone()).encode(FooterKind::Old, &mut bytes);
+        Frame::Keepalive2Ack(Timespec::new(1, 2)).encode(FooterKind::Old, &mut bytes);
+        let mut dec = StreamDecoder::new(Side::Acceptor, Limits::default(), CrcFlags::default());
+        let items = decode_all(&mut dec, &bytes);
+        assert_eq!(items.len(), 7);
+        assert_eq!(items[3], Item::ConnectReply(reply(Tag::RetryGlobal, 0)));
+        assert_eq!(dec.footer_kind(), FooterKind::Old);
+        m.footer.sig = 0;
+        assert_eq!(items[5], Item::Frame(Frame::Msg(m)));
+        assert_eq!(dec.consumed(), bytes.len() as u64);
+        assert_eq!(dec.expecting(), Some(Expect::Frames));
+    }
+
+    #[test]
+    fn explicit_footer_kind_wins() {
+        let mut bytes = Vec::new();
+        Banner.encode(&mut bytes);
+        EntityAddr::BLANK.encode(&mut bytes);
+        let connect = Connect {
+            features: features::ALL_PACIFIC & !features::RECONNECT_SEQ,
+            ..Connect::default()
+        };
+        connect.encode(&mut bytes);
+        let mut m = Message::new(3, &b"abc"[..]);
+        m.seal(1, crate::EntityName::client(1), CrcFlags::default());
+        Frame::Msg(m).encode(FooterKind::Old, &mut bytes);
+        let mut dec = StreamDecoder::new(Side::Connector, Limits::default(), CrcFlags::default());
+        dec.set_footer_kind(FooterKind::Old);
+        let items = decode_all(&mut dec, &bytes);
+        assert!(matches!(items.last(), Some(Item::Frame(Frame::Msg(_)))));
+        assert_eq!(dec.footer_kind(), FooterKind::Old);
+    }
+
+    #[test]
+    fn errors_stick_and_eof_inside_the_handshake() {
+        let mut dec = StreamDecoder::new(Side::Connector, Limits::default(), CrcFlags::default());
+        let mut buf = BytesMut::from(&b"ceph v027\0\0"[..]);
+        assert_eq!(dec.decode(&mut buf).unwrap(), Some(Item::Banner));
+        assert_eq!(dec.decode(&mut buf).unwrap(), None);
+        let e = dec.decode_eof(&mut buf).unwrap_err();
+        assert_eq!(e.offset(), Some(9));
+        assert!(matches!(
+            e.cause(),
+            WireError::UnexpectedEof {
+                inside: "an address",
+                remaining: 2
+            }
+        ));
+        assert_eq!(dec.decode(&mut buf).unwrap_err(), e);
+        assert_eq!(dec.expecting(), None);
     }
 }
