@@ -116,7 +116,9 @@ impl Recorder {
 
     /// What was seen so far.
     pub fn seen(&self) -> MutexGuard<'_, Seen> {
-        self.seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.seen
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// The session counter of a connection (0 if none).
@@ -158,7 +160,10 @@ impl Recorder {
 
     fn record(&self, m: &Received) {
         if self.loopback.load(Ordering::SeqCst) {
-            assert_eq!(m.msg.header.src.ty, self.own_type, "loopback message from a peer");
+            assert_eq!(
+                m.msg.header.src.ty, self.own_type,
+                "loopback message from a peer"
+            );
         }
         let mut seen = self.seen();
         *seen.sessions.entry(m.conn.id()).or_insert(0) += 1;
@@ -296,8 +301,14 @@ impl Fixture {
     ) -> Fixture {
         let srv = Recorder::new(true, EntityType::OSD);
         let cli = Recorder::new(false, EntityType::CLIENT);
-        let sp: Vec<_> = server_policy.map(|p| (EntityType::CLIENT, p)).into_iter().collect();
-        let cp: Vec<_> = client_policy.map(|p| (EntityType::OSD, p)).into_iter().collect();
+        let sp: Vec<_> = server_policy
+            .map(|p| (EntityType::CLIENT, p))
+            .into_iter()
+            .collect();
+        let cp: Vec<_> = client_policy
+            .map(|p| (EntityType::OSD, p))
+            .into_iter()
+            .collect();
         let server = start(
             EntityName::osd(0),
             server_cfg,
@@ -358,7 +369,11 @@ pub async fn stop(m: &Messenger) {
     tokio::time::timeout(WAIT, m.wait())
         .await
         .unwrap_or_else(|_| panic!("{m:?} did not stop within {WAIT:?}"));
-    assert_eq!(m.dispatch_queue_len(), 0, "dispatch queue of {m:?} not empty");
+    assert_eq!(
+        m.dispatch_queue_len(),
+        0,
+        "dispatch queue of {m:?} not empty"
+    );
     for t in m.throttles() {
         assert_eq!(t.current, 0, "throttle {} of {m:?} not back to 0", t.name);
     }

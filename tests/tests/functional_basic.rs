@@ -26,7 +26,10 @@ async fn simple_test() {
     let port = f.server.addr().addr.port();
     let avoid: Vec<u16> = (0..10).map(|i| port.wrapping_add(i)).collect();
     let new = f.server.rebind(&avoid).await.expect("rebind");
-    assert!(!avoid.contains(&new.addr.port()), "rebound to avoided port {new}");
+    assert!(
+        !avoid.contains(&new.addr.port()),
+        "rebound to avoided port {new}"
+    );
     assert_eq!(f.server.addr(), new);
     let conn = f.connect();
     f.round_trip(&conn).await;
@@ -39,7 +42,9 @@ async fn simple_test() {
     // 4. Failed connection: the server is gone; sending on the dead connection neither
     //    blocks nor revives it.
     stop(&f.server).await;
-    let r = timeout(WAIT, conn.send(ping())).await.expect("send does not block");
+    let r = timeout(WAIT, conn.send(ping()))
+        .await
+        .expect("send does not block");
     assert!(matches!(r, Err(SendError::Closed)), "{r:?}");
     assert!(!conn.is_connected());
 

@@ -48,7 +48,9 @@ impl Markdown {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Holds the lock a random 0–499 µs, widening the race windows as Ceph's `usleep`.
@@ -177,7 +179,10 @@ async fn markdown_test() {
             stalls += 1;
             total_stalls += 1;
             max_stalls = max_stalls.max(stalls);
-            assert!(stalls <= MAX_STALLS, "{stalls} consecutive stalls at round {round}");
+            assert!(
+                stalls <= MAX_STALLS,
+                "{stalls} consecutive stalls at round {round}"
+            );
         } else {
             stalls = 0;
         }

@@ -123,7 +123,11 @@ async fn client_standby_test() {
     // The client, with nothing queued, goes to standby and stays there.
     wait_state(&conn, ConnState::Standby).await;
     conn.send_keepalive();
-    assert_eq!(conn.state(), ConnState::Standby, "a keepalive does not wake standby");
+    assert_eq!(
+        conn.state(),
+        ConnState::Standby,
+        "a keepalive does not wake standby"
+    );
     assert_eq!(f.cli.seen().events.len(), from, "no event while in standby");
 
     // A message wakes it: remote reset, then connect.
@@ -149,5 +153,9 @@ async fn wait_state(conn: &Connection, want: ConnState) {
         }
     })
     .await;
-    assert!(waited.is_ok(), "{conn:?} not {want:?} but {:?}", conn.state());
+    assert!(
+        waited.is_ok(),
+        "{conn:?} not {want:?} but {:?}",
+        conn.state()
+    );
 }
