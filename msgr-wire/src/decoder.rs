@@ -296,3 +296,71 @@ fn frame_name(tag: Option<u8>) -> &'static str {
         _ => "a frame",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decoder() -> FrameDecoder {
+        FrameDecoder::new(Limits::default(), FooterKind::New, CrcFlags::default())
+    }
+
+    #[test]
+    fn small_frames_byte_by_byte() {
+        let mut bytes = Vec::new();
+        for f in [
+            Frame::Ack(5),
+            Frame::Keepalive,
+            Frame::Keepalive2(Timespec::new(1, 2)),
+            Frame::Keepalive2Ack(Timespec::new(3, 4)),
+            Frame::Close,
+        ] {
+            f.encode(FooterKind::New, &mut bytes);
+        }
+        let mut dec = decoder().starting_at(100);
+        let mut buf = BytesMut::new();
+        let mut got = Vec::new();
+        for b in bytes {
+            buf.extend_from_slice(&[b]);
+            while let Some(f) = dec.decode(&mut buf).unwrap() {
+                got.push(f);
+            }
+        }
+        assert_eq!(got.len(), 5);
+        assert_eq!(got[0], Frame::Ack(5));
+        assert_eq!(got[4], Frame::Close);
+        assert_eq!(dec.consumed(), 100 + 9 + 1 + 9 + 9 + 1);
+        assert_eq!(dec.decode_eof(&mut buf).unwrap(), None);
+    }
+
+    #[test]
+    fn bad_tags() {
+        let mut dec = decoder();
+        let e = dec.decode(&mut BytesMut::from(&[0u8][..])).unwrap_err();
+        assert_eq!(
+            (e.cause(), e.offset()),
+            (&WireError::UnknownTag { tag: 0 }, Some(0))
+        );
+        let mut dec = decoder();
+        let e = dec.decode(&mut BytesMut::from(&[13u8][..])).unwrap_err();
+        assert!(matches!(
+            e.cause(),
+            WireError::UnexpectedTag { tag: Tag::Seq, .. }
+        ));
+    }
+
+    #[test]
+    fn eof_inside_an_ack() {
+        let mut dec = decoder();
+        let mut buf = BytesMut::from(&[8u8, 1, 2][..]);
+        assert_eq!(dec.decode(&mut buf).unwrap(), None);
+        let e = dec.decode_eof(&mut buf).unwrap_err();
+        assert_eq!(
+            e.cause(),
+            &WireError::UnexpectedEof {
+                inside: "an ack",
+                remaining: 3
+            }
+        );
+    }
+}
