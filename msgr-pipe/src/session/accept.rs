@@ -358,6 +358,7 @@ impl Inner {
         sh.st.connect_seq = connect.connect_seq.wrapping_add(1);
         sh.st.peer_global_seq = connect.global_seq;
         sh.st.features = self.policy.features_supported & connect.features;
+        sh.st.accepted_new = true;
         sh.link.replacing = true;
         let slot = sh.link.new_slot();
         Attached {
@@ -417,6 +418,9 @@ impl Inner {
         sh.link.abandon_attempt();
         let slot = sh.link.new_slot();
         sh.st.requeue_sent();
+        if sh.st.saved_connect_seq.is_none() {
+            sh.st.saved_connect_seq = Some(sh.st.connect_seq);
+        }
         sh.st.connect_seq = connect.connect_seq.wrapping_add(1);
         sh.st.peer_global_seq = connect.global_seq;
         sh.st.features = self.policy.features_supported & connect.features;

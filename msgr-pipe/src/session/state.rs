@@ -161,6 +161,11 @@ pub struct SessionState {
     backoff: Duration,
     /// The session reached Open at least once.
     pub was_open: bool,
+    /// Created by the acceptor and not yet open: a failed handshake just ends it.
+    pub accepted_new: bool,
+    /// `connect_seq` before an incoming socket started replacing our socket; restored if
+    /// that handshake fails before the session opens.
+    pub saved_connect_seq: Option<u32>,
     queued_bytes: u64,
     /// Messages taken for a second (or later) transmission.
     pub resent: u64,
@@ -197,6 +202,8 @@ impl SessionState {
             last_keepalive_ack: None,
             backoff: Duration::ZERO,
             was_open: false,
+            accepted_new: false,
+            saved_connect_seq: None,
             queued_bytes: 0,
             resent: 0,
             rng,
@@ -425,13 +432,15 @@ impl SessionState {
     pub fn opened(&mut self) {
         self.phase = ConnState::Open;
         self.was_open = true;
+        self.accepted_new = false;
+        self.saved_connect_seq = None;
         self.backoff = Duration::ZERO;
     }
 
     /// The socket ended (spec §6.5). Sets the new phase and says what to do. The caller has
     /// already detached the socket. Lossless sessions get their sent list requeued.
     pub fn on_fault(&mut self, policy: &FaultPolicy, cause: FaultCause) -> FaultAction {
-        let prev = self.phase;
+        let mut prev = self.phase;
         match prev {
             ConnState::Closed | ConnState::Closing => return FaultAction::None,
             ConnState::Standby => return FaultAction::None,
@@ -441,9 +450,20 @@ impl SessionState {
             self.phase = ConnState::Closed;
             return FaultAction::Close { reset: true };
         }
-        if prev == ConnState::Accepting && !self.was_open {
-            self.phase = ConnState::Closed;
-            return FaultAction::Close { reset: false };
+        if prev == ConnState::Accepting {
+            if self.accepted_new {
+                self.phase = ConnState::Closed;
+                return FaultAction::Close { reset: false };
+            }
+            // A replace that failed before opening: back to what the session was.
+            if let Some(c) = self.saved_connect_seq.take() {
+                self.connect_seq = c;
+            }
+            prev = if self.was_open {
+                ConnState::Open
+            } else {
+                ConnState::Connecting
+            };
         }
         self.requeue_sent();
         if cause == FaultCause::RaceLost {
@@ -457,7 +477,7 @@ impl SessionState {
             return FaultAction::Standby;
         }
         match prev {
-            ConnState::Open | ConnState::Accepting => {
+            ConnState::Open => {
                 self.connect_seq = self.connect_seq.wrapping_add(1);
                 self.phase = ConnState::Connecting;
                 self.backoff = Duration::ZERO;

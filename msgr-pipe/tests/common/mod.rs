@@ -30,6 +30,13 @@ pub fn msg(i: u64) -> Message {
     Message::new(TEST_TYPE, i.to_le_bytes().to_vec())
 }
 
+/// A test message numbered `i`, padded to `len` bytes of front.
+pub fn msg_padded(i: u64, len: usize) -> Message {
+    let mut v = i.to_le_bytes().to_vec();
+    v.resize(len.max(8), 0xab);
+    Message::new(TEST_TYPE, v)
+}
+
 pub fn payload(m: &Message) -> u64 {
     let mut b = [0u8; 8];
     b.copy_from_slice(&m.front[..8]);

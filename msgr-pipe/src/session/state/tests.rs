@@ -302,8 +302,23 @@ fn wait_after_race_lost() {
 #[test]
 fn accepted_never_opened_closes_quietly() {
     let mut s = SessionState::new(ConnState::Accepting, false, SmallRng::seed_from_u64(1));
+    s.accepted_new = true;
     assert_eq!(
         s.on_fault(&fp(), FaultCause::Error),
         FaultAction::Close { reset: false }
     );
+}
+
+#[test]
+fn failed_replace_of_a_connecting_session_restores_it() {
+    let mut s = SessionState::new(ConnState::Accepting, false, SmallRng::seed_from_u64(1));
+    s.saved_connect_seq = Some(0);
+    s.connect_seq = 1;
+    s.queue(m(1, 127));
+    assert!(matches!(
+        s.on_fault(&fp(), FaultCause::Error),
+        FaultAction::Reconnect { .. }
+    ));
+    assert_eq!(s.connect_seq, 0, "never opened: back to 0, no bump");
+    assert_eq!(s.queued_len(), 1);
 }
