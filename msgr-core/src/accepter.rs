@@ -136,10 +136,14 @@ async fn run(
         }
         let host = Arc::clone(&inner);
         inner.tracker.spawn(async move {
-            let session = host.accept_stream(stream, peer).await;
-            if let Some(session) = session {
-                // The permit counts the connection until its session has ended.
+            let Some(session) = host.accept_stream(stream, peer).await else {
+                return;
+            };
+            // The permit counts a session until it ends; a socket that joined a session
+            // already counted (a reconnect) gives its permit back at once.
+            if permit.is_some() && host.count_session(&session) {
                 session.closed().await;
+                host.uncount_session(&session);
             }
             drop(permit);
         });

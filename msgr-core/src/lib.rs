@@ -55,6 +55,8 @@ mod dispatcher;
 mod error;
 mod messenger;
 mod stats;
+#[cfg(test)]
+mod tests;
 
 pub use config::{
     InjectConfig, MessengerConfig, PolicyConfig, PolicyKind, DEFAULT_DISPATCH_THROTTLE_BYTES,

@@ -12,7 +12,7 @@
 //! map of registered sessions, and turns what the pipes deliver into [`Received`] messages and
 //! connection events for the dispatch queue.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
@@ -164,6 +164,7 @@ impl MessengerBuilder {
             tracker: TaskTracker::new(),
             accepter: tokio::sync::Mutex::new(None),
             limit,
+            counted: Mutex::new(HashSet::new()),
             loopback: Arc::new(Loopback::new(name, features, me.clone())),
             config,
         });
@@ -216,6 +217,9 @@ fn policy_from_config(pc: &PolicyConfig, c: &MessengerConfig) -> Policy {
 
 /// A messenger: an entity name, a listening address, sessions to peers, and the dispatchers
 /// that receive their messages. A cheap cloneable handle; see the crate docs.
+///
+/// Its tasks run until [`shutdown`](Messenger::shutdown): dropping every handle does not stop
+/// them.
 #[derive(Clone)]
 pub struct Messenger {
     inner: Arc<Inner>,
@@ -241,6 +245,8 @@ pub(crate) struct Inner {
     pub(crate) tracker: TaskTracker,
     accepter: tokio::sync::Mutex<Option<Accepter>>,
     limit: Option<Arc<Semaphore>>,
+    /// Accepted sessions holding a connection-limit permit.
+    counted: Mutex<HashSet<ConnId>>,
     loopback: Arc<Loopback>,
 }
 
@@ -297,7 +303,7 @@ impl Messenger {
         if self.inner.cancel.is_cancelled() {
             return Err(CoreError::Shutdown);
         }
-        if addr == self.addr() {
+        if self.inner.is_self(&addr) {
             return Ok(self.loopback());
         }
         let host: Arc<dyn Host> = self.inner.clone();
@@ -494,6 +500,14 @@ impl Messenger {
     }
 }
 
+#[cfg(test)]
+impl Messenger {
+    /// The messenger as its pipes see it.
+    pub(crate) fn inner_host(&self) -> &Inner {
+        &self.inner
+    }
+}
+
 impl std::fmt::Debug for Messenger {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Messenger")
@@ -506,6 +520,25 @@ impl std::fmt::Debug for Messenger {
 impl Inner {
     pub(crate) fn current_addr(&self) -> EntityAddr {
         *lock(&self.addr)
+    }
+
+    /// Counts an accepted session against the connection limit; false if already counted.
+    pub(crate) fn count_session(&self, s: &Session) -> bool {
+        lock(&self.counted).insert(s.id())
+    }
+
+    /// Stops counting an ended session.
+    pub(crate) fn uncount_session(&self, s: &Session) {
+        lock(&self.counted).remove(&s.id());
+    }
+
+    /// Whether `addr` is ours: equal, or equal but for the IP while ours is still blank.
+    fn is_self(&self, addr: &EntityAddr) -> bool {
+        let mine = self.current_addr();
+        *addr == mine
+            || (mine.is_blank_ip()
+                && addr.nonce == mine.nonce
+                && addr.addr.port() == mine.addr.port())
     }
 
     fn take_sessions(&self) -> Vec<Session> {

@@ -1,0 +1,332 @@
+//! Unit tests of the messenger over real loopback sockets: builder and config, chain,
+//! loopback, mark-down semantics, rebind, connection reuse, quiescence after wait.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use msgr_pipe::Host;
+use msgr_wire::{EntityName, EntityType, Message};
+use tokio::sync::mpsc;
+
+use crate::{
+    BoxFuture, Connection, Dispatched, Dispatcher, Messenger, MessengerConfig, Policy,
+    PolicyConfig, PolicyKind, Received,
+};
+
+const WAIT: Duration = Duration::from_secs(10);
+
+/// What a [`Probe`] saw.
+#[derive(Debug)]
+enum Seen {
+    Msg(u16, Connection),
+    Reset(Connection),
+    RemoteReset,
+    Connect,
+    Accept,
+}
+
+/// Reports everything on a channel; handles messages of `ty` (or every type if `None`),
+/// answering them when `echo`.
+struct Probe {
+    ty: Option<u16>,
+    echo: bool,
+    tx: mpsc::UnboundedSender<Seen>,
+}
+
+impl Probe {
+    fn new(ty: Option<u16>, echo: bool) -> (Arc<Self>, mpsc::UnboundedReceiver<Seen>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        (Arc::new(Probe { ty, echo, tx }), rx)
+    }
+}
+
+impl Dispatcher for Probe {
+    fn dispatch(&self, m: Received) -> BoxFuture<'_, Dispatched> {
+        Box::pin(async move {
+            if self.ty.is_some_and(|t| t != m.msg.header.ty) {
+                return Dispatched::Pass(m);
+            }
+            if self.echo {
+                let _ = m
+                    .conn
+                    .send(Message::new(m.msg.header.ty, m.msg.front.clone()))
+                    .await;
+            }
+            let _ = self.tx.send(Seen::Msg(m.msg.header.ty, m.conn.clone()));
+            Dispatched::Handled
+        })
+    }
+    fn handle_connect(&self, _c: &Connection) {
+        let _ = self.tx.send(Seen::Connect);
+    }
+    fn handle_accept(&self, _c: &Connection) {
+        let _ = self.tx.send(Seen::Accept);
+    }
+    fn handle_reset(&self, c: &Connection) {
+        let _ = self.tx.send(Seen::Reset(c.clone()));
+    }
+    fn handle_remote_reset(&self, _c: &Connection) {
+        let _ = self.tx.send(Seen::RemoteReset);
+    }
+}
+
+async fn next(rx: &mut mpsc::UnboundedReceiver<Seen>) -> Seen {
+    tokio::time::timeout(WAIT, rx.recv())
+        .await
+        .expect("event within WAIT")
+        .expect("probe alive")
+}
+
+async fn next_msg(rx: &mut mpsc::UnboundedReceiver<Seen>) -> (u16, Connection) {
+    loop {
+        if let Seen::Msg(ty, c) = next(rx).await {
+            return (ty, c);
+        }
+    }
+}
+
+fn local() -> MessengerConfig {
+    MessengerConfig {
+        bind_addr: "127.0.0.1:0".parse().expect("literal"),
+        ..MessengerConfig::default()
+    }
+}
+
+async fn messenger(name: EntityName, policy: Policy, d: Arc<dyn Dispatcher>) -> Messenger {
+    Messenger::builder(name)
+        .config(local())
+        .default_policy(policy)
+        .dispatcher(d)
+        .start()
+        .await
+        .expect("start")
+}
+
+async fn stop(m: &Messenger) {
+    m.shutdown();
+    tokio::time::timeout(WAIT, m.wait())
+        .await
+        .expect("wait ends");
+    assert_eq!(m.dispatch_queue_len(), 0);
+    assert!(m.throttles().iter().all(|t| t.current == 0));
+    let st = m.stats();
+    assert_eq!(st.tasks, 0);
+    assert!(st.connections.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn config_policies_throttles_and_name() {
+    let mut cfg = local();
+    cfg.name = Some("mon.2".into());
+    cfg.features_required = 1 << 1;
+    cfg.policies.insert(
+        "osd".into(),
+        PolicyConfig {
+            throttle_bytes: 1024,
+            throttle_messages: 8,
+            features_required: 1 << 6,
+            ..PolicyConfig::new(PolicyKind::LosslessPeer)
+        },
+    );
+    let m = Messenger::builder(EntityName::client(1))
+        .config(cfg)
+        .start()
+        .await
+        .expect("start");
+    assert_eq!(m.name(), EntityName::mon(2));
+    let p = m.inner_host().policy(EntityType::OSD);
+    assert!(!p.lossy && !p.server && p.standby && !p.resetcheck);
+    assert_eq!(p.features_required, 1 << 1 | 1 << 6);
+    let d = m.inner_host().policy(EntityType::MDS);
+    assert!(!d.lossy && d.resetcheck, "default is lossless_client");
+    let names: Vec<_> = m.throttles().into_iter().map(|t| (t.name, t.max)).collect();
+    assert!(names.contains(&("policy.osd.bytes".into(), 1024)));
+    assert!(names.contains(&("policy.osd.messages".into(), 8)));
+    assert!(names.contains(&("dispatch".into(), 100 << 20)));
+    stop(&m).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_config_is_refused() {
+    let mut cfg = local();
+    cfg.policies
+        .insert("martian".into(), PolicyConfig::default());
+    let r = Messenger::builder(EntityName::client(1))
+        .config(cfg)
+        .start()
+        .await;
+    assert!(r.is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chain_passes_messages_on_and_loopback_delivers() {
+    let (first, mut rx1) = Probe::new(Some(1), false);
+    let (second, mut rx2) = Probe::new(None, false);
+    let m = Messenger::builder(EntityName::osd(3))
+        .config(local())
+        .dispatcher(first)
+        .dispatcher(second)
+        .start()
+        .await
+        .expect("start");
+    // connect() to our own address is the loopback.
+    let lb = m.connect(m.addr(), EntityType::OSD).expect("running");
+    assert!(lb.is_loopback());
+    assert_eq!(lb, m.loopback());
+    lb.send(Message::new(1, Bytes::from_static(b"a")))
+        .await
+        .expect("send");
+    lb.send(Message::new(2, Bytes::from_static(b"b")))
+        .await
+        .expect("send");
+    assert_eq!(next_msg(&mut rx1).await.0, 1);
+    assert_eq!(next_msg(&mut rx2).await.0, 2);
+    assert_eq!(m.stats().loopback.msgs_out, 2);
+    stop(&m).await;
+    assert!(lb.send(Message::new(1, Bytes::new())).await.is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connection_reuse_and_mark_down_semantics() {
+    let (sp, mut srx) = Probe::new(None, true);
+    let (cp, mut crx) = Probe::new(None, false);
+    let server = messenger(EntityName::osd(0), Policy::stateless_server(0), sp).await;
+    let client = messenger(EntityName::client(-1), Policy::lossy_client(0), cp).await;
+
+    let conn = client
+        .connect(server.addr(), EntityType::OSD)
+        .expect("running");
+    assert_eq!(
+        conn,
+        client
+            .connect(server.addr(), EntityType::OSD)
+            .expect("running")
+    );
+    conn.send(Message::new(7, Bytes::from_static(b"x")))
+        .await
+        .expect("send");
+    let (_, accepted) = next_msg(&mut srx).await;
+    next_msg(&mut crx).await;
+    // The server's connect() to the client returns the accepted session.
+    assert_eq!(
+        server
+            .connect(client.addr(), EntityType::CLIENT)
+            .expect("running"),
+        accepted
+    );
+    let st = client.stats();
+    assert_eq!(st.connections.len(), 1);
+    assert!(st.total.msgs_out >= 1 && st.total.msgs_in >= 1);
+
+    // mark_down(addr) delivers exactly one reset on the side that asked.
+    assert!(client.mark_down(&server.addr()));
+    assert!(!conn.is_connected());
+    loop {
+        match next(&mut crx).await {
+            Seen::Reset(c) => {
+                assert_eq!(c, conn);
+                break;
+            }
+            Seen::Connect | Seen::Msg(..) => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert!(!client.mark_down(&server.addr()));
+
+    // Connection::mark_down delivers none.
+    let conn = client
+        .connect(server.addr(), EntityType::OSD)
+        .expect("running");
+    conn.send(Message::new(7, Bytes::new()))
+        .await
+        .expect("send");
+    next_msg(&mut crx).await;
+    conn.mark_down();
+    assert!(!conn.is_connected());
+    stop(&client).await;
+    while let Ok(s) = crx.try_recv() {
+        assert!(
+            !matches!(s, Seen::Reset(ref c) if *c == conn),
+            "no reset for mark_down"
+        );
+    }
+    stop(&server).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rebind_avoids_ports_and_changes_nonce() {
+    let (sp, _srx) = Probe::new(None, true);
+    let server = messenger(EntityName::osd(0), Policy::stateless_server(0), sp).await;
+    let old = server.addr();
+    let avoid: Vec<u16> = (1..10).map(|i| old.addr.port().wrapping_add(i)).collect();
+    let new = server.rebind(&avoid).await.expect("rebind");
+    assert_ne!(new.addr.port(), old.addr.port());
+    assert!(!avoid.contains(&new.addr.port()));
+    assert_ne!(new.nonce, old.nonce);
+    assert_eq!(server.addr(), new);
+    stop(&server).await;
+    assert!(server.rebind(&[]).await.is_err());
+    assert!(server.connect(old, EntityType::OSD).is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn port_range_is_searched_outside_the_avoid_set() {
+    let mut cfg = local();
+    cfg.bind_port_min = 47_310;
+    cfg.bind_port_max = 47_330;
+    cfg.bind_avoid_ports = (47_310..47_315).collect();
+    let m = Messenger::builder(EntityName::osd(9))
+        .config(cfg)
+        .start()
+        .await
+        .expect("start");
+    let port = m.addr().addr.port();
+    assert!((47_315..=47_330).contains(&port), "port {port}");
+    stop(&m).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn policy_permits_live_as_long_as_the_message() {
+    // The server keeps every message; its policy throttle shows them until dropped.
+    let kept = Arc::new(Mutex::new(Vec::new()));
+    struct Keep(Arc<Mutex<Vec<Received>>>, mpsc::UnboundedSender<()>);
+    impl Dispatcher for Keep {
+        fn dispatch(&self, m: Received) -> BoxFuture<'_, Dispatched> {
+            Box::pin(async move {
+                self.0.lock().expect("lock").push(m);
+                let _ = self.1.send(());
+                Dispatched::Handled
+            })
+        }
+    }
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let bytes = msgr_dispatch::Throttle::new(1 << 20);
+    let server = Messenger::builder(EntityName::osd(0))
+        .config(local())
+        .policy(
+            EntityType::CLIENT,
+            Policy::stateless_server(0).with_throttles(Some(bytes.clone()), None),
+        )
+        .dispatcher(Arc::new(Keep(kept.clone(), tx)))
+        .start()
+        .await
+        .expect("start");
+    let (cp, _crx) = Probe::new(None, false);
+    let client = messenger(EntityName::client(-1), Policy::lossy_client(0), cp).await;
+    let conn = client
+        .connect(server.addr(), EntityType::OSD)
+        .expect("running");
+    conn.send(Message::new(5, vec![0u8; 1000]))
+        .await
+        .expect("send");
+    tokio::time::timeout(WAIT, rx.recv())
+        .await
+        .expect("delivered");
+    assert_eq!(bytes.current(), 1000);
+    assert_eq!(kept.lock().expect("lock")[0].permits.amount(), 1000);
+    kept.lock().expect("lock").clear();
+    assert_eq!(bytes.current(), 0);
+    stop(&client).await;
+    stop(&server).await;
+}
