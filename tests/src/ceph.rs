@@ -403,12 +403,19 @@ impl CliOutput {
 /// connection. Note that with an untyped `-m ADDR` the client first tries msgr v2 at that address, sees the v1
 /// banner, and then speaks v1.
 pub fn ceph_cli_command(conf: &Path, mon: SocketAddr, args: &[&str]) -> tokio::process::Command {
+    ceph_cli_command_at(conf, &mon.to_string(), args)
+}
+
+/// [`ceph_cli_command`] with the monitor address as the `ceph` client parses it: `v1:IP:PORT` makes it speak msgr
+/// v1 at once (no msgr v2 attempt), and a `/NONCE` suffix names a monitor whose address nonce is not 0 (the client
+/// checks the nonce the acceptor announces against the one it dialled, msgr-v1-wire.md §9.22).
+pub fn ceph_cli_command_at(conf: &Path, mon: &str, args: &[&str]) -> tokio::process::Command {
     let mut command = tokio::process::Command::new("ceph");
     command
         .arg("-c")
         .arg(conf)
         .arg("-m")
-        .arg(mon.to_string())
+        .arg(mon)
         .args(args)
         .args(["--connect-timeout", "10"])
         .stdin(Stdio::null())
