@@ -7,6 +7,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::Semaphore;
@@ -18,6 +19,8 @@ use crate::messenger::Inner;
 
 /// listen(2) backlog, Ceph's `ms_tcp_listen_backlog`.
 const LISTEN_BACKLOG: u32 = 512;
+/// Pause after a failed accept(2) (EMFILE, ENFILE, ...), so the loop does not spin.
+const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(20);
 /// Kernel-chosen ports tried before giving up when they all fall into the avoid set.
 const KERNEL_PORT_TRIES: usize = 64;
 
@@ -114,10 +117,12 @@ async fn run(
             r = listener.accept() => match r {
                 Ok(s) => s,
                 Err(e) => {
-                    // EMFILE and friends: report and keep going, as Ceph does.
+                    // EMFILE and friends: report, pause briefly so as not to spin, go on.
                     tracing::warn!(error = %e, "accept failed");
-                    tokio::task::yield_now().await;
-                    continue;
+                    tokio::select! {
+                        () = cancel.cancelled() => break,
+                        () = tokio::time::sleep(ACCEPT_ERROR_PAUSE) => continue,
+                    }
                 }
             },
         };

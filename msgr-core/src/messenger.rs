@@ -15,6 +15,7 @@
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::Duration;
 
 use msgr_dispatch::{
     BoxFuture, ConnId, DispatchConfig, DispatchQueue, Handler, QueueCounters, ShutdownMode,
@@ -25,6 +26,8 @@ use msgr_pipe::{
     SessionStats,
 };
 use msgr_wire::{EntityAddr, EntityName, EntityType};
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
 use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -139,9 +142,7 @@ impl MessengerBuilder {
             source,
         })?;
         let nonce = rand::random::<u32>() | 1;
-        let handler = Arc::new(QueueHandler {
-            chain: Mutex::new(Some(Arc::new(self.chain))),
-        });
+        let handler = Arc::new(QueueHandler::new(self.chain, &config.inject));
         let queue = DispatchQueue::new(DispatchConfig::default(), handler.clone());
         let limit =
             (config.max_connections > 0).then(|| Arc::new(Semaphore::new(config.max_connections)));
@@ -696,11 +697,39 @@ impl Host for Inner {
 struct QueueHandler {
     /// Taken at the end of `wait`, breaking reference cycles through dispatchers.
     chain: Mutex<Option<Arc<Chain>>>,
+    /// Event delay injection (Ceph's DispatchQueue sleeps `ms_inject_internal_delays` before
+    /// an event with probability `ms_inject_delay_probability`).
+    event_delay: Option<EventDelay>,
+}
+
+struct EventDelay {
+    delay: Duration,
+    probability: f64,
+    rng: Mutex<SmallRng>,
 }
 
 impl QueueHandler {
+    fn new(chain: Chain, inject: &crate::config::InjectConfig) -> Self {
+        let event_delay = (!inject.internal_delay.is_zero() && inject.delay_probability > 0.0)
+            .then(|| EventDelay {
+                delay: inject.internal_delay,
+                probability: inject.delay_probability,
+                rng: Mutex::new(SmallRng::seed_from_u64(inject.seed)),
+            });
+        QueueHandler {
+            chain: Mutex::new(Some(Arc::new(chain))),
+            event_delay,
+        }
+    }
+
     fn chain(&self) -> Option<Arc<Chain>> {
         lock(&self.chain).clone()
+    }
+
+    /// The injected delay before the next event, if the draw hits.
+    fn event_delay(&self) -> Option<Duration> {
+        let d = self.event_delay.as_ref()?;
+        lock(&d.rng).gen_bool(d.probability).then_some(d.delay)
     }
 }
 
@@ -726,7 +755,11 @@ impl Handler<Received, ConnEvent> for QueueHandler {
 
     fn event(&self, _conn: ConnId, e: ConnEvent) -> BoxFuture<'_, ()> {
         let chain = self.chain();
+        let delay = self.event_delay();
         Box::pin(async move {
+            if let Some(d) = delay {
+                tokio::time::sleep(d).await;
+            }
             if let Some(c) = chain {
                 c.event(&e.conn, e.kind);
             }
