@@ -4,7 +4,8 @@
 //! fails ("wrong peer at address"). Monitors use nonce 0, but OSDs and `msgr serve` pick one at
 //! random, and people rarely type it. So when the nonce is missing it is learned first: the
 //! acceptor speaks first in msgr v1 (banner, then its own address), so one short TCP
-//! connection that reads those bytes and closes tells the nonce.
+//! connection that reads those bytes and closes tells the nonce (and whether anything that
+//! speaks msgr v1 listens there at all).
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -33,12 +34,15 @@ pub async fn resolve(text: &str, timeout: Duration) -> anyhow::Result<EntityAddr
         None => (rest, None),
     };
     let addr = lookup(host_port, text).await?;
+    // Probe even when the nonce is given: a refused or silent port gets a clear message here
+    // rather than a reconnect loop in the session.
+    let announced = probe(addr, timeout).await?;
     match nonce {
-        Some(nonce) => Ok(EntityAddr::new(addr, nonce)),
-        None => {
-            let announced = probe(addr, timeout).await?;
-            Ok(EntityAddr::new(addr, announced.nonce))
-        }
+        Some(nonce) if nonce != announced.nonce => bail!(
+            "v1:{addr}: the daemon there announces nonce {}, not {nonce} (restarted?)",
+            announced.nonce
+        ),
+        _ => Ok(EntityAddr::new(addr, announced.nonce)),
     }
 }
 

@@ -44,9 +44,10 @@ pub struct PingArgs {
     /// How long to wait for the handshake and for each reply.
     #[arg(long, short = 'W', default_value = "5", value_parser = parse_duration)]
     pub timeout: Duration,
-    /// The daemon's entity type (mon, osd, mds, mgr, client): picks the policy, as in Ceph.
-    #[arg(long, default_value = "mon")]
-    pub peer_type: String,
+    /// The daemon's entity type (mon, osd, mds, mgr): it decides the protocol version offered
+    /// in the handshake. Default: mon on port 6789, osd elsewhere (as `msgr serve`).
+    #[arg(long)]
+    pub peer_type: Option<String>,
     /// This client's entity name.
     #[arg(long, default_value = "client.-1")]
     pub name: String,
@@ -106,10 +107,13 @@ impl Dispatcher for Events {
 
 async fn ping(args: PingArgs) -> anyhow::Result<()> {
     let target = crate::peer::resolve(&args.addr, args.timeout).await?;
-    let peer_type: EntityType = args
-        .peer_type
-        .parse()
-        .with_context(|| format!("{:?} is not an entity type", args.peer_type))?;
+    let peer_type: EntityType = match &args.peer_type {
+        Some(ty) => ty
+            .parse()
+            .with_context(|| format!("{ty:?} is not an entity type (mon, osd, mds, mgr)"))?,
+        None if target.addr.port() == 6789 => EntityType::MON,
+        None => EntityType::OSD,
+    };
     let name: EntityName = args
         .name
         .parse()
@@ -154,7 +158,10 @@ async fn ping_with(
         let notified = events.changed.notified();
         match events.state.load(Ordering::SeqCst) {
             CONNECTED => break,
-            REFUSED => bail!("{shown}: connection refused (is a daemon listening there?)"),
+            REFUSED => bail!(
+                "{shown}: the daemon refused the handshake as a {peer_type} peer \
+                 (wrong --peer-type? it sets the protocol version: try mon, osd, mds or mgr)"
+            ),
             RESET => bail!("{shown}: the handshake failed (the peer closed or reset the session)"),
             _ => {}
         }
@@ -164,6 +171,14 @@ async fn ping_with(
                 args.timeout.as_secs_f64()
             );
         }
+    }
+    if !msgr_wire::features::has(conn.features(), msgr_wire::features::MSGR_KEEPALIVE2) {
+        bail!("{shown}: the peer did not negotiate KEEPALIVE2, so keepalives are not answered");
+    }
+    // The keepalive that opened the session is answered first; round trips start after it.
+    let settle = tokio::time::Instant::now() + args.timeout;
+    while conn.last_keepalive_ack().is_none() && tokio::time::Instant::now() < settle {
+        tokio::time::sleep(Duration::from_millis(1)).await;
     }
     println!(
         "PING {shown}: handshake with {} in {:.3} ms",

@@ -198,7 +198,10 @@ impl Job {
             if stopper.done(seq) {
                 break;
             }
-            let stamp = self.epoch.elapsed().as_nanos() as u64;
+            let stamp = match self.case.mode {
+                Mode::Rr => self.epoch.elapsed().as_nanos() as u64,
+                Mode::Stream => 0,
+            };
             let msg = data_message(seq, stamp, &self.filler, verify);
             self.send(messenger, &mut conn, msg).await?;
             seq += 1;
@@ -220,18 +223,18 @@ impl Job {
         })
     }
 
-    /// Sends, reconnecting once when a lossy session was reset.
+    /// Sends; when a lossy session was reset, the message is lost (the counts say so) and the
+    /// next one goes over a new session.
     async fn send(
         &self,
         messenger: &Messenger,
         conn: &mut Connection,
         msg: Message,
     ) -> anyhow::Result<()> {
-        match conn.send(msg.clone()).await {
+        match conn.send(msg).await {
             Ok(()) => Ok(()),
             Err(_) if self.options.policy == PolicyArg::Lossy => {
                 *conn = messenger.connect(self.addr, EntityType::OSD)?;
-                let _ = conn.send(msg).await;
                 Ok(())
             }
             Err(e) => Err(e).with_context(|| format!("sending to {}", self.addr)),
