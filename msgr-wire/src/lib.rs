@@ -29,6 +29,7 @@
 //! ```
 
 mod addr;
+mod after_connect;
 mod connect;
 mod consts;
 mod crc;

@@ -3,6 +3,7 @@
 use bytes::{Buf, BytesMut};
 
 use crate::addr::EntityAddr;
+use crate::after_connect;
 use crate::connect::{Banner, Connect, ConnectReply};
 use crate::consts::{ADDR_LEN, BANNER_LEN, CONNECT_LEN, CONNECT_REPLY_LEN, SEQ_LEN};
 use crate::decoder::FrameDecoder;
@@ -39,6 +40,9 @@ pub enum Expect {
     Seq,
     /// Tagged frames.
     Frames,
+    /// Connector side, after a connect (the default there): another connect, the SEQ value
+    /// or frames, told apart from the bytes themselves (see the type's documentation).
+    AfterConnect,
 }
 
 /// One item of a decoded stream.
@@ -64,8 +68,9 @@ pub enum Item {
 /// acceptor:  Banner ─▶ Addr(2) ─▶ ConnectReply ─┬─ READY ─────────▶ Frames
 ///                                   ▲  other tag │─ SEQ ─▶ Seq ────▶ Frames
 ///                                   └───────────┘
-/// connector: Banner ─▶ Addr(1) ─▶ Connect ─┬─ features & RECONNECT_SEQ ─▶ Seq ─▶ Frames
-///                                          └─ otherwise ─────────────────────▶ Frames
+/// connector: Banner ─▶ Addr(1) ─▶ Connect ─▶ AfterConnect ─┬─ repeat ─▶ Connect
+///                                                           ├─ SEQ value ─▶ Seq ─▶ Frames
+///                                                           └─ a frame ─────────▶ Frames
 /// ```
 #[derive(Debug, Clone)]
 enum Phase {
@@ -75,6 +80,7 @@ enum Phase {
     ConnectReply,
     Seq,
     Frames,
+    AfterConnect { prev: [u8; 24], reconnect_seq: bool },
     Failed(WireError),
 }
 
@@ -83,9 +89,15 @@ enum Phase {
 /// Same conventions as [`FrameDecoder`] (`Ok(None)` = need more bytes; whole items only;
 /// errors carry the stream offset; never panics). The footer layout follows the features
 /// visible in the stream (the connect's on the connector side, the READY/SEQ reply's on the
-/// acceptor side) unless set with [`StreamDecoder::set_footer_kind`]. One direction cannot
-/// see the other's choices: a caller that knows them (the live handshake) steers with
-/// [`StreamDecoder::expect`].
+/// acceptor side) unless set with [`StreamDecoder::set_footer_kind`].
+///
+/// The acceptor's bytes say everything (each reply's tag tells what follows). The
+/// connector's do not show the reply, so after a connect the decoder tells another connect,
+/// the SEQ value and the first frame apart from the bytes: a repeated connect shares the
+/// previous one's features, host type and protocol version; there is no SEQ value without
+/// `RECONNECT_SEQ`; otherwise the reading under which a verified MSG header or a stream tag
+/// follows wins, ties going to the SEQ value. A caller that knows the replies (the live
+/// handshake) steers with [`StreamDecoder::expect`] instead.
 #[derive(Debug, Clone)]
 pub struct StreamDecoder {
     side: Side,
@@ -96,6 +108,8 @@ pub struct StreamDecoder {
     footer_locked: bool,
     consumed: u64,
     frames: FrameDecoder,
+    /// The last connect's shared prefix and whether it advertised RECONNECT_SEQ.
+    last_connect: Option<([u8; 24], bool)>,
 }
 
 impl StreamDecoder {
@@ -110,6 +124,7 @@ impl StreamDecoder {
             footer_locked: false,
             consumed: 0,
             frames: FrameDecoder::new(limits, FooterKind::New, crc),
+            last_connect: None,
         }
     }
 
@@ -143,6 +158,13 @@ impl StreamDecoder {
             Expect::ConnectReply => Phase::ConnectReply,
             Expect::Seq => Phase::Seq,
             Expect::Frames => self.enter_frames(),
+            Expect::AfterConnect => match self.last_connect {
+                Some((prev, reconnect_seq)) => Phase::AfterConnect {
+                    prev,
+                    reconnect_seq,
+                },
+                None => Phase::Connect,
+            },
         };
     }
 
@@ -155,6 +177,7 @@ impl StreamDecoder {
             Phase::ConnectReply => Expect::ConnectReply,
             Phase::Seq => Expect::Seq,
             Phase::Frames => Expect::Frames,
+            Phase::AfterConnect { .. } => Expect::AfterConnect,
             Phase::Failed(_) => return None,
         })
     }
@@ -201,6 +224,18 @@ impl StreamDecoder {
         let result = match &self.phase {
             Phase::Failed(e) => return Err(e.clone()),
             Phase::Frames => return Ok(self.frames.decode(buf)?.map(Item::Frame)),
+            Phase::AfterConnect {
+                prev,
+                reconnect_seq,
+            } => {
+                return match after_connect::guess(prev, *reconnect_seq, buf, false) {
+                    Some(next) => {
+                        self.resolve(next);
+                        self.decode(buf)
+                    }
+                    None => Ok(None),
+                }
+            }
             Phase::Banner => {
                 self.take(buf, BANNER_LEN, |b| Banner::decode(b).map(|_| Item::Banner))
             }
@@ -226,6 +261,19 @@ impl StreamDecoder {
     pub fn decode_eof(&mut self, buf: &mut BytesMut) -> Result<Option<Item>, WireError> {
         if let Phase::Frames = self.phase {
             return Ok(self.frames.decode_eof(buf)?.map(Item::Frame));
+        }
+        if let Phase::AfterConnect {
+            prev,
+            reconnect_seq,
+        } = &self.phase
+        {
+            return match after_connect::guess(prev, *reconnect_seq, buf, true) {
+                Some(next) => {
+                    self.resolve(next);
+                    self.decode_eof(buf)
+                }
+                None => Ok(None),
+            };
         }
         if let Some(item) = self.decode(buf)? {
             return Ok(Some(item));
@@ -312,6 +360,15 @@ impl StreamDecoder {
         Ok(())
     }
 
+    /// Leaves `AfterConnect` for what the bytes showed.
+    fn resolve(&mut self, next: after_connect::Next) {
+        self.phase = match next {
+            after_connect::Next::Connect => Phase::Connect,
+            after_connect::Next::Seq => Phase::Seq,
+            after_connect::Next::Frames => self.enter_frames(),
+        };
+    }
+
     /// Moves to the next phase after `item` was read.
     fn after(&mut self, item: &Item) {
         self.phase = match (item, &self.phase, self.side) {
@@ -322,10 +379,12 @@ impl StreamDecoder {
             (Item::Addr(_), _, Side::Connector) => Phase::Connect,
             (Item::Connect(c), _, _) => {
                 self.auto_footer(c.features);
-                if c.features & RECONNECT_SEQ != 0 {
-                    Phase::Seq
-                } else {
-                    self.enter_frames()
+                let prev = after_connect::prefix(c);
+                let reconnect_seq = c.features & RECONNECT_SEQ != 0;
+                self.last_connect = Some((prev, reconnect_seq));
+                Phase::AfterConnect {
+                    prev,
+                    reconnect_seq,
                 }
             }
             (Item::ConnectReply(r), _, _) => match r.tag {

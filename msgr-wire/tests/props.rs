@@ -367,3 +367,57 @@ fn every_truncation_of_the_small_vectors() {
         }
     }
 }
+
+proptest! {
+    /// Connector streams with connects repeated after invisible RETRY replies, then the SEQ
+    /// value (reply SEQ), or frames directly (reply READY, with or without `RECONNECT_SEQ`
+    /// advertised), decode without being told what the replies were.
+    #[test]
+    fn connector_side_needs_no_steering(
+        connects in 1usize..4,
+        seq_value in prop_oneof![Just(0u64), Just(7), Just(14), Just(8), 0u64..100_000],
+        reply in 0u8..3,
+        first in prop_oneof![
+            (1_500_000_000u32..2_000_000_000, 0u32..1_000_000_000)
+                .prop_map(|(s, n)| Frame::Keepalive2(Timespec::new(s, n))),
+            arb_message().prop_map(Frame::Msg),
+        ],
+        frames in proptest::collection::vec(arb_frame(), 0..4),
+        chunk in 1usize..80,
+    ) {
+        use msgr_wire::features::{ALL_PACIFIC, RECONNECT_SEQ};
+        let (features, with_seq) = match reply {
+            0 => (ALL_PACIFIC, true),
+            1 => (ALL_PACIFIC, false),
+            _ => (ALL_PACIFIC & !RECONNECT_SEQ, false),
+        };
+        let mut items = vec![Item::Banner, Item::Addr(EntityAddr::BLANK)];
+        for i in 0..connects {
+            items.push(Item::Connect(Connect {
+                features,
+                host_type: 8,
+                global_seq: 1 + i as u32,
+                connect_seq: i as u32,
+                protocol_version: 15,
+                flags: 1,
+                ..Connect::default()
+            }));
+        }
+        if with_seq {
+            items.push(Item::Seq(seq_value));
+        }
+        if reply == 1 {
+            // A READY reply although the connect advertised RECONNECT_SEQ: real traffic
+            // starts with a keepalive2 or a message.
+            items.push(Item::Frame(first));
+        }
+        items.extend(frames.into_iter().map(Item::Frame));
+        let bytes = common::encode_items(&items, FooterKind::New);
+        let got: Vec<Item> = decode_chunked(Side::Connector, &bytes, &[chunk])
+            .unwrap()
+            .into_iter()
+            .map(|l| l.item)
+            .collect();
+        prop_assert_eq!(got, items);
+    }
+}
