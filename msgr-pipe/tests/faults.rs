@@ -110,5 +110,6 @@ async fn soak_many_seeds() {
         eprintln!("soak seed {seed}");
         lossless_under_faults(seed, 30, 200, Policy::lossless_peer(0)).await;
         lossless_under_faults(seed, 200, 1000, Policy::lossless_client(0)).await;
+        lossless_under_faults(seed, 50, 300, Policy::lossless_peer_reuse(0)).await;
     }
 }

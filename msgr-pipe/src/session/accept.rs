@@ -294,6 +294,13 @@ async fn finish(
         hio::put_seq(&mut out, att.in_seq);
     }
     hio::write_all(&mut t, &out).await?;
+    {
+        // The peer may now consider the session open: a later failure keeps it.
+        let mut sh = inner.lock();
+        if sh.link.is_current(att.slot.epoch) {
+            sh.st.accepted_new = false;
+        }
+    }
     hook(config, id, Side::Acceptor, Step::ReplySent(tag.byte())).await?;
     if att.seq_reply {
         let acked = hio::read_seq(&mut t).await?;
@@ -401,13 +408,13 @@ impl Inner {
         match kind {
             ReplaceKind::LossyExisting => {
                 dropped = sh.st.reset_session();
-                remote_reset = true;
+                remote_reset = sh.st.was_open;
             }
             ReplaceKind::PeerReset { reset } => {
                 peer_reset = true;
                 if reset {
                     dropped = sh.st.reset_session();
-                    remote_reset = true;
+                    remote_reset = sh.st.was_open;
                 } else {
                     sh.st.in_seq = 0;
                     sh.st.in_seq_acked = 0;

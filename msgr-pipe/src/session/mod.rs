@@ -600,6 +600,16 @@ impl Session {
         self.inner.close(Some(SessionEvent::Reset));
     }
 
+    /// Fails the current socket as an I/O error would (tests: Ceph's "drop the connection").
+    #[doc(hidden)]
+    pub fn kill_socket(&self) {
+        let epoch = self.inner.lock().link.socket.as_ref().map(|s| s.epoch);
+        if let Some(epoch) = epoch {
+            let err = PipeError::Io(std::io::Error::other("socket killed"));
+            self.inner.socket_fault(epoch, &err);
+        }
+    }
+
     /// The session's state.
     pub fn state(&self) -> ConnState {
         self.inner.lock().st.phase

@@ -452,12 +452,23 @@ impl SessionState {
         }
         if prev == ConnState::Accepting {
             if self.accepted_new {
+                // Our reply never left: the peer knows nothing of this session.
                 self.phase = ConnState::Closed;
                 return FaultAction::Close { reset: false };
             }
-            // A replace that failed before opening: back to what the session was.
             if let Some(c) = self.saved_connect_seq.take() {
+                // A replace that failed before opening: back to what the session was.
                 self.connect_seq = c;
+            } else if !self.was_open {
+                // A new session whose READY/SEQ was sent: the peer may believe it open and
+                // come back with connect_seq + 1. Keep it (quietly) unless it is lossy.
+                if self.lossy {
+                    self.phase = ConnState::Closed;
+                    return FaultAction::Close { reset: false };
+                }
+                self.requeue_sent();
+                self.phase = ConnState::Standby;
+                return FaultAction::Standby;
             }
             prev = if self.was_open {
                 ConnState::Open

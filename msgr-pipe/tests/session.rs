@@ -1,0 +1,341 @@
+//! Session behaviour: races, standby, keepalives, timeouts, lossy resets, peer restarts,
+//! sender back-pressure, handshake failures at every step.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use common::*;
+use msgr_dispatch::Throttle;
+use msgr_pipe::testing::{HostEvent, TestNet};
+use msgr_pipe::{
+    BoxFuture, ConnId, ConnState, HandshakeHook, HookAction, Host, PipeConfig, Policy, SendError,
+    SessionEvent, Side, Step,
+};
+use msgr_wire::EntityType;
+
+async fn until(mut f: impl FnMut() -> bool, what: &str) {
+    for _ in 0..10_000 {
+        if f() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("never: {what}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn simultaneous_connects_end_with_one_session_each_and_nothing_lost() {
+    for round in 0..5u32 {
+        let net = TestNet::new(16 * 1024);
+        let (a, mut arx) = host(1, Policy::lossless_peer(0), PipeConfig::default(), &net);
+        let (b, mut brx) = host(2, Policy::lossless_peer(0), PipeConfig::default(), &net);
+        // Both dial at once; the round number shifts who gets scheduled first.
+        let (sa, sb) = if round % 2 == 0 {
+            let sa = a.connect(b.my_addr(), EntityType::OSD);
+            (sa, b.connect(a.my_addr(), EntityType::OSD))
+        } else {
+            let sb = b.connect(a.my_addr(), EntityType::OSD);
+            (a.connect(b.my_addr(), EntityType::OSD), sb)
+        };
+        for i in 0..100 {
+            sa.send(msg(i)).await.unwrap();
+            sb.send(msg(i)).await.unwrap();
+        }
+        let (got_b, _) = recv_n(&mut brx, 100, Duration::from_secs(600)).await;
+        let (got_a, _) = recv_n(&mut arx, 100, Duration::from_secs(600)).await;
+        assert_eq!(got_b, (0..100).collect::<Vec<_>>());
+        assert_eq!(got_a, (0..100).collect::<Vec<_>>());
+        assert_eq!(a.sessions(), vec![sa.clone()]);
+        assert_eq!(b.sessions(), vec![sb.clone()]);
+        assert_eq!(sa.state(), ConnState::Open);
+        assert_eq!(sb.state(), ConnState::Open);
+        a.mark_down_all();
+        b.mark_down_all();
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn standby_then_wake_by_message_not_by_keepalive() {
+    let net = TestNet::new(16 * 1024);
+    let (a, _arx) = host(1, Policy::lossless_peer(0), PipeConfig::default(), &net);
+    let (b, mut brx) = host(2, Policy::lossless_peer(0), PipeConfig::default(), &net);
+    let sa = a.connect(b.my_addr(), EntityType::OSD);
+    sa.send(msg(1)).await.unwrap();
+    recv_n(&mut brx, 1, Duration::from_secs(60)).await;
+    // Let the ack come back, so nothing is left to resend.
+    until(|| sa.stats().unacked == 0, "acked").await;
+    sa.kill_socket();
+    until(|| sa.state() == ConnState::Standby, "a standby").await;
+    let sb = b.lookup(&a.my_addr()).unwrap();
+    until(|| sb.state() == ConnState::Standby, "b standby").await;
+    let dials = net.dials();
+    sa.send_keepalive();
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    assert_eq!(
+        sa.state(),
+        ConnState::Standby,
+        "a keepalive does not wake standby"
+    );
+    assert_eq!(net.dials(), dials);
+    sa.send(msg(2)).await.unwrap();
+    let (got, _) = recv_n(&mut brx, 1, Duration::from_secs(60)).await;
+    assert_eq!(got, vec![2]);
+    assert_eq!(net.dials(), dials + 1);
+    assert_eq!(sa.state(), ConnState::Open);
+    assert_eq!(
+        sa.seqs().2,
+        3,
+        "bumped to 2 by the wake-up reconnect, 3 once open"
+    );
+    assert_eq!(b.sessions(), vec![sb]);
+}
+
+#[tokio::test]
+async fn keepalive2_round_trip_echoes_the_original_stamp() {
+    let net = TestNet::new(16 * 1024);
+    let (a, mut arx) = host(1, Policy::lossless_peer(0), PipeConfig::default(), &net);
+    let (b, _brx) = host(2, Policy::lossless_peer(0), PipeConfig::default(), &net);
+    let sa = a.connect(b.my_addr(), EntityType::OSD);
+    wait_event(&mut arx, SessionEvent::Connect, Duration::from_secs(10)).await;
+    assert!(sa.last_keepalive_ack().is_none());
+    let before = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
+    sa.send_keepalive();
+    until(|| sa.last_keepalive_ack().is_some(), "keepalive2 ack").await;
+    let after = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
+    let ts = sa.last_keepalive_ack().unwrap();
+    let stamp = Duration::new(u64::from(ts.sec), ts.nsec);
+    assert!(
+        before <= stamp && stamp <= after,
+        "{before:?} {stamp:?} {after:?}"
+    );
+    let sb = b.lookup(&a.my_addr()).unwrap();
+    assert!(sb.last_keepalive().is_some());
+    assert!(sb.last_keepalive_ack().is_none());
+}
+
+#[tokio::test(start_paused = true)]
+async fn read_timeout_faults_the_socket() {
+    let net = TestNet::new(16 * 1024);
+    let cfg = PipeConfig {
+        read_timeout: Duration::from_secs(5),
+        ..PipeConfig::default()
+    };
+    let (a, mut arx) = host(1, Policy::lossy_client(0), cfg.clone(), &net);
+    let (b, _brx) = host(2, Policy::stateless_server(0), cfg, &net);
+    let sa = a.connect(b.my_addr(), EntityType::OSD);
+    wait_event(&mut arx, SessionEvent::Connect, Duration::from_secs(1)).await;
+    let start = tokio::time::Instant::now();
+    wait_event(&mut arx, SessionEvent::Reset, Duration::from_secs(60)).await;
+    let waited = start.elapsed();
+    assert!(
+        waited >= Duration::from_secs(5) && waited < Duration::from_secs(6),
+        "{waited:?}"
+    );
+    assert_eq!(sa.state(), ConnState::Closed);
+}
+
+#[tokio::test(start_paused = true)]
+async fn lossy_fault_gives_exactly_one_reset() {
+    let net = TestNet::new(16 * 1024);
+    let (a, mut arx) = host(1, Policy::lossy_client(0), PipeConfig::default(), &net);
+    let (b, mut brx) = host(2, Policy::stateless_server(0), PipeConfig::default(), &net);
+    let sa = a.connect(b.my_addr(), EntityType::OSD);
+    sa.send(msg(1)).await.unwrap();
+    recv_n(&mut brx, 1, Duration::from_secs(10)).await;
+    sa.kill_socket();
+    sa.kill_socket();
+    sa.closed().await;
+    tokio::time::sleep(Duration::from_secs(120)).await;
+    let (_, a_events) = drain(&mut arx);
+    let (_, b_events) = drain(&mut brx);
+    let resets = |e: &[SessionEvent]| e.iter().filter(|e| **e == SessionEvent::Reset).count();
+    assert_eq!(resets(&a_events), 1, "{a_events:?}");
+    assert_eq!(resets(&b_events), 1, "{b_events:?}");
+    assert_eq!(sa.send(msg(2)).await, Err(SendError::Closed));
+    assert_eq!(sa.try_send(msg(2)), Err(SendError::Closed));
+    assert!(a.sessions().is_empty() && b.sessions().is_empty());
+    // A new session can be made afterwards.
+    let sa2 = a.connect(b.my_addr(), EntityType::OSD);
+    assert_ne!(sa2.id(), sa.id());
+    sa2.send(msg(3)).await.unwrap();
+    let (got, _) = recv_n(&mut brx, 1, Duration::from_secs(10)).await;
+    assert_eq!(got, vec![3]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn lossy_fault_before_open_retries() {
+    let net = TestNet::new(16 * 1024);
+    let (a, mut arx) = host(1, Policy::lossy_client(0), PipeConfig::default(), &net);
+    let sa = a.connect(addr(2), EntityType::OSD);
+    sa.send(msg(1)).await.unwrap();
+    wait_event(&mut arx, SessionEvent::Refused, Duration::from_secs(10)).await;
+    wait_event(&mut arx, SessionEvent::Refused, Duration::from_secs(10)).await;
+    assert_eq!(sa.state(), ConnState::Connecting);
+    let (b, mut brx) = host(2, Policy::stateless_server(0), PipeConfig::default(), &net);
+    let (got, _) = recv_n(&mut brx, 1, Duration::from_secs(60)).await;
+    assert_eq!(got, vec![1]);
+    drop(b);
+}
+
+#[tokio::test(start_paused = true)]
+async fn restarted_peer_gives_remote_reset_under_resetcheck() {
+    let net = TestNet::new(16 * 1024);
+    let (a, _arx) = host(
+        1,
+        Policy::lossless_peer_reuse(0),
+        PipeConfig::default(),
+        &net,
+    );
+    let (b, mut brx) = host(
+        2,
+        Policy::lossless_peer_reuse(0),
+        PipeConfig::default(),
+        &net,
+    );
+    let sa = a.connect(b.my_addr(), EntityType::OSD);
+    sa.send(msg(1)).await.unwrap();
+    recv_n(&mut brx, 1, Duration::from_secs(10)).await;
+    let sb = b.lookup(&a.my_addr()).unwrap();
+    assert_eq!(sb.seqs().2, 1);
+    // b has something queued for the old incarnation of a.
+    sb.send(msg(50)).await.unwrap();
+    // a restarts: same address, no memory of the session.
+    a.mark_down_all();
+    drop(a);
+    let (a2, mut a2rx) = host(
+        1,
+        Policy::lossless_peer_reuse(0),
+        PipeConfig::default(),
+        &net,
+    );
+    let s2 = a2.connect(b.my_addr(), EntityType::OSD);
+    s2.send(msg(2)).await.unwrap();
+    let (got, events) = recv_n(&mut brx, 1, Duration::from_secs(60)).await;
+    assert_eq!(got, vec![2]);
+    assert!(events.contains(&SessionEvent::RemoteReset), "{events:?}");
+    assert_eq!(
+        b.sessions(),
+        vec![sb.clone()],
+        "the existing session was reused"
+    );
+    // The old queue was dropped; new traffic flows both ways with fresh sequences.
+    sb.send(msg(3)).await.unwrap();
+    let (got, _) = recv_n(&mut a2rx, 1, Duration::from_secs(60)).await;
+    assert_eq!(got, vec![3]);
+    assert_eq!(
+        s2.stats().msgs_in,
+        1,
+        "msg 50 was discarded with the old session"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_peer_that_never_reads_bounds_the_sender() {
+    let net = TestNet::new(4 * 1024);
+    let cfg = PipeConfig {
+        max_pending_bytes: 64 * 1024,
+        ..PipeConfig::default()
+    };
+    let (a, _arx) = host(1, Policy::lossless_peer(0), cfg, &net);
+    let throttled = Policy::lossless_peer(0).with_throttles(None, Some(Throttle::new(1)));
+    let (b, mut brx) = host(2, throttled, PipeConfig::default(), &net);
+    let sa = a.connect(b.my_addr(), EntityType::OSD);
+    // b's application holds the first message: b's reader stops before the second body.
+    sa.send(msg_padded(0, 1024)).await.unwrap();
+    let held = loop {
+        match tokio::time::timeout(Duration::from_secs(10), brx.recv())
+            .await
+            .unwrap()
+        {
+            Some(HostEvent::Message { incoming, .. }) => break incoming,
+            Some(HostEvent::Event { .. }) => {}
+            None => panic!("closed"),
+        }
+    };
+    let mut sent = 1u64;
+    loop {
+        match sa.try_send(msg_padded(sent, 1024)) {
+            Ok(()) => sent += 1,
+            Err(SendError::Full) => break,
+            Err(e) => panic!("{e}"),
+        }
+        assert!(sent < 1000, "try_send never reported Full");
+        tokio::task::yield_now().await;
+    }
+    assert!(sa.pending_bytes() <= 64 * 1024 + 1024);
+    // send() waits (here: for ever, as long as b holds its message).
+    let blocked =
+        tokio::time::timeout(Duration::from_secs(30), sa.send(msg_padded(sent, 1024))).await;
+    assert!(blocked.is_err(), "send did not wait");
+    assert!(sa.pending_bytes() <= 64 * 1024 + 1024);
+    // b lets go: everything arrives, in order, and the sender's bytes come back.
+    drop(held);
+    let (got, _) = recv_n(&mut brx, (sent - 1) as usize, Duration::from_secs(60)).await;
+    assert_eq!(got, (1..sent).collect::<Vec<_>>());
+    until(|| sa.pending_bytes() == 0, "all acked").await;
+}
+
+/// Fails the `n`-th handshake step it sees (counting both sides of one host).
+struct FailNth {
+    n: usize,
+    seen: AtomicUsize,
+}
+
+impl HandshakeHook for FailNth {
+    fn step(&self, _conn: ConnId, _side: Side, _step: Step) -> BoxFuture<'static, HookAction> {
+        let i = self.seen.fetch_add(1, Ordering::SeqCst);
+        let action = if i == self.n {
+            HookAction::Fail
+        } else {
+            HookAction::Continue
+        };
+        Box::pin(async move { action })
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failure_at_every_handshake_step_loses_nothing() {
+    for n in 0..14 {
+        for on_a in [true, false] {
+            eprintln!("failing step {n} on {}", if on_a { "a" } else { "b" });
+            let net = TestNet::new(16 * 1024);
+            let hooked = PipeConfig {
+                hook: Some(Arc::new(FailNth {
+                    n,
+                    seen: AtomicUsize::new(0),
+                })),
+                ..PipeConfig::default()
+            };
+            let (ca, cb) = if on_a {
+                (hooked, PipeConfig::default())
+            } else {
+                (PipeConfig::default(), hooked)
+            };
+            let (a, mut arx) = host(1, Policy::lossless_peer(0), ca, &net);
+            let (b, mut brx) = host(2, Policy::lossless_peer(0), cb, &net);
+            let sa = a.connect(b.my_addr(), EntityType::OSD);
+            for i in 0..20 {
+                sa.send(msg(i)).await.unwrap();
+            }
+            let (got, _) = recv_n(&mut brx, 20, Duration::from_secs(600)).await;
+            assert_eq!(got, (0..20).collect::<Vec<_>>(), "step {n}");
+            // A reconnect in the middle of the stream, then the reply direction.
+            sa.kill_socket();
+            let sb = b.lookup(&a.my_addr()).unwrap();
+            for i in 0..20 {
+                sb.send(msg(i)).await.unwrap();
+                sa.send(msg(100 + i)).await.unwrap();
+            }
+            let (got, _) = recv_n(&mut arx, 20, Duration::from_secs(600)).await;
+            assert_eq!(got, (0..20).collect::<Vec<_>>(), "step {n}");
+            let (got, _) = recv_n(&mut brx, 20, Duration::from_secs(600)).await;
+            assert_eq!(got, (100..120).collect::<Vec<_>>(), "step {n}");
+            a.mark_down_all();
+            b.mark_down_all();
+        }
+    }
+}
