@@ -330,3 +330,42 @@ async fn policy_permits_live_as_long_as_the_message() {
     stop(&client).await;
     stop(&server).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sender_backpressure_waits_or_fails() {
+    let mut cfg = local();
+    cfg.max_pending_bytes = 1000;
+    let (cp, _crx) = Probe::new(None, false);
+    let client = Messenger::builder(EntityName::client(-1))
+        .config(cfg)
+        .default_policy(Policy::lossless_client(0))
+        .dispatcher(cp)
+        .start()
+        .await
+        .expect("start");
+    // A peer that is not there: nothing is ever written or acknowledged.
+    let gone = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = msgr_wire::EntityAddr::new(gone.local_addr().expect("addr"), 1);
+    drop(gone);
+    let conn = client.connect(addr, EntityType::OSD).expect("running");
+    conn.try_send(Message::new(1, vec![0u8; 600]))
+        .expect("fits");
+    assert!(matches!(
+        conn.try_send(Message::new(1, vec![0u8; 600])),
+        Err(crate::SendError::Full)
+    ));
+    // `send` waits instead of failing (polled once: still pending).
+    tokio::select! {
+        biased;
+        r = conn.send(Message::new(1, vec![0u8; 600])) => panic!("send did not wait: {r:?}"),
+        () = std::future::ready(()) => {}
+    }
+    // `queue` never waits.
+    conn.queue(Message::new(1, vec![0u8; 600])).expect("queued");
+    assert_eq!(conn.session().map(|s| s.pending_bytes()), Some(1200));
+    stop(&client).await;
+    assert!(matches!(
+        conn.try_send(Message::new(1, Bytes::new())),
+        Err(crate::SendError::Closed)
+    ));
+}

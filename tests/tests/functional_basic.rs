@@ -166,3 +166,40 @@ async fn timeout_test() {
     );
     f.teardown().await;
 }
+
+/// SimpleTest's round trip and loopback with pings fast-dispatched, as Ceph's
+/// `FakeDispatcher` does: replies are queued from the reader task.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn simple_test_fast_dispatch() {
+    let srv = Recorder::with_fast(true, EntityType::OSD, true);
+    let cli = Recorder::with_fast(false, EntityType::CLIENT, true);
+    let server = start(
+        EntityName::osd(0),
+        test_config(),
+        Policy::stateless_server(0),
+        vec![],
+        srv.clone(),
+    )
+    .await;
+    let client = start(
+        EntityName::client(-1),
+        test_config(),
+        Policy::lossy_client(0),
+        vec![],
+        cli.clone(),
+    )
+    .await;
+    let conn = client
+        .connect(server.addr(), EntityType::OSD)
+        .expect("running");
+    for n in 1..=3 {
+        round_trip(&cli, &conn).await;
+        assert_eq!(cli.count(&conn), n);
+    }
+    assert!(client.dispatch_counters().fast_dispatched_messages >= 3);
+    cli.set_loopback(true);
+    round_trip(&cli, &client.loopback()).await;
+    assert_eq!(cli.count(&client.loopback()), 1);
+    stop(&client).await;
+    stop(&server).await;
+}
