@@ -28,7 +28,11 @@ fuzz_target!(|input: &[u8]| {
     };
     let chunk = usize::from(control & 0x3f) + 1;
     let small = control & 0x40 != 0;
-    let crc = if control & 0x80 != 0 { CrcFlags::default() } else { CrcFlags::NONE };
+    let crc = if control & 0x80 != 0 {
+        CrcFlags::default()
+    } else {
+        CrcFlags::NONE
+    };
 
     for side in [Side::Connector, Side::Acceptor] {
         let mut dec = StreamDecoder::new(side, limits(small), crc);
