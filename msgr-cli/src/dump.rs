@@ -3,7 +3,9 @@
 //! One line per handshake item and frame. Text lines are `@OFFSET KIND key=value ...`;
 //! with `--json`, one object per line with a `kind` field and the spec's field names. On a
 //! corrupt stream the items before the fault are printed, then the error (naming the byte
-//! offset) goes to stderr and the exit status is non-zero.
+//! offset) goes to stderr and the exit status is non-zero. `crc_ok` tells whether the
+//! header, front, middle and data CRCs verify (the data CRC only without `FOOTER_NOCRC`);
+//! it can only be false with `--no-crc`, which keeps going past mismatches.
 
 use std::fmt::Write as _;
 use std::io::{BufWriter, Write};
@@ -11,7 +13,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use bytes::BytesMut;
-use msgr_wire::{CrcFlags, Frame, Item, Limits, Side, StreamDecoder};
+use msgr_wire::{CrcFlags, FooterKind, Frame, Item, Limits, Side, StreamDecoder};
 
 /// Arguments of `msgr dump`.
 #[derive(Debug, clap::Args)]
@@ -24,6 +26,24 @@ pub struct DumpArgs {
     /// Print one JSON object per line.
     #[arg(long)]
     pub json: bool,
+    /// Footer layout: from the features seen in the stream, or forced (the acceptor's bytes
+    /// do not show whether the connector had MSG_AUTH).
+    #[arg(long, value_enum, default_value_t = FooterArg::Auto)]
+    pub footer: FooterArg,
+    /// Do not stop at CRC mismatches; report them in `crc_ok` instead.
+    #[arg(long)]
+    pub no_crc: bool,
+}
+
+/// The `--footer` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum FooterArg {
+    /// From the connect's (connector) or the reply's (acceptor) features.
+    Auto,
+    /// The 21-byte footer (MSG_AUTH negotiated).
+    New,
+    /// The 13-byte footer.
+    Old,
 }
 
 /// The `--side` values.
@@ -53,7 +73,17 @@ pub fn run(args: DumpArgs) -> anyhow::Result<()> {
         SideArg::Connector => Side::Connector,
         SideArg::Acceptor => Side::Acceptor,
     };
-    let mut dec = StreamDecoder::new(side, Limits::default(), CrcFlags::default());
+    let crc = if args.no_crc {
+        CrcFlags::NONE
+    } else {
+        CrcFlags::default()
+    };
+    let mut dec = StreamDecoder::new(side, Limits::default(), crc);
+    match args.footer {
+        FooterArg::Auto => {}
+        FooterArg::New => dec.set_footer_kind(FooterKind::New),
+        FooterArg::Old => dec.set_footer_kind(FooterKind::Old),
+    }
     let mut buf = BytesMut::from(&bytes[..]);
     let mut out = BufWriter::new(std::io::stdout().lock());
     loop {

@@ -11,8 +11,12 @@ fn vector(name: &str) -> PathBuf {
 }
 
 fn dump(file: &std::path::Path, side: &str, json: bool) -> Output {
+    dump_with(file, side, json, &[])
+}
+
+fn dump_with(file: &std::path::Path, side: &str, json: bool, extra: &[&str]) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_msgr"));
-    cmd.arg("dump").arg(file).args(["--side", side]);
+    cmd.arg("dump").arg(file).args(["--side", side]).args(extra);
     if json {
         cmd.arg("--json");
     }
@@ -111,6 +115,15 @@ fn corrupt_stream_prints_frames_then_the_offset_and_fails() {
     let stderr = String::from_utf8(out.stderr).unwrap();
     assert!(stderr.contains("front crc mismatch"), "{stderr}");
     assert!(stderr.contains("offset 378"), "{stderr}");
+
+    // With --no-crc the whole stream is printed and the bad message says crc_ok=false.
+    let out = dump_with(&path, "acceptor", false, &["--no-crc"]);
+    assert!(out.status.success());
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let msgs: Vec<&str> = stdout.lines().filter(|l| l.contains(" msg ")).collect();
+    assert_eq!(msgs.len(), 8, "{stdout}");
+    assert!(msgs[0].ends_with("crc_ok=false"), "{}", msgs[0]);
+    assert!(msgs[1].ends_with("crc_ok=true"), "{}", msgs[1]);
 
     // Cut inside a message: the stream ended inside a frame.
     std::fs::write(&path, &original[..400]).unwrap();
