@@ -12,7 +12,18 @@ use msgr_pipe::{Host, PipeConfig, Policy};
 use msgr_wire::EntityType;
 
 async fn lossless_under_faults(seed: u64, one_in: u32, n: u64, policy: Policy) -> u64 {
+    lossless_with(seed, one_in, n, policy, 0.0).await
+}
+
+async fn lossless_with(seed: u64, one_in: u32, n: u64, policy: Policy, delay: f64) -> u64 {
     let mut cfg = PipeConfig::default();
+    cfg.inject.delay_probability = delay;
+    cfg.inject.delay_max = Duration::from_millis(500);
+    cfg.inject.internal_delay = if delay > 0.0 {
+        Duration::from_millis(5)
+    } else {
+        Duration::ZERO
+    };
     cfg.inject.socket_failures = one_in;
     cfg.inject.seed = seed;
     let net = TestNet::new(4 * 1024);
@@ -87,6 +98,15 @@ async fn lossless_client_policy_one_in_100() {
     assert!(faults > 2, "only {faults} faults");
 }
 
+#[tokio::test(start_paused = true)]
+async fn with_delayed_delivery_and_internal_delays() {
+    let mut faults = 0;
+    for seed in [9, 10] {
+        faults += lossless_with(seed, 100, 500, Policy::lossless_peer(0), 0.5).await;
+    }
+    assert!(faults > 0);
+}
+
 /// Soak: `MSGR_PIPE_SOAK=N` runs N more seeds at 1/30 and 1/200 (skipped when unset).
 #[tokio::test(start_paused = true)]
 async fn soak_many_seeds() {
@@ -111,5 +131,6 @@ async fn soak_many_seeds() {
         lossless_under_faults(seed, 30, 200, Policy::lossless_peer(0)).await;
         lossless_under_faults(seed, 200, 1000, Policy::lossless_client(0)).await;
         lossless_under_faults(seed, 50, 300, Policy::lossless_peer_reuse(0)).await;
+        lossless_with(seed, 80, 300, Policy::lossless_peer(0), 0.3).await;
     }
 }

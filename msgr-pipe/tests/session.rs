@@ -339,3 +339,45 @@ async fn a_failure_at_every_handshake_step_loses_nothing() {
         }
     }
 }
+
+/// Stalls the first acceptor `ConnectReceived` for ever.
+struct StallFirst {
+    seen: AtomicUsize,
+}
+
+impl HandshakeHook for StallFirst {
+    fn step(&self, _conn: ConnId, side: Side, step: Step) -> BoxFuture<'static, HookAction> {
+        let stall = side == Side::Acceptor
+            && step == Step::ConnectReceived
+            && self.seen.fetch_add(1, Ordering::SeqCst) == 0;
+        Box::pin(async move {
+            if stall {
+                std::future::pending::<()>().await;
+            }
+            HookAction::Continue
+        })
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn handshake_timeout_then_retry() {
+    let net = TestNet::new(16 * 1024);
+    let (a, mut arx) = host(1, Policy::lossless_client(0), PipeConfig::default(), &net);
+    let stalling = PipeConfig {
+        hook: Some(Arc::new(StallFirst {
+            seen: AtomicUsize::new(0),
+        })),
+        ..PipeConfig::default()
+    };
+    let (b, mut brx) = host(2, Policy::stateful_server(0), stalling, &net);
+    let start = tokio::time::Instant::now();
+    let sa = a.connect(b.my_addr(), EntityType::OSD);
+    sa.send(msg(1)).await.unwrap();
+    wait_event(&mut arx, SessionEvent::Connect, Duration::from_secs(60)).await;
+    let waited = start.elapsed();
+    assert!(waited >= Duration::from_secs(10), "{waited:?}");
+    assert!(waited < Duration::from_secs(12), "{waited:?}");
+    let (got, _) = recv_n(&mut brx, 1, Duration::from_secs(10)).await;
+    assert_eq!(got, vec![1]);
+    assert_eq!(net.dials(), 2);
+}
