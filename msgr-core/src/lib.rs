@@ -24,6 +24,13 @@
 //! (msgr-dispatch). There is no authentication beyond the `Authorizer` hook, no msgr2, and
 //! no address vectors (one IPv4 or IPv6 address per messenger).
 //!
+//! Additions to and departures from `DESIGN.md`: [`Messenger::connect`] returns a `Result`
+//! (it fails once the messenger is shut down); [`Messenger::shutdown`] only starts the
+//! shutdown and [`Messenger::wait`] finishes it; [`Messenger::connection`] looks a session up
+//! without connecting; [`Connection::queue`] sends without waiting on backpressure (for
+//! replies from dispatchers); the dispatch queue carries connection events with their
+//! [`Connection`] rather than bare `SessionEvent`s.
+//!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! use msgr_core::{Messenger, Policy};

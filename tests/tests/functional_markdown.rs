@@ -2,6 +2,9 @@
 //! that, while holding its own lock, marks down *another* connection from inside the dispatch
 //! of each message; its reset handler takes the same lock. A client sends one ping to each
 //! server per round, 1,000 rounds; more than 3 consecutive rounds without any progress fail.
+//! A round whose pings were all lost to resets the client saw (or to sends refused on a dead
+//! connection) is explained, not a stall; a stall is a round where nothing moved for about a
+//! second and nothing explains why.
 //! Catches deadlocks between dispatcher locks, messenger locks and session locks, and lost
 //! wake-ups.
 
@@ -110,10 +113,15 @@ async fn server(num: i64, md: &Arc<Markdown>) -> Messenger {
 }
 
 /// Waits until both pings of the round are accounted for: delivered, or their connection was
-/// reset or refused the send, with at least one delivered. Bounded by [`ROUND_WAIT`]: a round
-/// in which nothing is delivered waits it out, which lets pending resets land before the next
-/// round (Ceph sleeps 500 ms after such a stall).
-async fn wait_round(md: &Markdown, cli: &Recorder, last: u64, conns: &[Connection], lost: u64) {
+/// reset or refused the send (the dispatcher marks connections down, so pings are lost
+/// legitimately). Bounded by [`ROUND_WAIT`]; returns whether they were accounted for.
+async fn wait_round(
+    md: &Markdown,
+    cli: &Recorder,
+    last: u64,
+    conns: &[Connection],
+    lost: u64,
+) -> bool {
     let accounted = || {
         let resets = {
             let seen = cli.seen();
@@ -122,10 +130,9 @@ async fn wait_round(md: &Markdown, cli: &Recorder, last: u64, conns: &[Connectio
                 .filter(|c| seen.events_of(c.id()).contains(&Ev::Reset))
                 .count() as u64
         };
-        let delivered = md.count.load(Ordering::SeqCst) - last;
-        delivered >= 1 && delivered + resets + lost >= 2
+        md.count.load(Ordering::SeqCst) - last + resets + lost >= 2
     };
-    let _ = tokio::time::timeout(ROUND_WAIT, async {
+    tokio::time::timeout(ROUND_WAIT, async {
         loop {
             let a = md.changed.notified();
             let b = cli.changed();
@@ -137,11 +144,12 @@ async fn wait_round(md: &Markdown, cli: &Recorder, last: u64, conns: &[Connectio
             }
             tokio::select! {
                 () = a => {}
-                _ = b => {}
+                () = b => {}
             }
         }
     })
-    .await;
+    .await
+    .is_ok()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -162,6 +170,7 @@ async fn markdown_test() {
     let mut stalls = 0;
     let mut max_stalls = 0;
     let mut total_stalls = 0;
+    let mut lost_rounds = 0;
     let mut last = md.count.load(Ordering::SeqCst);
     for round in 0..ROUNDS {
         let c1 = client.connect(s1.addr(), EntityType::OSD).expect("running");
@@ -173,9 +182,10 @@ async fn markdown_test() {
                 lost += 1;
             }
         }
-        wait_round(&md, &cli, last, &[c1, c2], lost).await;
+        let accounted = wait_round(&md, &cli, last, &[c1, c2], lost).await;
         let now = md.count.load(Ordering::SeqCst);
-        if now == last {
+        if now == last && !accounted {
+            // Nothing moved within about a second, and no reset explains it.
             stalls += 1;
             total_stalls += 1;
             max_stalls = max_stalls.max(stalls);
@@ -186,12 +196,18 @@ async fn markdown_test() {
         } else {
             stalls = 0;
         }
+        if now == last && accounted {
+            lost_rounds += 1;
+        }
         last = now;
     }
     eprintln!(
-        "markdown: {} messages dispatched in {ROUNDS} rounds, {total_stalls} stalls, longest run {max_stalls}",
+        "markdown: {} messages dispatched in {ROUNDS} rounds, {lost_rounds} rounds lost to resets, {total_stalls} stalls, \
+         longest run {max_stalls}",
         md.count.load(Ordering::SeqCst)
     );
+    // Most pings get through despite the mark-downs (typically three in four).
+    assert!(md.count.load(Ordering::SeqCst) >= ROUNDS as u64 / 2);
     stop(&client).await;
     stop(&s1).await;
     stop(&s2).await;
