@@ -192,3 +192,45 @@ impl PipeConfig {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_validate_and_serde_uses_seconds() {
+        let c = PipeConfig::default();
+        assert!(c.validate().is_ok());
+        assert_eq!(c.read_timeout, Duration::from_secs(900));
+        assert_eq!(c.initial_backoff, Duration::from_millis(200));
+        let v = serde_json::to_value(&c).unwrap();
+        assert_eq!(v["initial_backoff"], serde_json::json!(0.2));
+        assert_eq!(v["max_backoff"], serde_json::json!(15.0));
+        let back: PipeConfig =
+            serde_json::from_str(r#"{"read_timeout": 1.5, "inject": {"socket_failures": 30}}"#)
+                .unwrap();
+        assert_eq!(back.read_timeout, Duration::from_millis(1500));
+        assert_eq!(back.inject.socket_failures, 30);
+        assert_eq!(back.max_backoff, Duration::from_secs(15));
+    }
+
+    #[test]
+    fn validation_rejects_nonsense() {
+        let c = PipeConfig {
+            initial_backoff: Duration::from_secs(20),
+            ..PipeConfig::default()
+        };
+        assert!(matches!(c.validate(), Err(ConfigError::Backoff { .. })));
+        let mut c = PipeConfig::default();
+        c.inject.delay_probability = 2.0;
+        assert!(matches!(c.validate(), Err(ConfigError::Probability(_))));
+        let c = PipeConfig {
+            read_timeout: Duration::ZERO,
+            ..PipeConfig::default()
+        };
+        assert!(matches!(
+            c.validate(),
+            Err(ConfigError::Zero("read_timeout"))
+        ));
+    }
+}

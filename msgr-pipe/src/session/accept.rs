@@ -437,7 +437,11 @@ impl Inner {
         drop(sh);
         drop(dropped);
         tracing::debug!(conn = self.id, peer = %self.peer_addr, ?kind, "replacing session socket");
-        self.flush_delayed();
+        if remote_reset || peer_reset {
+            self.discard_delayed();
+        } else {
+            self.flush_delayed();
+        }
         Some(Attached {
             session: s.clone(),
             slot,

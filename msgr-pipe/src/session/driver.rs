@@ -238,6 +238,7 @@ async fn handshake(
                     sh.st.reset_session()
                 };
                 drop(dropped);
+                inner.discard_delayed();
                 tracing::debug!(conn = id, "peer reset our session (RESETSESSION)");
                 host.event(&inner.session(), SessionEvent::RemoteReset);
             }

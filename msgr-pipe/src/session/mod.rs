@@ -297,9 +297,7 @@ impl Inner {
             sh.st.discard_all()
         };
         drop(dropped);
-        if let Some(d) = &self.delay {
-            drop(d.discard());
-        }
+        self.discard_delayed();
         tracing::debug!(conn = self.id, peer = %self.peer_addr, ?event, "session closed");
         let me = self.session();
         self.host.unregister(&me);
@@ -317,6 +315,14 @@ impl Inner {
         self.lock().st.phase = ConnState::Closed;
         self.closed.cancel();
         self.tracker.close();
+    }
+
+    /// Drops the messages held by the delay stage (session reset: the peer will not expect
+    /// them in order any more).
+    fn discard_delayed(&self) {
+        if let Some(d) = &self.delay {
+            drop(d.discard());
+        }
     }
 
     fn flush_delayed(self: &Arc<Self>) {
@@ -449,7 +455,10 @@ impl Session {
     /// Spawns the driver task (once the session is registered).
     pub(crate) fn start(&self) {
         let d = self.inner.clone();
-        self.inner.tracker.spawn(driver::run(d));
+        let span = tracing::debug_span!("session", conn = d.id, peer = %d.peer_addr, peer_type = %d.peer_type);
+        self.inner
+            .tracker
+            .spawn(tracing::Instrument::instrument(driver::run(d), span));
     }
 
     /// Starts an outgoing session to `peer_addr` and registers it with the host. If the host
