@@ -15,10 +15,10 @@ use std::sync::{Arc, Mutex};
 use anyhow::Context;
 use clap::{Args, ValueEnum};
 use msgr_core::{
-    BoxFuture, ConnId, Connection, Dispatched, Dispatcher, Messenger, MessengerConfig,
-    PolicyConfig, PolicyKind, Received,
+    BoxFuture, Connection, Dispatched, Dispatcher, Messenger, MessengerConfig, PolicyConfig,
+    PolicyKind, Received,
 };
-use msgr_wire::{EntityName, Message};
+use msgr_wire::{EntityAddr, EntityName, Message};
 use serde::Serialize;
 
 use crate::bench::payload::{self, Integrity, SeqTracker};
@@ -128,7 +128,7 @@ pub struct ServeDispatcher {
     mode: ServeMode,
     verify: bool,
     log: bool,
-    conns: Mutex<HashMap<ConnId, ConnCounts>>,
+    conns: Mutex<HashMap<EntityAddr, ConnCounts>>,
     messages_out: AtomicU64,
     send_errors: AtomicU64,
 }
@@ -166,7 +166,8 @@ impl ServeDispatcher {
 
     fn handle(&self, received: Received) {
         let Received { msg, conn, .. } = received;
-        let key = conn.id();
+        // By address, not session: a lossy client that reconnects keeps its counts.
+        let key = conn.peer_addr();
         if self.log {
             log_message(&msg);
         }
@@ -183,7 +184,7 @@ impl ServeDispatcher {
     }
 
     /// Counts `msg` for its connection; for a sink's end marker, builds the answer.
-    fn account(&self, key: ConnId, conn: &Connection, msg: &Message) -> Option<Message> {
+    fn account(&self, key: EntityAddr, conn: &Connection, msg: &Message) -> Option<Message> {
         let mut conns = self.conns.lock().unwrap_or_else(|e| e.into_inner());
         let counts = conns.entry(key).or_insert_with(|| ConnCounts {
             peer: conn

@@ -240,6 +240,28 @@ pub struct JobResult {
     pub integrity: Integrity,
     /// Round trips in nanoseconds (rr mode).
     pub rtt: Option<Histogram<u64>>,
+    /// The client session's fault counters (msgr only).
+    pub session: Option<SessionCounts>,
+}
+
+/// Socket faults and their repair, summed over a run's client sessions.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct SessionCounts {
+    /// Socket faults (injected or real).
+    pub faults: u64,
+    /// Handshakes after the first.
+    pub reconnects: u64,
+    /// Messages written again after a reconnect.
+    pub resends: u64,
+}
+
+impl SessionCounts {
+    /// Adds another count to this one.
+    pub fn add(&mut self, other: SessionCounts) {
+        self.faults += other.faults;
+        self.reconnects += other.reconnects;
+        self.resends += other.resends;
+    }
 }
 
 /// What a run measured over all its connections.
@@ -253,6 +275,8 @@ pub struct Outcome {
     pub rtt: Option<Histogram<u64>>,
     /// Delivery faults over all connections.
     pub integrity: Integrity,
+    /// The client sessions' fault counters (msgr only).
+    pub session: Option<SessionCounts>,
 }
 
 impl Outcome {
@@ -260,6 +284,11 @@ impl Outcome {
     pub fn add(&mut self, job: JobResult) {
         self.messages += job.messages;
         self.integrity.add(job.integrity);
+        if let Some(counts) = job.session {
+            self.session
+                .get_or_insert_with(SessionCounts::default)
+                .add(counts);
+        }
         if let Some(rtt) = job.rtt {
             match &mut self.rtt {
                 Some(all) => all

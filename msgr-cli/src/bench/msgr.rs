@@ -33,7 +33,7 @@ use tokio::task::JoinSet;
 use super::payload::{self, Integrity, SeqTracker, HEADER_LEN};
 use super::plan::{Case, Limit, Mode};
 use super::report::IdleMemory;
-use super::{new_histogram, BenchArgs, JobResult, Outcome, PolicyArg, Stopper};
+use super::{new_histogram, BenchArgs, JobResult, Outcome, PolicyArg, SessionCounts, Stopper};
 use crate::serve::{
     self, ServeDispatcher, ServeMode, MSG_BENCH_DATA, MSG_BENCH_END, MSG_BENCH_END_ACK,
 };
@@ -206,9 +206,24 @@ impl Job {
             self.send(messenger, &mut conn, msg).await?;
             seq += 1;
         }
-        self.send(messenger, &mut conn, end_message(seq)).await?;
-        let answered = side.wait_end(self.options.timeout()).await;
-        if answered.is_err() && self.options.policy == PolicyArg::Lossless {
+        // A lossy session may have lost the end marker or its answer: ask again, on a new
+        // session if need be (the server keys its counts by our address, not the session).
+        let tries = match self.options.policy {
+            PolicyArg::Lossless => 1,
+            PolicyArg::Lossy => 3,
+        };
+        let mut answered = false;
+        for _ in 0..tries {
+            if !conn.is_connected() {
+                conn = messenger.connect(self.addr, EntityType::OSD)?;
+            }
+            self.send(messenger, &mut conn, end_message(seq)).await?;
+            if side.wait_end(self.options.timeout()).await.is_ok() {
+                answered = true;
+                break;
+            }
+        }
+        if !answered && self.options.policy == PolicyArg::Lossless {
             bail!(
                 "the msgr server at {} did not answer the end of the run",
                 self.addr
@@ -216,10 +231,16 @@ impl Job {
         }
         let integrity = side.integrity(seq, self.case.mode);
         let rtt = (self.case.mode == Mode::Rr).then(|| side.histogram());
+        let stats = conn.stats();
         Ok(JobResult {
             messages: seq,
             integrity,
             rtt,
+            session: Some(SessionCounts {
+                faults: stats.faults,
+                reconnects: stats.reconnects,
+                resends: stats.resends,
+            }),
         })
     }
 
@@ -424,6 +445,12 @@ impl ClientSide {
 }
 
 impl Dispatcher for ClientSide {
+    /// A lossy session failed: whatever was in flight is gone, so the window opens again.
+    fn handle_reset(&self, _conn: &Connection) {
+        let missing = self.depth.saturating_sub(self.window.available_permits());
+        self.window.add_permits(missing);
+    }
+
     fn dispatch(&self, msg: Received) -> BoxFuture<'_, Dispatched> {
         self.handle(msg);
         Box::pin(async { Dispatched::Handled })

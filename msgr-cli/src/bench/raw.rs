@@ -276,6 +276,7 @@ async fn stream_client(
         messages: seq,
         integrity,
         rtt: None,
+        session: None,
     })
 }
 
@@ -319,6 +320,7 @@ async fn ping_pong_client(
         messages: seq,
         integrity: tracker.finish(seq),
         rtt: Some(hist),
+        session: None,
     })
 }
 
@@ -365,6 +367,7 @@ async fn window_client(
         messages: sent,
         integrity: tracker.finish(sent),
         rtt: Some(hist),
+        session: None,
     })
 }
 

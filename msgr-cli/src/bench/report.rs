@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use super::payload::Integrity;
 use super::plan::{human_size, Case, Mode, Transport};
-use super::{Outcome, PolicyArg};
+use super::{Outcome, PolicyArg, SessionCounts};
 
 /// One measured run, as it appears in the JSON `runs` array.
 #[derive(Debug, Clone, Serialize)]
@@ -48,6 +48,9 @@ pub struct Run {
     /// This run's median round trip over the raw-TCP median of the same case (msgr rr runs).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub p50_vs_raw: Option<f64>,
+    /// Socket faults, reconnects and resends of the client sessions (msgr runs).
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub session: Option<SessionCounts>,
 }
 
 fn round(x: f64, digits: i32) -> f64 {
@@ -81,6 +84,7 @@ impl Run {
             rtt_max_us: rtt.map(|h| round(h.max() as f64 / 1000.0, 1)),
             rate_vs_raw: None,
             p50_vs_raw: None,
+            session: outcome.session,
         }
     }
 
@@ -280,6 +284,17 @@ impl Report {
             self.corrupted,
             self.peak_rss_bytes as f64 / (1 << 20) as f64
         )?;
+        let mut sessions = SessionCounts::default();
+        for counts in self.runs.iter().filter_map(|r| r.session) {
+            sessions.add(counts);
+        }
+        if sessions != SessionCounts::default() {
+            writeln!(
+                out,
+                "msgr client sessions: {} socket faults, {} reconnects, {} messages resent",
+                sessions.faults, sessions.reconnects, sessions.resends
+            )?;
+        }
         if let Some(idle) = &self.idle {
             writeln!(out, "{}", idle.summary())?;
         }
