@@ -8,3 +8,4 @@ pub mod capture;
 pub mod ceph;
 pub mod ceph_msgs;
 pub mod fixture;
+pub mod synthetic;
