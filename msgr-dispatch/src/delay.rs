@@ -105,9 +105,9 @@ pub struct DelayCounters {
     pub delayed: u64,
     /// Messages that waited only behind an earlier delayed one.
     pub queued_behind: u64,
-    /// Held messages released by the timer.
+    /// Held messages delivered (when due, or flushed).
     pub released: u64,
-    /// Held messages delivered early by `flush`.
+    /// Held messages made due at once by `flush`.
     pub flushed: u64,
     /// Held messages dropped by `discard` or by dropping the stage.
     pub discarded: u64,
@@ -118,23 +118,77 @@ pub struct DelayCounters {
 type Sink<M> = Box<dyn Fn(M) + Send + Sync>;
 
 struct State<M> {
-    /// Held messages in arrival order; `None` = no delay of its own.
+    /// Held messages in arrival order; `None` = due now (no delay of its own, or flushed).
     held: VecDeque<(Option<Instant>, M)>,
     plan: DelayPlan,
     counters: DelayCounters,
+    /// Someone is calling the sink; only that caller delivers, so deliveries never overlap
+    /// or reorder, and a sink may call back into the stage (push, flush, discard) safely.
+    delivering: bool,
     closed: bool,
 }
 
 struct Shared<M> {
-    /// Held while calling the sink, so deliveries never reorder. Always taken before `state`.
-    out: Mutex<()>,
     state: Mutex<State<M>>,
     sink: Sink<M>,
     wake: Notify,
 }
 
-fn relock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
+impl<M> Shared<M> {
+    fn lock(&self) -> MutexGuard<'_, State<M>> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Delivers the due head messages; the caller has set `delivering`. Clears it when
+    /// nothing more is due (also if the sink panics), and wakes the timer for what is left.
+    fn drain(&self) {
+        struct Reset<'a, M>(&'a Shared<M>, bool);
+        impl<M> Drop for Reset<'_, M> {
+            fn drop(&mut self) {
+                if self.1 {
+                    self.0.lock().delivering = false;
+                    self.0.wake.notify_one();
+                }
+            }
+        }
+        let mut reset = Reset(self, true);
+        loop {
+            let next = {
+                let mut st = self.lock();
+                let now = Instant::now();
+                match st.held.front() {
+                    Some((r, _)) if r.is_none_or(|r| r <= now) => {
+                        st.counters.released += 1;
+                        st.held.pop_front().map(|(_, m)| m)
+                    }
+                    _ => {
+                        st.delivering = false;
+                        reset.1 = false;
+                        if !st.held.is_empty() {
+                            self.wake.notify_one();
+                        }
+                        None
+                    }
+                }
+            };
+            match next {
+                Some(m) => (self.sink)(m),
+                None => return,
+            }
+        }
+    }
+
+    /// Becomes the deliverer if nobody is, and drains.
+    fn try_drain(&self) {
+        {
+            let mut st = self.lock();
+            if st.delivering {
+                return;
+            }
+            st.delivering = true;
+        }
+        self.drain();
+    }
 }
 
 /// Delay stage of one connection; see the module docs. Not cloneable: it moves with the
@@ -144,8 +198,9 @@ pub struct DelayedDelivery<M: Send + 'static> {
 }
 
 impl<M: Send + 'static> DelayedDelivery<M> {
-    /// A stage delivering to `sink` (called in order, one message at a time, on the pushing
-    /// task or the stage's timer task). Spawns the timer task.
+    /// A stage delivering to `sink`, in order and one message at a time, on the pushing task,
+    /// a flushing task or the stage's timer task. The sink may call back into the stage.
+    /// Spawns the timer task.
     ///
     /// # Panics
     /// Outside a tokio runtime, like `tokio::spawn`.
@@ -155,11 +210,11 @@ impl<M: Send + 'static> DelayedDelivery<M> {
         sink: impl Fn(M) + Send + Sync + 'static,
     ) -> Self {
         let shared = Arc::new(Shared {
-            out: Mutex::new(()),
             state: Mutex::new(State {
                 held: VecDeque::new(),
                 plan: DelayPlan::new(&config, conn_seed_mix),
                 counters: DelayCounters::default(),
+                delivering: false,
                 closed: false,
             }),
             sink: Box::new(sink),
@@ -177,8 +232,7 @@ impl<M: Send + 'static> DelayedDelivery<M> {
     /// As [`push`](Self::push), but `may_delay == false` (Ceph's `ms_inject_delay_msg_type`
     /// filter did not match) never draws a delay; the message still waits behind held ones.
     pub fn push_filtered(&self, m: M, may_delay: bool) {
-        let _out = relock(&self.shared.out);
-        let mut st = relock(&self.shared.state);
+        let mut st = self.shared.lock();
         st.counters.pushed += 1;
         let delay = if may_delay {
             st.plan.next_delay()
@@ -186,10 +240,12 @@ impl<M: Send + 'static> DelayedDelivery<M> {
             None
         };
         match delay {
-            None if st.held.is_empty() => {
+            None if st.held.is_empty() && !st.delivering => {
                 st.counters.passed_through += 1;
+                st.delivering = true;
                 drop(st);
                 (self.shared.sink)(m);
+                self.shared.drain();
                 return;
             }
             None => st.counters.queued_behind += 1,
@@ -203,32 +259,40 @@ impl<M: Send + 'static> DelayedDelivery<M> {
         self.shared.wake.notify_one();
     }
 
-    /// Delivers everything held now, in order; returns how many.
+    /// Delivers everything held now, in order; returns how many were held. Same as
+    /// [`flush_now`](Self::flush_now); async for callers that expect it.
     pub async fn flush(&self) -> usize {
-        let _out = relock(&self.shared.out);
-        let held: Vec<M> = {
-            let mut st = relock(&self.shared.state);
-            st.counters.flushed += st.held.len() as u64;
-            st.held.drain(..).map(|(_, m)| m).collect()
+        self.flush_now()
+    }
+
+    /// Delivers everything held now, in order, on this thread; returns how many were held.
+    /// If a delivery is already in progress (another thread, or this sink calling back), that
+    /// deliverer hands them over right after its current message instead.
+    pub fn flush_now(&self) -> usize {
+        let n = {
+            let mut st = self.shared.lock();
+            for item in st.held.iter_mut() {
+                item.0 = None;
+            }
+            let n = st.held.len();
+            st.counters.flushed += n as u64;
+            n
         };
-        let n = held.len();
-        for m in held {
-            (self.shared.sink)(m);
-        }
+        self.shared.try_drain();
         n
     }
 
     /// Takes everything held, undelivered, in order (the caller drops it, releasing its
     /// throttles).
     pub fn discard(&self) -> Vec<M> {
-        let mut st = relock(&self.shared.state);
+        let mut st = self.shared.lock();
         st.counters.discarded += st.held.len() as u64;
         st.held.drain(..).map(|(_, m)| m).collect()
     }
 
     /// Messages held now.
     pub fn len(&self) -> usize {
-        relock(&self.shared.state).held.len()
+        self.shared.lock().held.len()
     }
 
     /// True when nothing is held.
@@ -238,7 +302,7 @@ impl<M: Send + 'static> DelayedDelivery<M> {
 
     /// A snapshot of the statistics.
     pub fn counters(&self) -> DelayCounters {
-        relock(&self.shared.state).counters
+        self.shared.lock().counters
     }
 }
 
@@ -246,7 +310,7 @@ impl<M: Send + 'static> Drop for DelayedDelivery<M> {
     /// Stops the timer task and drops what is held (flush first to deliver it).
     fn drop(&mut self) {
         let held = {
-            let mut st = relock(&self.shared.state);
+            let mut st = self.shared.lock();
             st.closed = true;
             st.counters.discarded += st.held.len() as u64;
             std::mem::take(&mut st.held)
@@ -264,44 +328,29 @@ impl<M: Send + 'static> std::fmt::Debug for DelayedDelivery<M> {
     }
 }
 
-/// Releases the messages at the head whose time has come (or that have no delay of their own).
-fn release_due<M>(shared: &Shared<M>) {
-    let _out = relock(&shared.out);
-    let due: Vec<M> = {
-        let mut st = relock(&shared.state);
-        let now = Instant::now();
-        let mut due = Vec::new();
-        while matches!(st.held.front(), Some((r, _)) if r.is_none_or(|r| r <= now)) {
-            if let Some((_, m)) = st.held.pop_front() {
-                due.push(m);
-            }
-        }
-        st.counters.released += due.len() as u64;
-        due
-    };
-    for m in due {
-        (shared.sink)(m);
-    }
-}
-
 async fn run_timer<M>(shared: Arc<Shared<M>>) {
     loop {
         let head = {
-            let st = relock(&shared.state);
+            let st = shared.lock();
             if st.closed {
                 break;
             }
-            st.held.front().map(|(r, _)| *r)
+            // While someone delivers, they drain what is due and wake us when done.
+            if st.delivering {
+                None
+            } else {
+                st.held.front().map(|(r, _)| *r)
+            }
         };
         match head {
             None => shared.wake.notified().await,
             Some(Some(at)) if at > Instant::now() => {
                 tokio::select! {
-                    _ = tokio::time::sleep_until(at) => release_due(&shared),
+                    _ = tokio::time::sleep_until(at) => shared.try_drain(),
                     _ = shared.wake.notified() => {}
                 }
             }
-            Some(_) => release_due(&shared),
+            Some(_) => shared.try_drain(),
         }
     }
 }

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use msgr_dispatch::{BoxFuture, ConnId, DispatchConfig, DispatchQueue, Handler};
 use tokio::sync::{mpsc, Semaphore};
@@ -92,8 +93,11 @@ pub fn rig_with(config: DispatchConfig, gated: bool) -> Rig {
 }
 
 impl Rig {
+    /// The next thing the handler saw. Under paused time a missing delivery fails the test
+    /// after a virtual hour instead of hanging it.
     pub async fn next(&mut self) -> Seen {
-        self.log.recv().await.expect("handler alive")
+        let next = tokio::time::timeout(Duration::from_secs(3600), self.log.recv()).await;
+        next.expect("delivered in time").expect("handler alive")
     }
 
     /// The next `n` completed dispatches and events, skipping `Started` and `Preprocess`.
