@@ -412,9 +412,10 @@ impl Messenger {
     }
 
     /// Waits for [`shutdown`](Self::shutdown) (called by someone) to complete: the accepter,
-    /// every session and its tasks, and the dispatch queue's tasks have ended, and whatever
-    /// was still queued was dropped (releasing its dispatch throttle bytes). Policy throttle
-    /// permits held by [`Received`] messages the application keeps are not waited for.
+    /// every session and its tasks, and the dispatch queue's tasks have ended, whatever was
+    /// still queued was dropped, and every limited throttle (dispatch, policy bytes and
+    /// messages) is back to 0. A [`Received`] message the application keeps holds its policy
+    /// permits, so `wait` returns only once it is dropped.
     pub async fn wait(&self) {
         let inner = &self.inner;
         inner.cancel.cancelled().await;
@@ -424,6 +425,12 @@ impl Messenger {
         // Sessions registered while shutdown began were marked down by their watchers.
         inner.tracker.wait().await;
         let report = inner.queue.shutdown(ShutdownMode::Discard).await;
+        // Every limited throttle back to 0: a request of exactly `max` is granted only then.
+        for t in inner.throttle_handles() {
+            if t.max() > 0 {
+                drop(t.acquire(t.max()).await);
+            }
+        }
         tracing::debug!(name = %inner.name, ?report, "messenger stopped");
         // Break the cycle queue -> handler -> dispatchers -> (a dispatcher holding us).
         lock(&inner.handler.chain).take();
@@ -540,6 +547,23 @@ impl Inner {
             || (mine.is_blank_ip()
                 && addr.nonce == mine.nonce
                 && addr.addr.port() == mine.addr.port())
+    }
+
+    /// The dispatch throttle, then every policy throttle.
+    fn throttle_handles(&self) -> Vec<Throttle> {
+        let policies = self
+            .policies
+            .values()
+            .chain(std::iter::once(&self.default_policy));
+        std::iter::once(self.dispatch_throttle.clone())
+            .chain(policies.flat_map(|p| {
+                p.throttle_bytes
+                    .iter()
+                    .chain(p.throttle_messages.iter())
+                    .cloned()
+                    .collect::<Vec<_>>()
+            }))
+            .collect()
     }
 
     fn take_sessions(&self) -> Vec<Session> {

@@ -325,9 +325,23 @@ async fn policy_permits_live_as_long_as_the_message() {
         .expect("delivered");
     assert_eq!(bytes.current(), 1000);
     assert_eq!(kept.lock().expect("lock")[0].permits.amount(), 1000);
+    stop(&client).await;
+    // wait() does not return while the application holds the message's permits...
+    server.shutdown();
+    let waiting = tokio::spawn({
+        let server = server.clone();
+        async move { server.wait().await }
+    });
+    tokio::task::yield_now().await;
+    assert!(!waiting.is_finished());
+    assert_eq!(bytes.current(), 1000);
+    // ... and returns once it is dropped.
     kept.lock().expect("lock").clear();
     assert_eq!(bytes.current(), 0);
-    stop(&client).await;
+    tokio::time::timeout(WAIT, waiting)
+        .await
+        .expect("wait returns")
+        .expect("no panic");
     stop(&server).await;
 }
 
