@@ -124,8 +124,10 @@ impl<M: Send + 'static, E: Send + 'static> DispatchQueue<M, E> {
         if st.stopping.is_some() {
             st.counters.rejected_messages += 1;
             drop(st);
+            tracing::trace!(conn, "message refused: dispatch queue shutting down");
             return;
         }
+        tracing::trace!(conn, priority, bytes = permit.amount(), "enqueue");
         self.shared
             .push(&mut st, conn, clamp_prio(priority), m, permit);
     }
@@ -171,6 +173,9 @@ impl<M: Send + 'static, E: Send + 'static> DispatchQueue<M, E> {
             st.counters.discarded_bytes += bytes;
             dropped
         };
+        if !dropped.is_empty() {
+            tracing::debug!(conn, messages = dropped.len(), "discarded queued messages");
+        }
         dropped.len()
     }
 
@@ -214,6 +219,7 @@ impl<M: Send + 'static, E: Send + 'static> DispatchQueue<M, E> {
             (rest, st.report)
         };
         drop(rest);
+        tracing::debug!(?mode, ?report, "dispatch queue shut down");
         report
     }
 

@@ -286,3 +286,78 @@ async fn timeout_cancels_a_waiter() {
     drop(held);
     assert_eq!(t.current(), 0);
 }
+
+#[derive(Clone, Debug)]
+enum Op {
+    Acquire(u64),
+    TryAcquire(u64),
+    Take(u64),
+    DropPermit(usize),
+    DropWaiter(usize),
+    SetMax(u64),
+}
+
+fn op() -> impl proptest::strategy::Strategy<Value = Op> {
+    use proptest::prelude::*;
+    prop_oneof![
+        4 => (0u64..40).prop_map(Op::Acquire),
+        1 => (0u64..40).prop_map(Op::TryAcquire),
+        1 => (0u64..40).prop_map(Op::Take),
+        4 => any::<usize>().prop_map(Op::DropPermit),
+        1 => any::<usize>().prop_map(Op::DropWaiter),
+        1 => (0u64..50).prop_map(Op::SetMax),
+    ]
+}
+
+proptest::proptest! {
+    /// Model check: after every operation (and polling every waiter), the count equals what
+    /// the live permits hold, waiters complete in arrival order, and nobody waits on an empty
+    /// throttle.
+    #[test]
+    fn permits_account_exactly_and_waiters_are_fifo(max in 0u64..40, ops in proptest::collection::vec(op(), 1..120)) {
+        let t = Throttle::new(max);
+        let mut permits: Vec<ThrottlePermit> = Vec::new();
+        let mut waiting: Vec<(u64, Probe)> = Vec::new();
+        let mut next_id = 0u64;
+        for op in ops {
+            match op {
+                Op::Acquire(n) => {
+                    waiting.push((next_id, Probe::new(&t, n)));
+                    next_id += 1;
+                }
+                Op::TryAcquire(n) => {
+                    let had_waiters = t.waiters() > 0;
+                    if let Some(p) = t.try_acquire(n) {
+                        proptest::prop_assert!(!had_waiters);
+                        permits.push(p);
+                    }
+                }
+                Op::Take(n) => permits.push(t.take(n)),
+                Op::DropPermit(i) if !permits.is_empty() => drop(permits.swap_remove(i % permits.len())),
+                Op::DropWaiter(i) if !waiting.is_empty() => drop(waiting.remove(i % waiting.len())),
+                Op::SetMax(m) => t.set_max(m),
+                _ => {}
+            }
+            let mut done = Vec::new();
+            waiting.retain_mut(|(id, probe)| match probe.poll() {
+                Some(p) => {
+                    permits.push(p);
+                    done.push(*id);
+                    false
+                }
+                None => true,
+            });
+            if let (Some(first_left), Some(last_done)) = (waiting.first(), done.last()) {
+                proptest::prop_assert!(first_left.0 > *last_done, "a later waiter overtook an earlier one");
+            }
+            proptest::prop_assert_eq!(t.current(), permits.iter().map(ThrottlePermit::amount).sum::<u64>());
+            proptest::prop_assert_eq!(t.waiters(), waiting.len());
+            if t.current() == 0 {
+                proptest::prop_assert_eq!(t.waiters(), 0);
+            }
+        }
+        drop(waiting);
+        drop(permits);
+        proptest::prop_assert_eq!(t.current(), 0);
+    }
+}
