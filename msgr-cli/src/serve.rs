@@ -123,12 +123,51 @@ pub struct ServeStats {
     pub connections: usize,
 }
 
+/// A small multiplicative hasher for the per-connection map, looked up once per message:
+/// the default SipHash of an `EntityAddr` cost more than the rest of the sink's work.
+#[derive(Default)]
+struct FastHasher(u64);
+
+impl std::hash::Hasher for FastHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+
+    fn write_u8(&mut self, n: u8) {
+        self.write_u64(u64::from(n));
+    }
+
+    fn write_u16(&mut self, n: u16) {
+        self.write_u64(u64::from(n));
+    }
+
+    fn write_u32(&mut self, n: u32) {
+        self.write_u64(u64::from(n));
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.write_u64(n as u64);
+    }
+}
+
+type FastMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<FastHasher>>;
+
 /// The server's dispatcher: echo or sink, with per-connection sequence tracking.
 pub struct ServeDispatcher {
     mode: ServeMode,
     verify: bool,
     log: bool,
-    conns: Mutex<HashMap<EntityAddr, ConnCounts>>,
+    conns: Mutex<FastMap<EntityAddr, ConnCounts>>,
     messages_out: AtomicU64,
     send_errors: AtomicU64,
 }
@@ -140,7 +179,7 @@ impl ServeDispatcher {
             mode,
             verify,
             log,
-            conns: Mutex::new(HashMap::new()),
+            conns: Mutex::new(FastMap::default()),
             messages_out: AtomicU64::new(0),
             send_errors: AtomicU64::new(0),
         })
