@@ -422,3 +422,40 @@ fn handles_are_send_sync_static() {
     check::<ThrottlePermit>();
     check::<msgr_dispatch::DelayedDelivery<Msg>>();
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_panicking_preprocess_does_not_hang_shutdown() {
+    use std::sync::Arc;
+    struct BadLocal;
+    impl msgr_dispatch::Handler<u32, ()> for BadLocal {
+        fn fast_preprocess(&self, _: &u32) {
+            panic!("preprocess bug (expected by the test)");
+        }
+        fn dispatch(&self, _: u32) -> msgr_dispatch::BoxFuture<'_, ()> {
+            Box::pin(async {})
+        }
+        fn event(&self, _: u64, _: ()) -> msgr_dispatch::BoxFuture<'_, ()> {
+            Box::pin(async {})
+        }
+    }
+    let q = msgr_dispatch::DispatchQueue::new(DispatchConfig::default(), Arc::new(BadLocal));
+    let t = Throttle::new(0);
+    q.local_delivery(127, 1, t.take(3));
+    q.local_delivery(127, 2, t.take(4));
+    tokio::task::yield_now().await;
+    let report = tokio::time::timeout(
+        std::time::Duration::from_secs(60),
+        q.shutdown(ShutdownMode::Drain),
+    )
+    .await
+    .expect("shutdown returns");
+    assert_eq!(
+        report,
+        ShutdownReport {
+            dropped_messages: 1,
+            dropped_bytes: 4,
+            dropped_events: 0
+        }
+    );
+    assert_eq!(t.current(), 0);
+}

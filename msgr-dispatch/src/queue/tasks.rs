@@ -149,11 +149,15 @@ impl EventDelay {
     }
 }
 
-/// Counts a task as ended when dropped, even if it panicked.
-pub(super) struct EndGuard<M: Send + 'static, E: Send + 'static>(pub(super) Arc<Shared<M, E>>);
+/// Counts a task as ended when dropped, even if it panicked; the flag marks the local task,
+/// whose end the dispatch task waits for before it stops.
+pub(super) struct EndGuard<M: Send + 'static, E: Send + 'static>(Arc<Shared<M, E>>, bool);
 
 impl<M: Send + 'static, E: Send + 'static> Drop for EndGuard<M, E> {
     fn drop(&mut self) {
+        if self.1 {
+            self.0.lock().local_done = true;
+        }
         self.0.ended.send_modify(|n| *n += 1);
         // The dispatch task waits for the local task to finish draining.
         self.0.wake_dispatch.notify_one();
@@ -177,7 +181,7 @@ pub(super) enum Next<M, E> {
 }
 
 pub(super) async fn run_dispatch<M: Send + 'static, E: Send + 'static>(shared: Arc<Shared<M, E>>) {
-    let _guard = EndGuard(shared.clone());
+    let _guard = EndGuard(shared.clone(), false);
     let mut rng = SmallRng::seed_from_u64(shared.event_delay.seed);
     loop {
         let mut late = None;
@@ -225,7 +229,7 @@ pub(super) async fn run_dispatch<M: Send + 'static, E: Send + 'static>(shared: A
 }
 
 pub(super) async fn run_local<M: Send + 'static, E: Send + 'static>(shared: Arc<Shared<M, E>>) {
-    let _guard = EndGuard(shared.clone());
+    let _guard = EndGuard(shared.clone(), true);
     loop {
         let next = {
             let mut st = shared.lock();
