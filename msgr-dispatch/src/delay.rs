@@ -346,12 +346,21 @@ async fn run_timer<M>(shared: Arc<Shared<M>>) {
             None => shared.wake.notified().await,
             Some(Some(at)) if at > Instant::now() => {
                 tokio::select! {
-                    _ = tokio::time::sleep_until(at) => shared.try_drain(),
+                    _ = tokio::time::sleep_until(at) => release(&shared),
                     _ = shared.wake.notified() => {}
                 }
             }
-            Some(_) => shared.try_drain(),
+            Some(_) => release(&shared),
         }
+    }
+}
+
+/// Delivers what is due from the timer task; a panicking sink loses that one message but
+/// does not stop the timer, so later held messages are still released.
+fn release<M>(shared: &Shared<M>) {
+    let run = std::panic::AssertUnwindSafe(|| shared.try_drain());
+    if std::panic::catch_unwind(run).is_err() {
+        tracing::error!("delayed-delivery sink panicked; continuing with the next message");
     }
 }
 

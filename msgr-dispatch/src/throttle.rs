@@ -94,7 +94,8 @@ impl Throttle {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Waits, in FIFO order, until `n` units may be taken, then takes them.
+    /// Waits, in FIFO order, until `n` units may be taken, then takes them. `acquire(0)` is
+    /// Ceph's `wait()`: it waits (in line) until the count is within the maximum.
     ///
     /// The returned future is `Send + 'static` and cancellation safe (see the module docs).
     pub fn acquire(&self, n: u64) -> Acquire {

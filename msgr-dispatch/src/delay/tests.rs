@@ -291,3 +291,21 @@ async fn concurrent_pushes_and_flushes_keep_order() {
     }
     assert_eq!(got, (0..2000).collect::<Vec<_>>());
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_panicking_sink_does_not_stop_the_timer() {
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let d = DelayedDelivery::new(config(1.0, 100, 2), 0, move |m: u32| {
+        assert_ne!(m, 1, "sink bug (expected by the test)");
+        let _ = tx.send((m, Instant::now()));
+    });
+    for m in 0..4 {
+        d.push(m);
+    }
+    let got: Vec<u32> = collect(&mut rx, 3, Instant::now())
+        .await
+        .into_iter()
+        .map(|x| x.0)
+        .collect();
+    assert_eq!(got, [0, 2, 3]);
+}
