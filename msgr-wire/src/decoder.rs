@@ -2,7 +2,8 @@
 
 use bytes::{Buf, BytesMut};
 
-use crate::consts::{HEADER_LEN, TIMESPEC_LEN};
+use crate::consts::{HEADER_CRC_LEN, HEADER_LEN, TIMESPEC_LEN};
+use crate::crc::crc32c;
 use crate::error::{Segment, WireError};
 use crate::footer::{decode_footer, FooterKind};
 use crate::frame::Frame;
@@ -196,12 +197,20 @@ impl FrameDecoder {
 
     fn decode_header(&mut self, buf: &mut BytesMut) -> Result<Step, (WireError, u64)> {
         let at = self.consumed + 1;
-        let Some(mut bytes) = buf.get(1..1 + HEADER_LEN) else {
+        let Some(raw) = buf.get(1..1 + HEADER_LEN) else {
             return Ok(Step::NeedMore);
         };
-        let header = MsgHeader::decode(&mut bytes).map_err(|e| (e, at))?;
+        let header = MsgHeader::decode(&mut &raw[..]).map_err(|e| (e, at))?;
         if self.crc.header {
-            header.verify_crc().map_err(|e| (e, at))?;
+            // Over the received bytes (equal to re-encoding the header, without the work).
+            let actual = crc32c(0, raw.get(..HEADER_CRC_LEN).unwrap_or_default());
+            if actual != header.crc {
+                let e = WireError::HeaderCrc {
+                    expected: header.crc,
+                    actual,
+                };
+                return Err((e, at));
+            }
         }
         let payload = self
             .limits
