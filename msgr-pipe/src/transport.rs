@@ -24,7 +24,7 @@ pub async fn connect_tcp(addr: SocketAddr) -> io::Result<TcpStream> {
 }
 
 /// Most slices handed to one `write_vectored` call.
-const MAX_IOV: usize = 64;
+const MAX_IOV: usize = 512;
 
 /// Writes a chain of buffers with vectored writes, without copying them, resuming exactly
 /// where a partial write stopped.

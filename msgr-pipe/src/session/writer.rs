@@ -1,6 +1,8 @@
 //! The writer task of one socket: keepalive, keepalive2 acks, then every queued message in one
 //! vectored write (head, front, middle, data, footer per message, payloads not copied), then
-//! one ACK if `in_seq` advanced on a lossless session.
+//! one ACK if `in_seq` advanced on a lossless session. Small pieces (frame heads, footers,
+//! control frames, segments under 8 KiB) are staged in one buffer; larger segments go out
+//! from their own buffers without a copy.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -45,6 +47,24 @@ pub(super) async fn run(
         if !matches!(e, PipeError::Superseded) {
             inner.socket_fault(epoch, &e);
         }
+    }
+}
+
+/// Segments shorter than this are copied into the staging buffer with the frame heads and
+/// footers (fewer, larger writes); longer ones are written from their own buffers, uncopied.
+const COPY_THRESHOLD: usize = 8 * 1024;
+
+/// Initial size of the staging buffer of one batch.
+const STAGE_CAPACITY: usize = 64 * 1024;
+
+fn push_segment(chain: &mut VecDeque<Bytes>, stage: &mut BytesMut, seg: &Bytes) {
+    if seg.len() < COPY_THRESHOLD {
+        stage.put_slice(seg);
+    } else {
+        if !stage.is_empty() {
+            chain.push_back(stage.split().freeze());
+        }
+        chain.push_back(seg.clone());
     }
 }
 
@@ -102,38 +122,36 @@ async fn write_loop(
             }
         }
         let src = inner.host.my_name();
-        let mut ctrl = BytesMut::new();
+        let mut stage = BytesMut::with_capacity(STAGE_CAPACITY);
         if batch.keepalive {
             if ka2 {
-                ctrl.put_u8(Tag::Keepalive2.byte());
-                now_timespec().encode(&mut ctrl);
+                stage.put_u8(Tag::Keepalive2.byte());
+                now_timespec().encode(&mut stage);
             } else {
-                ctrl.put_u8(Tag::Keepalive.byte());
+                stage.put_u8(Tag::Keepalive.byte());
             }
         }
         for ts in &batch.ka2_acks {
-            ctrl.put_u8(Tag::Keepalive2Ack.byte());
-            ts.encode(&mut ctrl);
-        }
-        if !ctrl.is_empty() {
-            chain.push_back(ctrl.freeze());
+            stage.put_u8(Tag::Keepalive2Ack.byte());
+            ts.encode(&mut stage);
         }
         let mut bytes = 0u64;
         for o in &mut batch.msgs {
             o.msg.seal(o.seq, src, crc);
             bytes += o.payload_len();
-            chain.push_back(Bytes::copy_from_slice(&o.msg.frame_head()));
-            chain.push_back(o.msg.front.clone());
-            chain.push_back(o.msg.middle.clone());
-            chain.push_back(o.msg.data.clone());
+            stage.put_slice(&o.msg.frame_head());
+            for seg in [&o.msg.front, &o.msg.middle, &o.msg.data] {
+                push_segment(&mut chain, &mut stage, seg);
+            }
             let (footer, len) = o.msg.frame_footer(kind);
-            chain.push_back(Bytes::copy_from_slice(footer.get(..len).unwrap_or(&footer)));
+            stage.put_slice(footer.get(..len).unwrap_or(&footer));
         }
         if let Some(seq) = batch.ack {
-            let mut a = BytesMut::with_capacity(9);
-            a.put_u8(Tag::Ack.byte());
-            a.put_u64_le(seq);
-            chain.push_back(a.freeze());
+            stage.put_u8(Tag::Ack.byte());
+            stage.put_u64_le(seq);
+        }
+        if !stage.is_empty() {
+            chain.push_back(stage.freeze());
         }
         tracing::trace!(msgs = batch.msgs.len(), ack = ?batch.ack, keepalive = batch.keepalive, "writing");
         tokio::select! {
