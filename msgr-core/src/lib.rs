@@ -56,22 +56,25 @@
 //! ```
 
 mod accepter;
+mod builder;
 mod config;
 mod connection;
 mod dispatcher;
 mod error;
+mod host;
 mod messenger;
 mod stats;
 #[cfg(test)]
 mod tests;
 
+pub use builder::MessengerBuilder;
 pub use config::{
     InjectConfig, MessengerConfig, PolicyConfig, PolicyKind, DEFAULT_DISPATCH_THROTTLE_BYTES,
 };
 pub use connection::{Connection, LOOPBACK_ID};
 pub use dispatcher::{BoxFuture, Dispatched, Dispatcher, Permits, Received};
 pub use error::{ConfigError, CoreError, SendError};
-pub use messenger::{Messenger, MessengerBuilder};
+pub use messenger::Messenger;
 pub use stats::{ConnectionStats, MessengerStats, ThrottleReading};
 
 pub use msgr_dispatch::{ConnId, QueueCounters};

@@ -11,210 +11,26 @@
 //! The messenger is the pipes' [`Host`]: it hands out global seqs and policies, keeps the
 //! map of registered sessions, and turns what the pipes deliver into [`Received`] messages and
 //! connection events for the dispatch queue.
-
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
-use std::time::Duration;
 
-use msgr_dispatch::{
-    BoxFuture, ConnId, DispatchConfig, DispatchQueue, Handler, QueueCounters, ShutdownMode,
-    Throttle, ThrottlePermit,
-};
-use msgr_pipe::{
-    Authorizer, HandshakeHook, Host, Incoming, PipeConfig, Policy, Session, SessionEvent,
-    SessionStats,
-};
+use msgr_dispatch::{ConnId, DispatchQueue, QueueCounters, ShutdownMode, Throttle};
+use msgr_pipe::{Authorizer, Host, PipeConfig, Policy, Session, SessionStats};
 use msgr_wire::{EntityAddr, EntityName, EntityType};
-use rand::rngs::SmallRng;
-use rand::{Rng, SeedableRng};
 use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::accepter::{self, Accepter};
-use crate::config::{MessengerConfig, PolicyConfig, PolicyKind};
+use crate::builder::MessengerBuilder;
+use crate::config::MessengerConfig;
 use crate::connection::{Connection, Loopback};
-use crate::dispatcher::{Chain, Dispatcher, EventKind, Permits, Received};
+use crate::dispatcher::Received;
 use crate::error::{CoreError, SendError};
+use crate::host::{ConnEvent, QueueHandler};
 use crate::stats::{ConnectionStats, MessengerStats, ThrottleReading};
-
-/// A connection event on its way through the dispatch queue.
-pub(crate) struct ConnEvent {
-    conn: Connection,
-    kind: EventKind,
-}
-
-/// Configures and starts a [`Messenger`]; made by [`Messenger::builder`].
-#[must_use = "a builder does nothing until started"]
-pub struct MessengerBuilder {
-    name: EntityName,
-    config: MessengerConfig,
-    bind: Option<SocketAddr>,
-    policies: HashMap<EntityType, Policy>,
-    default_policy: Option<Policy>,
-    chain: Chain,
-    hook: Option<Arc<dyn HandshakeHook>>,
-    authorizer: Option<Arc<dyn Authorizer>>,
-}
-
-impl MessengerBuilder {
-    /// Replaces the whole configuration (settings made by the other methods still win).
-    pub fn config(mut self, config: MessengerConfig) -> Self {
-        self.config = config;
-        self
-    }
-
-    /// The address to listen on (overrides `bind_addr` of the configuration).
-    pub fn bind(mut self, addr: SocketAddr) -> Self {
-        self.bind = Some(addr);
-        self
-    }
-
-    /// The policy for peers of `peer_type`, used as given (overrides the configuration's).
-    pub fn policy(mut self, peer_type: EntityType, policy: Policy) -> Self {
-        self.policies.insert(peer_type, policy);
-        self
-    }
-
-    /// The policy for peer types without their own (overrides the configuration's).
-    pub fn default_policy(mut self, policy: Policy) -> Self {
-        self.default_policy = Some(policy);
-        self
-    }
-
-    /// Adds a dispatcher after those already added: messages go through them in order.
-    pub fn dispatcher(mut self, d: Arc<dyn Dispatcher>) -> Self {
-        self.chain.push(d);
-        self
-    }
-
-    /// A handshake hook for deterministic tests (see `msgr_pipe::HandshakeHook`).
-    pub fn handshake_hook(mut self, hook: Arc<dyn HandshakeHook>) -> Self {
-        self.hook = Some(hook);
-        self
-    }
-
-    /// Builds and verifies authorizers (none by default: nothing sent, everything accepted).
-    pub fn authorizer(mut self, authorizer: Arc<dyn Authorizer>) -> Self {
-        self.authorizer = Some(authorizer);
-        self
-    }
-
-    /// Validates the configuration, binds the listening socket, and starts the dispatch
-    /// queue and the accepter. Must be called inside a tokio runtime.
-    pub async fn start(self) -> Result<Messenger, CoreError> {
-        let mut config = self.config;
-        if let Some(addr) = self.bind {
-            config.bind_addr = addr;
-        }
-        config.validate()?;
-        let name = match &config.name {
-            Some(n) => n
-                .parse()
-                .map_err(|_| crate::error::ConfigError::EntityName(n.clone()))?,
-            None => self.name,
-        };
-        let mut pipe = pipe_config(&config);
-        pipe.hook = self.hook;
-        pipe.validate().map_err(CoreError::PipeConfig)?;
-        let mut policies = HashMap::new();
-        for (ty, pc) in &config.policies {
-            let ty: EntityType = ty
-                .parse()
-                .map_err(|_| crate::error::ConfigError::EntityType(ty.clone()))?;
-            policies.insert(ty, policy_from_config(pc, &config));
-        }
-        policies.extend(self.policies);
-        let default_policy = self
-            .default_policy
-            .unwrap_or_else(|| policy_from_config(&config.default_policy, &config));
-
-        let listener = accepter::bind(
-            config.bind_addr,
-            config.bind_port_min,
-            config.bind_port_max,
-            &config.bind_avoid_ports,
-        )?;
-        let local = listener.local_addr().map_err(|source| CoreError::Bind {
-            addr: config.bind_addr,
-            source,
-        })?;
-        let nonce = rand::random::<u32>() | 1;
-        let handler = Arc::new(QueueHandler::new(self.chain, &config.inject));
-        let queue = DispatchQueue::new(DispatchConfig::default(), handler.clone());
-        let limit =
-            (config.max_connections > 0).then(|| Arc::new(Semaphore::new(config.max_connections)));
-        let features = default_policy.features_supported;
-        let inner = Arc::new_cyclic(|me: &Weak<Inner>| Inner {
-            me: me.clone(),
-            name,
-            addr: Mutex::new(EntityAddr::new(local, nonce)),
-            global_seq: Mutex::new(0),
-            policies,
-            default_policy,
-            dispatch_throttle: Throttle::new(config.dispatch_throttle_bytes),
-            authorizer: self.authorizer,
-            pipe: Arc::new(pipe),
-            sessions: Mutex::new(HashMap::new()),
-            retired: Mutex::new(SessionStats::default()),
-            queue,
-            handler,
-            cancel: CancellationToken::new(),
-            tracker: TaskTracker::new(),
-            accepter: tokio::sync::Mutex::new(None),
-            limit,
-            counted: Mutex::new(HashSet::new()),
-            loopback: Arc::new(Loopback::new(name, features, me.clone())),
-            config,
-        });
-        let accepter = Accepter::spawn(
-            &inner,
-            listener,
-            inner.cancel.child_token(),
-            inner.limit.clone(),
-        );
-        *inner.accepter.lock().await = Some(accepter);
-        tracing::debug!(%name, addr = %inner.current_addr(), "messenger started");
-        Ok(Messenger { inner })
-    }
-}
-
-fn pipe_config(c: &MessengerConfig) -> PipeConfig {
-    PipeConfig {
-        read_timeout: c.read_timeout,
-        handshake_timeout: c.handshake_timeout,
-        initial_backoff: c.initial_backoff,
-        max_backoff: c.max_backoff,
-        limits: c.limits,
-        crc: c.crc,
-        max_pending_bytes: c.max_pending_bytes,
-        inject: msgr_pipe::InjectConfig {
-            socket_failures: c.inject.socket_failures,
-            internal_delay: c.inject.internal_delay,
-            delay_probability: c.inject.delay_probability,
-            delay_max: c.inject.delay_max,
-            seed: c.inject.seed,
-        },
-        ..PipeConfig::default()
-    }
-}
-
-fn policy_from_config(pc: &PolicyConfig, c: &MessengerConfig) -> Policy {
-    let req = c.features_required | pc.features_required;
-    let mut p = match pc.kind {
-        PolicyKind::LossyClient => Policy::lossy_client(req),
-        PolicyKind::LosslessClient => Policy::lossless_client(req),
-        PolicyKind::LosslessPeer => Policy::lossless_peer(req),
-        PolicyKind::LosslessPeerReuse => Policy::lossless_peer_reuse(req),
-        PolicyKind::StatefulServer => Policy::stateful_server(req),
-        PolicyKind::StatelessServer => Policy::stateless_server(req),
-    };
-    p.features_supported = c.features_supported;
-    let throttle = |n: u64| (n > 0).then(|| Throttle::new(n));
-    p.with_throttles(throttle(pc.throttle_bytes), throttle(pc.throttle_messages))
-}
 
 /// A messenger: an entity name, a listening address, sessions to peers, and the dispatchers
 /// that receive their messages. A cheap cloneable handle; see the crate docs.
@@ -223,35 +39,35 @@ fn policy_from_config(pc: &PolicyConfig, c: &MessengerConfig) -> Policy {
 /// them.
 #[derive(Clone)]
 pub struct Messenger {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
 pub(crate) struct Inner {
-    me: Weak<Inner>,
-    name: EntityName,
-    config: MessengerConfig,
-    addr: Mutex<EntityAddr>,
-    global_seq: Mutex<u32>,
-    policies: HashMap<EntityType, Policy>,
-    default_policy: Policy,
-    dispatch_throttle: Throttle,
-    authorizer: Option<Arc<dyn Authorizer>>,
-    pipe: Arc<PipeConfig>,
-    sessions: Mutex<HashMap<EntityAddr, Session>>,
+    pub(crate) me: Weak<Inner>,
+    pub(crate) name: EntityName,
+    pub(crate) config: MessengerConfig,
+    pub(crate) addr: Mutex<EntityAddr>,
+    pub(crate) global_seq: Mutex<u32>,
+    pub(crate) policies: HashMap<EntityType, Policy>,
+    pub(crate) default_policy: Policy,
+    pub(crate) dispatch_throttle: Throttle,
+    pub(crate) authorizer: Option<Arc<dyn Authorizer>>,
+    pub(crate) pipe: Arc<PipeConfig>,
+    pub(crate) sessions: Mutex<HashMap<EntityAddr, Session>>,
     /// Counters of sessions that ended, so totals survive them.
-    retired: Mutex<SessionStats>,
+    pub(crate) retired: Mutex<SessionStats>,
     pub(crate) queue: DispatchQueue<Received, ConnEvent>,
-    handler: Arc<QueueHandler>,
-    cancel: CancellationToken,
+    pub(crate) handler: Arc<QueueHandler>,
+    pub(crate) cancel: CancellationToken,
     pub(crate) tracker: TaskTracker,
-    accepter: tokio::sync::Mutex<Option<Accepter>>,
-    limit: Option<Arc<Semaphore>>,
+    pub(crate) accepter: tokio::sync::Mutex<Option<Accepter>>,
+    pub(crate) limit: Option<Arc<Semaphore>>,
     /// Accepted sessions holding a connection-limit permit.
-    counted: Mutex<HashSet<ConnId>>,
-    loopback: Arc<Loopback>,
+    pub(crate) counted: Mutex<HashSet<ConnId>>,
+    pub(crate) loopback: Arc<Loopback>,
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
@@ -260,16 +76,7 @@ impl Messenger {
     /// settings: listen on `0.0.0.0` at a kernel-chosen port, `lossless_client` for every
     /// peer type, no dispatcher.
     pub fn builder(name: EntityName) -> MessengerBuilder {
-        MessengerBuilder {
-            name,
-            config: MessengerConfig::default(),
-            bind: None,
-            policies: HashMap::new(),
-            default_policy: None,
-            chain: Chain::default(),
-            hook: None,
-            authorizer: None,
-        }
+        MessengerBuilder::new(name)
     }
 
     /// Our address as announced to peers (IP learned from the first peer when bound to any).
@@ -592,7 +399,7 @@ impl Inner {
 
     /// Follows a registered session until it ends, so `wait` covers it, and keeps its
     /// counters in the totals afterwards.
-    fn watch(&self, s: Session) {
+    pub(crate) fn watch(&self, s: Session) {
         let Some(me) = self.me.upgrade() else { return };
         let shutting_down = self.cancel.is_cancelled();
         self.tracker.spawn(async move {
@@ -608,185 +415,5 @@ impl Inner {
             };
             crate::stats::add(&mut lock(&me.retired), &st);
         });
-    }
-}
-
-impl Host for Inner {
-    fn my_addr(&self) -> EntityAddr {
-        self.current_addr()
-    }
-
-    fn learn_addr(&self, seen: &EntityAddr) {
-        let mut a = lock(&self.addr);
-        if a.is_blank_ip() && !seen.is_blank_ip() {
-            let port = a.addr.port();
-            a.addr = SocketAddr::new(seen.addr.ip(), port);
-            tracing::debug!(addr = %*a, "learned our address");
-        }
-    }
-
-    fn my_name(&self) -> EntityName {
-        self.name
-    }
-
-    fn next_global_seq(&self, at_least: u32) -> u32 {
-        let mut g = lock(&self.global_seq);
-        *g = (*g).max(at_least).wrapping_add(1);
-        *g
-    }
-
-    fn policy(&self, peer_type: EntityType) -> Policy {
-        self.policies
-            .get(&peer_type)
-            .unwrap_or(&self.default_policy)
-            .clone()
-    }
-
-    fn dispatch_throttle(&self) -> Option<Throttle> {
-        Some(self.dispatch_throttle.clone())
-    }
-
-    fn authorizer(&self) -> Option<Arc<dyn Authorizer>> {
-        self.authorizer.clone()
-    }
-
-    fn lookup(&self, peer_addr: &EntityAddr) -> Option<Session> {
-        lock(&self.sessions).get(peer_addr).cloned()
-    }
-
-    fn register(&self, session: &Session) -> Result<(), Session> {
-        {
-            let mut map = lock(&self.sessions);
-            let addr = session.peer_addr();
-            if let Some(existing) = map.get(&addr) {
-                if existing != session && !existing.is_closed() {
-                    return Err(existing.clone());
-                }
-            }
-            map.insert(addr, session.clone());
-        }
-        self.watch(session.clone());
-        Ok(())
-    }
-
-    fn unregister(&self, session: &Session) {
-        let mut map = lock(&self.sessions);
-        let addr = session.peer_addr();
-        if map.get(&addr) == Some(session) {
-            map.remove(&addr);
-        }
-    }
-
-    fn deliver(&self, session: &Session, incoming: Incoming) {
-        let Incoming {
-            msg,
-            policy_permits,
-            dispatch_permit,
-        } = incoming;
-        let priority = msg.header.priority;
-        let received = Received {
-            msg,
-            conn: Connection::remote(session.clone()),
-            permits: Permits {
-                inner: policy_permits,
-            },
-        };
-        let permit = dispatch_permit.unwrap_or_else(ThrottlePermit::empty);
-        self.queue.deliver(session.id(), priority, received, permit);
-    }
-
-    fn event(&self, session: &Session, event: SessionEvent) {
-        let kind = match event {
-            SessionEvent::Connect => EventKind::Connect,
-            SessionEvent::Accept => EventKind::Accept,
-            SessionEvent::Reset => EventKind::Reset,
-            SessionEvent::RemoteReset => EventKind::RemoteReset,
-            SessionEvent::Refused => EventKind::Refused,
-        };
-        if matches!(kind, EventKind::Reset | EventKind::RemoteReset) {
-            // Messages of the session that was reset are not delivered (Ceph discards them).
-            self.queue.discard(session.id());
-        }
-        let conn = Connection::remote(session.clone());
-        self.queue
-            .enqueue_event(session.id(), ConnEvent { conn, kind });
-    }
-
-    fn new_conn_id(&self) -> ConnId {
-        self.queue.new_conn_id()
-    }
-}
-
-/// The dispatch queue's view of the dispatcher chain.
-struct QueueHandler {
-    /// Taken at the end of `wait`, breaking reference cycles through dispatchers.
-    chain: Mutex<Option<Arc<Chain>>>,
-    /// Event delay injection (Ceph's DispatchQueue sleeps `ms_inject_internal_delays` before
-    /// an event with probability `ms_inject_delay_probability`).
-    event_delay: Option<EventDelay>,
-}
-
-struct EventDelay {
-    delay: Duration,
-    probability: f64,
-    rng: Mutex<SmallRng>,
-}
-
-impl QueueHandler {
-    fn new(chain: Chain, inject: &crate::config::InjectConfig) -> Self {
-        let event_delay = (!inject.internal_delay.is_zero() && inject.delay_probability > 0.0)
-            .then(|| EventDelay {
-                delay: inject.internal_delay,
-                probability: inject.delay_probability,
-                rng: Mutex::new(SmallRng::seed_from_u64(inject.seed)),
-            });
-        QueueHandler {
-            chain: Mutex::new(Some(Arc::new(chain))),
-            event_delay,
-        }
-    }
-
-    fn chain(&self) -> Option<Arc<Chain>> {
-        lock(&self.chain).clone()
-    }
-
-    /// The injected delay before the next event, if the draw hits.
-    fn event_delay(&self) -> Option<Duration> {
-        let d = self.event_delay.as_ref()?;
-        lock(&d.rng).gen_bool(d.probability).then_some(d.delay)
-    }
-}
-
-impl Handler<Received, ConnEvent> for QueueHandler {
-    fn can_fast_dispatch(&self, m: &Received) -> bool {
-        self.chain().is_some_and(|c| c.can_fast_dispatch(m))
-    }
-
-    fn fast_dispatch(&self, m: Received) {
-        if let Some(c) = self.chain() {
-            c.fast_dispatch(m);
-        }
-    }
-
-    fn dispatch(&self, m: Received) -> BoxFuture<'_, ()> {
-        let chain = self.chain();
-        Box::pin(async move {
-            if let Some(c) = chain {
-                c.dispatch(m).await;
-            }
-        })
-    }
-
-    fn event(&self, _conn: ConnId, e: ConnEvent) -> BoxFuture<'_, ()> {
-        let chain = self.chain();
-        let delay = self.event_delay();
-        Box::pin(async move {
-            if let Some(d) = delay {
-                tokio::time::sleep(d).await;
-            }
-            if let Some(c) = chain {
-                c.event(&e.conn, e.kind);
-            }
-        })
     }
 }

@@ -1,0 +1,203 @@
+//! [`MessengerBuilder`]: settings, policies and dispatchers, then `start`.
+
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, Weak};
+
+use msgr_dispatch::{DispatchConfig, DispatchQueue, Throttle};
+use msgr_pipe::{Authorizer, HandshakeHook, PipeConfig, Policy, SessionStats};
+use msgr_wire::{EntityAddr, EntityName, EntityType};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::accepter::{self, Accepter};
+use crate::config::{MessengerConfig, PolicyConfig, PolicyKind};
+use crate::connection::Loopback;
+use crate::dispatcher::{Chain, Dispatcher};
+use crate::error::CoreError;
+use crate::host::QueueHandler;
+use crate::messenger::{Inner, Messenger};
+
+/// Configures and starts a [`Messenger`]; made by [`Messenger::builder`].
+#[must_use = "a builder does nothing until started"]
+pub struct MessengerBuilder {
+    name: EntityName,
+    config: MessengerConfig,
+    bind: Option<SocketAddr>,
+    policies: HashMap<EntityType, Policy>,
+    default_policy: Option<Policy>,
+    chain: Chain,
+    hook: Option<Arc<dyn HandshakeHook>>,
+    authorizer: Option<Arc<dyn Authorizer>>,
+}
+
+impl MessengerBuilder {
+    pub(crate) fn new(name: EntityName) -> Self {
+        MessengerBuilder {
+            name,
+            config: MessengerConfig::default(),
+            bind: None,
+            policies: HashMap::new(),
+            default_policy: None,
+            chain: Chain::default(),
+            hook: None,
+            authorizer: None,
+        }
+    }
+
+    /// Replaces the whole configuration (settings made by the other methods still win).
+    pub fn config(mut self, config: MessengerConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// The address to listen on (overrides `bind_addr` of the configuration).
+    pub fn bind(mut self, addr: SocketAddr) -> Self {
+        self.bind = Some(addr);
+        self
+    }
+
+    /// The policy for peers of `peer_type`, used as given (overrides the configuration's).
+    pub fn policy(mut self, peer_type: EntityType, policy: Policy) -> Self {
+        self.policies.insert(peer_type, policy);
+        self
+    }
+
+    /// The policy for peer types without their own (overrides the configuration's).
+    pub fn default_policy(mut self, policy: Policy) -> Self {
+        self.default_policy = Some(policy);
+        self
+    }
+
+    /// Adds a dispatcher after those already added: messages go through them in order.
+    pub fn dispatcher(mut self, d: Arc<dyn Dispatcher>) -> Self {
+        self.chain.push(d);
+        self
+    }
+
+    /// A handshake hook for deterministic tests (see `msgr_pipe::HandshakeHook`).
+    pub fn handshake_hook(mut self, hook: Arc<dyn HandshakeHook>) -> Self {
+        self.hook = Some(hook);
+        self
+    }
+
+    /// Builds and verifies authorizers (none by default: nothing sent, everything accepted).
+    pub fn authorizer(mut self, authorizer: Arc<dyn Authorizer>) -> Self {
+        self.authorizer = Some(authorizer);
+        self
+    }
+
+    /// Validates the configuration, binds the listening socket, and starts the dispatch
+    /// queue and the accepter. Must be called inside a tokio runtime.
+    pub async fn start(self) -> Result<Messenger, CoreError> {
+        let mut config = self.config;
+        if let Some(addr) = self.bind {
+            config.bind_addr = addr;
+        }
+        config.validate()?;
+        let name = match &config.name {
+            Some(n) => n
+                .parse()
+                .map_err(|_| crate::error::ConfigError::EntityName(n.clone()))?,
+            None => self.name,
+        };
+        let mut pipe = pipe_config(&config);
+        pipe.hook = self.hook;
+        pipe.validate().map_err(CoreError::PipeConfig)?;
+        let mut policies = HashMap::new();
+        for (ty, pc) in &config.policies {
+            let ty: EntityType = ty
+                .parse()
+                .map_err(|_| crate::error::ConfigError::EntityType(ty.clone()))?;
+            policies.insert(ty, policy_from_config(pc, &config));
+        }
+        policies.extend(self.policies);
+        let default_policy = self
+            .default_policy
+            .unwrap_or_else(|| policy_from_config(&config.default_policy, &config));
+
+        let listener = accepter::bind(
+            config.bind_addr,
+            config.bind_port_min,
+            config.bind_port_max,
+            &config.bind_avoid_ports,
+        )?;
+        let local = listener.local_addr().map_err(|source| CoreError::Bind {
+            addr: config.bind_addr,
+            source,
+        })?;
+        let nonce = rand::random::<u32>() | 1;
+        let handler = Arc::new(QueueHandler::new(self.chain, &config.inject));
+        let queue = DispatchQueue::new(DispatchConfig::default(), handler.clone());
+        let limit =
+            (config.max_connections > 0).then(|| Arc::new(Semaphore::new(config.max_connections)));
+        let features = default_policy.features_supported;
+        let inner = Arc::new_cyclic(|me: &Weak<Inner>| Inner {
+            me: me.clone(),
+            name,
+            addr: Mutex::new(EntityAddr::new(local, nonce)),
+            global_seq: Mutex::new(0),
+            policies,
+            default_policy,
+            dispatch_throttle: Throttle::new(config.dispatch_throttle_bytes),
+            authorizer: self.authorizer,
+            pipe: Arc::new(pipe),
+            sessions: Mutex::new(HashMap::new()),
+            retired: Mutex::new(SessionStats::default()),
+            queue,
+            handler,
+            cancel: CancellationToken::new(),
+            tracker: TaskTracker::new(),
+            accepter: tokio::sync::Mutex::new(None),
+            limit,
+            counted: Mutex::new(HashSet::new()),
+            loopback: Arc::new(Loopback::new(name, features, me.clone())),
+            config,
+        });
+        let accepter = Accepter::spawn(
+            &inner,
+            listener,
+            inner.cancel.child_token(),
+            inner.limit.clone(),
+        );
+        *inner.accepter.lock().await = Some(accepter);
+        tracing::debug!(%name, addr = %inner.current_addr(), "messenger started");
+        Ok(Messenger { inner })
+    }
+}
+
+fn pipe_config(c: &MessengerConfig) -> PipeConfig {
+    PipeConfig {
+        read_timeout: c.read_timeout,
+        handshake_timeout: c.handshake_timeout,
+        initial_backoff: c.initial_backoff,
+        max_backoff: c.max_backoff,
+        limits: c.limits,
+        crc: c.crc,
+        max_pending_bytes: c.max_pending_bytes,
+        inject: msgr_pipe::InjectConfig {
+            socket_failures: c.inject.socket_failures,
+            internal_delay: c.inject.internal_delay,
+            delay_probability: c.inject.delay_probability,
+            delay_max: c.inject.delay_max,
+            seed: c.inject.seed,
+        },
+        ..PipeConfig::default()
+    }
+}
+
+fn policy_from_config(pc: &PolicyConfig, c: &MessengerConfig) -> Policy {
+    let req = c.features_required | pc.features_required;
+    let mut p = match pc.kind {
+        PolicyKind::LossyClient => Policy::lossy_client(req),
+        PolicyKind::LosslessClient => Policy::lossless_client(req),
+        PolicyKind::LosslessPeer => Policy::lossless_peer(req),
+        PolicyKind::LosslessPeerReuse => Policy::lossless_peer_reuse(req),
+        PolicyKind::StatefulServer => Policy::stateful_server(req),
+        PolicyKind::StatelessServer => Policy::stateless_server(req),
+    };
+    p.features_supported = c.features_supported;
+    let throttle = |n: u64| (n > 0).then(|| Throttle::new(n));
+    p.with_throttles(throttle(pc.throttle_bytes), throttle(pc.throttle_messages))
+}
