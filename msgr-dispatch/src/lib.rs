@@ -15,6 +15,33 @@
 //! is generic over the message type `M` and the connection-event type `E`, so this crate
 //! depends on no other crate of the workspace. The tasks it spawns run on the caller's tokio
 //! runtime.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use msgr_dispatch::{BoxFuture, ConnId, DispatchConfig, DispatchQueue, Handler, ShutdownMode, Throttle};
+//!
+//! struct Print;
+//! impl Handler<String, &'static str> for Print {
+//!     fn dispatch(&self, m: String) -> BoxFuture<'_, ()> {
+//!         Box::pin(async move { println!("message {m}") })
+//!     }
+//!     fn event(&self, conn: ConnId, e: &'static str) -> BoxFuture<'_, ()> {
+//!         Box::pin(async move { println!("{e} on connection {conn}") })
+//!     }
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! let throttle = Throttle::new(100 << 20); // the messenger's dispatch throttle
+//! let queue = DispatchQueue::new(DispatchConfig::default(), Arc::new(Print));
+//! let conn = queue.new_conn_id();
+//! queue.enqueue_event(conn, "accept");
+//! let permit = throttle.acquire(5).await; // taken by the reader before the body
+//! queue.deliver(conn, 127, "hello".to_string(), permit);
+//! let report = queue.shutdown(ShutdownMode::Drain).await;
+//! assert_eq!((report.dropped_messages, throttle.current()), (0, 0));
+//! # }
+//! ```
 
 mod delay;
 mod error;
