@@ -347,3 +347,115 @@ async fn acceptor_answers_retry_global_retry_session_resetsession() {
     let (_, events) = drain(&mut arx);
     assert!(!events.contains(&SessionEvent::Reset));
 }
+
+#[tokio::test]
+async fn connector_against_captured_status_session_with_a_data_segment() {
+    let net = TestNet::new(4096);
+    let bytes = Bytes::from_static(include_bytes!("data/status-acceptor.bin"));
+    let _written = net.script(mon_addr().addr, bytes);
+    let (h, mut rx) = client(&net, Policy::lossy_client(0));
+    let s = h.connect(mon_addr(), EntityType::MON);
+    let mut got = Vec::new();
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), rx.recv())
+            .await
+            .unwrap()
+            .unwrap()
+        {
+            HostEvent::Message { incoming, .. } => {
+                let m = &incoming.msg;
+                got.push((m.header.seq, m.header.ty, m.front.len(), m.data.len()));
+            }
+            HostEvent::Event {
+                event: SessionEvent::Reset,
+                ..
+            } => break,
+            HostEvent::Event { .. } => {}
+        }
+    }
+    assert_eq!(
+        got,
+        vec![
+            (1, 18, 24, 0),
+            (2, 4, 170, 0),
+            (3, 62, 4, 0),
+            (4, 4, 170, 0),
+            (5, 1796, 495, 0),
+            (6, 41, 690, 0),
+            (7, 51, 72, 73271),
+            (8, 51, 54, 367)
+        ]
+    );
+    s.closed().await;
+}
+
+#[tokio::test]
+async fn acceptor_against_captured_ceph_client() {
+    let (h, mut rx) = TestHost::new(
+        EntityName::mon(0),
+        mon_addr(),
+        Policy::stateless_server(0),
+        PipeConfig::default(),
+    );
+    let (mut x, y) = tokio::io::duplex(1 << 16);
+    let host: Arc<dyn Host> = h.clone();
+    let peer: std::net::SocketAddr = "127.0.0.1:39888".parse().unwrap();
+    let accept = tokio::spawn(msgr_pipe::Session::accept(
+        host,
+        y,
+        peer,
+        PipeConfig::default(),
+    ));
+    x.write_all(include_bytes!("data/hunt-connector.bin"))
+        .await
+        .unwrap();
+    let mut types = Vec::new();
+    while types.len() < 2 {
+        if let HostEvent::Message { incoming, .. } =
+            tokio::time::timeout(Duration::from_secs(10), rx.recv())
+                .await
+                .unwrap()
+                .unwrap()
+        {
+            assert_eq!(incoming.msg.header.src, EntityName::client(-1));
+            types.push(incoming.msg.header.ty);
+        }
+    }
+    assert_eq!(types, vec![17, 15]);
+    let s = accept.await.unwrap().unwrap();
+    // The client claimed 127.0.0.1, port 0, its nonce: that is the session key.
+    assert_eq!(
+        s.peer_addr(),
+        EntityAddr::new("127.0.0.1:0".parse().unwrap(), 0x3141_07ad)
+    );
+    // What our acceptor wrote: hello, a SEQ reply, our in_seq, then the KEEPALIVE2_ACK echo.
+    let mut out = vec![0u8; BANNER_LEN + 2 * ADDR_LEN + 26 + 8 + 9];
+    x.read_exact(&mut out).await.unwrap();
+    let mut r = &out[..];
+    Banner::decode(&mut r).unwrap();
+    assert_eq!(EntityAddr::decode(&mut r).unwrap(), mon_addr());
+    assert_eq!(
+        EntityAddr::decode(&mut r).unwrap(),
+        EntityAddr::new(peer, 0)
+    );
+    let reply = ConnectReply::decode(&mut r).unwrap();
+    assert_eq!(
+        (
+            reply.tag,
+            reply.connect_seq,
+            reply.protocol_version,
+            reply.flags
+        ),
+        (Tag::Seq, 1, 15, CONNECT_LOSSY)
+    );
+    assert_eq!(reply.features, msgr_pipe::DEFAULT_FEATURES);
+    assert_eq!(&r[..8], &[0u8; 8]);
+    assert_eq!(r[8], Tag::Keepalive2Ack.byte());
+    let mut ts = &r[9..17];
+    assert_eq!(
+        Timespec::decode(&mut ts).unwrap(),
+        Timespec::new(1_795_760_655, 372_296_982)
+    );
+    assert!(s.last_keepalive().is_some());
+    s.mark_down();
+}
