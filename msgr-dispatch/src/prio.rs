@@ -243,6 +243,14 @@ impl<T> PrioQueue<T> {
         out
     }
 
+    /// Every queued item, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = &T> + '_ {
+        self.subs
+            .iter()
+            .flat_map(|sub| sub.rotation.iter().map(move |&s| &sub.slots[s]))
+            .flat_map(|slot| slot.items.iter().map(|(_, t)| t))
+    }
+
     fn pop_from(&mut self, p: u8) -> Option<(u64, T)> {
         let out = self.subs[usize::from(p)].pop()?;
         self.len -= 1;

@@ -20,7 +20,10 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use std::time::Duration;
+
 use tokio::sync::{watch, Notify};
+use tokio::time::Instant;
 
 use crate::handler::{DispatchConfig, Handler, QueueCounters, ShutdownMode, ShutdownReport};
 use crate::prio::PrioQueue;
@@ -183,6 +186,14 @@ impl<M: Send + 'static, E: Send + 'static> DispatchQueue<M, E> {
     pub fn len(&self) -> usize {
         let st = self.shared.lock();
         st.queue.len() + st.events.len() + st.local.len()
+    }
+
+    /// How long the oldest message on the priority queue has waited (Ceph's `get_max_age`);
+    /// `None` when none is queued. Scans the queue: meant for statistics, not per message.
+    pub fn oldest_age(&self) -> Option<Duration> {
+        let st = self.shared.lock();
+        let oldest = st.queue.iter().map(|q| q.at).min()?;
+        Some(Instant::now().saturating_duration_since(oldest))
     }
 
     /// True when nothing is queued.

@@ -459,3 +459,24 @@ async fn a_panicking_preprocess_does_not_hang_shutdown() {
     );
     assert_eq!(t.current(), 0);
 }
+
+#[tokio::test(start_paused = true)]
+async fn oldest_age_reports_the_longest_wait() {
+    use std::time::Duration;
+    let mut r = rig(true);
+    assert_eq!(r.q.oldest_age(), None);
+    r.q.enqueue(1, 127, msg(1, 0), ThrottlePermit::empty());
+    assert_eq!(r.next().await, Seen::Started(msg(1, 0)));
+    tokio::time::advance(Duration::from_secs(1)).await;
+    r.q.enqueue(1, 10, msg(1, 1), ThrottlePermit::empty());
+    tokio::time::advance(Duration::from_secs(2)).await;
+    r.q.enqueue(2, 255, msg(2, 0), ThrottlePermit::empty());
+    assert_eq!(
+        r.q.oldest_age(),
+        Some(Duration::from_secs(2)),
+        "the one in dispatch is not queued"
+    );
+    r.gate.add_permits(3);
+    r.delivered(3).await;
+    assert_eq!(r.q.oldest_age(), None);
+}

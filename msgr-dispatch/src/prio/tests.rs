@@ -194,6 +194,9 @@ proptest! {
             }
             prop_assert_eq!(q.len(), pushed - popped);
         }
+            let mut all: Vec<It> = q.iter().copied().collect();
+        all.sort_unstable();
+        prop_assert_eq!(all.len(), q.len());
         let rest = drain(&mut q);
         // Strict items drain in non-increasing priority order once nothing is added.
         let strict: Vec<u8> = rest.iter().map(|x| x.1).filter(|&p| p >= 64).collect();

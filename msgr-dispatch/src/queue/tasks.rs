@@ -8,6 +8,7 @@ use std::time::Duration;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use tokio::sync::{watch, Notify};
+use tokio::time::Instant;
 
 use crate::handler::{DispatchConfig, Handler, QueueCounters, ShutdownMode, ShutdownReport};
 use crate::prio::PrioQueue;
@@ -17,6 +18,8 @@ use crate::ConnId;
 pub(super) struct Queued<M> {
     pub(super) msg: M,
     pub(super) permit: ThrottlePermit,
+    /// When it was queued, for [`DispatchQueue::oldest_age`](super::DispatchQueue::oldest_age).
+    pub(super) at: Instant,
 }
 
 pub(super) struct State<M, E> {
@@ -99,7 +102,9 @@ impl<M: Send + 'static, E: Send + 'static> Shared<M, E> {
         permit: ThrottlePermit,
     ) {
         let bytes = permit.amount();
-        st.queue.enqueue(conn, prio, bytes, Queued { msg, permit });
+        let at = Instant::now();
+        st.queue
+            .enqueue(conn, prio, bytes, Queued { msg, permit, at });
         st.pending_bytes += bytes;
         st.counters.queued_messages += 1;
         st.counters.queued_bytes += bytes;
@@ -215,7 +220,7 @@ pub(super) async fn run_dispatch<M: Send + 'static, E: Send + 'static>(shared: A
                 shared.handler.event(conn, e).await;
                 shared.lock().counters.events_delivered += 1;
             }
-            Next::Message(Queued { msg, permit }) => {
+            Next::Message(Queued { msg, permit, .. }) => {
                 let bytes = permit.amount();
                 shared.handler.dispatch(msg).await;
                 drop(permit);
