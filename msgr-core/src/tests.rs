@@ -383,3 +383,65 @@ async fn sender_backpressure_waits_or_fails() {
         Err(crate::SendError::Closed)
     ));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connection_limit_admits_one_session_at_a_time() {
+    let mut cfg = local();
+    cfg.max_connections = 1;
+    let (sp, mut srx) = Probe::new(None, true);
+    let server = Messenger::builder(EntityName::osd(0))
+        .config(cfg)
+        .default_policy(Policy::stateless_server(0))
+        .dispatcher(sp)
+        .start()
+        .await
+        .expect("start");
+    let mut ccfg = local();
+    ccfg.initial_backoff = Duration::from_millis(10);
+    ccfg.max_backoff = Duration::from_millis(50);
+    let client = |n: i64| {
+        let ccfg = ccfg.clone();
+        async move {
+            let (cp, crx) = Probe::new(None, false);
+            let m = Messenger::builder(EntityName::client(n))
+                .config(ccfg)
+                .default_policy(Policy::lossy_client(0))
+                .dispatcher(cp)
+                .start()
+                .await
+                .expect("start");
+            (m, crx)
+        }
+    };
+    let (c1, mut rx1) = client(1).await;
+    let conn1 = c1.connect(server.addr(), EntityType::OSD).expect("running");
+    conn1
+        .send(Message::new(3, Bytes::new()))
+        .await
+        .expect("send");
+    next_msg(&mut rx1).await;
+    next_msg(&mut srx).await;
+
+    // A second client is turned away while the first session lives...
+    let (c2, mut rx2) = client(2).await;
+    let conn2 = c2.connect(server.addr(), EntityType::OSD).expect("running");
+    conn2
+        .send(Message::new(3, Bytes::new()))
+        .await
+        .expect("send");
+    // Polled (the pipe reports no event for a failed first connect), bounded.
+    tokio::time::timeout(WAIT, async {
+        while conn2.stats().faults < 2 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("second client's attempts fail");
+    assert_eq!(server.stats().connections.len(), 1);
+    assert!(rx2.try_recv().is_err());
+    // ... and gets in (its initial connect is retried) once the first one is gone.
+    stop(&c1).await;
+    next_msg(&mut rx2).await;
+    stop(&c2).await;
+    stop(&server).await;
+}
