@@ -8,4 +8,5 @@ pub mod capture;
 pub mod ceph;
 pub mod ceph_msgs;
 pub mod fixture;
+pub mod hostile;
 pub mod synthetic;
