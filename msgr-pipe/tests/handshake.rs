@@ -459,3 +459,91 @@ async fn acceptor_against_captured_ceph_client() {
     assert!(s.last_keepalive().is_some());
     s.mark_down();
 }
+
+async fn accept_raw(
+    b: &Arc<TestHost>,
+    bytes: &[u8],
+    close: bool,
+) -> Result<msgr_pipe::Session, msgr_pipe::PipeError> {
+    let (mut x, y) = tokio::io::duplex(1 << 16);
+    let host: Arc<dyn Host> = b.clone();
+    let peer: std::net::SocketAddr = "127.0.0.1:40000".parse().unwrap();
+    let t = tokio::spawn(msgr_pipe::Session::accept_shared(host, y, peer, b.config()));
+    x.write_all(bytes).await.unwrap();
+    if close {
+        drop(x);
+        return tokio::time::timeout(Duration::from_secs(20), t)
+            .await
+            .unwrap()
+            .unwrap();
+    }
+    let r = tokio::time::timeout(Duration::from_secs(20), t)
+        .await
+        .unwrap()
+        .unwrap();
+    drop(x);
+    r
+}
+
+fn client_hello() -> BytesMut {
+    let mut out = BytesMut::new();
+    Banner.encode(&mut out);
+    EntityAddr::new("127.0.0.1:7100".parse().unwrap(), 5).encode(&mut out);
+    out
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_misbehaving_peer_gets_a_typed_error_and_nothing_else_changes() {
+    let net = TestNet::new(1 << 16);
+    let (b, mut brx) = host(2, Policy::lossless_peer(0), PipeConfig::default(), &net);
+    let (a, _arx) = host(1, Policy::lossless_peer(0), PipeConfig::default(), &net);
+    let good = a.connect(b.my_addr(), EntityType::OSD);
+    good.send(msg(1)).await.unwrap();
+    recv_n(&mut brx, 1, Duration::from_secs(10)).await;
+
+    // A bad banner.
+    let e = accept_raw(&b, b"ceph v2\n\0\0", false).await.unwrap_err();
+    assert!(matches!(e, msgr_pipe::PipeError::Wire(_)), "{e}");
+    // An authorizer length far beyond the limit: refused before anything is allocated.
+    let mut m = client_hello();
+    let mut c = raw_connect_msg(1, 0);
+    c.authorizer = Bytes::from_static(b"x");
+    c.encode(&mut m);
+    m[BANNER_LEN + ADDR_LEN + 28..BANNER_LEN + ADDR_LEN + 32]
+        .copy_from_slice(&u32::MAX.to_le_bytes());
+    let e = accept_raw(&b, &m, false).await.unwrap_err();
+    assert!(matches!(e, msgr_pipe::PipeError::Wire(_)), "{e}");
+    // A host type that is not a byte.
+    let mut m = client_hello();
+    let mut c = raw_connect_msg(1, 0);
+    c.host_type = 0x1_0000;
+    c.encode(&mut m);
+    let e = accept_raw(&b, &m, false).await.unwrap_err();
+    assert!(matches!(e, msgr_pipe::PipeError::Wire(_)), "{e}");
+    // A complete handshake, then a garbage tag: that session faults and closes.
+    let mut m = client_hello();
+    raw_connect_msg(1, 0).encode(&mut m);
+    m.put_u64_le(0); // our in_seq for the SEQ exchange
+    m.put_u8(0x42);
+    let s = accept_raw(&b, &m, false).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(s.stats().faults, 1);
+    assert_eq!(
+        s.state(),
+        ConnState::Standby,
+        "lossless: it waits for the peer"
+    );
+    s.mark_down();
+    // Truncated in the middle of a connect: an I/O error.
+    let mut m = client_hello();
+    m.put_slice(&[1, 2, 3]);
+    let e = accept_raw(&b, &m, true).await.unwrap_err();
+    assert!(matches!(e, msgr_pipe::PipeError::Io(_)), "{e}");
+
+    // The good session never noticed.
+    good.send(msg(2)).await.unwrap();
+    let (got, events) = recv_n(&mut brx, 1, Duration::from_secs(10)).await;
+    assert_eq!(got, vec![2]);
+    assert!(!events.contains(&SessionEvent::Reset), "{events:?}");
+    assert_eq!(good.stats().faults, 0);
+}

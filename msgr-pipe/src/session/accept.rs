@@ -104,8 +104,9 @@ async fn run(
     hio::write_all(&mut t, &out).await?;
     hook(config, id, Side::Acceptor, Step::BannerSent).await?;
 
-    let mut b = hio::read_n(&mut t, BANNER_LEN + ADDR_LEN).await?;
+    let mut b = hio::read_n(&mut t, BANNER_LEN).await?;
     Banner::decode(&mut b)?;
+    let mut b = hio::read_n(&mut t, ADDR_LEN).await?;
     let mut peer = EntityAddr::decode(&mut b)?;
     if peer.is_blank_ip() {
         peer.addr.set_ip(socket_peer.ip());

@@ -158,8 +158,9 @@ async fn handshake(
     hio::write_all(t, crate::BANNER).await?;
     hook(cfg, id, Side::Connector, Step::BannerSent).await?;
 
-    let mut b = hio::read_n(t, BANNER_LEN + 2 * ADDR_LEN).await?;
+    let mut b = hio::read_n(t, BANNER_LEN).await?;
     Banner::decode(&mut b)?;
+    let mut b = hio::read_n(t, 2 * ADDR_LEN).await?;
     let paddr = EntityAddr::decode(&mut b)?;
     let for_me = EntityAddr::decode(&mut b)?;
     if !addr_matches(&inner.peer_addr, &paddr) {
