@@ -1,7 +1,8 @@
 //! A real Ceph monitor on loopback for one test, and the real `ceph` command-line client.
 //!
 //! [`CephMon::start`] follows `shared/spec/ceph-mon-recipe.md`: a free port on 127.0.0.1, a temporary folder, a
-//! `ceph.conf` with authentication off and msgr v1 only, `monmaptool` and `ceph-mon --mkfs`, then the monitor. The
+//! `ceph.conf` with authentication off and msgr v1 only, `monmaptool` and `ceph-mon --mkfs`, then the monitor, ready
+//! once its port accepts and its log says it leads (before that its bootstrap resets client sessions). The
 //! monitor runs in the foreground (`-f`) as our child, so that dropping the [`CephMon`], also while a test panics,
 //! stops it and removes the folder.
 //!
@@ -39,6 +40,9 @@ pub const CLI_TIMEOUT: Duration = Duration::from_secs(30);
 const POLL: Duration = Duration::from_millis(25);
 /// The mon's id, `mon.a`.
 const MON_ID: &str = "a";
+/// What the mon logs (cluster log, level 0, so also at default log levels) once it won its election, after its
+/// first `bootstrap()` dropped every connection accepted before.
+const LEADER_LINE: &str = "is new leader";
 /// Attempts at picking a free port that is still free when the mon binds it.
 const PORT_ATTEMPTS: usize = 3;
 
@@ -129,8 +133,9 @@ pub struct CephMon {
 }
 
 impl CephMon {
-    /// Creates and starts a mon on a free port and waits until the port accepts TCP. `Ok(None)` (after printing
-    /// the reason) when Ceph is not installed and [`REQUIRE_ENV`] is unset.
+    /// Creates and starts a mon on a free port and waits until the port accepts TCP and the mon leads (sessions
+    /// opened before that are reset by the mon's bootstrap). `Ok(None)` (after printing the reason) when Ceph is
+    /// not installed and [`REQUIRE_ENV`] is unset.
     pub fn start() -> anyhow::Result<Option<Self>> {
         if !ceph_tools_present(&["ceph-mon", "monmaptool"])? {
             return Ok(None);
@@ -223,7 +228,7 @@ impl CephMon {
     }
 
     /// Stops the mon (SIGTERM to the pid in its pid file, waiting for it to exit) and starts it again on the same
-    /// port with the same data, waiting until the port accepts.
+    /// port with the same data, waiting until the port accepts and the mon leads.
     pub fn restart(&mut self) -> anyhow::Result<()> {
         self.stop()?;
         self.launch()
@@ -271,6 +276,8 @@ impl CephMon {
     }
 
     fn launch(&mut self) -> anyhow::Result<()> {
+        // The log is appended to across restarts: only what this run writes counts.
+        let log_start = fs::metadata(self.log_path()).map_or(0, |m| m.len());
         let out = fs::File::create(self.dir().join("mon.out"))?;
         let child = Command::new("ceph-mon")
             .arg("-c")
@@ -282,7 +289,38 @@ impl CephMon {
             .spawn()
             .context("spawning ceph-mon")?;
         self.child = Some(child);
-        self.wait_accepting()
+        self.wait_accepting()?;
+        self.wait_leader(log_start)
+    }
+
+    /// Polls the mon's log, from byte `from` on, until it says that the mon is the leader ([`LEADER_LINE`]): only
+    /// then does it keep client sessions. The port accepts a little earlier, and the mon's first `bootstrap()`
+    /// finds its rank (-1 -> 0) and marks every connection down "or else our peers will think we are someone
+    /// else" (`shutdown_connections`, then `ms_handle_reset` of any client accepted before, in the mon's log with
+    /// `--debug_ms 1 --debug_mon 10`); a client that connected in that window sees its lossy session reset.
+    fn wait_leader(&mut self, from: u64) -> anyhow::Result<()> {
+        let deadline = Instant::now() + START_TIMEOUT;
+        let log = self.log_path();
+        loop {
+            let child = self.child.as_mut().context("mon not running")?;
+            if let Some(status) = child.try_wait()? {
+                self.child = None;
+                bail!(
+                    "ceph-mon exited with {status} before leading:\n{}",
+                    self.output_tail()
+                );
+            }
+            if log_contains_after(&log, from, LEADER_LINE) {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                bail!(
+                    "ceph-mon did not log {LEADER_LINE:?} within {START_TIMEOUT:?}:\n{}",
+                    self.output_tail()
+                );
+            }
+            thread::sleep(POLL);
+        }
     }
 
     /// Polls until the port accepts TCP, failing early with the mon's output if it exits.
@@ -327,6 +365,15 @@ impl Drop for CephMon {
             eprintln!("stopping ceph-mon in {}: {e:#}", self.dir().display());
         }
     }
+}
+
+/// Whether the file at `path` holds `needle` after its first `from` bytes.
+fn log_contains_after(path: &Path, from: u64, needle: &str) -> bool {
+    let Ok(bytes) = fs::read(path) else {
+        return false;
+    };
+    let start = usize::try_from(from).unwrap_or(usize::MAX).min(bytes.len());
+    String::from_utf8_lossy(&bytes[start..]).contains(needle)
 }
 
 fn run_tool(command: &mut Command) -> anyhow::Result<()> {

@@ -13,6 +13,7 @@
 //! | [`msgr_ping_against_mon`] | the `msgr` binary, `ping --peer-type mon` | `ceph-mon` |
 //! | [`msgr_ping_against_mon_default_peer_type`] (ignored: issue 6 report F2) | `msgr ping`, as the issue writes it | `ceph-mon` |
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -61,6 +62,8 @@ enum Ev {
 struct Log {
     msgs: Vec<(ConnId, Message)>,
     events: Vec<(ConnId, Ev)>,
+    /// Every connection seen, by id.
+    conns: HashMap<ConnId, Connection>,
 }
 
 impl Log {
@@ -96,7 +99,10 @@ impl Inbox {
     }
 
     fn push_event(&self, conn: &Connection, ev: Ev) {
-        self.log().events.push((conn.id(), ev));
+        let mut log = self.log();
+        log.events.push((conn.id(), ev));
+        log.conns.insert(conn.id(), conn.clone());
+        drop(log);
         self.changed.notify_waiters();
     }
 
@@ -150,7 +156,10 @@ impl Inbox {
 impl Dispatcher for Inbox {
     fn dispatch(&self, m: Received) -> BoxFuture<'_, Dispatched> {
         Box::pin(async move {
-            self.log().msgs.push((m.conn.id(), m.msg.clone()));
+            let mut log = self.log();
+            log.msgs.push((m.conn.id(), m.msg.clone()));
+            log.conns.insert(m.conn.id(), m.conn.clone());
+            drop(log);
             self.changed.notify_waiters();
             Dispatched::Handled
         })
@@ -265,6 +274,12 @@ async fn connector_lossy_client_talks_to_mon() -> anyhow::Result<()> {
     let Some(mut mon) = CephMon::start()? else {
         return Ok(());
     };
+    connector_session(&mut mon)
+        .await
+        .with_context(|| format!("the mon's output:\n{}", mon.output_tail()))
+}
+
+async fn connector_session(mon: &mut CephMon) -> anyhow::Result<()> {
     let started = Instant::now();
     let fsid: Fsid = mon.fsid().parse()?;
     let inbox = Arc::new(Inbox::default());
@@ -459,9 +474,37 @@ async fn ceph_cli_sends_mauth(v1_prefix: bool) -> anyhow::Result<()> {
         "MAuth from `ceph -m {target}` after {:.2?}",
         started.elapsed()
     );
+    let ours_conn = inbox
+        .log()
+        .conns
+        .get(&conn)
+        .cloned()
+        .context("no connection for the MAuth")?;
+    // MonClient sends a KEEPALIVE2 before the MAuth (spec §8.2), on the same socket.
+    assert!(
+        ours_conn.last_keepalive().is_some(),
+        "no keepalive before MAuth"
+    );
+    assert_eq!(ours_conn.peer_type(), EntityType::CLIENT);
+    assert_eq!(ours_conn.state(), ConnState::Open);
+    let negotiated = ours_conn.features();
+    for bit in [
+        features::NOSRCADDR,
+        features::RECONNECT_SEQ,
+        features::MSG_AUTH,
+        features::MSGR_KEEPALIVE2,
+    ] {
+        assert_ne!(
+            negotiated & bit,
+            0,
+            "bit {bit:#x} not negotiated: {negotiated:#x}"
+        );
+    }
     let _ = cli.start_kill();
     let status = tokio::time::timeout(WAIT, cli.wait()).await??;
-    eprintln!("ceph client stopped ({status})");
+    eprintln!("ceph client stopped ({status}); negotiated features {negotiated:#x}");
+    // Its socket closed: the lossy (stateless server) session ends with a reset, as Ceph's does.
+    inbox.event(conn, Ev::Reset).await?;
 
     // The handshake, from our side: the client's connect, our reply, the accept event.
     let hs = steps.of(conn);
