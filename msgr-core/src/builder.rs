@@ -4,7 +4,7 @@ use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, Weak};
 
-use msgr_dispatch::{DispatchConfig, DispatchQueue, Throttle};
+use msgr_dispatch::{DispatchQueue, Throttle};
 use msgr_pipe::{Authorizer, HandshakeHook, PipeConfig, Policy, SessionStats};
 use msgr_wire::{EntityAddr, EntityName, EntityType};
 use tokio::sync::Semaphore;
@@ -129,7 +129,7 @@ impl MessengerBuilder {
         })?;
         let nonce = rand::random::<u32>() | 1;
         let handler = Arc::new(QueueHandler::new(self.chain, &config.inject));
-        let queue = DispatchQueue::new(DispatchConfig::default(), handler.clone());
+        let queue = DispatchQueue::new(config.dispatch.clone(), handler.clone());
         let limit =
             (config.max_connections > 0).then(|| Arc::new(Semaphore::new(config.max_connections)));
         let features = default_policy.features_supported;

@@ -19,6 +19,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use msgr_dispatch::DispatchConfig;
 use msgr_wire::{CrcFlags, EntityName, EntityType, Limits};
 use serde::{Deserialize, Serialize};
 
@@ -85,6 +86,9 @@ pub struct MessengerConfig {
     /// Sender backpressure: `send` waits (and `try_send` fails) while a connection's queued
     /// plus unacknowledged bytes exceed this. Default 64 MiB; 0 = unlimited.
     pub max_pending_bytes: u64,
+    /// Dispatch queue ordering: strict threshold (64), minimum cost (64 KiB) and token cap
+    /// (16 MiB) of the priority queue, Ceph's `ms_pq_*`. Default: [`DispatchConfig::default`].
+    pub dispatch: DispatchConfig,
     /// Fault injection, all off by default.
     pub inject: InjectConfig,
 }
@@ -110,6 +114,7 @@ impl Default for MessengerConfig {
             crc: CrcFlags::default(),
             max_connections: 0,
             max_pending_bytes: 64 << 20,
+            dispatch: DispatchConfig::default(),
             inject: InjectConfig::default(),
         }
     }
@@ -150,6 +155,11 @@ impl MessengerConfig {
         }
         if self.read_timeout.is_zero() {
             return Err(ConfigError::Invalid("read_timeout must be positive"));
+        }
+        if self.dispatch.validate().is_err() {
+            return Err(ConfigError::Invalid(
+                "dispatch.min_cost exceeds dispatch.max_tokens_per_priority",
+            ));
         }
         self.inject.validate()
     }
