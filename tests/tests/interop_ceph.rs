@@ -409,6 +409,23 @@ async fn connector_session(mon: &mut CephMon) -> anyhow::Result<()> {
         assert_eq!(log.count(Ev::RemoteReset), 0, "events {:?}", log.events);
         assert_eq!(log.count(Ev::Refused), 0, "events {:?}", log.events);
         assert_eq!(log.count(Ev::Connect), 2, "events {:?}", log.events);
+        // Every message from the mon: CRCs valid, sent by mon.0, and each session's seqs start at 1 with no gap
+        // (spec §8.5 step 7).
+        for session in [conn.id(), fresh.id()] {
+            let msgs: Vec<&Message> = log
+                .msgs
+                .iter()
+                .filter(|(c, _)| *c == session)
+                .map(|(_, m)| m)
+                .collect();
+            for (i, m) in msgs.iter().enumerate() {
+                let h = &m.header;
+                assert_eq!(h.seq, i as u64 + 1, "session {session}: {types:?}");
+                assert_eq!(h.src, EntityName::mon(0), "{h:?}");
+                m.verify_crcs(CrcFlags::default())
+                    .with_context(|| format!("CRCs of {h:?}"))?;
+            }
+        }
     }
     stop(&client).await
 }
@@ -506,7 +523,8 @@ async fn ceph_cli_sends_mauth(v1_prefix: bool) -> anyhow::Result<()> {
     // Its socket closed: the lossy (stateless server) session ends with a reset, as Ceph's does.
     inbox.event(conn, Ev::Reset).await?;
 
-    // The handshake, from our side: the client's connect, our reply, the accept event.
+    // The client's handshake completed on its side too: Ceph's Async connector keeps queued messages (the MAuth)
+    // until its session is open. On ours: the client's connect, our reply, the accept event.
     let hs = steps.of(conn);
     assert!(
         hs.contains(&Step::ConnectReceived) && hs.contains(&Step::Ready),
