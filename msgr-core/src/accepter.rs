@@ -13,6 +13,7 @@ use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use crate::error::CoreError;
 use crate::messenger::Inner;
@@ -88,9 +89,9 @@ impl Accepter {
         cancel: CancellationToken,
         limit: Option<Arc<Semaphore>>,
     ) -> Accepter {
-        let task = inner
-            .tracker
-            .spawn(run(Arc::clone(inner), listener, cancel.clone(), limit));
+        let task = inner.tracker.spawn(
+            run(Arc::clone(inner), listener, cancel.clone(), limit).instrument(inner.span.clone()),
+        );
         Accepter { cancel, task }
     }
 
@@ -140,18 +141,22 @@ async fn run(
             tracing::debug!(%peer, error = %e, "cannot set TCP_NODELAY");
         }
         let host = Arc::clone(&inner);
-        inner.tracker.spawn(async move {
-            let Some(session) = host.accept_stream(stream, peer).await else {
-                return;
-            };
-            // The permit counts a session until it ends; a socket that joined a session
-            // already counted (a reconnect) gives its permit back at once.
-            if permit.is_some() && host.count_session(&session) {
-                session.closed().await;
-                host.uncount_session(&session);
+        let span = tracing::debug_span!("accept", %peer);
+        inner.tracker.spawn(
+            async move {
+                let Some(session) = host.accept_stream(stream, peer).await else {
+                    return;
+                };
+                // The permit counts a session until it ends; a socket that joined a session
+                // already counted (a reconnect) gives its permit back at once.
+                if permit.is_some() && host.count_session(&session) {
+                    session.closed().await;
+                    host.uncount_session(&session);
+                }
+                drop(permit);
             }
-            drop(permit);
-        });
+            .instrument(span),
+        );
     }
     tracing::debug!(?local, "accepter stopped");
 }

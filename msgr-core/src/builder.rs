@@ -152,6 +152,7 @@ impl MessengerBuilder {
             accepter: tokio::sync::Mutex::new(None),
             limit,
             counted: Mutex::new(HashSet::new()),
+            span: tracing::debug_span!("msgr", %name),
             loopback: Arc::new(Loopback::new(name, features, me.clone())),
             config,
         });

@@ -22,6 +22,7 @@ use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tracing::Instrument;
 
 use crate::accepter::{self, Accepter};
 use crate::builder::MessengerBuilder;
@@ -65,6 +66,8 @@ pub(crate) struct Inner {
     /// Accepted sessions holding a connection-limit permit.
     pub(crate) counted: Mutex<HashSet<ConnId>>,
     pub(crate) loopback: Arc<Loopback>,
+    /// The messenger's span: its name; its tasks run inside it.
+    pub(crate) span: tracing::Span,
 }
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -402,18 +405,21 @@ impl Inner {
     pub(crate) fn watch(&self, s: Session) {
         let Some(me) = self.me.upgrade() else { return };
         let shutting_down = self.cancel.is_cancelled();
-        self.tracker.spawn(async move {
-            if shutting_down {
-                s.mark_down();
+        self.tracker.spawn(
+            async move {
+                if shutting_down {
+                    s.mark_down();
+                }
+                s.closed().await;
+                me.unregister(&s);
+                let st = SessionStats {
+                    queued: 0,
+                    unacked: 0,
+                    ..s.stats()
+                };
+                crate::stats::add(&mut lock(&me.retired), &st);
             }
-            s.closed().await;
-            me.unregister(&s);
-            let st = SessionStats {
-                queued: 0,
-                unacked: 0,
-                ..s.stats()
-            };
-            crate::stats::add(&mut lock(&me.retired), &st);
-        });
+            .instrument(self.span.clone()),
+        );
     }
 }
