@@ -143,6 +143,10 @@ pub struct WorkloadConfig {
     /// The client side never sees a reset or remote reset (the servers never forget a
     /// session in this configuration).
     pub expect_no_client_resets: bool,
+    /// Pings and commands are fast-dispatched (in the reader task), as in Ceph's workload.
+    /// Only for configurations without expected resets: fast-dispatched messages are not
+    /// ordered with connection events, so forgiveness on a reset could race a new pong.
+    pub fast_dispatch: bool,
 }
 
 impl WorkloadConfig {
@@ -188,6 +192,7 @@ impl WorkloadConfig {
             max_backoff: Duration::from_secs(1),
             drain: Duration::from_secs(120),
             expect_no_client_resets: false,
+            fast_dispatch: false,
         }
     }
 
@@ -543,6 +548,7 @@ enum Event {
 /// The dispatcher of one messenger: the shared [`Book`] and the messenger's index.
 struct Node {
     idx: usize,
+    fast: bool,
     book: Arc<Book>,
 }
 
@@ -552,6 +558,14 @@ impl Dispatcher for Node {
             self.book.on_message(self.idx, &m);
             Dispatched::Handled
         })
+    }
+
+    fn can_fast_dispatch(&self, m: &Received) -> bool {
+        self.fast && matches!(m.msg.header.ty, MSG_PING | MSG_COMMAND)
+    }
+
+    fn fast_dispatch(&self, m: Received) {
+        self.book.on_message(self.idx, &m);
     }
 
     fn handle_connect(&self, conn: &Connection) {
@@ -665,6 +679,7 @@ impl Workload {
                 .default_policy(policy)
                 .dispatcher(Arc::new(Node {
                     idx,
+                    fast: cfg.fast_dispatch,
                     book: book.clone(),
                 }))
                 .start()

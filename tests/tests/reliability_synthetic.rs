@@ -109,3 +109,64 @@ async fn synthetic_inject_stateful_lossless_client_moderate() {
     cfg.expect_no_client_resets = true;
     run(cfg).await;
 }
+
+/// SyntheticInjectTest with Ceph's fast dispatch of pings: stateful_server / lossless_client,
+/// 1/30, everything handled in the reader tasks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn synthetic_inject_stateful_fast_dispatch() {
+    let _serial = SERIAL.lock().await;
+    let seed = seed_from_env("synthetic_inject_stateful_fast_dispatch");
+    let mut cfg = sized(WorkloadConfig::inject(
+        "inject_stateful_fast_dispatch",
+        seed,
+        Policy::stateful_server(0),
+        Policy::lossless_client(0),
+        30,
+    ));
+    cfg.expect_no_client_resets = true;
+    cfg.fast_dispatch = true;
+    run(cfg).await;
+}
+
+/// SyntheticInjectTest4: lossless_peer on both sides, 1/30, every message held by delayed
+/// delivery (probability 1), no drops (as Ceph, whose drop is commented out there).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn synthetic_inject_lossless_peer_delayed() {
+    let _serial = SERIAL.lock().await;
+    let seed = seed_from_env("synthetic_inject_lossless_peer_delayed");
+    let mut cfg = sized(WorkloadConfig::inject(
+        "inject_lossless_peer_delayed",
+        seed,
+        Policy::lossless_peer(0),
+        Policy::lossless_peer(0),
+        30,
+    ));
+    cfg.delay_probability = 1.0;
+    cfg.delay_max = Duration::from_millis(if soak() { 5000 } else { 100 });
+    cfg.mix.connect = 4;
+    cfg.mix.drop = 0;
+    cfg.expect_no_client_resets = true;
+    run(cfg).await;
+}
+
+/// SyntheticStressTest1: lossless_peer_reuse on both sides, no injected faults, many drops
+/// (19% connect, 20% drop, 50% send, 11% pause).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn synthetic_stress_peer_reuse() {
+    let _serial = SERIAL.lock().await;
+    let seed = seed_from_env("synthetic_stress_peer_reuse");
+    let mut cfg = sized(WorkloadConfig::inject(
+        "stress_peer_reuse",
+        seed,
+        Policy::lossless_peer_reuse(0),
+        Policy::lossless_peer_reuse(0),
+        0,
+    ));
+    cfg.internal_delay = Duration::ZERO;
+    cfg.delay_probability = 0.0;
+    cfg.mix.connect = 19;
+    cfg.mix.drop = 20;
+    cfg.mix.send = 50;
+    cfg.pause = (Duration::from_micros(500), Duration::from_micros(1500));
+    run(cfg).await;
+}
