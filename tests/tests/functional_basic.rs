@@ -206,3 +206,62 @@ async fn simple_test_fast_dispatch() {
     assert_eq!(counters.dispatched_messages, 0);
     stop(&server).await;
 }
+
+/// Shutdown while peers keep connecting and sending (Ceph bugs 24, 25, 28 of the spec's §6.4):
+/// `wait` returns, the queue is empty, throttles are 0, and connections kept past shutdown
+/// (and the loopback, used right before it) are dead but safe to use.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_while_peers_connect() {
+    let f = Fixture::new(None, None).await;
+    let conn = f.connect();
+    f.round_trip(&conn).await;
+    let accepted = f
+        .server
+        .connection(&f.client.addr())
+        .expect("accepted connection");
+
+    // A second client hammers the server with new connections and pings.
+    let rec = Recorder::new(false, EntityType::CLIENT);
+    let hammer = start(
+        EntityName::client(-2),
+        test_config(),
+        Policy::lossy_client(0),
+        vec![],
+        rec.clone(),
+    )
+    .await;
+    let target = f.server.addr();
+    let load = tokio::spawn({
+        let hammer = hammer.clone();
+        async move {
+            for _ in 0..200 {
+                let Ok(c) = hammer.connect(target, EntityType::OSD) else {
+                    return;
+                };
+                let _ = c.send(ping()).await;
+                if rec.messages() > 5 {
+                    c.mark_down();
+                }
+                tokio::task::yield_now().await;
+            }
+        }
+    });
+    // Shut the server down once it has answered some of them.
+    assert!(f.srv.wait_until(|s| s.messages >= 5).await);
+    f.server.loopback().send(ping()).await.ok();
+    stop(&f.server).await;
+
+    // Kept past shutdown: dead, safe.
+    assert!(!accepted.is_connected());
+    assert!(accepted.send(ping()).await.is_err());
+    accepted.mark_down();
+    assert!(f.server.loopback().send(ping()).await.is_err());
+    assert!(f
+        .server
+        .connect(f.client.addr(), EntityType::CLIENT)
+        .is_err());
+
+    load.await.expect("load task");
+    stop(&hammer).await;
+    f.teardown().await;
+}

@@ -50,6 +50,11 @@ async fn stateful_test() {
     assert!(!conn.is_connected());
     let kept = server_side(&f);
     assert_eq!(f.srv.count(&kept), 1, "server does not lose state");
+    let again = f
+        .server
+        .connect(f.client.addr(), msgr_wire::EntityType::CLIENT)
+        .expect("running");
+    assert_eq!(again, kept, "connect returns the kept session");
 
     // 2. A new client session (connect_seq 0): the server detects the peer reset.
     let from = f.srv.seen().events.len();
