@@ -3,7 +3,6 @@
 //! a new session or replaces an existing one.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
@@ -50,12 +49,11 @@ pub(super) async fn accept(
     socket_peer: SocketAddr,
     config: Arc<PipeConfig>,
 ) -> Result<Session, PipeError> {
-    static ACCEPTED: AtomicU64 = AtomicU64::new(0);
     let id = host.new_conn_id();
     let n = config.inject.socket_failures;
     let t: BoxTransport = if n > 0 {
-        let k = ACCEPTED.fetch_add(1, Ordering::Relaxed);
-        let key = format!("a {} {} {}", host.my_addr(), socket_peer, k);
+        // Keyed by the connection id, so a host with deterministic ids replays.
+        let key = format!("a {} {} {}", host.my_addr(), socket_peer, id);
         Box::new(InjectStream::new(
             t,
             n,
