@@ -34,6 +34,7 @@ use msgr_core::{
     BoxFuture, ConnId, Connection, Dispatched, Dispatcher, InjectConfig, Messenger,
     MessengerConfig, Policy, Received,
 };
+use msgr_dispatch::Throttle;
 use msgr_wire::{EntityName, EntityType, Message};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -654,11 +655,14 @@ impl Workload {
         for idx in 0..cfg.servers + cfg.clients {
             let server = idx < cfg.servers;
             let (name, policy) = if server {
-                (EntityName::osd(idx as i64), cfg.server_policy.clone())
+                (
+                    EntityName::osd(idx as i64),
+                    own_throttles(&cfg.server_policy),
+                )
             } else {
                 (
                     EntityName::client((idx - cfg.servers) as i64),
-                    cfg.client_policy.clone(),
+                    own_throttles(&cfg.client_policy),
                 )
             };
             let config = MessengerConfig {
@@ -1008,6 +1012,13 @@ impl Workload {
             }
         }
     }
+}
+
+/// The policy with throttles of its own (same limits), so messengers do not share them.
+fn own_throttles(p: &Policy) -> Policy {
+    let fresh = |t: &Option<Throttle>| t.as_ref().map(|t| Throttle::new(t.max()));
+    p.clone()
+        .with_throttles(fresh(&p.throttle_bytes), fresh(&p.throttle_messages))
 }
 
 /// Waits until `m`'s dispatch queue is empty and all its throttles read 0.

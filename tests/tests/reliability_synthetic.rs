@@ -8,6 +8,7 @@
 use std::time::Duration;
 
 use msgr_core::Policy;
+use msgr_dispatch::Throttle;
 use msgr_tests::synthetic::{seed_from_env, soak, Workload, WorkloadConfig};
 
 /// The workloads load both cores: run them one at a time.
@@ -45,8 +46,9 @@ async fn run(cfg: WorkloadConfig) {
 }
 
 /// SyntheticInjectTest: stateful_server / lossless_client, socket failures 1/30, 16 MiB
-/// dispatch throttle, delayed delivery. The servers never forget a session, so the clients
-/// must never see a reset or a remote reset.
+/// dispatch throttle, delayed delivery, and policy throttles on the servers (8 MiB, 32
+/// messages). The servers never forget a session, so the clients must never see a reset or
+/// a remote reset.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn synthetic_inject_stateful_lossless_client() {
     let _serial = SERIAL.lock().await;
@@ -54,7 +56,8 @@ async fn synthetic_inject_stateful_lossless_client() {
     let mut cfg = sized(WorkloadConfig::inject(
         "inject_stateful_lossless_client",
         seed,
-        Policy::stateful_server(0),
+        Policy::stateful_server(0)
+            .with_throttles(Some(Throttle::new(8 << 20)), Some(Throttle::new(32))),
         Policy::lossless_client(0),
         30,
     ));
