@@ -202,6 +202,13 @@ impl PartialEq for Session {
 
 impl Eq for Session {}
 
+/// `now + d`, saturating far in the future instead of overflowing.
+fn later(d: std::time::Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(d)
+        .unwrap_or_else(|| now + std::time::Duration::from_secs(86400 * 365))
+}
+
 fn relock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
@@ -272,8 +279,8 @@ impl Inner {
     /// Records what the driver must do next after `action`.
     fn apply_action(&self, sh: &mut Shared, action: FaultAction) {
         sh.link.reconnect_at = match action {
-            FaultAction::Reconnect { after } => Some(Instant::now() + after),
-            FaultAction::Wait { max } => Some(Instant::now() + max),
+            FaultAction::Reconnect { after } => Some(later(after)),
+            FaultAction::Wait { max } => Some(later(max)),
             _ => None,
         };
     }

@@ -292,7 +292,7 @@ impl SessionState {
                 entry.remove();
             }
             self.queued_bytes = self.queued_bytes.saturating_sub(o.payload_len());
-            self.out_seq += 1;
+            self.out_seq = self.out_seq.wrapping_add(1);
             if o.seq != 0 {
                 self.resent += 1;
             }
@@ -385,7 +385,7 @@ impl SessionState {
         while q.front().is_some_and(|o| o.seq != 0 && o.seq <= acked) {
             if let Some(o) = q.pop_front() {
                 self.queued_bytes = self.queued_bytes.saturating_sub(o.payload_len());
-                self.out_seq += 1;
+                self.out_seq = self.out_seq.wrapping_add(1);
                 done.push(o);
             }
         }
@@ -501,7 +501,7 @@ impl SessionState {
                 self.backoff = if self.backoff.is_zero() {
                     policy.initial_backoff
                 } else {
-                    (self.backoff * 2).min(policy.max_backoff)
+                    self.backoff.saturating_mul(2).min(policy.max_backoff)
                 };
                 FaultAction::Reconnect {
                     after: self.backoff,

@@ -322,3 +322,16 @@ fn failed_replace_of_a_connecting_session_restores_it() {
     assert_eq!(s.connect_seq, 0, "never opened: back to 0, no bump");
     assert_eq!(s.queued_len(), 1);
 }
+
+#[test]
+fn hostile_seq_values_do_not_panic() {
+    let mut s = st(false);
+    assert!(s.discard_requeued_up_to(u64::MAX).is_empty());
+    assert_eq!(s.out_seq, u64::MAX);
+    s.queue(m(1, 127));
+    let b = s.take_batch(u64::MAX);
+    assert_eq!(b[0].seq, 0, "wraps instead of panicking");
+    assert_eq!(s.accept_incoming(u64::MAX), InSeq::Gap);
+    assert_eq!(s.accept_incoming(u64::MAX), InSeq::Duplicate);
+    assert_eq!(s.handle_ack(u64::MAX).len(), 1);
+}
