@@ -445,3 +445,62 @@ async fn connection_limit_admits_one_session_at_a_time() {
     stop(&c2).await;
     stop(&server).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mark_down_all_and_rebind_reset_every_session() {
+    let (sp, mut srx) = Probe::new(None, true);
+    let server = messenger(EntityName::osd(0), Policy::stateless_server(0), sp).await;
+    let mut clients = Vec::new();
+    for n in 1..=2 {
+        let (cp, mut crx) = Probe::new(None, false);
+        let c = messenger(EntityName::client(n), Policy::lossy_client(0), cp).await;
+        let conn = c.connect(server.addr(), EntityType::OSD).expect("running");
+        conn.send(Message::new(3, Bytes::new()))
+            .await
+            .expect("send");
+        next_msg(&mut crx).await;
+        clients.push((c, crx));
+    }
+    let resets = |rx: &mut mpsc::UnboundedReceiver<Seen>| {
+        let mut n = 0;
+        while let Ok(s) = rx.try_recv() {
+            n += usize::from(matches!(s, Seen::Reset(_)));
+        }
+        n
+    };
+    // Drain what the server saw so far (accepts and messages).
+    for _ in 0..2 {
+        next_msg(&mut srx).await;
+    }
+    assert_eq!(server.stats().connections.len(), 2);
+    server.mark_down_all();
+    assert!(server.stats().connections.is_empty());
+    let mut seen = 0;
+    while seen < 2 {
+        if let Seen::Reset(_) = next(&mut srx).await {
+            seen += 1;
+        }
+    }
+
+    // New sessions (once each lossy client saw its reset), then a rebind: one reset each.
+    for (c, crx) in &mut clients {
+        while !matches!(next(crx).await, Seen::Reset(_)) {}
+        let conn = c.connect(server.addr(), EntityType::OSD).expect("running");
+        conn.send(Message::new(3, Bytes::new()))
+            .await
+            .expect("send");
+        next_msg(crx).await;
+    }
+    server.rebind(&[]).await.expect("rebind");
+    let mut seen = 0;
+    while seen < 2 {
+        if let Seen::Reset(_) = next(&mut srx).await {
+            seen += 1;
+        }
+    }
+    for (c, _) in &clients {
+        stop(c).await;
+    }
+    stop(&server).await;
+    assert_eq!(resets(&mut srx), 0, "no more resets");
+}
