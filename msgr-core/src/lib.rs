@@ -19,6 +19,12 @@
 //!   Per peer type a [`Policy`] (spec §7) decides lossy/lossless, server, standby and reset
 //!   detection, required features and inbound throttles.
 //!
+//! Mark-down follows SimpleMessenger (spec Appendix A): [`Connection::mark_down`] ends the
+//! session without a reset event (the caller asked for it); [`Messenger::mark_down`],
+//! [`Messenger::mark_down_all`] and [`Messenger::rebind`] deliver one reset per session.
+//! [`Messenger::wait`] returns only once every task has ended and every limited throttle is
+//! back to 0.
+//!
 //! What it does not do: the wire format (msgr-wire), the handshake, session state machine,
 //! acks, resends and reconnects (msgr-pipe), or queueing, priorities and throttle mechanics
 //! (msgr-dispatch). There is no authentication beyond the `Authorizer` hook, no msgr2, and
