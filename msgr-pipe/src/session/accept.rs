@@ -143,6 +143,7 @@ async fn run(
             authorizer_ok,
             peer_wins_race: peer.race_cmp(&my_addr) == std::cmp::Ordering::Less,
         };
+        internal_delay(config.inject.internal_delay, "before the accept decision").await;
         let outcome = decide_and_attach(host, config, &connect, peer, peer_type, &policy, &ctx, id);
         let att = match outcome {
             Outcome::Reply {

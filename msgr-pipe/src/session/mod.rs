@@ -178,6 +178,10 @@ pub(crate) struct Inner {
 }
 
 /// A peer session: a cheap, cloneable handle. See the module docs.
+///
+/// A session lives until [`Session::mark_down`], a lossy fault, or a fatal handshake refusal;
+/// dropping every handle does not end it (its driver keeps it alive, as a registered Ceph
+/// Connection). [`Session::closed`] resolves once it has ended and its tasks are gone.
 #[derive(Clone)]
 pub struct Session {
     inner: Arc<Inner>,
