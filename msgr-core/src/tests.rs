@@ -504,3 +504,40 @@ async fn mark_down_all_and_rebind_reset_every_session() {
     stop(&server).await;
     assert_eq!(resets(&mut srx), 0, "no more resets");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wildcard_bind_learns_its_address() {
+    let any = MessengerConfig {
+        bind_addr: "0.0.0.0:0".parse().expect("literal"),
+        ..MessengerConfig::default()
+    };
+    let (sp, mut srx) = Probe::new(None, true);
+    let server = Messenger::builder(EntityName::osd(0))
+        .config(any.clone())
+        .default_policy(Policy::stateless_server(0))
+        .dispatcher(sp)
+        .start()
+        .await
+        .expect("start");
+    assert!(server.addr().is_blank_ip());
+    let (cp, mut crx) = Probe::new(None, false);
+    let client = Messenger::builder(EntityName::client(-1))
+        .config(any)
+        .default_policy(Policy::lossy_client(0))
+        .dispatcher(cp)
+        .start()
+        .await
+        .expect("start");
+    let mut target = server.addr();
+    target.addr.set_ip("127.0.0.1".parse().expect("literal"));
+    let conn = client.connect(target, EntityType::OSD).expect("running");
+    conn.send(Message::new(3, Bytes::new()))
+        .await
+        .expect("send");
+    next_msg(&mut srx).await;
+    next_msg(&mut crx).await;
+    // The client learned its IP from what the server saw.
+    assert!(!client.addr().is_blank_ip(), "{}", client.addr());
+    stop(&client).await;
+    stop(&server).await;
+}
