@@ -90,6 +90,11 @@ pub trait Dispatcher: Send + Sync + 'static {
     /// message is dispatched when the returned future completes.
     fn dispatch(&self, msg: Received) -> BoxFuture<'_, Dispatched>;
 
+    /// Sees every message first, synchronously, before the fast-dispatch check (Ceph's
+    /// `ms_fast_preprocess`): in the reader task for remote messages, on the local-delivery
+    /// task for loopback ones. Default: nothing.
+    fn fast_preprocess(&self, _msg: &Received) {}
+
     /// Whether [`fast_dispatch`](Dispatcher::fast_dispatch) takes this message. Default: no.
     fn can_fast_dispatch(&self, _msg: &Received) -> bool {
         false
@@ -136,6 +141,12 @@ pub(crate) struct Chain {
 impl Chain {
     pub(crate) fn push(&mut self, d: Arc<dyn Dispatcher>) {
         self.dispatchers.push(d);
+    }
+
+    pub(crate) fn fast_preprocess(&self, msg: &Received) {
+        for d in &self.dispatchers {
+            d.fast_preprocess(msg);
+        }
     }
 
     pub(crate) fn can_fast_dispatch(&self, msg: &Received) -> bool {

@@ -102,6 +102,9 @@ impl Host for Inner {
                 inner: policy_permits,
             },
         };
+        if let Some(chain) = self.handler.chain() {
+            chain.fast_preprocess(&received);
+        }
         let permit = dispatch_permit.unwrap_or_else(ThrottlePermit::empty);
         self.queue.deliver(session.id(), priority, received, permit);
     }
@@ -157,7 +160,7 @@ impl QueueHandler {
         }
     }
 
-    fn chain(&self) -> Option<Arc<Chain>> {
+    pub(crate) fn chain(&self) -> Option<Arc<Chain>> {
         lock(&self.chain).clone()
     }
 
@@ -169,6 +172,12 @@ impl QueueHandler {
 }
 
 impl Handler<Received, ConnEvent> for QueueHandler {
+    fn fast_preprocess(&self, m: &Received) {
+        if let Some(c) = self.chain() {
+            c.fast_preprocess(m);
+        }
+    }
+
     fn can_fast_dispatch(&self, m: &Received) -> bool {
         self.chain().is_some_and(|c| c.can_fast_dispatch(m))
     }

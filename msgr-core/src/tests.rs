@@ -161,10 +161,22 @@ async fn invalid_config_is_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chain_passes_messages_on_and_loopback_delivers() {
+    /// Counts preprocessed messages and passes everything on.
+    struct Pre(std::sync::atomic::AtomicUsize);
+    impl Dispatcher for Pre {
+        fn dispatch(&self, m: Received) -> BoxFuture<'_, Dispatched> {
+            Box::pin(async move { Dispatched::Pass(m) })
+        }
+        fn fast_preprocess(&self, _m: &Received) {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+    let pre = Arc::new(Pre(0.into()));
     let (first, mut rx1) = Probe::new(Some(1), false);
     let (second, mut rx2) = Probe::new(None, false);
     let m = Messenger::builder(EntityName::osd(3))
         .config(local())
+        .dispatcher(pre.clone())
         .dispatcher(first)
         .dispatcher(second)
         .start()
@@ -183,6 +195,7 @@ async fn chain_passes_messages_on_and_loopback_delivers() {
     assert_eq!(next_msg(&mut rx1).await.0, 1);
     assert_eq!(next_msg(&mut rx2).await.0, 2);
     assert_eq!(m.stats().loopback.msgs_out, 2);
+    assert_eq!(pre.0.load(std::sync::atomic::Ordering::SeqCst), 2);
     stop(&m).await;
     assert!(lb.send(Message::new(1, Bytes::new())).await.is_err());
 }
