@@ -633,8 +633,15 @@ pub struct Report {
 }
 
 impl Workload {
-    /// Starts the messengers and builds the payload pool.
+    /// Starts the messengers and builds the payload pool. With `RUST_LOG` set, the
+    /// messengers' tracing goes to the test's output (once per process).
     pub async fn start(cfg: WorkloadConfig) -> anyhow::Result<Workload> {
+        if std::env::var_os("RUST_LOG").is_some() {
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+                .with_test_writer()
+                .try_init();
+        }
         let mut rng = StdRng::seed_from_u64(cfg.seed);
         let pool: Vec<Bytes> = (0..cfg.pool)
             .map(|i| {
@@ -1005,9 +1012,28 @@ impl Workload {
         if self.cfg.expect_no_client_resets {
             let (cli, _) = self.book.event_totals();
             if cli.reset != 0 || cli.remote_reset != 0 {
+                let st = self.book.lock();
+                let which: Vec<String> = st
+                    .events
+                    .iter()
+                    .filter(|((node, _), c)| {
+                        self.book.is_client(*node) && (c.reset > 0 || c.remote_reset > 0)
+                    })
+                    .map(|(key, c)| {
+                        let conn = self.used.get(key).map(|u| &u.conn);
+                        format!(
+                            "{key:?} to {:?}: {c:?}, stats {:?}",
+                            conn.map(Connection::peer_addr),
+                            conn.map(Connection::stats)
+                        )
+                    })
+                    .collect();
                 failures.push(format!(
-                    "clients saw {} resets and {} remote resets; this configuration allows none",
-                    cli.reset, cli.remote_reset
+                    "clients saw {} resets and {} remote resets; this configuration allows none: \
+                     {}",
+                    cli.reset,
+                    cli.remote_reset,
+                    which.join("; ")
                 ));
             }
         }
