@@ -598,7 +598,7 @@ async fn msgr_ping_against_mon() -> anyhow::Result<()> {
 /// Item 5 verbatim: `msgr ping v1:127.0.0.1:PORT --count 5` against a mon on a port other than 6789.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "msgr ping dials any port but 6789 as an OSD (protocol 24); the mon answers BADPROTOVER (tag 10, protocol 15) \
-            and ping gives up: msgr-cli owner to retry as the reply's protocol says (issue 6 report, F2)"]
+            and ping gives up: msgr-cli owner to retry as the reply's protocol says (issue 6, interop finding F2 in the report)"]
 async fn msgr_ping_against_mon_default_peer_type() -> anyhow::Result<()> {
     msgr_ping(&[]).await
 }
