@@ -381,3 +381,71 @@ async fn handshake_timeout_then_retry() {
     assert_eq!(got, vec![1]);
     assert_eq!(net.dials(), 2);
 }
+
+/// The connector pauses after reading READY/SEQ of its first handshake (until opened), then
+/// fails there.
+struct PauseThenFailAtConnectorReady {
+    gate: Arc<tokio::sync::Notify>,
+    seen: AtomicUsize,
+}
+
+impl HandshakeHook for PauseThenFailAtConnectorReady {
+    fn step(&self, _conn: ConnId, side: Side, step: Step) -> BoxFuture<'static, HookAction> {
+        let first = side == Side::Connector
+            && step == Step::Ready
+            && self.seen.fetch_add(1, Ordering::SeqCst) == 0;
+        let gate = self.gate.clone();
+        Box::pin(async move {
+            if first {
+                gate.notified().await;
+                HookAction::Fail
+            } else {
+                HookAction::Continue
+            }
+        })
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn connector_fault_after_ready_keeps_the_session() {
+    for server in [Policy::stateful_server(0), Policy::lossless_peer_reuse(0)] {
+        let net = TestNet::new(16 * 1024);
+        let gate = Arc::new(tokio::sync::Notify::new());
+        let cfg = PipeConfig {
+            hook: Some(Arc::new(PauseThenFailAtConnectorReady {
+                gate: gate.clone(),
+                seen: AtomicUsize::new(0),
+            })),
+            ..PipeConfig::default()
+        };
+        let (a, mut arx) = host(1, Policy::lossless_client(0), cfg, &net);
+        let (b, mut brx) = host(2, server, PipeConfig::default(), &net);
+        let sa = a.connect(b.my_addr(), EntityType::OSD);
+        sa.send(msg(1)).await.unwrap();
+        let sb = wait_event(&mut brx, SessionEvent::Accept, Duration::from_secs(10)).await;
+        sb.send(msg(77)).await.unwrap();
+        gate.notify_one();
+        let (got, a_events) = recv_n(&mut arx, 1, Duration::from_secs(60)).await;
+        assert_eq!(got, vec![77]);
+        let (got, b_events) = recv_n(&mut brx, 1, Duration::from_secs(60)).await;
+        assert_eq!(got, vec![1]);
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        let (late_a, more_a) = drain(&mut arx);
+        let (late_b, more_b) = drain(&mut brx);
+        assert!(late_a.is_empty() && late_b.is_empty(), "duplicates");
+        for e in a_events
+            .iter()
+            .chain(&b_events)
+            .chain(&more_a)
+            .chain(&more_b)
+        {
+            assert!(
+                !matches!(e, SessionEvent::Reset | SessionEvent::RemoteReset),
+                "{a_events:?} {b_events:?} {more_a:?} {more_b:?}"
+            );
+        }
+        assert_eq!(b.sessions(), vec![sb]);
+        a.mark_down_all();
+        b.mark_down_all();
+    }
+}

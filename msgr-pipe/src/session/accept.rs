@@ -299,6 +299,7 @@ async fn finish(
         let mut sh = inner.lock();
         if sh.link.is_current(att.slot.epoch) {
             sh.st.accepted_new = false;
+            sh.st.saved_connect_seq = None;
         }
     }
     hook(config, id, Side::Acceptor, Step::ReplySent(tag.byte())).await?;
@@ -366,6 +367,7 @@ impl Inner {
         sh.st.peer_global_seq = connect.global_seq;
         sh.st.features = self.policy.features_supported & connect.features;
         sh.st.accepted_new = true;
+        sh.st.created_by_accept = true;
         sh.link.replacing = true;
         let slot = sh.link.new_slot();
         Attached {
@@ -406,15 +408,18 @@ impl Inner {
         let mut remote_reset = false;
         let mut peer_reset = false;
         match kind {
-            ReplaceKind::LossyExisting => {
+            // A session that never opened has nothing the peer could have lost: its queue
+            // (messages the application already handed us) is kept.
+            ReplaceKind::LossyExisting if sh.st.was_open => {
                 dropped = sh.st.reset_session();
-                remote_reset = sh.st.was_open;
+                remote_reset = true;
             }
+            ReplaceKind::LossyExisting => {}
             ReplaceKind::PeerReset { reset } => {
                 peer_reset = true;
-                if reset {
+                if reset && sh.st.was_open {
                     dropped = sh.st.reset_session();
-                    remote_reset = sh.st.was_open;
+                    remote_reset = true;
                 } else {
                     sh.st.in_seq = 0;
                     sh.st.in_seq_acked = 0;

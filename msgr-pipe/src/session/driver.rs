@@ -245,6 +245,19 @@ async fn handshake(
             }
             ReplyAction::Wait => return Err(PipeError::RaceLost),
             ReplyAction::Ready { seq } => {
+                {
+                    // The acceptor now holds the session at connect_seq + 1 (a lossless one
+                    // keeps it even if this socket fails now): so do we, or a retry with the
+                    // old value would look like a restart of ours (table 5.3, row 10).
+                    let mut sh = inner.lock();
+                    if sh.link.attempt.as_ref().map(|a| a.0) != Some(gen) {
+                        return Err(PipeError::Superseded);
+                    }
+                    if reply.flags & CONNECT_LOSSY == 0 {
+                        sh.st.connect_seq = at.connect_seq.wrapping_add(1);
+                        sh.st.peer_global_seq = reply.global_seq;
+                    }
+                }
                 if seq {
                     let acked = hio::read_seq(t).await?;
                     let (dropped, in_seq) = {

@@ -161,10 +161,12 @@ pub struct SessionState {
     backoff: Duration,
     /// The session reached Open at least once.
     pub was_open: bool,
-    /// Created by the acceptor and not yet open: a failed handshake just ends it.
+    /// Created by the acceptor and its reply not yet written: a failed handshake ends it.
     pub accepted_new: bool,
+    /// Created by the acceptor (rather than by `Session::connect`).
+    pub created_by_accept: bool,
     /// `connect_seq` before an incoming socket started replacing our socket; restored if
-    /// that handshake fails before the session opens.
+    /// that handshake fails before our reply is written.
     pub saved_connect_seq: Option<u32>,
     queued_bytes: u64,
     /// Messages taken for a second (or later) transmission.
@@ -203,6 +205,7 @@ impl SessionState {
             backoff: Duration::ZERO,
             was_open: false,
             accepted_new: false,
+            created_by_accept: false,
             saved_connect_seq: None,
             queued_bytes: 0,
             resent: 0,
@@ -457,9 +460,14 @@ impl SessionState {
                 return FaultAction::Close { reset: false };
             }
             if let Some(c) = self.saved_connect_seq.take() {
-                // A replace that failed before opening: back to what the session was.
+                // A replace that failed before our reply left: back to what the session was.
                 self.connect_seq = c;
-            } else if !self.was_open {
+                prev = if self.was_open {
+                    ConnState::Open
+                } else {
+                    ConnState::Connecting
+                };
+            } else if self.created_by_accept && !self.was_open {
                 // A new session whose READY/SEQ was sent: the peer may believe it open and
                 // come back with connect_seq + 1. Keep it (quietly) unless it is lossy.
                 if self.lossy {
@@ -469,12 +477,10 @@ impl SessionState {
                 self.requeue_sent();
                 self.phase = ConnState::Standby;
                 return FaultAction::Standby;
-            }
-            prev = if self.was_open {
-                ConnState::Open
             } else {
-                ConnState::Connecting
-            };
+                // Our reply left: the peer may hold the session open at this connect_seq.
+                prev = ConnState::Open;
+            }
         }
         self.requeue_sent();
         if cause == FaultCause::RaceLost {

@@ -303,10 +303,34 @@ fn wait_after_race_lost() {
 fn accepted_never_opened_closes_quietly() {
     let mut s = SessionState::new(ConnState::Accepting, false, SmallRng::seed_from_u64(1));
     s.accepted_new = true;
+    s.created_by_accept = true;
     assert_eq!(
         s.on_fault(&fp(), FaultCause::Error),
         FaultAction::Close { reset: false }
     );
+}
+
+#[test]
+fn accepted_after_reply_waits_for_the_peer() {
+    let mut s = SessionState::new(ConnState::Accepting, false, SmallRng::seed_from_u64(1));
+    s.created_by_accept = true;
+    s.connect_seq = 1;
+    assert_eq!(s.on_fault(&fp(), FaultCause::Error), FaultAction::Standby);
+    assert_eq!(s.connect_seq, 1);
+}
+
+#[test]
+fn failed_replace_after_reply_acts_as_if_open() {
+    let mut s = SessionState::new(ConnState::Accepting, false, SmallRng::seed_from_u64(1));
+    s.connect_seq = 1;
+    s.queue(m(1, 127));
+    assert_eq!(
+        s.on_fault(&fp(), FaultCause::Error),
+        FaultAction::Reconnect {
+            after: Duration::ZERO
+        }
+    );
+    assert_eq!(s.connect_seq, 2);
 }
 
 #[test]
