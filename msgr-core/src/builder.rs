@@ -127,7 +127,7 @@ impl MessengerBuilder {
             addr: config.bind_addr,
             source,
         })?;
-        let nonce = rand::random::<u32>() | 1;
+        let nonce = config.nonce.unwrap_or_else(|| rand::random::<u32>() | 1);
         let handler = Arc::new(QueueHandler::new(self.chain, &config.inject));
         let queue = DispatchQueue::new(config.dispatch.clone(), handler.clone());
         let limit =

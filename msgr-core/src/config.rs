@@ -47,6 +47,11 @@ pub struct MessengerConfig {
     pub bind_port_max: u16,
     /// Ports never bound by the first bind (a rebind adds its own avoid set). Default empty.
     pub bind_avoid_ports: Vec<u16>,
+    /// Nonce of this messenger's address (part of its identity on the wire). Default `None`:
+    /// a random odd 32-bit value per messenger, so two processes sharing an IP and port 0 never
+    /// collide (spec §9.23). Ceph monitors use 0, and clients dial `v1:IP:PORT` with nonce 0 and
+    /// check it (spec §9.22): a messenger that stands in for a mon sets `Some(0)`.
+    pub nonce: Option<u32>,
     /// Bytes read off the network but not yet dispatched, per messenger (Ceph
     /// `ms_dispatch_throttle_bytes`). Default 100 MiB; 0 = unlimited.
     pub dispatch_throttle_bytes: u64,
@@ -101,6 +106,7 @@ impl Default for MessengerConfig {
             bind_port_min: 0,
             bind_port_max: 0,
             bind_avoid_ports: Vec::new(),
+            nonce: None,
             dispatch_throttle_bytes: DEFAULT_DISPATCH_THROTTLE_BYTES,
             default_policy: PolicyConfig::new(PolicyKind::LosslessClient),
             policies: BTreeMap::new(),

@@ -554,3 +554,32 @@ async fn wildcard_bind_learns_its_address() {
     stop(&client).await;
     stop(&server).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn configured_nonce_is_used_and_a_mon_style_zero_nonce_is_reachable() {
+    let (sp, mut srx) = Probe::new(None, true);
+    let mut cfg = local();
+    cfg.nonce = Some(0);
+    let server = Messenger::builder(EntityName::mon(0))
+        .config(cfg)
+        .default_policy(Policy::stateless_server(0))
+        .dispatcher(sp)
+        .start()
+        .await
+        .expect("start");
+    assert_eq!(server.addr().nonce, 0);
+
+    let (cp, _crx) = Probe::new(None, false);
+    let client = messenger(EntityName::client(-1), Policy::lossy_client(0), cp).await;
+    assert_ne!(client.addr().nonce, 0, "random nonce by default");
+    // A client dials a mon as Ceph does, with nonce 0 in the address it checks.
+    let conn = client
+        .connect(server.addr(), EntityType::MON)
+        .expect("connect");
+    conn.send(Message::new(2 /* CEPH_MSG_PING */, Bytes::new()))
+        .await
+        .expect("send");
+    next_msg(&mut srx).await;
+    stop(&client).await;
+    stop(&server).await;
+}
