@@ -449,3 +449,71 @@ async fn connector_fault_after_ready_keeps_the_session() {
         b.mark_down_all();
     }
 }
+
+/// Fails the next acceptor `Ready` once armed.
+struct FailNextAcceptorReady {
+    armed: std::sync::atomic::AtomicBool,
+}
+
+impl HandshakeHook for FailNextAcceptorReady {
+    fn step(&self, _conn: ConnId, side: Side, step: Step) -> BoxFuture<'static, HookAction> {
+        let fail = side == Side::Acceptor
+            && step == Step::Ready
+            && self.armed.swap(false, Ordering::SeqCst);
+        Box::pin(async move {
+            if fail {
+                HookAction::Fail
+            } else {
+                HookAction::Continue
+            }
+        })
+    }
+}
+
+/// A restarted client (connect_seq 0) makes a stateful server reset and replace its session;
+/// the server then fails after its READY was written. The client believes the session open at
+/// connect_seq 1 and reconnects with 2: the server must take it as a reconnect of the same
+/// session, and the client's message arrives exactly once, the client seeing no reset.
+#[tokio::test(start_paused = true)]
+async fn failed_replace_after_reply_keeps_the_session() {
+    let net = TestNet::new(16 * 1024);
+    let hook = Arc::new(FailNextAcceptorReady {
+        armed: std::sync::atomic::AtomicBool::new(false),
+    });
+    let server_cfg = PipeConfig {
+        hook: Some(hook.clone()),
+        ..PipeConfig::default()
+    };
+    let (a, mut arx) = host(1, Policy::lossless_client(0), PipeConfig::default(), &net);
+    let (b, mut brx) = host(2, Policy::stateful_server(0), server_cfg, &net);
+    let first = a.connect(b.my_addr(), EntityType::OSD);
+    first.send(msg(1)).await.unwrap();
+    recv_n(&mut brx, 1, Duration::from_secs(10)).await;
+    first.mark_down();
+    hook.armed.store(true, Ordering::SeqCst);
+    let second = a.connect(b.my_addr(), EntityType::OSD);
+    second.send(msg(2)).await.unwrap();
+    let (got, b_events) = recv_n(&mut brx, 1, Duration::from_secs(60)).await;
+    assert_eq!(got, vec![2]);
+    assert!(!hook.armed.load(Ordering::SeqCst), "the hook fired");
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    let (late, more_b) = drain(&mut brx);
+    assert!(late.is_empty());
+    let (_, a_events) = drain(&mut arx);
+    assert!(
+        !a_events
+            .iter()
+            .any(|e| matches!(e, SessionEvent::Reset | SessionEvent::RemoteReset)),
+        "{a_events:?}"
+    );
+    let remote = b_events
+        .iter()
+        .chain(&more_b)
+        .filter(|e| **e == SessionEvent::RemoteReset);
+    assert_eq!(
+        remote.count(),
+        1,
+        "one peer restart: {b_events:?} {more_b:?}"
+    );
+    assert_eq!(b.sessions().len(), 1);
+}
