@@ -547,3 +547,53 @@ async fn a_misbehaving_peer_gets_a_typed_error_and_nothing_else_changes() {
     assert!(!events.contains(&SessionEvent::Reset), "{events:?}");
     assert_eq!(good.stats().faults, 0);
 }
+
+#[tokio::test(start_paused = true)]
+async fn connector_survives_garbage_replies() {
+    for garbage in [
+        {
+            let mut b = acceptor_prefix(mon_addr());
+            reply(Tag::Msg, 0, 0, 0).encode(&mut b);
+            b
+        },
+        {
+            let mut b = acceptor_prefix(mon_addr());
+            b.put_slice(&[99; 26]);
+            b
+        },
+        {
+            let mut b = acceptor_prefix(mon_addr());
+            let mut r = BytesMut::new();
+            reply(Tag::Ready, 0, 0, 0).encode(&mut r);
+            r[21..25].copy_from_slice(&u32::MAX.to_le_bytes());
+            b.put_slice(&r);
+            b
+        },
+        {
+            let mut b = acceptor_prefix(EntityAddr::new("127.0.0.1:6789".parse().unwrap(), 99));
+            reply(Tag::Ready, 0, 1, 0).encode(&mut b);
+            b
+        },
+    ] {
+        let net = TestNet::new(4096);
+        let _w = net.script(mon_addr().addr, garbage.freeze());
+        let (h, mut rx) = client(&net, Policy::lossless_client(0));
+        let s = h.connect(mon_addr(), EntityType::MON);
+        s.send(msg(1)).await.unwrap();
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        assert_eq!(
+            s.state(),
+            ConnState::Connecting,
+            "keeps retrying with backoff"
+        );
+        assert!(
+            net.dials() >= 2 && net.dials() < 10,
+            "{} dials",
+            net.dials()
+        );
+        assert_eq!(s.stats().queued, 1, "nothing lost");
+        let (_, events) = drain(&mut rx);
+        assert!(events.is_empty(), "{events:?}");
+        s.mark_down();
+    }
+}

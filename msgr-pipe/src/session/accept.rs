@@ -328,8 +328,9 @@ async fn finish(
     };
     bump(&inner.counters.handshakes, 1);
     tracing::debug!(conn = inner.id, peer = %inner.peer_addr, features = format_args!("{features:#x}"), "accepted");
-    inner.spawn_socket(att.slot, t, features);
+    // The event goes up before the first message can (as Ceph queues ACCEPT first).
     host.event(&s, SessionEvent::Accept);
+    inner.spawn_socket(att.slot, t, features);
     Ok(s)
 }
 

@@ -315,8 +315,9 @@ fn finish(inner: &Arc<Inner>, gen: u64, t: BoxTransport, reply: &ConnectReply, c
     };
     bump(&inner.counters.handshakes, 1);
     tracing::debug!(conn = inner.id, peer = %inner.peer_addr, features = format_args!("{features:#x}"), "connected");
-    inner.spawn_socket(slot, t, features);
+    // The event goes up before the first message can (as Ceph queues CONNECT first).
     inner.host.event(&inner.session(), SessionEvent::Connect);
+    inner.spawn_socket(slot, t, features);
 }
 
 /// The attempt failed: fault handling, or close for errors that must not be retried.
