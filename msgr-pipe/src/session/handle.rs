@@ -1,0 +1,341 @@
+//! The public face of [`Session`]: constructors, sending, state and counters.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+
+use msgr_dispatch::{ConnId, DelayConfig, DelayedDelivery, Throttle};
+use msgr_wire::{EntityAddr, EntityName, EntityType, Message, Timespec};
+use rand::rngs::SmallRng;
+use rand::SeedableRng;
+use tokio::sync::Notify;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::state::{ConnState, Outgoing, SessionState};
+use super::{accept, driver, Counters, Inner, Link, NewSession, Session, SessionStats, Shared};
+use crate::config::PipeConfig;
+use crate::error::{PipeError, SendError};
+use crate::host::{Host, Incoming, SessionEvent};
+use crate::inject::mix_seed;
+use crate::policy::Policy;
+use crate::transport::Transport;
+
+impl Session {
+    pub(crate) fn create(p: NewSession) -> Session {
+        let rng = SmallRng::seed_from_u64(mix_seed(p.config.inject.seed, &p.id.to_le_bytes()));
+        let st = SessionState::new(p.phase, p.policy.lossy, rng);
+        let inner = Arc::new_cyclic(|weak: &Weak<Inner>| {
+            let delay = (p.config.inject.delay_probability > 0.0).then(|| {
+                let weak = weak.clone();
+                let cfg = DelayConfig {
+                    probability: p.config.inject.delay_probability,
+                    max_delay: p.config.inject.delay_max,
+                    seed: p.config.inject.seed,
+                };
+                DelayedDelivery::new(cfg, p.id, move |inc: Incoming| {
+                    if let Some(inner) = weak.upgrade() {
+                        inner.host.deliver(&inner.session(), inc);
+                    }
+                })
+            });
+            Inner {
+                id: p.id,
+                send_throttle: Throttle::new(p.config.max_pending_bytes),
+                host: p.host,
+                config: p.config,
+                peer_addr: p.peer_addr,
+                peer_type: p.peer_type,
+                policy: p.policy,
+                shared: Mutex::new(Shared {
+                    st,
+                    link: Link {
+                        epoch: 0,
+                        socket: None,
+                        attempt: None,
+                        attempt_gen: 0,
+                        replacing: false,
+                        reconnect_at: None,
+                        peer_name: None,
+                        sockets: 0,
+                    },
+                }),
+                deliver_lock: Mutex::new(()),
+                driver_wake: Notify::new(),
+                ended: AtomicBool::new(false),
+                closed: CancellationToken::new(),
+                tracker: TaskTracker::new(),
+                counters: Counters::default(),
+                delay,
+            }
+        });
+        Session { inner }
+    }
+
+    /// Spawns the driver task (once the session is registered).
+    pub(crate) fn start(&self) {
+        let d = self.inner.clone();
+        let span = tracing::debug_span!("session", conn = d.id, peer = %d.peer_addr, peer_type = %d.peer_type);
+        self.inner
+            .tracker
+            .spawn(tracing::Instrument::instrument(driver::run(d), span));
+    }
+
+    /// Starts an outgoing session to `peer_addr` and registers it with the host. If the host
+    /// already has a session for that address, that one is returned instead and nothing
+    /// starts. Must be called inside a tokio runtime, without holding the host's map lock
+    /// (it calls [`Host::register`]).
+    pub fn connect(
+        host: Arc<dyn Host>,
+        peer_addr: EntityAddr,
+        peer_type: EntityType,
+        config: PipeConfig,
+    ) -> Session {
+        Self::connect_shared(host, peer_addr, peer_type, Arc::new(config))
+    }
+
+    /// [`Session::connect`] with a shared config.
+    pub fn connect_shared(
+        host: Arc<dyn Host>,
+        peer_addr: EntityAddr,
+        peer_type: EntityType,
+        config: Arc<PipeConfig>,
+    ) -> Session {
+        if let Some(s) = host.lookup(&peer_addr) {
+            if s.state() != ConnState::Closed {
+                return s;
+            }
+        }
+        let policy = host.policy(peer_type);
+        let id = host.new_conn_id();
+        let s = Session::create(NewSession {
+            host: host.clone(),
+            config,
+            peer_addr,
+            peer_type,
+            policy,
+            phase: ConnState::Connecting,
+            id,
+        });
+        match host.register(&s) {
+            Ok(()) => {
+                s.start();
+                s
+            }
+            Err(existing) => {
+                s.inner.discard_unregistered();
+                existing
+            }
+        }
+    }
+
+    /// Runs the acceptor handshake on a new socket and attaches it to a new or an existing
+    /// session (replacing or racing per the spec's table 5.3). Returns the session once it is
+    /// open. `socket_peer` is the socket's remote address (substituted for a blank IP).
+    pub async fn accept<S: Transport>(
+        host: Arc<dyn Host>,
+        stream: S,
+        socket_peer: SocketAddr,
+        config: PipeConfig,
+    ) -> Result<Session, PipeError> {
+        accept::accept(host, Box::new(stream), socket_peer, Arc::new(config)).await
+    }
+
+    /// [`Session::accept`] with a shared config.
+    pub async fn accept_shared<S: Transport>(
+        host: Arc<dyn Host>,
+        stream: S,
+        socket_peer: SocketAddr,
+        config: Arc<PipeConfig>,
+    ) -> Result<Session, PipeError> {
+        accept::accept(host, Box::new(stream), socket_peer, config).await
+    }
+
+    fn permit_size(&self, msg: &Message) -> u64 {
+        let size = msg.front.len() + msg.middle.len() + msg.data.len();
+        u64::try_from(size).unwrap_or(u64::MAX)
+    }
+
+    fn prepare(&self, mut msg: Message) -> Message {
+        if msg.header.priority == 0 {
+            msg.header.priority = self.inner.config.default_priority;
+        }
+        msg
+    }
+
+    /// Queues a message, waiting while the session holds `max_pending_bytes` of queued and
+    /// unacknowledged payload. Fails only if the session has ended.
+    pub async fn send(&self, msg: Message) -> Result<(), SendError> {
+        if self.inner.ended.load(Ordering::Acquire) {
+            return Err(SendError::Closed);
+        }
+        let size = self.permit_size(&msg);
+        let permit = tokio::select! {
+            p = self.inner.send_throttle.acquire(size) => p,
+            _ = self.inner.closed.cancelled() => return Err(SendError::Closed),
+        };
+        let msg = self.prepare(msg);
+        self.inner.queue(Outgoing::new(msg, Some(permit)))
+    }
+
+    /// Queues a message if `max_pending_bytes` allows it now; [`SendError::Full`] otherwise.
+    pub fn try_send(&self, msg: Message) -> Result<(), SendError> {
+        if self.inner.ended.load(Ordering::Acquire) {
+            return Err(SendError::Closed);
+        }
+        let size = self.permit_size(&msg);
+        let permit = self
+            .inner
+            .send_throttle
+            .try_acquire(size)
+            .ok_or(SendError::Full)?;
+        let msg = self.prepare(msg);
+        self.inner.queue(Outgoing::new(msg, Some(permit)))
+    }
+
+    /// Queues a message without waiting, even beyond `max_pending_bytes` (its bytes are still
+    /// counted, so later `send`s wait for them). For callers that must not wait, e.g. a reply
+    /// sent from inside a dispatch callback.
+    pub fn queue(&self, msg: Message) -> Result<(), SendError> {
+        if self.inner.ended.load(Ordering::Acquire) {
+            return Err(SendError::Closed);
+        }
+        let permit = self.inner.send_throttle.take(self.permit_size(&msg));
+        let msg = self.prepare(msg);
+        self.inner.queue(Outgoing::new(msg, Some(permit)))
+    }
+
+    /// Asks for a keepalive (KEEPALIVE2 if negotiated). Does not wake a standby session.
+    pub fn send_keepalive(&self) {
+        let mut sh = self.inner.lock();
+        if matches!(sh.st.phase, ConnState::Closed | ConnState::Closing) {
+            return;
+        }
+        sh.st.queue_keepalive();
+        if let Some(s) = &sh.link.socket {
+            s.wake.notify_one();
+        }
+    }
+
+    /// Ends the session now: the socket is shut, queued messages are dropped, the session is
+    /// unregistered. No event is delivered (Ceph's `mark_down(Connection)`).
+    pub fn mark_down(&self) {
+        self.inner.close(None);
+    }
+
+    /// Ends the session like [`Session::mark_down`], delivering a Reset event (Ceph's
+    /// `mark_down(addr)`).
+    pub fn mark_down_with_reset(&self) {
+        self.inner.close(Some(SessionEvent::Reset));
+    }
+
+    /// Fails the current socket as an I/O error would (tests: Ceph's "drop the connection").
+    #[doc(hidden)]
+    pub fn kill_socket(&self) {
+        let epoch = self.inner.lock().link.socket.as_ref().map(|s| s.epoch);
+        if let Some(epoch) = epoch {
+            let err = PipeError::Io(std::io::Error::other("socket killed"));
+            self.inner.socket_fault(epoch, &err);
+        }
+    }
+
+    /// The session's state.
+    pub fn state(&self) -> ConnState {
+        self.inner.lock().st.phase
+    }
+
+    /// The peer's address (the key the session is registered under).
+    pub fn peer_addr(&self) -> EntityAddr {
+        self.inner.peer_addr
+    }
+
+    /// The peer's entity type.
+    pub fn peer_type(&self) -> EntityType {
+        self.inner.peer_type
+    }
+
+    /// The peer's entity name, once a message from it arrived.
+    pub fn peer_name(&self) -> Option<EntityName> {
+        self.inner.lock().link.peer_name
+    }
+
+    /// Negotiated features (0 before the first handshake).
+    pub fn features(&self) -> u64 {
+        self.inner.lock().st.features
+    }
+
+    /// Whether the session is lossy (the connector learns it from the acceptor's reply).
+    pub fn is_lossy(&self) -> bool {
+        self.inner.lock().st.lossy
+    }
+
+    /// The policy the session was created with.
+    pub fn policy(&self) -> &Policy {
+        &self.inner.policy
+    }
+
+    /// When the last KEEPALIVE / KEEPALIVE2 arrived.
+    pub fn last_keepalive(&self) -> Option<Instant> {
+        self.inner.lock().st.last_keepalive
+    }
+
+    /// The stamp echoed by the last KEEPALIVE2_ACK: our clock when we sent that keepalive.
+    pub fn last_keepalive_ack(&self) -> Option<Timespec> {
+        self.inner.lock().st.last_keepalive_ack
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> SessionStats {
+        let c = &self.inner.counters;
+        let (queued, unacked, resends) = {
+            let sh = self.inner.lock();
+            (
+                sh.st.queued_len() as u64,
+                sh.st.unacked_len() as u64,
+                sh.st.resent,
+            )
+        };
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        SessionStats {
+            msgs_in: get(&c.msgs_in),
+            bytes_in: get(&c.bytes_in),
+            msgs_out: get(&c.msgs_out),
+            bytes_out: get(&c.bytes_out),
+            resends,
+            acks_in: get(&c.acks_in),
+            acks_out: get(&c.acks_out),
+            faults: get(&c.faults),
+            reconnects: get(&c.handshakes).saturating_sub(1),
+            queued,
+            unacked,
+        }
+    }
+
+    /// Sequence numbers `(out_seq, in_seq, connect_seq)`, for tests and diagnostics.
+    pub fn seqs(&self) -> (u64, u64, u32) {
+        let sh = self.inner.lock();
+        (sh.st.out_seq, sh.st.in_seq, sh.st.connect_seq)
+    }
+
+    /// Payload bytes currently counted against `max_pending_bytes`.
+    pub fn pending_bytes(&self) -> u64 {
+        self.inner.send_throttle.current()
+    }
+
+    /// The session's connection id.
+    pub fn id(&self) -> ConnId {
+        self.inner.id
+    }
+
+    /// Resolves once the session has ended and all its tasks are gone.
+    pub async fn closed(&self) {
+        self.inner.closed.cancelled().await;
+        self.inner.tracker.wait().await;
+    }
+
+    /// True once the session has ended.
+    pub fn is_closed(&self) -> bool {
+        self.inner.ended.load(Ordering::Acquire)
+    }
+}
