@@ -40,6 +40,8 @@ use crate::serve::{
 
 /// How long a lossless run waits for an answer before it calls the run failed.
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(30);
+/// A job whose messenger moved no byte for this long has lost its server: the run fails.
+const STALL: Duration = Duration::from_secs(10);
 /// How long a lossy run waits for an answer before it counts the missing messages as lost.
 const LOSSY_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -161,7 +163,13 @@ impl Job {
     async fn run(self, ready: Arc<Barrier>) -> anyhow::Result<JobResult> {
         let side = ClientSide::new(self.case.depth.max(1), self.options.verify, self.epoch);
         let messenger = start_client(&self.options, side.clone()).await?;
-        let result = self.drive(&messenger, &side, ready).await;
+        let result = tokio::select! {
+            result = self.drive(&messenger, &side, ready) => result,
+            () = stalled(&messenger) => Err(anyhow::anyhow!(
+                "no traffic with the msgr server at {} for {STALL:?} (did it stop?)",
+                self.addr
+            )),
+        };
         messenger.shutdown();
         messenger.wait().await;
         result
@@ -261,17 +269,8 @@ impl Job {
         for _ in 0..self.case.depth.max(1) {
             side.advance();
         }
-        let mut seen = 0;
-        while side.wait_end(ANSWER_TIMEOUT).await.is_err() {
-            let now = side.pumped();
-            if now == seen {
-                bail!(
-                    "no echo for {ANSWER_TIMEOUT:?} from {} (is it serving in echo mode?)",
-                    self.addr
-                );
-            }
-            seen = now;
-        }
+        // A run may last long; `stalled` (in `run`) ends it if the server stops answering.
+        while side.wait_end(ANSWER_TIMEOUT).await.is_err() {}
         let sent = side.pumped();
         let stats = conn.stats();
         Ok(JobResult {
@@ -301,6 +300,23 @@ impl Job {
                 Ok(())
             }
             Err(e) => Err(e).with_context(|| format!("sending to {}", self.addr)),
+        }
+    }
+}
+
+/// Resolves once `messenger` has moved no message, byte or ACK for [`STALL`].
+async fn stalled(messenger: &Messenger) {
+    let mut last = None;
+    let mut since = Instant::now();
+    loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let t = messenger.stats().total;
+        let now = Some((t.msgs_in, t.msgs_out, t.bytes_out, t.acks_in));
+        if now != last {
+            last = now;
+            since = Instant::now();
+        } else if since.elapsed() >= STALL {
+            return;
         }
     }
 }
