@@ -140,9 +140,16 @@ async fn read_timeout_faults_the_socket() {
 
 #[tokio::test(start_paused = true)]
 async fn lossy_fault_gives_exactly_one_reset() {
+    lossy_fault_once(PipeConfig::default()).await;
+    let mut delayed = PipeConfig::default();
+    delayed.inject.internal_delay = Duration::from_millis(100);
+    lossy_fault_once(delayed).await;
+}
+
+async fn lossy_fault_once(cfg: PipeConfig) {
     let net = TestNet::new(16 * 1024);
-    let (a, mut arx) = host(1, Policy::lossy_client(0), PipeConfig::default(), &net);
-    let (b, mut brx) = host(2, Policy::stateless_server(0), PipeConfig::default(), &net);
+    let (a, mut arx) = host(1, Policy::lossy_client(0), cfg.clone(), &net);
+    let (b, mut brx) = host(2, Policy::stateless_server(0), cfg, &net);
     let sa = a.connect(b.my_addr(), EntityType::OSD);
     sa.send(msg(1)).await.unwrap();
     recv_n(&mut brx, 1, Duration::from_secs(10)).await;

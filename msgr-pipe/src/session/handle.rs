@@ -336,6 +336,6 @@ impl Session {
 
     /// True once the session has ended.
     pub fn is_closed(&self) -> bool {
-        self.inner.ended.load(Ordering::Acquire)
+        self.inner.ended.load(Ordering::Acquire) || self.state() == ConnState::Closed
     }
 }

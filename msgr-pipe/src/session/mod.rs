@@ -38,7 +38,7 @@ use tokio_util::task::TaskTracker;
 use crate::config::PipeConfig;
 use crate::error::{PipeError, SendError};
 use crate::host::{Host, Incoming, SessionEvent};
-use crate::inject::mix_seed;
+use crate::inject::{internal_delay, mix_seed};
 use crate::policy::Policy;
 use crate::transport::BoxTransport;
 use state::{ConnState, FaultAction, FaultCause, FaultPolicy, Outgoing, SessionState};
@@ -272,7 +272,19 @@ impl Inner {
         self.flush_delayed();
         match action {
             FaultAction::Close { reset } => {
-                self.close(reset.then_some(SessionEvent::Reset));
+                let event = reset.then_some(SessionEvent::Reset);
+                let delay = self.config.inject.internal_delay;
+                if delay.is_zero() {
+                    self.close(event);
+                } else {
+                    // Simple sleeps here, between stopping the pipe and unregistering it: a
+                    // deliberate race window (the session already refuses sends).
+                    let me = self.clone();
+                    self.tracker.spawn(async move {
+                        internal_delay(delay, "lossy fault, before unregistering").await;
+                        me.close(event);
+                    });
+                }
             }
             _ => self.driver_wake.notify_one(),
         }
