@@ -16,7 +16,17 @@ async fn lossless_under_faults(seed: u64, one_in: u32, n: u64, policy: Policy) -
 }
 
 async fn lossless_with(seed: u64, one_in: u32, n: u64, policy: Policy, delay: f64) -> u64 {
-    let mut cfg = PipeConfig::default();
+    lossless_base(PipeConfig::default(), seed, one_in, n, policy, delay).await
+}
+
+async fn lossless_base(
+    mut cfg: PipeConfig,
+    seed: u64,
+    one_in: u32,
+    n: u64,
+    policy: Policy,
+    delay: f64,
+) -> u64 {
     cfg.inject.delay_probability = delay;
     cfg.inject.delay_max = Duration::from_millis(500);
     cfg.inject.internal_delay = if delay > 0.0 {
@@ -26,6 +36,12 @@ async fn lossless_with(seed: u64, one_in: u32, n: u64, policy: Policy, delay: f6
     };
     cfg.inject.socket_failures = one_in;
     cfg.inject.seed = seed;
+    let settle = (cfg.max_backoff * 4).max(Duration::from_millis(300));
+    let limit = if cfg.max_backoff < Duration::from_secs(1) {
+        Duration::from_secs(60)
+    } else {
+        Duration::from_secs(3600)
+    };
     let net = TestNet::new(4 * 1024);
     let (a, mut arx) = host(1, policy.clone(), cfg.clone(), &net);
     let (b, mut brx) = host(2, policy, cfg, &net);
@@ -47,7 +63,6 @@ async fn lossless_with(seed: u64, one_in: u32, n: u64, policy: Policy, delay: f6
             }
         })
     };
-    let limit = Duration::from_secs(3600);
     let (got_b, _) = recv_n(&mut brx, n as usize, limit).await;
     let (got_a, _) = recv_n(&mut arx, n as usize, limit).await;
     ta.await.unwrap();
@@ -56,7 +71,7 @@ async fn lossless_with(seed: u64, one_in: u32, n: u64, policy: Policy, delay: f6
     assert_eq!(got_b, want, "a -> b, seed {seed}, 1/{one_in}");
     assert_eq!(got_a, want, "b -> a, seed {seed}, 1/{one_in}");
     // Nothing more arrives (no duplicate after the last one).
-    tokio::time::sleep(Duration::from_secs(60)).await;
+    tokio::time::sleep(settle).await;
     let (late_b, _) = drain(&mut brx);
     let (late_a, _) = drain(&mut arx);
     assert!(
@@ -106,6 +121,41 @@ async fn with_delayed_delivery_and_internal_delays() {
         faults += lossless_with(seed, 100, 500, Policy::lossless_peer(0), 0.5).await;
     }
     assert!(faults > 0);
+}
+
+/// Real threads, real time (short backoffs): the same guarantees with true parallelism
+/// between readers, writers, drivers and acceptors.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn multi_threaded_under_faults() {
+    let fast = PipeConfig {
+        initial_backoff: Duration::from_millis(1),
+        max_backoff: Duration::from_millis(20),
+        ..PipeConfig::default()
+    };
+    let seeds: u64 = std::env::var("MSGR_PIPE_SOAK")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3);
+    for seed in 0..seeds {
+        lossless_base(
+            fast.clone(),
+            200 + seed,
+            40,
+            400,
+            Policy::lossless_peer(0),
+            0.0,
+        )
+        .await;
+        lossless_base(
+            fast.clone(),
+            300 + seed,
+            60,
+            400,
+            Policy::lossless_peer_reuse(0),
+            0.0,
+        )
+        .await;
+    }
 }
 
 /// Soak: `MSGR_PIPE_SOAK=N` runs N more seeds at 1/30 and 1/200 (skipped when unset).
