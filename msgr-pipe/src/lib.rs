@@ -14,6 +14,28 @@
 //!
 //! The messenger (msgr-core) implements [`Host`]; [`testing::TestHost`] is a small
 //! implementation for tests, with an in-memory network ([`testing::TestNet`]).
+//!
+//! # Locks
+//! Per session: `deliver_lock` (orders deliveries) before the state lock; neither is held
+//! across an `.await`, and no [`Host`] method is called with the state lock held. At most one
+//! session's state lock is held at a time (the acceptor locks an existing session only after
+//! [`Host::lookup`] returned). See `session/mod.rs`.
+//!
+//! # Additions to and departures from DESIGN.md
+//! * [`Host::dial`] (default: TCP with `TCP_NODELAY`) and [`Host::new_conn_id`] (default: a
+//!   process-wide counter) have default implementations; tests dial in-memory streams.
+//! * [`Session::connect`] registers the new session with [`Host::register`]; if the host
+//!   already has one for the address, that one is returned and nothing starts.
+//! * [`Session::queue`] sends without waiting (the bytes still count against
+//!   `max_pending_bytes`); [`Session::mark_down_with_reset`], [`Session::is_closed`],
+//!   [`Session::is_lossy`], [`Session::policy`], [`Session::seqs`],
+//!   [`Session::pending_bytes`], `*_shared` constructors taking an `Arc<PipeConfig>`.
+//! * [`Session::last_keepalive`] is the monotonic arrival time (`tokio::time::Instant`);
+//!   [`Session::last_keepalive_ack`] the echoed stamp ([`msgr_wire::Timespec`]), as Ceph.
+//! * A refused handshake (FEATURES, BADPROTOVER, BADAUTHORIZER twice) closes the session with
+//!   [`SessionEvent::Refused`] instead of retrying for ever.
+//! * Replace is transparent (Simple): no RETRY_GLOBAL round trip; a lossy server still looks
+//!   sessions up (one session per peer address). See [`handshake::accept`].
 
 pub mod config;
 pub mod error;

@@ -233,3 +233,62 @@ async fn client_and_stateful_server_under_faults() {
         client_server_under_faults(seed, 40, 300).await;
     }
 }
+
+/// Lossy client to stateless server under faults: each failure of an open session gives
+/// exactly one Reset at the client; the client then makes a new session. Messages may be lost
+/// (that is what lossy means) but never duplicated or reordered.
+#[tokio::test(start_paused = true)]
+async fn lossy_under_faults_never_duplicates_or_reorders() {
+    use msgr_pipe::testing::HostEvent;
+    use msgr_pipe::SessionEvent;
+    for seed in [21, 22, 23] {
+        let mut cfg = PipeConfig::default();
+        cfg.inject.socket_failures = 40;
+        cfg.inject.seed = seed;
+        let net = TestNet::new(4 * 1024);
+        let (a, mut arx) = host(1, Policy::lossy_client(0), cfg.clone(), &net);
+        let (b, mut brx) = host(2, Policy::stateless_server(0), cfg, &net);
+        let mut sessions = 1u64;
+        let mut s = a.connect(b.my_addr(), EntityType::OSD);
+        let n = 2000u64;
+        for i in 0..n {
+            if s.send(msg_padded(i, 100)).await.is_err() {
+                s = a.connect(b.my_addr(), EntityType::OSD);
+                sessions += 1;
+                s.send(msg_padded(i, 100)).await.unwrap();
+            }
+            if i % 50 == 0 {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        let mut got = Vec::new();
+        while let Ok(e) = brx.try_recv() {
+            if let HostEvent::Message { incoming, .. } = e {
+                got.push(payload(&incoming.msg));
+            }
+        }
+        assert!(
+            got.windows(2).all(|w| w[0] < w[1]),
+            "seed {seed}: dup or reorder"
+        );
+        assert!(!got.is_empty());
+        let (_, events) = drain(&mut arx);
+        let resets = events.iter().filter(|e| **e == SessionEvent::Reset).count() as u64;
+        let connects = events
+            .iter()
+            .filter(|e| **e == SessionEvent::Connect)
+            .count() as u64;
+        assert!(
+            resets <= connects,
+            "seed {seed}: {resets} resets for {connects} connects"
+        );
+        assert!(
+            resets + 1 >= sessions,
+            "seed {seed}: {resets} resets, {sessions} sessions"
+        );
+        assert!(resets > 0, "seed {seed}: no fault hit an open session");
+        a.mark_down_all();
+        b.mark_down_all();
+    }
+}
