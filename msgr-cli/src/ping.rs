@@ -17,7 +17,7 @@
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context};
 use clap::Args;
@@ -25,7 +25,7 @@ use msgr_core::{
     BoxFuture, Connection, Dispatched, Dispatcher, Messenger, MessengerConfig, PolicyConfig,
     PolicyKind, Received,
 };
-use msgr_wire::{EntityAddr, EntityName, EntityType};
+use msgr_wire::{EntityAddr, EntityName, EntityType, Timespec};
 use tokio::sync::Notify;
 
 use crate::bench::plan::parse_duration;
@@ -105,19 +105,78 @@ impl Dispatcher for Events {
     }
 }
 
+/// The daemon refused our handshake (BADPROTOVER and the like): the peer type offered may
+/// be wrong.
+#[derive(Debug)]
+struct Refused(EntityType);
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "the daemon refused the handshake offered for peer type {}",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for Refused {}
+
 async fn ping(args: PingArgs) -> anyhow::Result<()> {
     let target = crate::peer::resolve(&args.addr, args.timeout).await?;
-    let peer_type: EntityType = match &args.peer_type {
-        Some(ty) => ty
-            .parse()
-            .with_context(|| format!("{ty:?} is not an entity type (mon, osd, mds, mgr)"))?,
-        None if target.addr.port() == 6789 => EntityType::MON,
-        None => EntityType::OSD,
-    };
     let name: EntityName = args
         .name
         .parse()
         .with_context(|| format!("{:?} is not an entity name", args.name))?;
+    // The peer type decides the protocol version offered. Unless told, try the likely one
+    // first (mon on 6789, osd elsewhere, as `msgr serve`), then the others.
+    let candidates: Vec<EntityType> = match &args.peer_type {
+        Some(ty) => vec![ty
+            .parse()
+            .with_context(|| format!("{ty:?} is not an entity type (mon, osd, mds, mgr)"))?],
+        None if target.addr.port() == 6789 => vec![
+            EntityType::MON,
+            EntityType::OSD,
+            EntityType::MDS,
+            EntityType::MGR,
+        ],
+        None => vec![
+            EntityType::OSD,
+            EntityType::MON,
+            EntityType::MDS,
+            EntityType::MGR,
+        ],
+    };
+    let mut refused = Vec::new();
+    for peer_type in candidates {
+        match ping_as(&args, target, name, peer_type).await {
+            Err(e) if e.downcast_ref::<Refused>().is_some() => refused.push(peer_type),
+            other => return other,
+        }
+    }
+    if let [only] = refused[..] {
+        if args.peer_type.is_some() {
+            bail!(
+                "{target}: the daemon refused the handshake offered for peer type {only} \
+                 (it sets the protocol version: try another --peer-type, or none to try them all)"
+            );
+        }
+    }
+    let tried: Vec<String> = refused.iter().map(ToString::to_string).collect();
+    bail!(
+        "{target}: the daemon refused the handshake for every peer type tried ({}); \
+         is it a msgr v1 daemon that accepts clients?",
+        tried.join(", ")
+    )
+}
+
+/// One attempt with its own client messenger, offering `peer_type`.
+async fn ping_as(
+    args: &PingArgs,
+    target: EntityAddr,
+    name: EntityName,
+    peer_type: EntityType,
+) -> anyhow::Result<()> {
     let events = Arc::new(Events::default());
     let bind = if target.addr.is_ipv4() {
         SocketAddr::from(([0, 0, 0, 0], 0))
@@ -136,7 +195,7 @@ async fn ping(args: PingArgs) -> anyhow::Result<()> {
         .start()
         .await
         .context("starting the client messenger")?;
-    let result = ping_with(&messenger, &events, target, peer_type, &args).await;
+    let result = ping_with(&messenger, &events, target, peer_type, args).await;
     messenger.shutdown();
     messenger.wait().await;
     result
@@ -158,10 +217,7 @@ async fn ping_with(
         let notified = events.changed.notified();
         match events.state.load(Ordering::SeqCst) {
             CONNECTED => break,
-            REFUSED => bail!(
-                "{shown}: the daemon refused the handshake as a {peer_type} peer \
-                 (wrong --peer-type? it sets the protocol version: try mon, osd, mds or mgr)"
-            ),
+            REFUSED => return Err(Refused(peer_type).into()),
             RESET => bail!("{shown}: the handshake failed (the peer closed or reset the session)"),
             _ => {}
         }
@@ -181,7 +237,7 @@ async fn ping_with(
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
     println!(
-        "PING {shown}: handshake with {} in {:.3} ms",
+        "PING {shown}: handshake with a {} in {:.3} ms",
         conn.peer_name()
             .map_or_else(|| peer_type.to_string(), |n| n.to_string()),
         start.elapsed().as_secs_f64() * 1e3
@@ -228,6 +284,10 @@ async fn ping_with(
 }
 
 /// Sends a KEEPALIVE2 and waits until the connection's last KEEPALIVE2_ACK stamp changes.
+///
+/// The acknowledgement echoes the stamp our writer put in the keepalive (our wall clock when
+/// it went out), so the round trip is measured from that stamp, as ICMP ping does: the time our
+/// own writer task took to wake up is not counted. The local clock difference is the fallback.
 async fn round_trip(conn: &Connection, timeout: Duration) -> Option<Duration> {
     let before = conn.last_keepalive_ack();
     let start = Instant::now();
@@ -235,8 +295,14 @@ async fn round_trip(conn: &Connection, timeout: Duration) -> Option<Duration> {
     // Spin (yielding) for the first milliseconds: a timer tick is 1 ms, too coarse for
     // loopback round trips; then poll each millisecond.
     while start.elapsed() < timeout {
-        if conn.last_keepalive_ack() != before {
-            return Some(start.elapsed());
+        let ack = conn.last_keepalive_ack();
+        if ack != before {
+            let local = start.elapsed();
+            return Some(
+                ack.and_then(since_stamp)
+                    .filter(|d| *d <= local)
+                    .unwrap_or(local),
+            );
         }
         if start.elapsed() < Duration::from_millis(20) {
             tokio::task::yield_now().await;
@@ -245,6 +311,13 @@ async fn round_trip(conn: &Connection, timeout: Duration) -> Option<Duration> {
         }
     }
     None
+}
+
+/// Wall-clock time since `stamp` (a `ceph_timespec` of our own clock).
+fn since_stamp(stamp: Timespec) -> Option<Duration> {
+    let sent = Duration::new(u64::from(stamp.sec), stamp.nsec);
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).ok()?;
+    now.checked_sub(sent)
 }
 
 fn summary(shown: &str, sent: u64, rtts: &[f64], elapsed: Duration) {
