@@ -8,10 +8,10 @@
 //! | test | our side | peer |
 //! |---|---|---|
 //! | [`connector_lossy_client_talks_to_mon`] | `client.-1`, lossy client | `ceph-mon` (auth none) |
-//! | [`acceptor_receives_mauth_from_ceph_cli`] | `mon.0`, stateless server | `ceph -m v1:IP:PORT/NONCE status` |
-//! | [`acceptor_receives_mauth_after_msgr2_probe`] | `mon.0`, stateless server | `ceph -m IP:PORT/NONCE status` |
+//! | [`acceptor_receives_mauth_from_ceph_cli`] | `mon.0` (nonce 0), stateless server | `ceph -m v1:IP:PORT status` |
+//! | [`acceptor_receives_mauth_after_msgr2_probe`] | `mon.0` (nonce 0), stateless server | `ceph -m IP:PORT status` |
 //! | [`msgr_ping_against_mon`] | the `msgr` binary, `ping --peer-type mon` | `ceph-mon` |
-//! | [`msgr_ping_against_mon_default_peer_type`] (ignored: issue 6 report F2) | `msgr ping`, as the issue writes it | `ceph-mon` |
+//! | [`msgr_ping_against_mon_default_peer_type`] | `msgr ping`, as the issue writes it | `ceph-mon` |
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -23,7 +23,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::{bail, ensure, Context};
 use bytes::Bytes;
 use msgr_core::{
-    BoxFuture, ConnId, ConnState, Connection, Dispatched, Dispatcher, Messenger, Policy, Received,
+    BoxFuture, ConnId, ConnState, Connection, Dispatched, Dispatcher, Messenger, MessengerConfig,
+    Policy, Received,
 };
 use msgr_pipe::{HandshakeHook, HookAction, Side, Step};
 use msgr_tests::ceph::{self, CephMon};
@@ -452,7 +453,14 @@ async fn ceph_cli_sends_mauth(v1_prefix: bool) -> anyhow::Result<()> {
     let started = Instant::now();
     let inbox = Arc::new(Inbox::default());
     let steps = Arc::new(Steps::default());
+    // Nonce 0, as a mon's address has: the client checks the nonce we announce against the one it dialled, 0 for
+    // `-m IP:PORT` (spec §9.22).
+    let config = MessengerConfig {
+        nonce: Some(0),
+        ..MessengerConfig::default()
+    };
     let server = Messenger::builder(EntityName::mon(0))
+        .config(config)
         .bind(SocketAddr::from(([127, 0, 0, 1], 0)))
         .default_policy(Policy::stateless_server(0))
         .dispatcher(inbox.clone())
@@ -465,16 +473,13 @@ async fn ceph_cli_sends_mauth(v1_prefix: bool) -> anyhow::Result<()> {
         .tempdir()?;
     let conf = dir.path().join("ceph.conf");
     ceph::write_conf(&conf, dir.path(), &ceph::random_fsid(), ours.addr)?;
-    // `v1:` so the client speaks v1 at once; `/NONCE` because the client checks the nonce we announce against the
-    // one it dialled (spec §9.22), and ours is not 0 as a mon's is (see the report of issue 6).
-    let mut target = if v1_prefix {
+    assert_eq!(ours.nonce, 0, "{ours}");
+    // `v1:` makes the client speak v1 at once; without it the client also tries msgr v2 at the address.
+    let target = if v1_prefix {
         format!("v1:{}", ours.addr)
     } else {
         ours.addr.to_string()
     };
-    if ours.nonce != 0 {
-        target = format!("{target}/{}", ours.nonce);
-    }
     let mut cli = ceph::ceph_cli_command_at(&conf, &target, &["status"])
         .spawn()
         .context("spawning ceph")?;
@@ -587,18 +592,16 @@ fn msgr_binary() -> anyhow::Result<PathBuf> {
     Ok(dir.join(format!("msgr{}", std::env::consts::EXE_SUFFIX)))
 }
 
-/// Item 5: `msgr ping v1:127.0.0.1:PORT --count 5 --peer-type mon` against the mon: exit 0 and five round trips.
-/// (`--peer-type mon` because `msgr ping` guesses the peer type from the port, mon only on 6789; see
-/// [`msgr_ping_against_mon_default_peer_type`].)
+/// Item 5 with the peer type given: `msgr ping v1:127.0.0.1:PORT --count 5 --peer-type mon` against the mon: exit
+/// 0 and five round trips.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn msgr_ping_against_mon() -> anyhow::Result<()> {
     msgr_ping(&["--peer-type", "mon"]).await
 }
 
-/// Item 5 verbatim: `msgr ping v1:127.0.0.1:PORT --count 5` against a mon on a port other than 6789.
+/// Item 5 verbatim: `msgr ping v1:127.0.0.1:PORT --count 5` against a mon on a port other than 6789 (the peer type
+/// is found by trying each one the mon may refuse with BADPROTOVER).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "msgr ping dials any port but 6789 as an OSD (protocol 24); the mon answers BADPROTOVER (tag 10, protocol 15) \
-            and ping gives up: msgr-cli owner to retry as the reply's protocol says (issue 6, interop finding F2 in the report)"]
 async fn msgr_ping_against_mon_default_peer_type() -> anyhow::Result<()> {
     msgr_ping(&[]).await
 }
