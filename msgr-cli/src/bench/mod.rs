@@ -9,6 +9,8 @@
 //! BenchArgs --plan--> [Case] x [Transport] --raw::run / msgr::run--> Outcome --report--> table, JSON
 //! ```
 
+mod client;
+mod idle;
 mod msgr;
 pub mod payload;
 pub mod plan;
@@ -208,7 +210,7 @@ async fn run_plan(args: BenchArgs) -> anyhow::Result<()> {
     }
     if idle > 0 {
         progress.start(&format!("{idle} idle msgr connections"));
-        let memory = msgr::idle_connections(idle).await?;
+        let memory = idle::idle_connections(idle).await?;
         progress.finish(&memory.summary());
         report.idle = Some(memory);
     }

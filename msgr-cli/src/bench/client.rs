@@ -1,0 +1,223 @@
+//! The client side of a msgr bench job: the dispatcher that times echoes, keeps the rr window,
+//! catches the end of a run, and (lossless rr) sends the next request from fast dispatch.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::bail;
+use bytes::{Buf, Bytes};
+use hdrhistogram::Histogram;
+use msgr_core::{BoxFuture, Connection, Dispatched, Dispatcher, Received};
+use tokio::sync::{Notify, Semaphore};
+
+use super::msgr::{data_message, end_message};
+use super::payload::{self, Integrity, SeqTracker};
+use super::plan::Mode;
+use super::{new_histogram, Stopper};
+use crate::serve::{MSG_BENCH_DATA, MSG_BENCH_END, MSG_BENCH_END_ACK};
+
+/// What a job's client messenger received.
+#[derive(Debug)]
+struct ClientState {
+    tracker: SeqTracker,
+    rtt: Histogram<u64>,
+    ack: Option<(u64, Integrity)>,
+}
+
+/// The sending side of a dispatcher-driven rr run (see `Job::pump`).
+pub(super) struct Pump {
+    pub(super) conn: Connection,
+    pub(super) filler: Bytes,
+    pub(super) stopper: Stopper,
+    pub(super) next: u64,
+    pub(super) finished: bool,
+}
+
+/// The client's dispatcher: times echoes, refills the window, catches the end of the run.
+pub(super) struct ClientSide {
+    epoch: Instant,
+    verify: bool,
+    depth: usize,
+    pump: Mutex<Option<Pump>>,
+    state: Mutex<ClientState>,
+    window: Semaphore,
+    ended: AtomicBool,
+    end: Notify,
+}
+
+impl ClientSide {
+    pub(super) fn new(depth: usize, verify: bool, epoch: Instant) -> Arc<Self> {
+        Arc::new(ClientSide {
+            epoch,
+            verify,
+            depth,
+            pump: Mutex::new(None),
+            state: Mutex::new(ClientState {
+                tracker: SeqTracker::default(),
+                rtt: new_histogram(),
+                ack: None,
+            }),
+            window: Semaphore::new(depth),
+            ended: AtomicBool::new(false),
+            end: Notify::new(),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, ClientState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(super) fn start_pump(&self, pump: Pump) {
+        *self.pump.lock().unwrap_or_else(|e| e.into_inner()) = Some(pump);
+    }
+
+    /// Sends the next message of a dispatcher-driven run, or its end marker once the limit
+    /// is reached.
+    pub(super) fn advance(&self) {
+        let mut guard = self.pump.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(pump) = guard.as_mut() else {
+            return;
+        };
+        if pump.finished {
+            return;
+        }
+        if pump.stopper.done(pump.next) {
+            pump.finished = true;
+            let _ = pump.conn.queue(end_message(pump.next));
+            return;
+        }
+        let stamp = self.epoch.elapsed().as_nanos() as u64;
+        let msg = data_message(pump.next, stamp, &pump.filler, self.verify);
+        pump.next += 1;
+        let _ = pump.conn.queue(msg);
+    }
+
+    /// Messages a dispatcher-driven run has sent so far.
+    pub(super) fn pumped(&self) -> u64 {
+        let guard = self.pump.lock().unwrap_or_else(|e| e.into_inner());
+        guard.as_ref().map_or(0, |p| p.next)
+    }
+
+    /// Forgets the warm-up round trip.
+    pub(super) fn reset(&self) {
+        let mut state = self.lock();
+        state.tracker = SeqTracker::default();
+        state.rtt.reset();
+        state.ack = None;
+        self.ended.store(false, Ordering::SeqCst);
+        let missing = self.depth.saturating_sub(self.window.available_permits());
+        self.window.add_permits(missing);
+    }
+
+    /// Takes a place in the rr window; `false` after `timeout` without one.
+    pub(super) async fn take_window(&self, timeout: Duration) -> bool {
+        match tokio::time::timeout(timeout, self.window.acquire()).await {
+            Ok(Ok(permit)) => {
+                permit.forget();
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Waits for the server's answer to an end marker.
+    pub(super) async fn wait_end(&self, timeout: Duration) -> anyhow::Result<()> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        while !self.ended.load(Ordering::SeqCst) {
+            if tokio::time::timeout_at(deadline, self.end.notified())
+                .await
+                .is_err()
+            {
+                bail!("no answer within {timeout:?}");
+            }
+        }
+        Ok(())
+    }
+
+    pub(super) fn histogram(&self) -> Histogram<u64> {
+        self.lock().rtt.clone()
+    }
+
+    /// The faults of the run: the sink's counts, or the client's own over the echoes.
+    pub(super) fn integrity(&self, sent: u64, mode: Mode) -> Integrity {
+        let state = self.lock();
+        match (mode, state.ack) {
+            (Mode::Stream, Some((_, integrity))) => integrity,
+            (Mode::Stream, None) if state.tracker.received() == 0 => Integrity {
+                lost: sent,
+                ..Integrity::default()
+            },
+            _ => state.tracker.finish(sent),
+        }
+    }
+
+    fn handle(&self, received: Received) {
+        let msg = &received.msg;
+        match msg.header.ty {
+            MSG_BENCH_DATA => {
+                let now = self.epoch.elapsed().as_nanos() as u64;
+                let mut state = self.lock();
+                match payload::header(&msg.front) {
+                    Some((seq, stamp)) => {
+                        state.tracker.observe(seq);
+                        state
+                            .rtt
+                            .saturating_record(now.saturating_sub(stamp).max(1));
+                        if self.verify && !payload::check(&msg.data, seq) {
+                            state.tracker.corrupted();
+                        }
+                    }
+                    None => state.tracker.corrupted(),
+                }
+                drop(state);
+                self.window.add_permits(1);
+                self.advance();
+            }
+            MSG_BENCH_END => self.finish(None),
+            MSG_BENCH_END_ACK => {
+                let mut front = &msg.front[..];
+                if front.len() >= 40 {
+                    let received = front.get_u64_le();
+                    let integrity = Integrity {
+                        lost: front.get_u64_le(),
+                        duplicated: front.get_u64_le(),
+                        reordered: front.get_u64_le(),
+                        corrupted: front.get_u64_le(),
+                    };
+                    self.finish(Some((received, integrity)));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn finish(&self, ack: Option<(u64, Integrity)>) {
+        if ack.is_some() {
+            self.lock().ack = ack;
+        }
+        self.ended.store(true, Ordering::SeqCst);
+        self.end.notify_one();
+    }
+}
+
+impl Dispatcher for ClientSide {
+    /// A lossy session failed: whatever was in flight is gone, so the window opens again.
+    fn handle_reset(&self, _conn: &Connection) {
+        let missing = self.depth.saturating_sub(self.window.available_permits());
+        self.window.add_permits(missing);
+    }
+
+    fn dispatch(&self, msg: Received) -> BoxFuture<'_, Dispatched> {
+        self.handle(msg);
+        Box::pin(async { Dispatched::Handled })
+    }
+
+    fn can_fast_dispatch(&self, _msg: &Received) -> bool {
+        true
+    }
+
+    fn fast_dispatch(&self, msg: Received) {
+        self.handle(msg);
+    }
+}
