@@ -136,7 +136,18 @@ async fn multi_threaded_under_faults() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(3);
-    for seed in 0..seeds {
+    let first: u64 = std::env::var("MSGR_PIPE_SOAK_FIRST")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    if std::env::var("MSGR_PIPE_LOG").is_ok() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter("msgr_pipe=debug")
+            .with_test_writer()
+            .try_init();
+    }
+    for seed in first..first + seeds {
+        eprintln!("multi seed {seed}");
         lossless_base(
             fast.clone(),
             200 + seed,

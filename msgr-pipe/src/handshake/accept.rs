@@ -28,6 +28,9 @@ pub struct ExistingView {
     pub server: bool,
     /// Another incoming socket is in the middle of replacing it.
     pub replacing: bool,
+    /// Its own outgoing attempt is in flight (not used by [`decide`]; the acceptor may wait
+    /// for that attempt before answering RESETSESSION).
+    pub attempting: bool,
 }
 
 /// The acceptor's side of the decision.
@@ -191,6 +194,7 @@ mod tests {
             lossy: false,
             server: false,
             replacing: false,
+            attempting: false,
         }
     }
 

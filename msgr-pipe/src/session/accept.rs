@@ -24,6 +24,9 @@ use crate::inject::{internal_delay, mix_seed, InjectStream};
 use crate::policy::Policy;
 use crate::transport::BoxTransport;
 
+/// Longest wait for an existing session's own attempt before answering RESETSESSION.
+const ATTEMPT_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// A socket attached (not yet open) to a session.
 struct Attached {
     session: Session,
@@ -40,6 +43,8 @@ enum Outcome {
         connect_seq: u32,
     },
     Attach(Attached),
+    /// Wait for the existing session's own attempt to end, then decide again.
+    AwaitAttempt(Session),
 }
 
 /// Runs the acceptor side on `t`; see [`Session::accept`].
@@ -144,7 +149,23 @@ async fn run(
             peer_wins_race: peer.race_cmp(&my_addr) == std::cmp::Ordering::Less,
         };
         internal_delay(config.inject.internal_delay, "before the accept decision").await;
-        let outcome = decide_and_attach(host, config, &connect, peer, peer_type, &policy, &ctx, id);
+        let mut may_wait = true;
+        let outcome = loop {
+            let o = decide_and_attach(
+                host, config, &connect, peer, peer_type, &policy, &ctx, id, may_wait,
+            );
+            let Outcome::AwaitAttempt(ex) = o else {
+                break o;
+            };
+            // Our own connect to this peer is in flight and the peer may already hold the
+            // session it opened for it (at connect_seq 1): RESETSESSION now would be a false
+            // "we reset". Let that attempt finish (or fail) first, then decide again.
+            may_wait = false;
+            let ended = ex.inner.attempt_end.notified();
+            if ex.view().attempting {
+                let _ = tokio::time::timeout(ATTEMPT_WAIT, ended).await;
+            }
+        };
         let att = match outcome {
             Outcome::Reply {
                 tag,
@@ -169,6 +190,7 @@ async fn run(
                 continue;
             }
             Outcome::Attach(att) => att,
+            Outcome::AwaitAttempt(_) => continue,
         };
         *attached = Some((att.session.clone(), att.slot.epoch));
         return finish(
@@ -190,6 +212,7 @@ fn decide_and_attach(
     policy: &Policy,
     ctx: &AcceptCtx,
     id: u64,
+    may_wait: bool,
 ) -> Outcome {
     loop {
         let existing = host.lookup(&peer);
@@ -205,7 +228,14 @@ fn decide_and_attach(
             AcceptDecision::BadProtoVer => return reply(Tag::BadProtoVer),
             AcceptDecision::Features => return reply(Tag::Features),
             AcceptDecision::BadAuthorizer => return reply(Tag::BadAuthorizer),
-            AcceptDecision::ResetSession => return reply(Tag::ResetSession),
+            AcceptDecision::ResetSession => {
+                if let (Some(ex), Some(v)) = (&existing, &view) {
+                    if may_wait && v.attempting && v.connect_seq == 0 {
+                        return Outcome::AwaitAttempt(ex.clone());
+                    }
+                }
+                return reply(Tag::ResetSession);
+            }
             AcceptDecision::RetryGlobal { global_seq } => {
                 return Outcome::Reply {
                     tag: Tag::RetryGlobal,
@@ -352,6 +382,7 @@ impl Inner {
             lossy: sh.st.lossy,
             server: self.policy.server,
             replacing: sh.link.replacing,
+            attempting: sh.link.attempt.is_some(),
         }
     }
 
@@ -401,6 +432,7 @@ impl Inner {
             lossy: sh.st.lossy,
             server: self.policy.server,
             replacing: sh.link.replacing,
+            attempting: sh.link.attempt.is_some(),
         };
         if now != *expected || matches!(sh.st.phase, ConnState::Closed | ConnState::Closing) {
             return None;

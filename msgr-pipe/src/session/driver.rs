@@ -77,7 +77,10 @@ pub(super) async fn run(inner: Arc<Inner>) {
                     _ = inner.closed.cancelled() => {}
                 }
             }
-            Next::Attempt => attempt(&inner).await,
+            Next::Attempt => {
+                attempt(&inner).await;
+                inner.attempt_end.notify_waiters();
+            }
         }
     }
 }

@@ -63,6 +63,7 @@ impl Session {
                 }),
                 deliver_lock: Mutex::new(()),
                 driver_wake: Notify::new(),
+                attempt_end: Notify::new(),
                 ended: AtomicBool::new(false),
                 closed: CancellationToken::new(),
                 tracker: TaskTracker::new(),

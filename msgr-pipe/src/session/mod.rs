@@ -167,6 +167,8 @@ pub(crate) struct Inner {
     shared: Mutex<Shared>,
     deliver_lock: Mutex<()>,
     driver_wake: Notify,
+    /// Woken (all waiters) whenever an outgoing attempt ends.
+    attempt_end: Notify,
     ended: AtomicBool,
     closed: CancellationToken,
     tracker: TaskTracker,
