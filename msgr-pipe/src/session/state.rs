@@ -455,11 +455,18 @@ impl SessionState {
         }
         if prev == ConnState::Accepting {
             if self.accepted_new {
-                // Our reply never left: the peer knows nothing of this session.
-                self.phase = ConnState::Closed;
-                return FaultAction::Close { reset: false };
-            }
-            if let Some(c) = self.saved_connect_seq.take() {
+                // Our reply never left: the peer knows nothing of this session. Close it,
+                // unless the application already queued messages on it (Simple keeps such a
+                // pipe and connects out).
+                self.accepted_new = false;
+                if !self.has_messages() {
+                    self.phase = ConnState::Closed;
+                    return FaultAction::Close { reset: false };
+                }
+                self.connect_seq = 0;
+                self.saved_connect_seq = None;
+                prev = ConnState::Connecting;
+            } else if let Some(c) = self.saved_connect_seq.take() {
                 // A replace that failed before our reply left: back to what the session was.
                 self.connect_seq = c;
                 prev = if self.was_open {
@@ -467,7 +474,7 @@ impl SessionState {
                 } else {
                     ConnState::Connecting
                 };
-            } else if self.created_by_accept && !self.was_open {
+            } else if self.created_by_accept && !self.was_open && !self.has_messages() {
                 // A new session whose READY/SEQ was sent: the peer may believe it open and
                 // come back with connect_seq + 1. Keep it (quietly) unless it is lossy.
                 if self.lossy {

@@ -311,6 +311,21 @@ fn accepted_never_opened_closes_quietly() {
 }
 
 #[test]
+fn accepted_never_opened_with_queued_messages_connects_out() {
+    let mut s = SessionState::new(ConnState::Accepting, false, SmallRng::seed_from_u64(1));
+    s.accepted_new = true;
+    s.created_by_accept = true;
+    s.connect_seq = 1;
+    s.queue(m(1, 127));
+    assert!(matches!(
+        s.on_fault(&fp(), FaultCause::Error),
+        FaultAction::Reconnect { .. }
+    ));
+    assert_eq!(s.connect_seq, 0, "the peer never saw our reply");
+    assert_eq!(s.phase, ConnState::Connecting);
+}
+
+#[test]
 fn accepted_after_reply_waits_for_the_peer() {
     let mut s = SessionState::new(ConnState::Accepting, false, SmallRng::seed_from_u64(1));
     s.created_by_accept = true;
