@@ -65,6 +65,7 @@ impl Session {
                 driver_wake: Notify::new(),
                 attempt_end: Notify::new(),
                 ended: AtomicBool::new(false),
+                handed_out: AtomicBool::new(false),
                 closed: CancellationToken::new(),
                 tracker: TaskTracker::new(),
                 counters: Counters::default(),
@@ -105,6 +106,7 @@ impl Session {
     ) -> Session {
         if let Some(s) = host.lookup(&peer_addr) {
             if s.state() != ConnState::Closed {
+                s.inner.handed_out.store(true, Ordering::Release);
                 return s;
             }
         }
@@ -126,6 +128,7 @@ impl Session {
             }
             Err(existing) => {
                 s.inner.discard_unregistered();
+                existing.inner.handed_out.store(true, Ordering::Release);
                 existing
             }
         }

@@ -170,6 +170,9 @@ pub(crate) struct Inner {
     /// Woken (all waiters) whenever an outgoing attempt ends.
     attempt_end: Notify,
     ended: AtomicBool,
+    /// `Session::connect` returned this (accepted) session to the application, which may
+    /// hold it before any event told it about the session.
+    handed_out: AtomicBool,
     closed: CancellationToken,
     tracker: TaskTracker,
     send_throttle: Throttle,
@@ -274,7 +277,10 @@ impl Inner {
         self.flush_delayed();
         match action {
             FaultAction::Close { reset } => {
-                let event = reset.then_some(SessionEvent::Reset);
+                // A quiet close (an accepted session that never opened) still tells an
+                // application that got this session from `connect`.
+                let event = (reset || self.handed_out.load(Ordering::Acquire))
+                    .then_some(SessionEvent::Reset);
                 let delay = self.config.inject.internal_delay;
                 if delay.is_zero() {
                     self.close(event);
