@@ -390,6 +390,12 @@ impl Inner {
     fn race_keepalive(&self) {
         let mut sh = self.lock();
         sh.st.queue_keepalive();
+        // The peer now waits for our connection: do not let it sit out a backoff.
+        if sh.st.phase == ConnState::Connecting && sh.link.attempt.is_none() {
+            sh.link.reconnect_at = None;
+            drop(sh);
+            self.driver_wake.notify_one();
+        }
     }
 
     /// Sets up a brand-new accepted session (rows 6, 18) before it is registered.
