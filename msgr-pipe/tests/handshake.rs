@@ -597,3 +597,21 @@ async fn connector_survives_garbage_replies() {
         s.mark_down();
     }
 }
+
+/// A peer that answers READY and hangs up at once, on every dial: a lossless connector's
+/// reconnects are paced by its backoff, not a hot loop (the runtime goes idle, time advances).
+#[tokio::test(start_paused = true)]
+async fn reconnects_to_a_flapping_peer_are_paced() {
+    let net = TestNet::new(4096);
+    let mut b = acceptor_prefix(mon_addr());
+    reply(Tag::Ready, 1, 1, 0).encode(&mut b);
+    let _w = net.script(mon_addr().addr, b.freeze());
+    let (h, _rx) = client(&net, Policy::lossless_client(0));
+    let s = h.connect(mon_addr(), EntityType::MON);
+    s.send(msg(1)).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let dials = net.dials();
+    assert!((3..=8).contains(&dials), "{dials} dials in 10 s");
+    s.mark_down();
+    s.closed().await;
+}

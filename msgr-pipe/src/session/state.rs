@@ -171,6 +171,8 @@ pub struct SessionState {
     queued_bytes: u64,
     /// Messages taken for a second (or later) transmission.
     pub resent: u64,
+    /// When the current socket opened.
+    opened_at: Option<Instant>,
     rng: SmallRng,
 }
 
@@ -209,6 +211,7 @@ impl SessionState {
             saved_connect_seq: None,
             queued_bytes: 0,
             resent: 0,
+            opened_at: None,
             rng,
         }
     }
@@ -431,18 +434,44 @@ impl SessionState {
         dropped
     }
 
-    /// A handshake succeeded: the stream starts.
+    /// A handshake succeeded: the stream starts (now).
     pub fn opened(&mut self) {
+        self.opened_at(Instant::now());
+    }
+
+    /// A handshake succeeded at `now`. The backoff is not reset here: a socket that dies right
+    /// after opening (less than `initial_backoff` later) keeps backing off, so a peer that
+    /// accepts and hangs up at once cannot make us reconnect in a hot loop.
+    pub fn opened_at(&mut self, now: Instant) {
         self.phase = ConnState::Open;
         self.was_open = true;
         self.accepted_new = false;
         self.saved_connect_seq = None;
-        self.backoff = Duration::ZERO;
+        self.opened_at = Some(now);
+    }
+
+    fn next_backoff(&mut self, policy: &FaultPolicy) -> Duration {
+        self.backoff = if self.backoff.is_zero() {
+            policy.initial_backoff
+        } else {
+            self.backoff.saturating_mul(2).min(policy.max_backoff)
+        };
+        self.backoff
     }
 
     /// The socket ended (spec §6.5). Sets the new phase and says what to do. The caller has
     /// already detached the socket. Lossless sessions get their sent list requeued.
     pub fn on_fault(&mut self, policy: &FaultPolicy, cause: FaultCause) -> FaultAction {
+        self.on_fault_at(policy, cause, Instant::now())
+    }
+
+    /// [`SessionState::on_fault`] at `now`.
+    pub fn on_fault_at(
+        &mut self,
+        policy: &FaultPolicy,
+        cause: FaultCause,
+        now: Instant,
+    ) -> FaultAction {
         let mut prev = self.phase;
         match prev {
             ConnState::Closed | ConnState::Closing => return FaultAction::None,
@@ -504,20 +533,22 @@ impl SessionState {
             ConnState::Open => {
                 self.connect_seq = self.connect_seq.wrapping_add(1);
                 self.phase = ConnState::Connecting;
-                self.backoff = Duration::ZERO;
-                FaultAction::Reconnect {
-                    after: Duration::ZERO,
-                }
+                let healthy = self
+                    .opened_at
+                    .is_none_or(|t| now.saturating_duration_since(t) >= policy.initial_backoff);
+                let after = if healthy {
+                    // It worked for a while: reconnect at once, backoff starts over.
+                    self.backoff = Duration::ZERO;
+                    Duration::ZERO
+                } else {
+                    self.next_backoff(policy)
+                };
+                FaultAction::Reconnect { after }
             }
             _ => {
                 self.phase = ConnState::Connecting;
-                self.backoff = if self.backoff.is_zero() {
-                    policy.initial_backoff
-                } else {
-                    self.backoff.saturating_mul(2).min(policy.max_backoff)
-                };
                 FaultAction::Reconnect {
-                    after: self.backoff,
+                    after: self.next_backoff(policy),
                 }
             }
         }

@@ -225,12 +225,13 @@ fn lossy_fault_before_open_retries() {
 #[test]
 fn lossless_open_fault_bumps_connect_seq_and_reconnects_now() {
     let mut s = st(false);
-    s.opened();
+    let t0 = Instant::now();
+    s.opened_at(t0);
     s.connect_seq = 3;
     s.queue(m(1, 127));
     drop(s.take_batch(u64::MAX));
     assert_eq!(
-        s.on_fault(&fp(), FaultCause::Error),
+        s.on_fault_at(&fp(), FaultCause::Error, t0 + Duration::from_secs(1)),
         FaultAction::Reconnect {
             after: Duration::ZERO
         }
@@ -256,12 +257,35 @@ fn handshake_faults_back_off_without_bumping_connect_seq() {
         vec![200, 400, 800, 1600, 3200, 6400, 12800, 15000, 15000, 15000]
     );
     assert_eq!(s.connect_seq, 2);
-    s.opened();
-    s.on_fault(&fp(), FaultCause::Error);
+    let t0 = Instant::now();
+    s.opened_at(t0);
+    assert_eq!(
+        s.on_fault_at(&fp(), FaultCause::Error, t0 + Duration::from_secs(1)),
+        FaultAction::Reconnect {
+            after: Duration::ZERO
+        },
+        "open for a while: at once, backoff reset"
+    );
     assert!(matches!(
         s.on_fault(&fp(), FaultCause::Error),
         FaultAction::Reconnect { after } if after == Duration::from_millis(200)
     ));
+}
+
+#[test]
+fn a_socket_that_dies_right_after_opening_keeps_backing_off() {
+    let mut s = SessionState::new(ConnState::Connecting, false, SmallRng::seed_from_u64(1));
+    let t0 = Instant::now();
+    let mut delays = Vec::new();
+    for i in 0..6u32 {
+        let t = t0 + Duration::from_secs(100) * i;
+        s.opened_at(t);
+        match s.on_fault_at(&fp(), FaultCause::Error, t + Duration::from_millis(1)) {
+            FaultAction::Reconnect { after } => delays.push(after.as_millis()),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(delays, vec![200, 400, 800, 1600, 3200, 6400]);
 }
 
 #[test]
