@@ -206,19 +206,28 @@ async fn teardown(nodes: &[&Node]) {
 }
 
 /// ConnectionRaceTest for v1: two lossless_peer_reuse OSDs connect to each other at the same
-/// time, both held after reading the other's banner and released together. One session per
-/// side survives, both pings are delivered exactly once, no reset is reported.
+/// time, both held after reading the other's banner and released together, and both
+/// acceptors held until each has read the other's connect. Exactly one acceptor answers WAIT,
+/// one session per side survives, both pings are delivered exactly once, no reset is
+/// reported.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn handshake_crossing_connects() {
     let a = node(EntityName::osd(1), Policy::lossless_peer_reuse(0), false).await;
     let b = node(EntityName::osd(2), Policy::lossless_peer_reuse(0), false).await;
     let gate = Gate::new();
+    let decide = Gate::new();
     for n in [&a, &b] {
         n.hook.on(
             Side::Connector,
             Step::AddrReceived,
             1,
             Act::Pause(gate.clone()),
+        );
+        n.hook.on(
+            Side::Acceptor,
+            Step::ConnectReceived,
+            1,
+            Act::Pause(decide.clone()),
         );
     }
     let ab = a.conn_to(&b);
@@ -228,6 +237,14 @@ async fn handshake_crossing_connects() {
     a.hook.reached(Side::Connector, Step::AddrReceived, 1).await;
     b.hook.reached(Side::Connector, Step::AddrReceived, 1).await;
     gate.open();
+    // Both connects are read before either acceptor decides: a true crossing.
+    a.hook
+        .reached(Side::Acceptor, Step::ConnectReceived, 1)
+        .await;
+    b.hook
+        .reached(Side::Acceptor, Step::ConnectReceived, 1)
+        .await;
+    decide.open();
     b.exactly(1, &a).await;
     a.exactly(1, &b).await;
     for n in [&a, &b] {
@@ -235,6 +252,10 @@ async fn handshake_crossing_connects() {
         assert_eq!(n.sessions(), 1, "{:?}: one session per peer", n.m);
     }
     assert!(ab.is_connected() && ba.is_connected());
+    // The race did happen: exactly one acceptor told the other side to WAIT.
+    let wait = Step::ReplySent(Tag::Wait.byte());
+    let waits = a.hook.count(Side::Acceptor, wait) + b.hook.count(Side::Acceptor, wait);
+    assert_eq!(waits, 1, "WAIT replies in the crossing");
     teardown(&[&a, &b]).await;
 }
 
