@@ -50,6 +50,11 @@ async fn take(
     n: u64,
     cancel: &CancellationToken,
 ) -> Result<ThrottlePermit, PipeError> {
+    // Fast path: no waiting needed (and nobody waiting, so FIFO order holds). Avoids building
+    // the select and registering with the cancellation token for every message.
+    if let Some(p) = t.try_acquire(n) {
+        return Ok(p);
+    }
     tokio::select! {
         p = t.acquire(n) => Ok(p),
         _ = cancel.cancelled() => Err(PipeError::Superseded),
@@ -64,7 +69,8 @@ async fn acquire(
     cancel: &CancellationToken,
 ) -> Result<Permits, PipeError> {
     let size = h.payload_len();
-    let mut policy = Vec::with_capacity(2);
+    // No allocation unless the policy has throttles.
+    let mut policy = Vec::new();
     if let Some(t) = &inner.policy.throttle_messages {
         policy.push(take(t, 1, cancel).await?);
     }
