@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
-use msgr_dispatch::{ConnId, DelayConfig, DelayedDelivery, Throttle};
+use msgr_dispatch::{ConnId, DelayConfig, DelayedDelivery, Throttle, ThrottlePermit};
 use msgr_wire::{EntityAddr, EntityName, EntityType, Message, Timespec};
 use rand::rngs::SmallRng;
 use rand::SeedableRng;
@@ -175,12 +175,27 @@ impl Session {
             return Err(SendError::Closed);
         }
         let size = self.permit_size(&msg);
-        let permit = tokio::select! {
-            p = self.inner.send_throttle.acquire(size) => p,
-            _ = self.inner.closed.cancelled() => return Err(SendError::Closed),
+        // Fast path: the permit is free now (and nobody waits for one, so FIFO holds).
+        let permit = match self.inner.send_throttle.try_acquire(size) {
+            Some(p) => p,
+            None => self.wait_permit(size).await?,
         };
         let msg = self.prepare(msg);
         self.inner.queue(Outgoing::new(msg, Some(permit)))
+    }
+
+    /// Waits in line for a `max_pending_bytes` permit of `size` (boxed: the common case never
+    /// waits, and a smaller `send` future is cheaper to move).
+    fn wait_permit(
+        &self,
+        size: u64,
+    ) -> crate::hook::BoxFuture<'_, Result<ThrottlePermit, SendError>> {
+        Box::pin(async move {
+            tokio::select! {
+                p = self.inner.send_throttle.acquire(size) => Ok(p),
+                _ = self.inner.closed.cancelled() => Err(SendError::Closed),
+            }
+        })
     }
 
     /// Queues a message if `max_pending_bytes` allows it now; [`SendError::Full`] otherwise.
