@@ -33,6 +33,17 @@ pub async fn write_chain<W: AsyncWrite + Unpin + ?Sized>(
     chain: &mut VecDeque<Bytes>,
 ) -> io::Result<()> {
     while !chain.is_empty() {
+        // One buffer (a batch of small messages): a plain write, no slice list to build.
+        if let [only] = chain.as_slices().0 {
+            if chain.len() == 1 {
+                let n = w.write(only).await?;
+                if n == 0 && !only.is_empty() {
+                    return Err(io::ErrorKind::WriteZero.into());
+                }
+                advance(chain, n);
+                continue;
+            }
+        }
         let n = {
             let slices: Vec<IoSlice<'_>> = chain
                 .iter()

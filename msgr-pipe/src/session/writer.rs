@@ -68,6 +68,24 @@ fn push_segment(chain: &mut VecDeque<Bytes>, stage: &mut BytesMut, seg: &Bytes) 
     }
 }
 
+/// Bytes the batch puts into the staging buffer, so it is reserved once, not regrown.
+fn stage_len(batch: &Batch) -> usize {
+    let small = |b: &Bytes| if b.len() < COPY_THRESHOLD { b.len() } else { 0 };
+    let msgs: usize = batch
+        .msgs
+        .iter()
+        .map(|o| {
+            msgr_wire::FRAME_HEAD_LEN
+                + msgr_wire::FOOTER_LEN
+                + small(&o.msg.front)
+                + small(&o.msg.middle)
+                + small(&o.msg.data)
+        })
+        .sum();
+    // Keepalive and acks: tag + timespec each; the ACK: tag + u64.
+    msgs + (1 + batch.ka2_acks.len()) * 9 + 9
+}
+
 struct Batch {
     keepalive: bool,
     ka2_acks: Vec<Timespec>,
@@ -94,6 +112,9 @@ async fn write_loop(
     let crc = inner.config.crc;
     let max_bytes = inner.config.write_batch_bytes;
     let mut chain: VecDeque<Bytes> = VecDeque::new();
+    // Reused across batches: once a batch's write completes, its frozen part is dropped and
+    // `reserve` reclaims the same allocation (no malloc/free or regrowth per batch).
+    let mut stage = BytesMut::with_capacity(STAGE_CAPACITY);
     loop {
         let notified = wake.notified();
         let mut batch = {
@@ -122,7 +143,7 @@ async fn write_loop(
             }
         }
         let src = inner.host.my_name();
-        let mut stage = BytesMut::with_capacity(STAGE_CAPACITY);
+        stage.reserve(stage_len(&batch).max(STAGE_CAPACITY));
         if batch.keepalive {
             if ka2 {
                 stage.put_u8(Tag::Keepalive2.byte());
@@ -151,7 +172,7 @@ async fn write_loop(
             stage.put_u64_le(seq);
         }
         if !stage.is_empty() {
-            chain.push_back(stage.freeze());
+            chain.push_back(stage.split().freeze());
         }
         tracing::trace!(msgs = batch.msgs.len(), ack = ?batch.ack, keepalive = batch.keepalive, "writing");
         tokio::select! {
