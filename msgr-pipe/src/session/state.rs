@@ -287,16 +287,14 @@ impl SessionState {
         let mut out = Vec::new();
         let mut bytes = 0u64;
         while bytes < max_bytes || out.is_empty() {
-            let Some(mut entry) = self.out_q.last_entry() else {
+            // Drained queues stay in the map (one per priority ever used), so a steady stream
+            // does not allocate and free a map node and a queue buffer per message.
+            let Some(q) = self.out_q.values_mut().rev().find(|q| !q.is_empty()) else {
                 break;
             };
-            let Some(mut o) = entry.get_mut().pop_front() else {
-                entry.remove();
-                continue;
+            let Some(mut o) = q.pop_front() else {
+                break;
             };
-            if entry.get().is_empty() {
-                entry.remove();
-            }
             self.queued_bytes = self.queued_bytes.saturating_sub(o.payload_len());
             self.out_seq = self.out_seq.wrapping_add(1);
             if o.seq != 0 {
@@ -384,7 +382,7 @@ impl SessionState {
     /// Returns the discarded messages (release permits outside the lock).
     pub fn discard_requeued_up_to(&mut self, acked: u64) -> Vec<Outgoing> {
         let mut done = Vec::new();
-        let Some(q) = self.out_q.get_mut(&PRIO_HIGHEST) else {
+        let Some(q) = self.out_q.get_mut(&PRIO_HIGHEST).filter(|q| !q.is_empty()) else {
             self.out_seq = acked;
             return done;
         };
@@ -394,9 +392,6 @@ impl SessionState {
                 self.out_seq = self.out_seq.wrapping_add(1);
                 done.push(o);
             }
-        }
-        if q.is_empty() {
-            self.out_q.remove(&PRIO_HIGHEST);
         }
         done
     }
