@@ -245,9 +245,9 @@ impl FrameDecoder {
             .get(front_len + middle_len + data_len..)
             .unwrap_or_default();
         let footer = decode_footer(self.footer, &mut footer_bytes).map_err(|e| (e, footer_at))?;
-        let front = buf.split_to(front_len).freeze();
-        let middle = buf.split_to(middle_len).freeze();
-        let data = buf.split_to(data_len).freeze();
+        let front = take_segment(buf, front_len);
+        let middle = take_segment(buf, middle_len);
+        let data = take_segment(buf, data_len);
         let checks = [
             (
                 Segment::Front,
@@ -290,6 +290,15 @@ impl FrameDecoder {
 }
 
 /// What one step of the state machine produced.
+/// The next `len` bytes of `buf` as a segment; an empty segment shares nothing.
+fn take_segment(buf: &mut BytesMut, len: usize) -> bytes::Bytes {
+    if len == 0 {
+        bytes::Bytes::new()
+    } else {
+        buf.split_to(len).freeze()
+    }
+}
+
 enum Step {
     Frame(Frame),
     NeedMore,
