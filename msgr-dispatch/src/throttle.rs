@@ -17,7 +17,7 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 
@@ -28,9 +28,22 @@ mod permit;
 pub use permit::ThrottlePermit;
 
 /// A cheap, cloneable handle to one counting limit shared by all its clones.
+///
+/// The count and maximum are atomics: taking units when nobody waits and giving units back
+/// when nobody waits are a compare-and-swap each, without the lock. The lock guards the FIFO
+/// of waiters; whoever queues a waiter re-checks the count after announcing it (`queued`), and
+/// whoever gives units back checks `queued` after lowering the count, so no wake-up is lost.
 #[derive(Clone)]
 pub struct Throttle {
-    inner: Arc<Mutex<State>>,
+    inner: Arc<Shared>,
+}
+
+struct Shared {
+    count: AtomicU64,
+    max: AtomicU64,
+    /// `waiters.len()`, published under the lock for the lock-free fast paths.
+    queued: AtomicUsize,
+    state: Mutex<State>,
 }
 
 struct Waiter {
@@ -40,33 +53,87 @@ struct Waiter {
 }
 
 struct State {
-    count: u64,
-    max: u64,
     waiters: VecDeque<Waiter>,
 }
 
-impl State {
-    fn would_wait(&self, c: u64) -> bool {
-        let max = self.max;
-        max != 0
-            && ((c <= max && self.count.saturating_add(c) > max) || (c >= max && self.count > max))
+/// Ceph's `_should_wait` for a request of `c` units at `count` taken out of `max`.
+fn would_wait(count: u64, max: u64, c: u64) -> bool {
+    max != 0 && ((c <= max && count.saturating_add(c) > max) || (c >= max && count > max))
+}
+
+impl Shared {
+    /// Adds `n` to the count if the predicate allows (ignores waiters).
+    fn try_add(&self, n: u64) -> bool {
+        let max = self.max.load(Ordering::SeqCst);
+        let mut cur = self.count.load(Ordering::SeqCst);
+        loop {
+            if would_wait(cur, max, n) {
+                return false;
+            }
+            match self.count.compare_exchange_weak(
+                cur,
+                cur.saturating_add(n),
+                Ordering::SeqCst,
+                Ordering::SeqCst,
+            ) {
+                Ok(_) => return true,
+                Err(actual) => cur = actual,
+            }
+        }
+    }
+
+    /// The lock-free path: nobody waits and the predicate allows.
+    fn try_fast(&self, n: u64) -> bool {
+        self.queued.load(Ordering::SeqCst) == 0 && self.try_add(n)
+    }
+
+    fn add(&self, n: u64) {
+        let _ = self
+            .count
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |c| {
+                Some(c.saturating_add(n))
+            });
+    }
+
+    fn sub_saturating(&self, n: u64) {
+        let _ = self
+            .count
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |c| {
+                Some(c.saturating_sub(n))
+            });
     }
 
     /// Admits waiters from the head while the head's predicate allows; returns their wakers.
-    fn grant(&mut self) -> Vec<Waker> {
+    fn grant(&self, st: &mut State) -> Vec<Waker> {
         let mut woken = Vec::new();
-        while let Some(head) = self.waiters.front() {
-            if self.would_wait(head.amount) {
+        while let Some(head) = st.waiters.front() {
+            if !self.try_add(head.amount) {
                 break;
             }
-            let amount = head.amount;
-            if let Some(w) = self.waiters.pop_front() {
-                self.count = self.count.saturating_add(amount);
+            if let Some(w) = st.waiters.pop_front() {
                 w.granted.store(true, Ordering::Release);
                 woken.push(w.waker);
             }
         }
+        self.queued.store(st.waiters.len(), Ordering::SeqCst);
         woken
+    }
+
+    /// Grants waiters if any are queued (after units came back or the maximum changed).
+    fn grant_if_queued(&self) {
+        if self.queued.load(Ordering::SeqCst) != 0 {
+            let woken = {
+                let mut st = self.lock();
+                self.grant(&mut st)
+            };
+            wake_all(woken);
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A poisoned lock only means another thread panicked while holding it; the queue
+        // itself is always left consistent, so keep going.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -80,18 +147,19 @@ impl Throttle {
     /// A throttle admitting up to `max` units at a time; 0 means unlimited.
     pub fn new(max: u64) -> Self {
         Throttle {
-            inner: Arc::new(Mutex::new(State {
-                count: 0,
-                max,
-                waiters: VecDeque::new(),
-            })),
+            inner: Arc::new(Shared {
+                count: AtomicU64::new(0),
+                max: AtomicU64::new(max),
+                queued: AtomicUsize::new(0),
+                state: Mutex::new(State {
+                    waiters: VecDeque::new(),
+                }),
+            }),
         }
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
-        // A poisoned lock only means another thread panicked while holding it; the counts
-        // themselves are always left consistent, so keep going.
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+        self.inner.lock()
     }
 
     /// Waits, in FIFO order, until `n` units may be taken, then takes them. `acquire(0)` is
@@ -109,29 +177,25 @@ impl Throttle {
 
     /// Takes `n` units if that needs no waiting and nobody is waiting; `None` otherwise.
     pub fn try_acquire(&self, n: u64) -> Option<ThrottlePermit> {
-        let mut st = self.lock();
-        if !st.waiters.is_empty() || st.would_wait(n) {
-            return None;
-        }
-        st.count = st.count.saturating_add(n);
-        Some(ThrottlePermit::new(self.clone(), n))
+        self.inner
+            .try_fast(n)
+            .then(|| ThrottlePermit::new(self.clone(), n))
     }
 
     /// Takes `n` units unconditionally: never waits, may push the count above the maximum.
     pub fn take(&self, n: u64) -> ThrottlePermit {
-        let mut st = self.lock();
-        st.count = st.count.saturating_add(n);
+        self.inner.add(n);
         ThrottlePermit::new(self.clone(), n)
     }
 
     /// Units currently taken.
     pub fn current(&self) -> u64 {
-        self.lock().count
+        self.inner.count.load(Ordering::SeqCst)
     }
 
     /// The current maximum (0 = unlimited).
     pub fn max(&self) -> u64 {
-        self.lock().max
+        self.inner.max.load(Ordering::SeqCst)
     }
 
     /// Number of [`Acquire`] futures currently waiting.
@@ -143,8 +207,8 @@ impl Throttle {
     pub fn set_max(&self, max: u64) {
         let woken = {
             let mut st = self.lock();
-            st.max = max;
-            st.grant()
+            self.inner.max.store(max, Ordering::SeqCst);
+            self.inner.grant(&mut st)
         };
         wake_all(woken);
     }
@@ -154,19 +218,26 @@ impl Throttle {
     ///
     /// Releasing more than is held is [`ThrottleError::Underflow`] and changes nothing.
     pub fn release(&self, n: u64) -> Result<u64, ThrottleError> {
-        let (count, woken) = {
-            let mut st = self.lock();
-            if n > st.count {
+        let mut cur = self.inner.count.load(Ordering::SeqCst);
+        loop {
+            if n > cur {
                 return Err(ThrottleError::Underflow {
-                    held: st.count,
+                    held: cur,
                     release: n,
                 });
             }
-            st.count -= n;
-            (st.count, st.grant())
-        };
-        wake_all(woken);
-        Ok(count)
+            match self.inner.count.compare_exchange_weak(
+                cur,
+                cur - n,
+                Ordering::SeqCst,
+                Ordering::SeqCst,
+            ) {
+                Ok(_) => break,
+                Err(actual) => cur = actual,
+            }
+        }
+        self.inner.grant_if_queued();
+        Ok(cur - n)
     }
 
     pub(crate) fn give_back(&self, n: u64) {
@@ -178,8 +249,8 @@ impl Throttle {
             // Keep the throttle usable: drop to zero rather than leaving it stuck.
             let woken = {
                 let mut st = self.lock();
-                st.count = 0;
-                st.grant()
+                self.inner.count.store(0, Ordering::SeqCst);
+                self.inner.grant(&mut st)
             };
             wake_all(woken);
         }
@@ -192,11 +263,10 @@ impl Throttle {
 
 impl fmt::Debug for Throttle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let st = self.lock();
         f.debug_struct("Throttle")
-            .field("current", &st.count)
-            .field("max", &st.max)
-            .field("waiters", &st.waiters.len())
+            .field("current", &self.current())
+            .field("max", &self.max())
+            .field("waiters", &self.waiters())
             .finish()
     }
 }
@@ -229,11 +299,14 @@ impl Future for Acquire {
             // Polled after completion: the units already went out with the first permit.
             return Poll::Ready(ThrottlePermit::empty());
         }
-        let mut st = this.throttle.lock();
+        let shared = &this.throttle.inner;
+        if this.granted.is_none() && shared.try_fast(this.amount) {
+            return Poll::Ready(this.finish());
+        }
+        let mut st = shared.lock();
         match &this.granted {
             None => {
-                if st.waiters.is_empty() && !st.would_wait(this.amount) {
-                    st.count = st.count.saturating_add(this.amount);
+                if st.waiters.is_empty() && shared.try_add(this.amount) {
                     drop(st);
                     return Poll::Ready(this.finish());
                 }
@@ -243,7 +316,18 @@ impl Future for Acquire {
                     granted: flag.clone(),
                     waker: cx.waker().clone(),
                 });
+                // Announce the waiter, then re-check: units given back before the
+                // announcement did not see it and granted nobody.
+                shared.queued.store(st.waiters.len(), Ordering::SeqCst);
+                let woken = shared.grant(&mut st);
+                drop(st);
+                let mine = flag.load(Ordering::Acquire);
                 this.granted = Some(flag);
+                // Our own waker may be among them: a spurious wake-up, harmless.
+                wake_all(woken);
+                if mine {
+                    return Poll::Ready(this.finish());
+                }
                 Poll::Pending
             }
             Some(flag) => {
@@ -274,11 +358,12 @@ impl Drop for Acquire {
         let Some(flag) = self.granted.take() else {
             return;
         };
+        let shared = &self.throttle.inner;
         let woken = {
-            let mut st = self.throttle.lock();
+            let mut st = shared.lock();
             if flag.load(Ordering::Acquire) {
                 // Granted but never returned: give the units back.
-                st.count = st.count.saturating_sub(self.amount);
+                shared.sub_saturating(self.amount);
             } else if let Some(pos) = st
                 .waiters
                 .iter()
@@ -288,7 +373,7 @@ impl Drop for Acquire {
             } else {
                 return;
             }
-            st.grant()
+            shared.grant(&mut st)
         };
         wake_all(woken);
     }
