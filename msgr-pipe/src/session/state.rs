@@ -285,8 +285,16 @@ impl SessionState {
     /// the returned copy has no permit; lossy: the original (with its permit) is returned.
     pub fn take_batch(&mut self, max_bytes: u64) -> Vec<Outgoing> {
         let mut out = Vec::new();
+        self.take_batch_into(max_bytes, usize::MAX, &mut out);
+        out
+    }
+
+    /// [`take_batch`](Self::take_batch) into `out` (appended; the writer reuses one vector),
+    /// also stopping at `max_msgs` messages (at least one is taken if any is queued).
+    pub fn take_batch_into(&mut self, max_bytes: u64, max_msgs: usize, out: &mut Vec<Outgoing>) {
         let mut bytes = 0u64;
-        while bytes < max_bytes || out.is_empty() {
+        let mut taken = 0usize;
+        while (bytes < max_bytes && taken < max_msgs) || taken == 0 {
             // Drained queues stay in the map (one per priority ever used), so a steady stream
             // does not allocate and free a map node and a queue buffer per message.
             let Some(q) = self.out_q.values_mut().rev().find(|q| !q.is_empty()) else {
@@ -310,6 +318,7 @@ impl SessionState {
             o.seq = self.out_seq;
             o.msg.header.seq = self.out_seq;
             bytes = bytes.saturating_add(o.payload_len());
+            taken += 1;
             if self.lossy {
                 out.push(o);
             } else {
@@ -321,7 +330,6 @@ impl SessionState {
                 self.sent.push_back(o);
             }
         }
-        out
     }
 
     /// The ACK to send, if `in_seq` advanced and the session is lossless (never on lossy

@@ -86,14 +86,18 @@ fn stage_len(batch: &Batch) -> usize {
     msgs + (1 + batch.ka2_acks.len()) * 9 + 9
 }
 
-struct Batch {
+/// Most messages taken for one write: bounds the batch vector and the staging buffer when
+/// messages are tiny (4 MiB of 64-byte messages would be 65,536 of them).
+const WRITE_BATCH_MSGS: usize = 1024;
+
+struct Batch<'a> {
     keepalive: bool,
     ka2_acks: Vec<Timespec>,
-    msgs: Vec<Outgoing>,
+    msgs: &'a mut Vec<Outgoing>,
     ack: Option<u64>,
 }
 
-impl Batch {
+impl Batch<'_> {
     fn is_empty(&self) -> bool {
         !self.keepalive && self.ka2_acks.is_empty() && self.msgs.is_empty() && self.ack.is_none()
     }
@@ -115,6 +119,8 @@ async fn write_loop(
     // Reused across batches: once a batch's write completes, its frozen part is dropped and
     // `reserve` reclaims the same allocation (no malloc/free or regrowth per batch).
     let mut stage = BytesMut::with_capacity(STAGE_CAPACITY);
+    // Reused across batches too (cleared once each write is done).
+    let mut msgs: Vec<Outgoing> = Vec::new();
     loop {
         let notified = wake.notified();
         let mut batch = {
@@ -123,16 +129,16 @@ async fn write_loop(
                 return Err(PipeError::Superseded);
             }
             let (keepalive, ka2_acks) = sh.st.take_control();
-            let msgs = if sh.st.has_messages() {
-                sh.st.take_batch(max_bytes)
-            } else {
-                Vec::new()
-            };
+            msgs.clear();
+            if sh.st.has_messages() {
+                sh.st
+                    .take_batch_into(max_bytes, WRITE_BATCH_MSGS, &mut msgs);
+            }
             let ack = sh.st.take_ack();
             Batch {
                 keepalive,
                 ka2_acks,
-                msgs,
+                msgs: &mut msgs,
                 ack,
             }
         };
@@ -157,7 +163,7 @@ async fn write_loop(
             ts.encode(&mut stage);
         }
         let mut bytes = 0u64;
-        for o in &mut batch.msgs {
+        for o in batch.msgs.iter_mut() {
             o.msg.seal(o.seq, src, crc);
             bytes += o.payload_len();
             stage.put_slice(&o.msg.frame_head());
@@ -188,6 +194,7 @@ async fn write_loop(
         if batch.ack.is_some() {
             bump(&c.acks_out, 1);
         }
-        drop(batch);
+        // Done with this batch: lossy messages (and their permits) go now.
+        batch.msgs.clear();
     }
 }
