@@ -176,6 +176,9 @@ pub struct SessionState {
     rng: SmallRng,
 }
 
+/// What [`SessionState::take_batch_staged`] hands each small message to.
+pub type StageFn<'a> = dyn FnMut(&mut Outgoing) + 'a;
+
 /// Out queue key for a priority: 0 means "unset" and becomes the default.
 fn prio_of(msg: &Message) -> u16 {
     if msg.header.priority == 0 {
@@ -292,14 +295,38 @@ impl SessionState {
     /// [`take_batch`](Self::take_batch) into `out` (appended; the writer reuses one vector),
     /// also stopping at `max_msgs` messages (at least one is taken if any is queued).
     pub fn take_batch_into(&mut self, max_bytes: u64, max_msgs: usize, out: &mut Vec<Outgoing>) {
+        self.take_batch_staged(max_bytes, max_msgs, None, out);
+    }
+
+    /// [`take_batch_into`](Self::take_batch_into), where a lossless session hands small
+    /// messages to `small.1` instead of copying them: each message whose payload is at most
+    /// `small.0` bytes is passed (with its seq set) to the callback, then kept in the sent
+    /// list without a copy for the writer. A batch is either all such messages (counted in the
+    /// returned `(messages, payload bytes)`) or all others (appended to `out`).
+    pub fn take_batch_staged(
+        &mut self,
+        max_bytes: u64,
+        max_msgs: usize,
+        mut small: Option<(u64, &mut StageFn<'_>)>,
+        out: &mut Vec<Outgoing>,
+    ) -> (usize, u64) {
         let mut bytes = 0u64;
         let mut taken = 0usize;
+        let mut staged = 0usize;
+        let mut batch_small = None;
         while (bytes < max_bytes && taken < max_msgs) || taken == 0 {
             // Drained queues stay in the map (one per priority ever used), so a steady stream
             // does not allocate and free a map node and a queue buffer per message.
             let Some(q) = self.out_q.values_mut().rev().find(|q| !q.is_empty()) else {
                 break;
             };
+            let is_small = match (&small, q.front()) {
+                (Some((limit, _)), Some(o)) => !self.lossy && o.payload_len() <= *limit,
+                _ => false,
+            };
+            if *batch_small.get_or_insert(is_small) != is_small {
+                break;
+            }
             let Some(mut o) = q.pop_front() else {
                 break;
             };
@@ -319,7 +346,11 @@ impl SessionState {
             o.msg.header.seq = self.out_seq;
             bytes = bytes.saturating_add(o.payload_len());
             taken += 1;
-            if self.lossy {
+            if let (true, Some((_, f))) = (is_small, small.as_mut()) {
+                f(&mut o);
+                staged += 1;
+                self.sent.push_back(o);
+            } else if self.lossy {
                 out.push(o);
             } else {
                 out.push(Outgoing {
@@ -329,6 +360,11 @@ impl SessionState {
                 });
                 self.sent.push_back(o);
             }
+        }
+        if staged > 0 {
+            (staged, bytes)
+        } else {
+            (0, 0)
         }
     }
 

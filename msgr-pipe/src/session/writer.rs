@@ -68,6 +68,29 @@ fn push_segment(chain: &mut VecDeque<Bytes>, stage: &mut BytesMut, seg: &Bytes) 
     }
 }
 
+/// Messages with at most this many payload bytes are staged under the session lock (see
+/// `SessionState::take_batch_staged`); every segment of one is below `COPY_THRESHOLD`.
+const SMALL_MESSAGE: u64 = 512;
+
+/// Seals `o` with its seq and appends its frame: head, segments (small ones copied into
+/// `stage`, large ones queued on `chain` after the staged bytes so far) and footer.
+fn stage_message(
+    o: &mut Outgoing,
+    src: msgr_wire::EntityName,
+    crc: msgr_wire::CrcFlags,
+    kind: FooterKind,
+    chain: &mut VecDeque<Bytes>,
+    stage: &mut BytesMut,
+) {
+    o.msg.seal(o.seq, src, crc);
+    stage.put_slice(&o.msg.frame_head());
+    for seg in [&o.msg.front, &o.msg.middle, &o.msg.data] {
+        push_segment(chain, stage, seg);
+    }
+    let (footer, len) = o.msg.frame_footer(kind);
+    stage.put_slice(footer.get(..len).unwrap_or(&footer));
+}
+
 /// Bytes the batch puts into the staging buffer, so it is reserved once, not regrown.
 fn stage_len(batch: &Batch) -> usize {
     let small = |b: &Bytes| if b.len() < COPY_THRESHOLD { b.len() } else { 0 };
@@ -82,8 +105,8 @@ fn stage_len(batch: &Batch) -> usize {
                 + small(&o.msg.data)
         })
         .sum();
-    // Keepalive and acks: tag + timespec each; the ACK: tag + u64.
-    msgs + (1 + batch.ka2_acks.len()) * 9 + 9
+    // The ACK: tag + u64 (keepalives are staged already).
+    msgs + 9
 }
 
 /// Most messages taken for one write: bounds the batch vector and the staging buffer when
@@ -123,55 +146,67 @@ async fn write_loop(
     let mut msgs: Vec<Outgoing> = Vec::new();
     loop {
         let notified = wake.notified();
-        let mut batch = {
+        // Not under the session lock: the pipe calls no Host method while holding it.
+        let src = inner.host.my_name();
+        stage.reserve(STAGE_CAPACITY);
+        let (staged, staged_bytes, batch) = {
             let mut sh = inner.lock();
             if !sh.link.is_current(epoch) {
                 return Err(PipeError::Superseded);
             }
             let (keepalive, ka2_acks) = sh.st.take_control();
+            if keepalive {
+                if ka2 {
+                    stage.put_u8(Tag::Keepalive2.byte());
+                    now_timespec().encode(&mut stage);
+                } else {
+                    stage.put_u8(Tag::Keepalive.byte());
+                }
+            }
+            for ts in &ka2_acks {
+                stage.put_u8(Tag::Keepalive2Ack.byte());
+                ts.encode(&mut stage);
+            }
             msgs.clear();
+            let (mut staged, mut staged_bytes) = (0, 0);
             if sh.st.has_messages() {
-                sh.st
-                    .take_batch_into(max_bytes, WRITE_BATCH_MSGS, &mut msgs);
+                // Small messages of a lossless session are sealed and copied into the
+                // staging buffer right here, so the sent list keeps the only copy (no clone
+                // of each message for the writer); larger ones are cloned and staged below,
+                // outside the lock (their CRCs take longer).
+                let mut stage_small = |o: &mut Outgoing| {
+                    stage_message(o, src, crc, kind, &mut chain, &mut stage);
+                };
+                (staged, staged_bytes) = sh.st.take_batch_staged(
+                    max_bytes,
+                    WRITE_BATCH_MSGS,
+                    Some((SMALL_MESSAGE, &mut stage_small)),
+                    &mut msgs,
+                );
             }
             let ack = sh.st.take_ack();
-            Batch {
-                keepalive,
-                ka2_acks,
-                msgs: &mut msgs,
-                ack,
-            }
+            (
+                staged,
+                staged_bytes,
+                Batch {
+                    keepalive,
+                    ka2_acks,
+                    msgs: &mut msgs,
+                    ack,
+                },
+            )
         };
-        if batch.is_empty() {
+        if batch.is_empty() && staged == 0 {
             tokio::select! {
                 _ = notified => continue,
                 _ = cancel.cancelled() => return Err(PipeError::Superseded),
             }
         }
-        let src = inner.host.my_name();
-        stage.reserve(stage_len(&batch).max(STAGE_CAPACITY));
-        if batch.keepalive {
-            if ka2 {
-                stage.put_u8(Tag::Keepalive2.byte());
-                now_timespec().encode(&mut stage);
-            } else {
-                stage.put_u8(Tag::Keepalive.byte());
-            }
-        }
-        for ts in &batch.ka2_acks {
-            stage.put_u8(Tag::Keepalive2Ack.byte());
-            ts.encode(&mut stage);
-        }
-        let mut bytes = 0u64;
+        stage.reserve(stage_len(&batch));
+        let mut bytes = staged_bytes;
         for o in batch.msgs.iter_mut() {
-            o.msg.seal(o.seq, src, crc);
             bytes += o.payload_len();
-            stage.put_slice(&o.msg.frame_head());
-            for seg in [&o.msg.front, &o.msg.middle, &o.msg.data] {
-                push_segment(&mut chain, &mut stage, seg);
-            }
-            let (footer, len) = o.msg.frame_footer(kind);
-            stage.put_slice(footer.get(..len).unwrap_or(&footer));
+            stage_message(o, src, crc, kind, &mut chain, &mut stage);
         }
         if let Some(seq) = batch.ack {
             stage.put_u8(Tag::Ack.byte());
@@ -189,7 +224,7 @@ async fn write_loop(
             _ = cancel.cancelled() => return Err(PipeError::Superseded),
         }
         let c = &inner.counters;
-        bump(&c.msgs_out, batch.msgs.len() as u64);
+        bump(&c.msgs_out, (batch.msgs.len() + staged) as u64);
         bump(&c.bytes_out, bytes);
         if batch.ack.is_some() {
             bump(&c.acks_out, 1);

@@ -65,6 +65,43 @@ fn batch_respects_max_bytes_but_takes_one() {
 }
 
 #[test]
+fn staged_batches_are_runs_of_small_or_large_messages() {
+    let mut s = st(false);
+    s.queue(m(1, 127));
+    s.queue(m(2, 127));
+    s.queue(Outgoing::new(Message::new(1, vec![0u8; 100]), None));
+    s.queue(m(4, 127));
+    let mut seen = Vec::new();
+    let mut f = |o: &mut Outgoing| seen.push((tag(o), o.seq));
+    let mut out = Vec::new();
+    assert_eq!(
+        s.take_batch_staged(u64::MAX, 10, Some((8, &mut f)), &mut out),
+        (2, 16)
+    );
+    assert!(out.is_empty());
+    assert_eq!(seen, vec![(1, 1), (2, 2)]);
+    assert_eq!(s.unacked_len(), 2);
+    let mut f = |_: &mut Outgoing| panic!("a large message was staged");
+    assert_eq!(
+        s.take_batch_staged(u64::MAX, 10, Some((8, &mut f)), &mut out),
+        (0, 0)
+    );
+    assert_eq!(out.iter().map(|o| o.seq).collect::<Vec<_>>(), vec![3]);
+    assert_eq!(s.unacked_len(), 3);
+    // Lossy sessions never stage: the original goes to the writer.
+    let mut l = st(true);
+    l.queue(m(5, 127));
+    let mut f = |_: &mut Outgoing| panic!("lossy message staged");
+    out.clear();
+    assert_eq!(
+        l.take_batch_staged(u64::MAX, 10, Some((8, &mut f)), &mut out),
+        (0, 0)
+    );
+    assert_eq!(out.len(), 1);
+    assert_eq!(l.unacked_len(), 0);
+}
+
+#[test]
 fn acks_pop_sent_and_release_permits() {
     let t = Throttle::new(100);
     let mut s = st(false);
