@@ -56,7 +56,15 @@ pub struct FrameDecoder {
     crc: CrcFlags,
     state: State,
     consumed: u64,
+    /// Bytes of the pending message's data segment already folded into `data_crc`.
+    data_done: usize,
+    /// CRC-32C of the first `data_done` data bytes (see `fold_data_crc`).
+    data_crc: u32,
 }
+
+/// A data segment at least this long has its CRC computed piecewise as it arrives (while the
+/// bytes are still in cache), not all at once when the message is complete.
+const INCREMENTAL_CRC_MIN: usize = 64 * 1024;
 
 impl FrameDecoder {
     /// A decoder with the given limits, footer layout and CRCs to verify.
@@ -67,6 +75,8 @@ impl FrameDecoder {
             crc,
             state: State::Tag,
             consumed: 0,
+            data_done: 0,
+            data_crc: 0,
         }
     }
 
@@ -222,6 +232,8 @@ impl FrameDecoder {
             .saturating_add(self.footer.wire_len());
         buf.reserve(body.saturating_sub(buf.len()).min(MAX_RESERVE));
         self.state = State::Body { header };
+        self.data_done = 0;
+        self.data_crc = 0;
         Ok(Step::Again)
     }
 
@@ -237,6 +249,7 @@ impl FrameDecoder {
         );
         let footer_len = self.footer.wire_len();
         if buf.len() < front_len + middle_len + data_len + footer_len {
+            self.fold_data_crc(buf, front_len + middle_len, data_len);
             return Ok(Step::NeedMore);
         }
         let start = self.consumed;
@@ -248,6 +261,18 @@ impl FrameDecoder {
         let front = take_segment(buf, front_len);
         let middle = take_segment(buf, middle_len);
         let data = take_segment(buf, data_len);
+        // The data CRC: the part folded in while the body arrived, then the rest.
+        let data_check = self.crc.data && !footer.is_nocrc();
+        let data_crc = if data_check {
+            match data.get(self.data_done..) {
+                Some(rest) => crc32c(self.data_crc, rest),
+                None => crc32c(0, &data),
+            }
+        } else {
+            0
+        };
+        self.data_done = 0;
+        self.data_crc = 0;
         let checks = [
             (
                 Segment::Front,
@@ -263,18 +288,19 @@ impl FrameDecoder {
                 start + front_len as u64,
                 self.crc.header,
             ),
-            (
-                Segment::Data,
-                &data,
-                footer.data_crc,
-                start + (front_len + middle_len) as u64,
-                self.crc.data && !footer.is_nocrc(),
-            ),
         ];
         for (segment, bytes, expected, at, enabled) in checks {
             if enabled {
                 check_segment(segment, bytes, expected).map_err(|e| (e, at))?;
             }
+        }
+        if data_check && data_crc != footer.data_crc {
+            let e = WireError::SegmentCrc {
+                segment: Segment::Data,
+                expected: footer.data_crc,
+                actual: data_crc,
+            };
+            return Err((e, start + (front_len + middle_len) as u64));
         }
         buf.advance(footer_len);
         self.consumed = footer_at + footer_len as u64;
@@ -296,6 +322,24 @@ fn take_segment(buf: &mut BytesMut, len: usize) -> bytes::Bytes {
         bytes::Bytes::new()
     } else {
         buf.split_to(len).freeze()
+    }
+}
+
+impl FrameDecoder {
+    /// Folds the data bytes that arrived since the last call into the running data CRC
+    /// (large data segments only; `data_at` is where the data starts in `buf`).
+    fn fold_data_crc(&mut self, buf: &BytesMut, data_at: usize, data_len: usize) {
+        if !self.crc.data || data_len < INCREMENTAL_CRC_MIN {
+            return;
+        }
+        let end = buf.len().min(data_at.saturating_add(data_len));
+        let from = data_at.saturating_add(self.data_done);
+        if let Some(chunk) = buf.get(from..end) {
+            if !chunk.is_empty() {
+                self.data_crc = crc32c(self.data_crc, chunk);
+                self.data_done += chunk.len();
+            }
+        }
     }
 }
 
@@ -349,6 +393,48 @@ mod tests {
         assert_eq!(got[4], Frame::Close);
         assert_eq!(dec.consumed(), 100 + 9 + 1 + 9 + 9 + 1);
         assert_eq!(dec.decode_eof(&mut buf).unwrap(), None);
+    }
+
+    /// Large data segments get their CRC folded in piecewise as chunks arrive: same frames,
+    /// same errors (at the data's offset) as a whole-buffer check.
+    #[test]
+    fn large_data_crc_in_chunks() {
+        use crate::entity::EntityName;
+        let data: Vec<u8> = (0..200_000u32).map(|i| (i * 7 + 3) as u8).collect();
+        let mut m = Message::new(9, &b"front"[..]).with_data(data);
+        m.seal(1, EntityName::client(1), CrcFlags::default());
+        let mut frame = Vec::new();
+        m.encode_frame(FooterKind::New, &mut frame);
+        for corrupt in [None, Some(FRAME_HEAD_LEN + 5 + 150_000), Some(FRAME_HEAD_LEN + 5)] {
+            let mut bytes = frame.clone();
+            if let Some(at) = corrupt {
+                bytes[at] ^= 1;
+            }
+            for chunk in [7_001, 65_536, bytes.len()] {
+                let mut dec = decoder();
+                let mut buf = BytesMut::new();
+                let mut result = None;
+                for piece in bytes.chunks(chunk) {
+                    buf.extend_from_slice(piece);
+                    match dec.decode(&mut buf) {
+                        Ok(None) => {}
+                        other => {
+                            result = Some(other);
+                            break;
+                        }
+                    }
+                }
+                match (corrupt, result) {
+                    (None, Some(Ok(Some(Frame::Msg(got))))) => assert_eq!(got, m),
+                    (Some(_), Some(Err(e))) => {
+                        let e = e.to_string();
+                        assert!(e.contains("data") || e.contains("Data"), "{e}");
+                        assert!(e.contains(&(FRAME_HEAD_LEN + 5).to_string()), "{e}");
+                    }
+                    (c, r) => panic!("corrupt {c:?}, chunk {chunk}: {r:?}"),
+                }
+            }
+        }
     }
 
     #[test]
