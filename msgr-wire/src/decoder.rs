@@ -405,7 +405,11 @@ mod tests {
         m.seal(1, EntityName::client(1), CrcFlags::default());
         let mut frame = Vec::new();
         m.encode_frame(FooterKind::New, &mut frame);
-        for corrupt in [None, Some(FRAME_HEAD_LEN + 5 + 150_000), Some(FRAME_HEAD_LEN + 5)] {
+        for corrupt in [
+            None,
+            Some(FRAME_HEAD_LEN + 5 + 150_000),
+            Some(FRAME_HEAD_LEN + 5),
+        ] {
             let mut bytes = frame.clone();
             if let Some(at) = corrupt {
                 bytes[at] ^= 1;
