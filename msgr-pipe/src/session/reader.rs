@@ -21,6 +21,9 @@ use crate::transport::BoxTransport;
 /// Bytes reserved for each read when no large body is pending.
 const READ_CHUNK: usize = 64 * 1024;
 
+/// Where the read deadline goes when `read_timeout` is too large to add to a clock reading.
+const FAR_FUTURE: std::time::Duration = std::time::Duration::from_secs(86_400 * 365 * 30);
+
 /// Permits taken for the message whose body is being read.
 struct Permits {
     policy: Vec<ThrottlePermit>,
@@ -99,6 +102,8 @@ async fn read_loop(
     let mut buf = BytesMut::with_capacity(READ_CHUNK);
     let mut held: Option<Permits> = None;
     let mut since_wake = 0u32;
+    let deadline = tokio::time::sleep(cfg.read_timeout);
+    tokio::pin!(deadline);
     loop {
         loop {
             let frame = match dec.decode(&mut buf) {
@@ -141,13 +146,28 @@ async fn read_loop(
         if buf.capacity() - buf.len() < 4096 {
             buf.reserve(READ_CHUNK);
         }
-        let n = tokio::select! {
-            res = tokio::time::timeout(cfg.read_timeout, r.read_buf(&mut buf)) => match res {
-                Ok(Ok(n)) => n,
-                Ok(Err(e)) => return Err(e.into()),
-                Err(_) => return Err(PipeError::ReadTimeout(cfg.read_timeout)),
-            },
-            _ = cancel.cancelled() => return Err(PipeError::Superseded),
+        // Each read may take at most `read_timeout`. One timer serves every read: it is only
+        // re-armed when it fires early (a fresh timer per read cost a timer-wheel insert and
+        // removal per message on round trips).
+        let started = Instant::now();
+        let n = loop {
+            tokio::select! {
+                res = r.read_buf(&mut buf) => match res {
+                    Ok(n) => break n,
+                    Err(e) => return Err(e.into()),
+                },
+                () = &mut deadline => {
+                    let now = Instant::now();
+                    match started.checked_add(cfg.read_timeout) {
+                        Some(due) if now >= due => {
+                            return Err(PipeError::ReadTimeout(cfg.read_timeout));
+                        }
+                        Some(due) => deadline.as_mut().reset(due),
+                        None => deadline.as_mut().reset(now + FAR_FUTURE),
+                    }
+                }
+                _ = cancel.cancelled() => return Err(PipeError::Superseded),
+            }
         };
         if n == 0 {
             return Err(io::Error::from(io::ErrorKind::UnexpectedEof).into());
