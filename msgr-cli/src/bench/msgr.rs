@@ -205,8 +205,14 @@ impl Job {
                 Mode::Rr => self.epoch.elapsed().as_nanos() as u64,
                 Mode::Stream => 0,
             };
-            let msg = data_message(seq, stamp, &self.filler, verify);
-            self.send(messenger, &mut conn, msg).await?;
+            // `conn.send` straight in the loop: a wrapping async fn would move each message
+            // once more (callgrind: ~400 instructions per 64-byte message).
+            if let Err(e) = conn
+                .send(data_message(seq, stamp, &self.filler, verify))
+                .await
+            {
+                self.send_failed(messenger, &mut conn, e)?;
+            }
             seq += 1;
         }
         // A lossy session may have lost the end marker or its answer: ask again, on a new
@@ -287,12 +293,23 @@ impl Job {
     ) -> anyhow::Result<()> {
         match conn.send(msg).await {
             Ok(()) => Ok(()),
-            Err(_) if self.options.policy == PolicyArg::Lossy => {
-                *conn = messenger.connect(self.addr, EntityType::OSD)?;
-                Ok(())
-            }
-            Err(e) => Err(e).with_context(|| format!("sending to {}", self.addr)),
+            Err(e) => self.send_failed(messenger, conn, e),
         }
+    }
+
+    /// A send failed: on a lossy session the message is lost and the next one goes over a new
+    /// session; on a lossless one the run fails.
+    fn send_failed(
+        &self,
+        messenger: &Messenger,
+        conn: &mut Connection,
+        e: msgr_core::SendError,
+    ) -> anyhow::Result<()> {
+        if self.options.policy == PolicyArg::Lossy {
+            *conn = messenger.connect(self.addr, EntityType::OSD)?;
+            return Ok(());
+        }
+        Err(e).with_context(|| format!("sending to {}", self.addr))
     }
 }
 
