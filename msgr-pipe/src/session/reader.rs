@@ -104,6 +104,9 @@ async fn read_loop(
     let mut since_wake = 0u32;
     let deadline = tokio::time::sleep(cfg.read_timeout);
     tokio::pin!(deadline);
+    // Registered with the token once, not once per read.
+    let cancelled = cancel.cancelled();
+    tokio::pin!(cancelled);
     loop {
         loop {
             let frame = match dec.decode(&mut buf) {
@@ -166,7 +169,7 @@ async fn read_loop(
                         None => deadline.as_mut().reset(now + FAR_FUTURE),
                     }
                 }
-                _ = cancel.cancelled() => return Err(PipeError::Superseded),
+                () = &mut cancelled => return Err(PipeError::Superseded),
             }
         };
         if n == 0 {

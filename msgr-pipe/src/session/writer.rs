@@ -144,6 +144,9 @@ async fn write_loop(
     let mut stage = BytesMut::with_capacity(STAGE_CAPACITY);
     // Reused across batches too (cleared once each write is done).
     let mut msgs: Vec<Outgoing> = Vec::new();
+    // Registered with the token once, not once per wait or write.
+    let cancelled = cancel.cancelled();
+    tokio::pin!(cancelled);
     loop {
         let notified = wake.notified();
         // Not under the session lock: the pipe calls no Host method while holding it.
@@ -199,7 +202,7 @@ async fn write_loop(
         if batch.is_empty() && staged == 0 {
             tokio::select! {
                 _ = notified => continue,
-                _ = cancel.cancelled() => return Err(PipeError::Superseded),
+                () = &mut cancelled => return Err(PipeError::Superseded),
             }
         }
         stage.reserve(stage_len(&batch));
@@ -221,7 +224,7 @@ async fn write_loop(
                 write_chain(w, &mut chain).await?;
                 w.flush().await
             } => res?,
-            _ = cancel.cancelled() => return Err(PipeError::Superseded),
+            () = &mut cancelled => return Err(PipeError::Superseded),
         }
         let c = &inner.counters;
         bump(&c.msgs_out, (batch.msgs.len() + staged) as u64);
