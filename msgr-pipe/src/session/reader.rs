@@ -12,7 +12,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use super::state::InSeq;
+use super::state::{InSeq, Outgoing};
 use super::{bump, relock, Inner};
 use crate::error::PipeError;
 use crate::host::Incoming;
@@ -102,6 +102,8 @@ async fn read_loop(
     let mut buf = BytesMut::with_capacity(READ_CHUNK);
     let mut held: Option<Permits> = None;
     let mut since_wake = 0u32;
+    // Messages an ACK released, dropped outside the session lock; reused across ACKs.
+    let mut acked: Vec<Outgoing> = Vec::new();
     let deadline = tokio::time::sleep(cfg.read_timeout);
     tokio::pin!(deadline);
     // Registered with the token once, not once per read.
@@ -130,7 +132,7 @@ async fn read_loop(
                         since_wake = 0;
                     }
                 }
-                other => handle_control(inner, epoch, other)?,
+                other => handle_control(inner, epoch, other, &mut acked)?,
             }
         }
         if since_wake > 0 {
@@ -225,8 +227,13 @@ fn handle_msg(
     Ok(())
 }
 
-fn handle_control(inner: &Arc<Inner>, epoch: u64, frame: Frame) -> Result<(), PipeError> {
-    let done = {
+fn handle_control(
+    inner: &Arc<Inner>,
+    epoch: u64,
+    frame: Frame,
+    acked: &mut Vec<Outgoing>,
+) -> Result<(), PipeError> {
+    {
         let mut sh = inner.lock();
         if !sh.link.is_current(epoch) {
             return Err(PipeError::Superseded);
@@ -235,12 +242,11 @@ fn handle_control(inner: &Arc<Inner>, epoch: u64, frame: Frame) -> Result<(), Pi
             Frame::Ack(seq) => {
                 tracing::trace!(seq, "ack");
                 bump(&inner.counters.acks_in, 1);
-                sh.st.handle_ack(seq)
+                sh.st.handle_ack_into(seq, acked);
             }
             Frame::Keepalive => {
                 tracing::trace!("keepalive");
                 sh.st.on_keepalive(Instant::now());
-                Vec::new()
             }
             Frame::Keepalive2(ts) => {
                 tracing::trace!(?ts, "keepalive2");
@@ -248,20 +254,19 @@ fn handle_control(inner: &Arc<Inner>, epoch: u64, frame: Frame) -> Result<(), Pi
                 if let Some(s) = &sh.link.socket {
                     s.wake.notify_one();
                 }
-                Vec::new()
             }
             Frame::Keepalive2Ack(ts) => {
                 tracing::trace!(?ts, "keepalive2 ack");
                 sh.st.on_keepalive2_ack(ts);
-                Vec::new()
             }
             Frame::Close => {
                 tracing::debug!("peer sent CLOSE");
                 return Err(PipeError::PeerClosed);
             }
-            Frame::Msg(_) => Vec::new(),
+            Frame::Msg(_) => {}
         }
-    };
-    drop(done);
+    }
+    // Outside the session lock: permits go back, payloads are freed.
+    acked.clear();
     Ok(())
 }

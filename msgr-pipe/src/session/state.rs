@@ -383,12 +383,17 @@ impl SessionState {
     /// permits are released by the caller outside any lock).
     pub fn handle_ack(&mut self, acked: u64) -> Vec<Outgoing> {
         let mut done = Vec::new();
+        self.handle_ack_into(acked, &mut done);
+        done
+    }
+
+    /// [`handle_ack`](Self::handle_ack), appending to `done` (the reader reuses one vector).
+    pub fn handle_ack_into(&mut self, acked: u64, done: &mut Vec<Outgoing>) {
         while self.sent.front().is_some_and(|o| o.seq <= acked) {
             if let Some(o) = self.sent.pop_front() {
                 done.push(o);
             }
         }
-        done
     }
 
     /// Sequence check of an incoming message; advances `in_seq` unless it is a duplicate.
