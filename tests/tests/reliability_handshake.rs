@@ -400,9 +400,6 @@ async fn handshake_fault_between_ready_and_first_message() {
 
 /// The same on the connector (it read READY and fails before opening).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug: connector keeps connect_seq 0 after a fault between READY and open \
-            (msgr-pipe session/driver.rs:296 sets it only in finish); the server takes the \
-            retry for a peer restart and reports a remote reset"]
 async fn handshake_connector_fault_between_ready_and_first_message() {
     ready_fault(Side::Connector).await;
 }
@@ -443,9 +440,6 @@ async fn ready_fault(side: Side) {
 /// server's message is delivered to the client exactly once and neither side reports a reset
 /// (the client did not restart).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug: connector keeps connect_seq 0 after a fault between READY and open \
-            (msgr-pipe session/driver.rs:296 sets it only in finish); the server takes the \
-            retry for a peer restart, resets the session and drops its queued message"]
 async fn handshake_connector_fault_after_ready_keeps_session() {
     let (s, c) = server_client().await;
     let gate = Gate::new();
@@ -493,9 +487,6 @@ async fn handshake_connector_fault_after_ready_keeps_session() {
 /// session (no RESETSESSION), and the client's ping is answered exactly once with no reset
 /// reported to the client. Found by `synthetic_inject_stateful_lossless_client` (1/30).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug: a replace that fails after its READY/SEQ was written restores the old \
-            connect_seq (msgr-pipe session/state.rs:459, saved_connect_seq), so the client's \
-            reconnect gets RESETSESSION and its queued message is dropped"]
 async fn handshake_fault_after_replace_reply_keeps_session() {
     let (s, c) = server_client().await;
     let first = c.conn_to(&s);

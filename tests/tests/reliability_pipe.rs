@@ -114,9 +114,6 @@ fn pipe_lossy_ready_then_eof_paused_clock() {
 }
 
 #[test]
-#[ignore = "bug: F3, a lossless connector reconnects with zero backoff after a fault of an \
-            open session (msgr-pipe session/state.rs:497-503 Open => Reconnect after 0, backoff \
-            reset by opened() at :440): a peer that closes right after READY gets a hot loop"]
 fn pipe_lossless_ready_then_eof_paused_clock() {
     assert!(
         paused(Policy::lossless_client(0)),
@@ -128,8 +125,6 @@ fn pipe_lossless_ready_then_eof_paused_clock() {
 /// reconnects must be paced by its backoff (100 ms initial, 200 ms max here), not spin. In one
 /// second at most a few tens of dials are reasonable; a hot loop makes thousands.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug: F3, zero-backoff reconnect after a fault of an open session: thousands of \
-            dials per second against a peer that closes right after READY"]
 async fn pipe_reconnects_to_a_flapping_peer_are_paced() {
     let me = addr("127.0.0.1:40000", 7);
     let server = addr("127.0.0.1:6800", 1);

@@ -50,9 +50,6 @@ async fn run(cfg: WorkloadConfig) {
 /// messages). The servers never forget a session, so the clients must never see a reset or
 /// a remote reset.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug: F2, a failed replace after READY/SEQ restores connect_seq 0 (msgr-pipe \
-            session/state.rs:459) and a stateful server tells a lossless client to reset; see \
-            reliability_handshake::handshake_fault_after_replace_reply_keeps_session"]
 async fn synthetic_inject_stateful_lossless_client() {
     let _serial = SERIAL.lock().await;
     let seed = seed_from_env("synthetic_inject_stateful_lossless_client");
@@ -119,9 +116,6 @@ async fn synthetic_inject_stateful_lossless_client_moderate() {
 /// SyntheticInjectTest with Ceph's fast dispatch of pings: stateful_server / lossless_client,
 /// 1/30, everything handled in the reader tasks.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug: F2, a failed replace after READY/SEQ restores connect_seq 0 (msgr-pipe \
-            session/state.rs:459) and a stateful server tells a lossless client to reset; see \
-            reliability_handshake::handshake_fault_after_replace_reply_keeps_session"]
 async fn synthetic_inject_stateful_fast_dispatch() {
     let _serial = SERIAL.lock().await;
     let seed = seed_from_env("synthetic_inject_stateful_fast_dispatch");
@@ -181,9 +175,9 @@ async fn synthetic_stress_peer_reuse() {
 }
 
 /// SyntheticInjectTest without drops: stateful_server / lossless_client, 1/30, 16 MiB
-/// dispatch throttle, policy throttles, delayed delivery; no client ever restarts its session,
-/// so this one runs in CI while the variants with drops are ignored for bug F2. The clients
-/// must never see a reset or a remote reset.
+/// dispatch throttle, policy throttles, delayed delivery; no client ever restarts its session
+/// (it was the CI variant while the ones with drops were ignored for bug F2, now fixed). The
+/// clients must never see a reset or a remote reset.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn synthetic_inject_stateful_no_drops() {
     let _serial = SERIAL.lock().await;
