@@ -54,9 +54,6 @@ pub(super) async fn run(
 /// footers (fewer, larger writes); longer ones are written from their own buffers, uncopied.
 const COPY_THRESHOLD: usize = 8 * 1024;
 
-/// Initial size of the staging buffer of one batch.
-const STAGE_CAPACITY: usize = 64 * 1024;
-
 fn push_segment(chain: &mut VecDeque<Bytes>, stage: &mut BytesMut, seg: &Bytes) {
     if seg.len() < COPY_THRESHOLD {
         stage.put_slice(seg);
@@ -141,7 +138,9 @@ async fn write_loop(
     let mut chain: VecDeque<Bytes> = VecDeque::new();
     // Reused across batches: once a batch's write completes, its frozen part is dropped and
     // `reserve` reclaims the same allocation (no malloc/free or regrowth per batch).
-    let mut stage = BytesMut::with_capacity(STAGE_CAPACITY);
+    // Grows to the batches it carries (amortised doubling, kept across batches), so an idle
+    // session holds only what its largest batch needed.
+    let mut stage = BytesMut::new();
     // Reused across batches too (cleared once each write is done).
     let mut msgs: Vec<Outgoing> = Vec::new();
     // Registered with the token once, not once per wait or write.
@@ -151,7 +150,6 @@ async fn write_loop(
         let notified = wake.notified();
         // Not under the session lock: the pipe calls no Host method while holding it.
         let src = inner.host.my_name();
-        stage.reserve(STAGE_CAPACITY);
         let (staged, staged_bytes, batch) = {
             let mut sh = inner.lock();
             if !sh.link.is_current(epoch) {
