@@ -175,7 +175,10 @@ impl Session {
             return Err(SendError::Closed);
         }
         let size = self.permit_size(&msg);
-        // Fast path: the permit is free now (and nobody waits for one, so FIFO holds).
+        // Fast path: the permit is free now (and nobody waits for one, so FIFO holds). A
+        // sender that never waits still yields to the scheduler once its task's cooperative
+        // budget is spent, so a send loop cannot starve the session's own tasks.
+        tokio::task::coop::consume_budget().await;
         let permit = match self.inner.send_throttle.try_acquire(size) {
             Some(p) => p,
             None => self.wait_permit(size).await?,
