@@ -77,6 +77,9 @@ pub struct BenchArgs {
     /// Probability that a message's delivery is delayed (msgr only).
     #[arg(long, value_name = "P", default_value_t = 0.0)]
     pub inject_delay_probability: f64,
+    /// Send data segments without a CRC (Ceph's `ms_crc_data = false`; header CRCs stay).
+    #[arg(long)]
+    pub no_crc_data: bool,
     /// Seed of the fault injection, so a failing run can be replayed.
     #[arg(long, value_name = "S", default_value_t = 0)]
     pub seed: u64,

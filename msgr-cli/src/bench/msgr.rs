@@ -48,6 +48,8 @@ pub struct Options {
     pub verify: bool,
     /// Fault injection, passed to every messenger.
     pub inject: msgr_core::InjectConfig,
+    /// Data CRCs on (the default) or off.
+    pub crc_data: bool,
 }
 
 impl Options {
@@ -69,6 +71,7 @@ impl Options {
             policy: args.policy,
             verify: args.verify,
             inject,
+            crc_data: !args.no_crc_data,
         })
     }
 
@@ -82,6 +85,7 @@ impl Options {
     fn tune(&self) -> impl Fn(&mut MessengerConfig) + '_ {
         move |config: &mut MessengerConfig| {
             config.inject = self.inject.clone();
+            config.crc.data = self.crc_data;
         }
     }
 }
