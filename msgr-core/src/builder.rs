@@ -177,13 +177,7 @@ fn pipe_config(c: &MessengerConfig) -> PipeConfig {
         limits: c.limits,
         crc: c.crc,
         max_pending_bytes: c.max_pending_bytes,
-        inject: msgr_pipe::InjectConfig {
-            socket_failures: c.inject.socket_failures,
-            internal_delay: c.inject.internal_delay,
-            delay_probability: c.inject.delay_probability,
-            delay_max: c.inject.delay_max,
-            seed: c.inject.seed,
-        },
+        inject: c.inject.clone(),
         ..PipeConfig::default()
     }
 }

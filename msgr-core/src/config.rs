@@ -20,6 +20,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use msgr_dispatch::DispatchConfig;
+pub use msgr_pipe::InjectConfig;
 use msgr_wire::{CrcFlags, EntityName, EntityType, Limits};
 use serde::{Deserialize, Serialize};
 
@@ -167,7 +168,12 @@ impl MessengerConfig {
                 "dispatch.min_cost exceeds dispatch.max_tokens_per_priority",
             ));
         }
-        self.inject.validate()
+        if !(0.0..=1.0).contains(&self.inject.delay_probability) {
+            return Err(ConfigError::Invalid(
+                "inject.delay_probability must be within [0, 1]",
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -221,50 +227,6 @@ impl PolicyConfig {
             throttle_messages: 0,
             features_required: 0,
         }
-    }
-}
-
-/// Fault injection (Ceph's `ms_inject_*`), all off by default.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct InjectConfig {
-    /// Fail a socket operation with probability 1/N (`ms_inject_socket_failures`). Default 0 =
-    /// off.
-    pub socket_failures: u32,
-    /// Sleep this long at race-prone internal points (`ms_inject_internal_delays`). Seconds;
-    /// default 0.
-    #[serde(with = "secs")]
-    pub internal_delay: Duration,
-    /// Probability in [0, 1] that an incoming message is delayed
-    /// (`ms_inject_delay_probability`). Default 0.
-    pub delay_probability: f64,
-    /// Upper bound of an injected delivery delay (`ms_inject_delay_max`). Seconds; default 1.
-    #[serde(with = "secs")]
-    pub delay_max: Duration,
-    /// Seed of every injection generator, so a run can be replayed. Default 0.
-    pub seed: u64,
-}
-
-impl Default for InjectConfig {
-    fn default() -> Self {
-        Self {
-            socket_failures: 0,
-            internal_delay: Duration::ZERO,
-            delay_probability: 0.0,
-            delay_max: Duration::from_secs(1),
-            seed: 0,
-        }
-    }
-}
-
-impl InjectConfig {
-    fn validate(&self) -> Result<(), ConfigError> {
-        if !(0.0..=1.0).contains(&self.delay_probability) {
-            return Err(ConfigError::Invalid(
-                "inject.delay_probability must be within [0, 1]",
-            ));
-        }
-        Ok(())
     }
 }
 

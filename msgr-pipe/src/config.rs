@@ -30,7 +30,7 @@ mod secs {
 
 /// Fault injection settings (all off by default). See [`crate::inject`].
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct InjectConfig {
     /// Fail a socket operation with probability 1/N (Ceph `ms_inject_socket_failures`);
     /// 0 = off.
