@@ -96,31 +96,3 @@ async fn big_message_and_refused_port() {
     a.mark_down_all();
     b.mark_down_all();
 }
-
-/// Throughput check (run with `--ignored --nocapture`, in release).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore]
-async fn throughput() {
-    for (n, size) in [(300_000u64, 64usize), (100_000, 4096), (5_000, 1 << 20)] {
-        let (a, _arx) = tcp_host(1, Policy::lossless_peer(0), PipeConfig::default()).await;
-        let (b, mut brx) = tcp_host(2, Policy::lossless_peer(0), PipeConfig::default()).await;
-        let sa = a.connect(b.my_addr(), EntityType::OSD);
-        let start = std::time::Instant::now();
-        let sender = tokio::spawn(async move {
-            for i in 0..n {
-                sa.send(msg_padded(i, size)).await.unwrap();
-            }
-        });
-        let (got, _) = recv_n(&mut brx, n as usize, Duration::from_secs(300)).await;
-        let el = start.elapsed();
-        sender.await.unwrap();
-        assert_eq!(got.len() as u64, n);
-        eprintln!(
-            "{n} x {size} B: {:.0} msg/s, {:.1} MiB/s",
-            n as f64 / el.as_secs_f64(),
-            (n as f64 * size as f64) / el.as_secs_f64() / 1048576.0
-        );
-        a.mark_down_all();
-        b.mark_down_all();
-    }
-}
