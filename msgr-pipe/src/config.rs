@@ -71,7 +71,9 @@ impl Default for InjectConfig {
 /// | `limits` | 128 MiB per segment and message, 4 KiB authorizer | — |
 /// | `crc` | header and data CRCs on | `ms_crc_header`, `ms_crc_data` |
 /// | `max_pending_bytes` | 0 (unlimited) | — (sender back-pressure: queued + unacked payload bytes) |
-/// | `ack_batch` | 64 | — (the reader wakes the writer for an ACK at least every N messages) |
+/// | `ack_batch` | 64 | — (the reader asks for an ACK at least every N messages) |
+/// | `ack_bytes` | 16 MiB | — (… and at least every N payload bytes) |
+/// | `ack_delay` | 2 ms | — (… and once its socket has been quiet this long) |
 /// | `write_batch_bytes` | 4 MiB | — (payload bytes the writer takes per vectored write) |
 /// | `default_priority` | 127 | `ms_default_send_priority`-like, for messages with priority 0 |
 /// | `inject` | all off | `ms_inject_*` |
@@ -98,9 +100,21 @@ pub struct PipeConfig {
     /// Per-session bound of queued + unacknowledged payload bytes; `send` waits beyond it,
     /// `try_send` fails. 0 = unlimited.
     pub max_pending_bytes: u64,
-    /// The reader asks the writer for an ACK at least every this many messages (and whenever
-    /// it has drained its input buffer).
+    /// The reader asks the writer for an ACK at least every this many messages, and whenever
+    /// it is about to wait for the socket with messages unacknowledged.
     pub ack_batch: u32,
+    /// ... and at least every this many payload bytes. While the peer streams, an ACK per read
+    /// would cost a frame, a wake-up of both writers' peers and a syscall per large message;
+    /// keep this well under the peer's own bound on unacknowledged bytes (our
+    /// `max_pending_bytes`, 64 MiB in msgr-core) or the peer stalls until we go idle.
+    pub ack_bytes: u64,
+    /// ... and once the socket has had nothing to read for this long (like TCP's delayed
+    /// ACK: while the peer streams, the reader often catches up with it for a moment, and an
+    /// ACK at each such moment cost a quarter of the bandwidth of 4 MiB messages in wake-ups
+    /// on both ends). ACKs also ride along with every message the writer sends, so replies
+    /// are never delayed by this.
+    #[serde(with = "secs")]
+    pub ack_delay: Duration,
     /// Payload bytes the writer takes from the queue for one vectored write.
     pub write_batch_bytes: u64,
     /// Priority given to messages queued with priority 0.
@@ -123,6 +137,8 @@ impl fmt::Debug for PipeConfig {
             .field("crc", &self.crc)
             .field("max_pending_bytes", &self.max_pending_bytes)
             .field("ack_batch", &self.ack_batch)
+            .field("ack_bytes", &self.ack_bytes)
+            .field("ack_delay", &self.ack_delay)
             .field("write_batch_bytes", &self.write_batch_bytes)
             .field("default_priority", &self.default_priority)
             .field("inject", &self.inject)
@@ -142,6 +158,8 @@ impl Default for PipeConfig {
             crc: CrcFlags::default(),
             max_pending_bytes: 0,
             ack_batch: 64,
+            ack_bytes: 16 << 20,
+            ack_delay: Duration::from_millis(2),
             write_batch_bytes: 4 << 20,
             default_priority: msgr_wire::PRIO_DEFAULT,
             inject: InjectConfig::default(),

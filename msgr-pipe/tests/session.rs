@@ -524,3 +524,70 @@ async fn failed_replace_after_reply_keeps_the_session() {
     );
     assert_eq!(b.sessions().len(), 1);
 }
+
+/// Opens a lossless session from a to b (one message, acknowledged), then sends `n` messages
+/// of `len` bytes; returns both sessions, and b's ACK count before the `n`, once b has all.
+async fn stream_to_peer(
+    cfg_b: PipeConfig,
+    n: u64,
+    len: usize,
+) -> (msgr_pipe::Session, msgr_pipe::Session, u64) {
+    let net = TestNet::new(64 * 1024);
+    let (a, _arx) = host(1, Policy::lossless_peer(0), PipeConfig::default(), &net);
+    let (b, mut brx) = host(2, Policy::lossless_peer(0), cfg_b, &net);
+    let sa = a.connect(b.my_addr(), EntityType::OSD);
+    sa.send(msg(0)).await.unwrap();
+    recv_n(&mut brx, 1, Duration::from_secs(60)).await;
+    while sa.pending_bytes() > 0 {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let sb = b.sessions().pop().expect("b's session");
+    let acks_before = sb.stats().acks_out;
+    for i in 1..=n {
+        sa.send(msg_padded(i, len)).await.unwrap();
+    }
+    let (got, _) = recv_n(&mut brx, n as usize, Duration::from_secs(60)).await;
+    assert_eq!(got, (1..=n).collect::<Vec<_>>());
+    (sa, sb, acks_before)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_quiet_peer_is_acked_after_ack_delay() {
+    let cfg = PipeConfig {
+        ack_batch: 1000,
+        ack_delay: Duration::from_millis(50),
+        ..PipeConfig::default()
+    };
+    let (sa, sb, before) = stream_to_peer(cfg, 10, 1024).await;
+    // b has every message, but has not acknowledged them yet: the ACK waits for b's socket to
+    // stay quiet for `ack_delay`.
+    let received = tokio::time::Instant::now();
+    assert!(sa.pending_bytes() > 0);
+    while sa.pending_bytes() > 0 {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let waited = received.elapsed();
+    assert!(
+        waited >= Duration::from_millis(40) && waited <= Duration::from_millis(60),
+        "acked after {waited:?}"
+    );
+    // One ACK for the ten messages.
+    assert_eq!(sb.stats().acks_out - before, 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_streaming_peer_is_acked_every_ack_bytes_not_every_message() {
+    let cfg = PipeConfig {
+        ack_bytes: 4 << 20,
+        ack_delay: Duration::from_secs(1),
+        ..PipeConfig::default()
+    };
+    // 64 messages of 256 KiB: 16 MiB, so four ACKs by size, and one after the delay at most.
+    let (sa, sb, before) = stream_to_peer(cfg, 64, 256 * 1024).await;
+    let acks = sb.stats().acks_out - before;
+    assert!((3..=5).contains(&acks), "{acks} ACKs for 64 messages");
+    while sa.pending_bytes() > 0 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(sb.stats().acks_out - before <= 5);
+}

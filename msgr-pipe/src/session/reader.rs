@@ -1,8 +1,11 @@
 //! The reader task of one socket: decodes frames, takes the inbound throttles before a
 //! message body is read, checks sequence numbers, delivers, handles ACK / keepalives / CLOSE.
 
+use std::future::{poll_fn, Future};
 use std::io;
+use std::pin::pin;
 use std::sync::Arc;
+use std::task::Poll;
 
 use bytes::BytesMut;
 use msgr_dispatch::{Throttle, ThrottlePermit};
@@ -101,7 +104,10 @@ async fn read_loop(
     let mut dec = FrameDecoder::new(cfg.limits, FooterKind::for_features(features), cfg.crc);
     let mut buf = BytesMut::with_capacity(READ_CHUNK);
     let mut held: Option<Permits> = None;
-    let mut since_wake = 0u32;
+    // Messages and payload bytes delivered since the reader last asked for an ACK.
+    let (mut unacked, mut unacked_bytes) = (0u32, 0u64);
+    // When the delayed ACK for them is due (see `PipeConfig::ack_delay`).
+    let mut ack_due: Option<Instant> = None;
     // Messages an ACK released, dropped outside the session lock; reused across ACKs.
     let mut acked: Vec<Outgoing> = Vec::new();
     let deadline = tokio::time::sleep(cfg.read_timeout);
@@ -125,19 +131,16 @@ async fn read_loop(
                         Some(p) => p,
                         None => acquire(inner, dispatch.as_ref(), &m.header, cancel).await?,
                     };
+                    unacked_bytes = unacked_bytes.saturating_add(m.header.payload_len());
                     handle_msg(inner, epoch, m, permits)?;
-                    since_wake += 1;
-                    if since_wake >= cfg.ack_batch {
+                    unacked += 1;
+                    if unacked >= cfg.ack_batch || unacked_bytes >= cfg.ack_bytes {
                         inner.wake_writer();
-                        since_wake = 0;
+                        (unacked, unacked_bytes) = (0, 0);
                     }
                 }
                 other => handle_control(inner, epoch, other, &mut acked)?,
             }
-        }
-        if since_wake > 0 {
-            inner.wake_writer();
-            since_wake = 0;
         }
         if held.is_none() {
             if let Some(h) = dec.pending_header().copied() {
@@ -155,24 +158,47 @@ async fn read_loop(
         // re-armed when it fires early (a fresh timer per read cost a timer-wheel insert and
         // removal per message on round trips).
         let started = Instant::now();
-        let n = loop {
-            tokio::select! {
-                res = r.read_buf(&mut buf) => match res {
-                    Ok(n) => break n,
-                    Err(e) => return Err(e.into()),
-                },
-                () = &mut deadline => {
-                    let now = Instant::now();
-                    match started.checked_add(cfg.read_timeout) {
-                        Some(due) if now >= due => {
-                            return Err(PipeError::ReadTimeout(cfg.read_timeout));
-                        }
-                        Some(due) => deadline.as_mut().reset(due),
-                        None => deadline.as_mut().reset(now + FAR_FUTURE),
-                    }
-                }
-                () = &mut cancelled => return Err(PipeError::Superseded),
+        let mut read = pin!(r.read_buf(&mut buf));
+        // With messages unacknowledged, first see whether the peer has sent more. Only a read
+        // that would wait starts the `ack_delay` clock (the shared timer is pulled in to it);
+        // data arriving before it expires pushes it out again, so a streaming peer gets an ACK
+        // every `ack_batch` messages or `ack_bytes` bytes, and a quiet one `ack_delay` after
+        // its last message.
+        let mut ready = Poll::Pending;
+        if unacked > 0 {
+            ready = poll_fn(|cx| Poll::Ready(read.as_mut().poll(cx))).await;
+            if ready.is_pending() {
+                let now = Instant::now();
+                let due = now + cfg.ack_delay.min(cfg.read_timeout);
+                ack_due = Some(due);
+                deadline.as_mut().reset(due);
             }
+        }
+        let n = match ready {
+            Poll::Ready(res) => res?,
+            Poll::Pending => loop {
+                tokio::select! {
+                    res = &mut read => break res?,
+                    () = &mut deadline => {
+                        let now = Instant::now();
+                        if ack_due.is_some_and(|due| now >= due) {
+                            ack_due = None;
+                            if unacked > 0 {
+                                inner.wake_writer();
+                                (unacked, unacked_bytes) = (0, 0);
+                            }
+                        }
+                        match started.checked_add(cfg.read_timeout) {
+                            Some(due) if now >= due => {
+                                return Err(PipeError::ReadTimeout(cfg.read_timeout));
+                            }
+                            Some(due) => deadline.as_mut().reset(ack_due.map_or(due, |a| a.min(due))),
+                            None => deadline.as_mut().reset(now + FAR_FUTURE),
+                        }
+                    }
+                    () = &mut cancelled => return Err(PipeError::Superseded),
+                }
+            },
         };
         if n == 0 {
             return Err(io::Error::from(io::ErrorKind::UnexpectedEof).into());
