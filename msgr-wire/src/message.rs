@@ -86,21 +86,24 @@ impl Message {
     /// `FOOTER_NOCRC`), sets `FOOTER_COMPLETE`, and computes the header CRC last, since it
     /// covers the seq. CRCs that are off are written as 0.
     ///
+    /// The same as [`Message::seal_segments`] then [`Message::seal_header`].
+    ///
     /// Segments must each be shorter than 4 GiB (the wire's u32 lengths); longer ones are
     /// the caller's bug and produce a length of `u32::MAX`.
     pub fn seal(&mut self, seq: u64, src: EntityName, crc: CrcFlags) {
+        self.seal_segments(crc);
+        self.seal_header(seq, src, crc);
+    }
+
+    /// The part of [`Message::seal`] that reads the payload: segment lengths, footer flags
+    /// and the segment CRCs. It does not depend on the seq, so a sender may do it before the
+    /// message is queued (off its writer's critical path), then [`Message::seal_header`] at
+    /// write time.
+    pub fn seal_segments(&mut self, crc: CrcFlags) {
         let h = &mut self.header;
         h.front_len = wire_len_u32(&self.front);
         h.middle_len = wire_len_u32(&self.middle);
         h.data_len = wire_len_u32(&self.data);
-        h.seq = seq;
-        h.src = src;
-        if h.compat_version == 0 {
-            h.compat_version = h.version;
-        }
-        if h.priority == 0 {
-            h.priority = PRIO_DEFAULT;
-        }
         let f = &mut self.footer;
         f.flags = FOOTER_COMPLETE;
         (f.front_crc, f.middle_crc) = if crc.header {
@@ -113,6 +116,20 @@ impl Message {
         } else {
             f.data_crc = 0;
             f.flags |= FOOTER_NOCRC;
+        }
+    }
+
+    /// The rest of [`Message::seal`], after [`Message::seal_segments`] with the same `crc`:
+    /// `seq`, `src`, the `compat_version` and `priority` defaults and the header CRC.
+    pub fn seal_header(&mut self, seq: u64, src: EntityName, crc: CrcFlags) {
+        let h = &mut self.header;
+        h.seq = seq;
+        h.src = src;
+        if h.compat_version == 0 {
+            h.compat_version = h.version;
+        }
+        if h.priority == 0 {
+            h.priority = PRIO_DEFAULT;
         }
         h.crc = if crc.header { h.compute_crc() } else { 0 };
     }
@@ -227,6 +244,27 @@ mod tests {
         m.encode_frame(FooterKind::New, &mut out);
         assert_eq!(out.len(), 75);
         assert_eq!(out[74], 1);
+    }
+
+    #[test]
+    fn seal_in_two_steps_equals_seal() {
+        for crc in [CrcFlags::default(), CrcFlags::NONE] {
+            let m = Message::new(7, vec![1u8; 100])
+                .with_middle(vec![2u8; 10])
+                .with_data(vec![3u8; 70_000])
+                .with_version(2, 0);
+            let mut whole = m.clone();
+            whole.seal(42, EntityName::client(9), crc);
+            let mut split = m;
+            split.seal_segments(crc);
+            split.seal_header(42, EntityName::client(9), crc);
+            assert_eq!(split.header, whole.header);
+            assert_eq!(split.footer, whole.footer);
+            // Resealing the header with another seq keeps the segment CRCs.
+            split.seal_header(43, EntityName::client(9), crc);
+            whole.seal(43, EntityName::client(9), crc);
+            assert_eq!((split.header, split.footer), (whole.header, whole.footer));
+        }
     }
 
     #[test]

@@ -43,6 +43,10 @@ use crate::policy::Policy;
 use crate::transport::BoxTransport;
 use state::{ConnState, FaultAction, FaultCause, FaultPolicy, Outgoing, SessionState};
 
+/// Messages with at least this many payload bytes have their segment CRCs computed when they
+/// are queued (see `Inner::queue`); smaller ones are sealed whole by the writer.
+const PRESEAL_MIN: u64 = 64 * 1024;
+
 /// Counters of one session.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SessionStats {
@@ -377,7 +381,13 @@ impl Inner {
     }
 
     /// Queues a message (the permit is already taken).
-    fn queue(&self, out: Outgoing) -> Result<(), SendError> {
+    fn queue(&self, mut out: Outgoing) -> Result<(), SendError> {
+        // A large message's CRCs are computed here, on the sender's task, not by the writer:
+        // the writer's time is the session's bandwidth, and the sender can run beside it.
+        if out.payload_len() >= PRESEAL_MIN {
+            out.msg.seal_segments(self.config.crc);
+            out.segments_sealed = true;
+        }
         let mut sh = self.lock();
         if matches!(sh.st.phase, ConnState::Closed | ConnState::Closing) {
             return Err(SendError::Closed);

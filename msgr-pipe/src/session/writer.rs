@@ -79,7 +79,11 @@ fn stage_message(
     chain: &mut VecDeque<Bytes>,
     stage: &mut BytesMut,
 ) {
-    o.msg.seal(o.seq, src, crc);
+    if o.segments_sealed {
+        o.msg.seal_header(o.seq, src, crc);
+    } else {
+        o.msg.seal(o.seq, src, crc);
+    }
     stage.put_slice(&o.msg.frame_head());
     for seg in [&o.msg.front, &o.msg.middle, &o.msg.data] {
         push_segment(chain, stage, seg);
