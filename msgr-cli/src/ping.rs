@@ -183,12 +183,12 @@ async fn ping_as(
     } else {
         SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, 0))
     };
-    let config = MessengerConfig {
+    let mut config = MessengerConfig {
         bind_addr: bind,
         default_policy: PolicyConfig::new(PolicyKind::LossyClient),
-        handshake_timeout: args.timeout,
         ..MessengerConfig::default()
     };
+    config.pipe.handshake_timeout = args.timeout;
     let messenger = Messenger::builder(name)
         .config(config)
         .dispatcher(events.clone())

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, Weak};
 
 use msgr_dispatch::{DispatchQueue, Throttle};
-use msgr_pipe::{Authorizer, HandshakeHook, PipeConfig, Policy, SessionStats};
+use msgr_pipe::{Authorizer, HandshakeHook, Policy, SessionStats};
 use msgr_wire::{EntityAddr, EntityName, EntityType};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -76,7 +76,8 @@ impl MessengerBuilder {
         self
     }
 
-    /// A handshake hook for deterministic tests (see `msgr_pipe::HandshakeHook`).
+    /// A handshake hook for deterministic tests (see `msgr_pipe::HandshakeHook`); replaces
+    /// the configuration's `pipe.hook`.
     pub fn handshake_hook(mut self, hook: Arc<dyn HandshakeHook>) -> Self {
         self.hook = Some(hook);
         self
@@ -102,9 +103,10 @@ impl MessengerBuilder {
                 .map_err(|_| crate::error::ConfigError::EntityName(n.clone()))?,
             None => self.name,
         };
-        let mut pipe = pipe_config(&config);
-        pipe.hook = self.hook;
-        pipe.validate().map_err(CoreError::PipeConfig)?;
+        if let Some(hook) = self.hook {
+            config.pipe.hook = Some(hook);
+        }
+        let pipe = Arc::new(config.pipe.clone());
         let mut policies = HashMap::new();
         for (ty, pc) in &config.policies {
             let ty: EntityType = ty
@@ -128,7 +130,7 @@ impl MessengerBuilder {
             source,
         })?;
         let nonce = config.nonce.unwrap_or_else(|| rand::random::<u32>() | 1);
-        let handler = Arc::new(QueueHandler::new(self.chain, &config.inject));
+        let handler = Arc::new(QueueHandler::new(self.chain, &config.pipe.inject));
         let queue = DispatchQueue::new(config.dispatch.clone(), handler.clone());
         let limit =
             (config.max_connections > 0).then(|| Arc::new(Semaphore::new(config.max_connections)));
@@ -142,7 +144,7 @@ impl MessengerBuilder {
             default_policy,
             dispatch_throttle: Throttle::new(config.dispatch_throttle_bytes),
             authorizer: self.authorizer,
-            pipe: Arc::new(pipe),
+            pipe,
             sessions: Mutex::new(HashMap::new()),
             retired: Mutex::new(SessionStats::default()),
             queue,
@@ -165,20 +167,6 @@ impl MessengerBuilder {
         *inner.accepter.lock().await = Some(accepter);
         tracing::debug!(%name, addr = %inner.current_addr(), "messenger started");
         Ok(Messenger { inner })
-    }
-}
-
-fn pipe_config(c: &MessengerConfig) -> PipeConfig {
-    PipeConfig {
-        read_timeout: c.read_timeout,
-        handshake_timeout: c.handshake_timeout,
-        initial_backoff: c.initial_backoff,
-        max_backoff: c.max_backoff,
-        limits: c.limits,
-        crc: c.crc,
-        max_pending_bytes: c.max_pending_bytes,
-        inject: c.inject.clone(),
-        ..PipeConfig::default()
     }
 }
 

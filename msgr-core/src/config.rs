@@ -5,23 +5,27 @@
 //! and is checked once by [`MessengerConfig::validate`] when the messenger starts. Durations are
 //! written as seconds (floats allowed), sizes as bytes.
 //!
+//! The settings of the pipes (timeouts, backoffs, limits, CRCs, backpressure, fault
+//! injection, ...) are msgr-pipe's own [`PipeConfig`], embedded as [`MessengerConfig::pipe`]
+//! and flattened: a file writes them at the top level, next to the messenger's own keys.
+//!
 //! ```
 //! use msgr_core::MessengerConfig;
 //! let cfg: MessengerConfig = serde_json::from_str(
 //!     r#"{ "bind_addr": "127.0.0.1:0", "read_timeout": 1.5,
 //!          "policies": { "client": { "kind": "stateless_server" } } }"#,
 //! ).unwrap();
-//! assert_eq!(cfg.read_timeout.as_millis(), 1500);
+//! assert_eq!(cfg.pipe.read_timeout.as_millis(), 1500);
 //! cfg.validate().unwrap();
 //! ```
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::sync::Arc;
 
 use msgr_dispatch::DispatchConfig;
-pub use msgr_pipe::InjectConfig;
-use msgr_wire::{CrcFlags, EntityName, EntityType, Limits};
+pub use msgr_pipe::{InjectConfig, PipeConfig};
+use msgr_wire::{EntityName, EntityType};
 use serde::{Deserialize, Serialize};
 
 use crate::error::ConfigError;
@@ -29,8 +33,47 @@ use crate::error::ConfigError;
 /// Ceph's `ms_dispatch_throttle_bytes`: 100 MiB.
 pub const DEFAULT_DISPATCH_THROTTLE_BYTES: u64 = 100 << 20;
 
+/// msgr-core's default of [`PipeConfig::max_pending_bytes`]: 64 MiB (msgr-pipe's own is 0,
+/// unlimited).
+pub const DEFAULT_MAX_PENDING_BYTES: u64 = 64 << 20;
+
 /// Settings of one messenger. See the module docs for the format.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+///
+/// | field | default | Ceph option |
+/// |---|---|---|
+/// | `name` | `None` (the builder's name) | — |
+/// | `bind_addr` | `0.0.0.0:0` | — |
+/// | `bind_port_min` | 0 (the kernel chooses) | `ms_bind_port_min` (6800) |
+/// | `bind_port_max` | 0 | `ms_bind_port_max` (7300) |
+/// | `bind_avoid_ports` | empty | — |
+/// | `nonce` | `None` (random, odd) | — |
+/// | `dispatch_throttle_bytes` | 100 MiB | `ms_dispatch_throttle_bytes` |
+/// | `default_policy` | `lossless_client`, no throttles | `Policy()` |
+/// | `policies` | empty | — |
+/// | `features_supported` | `CEPH_FEATURES_ALL` of Pacific | `CEPH_FEATURES_SUPPORTED_DEFAULT` |
+/// | `features_required` | 0 | — |
+/// | `max_connections` | 0 (unlimited) | — |
+/// | `dispatch` | [`DispatchConfig::default`] | `ms_pq_*` |
+/// | `pipe` (flattened) | [`PipeConfig`]'s table, except below | `ms_tcp_read_timeout`, `ms_*_backoff`, `ms_crc_*`, `ms_inject_*`, ... |
+/// | `pipe.max_pending_bytes` | 64 MiB ([`DEFAULT_MAX_PENDING_BYTES`]; msgr-pipe: 0) | — |
+///
+/// Every other field of `pipe` (`read_timeout`, `handshake_timeout`, `initial_backoff`,
+/// `max_backoff`, `limits`, `crc`, `ack_*`, `write_batch_bytes`, `default_priority`, `inject`)
+/// has [`PipeConfig::default`]'s value. `pipe.hook` is not serialized; a hook given to
+/// [`MessengerBuilder::handshake_hook`](crate::MessengerBuilder::handshake_hook) replaces it.
+///
+/// Start from `MessengerConfig::default().pipe`, not `PipeConfig::default()`, when replacing
+/// the whole `pipe` (or set single fields: `config.pipe.read_timeout = ...`): the latter
+/// drops msgr-core's differing defaults.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+// `deny_unknown_fields` together with `flatten`: serde's documentation calls the pair
+// unsupported, but for a flattened *struct* serde_derive handles it: `pipe` takes only the
+// keys `PipeConfig` declares (its derived impl, which `core_pipe::deserialize` wraps, asks for
+// a struct with those fields), and any key left over is refused ("unknown field `...`"), so
+// a misspelt key still fails as before (tested below). It would stop working if `PipeConfig`
+// flattened a map or used `deserialize_any`; the tests would then catch it. `InjectConfig`
+// keeps its own `deny_unknown_fields`. The price: unknown-key errors no longer list the
+// expected keys.
 #[serde(default, deny_unknown_fields)]
 pub struct MessengerConfig {
     /// Entity name as Ceph writes it, `type.num` (`"osd.0"`, `"client.-1"`). Default `None`:
@@ -67,36 +110,19 @@ pub struct MessengerConfig {
     pub features_supported: u64,
     /// Feature bits required of every peer, added to each policy's own. Default 0.
     pub features_required: u64,
-    /// A connection that receives nothing for this long faults (Ceph `ms_tcp_read_timeout`).
-    /// Seconds; default 900; must be positive.
-    #[serde(with = "secs")]
-    pub read_timeout: Duration,
-    /// A handshake must finish within this (Ceph `ms_connection_ready_timeout`). Seconds;
-    /// default 10.
-    #[serde(with = "secs")]
-    pub handshake_timeout: Duration,
-    /// First reconnect backoff (Ceph `ms_initial_backoff`). Seconds; default 0.2.
-    #[serde(with = "secs")]
-    pub initial_backoff: Duration,
-    /// Cap of the doubling reconnect backoff (Ceph `ms_max_backoff`). Seconds; default 15.
-    #[serde(with = "secs")]
-    pub max_backoff: Duration,
-    /// Receive limits: largest front, middle, data and whole message, largest authorizer.
-    /// Default: 128 MiB each, 4 KiB authorizer ([`Limits::default`]).
-    pub limits: Limits,
-    /// Which CRCs are computed and checked (Ceph `ms_crc_header`, `ms_crc_data`). Default: both.
-    pub crc: CrcFlags,
     /// Accepted connections alive at once; further ones are closed at accept. Default 0 =
     /// unlimited.
     pub max_connections: usize,
-    /// Sender backpressure: `send` waits (and `try_send` fails) while a connection's queued
-    /// plus unacknowledged bytes exceed this. Default 64 MiB; 0 = unlimited.
-    pub max_pending_bytes: u64,
     /// Dispatch queue ordering: strict threshold (64), minimum cost (64 KiB) and token cap
     /// (16 MiB) of the priority queue, Ceph's `ms_pq_*`. Default: [`DispatchConfig::default`].
     pub dispatch: DispatchConfig,
-    /// Fault injection, all off by default.
-    pub inject: InjectConfig,
+    /// Settings of every session's pipe, given to msgr-pipe as they are: see [`PipeConfig`]
+    /// for each field and its Ceph option. Flattened in the serialized form (`read_timeout`,
+    /// `max_pending_bytes`, `inject`, ... are top-level keys). Defaults: [`PipeConfig`]'s,
+    /// except `max_pending_bytes`, 64 MiB (send waits and `try_send` fails while a
+    /// connection's queued plus unacknowledged bytes exceed it; 0 = unlimited).
+    #[serde(flatten, deserialize_with = "core_pipe::deserialize")]
+    pub pipe: PipeConfig,
 }
 
 impl Default for MessengerConfig {
@@ -113,23 +139,208 @@ impl Default for MessengerConfig {
             policies: BTreeMap::new(),
             features_supported: msgr_wire::features::ALL_PACIFIC,
             features_required: 0,
-            read_timeout: Duration::from_secs(900),
-            handshake_timeout: Duration::from_secs(10),
-            initial_backoff: Duration::from_millis(200),
-            max_backoff: Duration::from_secs(15),
-            limits: Limits::default(),
-            crc: CrcFlags::default(),
             max_connections: 0,
-            max_pending_bytes: 64 << 20,
             dispatch: DispatchConfig::default(),
-            inject: InjectConfig::default(),
+            pipe: core_pipe::defaults(),
         }
     }
 }
 
+/// msgr-core's defaults of the pipe settings, for [`MessengerConfig::default`] and for the
+/// keys a file leaves out.
+///
+/// A flattened field is not filled from the outer struct's `Default` but deserialized from
+/// the leftover keys, so a plain `PipeConfig::deserialize` would give every missing key
+/// msgr-pipe's default (`max_pending_bytes` 0, unlimited, instead of 64 MiB). `deserialize`
+/// therefore notes which keys the input names and then applies [`overrides`] to the others.
+mod core_pipe {
+    use msgr_pipe::PipeConfig;
+    use serde::de::{self, Deserialize, DeserializeSeed, Deserializer, MapAccess, Visitor};
+
+    use super::DEFAULT_MAX_PENDING_BYTES;
+
+    /// The settings whose msgr-core default differs from msgr-pipe's, applied to `pipe`
+    /// unless `given(key)`. The one place that lists them.
+    fn overrides(pipe: &mut PipeConfig, given: impl Fn(&str) -> bool) {
+        if !given("max_pending_bytes") {
+            pipe.max_pending_bytes = DEFAULT_MAX_PENDING_BYTES;
+        }
+    }
+
+    /// [`PipeConfig::default`] with msgr-core's overrides.
+    pub(super) fn defaults() -> PipeConfig {
+        let mut pipe = PipeConfig::default();
+        overrides(&mut pipe, |_| false);
+        pipe
+    }
+
+    /// `PipeConfig::deserialize`, then msgr-core's defaults for the keys not given.
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<PipeConfig, D::Error> {
+        let mut keys = Vec::new();
+        let mut pipe = PipeConfig::deserialize(KeySpy {
+            inner: d,
+            keys: &mut keys,
+        })?;
+        overrides(&mut pipe, |key| keys.iter().any(|k| k == key));
+        Ok(pipe)
+    }
+
+    /// A deserializer that passes everything through to `inner`, noting the keys of the
+    /// struct it is asked for (the only thing `PipeConfig`'s derived impl asks for).
+    struct KeySpy<'k, D> {
+        inner: D,
+        keys: &'k mut Vec<String>,
+    }
+
+    impl<'de, D: Deserializer<'de>> Deserializer<'de> for KeySpy<'_, D> {
+        type Error = D::Error;
+
+        fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, D::Error> {
+            self.inner.deserialize_any(visitor)
+        }
+
+        fn deserialize_struct<V: Visitor<'de>>(
+            self,
+            name: &'static str,
+            fields: &'static [&'static str],
+            visitor: V,
+        ) -> Result<V::Value, D::Error> {
+            let visitor = KeySpy {
+                inner: visitor,
+                keys: self.keys,
+            };
+            self.inner.deserialize_struct(name, fields, visitor)
+        }
+
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes
+            byte_buf option unit unit_struct newtype_struct seq tuple tuple_struct map enum
+            identifier ignored_any
+        }
+    }
+
+    impl<'de, V: Visitor<'de>> Visitor<'de> for KeySpy<'_, V> {
+        type Value = V::Value;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            self.inner.expecting(f)
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<V::Value, A::Error> {
+            self.inner.visit_map(KeySpy {
+                inner: map,
+                keys: self.keys,
+            })
+        }
+    }
+
+    impl<'de, A: MapAccess<'de>> MapAccess<'de> for KeySpy<'_, A> {
+        type Error = A::Error;
+
+        fn next_key_seed<K: DeserializeSeed<'de>>(
+            &mut self,
+            seed: K,
+        ) -> Result<Option<K::Value>, A::Error> {
+            let Some(key) = self.inner.next_key::<String>()? else {
+                return Ok(None);
+            };
+            self.keys.push(key.clone());
+            seed.deserialize(de::value::StringDeserializer::<A::Error>::new(key))
+                .map(Some)
+        }
+
+        fn next_value_seed<T: DeserializeSeed<'de>>(
+            &mut self,
+            seed: T,
+        ) -> Result<T::Value, A::Error> {
+            self.inner.next_value_seed(seed)
+        }
+
+        fn size_hint(&self) -> Option<usize> {
+            self.inner.size_hint()
+        }
+    }
+}
+
+/// Field by field; the pipe's hook compares by identity (`Arc::ptr_eq`). Written by hand
+/// because `PipeConfig` is not `PartialEq` (its hook is a trait object); the destructuring
+/// makes a new field of either struct a compile error here until it is compared.
+impl PartialEq for MessengerConfig {
+    fn eq(&self, other: &Self) -> bool {
+        let Self {
+            name,
+            bind_addr,
+            bind_port_min,
+            bind_port_max,
+            bind_avoid_ports,
+            nonce,
+            dispatch_throttle_bytes,
+            default_policy,
+            policies,
+            features_supported,
+            features_required,
+            max_connections,
+            dispatch,
+            pipe,
+        } = self;
+        *name == other.name
+            && *bind_addr == other.bind_addr
+            && *bind_port_min == other.bind_port_min
+            && *bind_port_max == other.bind_port_max
+            && *bind_avoid_ports == other.bind_avoid_ports
+            && *nonce == other.nonce
+            && *dispatch_throttle_bytes == other.dispatch_throttle_bytes
+            && *default_policy == other.default_policy
+            && *policies == other.policies
+            && *features_supported == other.features_supported
+            && *features_required == other.features_required
+            && *max_connections == other.max_connections
+            && *dispatch == other.dispatch
+            && pipe_eq(pipe, &other.pipe)
+    }
+}
+
+fn pipe_eq(a: &PipeConfig, b: &PipeConfig) -> bool {
+    let PipeConfig {
+        read_timeout,
+        handshake_timeout,
+        initial_backoff,
+        max_backoff,
+        limits,
+        crc,
+        max_pending_bytes,
+        ack_batch,
+        ack_bytes,
+        ack_delay,
+        write_batch_bytes,
+        default_priority,
+        inject,
+        hook,
+    } = a;
+    *read_timeout == b.read_timeout
+        && *handshake_timeout == b.handshake_timeout
+        && *initial_backoff == b.initial_backoff
+        && *max_backoff == b.max_backoff
+        && *limits == b.limits
+        && *crc == b.crc
+        && *max_pending_bytes == b.max_pending_bytes
+        && *ack_batch == b.ack_batch
+        && *ack_bytes == b.ack_bytes
+        && *ack_delay == b.ack_delay
+        && *write_batch_bytes == b.write_batch_bytes
+        && *default_priority == b.default_priority
+        && *inject == b.inject
+        && match (hook, &b.hook) {
+            (None, None) => true,
+            (Some(x), Some(y)) => Arc::ptr_eq(x, y),
+            _ => false,
+        }
+}
+
 impl MessengerConfig {
     /// Checks the settings once; [`MessengerBuilder::start`](crate::MessengerBuilder::start)
-    /// calls it.
+    /// calls it. The pipe settings are checked by [`PipeConfig::validate`]
+    /// ([`ConfigError::Pipe`]), plus `pipe.limits.max_message > 0`.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if let Some(name) = &self.name {
             name.parse::<EntityName>()
@@ -151,26 +362,13 @@ impl MessengerConfig {
             peer.parse::<EntityType>()
                 .map_err(|_| ConfigError::EntityType(peer.clone()))?;
         }
-        if self.handshake_timeout.is_zero() {
-            return Err(ConfigError::Invalid("handshake_timeout must be positive"));
-        }
-        if self.initial_backoff > self.max_backoff {
-            return Err(ConfigError::Invalid("initial_backoff exceeds max_backoff"));
-        }
-        if self.limits.max_message == 0 {
+        self.pipe.validate()?;
+        if self.pipe.limits.max_message == 0 {
             return Err(ConfigError::Invalid("limits.max_message must be positive"));
-        }
-        if self.read_timeout.is_zero() {
-            return Err(ConfigError::Invalid("read_timeout must be positive"));
         }
         if self.dispatch.validate().is_err() {
             return Err(ConfigError::Invalid(
                 "dispatch.min_cost exceeds dispatch.max_tokens_per_priority",
-            ));
-        }
-        if !(0.0..=1.0).contains(&self.inject.delay_probability) {
-            return Err(ConfigError::Invalid(
-                "inject.delay_probability must be within [0, 1]",
             ));
         }
         Ok(())
@@ -230,24 +428,12 @@ impl PolicyConfig {
     }
 }
 
-/// Serde adapter: a `Duration` written as (possibly fractional) seconds.
-mod secs {
-    use std::time::Duration;
-
-    use serde::{de::Error as _, Deserialize, Deserializer, Serializer};
-
-    pub(super) fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_f64(d.as_secs_f64())
-    }
-
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        let v = f64::deserialize(d)?;
-        Duration::try_from_secs_f64(v).map_err(|_| D::Error::custom("invalid duration in seconds"))
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
+    use msgr_wire::{CrcFlags, Limits};
+
     use super::*;
 
     #[test]
@@ -261,17 +447,90 @@ mod tests {
     }
 
     #[test]
+    fn serialized_form_keeps_the_pipe_keys_flat() {
+        let mut cfg = MessengerConfig::default();
+        cfg.pipe.read_timeout = Duration::from_millis(1500);
+        cfg.pipe.crc.data = false;
+        cfg.pipe.inject.socket_failures = 7;
+        let v = serde_json::to_value(&cfg).unwrap();
+        assert!(v.get("pipe").is_none(), "{v}");
+        assert!(v.get("hook").is_none(), "{v}");
+        assert_eq!(v["read_timeout"], serde_json::json!(1.5));
+        assert_eq!(v["max_backoff"], serde_json::json!(15.0));
+        assert_eq!(v["max_pending_bytes"], serde_json::json!(64 << 20));
+        assert_eq!(v["crc"]["data"], serde_json::json!(false));
+        assert_eq!(v["inject"]["socket_failures"], serde_json::json!(7));
+        assert_eq!(v["dispatch_throttle_bytes"], serde_json::json!(100 << 20));
+        let back: MessengerConfig = serde_json::from_value(v).unwrap();
+        assert_eq!(cfg, back);
+    }
+
+    #[test]
+    fn flat_pipe_keys_land_in_pipe() {
+        let cfg: MessengerConfig = serde_json::from_str(
+            r#"{"read_timeout": 1.5, "max_pending_bytes": 1024, "ack_batch": 8,
+                "crc": {"header": true, "data": false}, "max_connections": 3}"#,
+        )
+        .unwrap();
+        assert_eq!(cfg.pipe.read_timeout, Duration::from_millis(1500));
+        assert_eq!(cfg.pipe.max_pending_bytes, 1024);
+        assert_eq!(cfg.pipe.ack_batch, 8);
+        assert!(cfg.pipe.crc.header && !cfg.pipe.crc.data);
+        assert_eq!(cfg.max_connections, 3);
+        // The keys not named keep msgr-core's defaults.
+        assert_eq!(cfg.pipe.max_backoff, Duration::from_secs(15));
+        assert_eq!(cfg.dispatch_throttle_bytes, DEFAULT_DISPATCH_THROTTLE_BYTES);
+        cfg.validate().unwrap();
+        // An empty file is the default, msgr-core's max_pending_bytes included.
+        let empty: MessengerConfig = serde_json::from_str("{}").unwrap();
+        assert_eq!(empty, MessengerConfig::default());
+        assert_eq!(empty.pipe.max_pending_bytes, DEFAULT_MAX_PENDING_BYTES);
+        // msgr-core's default applies only to a missing key: an explicit 0 is unlimited.
+        let zero: MessengerConfig = serde_json::from_str(r#"{"max_pending_bytes": 0}"#).unwrap();
+        assert_eq!(zero.pipe.max_pending_bytes, 0);
+        let other: MessengerConfig = serde_json::from_str(r#"{"ack_batch": 8}"#).unwrap();
+        assert_eq!(other.pipe.max_pending_bytes, DEFAULT_MAX_PENDING_BYTES);
+    }
+
+    #[test]
+    fn defaults_are_the_documented_ones() {
+        let cfg = MessengerConfig::default();
+        // msgr-core's own choice, unlike msgr-pipe's 0.
+        assert_eq!(cfg.pipe.max_pending_bytes, 64 << 20);
+        assert_eq!(DEFAULT_MAX_PENDING_BYTES, 64 << 20);
+        assert_eq!(PipeConfig::default().max_pending_bytes, 0);
+        // Everything else of the pipe is PipeConfig's default.
+        let pipe = PipeConfig::default();
+        assert_eq!(cfg.pipe.read_timeout, Duration::from_secs(900));
+        assert_eq!(cfg.pipe.handshake_timeout, Duration::from_secs(10));
+        assert_eq!(cfg.pipe.initial_backoff, Duration::from_millis(200));
+        assert_eq!(cfg.pipe.max_backoff, Duration::from_secs(15));
+        assert_eq!(cfg.pipe.limits, Limits::default());
+        assert_eq!(cfg.pipe.crc, CrcFlags::default());
+        assert_eq!(cfg.pipe.inject, InjectConfig::default());
+        assert_eq!(cfg.pipe.ack_batch, pipe.ack_batch);
+        assert_eq!(cfg.pipe.ack_bytes, pipe.ack_bytes);
+        assert_eq!(cfg.pipe.ack_delay, pipe.ack_delay);
+        assert_eq!(cfg.pipe.write_batch_bytes, pipe.write_batch_bytes);
+        assert_eq!(cfg.pipe.default_priority, pipe.default_priority);
+        assert!(cfg.pipe.hook.is_none());
+        assert_eq!(cfg.dispatch_throttle_bytes, 100 << 20);
+        assert_eq!(cfg.bind_addr, SocketAddr::from(([0, 0, 0, 0], 0)));
+        assert_eq!(cfg.max_connections, 0);
+    }
+
+    #[test]
     fn partial_file_keeps_defaults() {
         let cfg: MessengerConfig = serde_json::from_str(
             r#"{"max_backoff": 1, "policies": {"osd": {"kind": "lossless_peer",
                 "throttle_bytes": 1024}}, "inject": {"socket_failures": 30}}"#,
         )
         .unwrap();
-        assert_eq!(cfg.max_backoff, Duration::from_secs(1));
-        assert_eq!(cfg.read_timeout, Duration::from_secs(900));
+        assert_eq!(cfg.pipe.max_backoff, Duration::from_secs(1));
+        assert_eq!(cfg.pipe.read_timeout, Duration::from_secs(900));
         assert_eq!(cfg.policies["osd"].kind, PolicyKind::LosslessPeer);
         assert_eq!(cfg.policies["osd"].throttle_bytes, 1024);
-        assert_eq!(cfg.inject.socket_failures, 30);
+        assert_eq!(cfg.pipe.inject.socket_failures, 30);
         cfg.validate().unwrap();
     }
 
@@ -290,7 +549,38 @@ mod tests {
             .insert("martian".into(), PolicyConfig::new(PolicyKind::LossyClient));
         assert!(cfg.validate().is_err());
         let mut cfg = MessengerConfig::default();
-        cfg.inject.delay_probability = 2.0;
+        cfg.pipe.inject.delay_probability = 2.0;
         assert!(cfg.validate().is_err());
+    }
+
+    #[test]
+    fn unknown_keys_are_refused_at_the_top_and_inside_inject() {
+        // Next to flattened pipe keys, at the top level.
+        let err = serde_json::from_str::<MessengerConfig>(r#"{"read_timeout": 1, "nope": 1}"#)
+            .unwrap_err();
+        assert!(err.to_string().contains("nope"), "{err}");
+        // The field's own name is no key: its keys are flattened.
+        assert!(serde_json::from_str::<MessengerConfig>(r#"{"pipe": {}}"#).is_err());
+        assert!(serde_json::from_str::<MessengerConfig>(r#"{"hook": null}"#).is_err());
+        // InjectConfig's own deny_unknown_fields.
+        let err = serde_json::from_str::<MessengerConfig>(r#"{"inject": {"socket_failure": 30}}"#)
+            .unwrap_err();
+        assert!(err.to_string().contains("socket_failure"), "{err}");
+    }
+
+    #[test]
+    fn pipe_validation_is_mapped() {
+        let mut cfg = MessengerConfig::default();
+        cfg.pipe.initial_backoff = Duration::from_secs(20);
+        assert!(matches!(
+            cfg.validate(),
+            Err(ConfigError::Pipe(msgr_pipe::ConfigError::Backoff { .. }))
+        ));
+        let mut cfg = MessengerConfig::default();
+        cfg.pipe.read_timeout = Duration::ZERO;
+        assert!(matches!(cfg.validate(), Err(ConfigError::Pipe(_))));
+        let mut cfg = MessengerConfig::default();
+        cfg.pipe.limits.max_message = 0;
+        assert!(matches!(cfg.validate(), Err(ConfigError::Invalid(_))));
     }
 }

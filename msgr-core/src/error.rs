@@ -24,6 +24,10 @@ pub enum ConfigError {
     /// Any other value out of range; the text names the field.
     #[error("{0}")]
     Invalid(&'static str),
+    /// [`PipeConfig::validate`](msgr_pipe::PipeConfig::validate) rejected
+    /// [`MessengerConfig::pipe`](crate::MessengerConfig::pipe).
+    #[error("{0}")]
+    Pipe(#[from] msgr_pipe::ConfigError),
 }
 
 /// Why a messenger operation failed.
@@ -33,9 +37,6 @@ pub enum CoreError {
     /// The configuration was rejected.
     #[error("invalid configuration: {0}")]
     Config(#[from] ConfigError),
-    /// The pipe layer rejected the settings derived from the configuration.
-    #[error("invalid pipe configuration: {0}")]
-    PipeConfig(msgr_pipe::ConfigError),
     /// Binding the listening socket failed.
     #[error("cannot bind {addr}: {source}")]
     Bind {

@@ -53,6 +53,7 @@ pub(crate) struct Inner {
     pub(crate) default_policy: Policy,
     pub(crate) dispatch_throttle: Throttle,
     pub(crate) authorizer: Option<Arc<dyn Authorizer>>,
+    /// `config.pipe` (with the builder's hook), shared by every session.
     pub(crate) pipe: Arc<PipeConfig>,
     pub(crate) sessions: Mutex<HashMap<EntityAddr, Session>>,
     /// Counters of sessions that ended, so totals survive them.

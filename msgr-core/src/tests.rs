@@ -362,7 +362,7 @@ async fn policy_permits_live_as_long_as_the_message() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sender_backpressure_waits_or_fails() {
     let mut cfg = local();
-    cfg.max_pending_bytes = 1000;
+    cfg.pipe.max_pending_bytes = 1000;
     let (cp, _crx) = Probe::new(None, false);
     let client = Messenger::builder(EntityName::client(-1))
         .config(cfg)
@@ -411,8 +411,8 @@ async fn connection_limit_admits_one_session_at_a_time() {
         .await
         .expect("start");
     let mut ccfg = local();
-    ccfg.initial_backoff = Duration::from_millis(10);
-    ccfg.max_backoff = Duration::from_millis(50);
+    ccfg.pipe.initial_backoff = Duration::from_millis(10);
+    ccfg.pipe.max_backoff = Duration::from_millis(50);
     let client = |n: i64| {
         let ccfg = ccfg.clone();
         async move {

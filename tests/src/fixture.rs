@@ -248,11 +248,12 @@ impl Dispatcher for Recorder {
 /// The settings every fixture messenger starts from: 127.0.0.1, kernel-chosen port,
 /// reconnect backoff capped at 1 s.
 pub fn test_config() -> MessengerConfig {
-    MessengerConfig {
+    let mut config = MessengerConfig {
         bind_addr: "127.0.0.1:0".parse().expect("literal address"),
-        max_backoff: Duration::from_secs(1),
         ..MessengerConfig::default()
-    }
+    };
+    config.pipe.max_backoff = Duration::from_secs(1);
+    config
 }
 
 /// Starts a messenger with one recorder as its dispatcher.

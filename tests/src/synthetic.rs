@@ -672,18 +672,18 @@ impl Workload {
                     own_throttles(&cfg.client_policy),
                 )
             };
-            let config = MessengerConfig {
+            let mut config = MessengerConfig {
                 bind_addr: "127.0.0.1:0".parse()?,
-                max_backoff: cfg.max_backoff,
                 dispatch_throttle_bytes: cfg.dispatch_throttle,
-                inject: InjectConfig {
-                    socket_failures: cfg.socket_failures,
-                    internal_delay: cfg.internal_delay,
-                    delay_probability: cfg.delay_probability,
-                    delay_max: cfg.delay_max,
-                    seed: derive_seed(cfg.seed, 1000 + idx as u64),
-                },
                 ..MessengerConfig::default()
+            };
+            config.pipe.max_backoff = cfg.max_backoff;
+            config.pipe.inject = InjectConfig {
+                socket_failures: cfg.socket_failures,
+                internal_delay: cfg.internal_delay,
+                delay_probability: cfg.delay_probability,
+                delay_max: cfg.delay_max,
+                seed: derive_seed(cfg.seed, 1000 + idx as u64),
             };
             let m = Messenger::builder(name)
                 .config(config)

@@ -146,7 +146,7 @@ async fn feature_test() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn timeout_test() {
     let mut cfg = test_config();
-    cfg.read_timeout = Duration::from_secs(1);
+    cfg.pipe.read_timeout = Duration::from_secs(1);
     let f = Fixture::with_configs(None, None, cfg.clone(), cfg).await;
     let conn = f.connect();
     f.round_trip(&conn).await;

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{BufMut, BytesMut};
-use msgr_core::{Connection, Messenger, MessengerConfig, Policy, SendError};
+use msgr_core::{Connection, Messenger, Policy, SendError};
 use msgr_tests::fixture::{round_trip, stop, test_config, Recorder, WAIT};
 use msgr_tests::hostile::{rss_bytes, Echo, RawPeer};
 use msgr_wire::{EntityName, EntityType, Message, MsgHeader, Tag, Wire, CONNECT_LEN};
@@ -33,11 +33,9 @@ struct Bench {
 
 async fn bench() -> Bench {
     let echo = Echo::new();
-    let server_cfg = MessengerConfig {
-        handshake_timeout: HANDSHAKE_TIMEOUT,
-        max_pending_bytes: MAX_PENDING,
-        ..test_config()
-    };
+    let mut server_cfg = test_config();
+    server_cfg.pipe.handshake_timeout = HANDSHAKE_TIMEOUT;
+    server_cfg.pipe.max_pending_bytes = MAX_PENDING;
     let server = Messenger::builder(EntityName::osd(0))
         .config(server_cfg)
         .default_policy(Policy::stateless_server(0))

@@ -84,8 +84,8 @@ impl Options {
 
     fn tune(&self) -> impl Fn(&mut MessengerConfig) + '_ {
         move |config: &mut MessengerConfig| {
-            config.inject = self.inject.clone();
-            config.crc.data = self.crc_data;
+            config.pipe.inject = self.inject.clone();
+            config.pipe.crc.data = self.crc_data;
         }
     }
 }
