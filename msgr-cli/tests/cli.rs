@@ -90,6 +90,57 @@ fn bench_verify_with_socket_failures_loses_nothing() {
     }
 }
 
+#[test]
+fn bench_rounds_alternate_the_transports_and_report_the_median() {
+    let args = [
+        "bench", "--mode", "stream", "--size", "4K", "--count", "500", "--rounds", "3",
+    ];
+    // Without --json, a line per run on standard error: the rounds took turns.
+    let out = msgr().args(args).output().expect("run msgr bench --rounds");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let order: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains(" round "))
+        .map(|l| l.split_whitespace().next().unwrap_or(""))
+        .collect();
+    assert_eq!(
+        order,
+        ["raw-tcp", "msgr", "raw-tcp", "msgr", "raw-tcp", "msgr"],
+        "{stderr}"
+    );
+    // With --json: each run is its median round, over all the rounds' messages.
+    let out = msgr()
+        .args(args)
+        .arg("--json")
+        .output()
+        .expect("run msgr bench --rounds --json");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report = last_json(&out.stdout);
+    for run in report["runs"].as_array().expect("runs") {
+        assert_eq!(run["rounds"], 3, "{run}");
+        assert_eq!(run["messages"], 1500, "{run}");
+        let mut rates: Vec<f64> = run["round_msgs_per_s"]
+            .as_array()
+            .expect("round rates")
+            .iter()
+            .map(|r| r.as_f64().expect("a rate"))
+            .collect();
+        assert_eq!(rates.len(), 3);
+        rates.sort_by(f64::total_cmp);
+        assert_eq!(run["msgs_per_s"].as_f64(), Some(rates[1]), "{run}");
+    }
+    assert_eq!(report["lost"], 0);
+}
+
 /// A `msgr serve` child on a kernel-chosen loopback port, and the address it printed.
 struct Server {
     child: Child,

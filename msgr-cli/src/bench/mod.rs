@@ -29,10 +29,12 @@ use self::plan::{Case, Limit, Mode, Transport};
 use self::progress::Progress;
 use self::report::{Report, Run};
 
-/// Seconds per run of the default plan.
-const DEFAULT_SECONDS: f64 = 3.0;
+/// Seconds per run (one round of one transport) of the default plan.
+const DEFAULT_SECONDS: f64 = 1.0;
 /// Seconds per run with `--quick`.
 const QUICK_SECONDS: f64 = 0.25;
+/// Rounds per case of the default plan.
+const DEFAULT_ROUNDS: usize = 3;
 
 /// Options of `msgr bench`.
 #[derive(Debug, Clone, Args)]
@@ -59,9 +61,14 @@ pub struct BenchArgs {
     /// Messages per connection in each run.
     #[arg(long, conflicts_with = "duration")]
     pub count: Option<u64>,
-    /// Length of each run: seconds, or with a suffix (250ms, 2s) [default: 3, 0.25 with --quick].
+    /// Length of each run: seconds, or with a suffix (250ms, 2s) [default: 1, 0.25 with --quick].
     #[arg(long, value_parser = plan::parse_duration)]
     pub duration: Option<Duration>,
+    /// Rounds per case: the transports take turns, one run each per round, so both meet the
+    /// same machine weather; a case's rate is its median round, its latency percentiles are
+    /// over every round trip of every round [default: 3, 1 with --quick or --count].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub rounds: Option<u16>,
     /// Session policy: lossless (client reconnects and resends) or lossy.
     #[arg(long, value_enum, default_value_t = PolicyArg::Lossless)]
     pub policy: PolicyArg,
@@ -157,6 +164,14 @@ impl BenchArgs {
         }
     }
 
+    fn rounds(&self) -> usize {
+        match self.rounds {
+            Some(n) => usize::from(n),
+            None if self.quick || self.count.is_some() => 1,
+            None => DEFAULT_ROUNDS,
+        }
+    }
+
     fn transports(&self) -> Vec<Transport> {
         match (self.transport, self.server.is_some()) {
             (Transports::Raw, _) => vec![Transport::RawTcp],
@@ -194,21 +209,39 @@ async fn run_plan(args: BenchArgs) -> anyhow::Result<()> {
     let limit = args.limit();
     let options = msgr::Options::from_args(&args).await?;
     let idle = args.idle_connections();
+    let rounds = args.rounds();
     let progress = Progress::new(
-        cases.len() * transports.len() + usize::from(idle > 0),
+        cases.len() * transports.len() * rounds + usize::from(idle > 0),
         args.json,
     );
     let mut report = Report::new(args.policy);
     for case in &cases {
-        for &transport in &transports {
-            progress.start(&format!("{transport} {case} ({limit})"));
-            let outcome = match transport {
-                Transport::RawTcp => raw::run(*case, limit, args.verify).await?,
-                Transport::Msgr => msgr::run(*case, limit, &options).await?,
+        let mut outcomes: Vec<Vec<Outcome>> = transports.iter().map(|_| Vec::new()).collect();
+        for round in 1..=rounds {
+            let of = if rounds > 1 {
+                format!(" round {round}/{rounds}")
+            } else {
+                String::new()
             };
-            let run = Run::new(transport, case, &outcome);
-            progress.finish(&run.summary());
-            report.add(run, outcome.integrity);
+            for (&transport, done) in transports.iter().zip(&mut outcomes) {
+                progress.start(&format!("{transport} {case} ({limit}){of}"));
+                let outcome = match transport {
+                    Transport::RawTcp => raw::run(*case, limit, args.verify).await?,
+                    Transport::Msgr => msgr::run(*case, limit, &options).await?,
+                };
+                progress.finish(&format!(
+                    "{}{of}",
+                    Run::new(transport, case, std::slice::from_ref(&outcome)).summary()
+                ));
+                done.push(outcome);
+            }
+        }
+        for (&transport, done) in transports.iter().zip(&outcomes) {
+            let mut integrity = Integrity::default();
+            for outcome in done {
+                integrity.add(outcome.integrity);
+            }
+            report.add(Run::new(transport, case, done), integrity);
         }
     }
     if idle > 0 {

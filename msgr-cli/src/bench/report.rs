@@ -22,15 +22,19 @@ pub struct Run {
     pub jobs: usize,
     /// Messages in flight per connection (0 in stream mode: no window).
     pub depth: usize,
-    /// Messages sent over all connections.
+    /// Messages sent over all connections and rounds.
     pub messages: u64,
-    /// Length of the run in seconds.
+    /// Length of the rounds together, in seconds.
     pub seconds: f64,
-    /// Messages per second.
+    /// Rounds measured (the transports took turns).
+    pub rounds: usize,
+    /// Messages per second: the median round's.
     pub msgs_per_s: f64,
-    /// Payload megabytes (10^6 bytes) per second.
+    /// Each round's messages per second, in the order run.
+    pub round_msgs_per_s: Vec<f64>,
+    /// Payload megabytes (10^6 bytes) per second, of the median round.
     pub mb_per_s: f64,
-    /// Median round trip in microseconds (rr).
+    /// Median round trip in microseconds, over every round trip of every round (rr).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rtt_p50_us: Option<f64>,
     /// 99th percentile round trip in microseconds (rr).
@@ -63,20 +67,42 @@ fn percentile_us(hist: &Histogram<u64>, q: f64) -> f64 {
 }
 
 impl Run {
-    /// The figures of `outcome`, a run of `case` over `transport`.
-    pub fn new(transport: Transport, case: &Case, outcome: &Outcome) -> Run {
-        let seconds = outcome.elapsed.as_secs_f64().max(1e-9);
-        let msgs_per_s = outcome.messages as f64 / seconds;
-        let rtt = outcome.rtt.as_ref().filter(|h| !h.is_empty());
+    /// The figures of `rounds`, the runs of `case` over `transport`: the median round's
+    /// rate, and percentiles over every round trip of every round.
+    pub fn new(transport: Transport, case: &Case, rounds: &[Outcome]) -> Run {
+        let rate = |o: &Outcome| o.messages as f64 / o.elapsed.as_secs_f64().max(1e-9);
+        let round_rates: Vec<f64> = rounds.iter().map(rate).collect();
+        let msgs_per_s = median(&round_rates);
+        let seconds: f64 = rounds.iter().map(|o| o.elapsed.as_secs_f64()).sum();
+        let mut rtt: Option<Histogram<u64>> = None;
+        let mut session: Option<SessionCounts> = None;
+        for o in rounds {
+            if let Some(h) = &o.rtt {
+                match &mut rtt {
+                    Some(all) => all
+                        .add(h)
+                        .expect("histograms from new_histogram share their bounds"),
+                    None => rtt = Some(h.clone()),
+                }
+            }
+            if let Some(counts) = o.session {
+                session
+                    .get_or_insert_with(SessionCounts::default)
+                    .add(counts);
+            }
+        }
+        let rtt = rtt.as_ref().filter(|h| !h.is_empty());
         Run {
             transport,
             mode: case.mode,
             size: case.size,
             jobs: case.jobs,
             depth: case.depth,
-            messages: outcome.messages,
+            messages: rounds.iter().map(|o| o.messages).sum(),
             seconds: round(seconds, 3),
+            rounds: rounds.len(),
             msgs_per_s: round(msgs_per_s, 1),
+            round_msgs_per_s: round_rates.iter().map(|r| round(*r, 1)).collect(),
             mb_per_s: round(msgs_per_s * case.size as f64 / 1e6, 1),
             rtt_p50_us: rtt.map(|h| percentile_us(h, 0.5)),
             rtt_p99_us: rtt.map(|h| percentile_us(h, 0.99)),
@@ -84,7 +110,7 @@ impl Run {
             rtt_max_us: rtt.map(|h| round(h.max() as f64 / 1000.0, 1)),
             rate_vs_raw: None,
             p50_vs_raw: None,
-            session: outcome.session,
+            session,
         }
     }
 
@@ -302,6 +328,17 @@ impl Report {
     }
 }
 
+/// The median of `xs` (the mean of the middle two for an even count; 0 for none).
+fn median(xs: &[f64]) -> f64 {
+    let mut v: Vec<f64> = xs.iter().copied().filter(|x| x.is_finite()).collect();
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
+
 /// A whole number with thousands separators: `1,234,567`.
 pub fn group(x: f64) -> String {
     let digits = format!("{:.0}", x.max(0.0));
@@ -318,6 +355,45 @@ pub fn group(x: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn median_of_rounds() {
+        assert_eq!(median(&[]), 0.0);
+        assert_eq!(median(&[3.0]), 3.0);
+        assert_eq!(median(&[5.0, 1.0, 3.0]), 3.0);
+        assert_eq!(median(&[4.0, 1.0, 3.0, 2.0]), 2.5);
+    }
+
+    #[test]
+    fn a_run_is_its_median_round_and_all_its_round_trips() {
+        let case = Case::rr(4096, 1, 1);
+        let round = |messages: u64, rtts_us: &[u64]| {
+            let mut h = crate::bench::new_histogram();
+            for us in rtts_us {
+                h.record(us * 1000).unwrap();
+            }
+            Outcome {
+                messages,
+                elapsed: std::time::Duration::from_secs(1),
+                rtt: Some(h),
+                ..Outcome::default()
+            }
+        };
+        let rounds = [
+            round(100, &[10, 10]),
+            round(300, &[30]),
+            round(200, &[20, 20]),
+        ];
+        let run = Run::new(Transport::Msgr, &case, &rounds);
+        assert_eq!(run.rounds, 3);
+        assert_eq!(run.messages, 600);
+        assert_eq!(run.msgs_per_s, 200.0);
+        assert_eq!(run.round_msgs_per_s, vec![100.0, 300.0, 200.0]);
+        assert_eq!(run.seconds, 3.0);
+        // Five round trips: 10, 10, 20, 20, 30 us.
+        assert_eq!(run.rtt_p50_us, Some(20.0));
+        assert_eq!(run.rtt_max_us, Some(30.0));
+    }
 
     #[test]
     fn groups_thousands() {
