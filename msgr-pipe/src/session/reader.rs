@@ -154,51 +154,51 @@ async fn read_loop(
         if buf.capacity() - buf.len() < 4096 {
             buf.reserve(READ_CHUNK);
         }
-        // Each read may take at most `read_timeout`. One timer serves every read: it is only
-        // re-armed when it fires early (a fresh timer per read cost a timer-wheel insert and
-        // removal per message on round trips).
-        let started = Instant::now();
         let mut read = pin!(r.read_buf(&mut buf));
-        // With messages unacknowledged, first see whether the peer has sent more. Only a read
-        // that would wait starts the `ack_delay` clock (the shared timer is pulled in to it);
-        // data arriving before it expires pushes it out again, so a streaming peer gets an ACK
-        // every `ack_batch` messages or `ack_bytes` bytes, and a quiet one `ack_delay` after
-        // its last message.
-        let mut ready = Poll::Pending;
-        if unacked > 0 {
-            ready = poll_fn(|cx| Poll::Ready(read.as_mut().poll(cx))).await;
-            if ready.is_pending() {
-                let now = Instant::now();
-                let due = now + cfg.ack_delay.min(cfg.read_timeout);
-                ack_due = Some(due);
-                deadline.as_mut().reset(due);
-            }
-        }
-        let n = match ready {
+        // First see whether the peer has sent more: a read that needs no wait needs neither
+        // the clock nor the timer.
+        let n = match poll_fn(|cx| Poll::Ready(read.as_mut().poll(cx))).await {
             Poll::Ready(res) => res?,
-            Poll::Pending => loop {
-                tokio::select! {
-                    res = &mut read => break res?,
-                    () = &mut deadline => {
-                        let now = Instant::now();
-                        if ack_due.is_some_and(|due| now >= due) {
-                            ack_due = None;
-                            if unacked > 0 {
-                                inner.wake_writer();
-                                (unacked, unacked_bytes) = (0, 0);
-                            }
-                        }
-                        match started.checked_add(cfg.read_timeout) {
-                            Some(due) if now >= due => {
-                                return Err(PipeError::ReadTimeout(cfg.read_timeout));
-                            }
-                            Some(due) => deadline.as_mut().reset(ack_due.map_or(due, |a| a.min(due))),
-                            None => deadline.as_mut().reset(now + FAR_FUTURE),
-                        }
-                    }
-                    () = &mut cancelled => return Err(PipeError::Superseded),
+            Poll::Pending => {
+                // Each wait may last at most `read_timeout`. One timer serves every read: it is
+                // only re-armed when it fires early (a fresh timer per read cost a timer-wheel
+                // insert and removal per message on round trips).
+                let started = Instant::now();
+                // Only a wait with messages unacknowledged starts the `ack_delay` clock (the
+                // timer is pulled in to it); data arriving before it expires pushes it out
+                // again, so a streaming peer gets an ACK every `ack_batch` messages or
+                // `ack_bytes` bytes, and a quiet one `ack_delay` after its last message.
+                if unacked > 0 {
+                    let due = started + cfg.ack_delay.min(cfg.read_timeout);
+                    ack_due = Some(due);
+                    deadline.as_mut().reset(due);
                 }
-            },
+                loop {
+                    tokio::select! {
+                        res = &mut read => break res?,
+                        () = &mut deadline => {
+                            let now = Instant::now();
+                            if ack_due.is_some_and(|due| now >= due) {
+                                ack_due = None;
+                                if unacked > 0 {
+                                    inner.wake_writer();
+                                    (unacked, unacked_bytes) = (0, 0);
+                                }
+                            }
+                            match started.checked_add(cfg.read_timeout) {
+                                Some(due) if now >= due => {
+                                    return Err(PipeError::ReadTimeout(cfg.read_timeout));
+                                }
+                                Some(due) => {
+                                    deadline.as_mut().reset(ack_due.map_or(due, |a| a.min(due)));
+                                }
+                                None => deadline.as_mut().reset(now + FAR_FUTURE),
+                            }
+                        }
+                        () = &mut cancelled => return Err(PipeError::Superseded),
+                    }
+                }
+            }
         };
         if n == 0 {
             return Err(io::Error::from(io::ErrorKind::UnexpectedEof).into());
