@@ -2,6 +2,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
+use std::sync::atomic::AtomicI64;
 use std::sync::{Arc, Mutex, Weak};
 
 use msgr_dispatch::{DispatchQueue, Throttle};
@@ -137,7 +138,8 @@ impl MessengerBuilder {
         let features = default_policy.features_supported;
         let inner = Arc::new_cyclic(|me: &Weak<Inner>| Inner {
             me: me.clone(),
-            name,
+            name_ty: name.ty,
+            name_num: AtomicI64::new(name.num),
             addr: Mutex::new(EntityAddr::new(local, nonce)),
             global_seq: Mutex::new(0),
             policies,

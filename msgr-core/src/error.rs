@@ -2,6 +2,8 @@
 
 use std::net::SocketAddr;
 
+use msgr_wire::EntityName;
+
 /// A configuration that [`MessengerConfig::validate`](crate::MessengerConfig::validate)
 /// rejects.
 #[derive(Debug, thiserror::Error)]
@@ -56,6 +58,16 @@ pub enum CoreError {
     /// The messenger was shut down.
     #[error("messenger is shut down")]
     Shutdown,
+    /// [`Messenger::set_name`](crate::Messenger::set_name) was asked to change the entity
+    /// type: a messenger keeps the type it was built with, only the number may change (as
+    /// Ceph's `set_myname`, a client stays a client).
+    #[error("cannot rename {current} to {requested}: the entity type is fixed")]
+    NameType {
+        /// The messenger's name when the rename was refused.
+        current: EntityName,
+        /// The refused name.
+        requested: EntityName,
+    },
 }
 
 /// Why a message was not queued on a [`Connection`](crate::Connection).

@@ -37,7 +37,7 @@ impl Host for Inner {
     }
 
     fn my_name(&self) -> EntityName {
-        self.name
+        self.name()
     }
 
     fn next_global_seq(&self, at_least: u32) -> u32 {

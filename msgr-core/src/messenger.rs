@@ -13,6 +13,7 @@
 //! connection events for the dispatch queue.
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use msgr_dispatch::{ConnId, DispatchQueue, QueueCounters, ShutdownMode, Throttle};
@@ -45,7 +46,11 @@ pub struct Messenger {
 
 pub(crate) struct Inner {
     pub(crate) me: Weak<Inner>,
-    pub(crate) name: EntityName,
+    /// Our entity type: fixed when the messenger is built.
+    pub(crate) name_ty: EntityType,
+    /// Our entity number: [`Messenger::set_name`] changes it; read by every writer batch
+    /// (see [`Inner::name`]), so one atomic load and no lock.
+    pub(crate) name_num: AtomicI64,
     pub(crate) config: MessengerConfig,
     pub(crate) addr: Mutex<EntityAddr>,
     pub(crate) global_seq: Mutex<u32>,
@@ -88,9 +93,41 @@ impl Messenger {
         self.inner.current_addr()
     }
 
-    /// Our entity name.
+    /// Our entity name: the one the messenger was built with, or the last one given to
+    /// [`set_name`](Self::set_name).
     pub fn name(&self) -> EntityName {
-        self.inner.name
+        self.inner.name()
+    }
+
+    /// Takes a new entity name (Ceph's `Messenger::set_myname`): a client starts as
+    /// `client.-1` and, once the monitor's MAuthReply gave it a global id, becomes
+    /// `client.<global_id>`.
+    ///
+    /// Only the number may change: a messenger keeps the entity type it was built with
+    /// (its sessions negotiated with it, and their policies depend on it), so a name of
+    /// another type is refused with [`CoreError::NameType`] and the name stays as it was.
+    ///
+    /// Messages carry the new name as their header's `src` from the next write batch on,
+    /// on every session (open, connecting, or made later): each session's writer reads the
+    /// name (one atomic load) when it starts a batch, so a message queued before the call
+    /// but not yet written carries the new name too (Ceph stamps `src` when a message is
+    /// queued). A writer that read the name just before the call may still send, with the
+    /// old name, the messages it collects for that one batch, even one queued after
+    /// `set_name` returned; the batch after it has the new name. The handshake sends only
+    /// the type, so open sessions are not disturbed. Not renamed: messages sent on the
+    /// [`loopback`](Self::loopback) connection (they keep the name the messenger was built
+    /// with as `src`, and so does the loopback's peer name) and the messenger's tracing span.
+    pub fn set_name(&self, name: EntityName) -> Result<(), CoreError> {
+        let current = self.inner.name();
+        if name.ty != current.ty {
+            return Err(CoreError::NameType {
+                current,
+                requested: name,
+            });
+        }
+        self.inner.name_num.store(name.num, Ordering::Release);
+        tracing::debug!(old = %current, new = %name, "renamed");
+        Ok(())
     }
 
     /// The settings the messenger runs with.
@@ -219,7 +256,7 @@ impl Messenger {
         }
         inner.loopback.close();
         inner.tracker.close();
-        tracing::debug!(name = %inner.name, "messenger shutting down");
+        tracing::debug!(name = %inner.name(), "messenger shutting down");
     }
 
     /// Waits for [`shutdown`](Self::shutdown) (called by someone) to complete: the accepter,
@@ -242,7 +279,7 @@ impl Messenger {
                 drop(t.acquire(t.max()).await);
             }
         }
-        tracing::debug!(name = %inner.name, ?report, "messenger stopped");
+        tracing::debug!(name = %inner.name(), ?report, "messenger stopped");
         // Break the cycle queue -> handler -> dispatchers -> (a dispatcher holding us).
         lock(&inner.handler.chain).take();
     }
@@ -330,13 +367,18 @@ impl Messenger {
 impl std::fmt::Debug for Messenger {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Messenger")
-            .field("name", &self.inner.name)
+            .field("name", &self.inner.name())
             .field("addr", &self.inner.current_addr())
             .finish_non_exhaustive()
     }
 }
 
 impl Inner {
+    /// Our entity name now: the fixed type and the current number.
+    pub(crate) fn name(&self) -> EntityName {
+        EntityName::new(self.name_ty, self.name_num.load(Ordering::Acquire))
+    }
+
     pub(crate) fn current_addr(&self) -> EntityAddr {
         *lock(&self.addr)
     }
