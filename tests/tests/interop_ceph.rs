@@ -12,6 +12,7 @@
 //! | [`acceptor_receives_mauth_after_msgr2_probe`] | `mon.0` (nonce 0), stateless server | `ceph -m IP:PORT status` |
 //! | [`msgr_ping_against_mon`] | the `msgr` binary, `ping --peer-type mon` | `ceph-mon` |
 //! | [`msgr_ping_against_mon_default_peer_type`] | `msgr ping`, as the issue writes it | `ceph-mon` |
+//! | [`client_renamed_after_auth_talks_to_mon`] | `client.-1`, then `client.<global id>` (`set_name`) | `ceph-mon` |
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -669,4 +670,108 @@ async fn msgr_ping(extra: &[&str]) -> anyhow::Result<()> {
         "{stdout}"
     );
     Ok(())
+}
+
+/// `Messenger::set_name` against a real mon, as MonClient does it: authenticate as `client.-1`, take the name the
+/// MAuthReply's global id gives (`client.<global_id>`), and the mon goes on answering on the same session. The mon
+/// names a session after the `src` of its first message (its audit log says `from='client.? ...'` for the first
+/// session), so a second session, opened after the rename, shows that the new name is what goes on the wire:
+/// the mon's audit log names it `client.<global_id>`. A change of entity type is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_renamed_after_auth_talks_to_mon() -> anyhow::Result<()> {
+    let Some(mon) = CephMon::start()? else {
+        return Ok(());
+    };
+    renamed_session(&mon)
+        .await
+        .with_context(|| format!("the mon's output:\n{}", mon.output_tail()))
+}
+
+/// Sends `status` with `tid` on `conn` and checks the mon's answer: r 0 and the cluster's fsid.
+async fn status(
+    mon: &CephMon,
+    inbox: &Inbox,
+    conn: &Connection,
+    tid: u64,
+) -> anyhow::Result<Message> {
+    let cmd = MMonCommand::new(
+        mon.fsid().parse()?,
+        r#"{"prefix": "status", "format": "json"}"#,
+    );
+    conn.send(
+        Message::new(MMonCommand::TYPE, cmd.to_front())
+            .with_version(MMonCommand::VERSION, MMonCommand::VERSION)
+            .with_tid(tid),
+    )
+    .await?;
+    let msg = inbox.message(conn.id(), MMonCommandAck::TYPE, 0).await?;
+    assert_eq!(msg.header.tid, tid, "the ack carries the command's tid");
+    let ack = MMonCommandAck::decode(&mut msg.front.clone(), msg.data.clone())?;
+    assert_eq!(ack.r, 0, "status failed: {}", ack.rs);
+    let out: serde_json::Value = serde_json::from_slice(&ack.data)
+        .with_context(|| format!("status output: {:?}", String::from_utf8_lossy(&ack.data)))?;
+    assert_eq!(out["fsid"].as_str(), Some(mon.fsid()));
+    Ok(msg)
+}
+
+async fn renamed_session(mon: &CephMon) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let inbox = Arc::new(Inbox::default());
+    let client = lossy_client(inbox.clone(), Arc::new(Steps::default())).await?;
+    assert_eq!(client.name(), EntityName::client(-1));
+    let mon_addr = EntityAddr::new(mon.addr(), 0);
+    let conn = client.connect(mon_addr, EntityType::MON)?;
+
+    // MAuth as client.-1: the reply carries our global id, which becomes our name.
+    conn.send(mauth()).await?;
+    let reply = inbox.message(conn.id(), MAuthReply::TYPE, 0).await?;
+    let global_id = auth_success(&reply)?;
+    let renamed = EntityName::client(i64::try_from(global_id)?);
+    client.set_name(renamed)?;
+    assert_eq!(client.name(), renamed);
+    let refused = client.set_name(EntityName::mon(0));
+    assert!(
+        matches!(refused, Err(msgr_core::CoreError::NameType { .. })),
+        "{refused:?}"
+    );
+    assert_eq!(client.name(), renamed, "a refused rename changes nothing");
+    eprintln!("renamed to {renamed} after {:.2?}", started.elapsed());
+
+    // The same session goes on: the mon answers a request we sent as client.<global_id>.
+    let ack = status(mon, &inbox, &conn, 1).await?;
+    assert_eq!(ack.header.src, EntityName::mon(0));
+    assert_eq!(conn.state(), ConnState::Open);
+    {
+        let log = inbox.log();
+        assert_eq!(log.count(Ev::Reset), 0, "events {:?}", log.events);
+        assert_eq!(log.count(Ev::RemoteReset), 0, "events {:?}", log.events);
+    }
+
+    // A new session: its first message (MAuth) already carries the new name, and the mon names the session so.
+    ensure!(client.mark_down(&mon_addr), "no session to mark down");
+    client.send_to(mon_addr, EntityType::MON, mauth()).await?;
+    let fresh = client
+        .connection(&mon_addr)
+        .context("send_to made no session")?;
+    assert_ne!(fresh.id(), conn.id(), "a new session");
+    let reply = inbox.message(fresh.id(), MAuthReply::TYPE, 0).await?;
+    auth_success(&reply)?;
+    status(mon, &inbox, &fresh, 2).await?;
+    // The mon writes its audit line ("from='NAME ADDR' ... dispatch") before it runs the command, through its
+    // log thread: wait for it to reach the file.
+    let audit = format!("from='{renamed} v1:");
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let log = std::fs::read_to_string(mon.log_path()).unwrap_or_default();
+        if log.contains(&audit) {
+            break;
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "no {audit:?} in the mon's log within {WAIT:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    eprintln!("the mon saw {renamed} after {:.2?}", started.elapsed());
+    stop(&client).await
 }
