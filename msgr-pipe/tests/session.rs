@@ -591,3 +591,148 @@ async fn a_streaming_peer_is_acked_every_ack_bytes_not_every_message() {
     }
     assert!(sb.stats().acks_out - before <= 5);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_keepalive_ack_is_awaited_and_carries_the_stamp_we_sent() {
+    let net = TestNet::new(16 * 1024);
+    let (a, mut arx) = host(1, Policy::lossless_peer(0), PipeConfig::default(), &net);
+    let (b, _brx) = host(2, Policy::lossless_peer(0), PipeConfig::default(), &net);
+    let sa = a.connect(b.my_addr(), EntityType::OSD);
+    wait_event(&mut arx, SessionEvent::Connect, Duration::from_secs(10)).await;
+    // Subscribed before sending: the ack cannot slip by.
+    let acked = sa.keepalive_acked();
+    let before = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
+    sa.send_keepalive();
+    let ts = tokio::time::timeout(Duration::from_secs(10), acked)
+        .await
+        .expect("no keepalive ack")
+        .expect("session closed");
+    let after = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
+    let stamp = Duration::new(u64::from(ts.sec), ts.nsec);
+    assert!(
+        before <= stamp && stamp <= after,
+        "{before:?} {stamp:?} {after:?}"
+    );
+    assert_eq!(sa.last_keepalive_ack(), Some(ts));
+    // A subscription sees only the acks handled after it, one per round trip.
+    let mut acks = sa.keepalive_acks();
+    for _ in 0..3 {
+        sa.send_keepalive();
+        let next = tokio::time::timeout(Duration::from_secs(10), acks.next())
+            .await
+            .expect("no keepalive ack")
+            .expect("session closed");
+        assert!(next >= ts);
+        assert_eq!(sa.last_keepalive_ack(), Some(next));
+    }
+    assert_eq!(sa.stats().faults, 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_state_watcher_sees_open_fault_standby_and_closed() {
+    let limit = Duration::from_secs(10);
+    let net = TestNet::new(16 * 1024);
+    let (a, _arx) = host(1, Policy::lossless_client(0), PipeConfig::default(), &net);
+    let (b, _brx) = host(2, Policy::stateful_server(0), PipeConfig::default(), &net);
+    let sa = a.connect(b.my_addr(), EntityType::OSD);
+    let mut rx = sa.watch_state();
+    assert_eq!(*rx.borrow(), ConnState::Connecting);
+    tokio::time::timeout(limit, rx.wait_for(|s| *s == ConnState::Open))
+        .await
+        .expect("never open")
+        .expect("closed");
+    let sb = b.lookup(&a.my_addr()).expect("b's session");
+    let mut rxb = sb.watch_state();
+    tokio::time::timeout(limit, rxb.wait_for(|s| *s == ConnState::Open))
+        .await
+        .expect("b never open")
+        .expect("closed");
+    // A fault is published before `kill_socket` returns; the lossless client reconnects.
+    sa.kill_socket();
+    assert!(rx.has_changed().unwrap());
+    assert_eq!(*rx.borrow_and_update(), ConnState::Connecting);
+    tokio::time::timeout(limit, rx.wait_for(|s| *s == ConnState::Open))
+        .await
+        .expect("never open again")
+        .expect("closed");
+    assert_eq!(sa.stats().reconnects, 1);
+    // A waiter for a state the session never reaches ends when the session is closed.
+    let mut never = sa.watch_state();
+    let waiter = tokio::spawn(async move {
+        never
+            .wait_for(|s| *s == ConnState::Standby)
+            .await
+            .map(|s| *s)
+    });
+    tokio::task::yield_now().await;
+    sa.mark_down();
+    assert_eq!(*sa.watch_state().borrow(), ConnState::Closed);
+    let ended = tokio::time::timeout(limit, waiter)
+        .await
+        .expect("the waiter hangs")
+        .unwrap();
+    assert!(ended.is_err(), "{ended:?}");
+    // The watcher sees the final Closed, then the channel ends.
+    assert_eq!(*rx.borrow_and_update(), ConnState::Closed);
+    assert!(rx.changed().await.is_err());
+    assert!(sa.watch_state().changed().await.is_err());
+    // The server side went to standby when the client's socket went away.
+    tokio::time::timeout(limit, rxb.wait_for(|s| *s == ConnState::Standby))
+        .await
+        .expect("b never in standby")
+        .expect("closed");
+    sb.mark_down();
+    assert_eq!(
+        *tokio::time::timeout(limit, rxb.wait_for(|s| *s == ConnState::Closed))
+            .await
+            .expect("b never closed")
+            .expect("closed before Closed was seen"),
+        ConnState::Closed
+    );
+    assert!(rxb.changed().await.is_err());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_keepalive_ack_waiter_ends_with_an_error_when_the_session_is_marked_down() {
+    let net = TestNet::new(16 * 1024);
+    let (a, mut arx) = host(1, Policy::lossless_peer(0), PipeConfig::default(), &net);
+    let (b, _brx) = host(2, Policy::lossless_peer(0), PipeConfig::default(), &net);
+    let sa = a.connect(b.my_addr(), EntityType::OSD);
+    wait_event(&mut arx, SessionEvent::Connect, Duration::from_secs(10)).await;
+    // No keepalive is sent: only the session's end can end the wait.
+    let waiter = tokio::spawn(sa.keepalive_acked());
+    let mut acks = sa.keepalive_acks();
+    tokio::task::yield_now().await;
+    sa.mark_down();
+    let r = tokio::time::timeout(Duration::from_secs(10), waiter)
+        .await
+        .expect("the keepalive waiter hangs")
+        .unwrap();
+    assert_eq!(r, Err(msgr_pipe::session::SessionClosed));
+    assert_eq!(acks.next().await, Err(msgr_pipe::session::SessionClosed));
+    // Waiting on a closed session fails at once.
+    assert_eq!(
+        sa.keepalive_acked().await,
+        Err(msgr_pipe::session::SessionClosed)
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_keepalive_ack_waiter_ends_when_a_lossy_fault_closes_the_session() {
+    let net = TestNet::new(16 * 1024);
+    let (a, mut arx) = host(1, Policy::lossy_client(0), PipeConfig::default(), &net);
+    let (b, _brx) = host(2, Policy::stateless_server(0), PipeConfig::default(), &net);
+    let sa = a.connect(b.my_addr(), EntityType::OSD);
+    wait_event(&mut arx, SessionEvent::Connect, Duration::from_secs(10)).await;
+    let mut state = sa.watch_state();
+    let waiter = tokio::spawn(sa.keepalive_acked());
+    tokio::task::yield_now().await;
+    sa.kill_socket();
+    let r = tokio::time::timeout(Duration::from_secs(10), waiter)
+        .await
+        .expect("the keepalive waiter hangs")
+        .unwrap();
+    assert_eq!(r, Err(msgr_pipe::session::SessionClosed));
+    assert_eq!(*state.borrow_and_update(), ConnState::Closed);
+    assert!(state.changed().await.is_err());
+}

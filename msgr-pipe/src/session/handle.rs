@@ -8,13 +8,16 @@ use msgr_dispatch::{ConnId, DelayConfig, DelayedDelivery, Throttle, ThrottlePerm
 use msgr_wire::{EntityAddr, EntityName, EntityType, Message, Timespec};
 use rand::rngs::SmallRng;
 use rand::SeedableRng;
-use tokio::sync::Notify;
+use tokio::sync::{watch, Notify};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::state::{ConnState, Outgoing, SessionState};
-use super::{accept, driver, Counters, Inner, Link, NewSession, Session, SessionStats, Shared};
+use super::{
+    accept, driver, Counters, Inner, KeepaliveAcks, Link, NewSession, Session, SessionClosed,
+    SessionStats, Shared, Watchers,
+};
 use crate::config::PipeConfig;
 use crate::error::{PipeError, SendError};
 use crate::host::{Host, Incoming, SessionEvent};
@@ -26,6 +29,7 @@ impl Session {
     pub(crate) fn create(p: NewSession) -> Session {
         let rng = SmallRng::seed_from_u64(mix_seed(p.config.inject.seed, &p.id.to_le_bytes()));
         let st = SessionState::new(p.phase, p.policy.lossy, rng);
+        let (watchers, state_rx, ack_rx) = Watchers::new(p.phase);
         let inner = Arc::new_cyclic(|weak: &Weak<Inner>| {
             let delay = (p.config.inject.delay_probability > 0.0).then(|| {
                 let weak = weak.clone();
@@ -60,6 +64,7 @@ impl Session {
                         peer_name: None,
                         sockets: 0,
                     },
+                    watchers,
                 }),
                 deliver_lock: Mutex::new(()),
                 driver_wake: Notify::new(),
@@ -70,6 +75,8 @@ impl Session {
                 tracker: TaskTracker::new(),
                 counters: Counters::default(),
                 delay,
+                state_rx,
+                ack_rx,
             }
         });
         Session { inner }
@@ -305,6 +312,44 @@ impl Session {
     /// The stamp echoed by the last KEEPALIVE2_ACK: our clock when we sent that keepalive.
     pub fn last_keepalive_ack(&self) -> Option<Timespec> {
         self.inner.lock().st.last_keepalive_ack
+    }
+
+    /// Subscribes to the KEEPALIVE2_ACKs handled from now on (subscribe before
+    /// [`send_keepalive`](Session::send_keepalive) so the ack cannot slip by). Once the session
+    /// has ended, [`KeepaliveAcks::next`] fails with [`SessionClosed`].
+    pub fn keepalive_acks(&self) -> KeepaliveAcks {
+        let mut rx = self.inner.ack_rx.clone();
+        rx.mark_unchanged();
+        KeepaliveAcks { rx }
+    }
+
+    /// Resolves with the stamp of the next KEEPALIVE2_ACK handled after this call (not after
+    /// the first poll: call it, then [`send_keepalive`](Session::send_keepalive), then await),
+    /// or with [`SessionClosed`] if the session ends first. Wrap it in
+    /// `tokio::time::timeout` for a deadline.
+    ///
+    /// ```no_run
+    /// # async fn f(s: msgr_pipe::Session) -> Result<(), msgr_pipe::session::SessionClosed> {
+    /// let acked = s.keepalive_acked();
+    /// s.send_keepalive();
+    /// let stamp = acked.await?;
+    /// # let _ = stamp; Ok(()) }
+    /// ```
+    pub fn keepalive_acked(
+        &self,
+    ) -> impl std::future::Future<Output = Result<Timespec, SessionClosed>> + Send + 'static {
+        let mut acks = self.keepalive_acks();
+        async move { acks.next().await }
+    }
+
+    /// A watch of the session's [`ConnState`]: every phase change is published, in order
+    /// (a slow watcher sees the latest), the current state marked as seen. `Closed` is final:
+    /// after it, `changed()` fails, so `rx.changed().await` / `rx.wait_for(..).await` never
+    /// hang on a closed session (`wait_for` checks the current state first).
+    pub fn watch_state(&self) -> watch::Receiver<ConnState> {
+        let mut rx = self.inner.state_rx.clone();
+        rx.mark_unchanged();
+        rx
     }
 
     /// Counters.

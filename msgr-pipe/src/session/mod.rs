@@ -16,6 +16,14 @@
 //! * Across sessions: at most one session's `shared` lock is held at a time. The acceptor
 //!   locks an existing session only after `Host::lookup` returned, and calls
 //!   `Host::register` / `Host::unregister` / `Host::event` with no session lock held.
+//!
+//! # Watchers
+//! [`Session::watch_state`] and [`Session::keepalive_acks`] are `tokio::sync::watch`
+//! channels whose senders live in `Shared`, under the session lock. `Inner::lock` returns a
+//! guard that, when dropped, publishes `st.phase` if it changed while the lock was held: every
+//! phase change, wherever it is assigned, is published, in order, with no `.await` and no
+//! [`Host`] call under the lock. `Closed` is final: publishing it drops both senders, which
+//! ends every waiter.
 
 pub mod state;
 
@@ -25,12 +33,13 @@ mod handle;
 mod reader;
 mod writer;
 
+use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use msgr_dispatch::{ConnId, DelayedDelivery, Throttle};
-use msgr_wire::{EntityAddr, EntityName, EntityType};
-use tokio::sync::Notify;
+use msgr_wire::{EntityAddr, EntityName, EntityType, Timespec};
+use tokio::sync::{watch, Notify};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -118,6 +127,114 @@ struct Link {
 struct Shared {
     st: SessionState,
     link: Link,
+    watchers: Watchers,
+}
+
+/// The senders behind [`Session::watch_state`] and [`Session::keepalive_acks`]; `None` once
+/// the session is closed (dropping them ends every waiter).
+struct Watchers {
+    state: Option<watch::Sender<ConnState>>,
+    keepalive_ack: Option<watch::Sender<Option<Timespec>>>,
+}
+
+impl Watchers {
+    /// New channels starting at `phase`, and a receiver of each (the templates `Inner` keeps).
+    fn new(
+        phase: ConnState,
+    ) -> (
+        Watchers,
+        watch::Receiver<ConnState>,
+        watch::Receiver<Option<Timespec>>,
+    ) {
+        let (state, state_rx) = watch::channel(phase);
+        let (ack, ack_rx) = watch::channel(None);
+        let w = Watchers {
+            state: Some(state),
+            keepalive_ack: Some(ack),
+        };
+        (w, state_rx, ack_rx)
+    }
+}
+
+impl Shared {
+    /// Publishes the current phase; `Closed` (final) also closes both channels.
+    fn publish_phase(&mut self) {
+        let phase = self.st.phase;
+        if let Some(tx) = &self.watchers.state {
+            tx.send_replace(phase);
+        }
+        if phase == ConnState::Closed {
+            self.watchers.state = None;
+            self.watchers.keepalive_ack = None;
+        }
+    }
+
+    /// A KEEPALIVE2_ACK echoing `stamp` was handled: wakes [`Session::keepalive_acks`] waiters.
+    fn publish_keepalive_ack(&self, stamp: Timespec) {
+        if let Some(tx) = &self.watchers.keepalive_ack {
+            tx.send_replace(Some(stamp));
+        }
+    }
+}
+
+/// The session lock held: [`Shared`], plus the phase it had when locked. Dropping it publishes
+/// the phase to [`Session::watch_state`] watchers if it changed (see the module docs).
+struct Locked<'a> {
+    guard: MutexGuard<'a, Shared>,
+    phase: ConnState,
+}
+
+impl Deref for Locked<'_> {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.guard
+    }
+}
+
+impl DerefMut for Locked<'_> {
+    fn deref_mut(&mut self) -> &mut Shared {
+        &mut self.guard
+    }
+}
+
+impl Drop for Locked<'_> {
+    fn drop(&mut self) {
+        if self.guard.st.phase != self.phase {
+            self.guard.publish_phase();
+        }
+    }
+}
+
+/// The session ended before the awaited event (see [`Session::keepalive_acks`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SessionClosed;
+
+impl std::fmt::Display for SessionClosed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the session is closed")
+    }
+}
+
+impl std::error::Error for SessionClosed {}
+
+/// The KEEPALIVE2_ACKs a session receives, from [`Session::keepalive_acks`].
+///
+/// Acks handled since the previous [`next`](KeepaliveAcks::next) are coalesced: `next`
+/// returns the latest one. Dropping it unsubscribes.
+#[derive(Debug, Clone)]
+pub struct KeepaliveAcks {
+    rx: watch::Receiver<Option<Timespec>>,
+}
+
+impl KeepaliveAcks {
+    /// Waits for a KEEPALIVE2_ACK handled after the subscription (or after the previous
+    /// `next`) and returns the stamp it echoes (our clock when we sent that keepalive). Fails
+    /// with [`SessionClosed`] once the session has ended and no unseen ack is left.
+    /// Cancel-safe.
+    pub async fn next(&mut self) -> Result<Timespec, SessionClosed> {
+        self.rx.changed().await.map_err(|_| SessionClosed)?;
+        (*self.rx.borrow_and_update()).ok_or(SessionClosed)
+    }
 }
 
 /// What the tasks of a newly attached socket need.
@@ -182,6 +299,9 @@ pub(crate) struct Inner {
     send_throttle: Throttle,
     counters: Counters,
     delay: Option<DelayedDelivery<Incoming>>,
+    /// Receivers of the watch channels in `Shared::watchers`, cloned for new subscribers.
+    state_rx: watch::Receiver<ConnState>,
+    ack_rx: watch::Receiver<Option<Timespec>>,
 }
 
 /// A peer session: a cheap, cloneable handle. See the module docs.
@@ -225,8 +345,11 @@ fn relock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Inner {
-    fn lock(&self) -> MutexGuard<'_, Shared> {
-        relock(&self.shared)
+    /// Locks the session; phase changes are published when the guard drops.
+    fn lock(&self) -> Locked<'_> {
+        let guard = relock(&self.shared);
+        let phase = guard.st.phase;
+        Locked { guard, phase }
     }
 
     fn fault_policy(&self) -> FaultPolicy {

@@ -284,6 +284,7 @@ fn handle_control(
             Frame::Keepalive2Ack(ts) => {
                 tracing::trace!(?ts, "keepalive2 ack");
                 sh.st.on_keepalive2_ack(ts);
+                sh.publish_keepalive_ack(ts);
             }
             Frame::Close => {
                 tracing::debug!("peer sent CLOSE");

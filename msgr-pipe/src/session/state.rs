@@ -138,7 +138,8 @@ pub struct FaultPolicy {
 /// The per-session protocol state (Ceph's Connection + Pipe fields that outlive sockets).
 #[derive(Debug)]
 pub struct SessionState {
-    /// Current state.
+    /// Current state. A session changes it only under its lock, whose guard publishes every
+    /// change to `Session::watch_state` watchers when it is released (`session/mod.rs`).
     pub phase: ConnState,
     out_q: BTreeMap<u16, VecDeque<Outgoing>>,
     sent: VecDeque<Outgoing>,
