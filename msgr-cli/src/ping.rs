@@ -211,6 +211,8 @@ async fn ping_with(
     let shown = target.to_string();
     let start = Instant::now();
     let conn = messenger.connect(target, peer_type).context("connecting")?;
+    // Subscribed before the keepalive goes out, so its ack cannot slip by.
+    let first_ack = conn.keepalive_acked();
     conn.send_keepalive();
     let deadline = tokio::time::Instant::now() + args.timeout;
     loop {
@@ -232,10 +234,8 @@ async fn ping_with(
         bail!("{shown}: the peer did not negotiate KEEPALIVE2, so keepalives are not answered");
     }
     // The keepalive that opened the session is answered first; round trips start after it.
-    let settle = tokio::time::Instant::now() + args.timeout;
-    while conn.last_keepalive_ack().is_none() && tokio::time::Instant::now() < settle {
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
+    // (Unanswered or a closed session: the first round trip tells.)
+    let _ = tokio::time::timeout(args.timeout, first_ack).await;
     println!(
         "PING {shown}: handshake with a {} in {:.3} ms",
         conn.peer_name()
@@ -254,16 +254,22 @@ async fn ping_with(
             _ = &mut ctrl_c => { sent -= 1; break; }
         };
         match round {
-            Some(rtt) => {
+            Round::Reply(rtt) => {
                 let ms = rtt.as_secs_f64() * 1e3;
                 println!("keepalive2 reply from {shown}: seq={sent} time={ms:.3} ms");
                 rtts.push(ms);
             }
-            None if events.state.load(Ordering::SeqCst) == RESET => {
+            // The session ended (a lossy client's session does not come back), or the reset
+            // event arrived while we waited.
+            Round::Closed => {
                 println!("{shown}: session reset by the peer");
                 break;
             }
-            None => println!(
+            Round::TimedOut if events.state.load(Ordering::SeqCst) == RESET => {
+                println!("{shown}: session reset by the peer");
+                break;
+            }
+            Round::TimedOut => println!(
                 "{shown}: no reply to seq={sent} within {:.1} s",
                 args.timeout.as_secs_f64()
             ),
@@ -283,34 +289,34 @@ async fn ping_with(
     Ok(())
 }
 
-/// Sends a KEEPALIVE2 and waits until the connection's last KEEPALIVE2_ACK stamp changes.
+/// How one keepalive round went.
+enum Round {
+    /// Answered after this round trip.
+    Reply(Duration),
+    /// No answer within the timeout.
+    TimedOut,
+    /// The session ended first.
+    Closed,
+}
+
+/// Sends a KEEPALIVE2 and awaits the next KEEPALIVE2_ACK, for at most `timeout`.
 ///
 /// The acknowledgement echoes the stamp our writer put in the keepalive (our wall clock when
 /// it went out), so the round trip is measured from that stamp, as ICMP ping does: the time our
 /// own writer task took to wake up is not counted. The local clock difference is the fallback.
-async fn round_trip(conn: &Connection, timeout: Duration) -> Option<Duration> {
-    let before = conn.last_keepalive_ack();
+async fn round_trip(conn: &Connection, timeout: Duration) -> Round {
+    // Subscribed before sending: the ack cannot arrive unseen.
+    let acked = conn.keepalive_acked();
     let start = Instant::now();
     conn.send_keepalive();
-    // Spin (yielding) for the first milliseconds: a timer tick is 1 ms, too coarse for
-    // loopback round trips; then poll each millisecond.
-    while start.elapsed() < timeout {
-        let ack = conn.last_keepalive_ack();
-        if ack != before {
+    match tokio::time::timeout(timeout, acked).await {
+        Ok(Ok(stamp)) => {
             let local = start.elapsed();
-            return Some(
-                ack.and_then(since_stamp)
-                    .filter(|d| *d <= local)
-                    .unwrap_or(local),
-            );
+            Round::Reply(since_stamp(stamp).filter(|d| *d <= local).unwrap_or(local))
         }
-        if start.elapsed() < Duration::from_millis(20) {
-            tokio::task::yield_now().await;
-        } else {
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
+        Ok(Err(_closed)) => Round::Closed,
+        Err(_elapsed) => Round::TimedOut,
     }
-    None
 }
 
 /// Wall-clock time since `stamp` (a `ceph_timespec` of our own clock).

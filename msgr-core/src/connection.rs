@@ -1,12 +1,16 @@
 //! [`Connection`]: a cheap handle to one peer session, or to the messenger itself.
 
 use std::fmt;
+use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use msgr_dispatch::{ConnId, ThrottlePermit};
+use msgr_pipe::session::SessionClosed;
 use msgr_pipe::{ConnState, Session, SessionStats};
 use msgr_wire::{CrcFlags, EntityAddr, EntityName, EntityType, Message, Timespec};
+use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -170,6 +174,65 @@ impl Connection {
         }
     }
 
+    /// Resolves with the stamp echoed by the next KEEPALIVE2_ACK handled after this call (our
+    /// clock when we sent that keepalive), or fails with [`SessionClosed`] if the session ends
+    /// first (marked down, lossy fault, messenger shut down). It subscribes when called, not
+    /// when first polled: call it, then [`send_keepalive`](Self::send_keepalive), then await,
+    /// and the ack cannot slip by. Wrap it in `tokio::time::timeout` for a deadline: a peer
+    /// that never answers (or did not negotiate KEEPALIVE2) leaves it pending while the
+    /// session lives.
+    ///
+    /// The loopback has no socket and no peer to answer: it completes at once with the
+    /// current wall-clock stamp (a round trip of zero) while the messenger runs, and fails
+    /// with [`SessionClosed`] once it has shut down.
+    ///
+    /// ```no_run
+    /// # async fn f(conn: msgr_core::Connection) -> Result<(), Box<dyn std::error::Error>> {
+    /// let acked = conn.keepalive_acked();
+    /// conn.send_keepalive();
+    /// let stamp = tokio::time::timeout(std::time::Duration::from_secs(5), acked).await??;
+    /// # let _ = stamp; Ok(()) }
+    /// ```
+    pub fn keepalive_acked(
+        &self,
+    ) -> impl Future<Output = Result<Timespec, SessionClosed>> + Send + 'static {
+        let (wait, at_once) = match &self.kind {
+            Kind::Remote(s) => (Some(s.keepalive_acked()), Err(SessionClosed)),
+            Kind::Loopback(lb) if lb.is_closed() => (None, Err(SessionClosed)),
+            Kind::Loopback(_) => (None, Ok(now_timespec())),
+        };
+        async move {
+            match wait {
+                Some(wait) => wait.await,
+                None => at_once,
+            }
+        }
+    }
+
+    /// A watch of the session's [`ConnState`], the current state marked as seen: every
+    /// change is published in order (a slow watcher sees the latest). `Closed` is final: after
+    /// it the channel ends, so `changed().await` fails and `wait_for(..).await` fails unless
+    /// the state it waits for is the current one; neither hangs on a closed session.
+    ///
+    /// The loopback is `Open` until the messenger shuts down, then `Closed`.
+    ///
+    /// ```no_run
+    /// # async fn f(conn: msgr_core::Connection) {
+    /// let mut state = conn.watch_state();
+    /// let open = state.wait_for(|s| *s == msgr_core::ConnState::Open).await.is_ok();
+    /// # let _ = open; }
+    /// ```
+    pub fn watch_state(&self) -> watch::Receiver<ConnState> {
+        match &self.kind {
+            Kind::Remote(s) => s.watch_state(),
+            Kind::Loopback(lb) => {
+                let mut rx = lb.state_rx.clone();
+                rx.mark_unchanged();
+                rx
+            }
+        }
+    }
+
     /// The session's counters (the loopback counts messages and bytes out and in alike).
     pub fn stats(&self) -> SessionStats {
         match &self.kind {
@@ -255,10 +318,25 @@ pub(crate) struct Loopback {
     bytes: AtomicU64,
     shut: AtomicBool,
     closed: CancellationToken,
+    /// Open, then Closed at shutdown (the sender is dropped then, ending every watcher).
+    state: Mutex<Option<watch::Sender<ConnState>>>,
+    state_rx: watch::Receiver<ConnState>,
+}
+
+/// Our wall clock as a `ceph_timespec` (what a KEEPALIVE2 carries).
+fn now_timespec() -> Timespec {
+    let d = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    Timespec::new(
+        u32::try_from(d.as_secs()).unwrap_or(u32::MAX),
+        d.subsec_nanos(),
+    )
 }
 
 impl Loopback {
     pub(crate) fn new(name: EntityName, features: u64, messenger: Weak<Inner>) -> Self {
+        let (state, state_rx) = watch::channel(ConnState::Open);
         Loopback {
             name,
             features,
@@ -267,6 +345,8 @@ impl Loopback {
             bytes: AtomicU64::new(0),
             shut: AtomicBool::new(false),
             closed: CancellationToken::new(),
+            state: Mutex::new(Some(state)),
+            state_rx,
         }
     }
 
@@ -283,6 +363,10 @@ impl Loopback {
     /// Ends the loopback: later sends fail.
     pub(crate) fn close(&self) {
         self.shut.store(true, Ordering::Release);
+        let state = self.state.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(tx) = state {
+            tx.send_replace(ConnState::Closed);
+        }
         self.closed.cancel();
     }
 
