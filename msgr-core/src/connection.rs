@@ -130,7 +130,7 @@ impl Connection {
     pub fn peer_name(&self) -> Option<EntityName> {
         match &self.kind {
             Kind::Remote(s) => s.peer_name(),
-            Kind::Loopback(lb) => Some(lb.name),
+            Kind::Loopback(lb) => Some(lb.name()),
         }
     }
 
@@ -350,6 +350,12 @@ impl Loopback {
         }
     }
 
+    /// Our name now (after any `Messenger::set_name`); the name at creation once the
+    /// messenger is gone.
+    fn name(&self) -> EntityName {
+        self.messenger.upgrade().map_or(self.name, |m| m.name())
+    }
+
     fn addr(&self) -> EntityAddr {
         self.messenger
             .upgrade()
@@ -376,7 +382,7 @@ impl Loopback {
         }
         let messenger = self.messenger.upgrade().ok_or(SendError::Shutdown)?;
         let seq = self.out_seq.fetch_add(1, Ordering::Relaxed) + 1;
-        msg.seal(seq, self.name, CrcFlags::NONE);
+        msg.seal(seq, messenger.name(), CrcFlags::NONE);
         let size = msg.front.len() + msg.middle.len() + msg.data.len();
         self.bytes
             .fetch_add(u64::try_from(size).unwrap_or(u64::MAX), Ordering::Relaxed);

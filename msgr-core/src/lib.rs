@@ -85,4 +85,4 @@ pub use messenger::Messenger;
 pub use stats::{ConnectionStats, MessengerStats, ThrottleReading};
 
 pub use msgr_dispatch::{ConnId, QueueCounters};
-pub use msgr_pipe::{ConnState, Policy, SessionEvent, SessionStats};
+pub use msgr_pipe::{ConnState, KeepaliveAcks, Policy, SessionClosed, SessionEvent, SessionStats};

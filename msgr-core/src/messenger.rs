@@ -107,16 +107,12 @@ impl Messenger {
     /// (its sessions negotiated with it, and their policies depend on it), so a name of
     /// another type is refused with [`CoreError::NameType`] and the name stays as it was.
     ///
-    /// Messages carry the new name as their header's `src` from the next write batch on,
-    /// on every session (open, connecting, or made later): each session's writer reads the
-    /// name (one atomic load) when it starts a batch, so a message queued before the call
-    /// but not yet written carries the new name too (Ceph stamps `src` when a message is
-    /// queued). A writer that read the name just before the call may still send, with the
-    /// old name, the messages it collects for that one batch, even one queued after
-    /// `set_name` returned; the batch after it has the new name. The handshake sends only
-    /// the type, so open sessions are not disturbed. Not renamed: messages sent on the
-    /// [`loopback`](Self::loopback) connection (they keep the name the messenger was built
-    /// with as `src`, and so does the loopback's peer name) and the messenger's tracing span.
+    /// Every message queued after the call carries the new name as its header's `src`, on
+    /// every session (open, connecting, or made later) and on the
+    /// [`loopback`](Self::loopback): as in Ceph, `src` is stamped when a message is queued,
+    /// so one queued before the call keeps the old name, even when it is resent after a
+    /// reconnect. The handshake sends only the type, so open sessions are not disturbed.
+    /// Not renamed: the messenger's tracing span.
     pub fn set_name(&self, name: EntityName) -> Result<(), CoreError> {
         let current = self.inner.name();
         if name.ty != current.ty {

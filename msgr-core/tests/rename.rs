@@ -160,3 +160,34 @@ async fn rename_keeps_the_type_and_takes_any_number() {
     );
     stop(&m).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_loopback_follows_the_rename() {
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let m = start(
+        EntityName::client(-1),
+        Policy::lossless_client(0),
+        Arc::new(Collect(tx)),
+    )
+    .await;
+    let lb = m.loopback();
+    lb.send(Message::new(TY, Bytes::from_static(b"before")))
+        .await
+        .expect("send");
+    let (src, front, _) = tokio::time::timeout(WAIT, rx.recv())
+        .await
+        .expect("delivered")
+        .expect("open");
+    assert_eq!((src, &front[..]), (EntityName::client(-1), &b"before"[..]));
+    m.set_name(EntityName::client(77)).expect("same type");
+    assert_eq!(lb.peer_name(), Some(EntityName::client(77)));
+    lb.send(Message::new(TY, Bytes::from_static(b"after")))
+        .await
+        .expect("send");
+    let (src, front, _) = tokio::time::timeout(WAIT, rx.recv())
+        .await
+        .expect("delivered")
+        .expect("open");
+    assert_eq!((src, &front[..]), (EntityName::client(77), &b"after"[..]));
+    stop(&m).await;
+}

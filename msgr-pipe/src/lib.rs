@@ -56,7 +56,7 @@ pub use host::{Authorizer, Host, Incoming, SessionEvent};
 pub use msgr_dispatch::ConnId;
 pub use policy::{Policy, DEFAULT_FEATURES};
 pub use session::state::ConnState;
-pub use session::{Session, SessionStats};
+pub use session::{KeepaliveAcks, Session, SessionClosed, SessionStats};
 pub use transport::{connect_tcp, BoxTransport, Transport};
 
 pub(crate) use msgr_wire::BANNER;

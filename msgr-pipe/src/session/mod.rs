@@ -505,6 +505,11 @@ impl Inner {
 
     /// Queues a message (the permit is already taken).
     fn queue(&self, mut out: Outgoing) -> Result<(), SendError> {
+        // The sender's name when the message was submitted, as Ceph stamps it: a rename
+        // (`Messenger::set_name`) applies to every message queued after it, and a message
+        // resent after a reconnect keeps its name. Not under the session lock: the pipe calls
+        // no Host method while holding it.
+        out.msg.header.src = self.host.my_name();
         // A large message's CRCs are computed here, on the sender's task, not by the writer:
         // the writer's time is the session's bandwidth, and the sender can run beside it.
         if out.payload_len() >= PRESEAL_MIN {

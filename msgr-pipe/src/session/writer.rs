@@ -69,16 +69,17 @@ fn push_segment(chain: &mut VecDeque<Bytes>, stage: &mut BytesMut, seg: &Bytes) 
 /// `SessionState::take_batch_staged`); every segment of one is below `COPY_THRESHOLD`.
 const SMALL_MESSAGE: u64 = 512;
 
-/// Seals `o` with its seq and appends its frame: head, segments (small ones copied into
-/// `stage`, large ones queued on `chain` after the staged bytes so far) and footer.
+/// Seals `o` with its seq (and the `src` stamped when it was queued) and appends its frame:
+/// head, segments (small ones copied into `stage`, large ones queued on `chain` after the
+/// staged bytes so far) and footer.
 fn stage_message(
     o: &mut Outgoing,
-    src: msgr_wire::EntityName,
     crc: msgr_wire::CrcFlags,
     kind: FooterKind,
     chain: &mut VecDeque<Bytes>,
     stage: &mut BytesMut,
 ) {
+    let src = o.msg.header.src;
     if o.segments_sealed {
         o.msg.seal_header(o.seq, src, crc);
     } else {
@@ -152,8 +153,6 @@ async fn write_loop(
     tokio::pin!(cancelled);
     loop {
         let notified = wake.notified();
-        // Not under the session lock: the pipe calls no Host method while holding it.
-        let src = inner.host.my_name();
         let (staged, staged_bytes, batch) = {
             let mut sh = inner.lock();
             if !sh.link.is_current(epoch) {
@@ -180,7 +179,7 @@ async fn write_loop(
                 // of each message for the writer); larger ones are cloned and staged below,
                 // outside the lock (their CRCs take longer).
                 let mut stage_small = |o: &mut Outgoing| {
-                    stage_message(o, src, crc, kind, &mut chain, &mut stage);
+                    stage_message(o, crc, kind, &mut chain, &mut stage);
                 };
                 (staged, staged_bytes) = sh.st.take_batch_staged(
                     max_bytes,
@@ -211,7 +210,7 @@ async fn write_loop(
         let mut bytes = staged_bytes;
         for o in batch.msgs.iter_mut() {
             bytes += o.payload_len();
-            stage_message(o, src, crc, kind, &mut chain, &mut stage);
+            stage_message(o, crc, kind, &mut chain, &mut stage);
         }
         if let Some(seq) = batch.ack {
             stage.put_u8(Tag::Ack.byte());
