@@ -30,11 +30,11 @@ use self::progress::Progress;
 use self::report::{Report, Run};
 
 /// Seconds per run (one round of one transport) of the default plan.
-const DEFAULT_SECONDS: f64 = 1.0;
+const DEFAULT_SECONDS: f64 = 0.5;
 /// Seconds per run with `--quick`.
 const QUICK_SECONDS: f64 = 0.25;
 /// Rounds per case of the default plan.
-const DEFAULT_ROUNDS: usize = 3;
+const DEFAULT_ROUNDS: usize = 6;
 
 /// Options of `msgr bench`.
 #[derive(Debug, Clone, Args)]
@@ -61,12 +61,13 @@ pub struct BenchArgs {
     /// Messages per connection in each run.
     #[arg(long, conflicts_with = "duration")]
     pub count: Option<u64>,
-    /// Length of each run: seconds, or with a suffix (250ms, 2s) [default: 1, 0.25 with --quick].
+    /// Length of each run: seconds, or with a suffix (250ms, 2s) [default: 0.5, 0.25 with --quick].
     #[arg(long, value_parser = plan::parse_duration)]
     pub duration: Option<Duration>,
     /// Rounds per case: the transports take turns, one run each per round, so both meet the
     /// same machine weather; a case's rate is its median round, its latency percentiles are
-    /// over every round trip of every round [default: 3, 1 with --quick or --count].
+    /// over every round trip of every round, and its ratios to raw TCP are the median of the
+    /// round-by-round ratios [default: 6, 1 with --quick or --count].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     pub rounds: Option<u16>,
     /// Session policy: lossless (client reconnects and resends) or lossy.

@@ -46,10 +46,16 @@ pub struct Run {
     /// Longest round trip in microseconds (rr).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rtt_max_us: Option<f64>,
-    /// This run's message rate over the raw-TCP rate of the same case (msgr runs).
+    /// Each round's median round trip in microseconds (rr).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub round_rtt_p50_us: Vec<f64>,
+    /// This run's message rate over the raw-TCP rate of the same case (msgr runs): the median
+    /// over rounds of each round's ratio to the raw round run just before it, so each ratio
+    /// compares two runs a second apart, not the machine's quiet moments with its busy ones.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rate_vs_raw: Option<f64>,
-    /// This run's median round trip over the raw-TCP median of the same case (msgr rr runs).
+    /// This run's median round trip over the raw-TCP median of the same case (msgr rr runs),
+    /// paired by round like `rate_vs_raw`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub p50_vs_raw: Option<f64>,
     /// Socket faults, reconnects and resends of the client sessions (msgr runs).
@@ -92,6 +98,11 @@ impl Run {
             }
         }
         let rtt = rtt.as_ref().filter(|h| !h.is_empty());
+        let round_rtt_p50_us = rounds
+            .iter()
+            .filter_map(|o| o.rtt.as_ref().filter(|h| !h.is_empty()))
+            .map(|h| percentile_us(h, 0.5))
+            .collect();
         Run {
             transport,
             mode: case.mode,
@@ -108,6 +119,7 @@ impl Run {
             rtt_p99_us: rtt.map(|h| percentile_us(h, 0.99)),
             rtt_p999_us: rtt.map(|h| percentile_us(h, 0.999)),
             rtt_max_us: rtt.map(|h| round(h.max() as f64 / 1000.0, 1)),
+            round_rtt_p50_us,
             rate_vs_raw: None,
             p50_vs_raw: None,
             session,
@@ -233,14 +245,10 @@ impl Report {
             .filter(|r| r.transport == Transport::Msgr)
         {
             if let Some(raw) = raws.iter().find(|raw| raw.same_case(run)) {
-                if raw.msgs_per_s > 0.0 {
-                    run.rate_vs_raw = Some(round(run.msgs_per_s / raw.msgs_per_s, 3));
-                }
-                if let (Some(p50), Some(raw_p50)) = (run.rtt_p50_us, raw.rtt_p50_us) {
-                    if raw_p50 > 0.0 {
-                        run.p50_vs_raw = Some(round(p50 / raw_p50, 3));
-                    }
-                }
+                run.rate_vs_raw = paired_ratio(&run.round_msgs_per_s, &raw.round_msgs_per_s)
+                    .or_else(|| ratio(run.msgs_per_s, raw.msgs_per_s));
+                run.p50_vs_raw = paired_ratio(&run.round_rtt_p50_us, &raw.round_rtt_p50_us)
+                    .or_else(|| ratio(run.rtt_p50_us?, raw.rtt_p50_us?));
             }
         }
     }
@@ -328,6 +336,21 @@ impl Report {
     }
 }
 
+/// `a / b` to three decimals, when `b` is positive.
+fn ratio(a: f64, b: f64) -> Option<f64> {
+    (b > 0.0).then(|| round(a / b, 3))
+}
+
+/// The median of the round-by-round ratios `ours[i] / theirs[i]` (rounds ran in turns, so
+/// round `i` of both met the same moment of the machine), when both have the same rounds.
+fn paired_ratio(ours: &[f64], theirs: &[f64]) -> Option<f64> {
+    if ours.is_empty() || ours.len() != theirs.len() || theirs.iter().any(|t| *t <= 0.0) {
+        return None;
+    }
+    let ratios: Vec<f64> = ours.iter().zip(theirs).map(|(a, b)| a / b).collect();
+    Some(round(median(&ratios), 3))
+}
+
 /// The median of `xs` (the mean of the middle two for an even count; 0 for none).
 fn median(xs: &[f64]) -> f64 {
     let mut v: Vec<f64> = xs.iter().copied().filter(|x| x.is_finite()).collect();
@@ -355,6 +378,17 @@ pub fn group(x: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ratios_pair_rounds() {
+        // Round 2 met a busy machine for both transports: paired, it does not skew the ratio.
+        let ours = [110.0, 55.0, 120.0];
+        let theirs = [100.0, 50.0, 100.0];
+        assert_eq!(paired_ratio(&ours, &theirs), Some(1.1));
+        assert_eq!(paired_ratio(&ours, &theirs[..2]), None);
+        assert_eq!(paired_ratio(&[], &[]), None);
+        assert_eq!(paired_ratio(&[1.0], &[0.0]), None);
+    }
 
     #[test]
     fn median_of_rounds() {
