@@ -4,7 +4,6 @@ use std::fmt;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use msgr_dispatch::{ConnId, ThrottlePermit};
 use msgr_pipe::session::SessionClosed;
@@ -199,7 +198,7 @@ impl Connection {
         let (wait, at_once) = match &self.kind {
             Kind::Remote(s) => (Some(s.keepalive_acked()), Err(SessionClosed)),
             Kind::Loopback(lb) if lb.is_closed() => (None, Err(SessionClosed)),
-            Kind::Loopback(_) => (None, Ok(now_timespec())),
+            Kind::Loopback(_) => (None, Ok(Timespec::now())),
         };
         async move {
             match wait {
@@ -321,17 +320,6 @@ pub(crate) struct Loopback {
     /// Open, then Closed at shutdown (the sender is dropped then, ending every watcher).
     state: Mutex<Option<watch::Sender<ConnState>>>,
     state_rx: watch::Receiver<ConnState>,
-}
-
-/// Our wall clock as a `ceph_timespec` (what a KEEPALIVE2 carries).
-fn now_timespec() -> Timespec {
-    let d = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
-    Timespec::new(
-        u32::try_from(d.as_secs()).unwrap_or(u32::MAX),
-        d.subsec_nanos(),
-    )
 }
 
 impl Loopback {

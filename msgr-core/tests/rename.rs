@@ -48,6 +48,16 @@ async fn start(name: EntityName, policy: Policy, d: Arc<dyn Dispatcher>) -> Mess
         .expect("start")
 }
 
+/// The next message the collector saw: its `src`, front and connection.
+async fn next(
+    rx: &mut mpsc::UnboundedReceiver<(EntityName, Bytes, msgr_core::ConnId)>,
+) -> (EntityName, Bytes, msgr_core::ConnId) {
+    tokio::time::timeout(WAIT, rx.recv())
+        .await
+        .expect("a message within WAIT")
+        .expect("the receiver is alive")
+}
+
 async fn stop(m: &Messenger) {
     m.shutdown();
     tokio::time::timeout(WAIT, m.wait())
@@ -78,10 +88,7 @@ async fn renamed_client_sends_under_its_new_name() {
     conn.send(Message::new(TY, Bytes::from_static(b"first")))
         .await
         .expect("send first");
-    let (src, front, first_conn) = tokio::time::timeout(WAIT, rx.recv())
-        .await
-        .expect("first message within WAIT")
-        .expect("server alive");
+    let (src, front, first_conn) = next(&mut rx).await;
     assert_eq!(&front[..], b"first");
     assert_eq!(src, EntityName::client(-1));
 
@@ -95,10 +102,7 @@ async fn renamed_client_sends_under_its_new_name() {
     conn.send(Message::new(TY, Bytes::from_static(b"second")))
         .await
         .expect("send second");
-    let (src, front, second_conn) = tokio::time::timeout(WAIT, rx.recv())
-        .await
-        .expect("second message within WAIT")
-        .expect("server alive");
+    let (src, front, second_conn) = next(&mut rx).await;
     assert_eq!(&front[..], b"second");
     assert_eq!(second_conn, first_conn, "the same session carried both");
     assert_eq!(src, EntityName::client(4242));
@@ -118,10 +122,7 @@ async fn renamed_client_sends_under_its_new_name() {
     conn.send(Message::new(TY, Bytes::from_static(b"third")))
         .await
         .expect("send third");
-    let (src, front, _) = tokio::time::timeout(WAIT, rx.recv())
-        .await
-        .expect("third message within WAIT")
-        .expect("server alive");
+    let (src, front, _) = next(&mut rx).await;
     assert_eq!(&front[..], b"third");
     assert_eq!(
         src,
@@ -174,20 +175,14 @@ async fn the_loopback_follows_the_rename() {
     lb.send(Message::new(TY, Bytes::from_static(b"before")))
         .await
         .expect("send");
-    let (src, front, _) = tokio::time::timeout(WAIT, rx.recv())
-        .await
-        .expect("delivered")
-        .expect("open");
+    let (src, front, _) = next(&mut rx).await;
     assert_eq!((src, &front[..]), (EntityName::client(-1), &b"before"[..]));
     m.set_name(EntityName::client(77)).expect("same type");
     assert_eq!(lb.peer_name(), Some(EntityName::client(77)));
     lb.send(Message::new(TY, Bytes::from_static(b"after")))
         .await
         .expect("send");
-    let (src, front, _) = tokio::time::timeout(WAIT, rx.recv())
-        .await
-        .expect("delivered")
-        .expect("open");
+    let (src, front, _) = next(&mut rx).await;
     assert_eq!((src, &front[..]), (EntityName::client(77), &b"after"[..]));
     stop(&m).await;
 }

@@ -130,6 +130,18 @@ impl Timespec {
     pub const fn new(sec: u32, nsec: u32) -> Self {
         Timespec { sec, nsec }
     }
+
+    /// The wall clock now, as Ceph stamps a KEEPALIVE2 (`ceph_clock_now()`): seconds since the
+    /// Unix epoch (saturating at `u32::MAX`, in 2106) and nanoseconds.
+    pub fn now() -> Self {
+        let d = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        Timespec::new(
+            u32::try_from(d.as_secs()).unwrap_or(u32::MAX),
+            d.subsec_nanos(),
+        )
+    }
 }
 
 impl Wire for Timespec {

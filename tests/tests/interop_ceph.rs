@@ -19,7 +19,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context};
 use bytes::Bytes;
@@ -221,17 +221,6 @@ impl HandshakeHook for Steps {
     }
 }
 
-/// Wall-clock now as a `ceph_timespec` (the clock our KEEPALIVE2 stamps come from).
-fn now_timespec() -> Timespec {
-    let d = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
-    Timespec::new(
-        u32::try_from(d.as_secs()).unwrap_or(u32::MAX),
-        d.subsec_nanos(),
-    )
-}
-
 /// The first MAuth of `client.admin`, auth none (spec §8.2).
 fn mauth() -> Message {
     Message::new(MAuth::TYPE, MAuth::initial_none("admin").to_front())
@@ -326,12 +315,12 @@ async fn connector_session(mon: &mut CephMon) -> anyhow::Result<()> {
     // KEEPALIVE2 comes back with our stamp; MPing is answered (before authentication) with a JSON string. The mon
     // acks the keepalive as it reads it, and answers the ping later through its dispatcher, so once the ping reply
     // is here the keepalive ack is too.
-    let before = now_timespec();
+    let before = Timespec::now();
     assert_eq!(conn.last_keepalive_ack(), None);
     conn.send_keepalive();
     conn.send(Message::new(MPing::TYPE, Bytes::new())).await?;
     let pong = inbox.message(conn.id(), MPing::TYPE, 0).await?;
-    let after = now_timespec();
+    let after = Timespec::now();
     let echoed = conn
         .last_keepalive_ack()
         .context("no KEEPALIVE2_ACK before the ping reply")?;

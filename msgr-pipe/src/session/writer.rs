@@ -6,7 +6,6 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::{BufMut, Bytes, BytesMut};
 use msgr_wire::{features, FooterKind, Tag, Timespec, Wire};
@@ -19,17 +18,6 @@ use super::state::Outgoing;
 use super::{bump, Inner};
 use crate::error::PipeError;
 use crate::transport::{write_chain, BoxTransport};
-
-/// Our clock as a `ceph_timespec`.
-pub(crate) fn now_timespec() -> Timespec {
-    let d = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
-    Timespec::new(
-        u32::try_from(d.as_secs()).unwrap_or(u32::MAX),
-        d.subsec_nanos(),
-    )
-}
 
 pub(super) async fn run(
     inner: Arc<Inner>,
@@ -162,7 +150,7 @@ async fn write_loop(
             if keepalive {
                 if ka2 {
                     stage.put_u8(Tag::Keepalive2.byte());
-                    now_timespec().encode(&mut stage);
+                    Timespec::now().encode(&mut stage);
                 } else {
                     stage.put_u8(Tag::Keepalive.byte());
                 }
