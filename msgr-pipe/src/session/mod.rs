@@ -93,6 +93,9 @@ struct Counters {
     acks_out: AtomicU64,
     faults: AtomicU64,
     handshakes: AtomicU64,
+    /// Messages queued for sending (bumped under the session lock): the reader checks it
+    /// around a delivery to learn that the writer will carry an ACK with a reply.
+    queued: AtomicU64,
 }
 
 fn bump(c: &AtomicU64, n: u64) {
@@ -521,6 +524,7 @@ impl Inner {
             return Err(SendError::Closed);
         }
         sh.st.queue(out);
+        bump(&self.counters.queued, 1);
         if let Some(s) = &sh.link.socket {
             s.wake.notify_one();
         }

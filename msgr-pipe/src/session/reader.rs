@@ -4,6 +4,7 @@
 use std::future::{poll_fn, Future};
 use std::io;
 use std::pin::pin;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::Poll;
 
@@ -132,9 +133,12 @@ async fn read_loop(
                         None => acquire(inner, dispatch.as_ref(), &m.header, cancel).await?,
                     };
                     unacked_bytes = unacked_bytes.saturating_add(m.header.payload_len());
-                    handle_msg(inner, epoch, m, permits)?;
                     unacked += 1;
-                    if unacked >= cfg.ack_batch || unacked_bytes >= cfg.ack_bytes {
+                    if handle_msg(inner, epoch, m, permits)? {
+                        // The delivery queued a message (a reply, say): the writer takes the
+                        // ACK with it, so none is owed (no timer, no wake-up of our own).
+                        (unacked, unacked_bytes) = (0, 0);
+                    } else if unacked >= cfg.ack_batch || unacked_bytes >= cfg.ack_bytes {
                         inner.wake_writer();
                         (unacked, unacked_bytes) = (0, 0);
                     }
@@ -206,12 +210,15 @@ async fn read_loop(
     }
 }
 
+/// Accepts and delivers one message; `Ok(true)` when a message was queued on this session
+/// after its seq was accepted (during the delivery: a reply from fast dispatch, say), so the
+/// writer's next batch carries the ACK for it.
 fn handle_msg(
     inner: &Arc<Inner>,
     epoch: u64,
     m: Message,
     permits: Permits,
-) -> Result<(), PipeError> {
+) -> Result<bool, PipeError> {
     let seq = m.header.seq;
     if !m.footer.is_complete() {
         tracing::warn!(seq, "aborted message (footer without COMPLETE)");
@@ -235,7 +242,7 @@ fn handle_msg(
     };
     if verdict == InSeq::Duplicate {
         tracing::debug!(seq, "dropping duplicate message");
-        return Ok(());
+        return Ok(false);
     }
     tracing::trace!(
         seq,
@@ -245,12 +252,15 @@ fn handle_msg(
     );
     bump(&inner.counters.msgs_in, 1);
     bump(&inner.counters.bytes_in, m.header.payload_len());
+    // Read after the seq was accepted under the session lock: a queue that bumps it later
+    // takes that lock later too, so the writer's batch for it sees the new `in_seq`.
+    let queued = inner.counters.queued.load(Ordering::Acquire);
     inner.deliver(Incoming {
         msg: m,
         policy_permits: permits.policy,
         dispatch_permit: permits.dispatch,
     });
-    Ok(())
+    Ok(inner.counters.queued.load(Ordering::Acquire) != queued)
 }
 
 fn handle_control(
