@@ -98,7 +98,9 @@ pub struct PipeConfig {
     /// CRCs computed and checked.
     pub crc: CrcFlags,
     /// Per-session bound of queued + unacknowledged payload bytes; `send` waits beyond it,
-    /// `try_send` fails. 0 = unlimited.
+    /// `try_send` fails. 0 = unlimited. While a `send` waits, the writer ends each batch with
+    /// a KEEPALIVE2, whose answer brings the peer's ACK at once (peers delay their ACKs: see
+    /// `ack_delay`).
     pub max_pending_bytes: u64,
     /// The reader asks the writer for an ACK at least every this many messages, and whenever
     /// it is about to wait for the socket with messages unacknowledged.

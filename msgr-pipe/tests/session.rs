@@ -736,3 +736,33 @@ async fn a_keepalive_ack_waiter_ends_when_a_lossy_fault_closes_the_session() {
     assert_eq!(*state.borrow_and_update(), ConnState::Closed);
     assert!(state.changed().await.is_err());
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_sender_out_of_budget_asks_for_its_ack() {
+    // a may hold 1 MiB unacknowledged; b acknowledges every 16 MiB, or after 1 s of quiet. A
+    // sender that waited for that would stall a second per MiB: it asks instead (a keepalive,
+    // whose answer carries the ACK).
+    let net = TestNet::new(64 * 1024);
+    let cfg_a = PipeConfig {
+        max_pending_bytes: 1 << 20,
+        ..PipeConfig::default()
+    };
+    let cfg_b = PipeConfig {
+        ack_delay: Duration::from_secs(1),
+        ..PipeConfig::default()
+    };
+    let (a, _arx) = host(1, Policy::lossless_peer(0), cfg_a, &net);
+    let (b, mut brx) = host(2, Policy::lossless_peer(0), cfg_b, &net);
+    let sa = a.connect(b.my_addr(), EntityType::OSD);
+    let start = tokio::time::Instant::now();
+    for i in 0..32 {
+        sa.send(msg_padded(i, 256 * 1024)).await.unwrap();
+    }
+    let (got, _) = recv_n(&mut brx, 32, Duration::from_secs(600)).await;
+    assert_eq!(got, (0..32).collect::<Vec<_>>());
+    let took = start.elapsed();
+    assert!(
+        took < Duration::from_millis(100),
+        "8 MiB through a 1 MiB budget took {took:?}"
+    );
+}

@@ -71,6 +71,8 @@ impl Session {
                 attempt_end: Notify::new(),
                 ended: AtomicBool::new(false),
                 handed_out: AtomicBool::new(false),
+                blocked_senders: std::sync::atomic::AtomicUsize::new(0),
+                ack_requests: std::sync::atomic::AtomicU64::new(0),
                 closed: CancellationToken::new(),
                 tracker: TaskTracker::new(),
                 counters: Counters::default(),
@@ -201,9 +203,18 @@ impl Session {
         size: u64,
     ) -> crate::hook::BoxFuture<'_, Result<ThrottlePermit, SendError>> {
         Box::pin(async move {
+            // Out of budget: ask the writer to have the peer acknowledge what it has (see
+            // `Inner::blocked_senders`), for as long as this send waits.
+            let inner = &self.inner;
+            inner.blocked_senders.fetch_add(1, Ordering::AcqRel);
+            let _waiting = scopeguard(|| {
+                inner.blocked_senders.fetch_sub(1, Ordering::AcqRel);
+            });
+            inner.ack_requests.fetch_add(1, Ordering::AcqRel);
+            inner.wake_writer();
             tokio::select! {
-                p = self.inner.send_throttle.acquire(size) => Ok(p),
-                _ = self.inner.closed.cancelled() => Err(SendError::Closed),
+                p = inner.send_throttle.acquire(size) => Ok(p),
+                _ = inner.closed.cancelled() => Err(SendError::Closed),
             }
         })
     }
@@ -405,4 +416,17 @@ impl Session {
     pub fn is_closed(&self) -> bool {
         self.inner.ended.load(Ordering::Acquire) || self.state() == ConnState::Closed
     }
+}
+
+/// Runs `f` when dropped (also when the future holding it is cancelled).
+fn scopeguard<F: FnOnce()>(f: F) -> impl Drop {
+    struct Guard<F: FnOnce()>(Option<F>);
+    impl<F: FnOnce()> Drop for Guard<F> {
+        fn drop(&mut self) {
+            if let Some(f) = self.0.take() {
+                f();
+            }
+        }
+    }
+    Guard(Some(f))
 }

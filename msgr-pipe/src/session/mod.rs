@@ -297,6 +297,11 @@ pub(crate) struct Inner {
     /// `Session::connect` returned this (accepted) session to the application, which may
     /// hold it before any event told it about the session.
     handed_out: AtomicBool,
+    /// Senders waiting in `send` for `max_pending_bytes`, and how many ever started to: while
+    /// one waits, the writer ends its batches with a KEEPALIVE2, whose answer carries the
+    /// peer's ACK (a peer delays ACKs; a sender out of budget cannot wait for that).
+    blocked_senders: std::sync::atomic::AtomicUsize,
+    ack_requests: AtomicU64,
     closed: CancellationToken,
     tracker: TaskTracker,
     send_throttle: Throttle,

@@ -5,6 +5,7 @@
 //! from their own buffers without a copy.
 
 use std::collections::VecDeque;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use bytes::{BufMut, Bytes, BytesMut};
@@ -95,8 +96,9 @@ fn stage_len(batch: &Batch) -> usize {
                 + small(&o.msg.data)
         })
         .sum();
-    // The ACK: tag + u64 (keepalives are staged already).
-    msgs + 9
+    // The ACK and a nudging KEEPALIVE2: a tag and 8 bytes each (other keepalives are staged
+    // already).
+    msgs + 9 + 9
 }
 
 /// Most messages taken for one write: bounds the batch vector and the staging buffer when
@@ -105,6 +107,8 @@ const WRITE_BATCH_MSGS: usize = 1024;
 
 struct Batch<'a> {
     keepalive: bool,
+    /// A KEEPALIVE2 after the messages, for a sender out of budget (its answer brings the ACK).
+    nudge: bool,
     ka2_acks: Vec<Timespec>,
     msgs: &'a mut Vec<Outgoing>,
     ack: Option<u64>,
@@ -112,7 +116,11 @@ struct Batch<'a> {
 
 impl Batch<'_> {
     fn is_empty(&self) -> bool {
-        !self.keepalive && self.ka2_acks.is_empty() && self.msgs.is_empty() && self.ack.is_none()
+        !self.keepalive
+            && !self.nudge
+            && self.ka2_acks.is_empty()
+            && self.msgs.is_empty()
+            && self.ack.is_none()
     }
 }
 
@@ -139,6 +147,8 @@ async fn write_loop(
     // Registered with the token once, not once per wait or write.
     let cancelled = cancel.cancelled();
     tokio::pin!(cancelled);
+    // The `ack_requests` count the last nudge answered.
+    let mut nudged_for = inner.ack_requests.load(Ordering::Acquire);
     loop {
         let notified = wake.notified();
         let (staged, staged_bytes, batch) = {
@@ -177,11 +187,22 @@ async fn write_loop(
                 );
             }
             let ack = sh.st.take_ack();
+            // A sender waits for budget and this batch leaves nothing queued (all the sender
+            // waits for is written): end it with a KEEPALIVE2. While messages stay queued the
+            // writer is the bottleneck, and the peer's own ACKs keep up.
+            let requests = inner.ack_requests.load(Ordering::Acquire);
+            let nudge = ka2
+                && !inner.policy.lossy
+                && !sh.st.has_messages()
+                && inner.blocked_senders.load(Ordering::Acquire) > 0
+                && (requests != nudged_for || staged > 0 || !msgs.is_empty());
+            nudged_for = requests;
             (
                 staged,
                 staged_bytes,
                 Batch {
                     keepalive,
+                    nudge,
                     ka2_acks,
                     msgs: &mut msgs,
                     ack,
@@ -199,6 +220,10 @@ async fn write_loop(
         for o in batch.msgs.iter_mut() {
             bytes += o.payload_len();
             stage_message(o, crc, kind, &mut chain, &mut stage);
+        }
+        if batch.nudge {
+            stage.put_u8(Tag::Keepalive2.byte());
+            Timespec::now().encode(&mut stage);
         }
         if let Some(seq) = batch.ack {
             stage.put_u8(Tag::Ack.byte());
