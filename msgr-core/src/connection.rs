@@ -96,16 +96,14 @@ impl Connection {
         }
     }
 
-    /// Ceph's `mark_disposable`: the session need not be re-established after a fault.
-    ///
-    /// Limitation: msgr-pipe cannot yet switch a live session to lossy. So a session that is
-    /// not open now (connecting, standby, waiting) is marked down at once, without a reset
-    /// event, and an open one keeps its policy.
+    /// Ceph's `mark_disposable`: the session is not re-established after a fault. An open
+    /// session goes on until its next fault, which ends it with a Reset event (delivered to
+    /// the dispatchers' `handle_reset`), as a lossy session's does; one that is not open
+    /// (connecting, waiting, in standby) ends now, without an event. The loopback has no
+    /// faults: nothing changes for it.
     pub fn mark_disposable(&self) {
         if let Kind::Remote(s) = &self.kind {
-            if s.state() != ConnState::Open {
-                s.mark_down();
-            }
+            s.mark_disposable();
         }
     }
 

@@ -766,3 +766,50 @@ async fn a_sender_out_of_budget_asks_for_its_ack() {
         "8 MiB through a 1 MiB budget took {took:?}"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_disposable_session_ends_at_its_next_fault_with_a_reset() {
+    let net = TestNet::new(16 * 1024);
+    let (a, mut arx) = host(1, Policy::lossless_client(0), PipeConfig::default(), &net);
+    let (b, mut brx) = host(2, Policy::stateful_server(0), PipeConfig::default(), &net);
+    let sa = a.connect(b.my_addr(), EntityType::OSD);
+    sa.send(msg(1)).await.unwrap();
+    recv_n(&mut brx, 1, Duration::from_secs(10)).await;
+    assert_eq!(sa.state(), ConnState::Open);
+    // Marking it disposable changes nothing while it works...
+    sa.mark_disposable();
+    sa.send(msg(2)).await.unwrap();
+    let (got, _) = recv_n(&mut brx, 1, Duration::from_secs(10)).await;
+    assert_eq!(got, vec![2]);
+    assert_eq!(sa.state(), ConnState::Open);
+    // ... and a fault ends it with one Reset instead of a reconnect.
+    let dials = net.dials();
+    sa.kill_socket();
+    sa.closed().await;
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    let (_, a_events) = drain(&mut arx);
+    let resets = a_events
+        .iter()
+        .filter(|e| **e == SessionEvent::Reset)
+        .count();
+    assert_eq!(resets, 1, "{a_events:?}");
+    assert_eq!(net.dials(), dials, "a disposable session reconnected");
+    assert_eq!(sa.send(msg(3)).await, Err(SendError::Closed));
+    assert!(a.sessions().is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_session_not_open_marked_disposable_ends_at_once() {
+    let net = TestNet::new(16 * 1024);
+    let (a, _arx) = host(1, Policy::lossless_client(0), PipeConfig::default(), &net);
+    // Nobody listens there: the session keeps connecting.
+    let nowhere = addr(9);
+    let sa = a.connect(nowhere, EntityType::OSD);
+    sa.send(msg(1)).await.unwrap();
+    assert_ne!(sa.state(), ConnState::Open);
+    sa.mark_disposable();
+    tokio::time::timeout(Duration::from_secs(10), sa.closed())
+        .await
+        .expect("closed at once");
+    assert!(a.sessions().is_empty());
+}

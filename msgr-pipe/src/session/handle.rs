@@ -258,6 +258,27 @@ impl Session {
         }
     }
 
+    /// Ceph's `mark_disposable`: the session is not re-established after a fault. An open
+    /// session goes on until its next fault, which ends it with a Reset event, as a lossy
+    /// session's does (what was sent and not acknowledged is lost then); a session that is not
+    /// open (connecting, waiting, in standby) ends now, without an event.
+    pub fn mark_disposable(&self) {
+        let close_now = {
+            let mut sh = self.inner.lock();
+            match sh.st.phase {
+                ConnState::Open => {
+                    sh.st.disposable = true;
+                    false
+                }
+                ConnState::Closed | ConnState::Closing => false,
+                _ => true,
+            }
+        };
+        if close_now {
+            self.mark_down();
+        }
+    }
+
     /// Ends the session now: the socket is shut, queued messages are dropped, the session is
     /// unregistered. No event is delivered (Ceph's `mark_down(Connection)`).
     pub fn mark_down(&self) {

@@ -157,6 +157,9 @@ pub struct SessionState {
     pub features: u64,
     /// Effective lossiness (the connector takes it from the reply flags).
     pub lossy: bool,
+    /// Marked disposable while open (Ceph's `mark_disposable`): the next fault ends the
+    /// session with a Reset, as it would a lossy one, instead of reconnecting.
+    pub disposable: bool,
     keepalive: bool,
     keepalive2_acks: VecDeque<Timespec>,
     /// When the last KEEPALIVE/KEEPALIVE2 arrived.
@@ -208,6 +211,7 @@ impl SessionState {
             peer_global_seq: 0,
             features: 0,
             lossy,
+            disposable: false,
             keepalive: false,
             keepalive2_acks: VecDeque::new(),
             last_keepalive: None,
@@ -528,7 +532,7 @@ impl SessionState {
             ConnState::Standby => return FaultAction::None,
             _ => {}
         }
-        if self.lossy && self.was_open {
+        if (self.lossy || self.disposable) && self.was_open {
             self.phase = ConnState::Closed;
             return FaultAction::Close { reset: true };
         }
