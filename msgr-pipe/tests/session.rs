@@ -813,3 +813,25 @@ async fn a_session_not_open_marked_disposable_ends_at_once() {
         .expect("closed at once");
     assert!(a.sessions().is_empty());
 }
+
+#[tokio::test(start_paused = true)]
+async fn timeouts_too_long_for_the_clock_are_no_panic() {
+    // Neither `read_timeout` nor `ack_delay` can be added to a clock reading: no timer is
+    // armed for them, messages still flow and `ack_batch` still acknowledges them.
+    let cfg = PipeConfig {
+        read_timeout: Duration::MAX,
+        ack_delay: Duration::MAX,
+        ack_batch: 4,
+        ..PipeConfig::default()
+    };
+    let net = TestNet::new(16 * 1024);
+    let (a, _arx) = host(1, Policy::lossless_peer(0), cfg.clone(), &net);
+    let (b, mut brx) = host(2, Policy::lossless_peer(0), cfg, &net);
+    let sa = a.connect(b.my_addr(), EntityType::OSD);
+    for i in 0..8 {
+        sa.send(msg(i)).await.unwrap();
+    }
+    let (got, _) = recv_n(&mut brx, 8, Duration::from_secs(10)).await;
+    assert_eq!(got, (0..8).collect::<Vec<_>>());
+    until(|| sa.pending_bytes() == 0, "acked by ack_batch").await;
+}

@@ -173,9 +173,12 @@ async fn read_loop(
                 // again, so a streaming peer gets an ACK every `ack_batch` messages or
                 // `ack_bytes` bytes, and a quiet one `ack_delay` after its last message.
                 if unacked > 0 {
-                    let due = started + cfg.ack_delay.min(cfg.read_timeout);
-                    ack_due = Some(due);
-                    deadline.as_mut().reset(due);
+                    // (A delay too long to add to a clock reading arms nothing: the ACK then
+                    // waits for `ack_batch` / `ack_bytes`.)
+                    if let Some(due) = started.checked_add(cfg.ack_delay.min(cfg.read_timeout)) {
+                        ack_due = Some(due);
+                        deadline.as_mut().reset(due);
+                    }
                 }
                 loop {
                     tokio::select! {
