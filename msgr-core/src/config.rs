@@ -21,10 +21,9 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
 
 use msgr_dispatch::DispatchConfig;
-pub use msgr_pipe::{InjectConfig, PipeConfig};
+pub use msgr_pipe::{InjectConfig, PipeConfig, DEFAULT_MAX_PENDING_BYTES};
 use msgr_wire::{EntityName, EntityType};
 use serde::{Deserialize, Serialize};
 
@@ -32,10 +31,6 @@ use crate::error::ConfigError;
 
 /// Ceph's `ms_dispatch_throttle_bytes`: 100 MiB.
 pub const DEFAULT_DISPATCH_THROTTLE_BYTES: u64 = 100 << 20;
-
-/// msgr-core's default of [`PipeConfig::max_pending_bytes`]: 64 MiB (msgr-pipe's own is 0,
-/// unlimited).
-pub const DEFAULT_MAX_PENDING_BYTES: u64 = 64 << 20;
 
 /// Settings of one messenger. See the module docs for the format.
 ///
@@ -54,22 +49,14 @@ pub const DEFAULT_MAX_PENDING_BYTES: u64 = 64 << 20;
 /// | `features_required` | 0 | — |
 /// | `max_connections` | 0 (unlimited) | — |
 /// | `dispatch` | [`DispatchConfig::default`] | `ms_pq_*` |
-/// | `pipe` (flattened) | [`PipeConfig`]'s table, except below | `ms_tcp_read_timeout`, `ms_*_backoff`, `ms_crc_*`, `ms_inject_*`, ... |
-/// | `pipe.max_pending_bytes` | 64 MiB ([`DEFAULT_MAX_PENDING_BYTES`]; msgr-pipe: 0) | — |
+/// | `pipe` (flattened) | [`PipeConfig`]'s table | `ms_tcp_read_timeout`, `ms_*_backoff`, `ms_crc_*`, `ms_inject_*`, ... |
 ///
-/// Every other field of `pipe` (`read_timeout`, `handshake_timeout`, `initial_backoff`,
-/// `max_backoff`, `limits`, `crc`, `ack_*`, `write_batch_bytes`, `default_priority`, `inject`)
-/// has [`PipeConfig::default`]'s value. `pipe.hook` is not serialized; a hook given to
+/// `pipe.hook` is not serialized; a hook given to
 /// [`MessengerBuilder::handshake_hook`](crate::MessengerBuilder::handshake_hook) replaces it.
-///
-/// Start from `MessengerConfig::default().pipe`, not `PipeConfig::default()`, when replacing
-/// the whole `pipe` (or set single fields: `config.pipe.read_timeout = ...`): the latter
-/// drops msgr-core's differing defaults.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 // `deny_unknown_fields` together with `flatten`: serde's documentation calls the pair
 // unsupported, but for a flattened *struct* serde_derive handles it: `pipe` takes only the
-// keys `PipeConfig` declares (its derived impl, which `core_pipe::deserialize` wraps, asks for
-// a struct with those fields), and any key left over is refused ("unknown field `...`"), so
+// keys `PipeConfig` declares (its derived impl asks for a struct with those fields), and any key left over is refused ("unknown field `...`"), so
 // a misspelt key still fails as before (tested below). It would stop working if `PipeConfig`
 // flattened a map or used `deserialize_any`; the tests would then catch it. `InjectConfig`
 // keeps its own `deny_unknown_fields`. The price: unknown-key errors no longer list the
@@ -117,11 +104,9 @@ pub struct MessengerConfig {
     /// (16 MiB) of the priority queue, Ceph's `ms_pq_*`. Default: [`DispatchConfig::default`].
     pub dispatch: DispatchConfig,
     /// Settings of every session's pipe, given to msgr-pipe as they are: see [`PipeConfig`]
-    /// for each field and its Ceph option. Flattened in the serialized form (`read_timeout`,
-    /// `max_pending_bytes`, `inject`, ... are top-level keys). Defaults: [`PipeConfig`]'s,
-    /// except `max_pending_bytes`, 64 MiB (send waits and `try_send` fails while a
-    /// connection's queued plus unacknowledged bytes exceed it; 0 = unlimited).
-    #[serde(flatten, deserialize_with = "core_pipe::deserialize")]
+    /// for each field, its default and its Ceph option. Flattened in the serialized form
+    /// (`read_timeout`, `max_pending_bytes`, `inject`, ... are top-level keys).
+    #[serde(flatten)]
     pub pipe: PipeConfig,
 }
 
@@ -141,200 +126,9 @@ impl Default for MessengerConfig {
             features_required: 0,
             max_connections: 0,
             dispatch: DispatchConfig::default(),
-            pipe: core_pipe::defaults(),
+            pipe: PipeConfig::default(),
         }
     }
-}
-
-/// msgr-core's defaults of the pipe settings, for [`MessengerConfig::default`] and for the
-/// keys a file leaves out.
-///
-/// A flattened field is not filled from the outer struct's `Default` but deserialized from
-/// the leftover keys, so a plain `PipeConfig::deserialize` would give every missing key
-/// msgr-pipe's default (`max_pending_bytes` 0, unlimited, instead of 64 MiB). `deserialize`
-/// therefore notes which keys the input names and then applies [`overrides`] to the others.
-mod core_pipe {
-    use msgr_pipe::PipeConfig;
-    use serde::de::{self, Deserialize, DeserializeSeed, Deserializer, MapAccess, Visitor};
-
-    use super::DEFAULT_MAX_PENDING_BYTES;
-
-    /// The settings whose msgr-core default differs from msgr-pipe's, applied to `pipe`
-    /// unless `given(key)`. The one place that lists them.
-    fn overrides(pipe: &mut PipeConfig, given: impl Fn(&str) -> bool) {
-        if !given("max_pending_bytes") {
-            pipe.max_pending_bytes = DEFAULT_MAX_PENDING_BYTES;
-        }
-    }
-
-    /// [`PipeConfig::default`] with msgr-core's overrides.
-    pub(super) fn defaults() -> PipeConfig {
-        let mut pipe = PipeConfig::default();
-        overrides(&mut pipe, |_| false);
-        pipe
-    }
-
-    /// `PipeConfig::deserialize`, then msgr-core's defaults for the keys not given.
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<PipeConfig, D::Error> {
-        let mut keys = Vec::new();
-        let mut pipe = PipeConfig::deserialize(KeySpy {
-            inner: d,
-            keys: &mut keys,
-        })?;
-        overrides(&mut pipe, |key| keys.iter().any(|k| k == key));
-        Ok(pipe)
-    }
-
-    /// A deserializer that passes everything through to `inner`, noting the keys of the
-    /// struct it is asked for (the only thing `PipeConfig`'s derived impl asks for).
-    struct KeySpy<'k, D> {
-        inner: D,
-        keys: &'k mut Vec<String>,
-    }
-
-    impl<'de, D: Deserializer<'de>> Deserializer<'de> for KeySpy<'_, D> {
-        type Error = D::Error;
-
-        fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, D::Error> {
-            self.inner.deserialize_any(visitor)
-        }
-
-        fn deserialize_struct<V: Visitor<'de>>(
-            self,
-            name: &'static str,
-            fields: &'static [&'static str],
-            visitor: V,
-        ) -> Result<V::Value, D::Error> {
-            let visitor = KeySpy {
-                inner: visitor,
-                keys: self.keys,
-            };
-            self.inner.deserialize_struct(name, fields, visitor)
-        }
-
-        serde::forward_to_deserialize_any! {
-            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes
-            byte_buf option unit unit_struct newtype_struct seq tuple tuple_struct map enum
-            identifier ignored_any
-        }
-    }
-
-    impl<'de, V: Visitor<'de>> Visitor<'de> for KeySpy<'_, V> {
-        type Value = V::Value;
-
-        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            self.inner.expecting(f)
-        }
-
-        fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<V::Value, A::Error> {
-            self.inner.visit_map(KeySpy {
-                inner: map,
-                keys: self.keys,
-            })
-        }
-    }
-
-    impl<'de, A: MapAccess<'de>> MapAccess<'de> for KeySpy<'_, A> {
-        type Error = A::Error;
-
-        fn next_key_seed<K: DeserializeSeed<'de>>(
-            &mut self,
-            seed: K,
-        ) -> Result<Option<K::Value>, A::Error> {
-            let Some(key) = self.inner.next_key::<String>()? else {
-                return Ok(None);
-            };
-            self.keys.push(key.clone());
-            seed.deserialize(de::value::StringDeserializer::<A::Error>::new(key))
-                .map(Some)
-        }
-
-        fn next_value_seed<T: DeserializeSeed<'de>>(
-            &mut self,
-            seed: T,
-        ) -> Result<T::Value, A::Error> {
-            self.inner.next_value_seed(seed)
-        }
-
-        fn size_hint(&self) -> Option<usize> {
-            self.inner.size_hint()
-        }
-    }
-}
-
-/// Field by field; the pipe's hook compares by identity (`Arc::ptr_eq`). Written by hand
-/// because `PipeConfig` is not `PartialEq` (its hook is a trait object); the destructuring
-/// makes a new field of either struct a compile error here until it is compared.
-impl PartialEq for MessengerConfig {
-    fn eq(&self, other: &Self) -> bool {
-        let Self {
-            name,
-            bind_addr,
-            bind_port_min,
-            bind_port_max,
-            bind_avoid_ports,
-            nonce,
-            dispatch_throttle_bytes,
-            default_policy,
-            policies,
-            features_supported,
-            features_required,
-            max_connections,
-            dispatch,
-            pipe,
-        } = self;
-        *name == other.name
-            && *bind_addr == other.bind_addr
-            && *bind_port_min == other.bind_port_min
-            && *bind_port_max == other.bind_port_max
-            && *bind_avoid_ports == other.bind_avoid_ports
-            && *nonce == other.nonce
-            && *dispatch_throttle_bytes == other.dispatch_throttle_bytes
-            && *default_policy == other.default_policy
-            && *policies == other.policies
-            && *features_supported == other.features_supported
-            && *features_required == other.features_required
-            && *max_connections == other.max_connections
-            && *dispatch == other.dispatch
-            && pipe_eq(pipe, &other.pipe)
-    }
-}
-
-fn pipe_eq(a: &PipeConfig, b: &PipeConfig) -> bool {
-    let PipeConfig {
-        read_timeout,
-        handshake_timeout,
-        initial_backoff,
-        max_backoff,
-        limits,
-        crc,
-        max_pending_bytes,
-        ack_batch,
-        ack_bytes,
-        ack_delay,
-        write_batch_bytes,
-        default_priority,
-        inject,
-        hook,
-    } = a;
-    *read_timeout == b.read_timeout
-        && *handshake_timeout == b.handshake_timeout
-        && *initial_backoff == b.initial_backoff
-        && *max_backoff == b.max_backoff
-        && *limits == b.limits
-        && *crc == b.crc
-        && *max_pending_bytes == b.max_pending_bytes
-        && *ack_batch == b.ack_batch
-        && *ack_bytes == b.ack_bytes
-        && *ack_delay == b.ack_delay
-        && *write_batch_bytes == b.write_batch_bytes
-        && *default_priority == b.default_priority
-        && *inject == b.inject
-        && match (hook, &b.hook) {
-            (None, None) => true,
-            (Some(x), Some(y)) => Arc::ptr_eq(x, y),
-            _ => false,
-        }
 }
 
 impl MessengerConfig {
@@ -485,7 +279,7 @@ mod tests {
         let empty: MessengerConfig = serde_json::from_str("{}").unwrap();
         assert_eq!(empty, MessengerConfig::default());
         assert_eq!(empty.pipe.max_pending_bytes, DEFAULT_MAX_PENDING_BYTES);
-        // msgr-core's default applies only to a missing key: an explicit 0 is unlimited.
+        // The default applies only to a missing key: an explicit 0 is unlimited.
         let zero: MessengerConfig = serde_json::from_str(r#"{"max_pending_bytes": 0}"#).unwrap();
         assert_eq!(zero.pipe.max_pending_bytes, 0);
         let other: MessengerConfig = serde_json::from_str(r#"{"ack_batch": 8}"#).unwrap();
@@ -495,11 +289,10 @@ mod tests {
     #[test]
     fn defaults_are_the_documented_ones() {
         let cfg = MessengerConfig::default();
-        // msgr-core's own choice, unlike msgr-pipe's 0.
         assert_eq!(cfg.pipe.max_pending_bytes, 64 << 20);
         assert_eq!(DEFAULT_MAX_PENDING_BYTES, 64 << 20);
-        assert_eq!(PipeConfig::default().max_pending_bytes, 0);
-        // Everything else of the pipe is PipeConfig's default.
+        // The pipe's settings are PipeConfig's defaults.
+        assert_eq!(cfg.pipe, PipeConfig::default());
         let pipe = PipeConfig::default();
         assert_eq!(cfg.pipe.read_timeout, Duration::from_secs(900));
         assert_eq!(cfg.pipe.handshake_timeout, Duration::from_secs(10));

@@ -60,6 +60,10 @@ impl Default for InjectConfig {
     }
 }
 
+/// The default bound of a session's queued plus unacknowledged payload bytes
+/// ([`PipeConfig::max_pending_bytes`]): 64 MiB.
+pub const DEFAULT_MAX_PENDING_BYTES: u64 = 64 << 20;
+
 /// Settings of the pipes of one messenger.
 ///
 /// | field | default | Ceph option |
@@ -70,7 +74,7 @@ impl Default for InjectConfig {
 /// | `max_backoff` | 15 s | `ms_max_backoff` (also the wait after WAIT) |
 /// | `limits` | 128 MiB per segment and message, 4 KiB authorizer | — |
 /// | `crc` | header and data CRCs on | `ms_crc_header`, `ms_crc_data` |
-/// | `max_pending_bytes` | 0 (unlimited) | — (sender back-pressure: queued + unacked payload bytes) |
+/// | `max_pending_bytes` | 64 MiB ([`DEFAULT_MAX_PENDING_BYTES`]) | — (sender back-pressure: queued + unacked payload bytes; 0 = unlimited) |
 /// | `ack_batch` | 64 | — (the reader asks for an ACK at least every N messages) |
 /// | `ack_bytes` | 16 MiB | — (… and at least every N payload bytes) |
 /// | `ack_delay` | 2 ms | — (… and once its socket has been quiet this long) |
@@ -108,7 +112,7 @@ pub struct PipeConfig {
     /// ... and at least every this many payload bytes. While the peer streams, an ACK per read
     /// would cost a frame, a wake-up of both writers' peers and a syscall per large message;
     /// keep this well under the peer's own bound on unacknowledged bytes (our
-    /// `max_pending_bytes`, 64 MiB in msgr-core) or the peer stalls until we go idle.
+    /// `max_pending_bytes`, 64 MiB by default) or the peer stalls until we go idle.
     pub ack_bytes: u64,
     /// ... and once the socket has had nothing to read for this long (like TCP's delayed
     /// ACK: while the peer streams, the reader often catches up with it for a moment, and an
@@ -149,6 +153,47 @@ impl fmt::Debug for PipeConfig {
     }
 }
 
+/// Field by field; the hook compares by identity (`Arc::ptr_eq`). The destructuring makes a
+/// new field a compile error here until it is compared.
+impl PartialEq for PipeConfig {
+    fn eq(&self, other: &Self) -> bool {
+        let PipeConfig {
+            read_timeout,
+            handshake_timeout,
+            initial_backoff,
+            max_backoff,
+            limits,
+            crc,
+            max_pending_bytes,
+            ack_batch,
+            ack_bytes,
+            ack_delay,
+            write_batch_bytes,
+            default_priority,
+            inject,
+            hook,
+        } = self;
+        *read_timeout == other.read_timeout
+            && *handshake_timeout == other.handshake_timeout
+            && *initial_backoff == other.initial_backoff
+            && *max_backoff == other.max_backoff
+            && *limits == other.limits
+            && *crc == other.crc
+            && *max_pending_bytes == other.max_pending_bytes
+            && *ack_batch == other.ack_batch
+            && *ack_bytes == other.ack_bytes
+            && *ack_delay == other.ack_delay
+            && *write_batch_bytes == other.write_batch_bytes
+            && *default_priority == other.default_priority
+            && *inject == other.inject
+            && match (hook, &other.hook) {
+                (None, None) => true,
+                (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+                _ => false,
+            }
+    }
+}
+
 impl Default for PipeConfig {
     fn default() -> Self {
         PipeConfig {
@@ -158,7 +203,7 @@ impl Default for PipeConfig {
             max_backoff: Duration::from_secs(15),
             limits: Limits::default(),
             crc: CrcFlags::default(),
-            max_pending_bytes: 0,
+            max_pending_bytes: DEFAULT_MAX_PENDING_BYTES,
             ack_batch: 64,
             ack_bytes: 16 << 20,
             ack_delay: Duration::from_millis(2),

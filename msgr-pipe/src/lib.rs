@@ -49,7 +49,7 @@ pub mod session;
 pub mod testing;
 pub mod transport;
 
-pub use config::{ConfigError, InjectConfig, PipeConfig};
+pub use config::{ConfigError, InjectConfig, PipeConfig, DEFAULT_MAX_PENDING_BYTES};
 pub use error::{PipeError, SendError};
 pub use hook::{BoxFuture, HandshakeHook, HookAction, Side, Step};
 pub use host::{Authorizer, Host, Incoming, SessionEvent};
