@@ -15,13 +15,17 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use libfuzzer_sys::fuzz_target;
-use msgr_pipe::testing::TestHost;
+use msgr_pipe::testing::{new_client_connect, TestHost};
 use msgr_pipe::{PipeConfig, Policy, Session};
-use msgr_wire::{features, Banner, Connect, EntityAddr, EntityName, EntityType, Wire};
+use msgr_wire::{Banner, EntityAddr, EntityName, Wire};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 fn addr(s: &str, nonce: u32) -> EntityAddr {
-    EntityAddr::new(s.parse::<SocketAddr>().unwrap_or(SocketAddr::from(([127, 0, 0, 1], 1))), nonce)
+    EntityAddr::new(
+        s.parse::<SocketAddr>()
+            .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 1))),
+        nonce,
+    )
 }
 
 fuzz_target!(|input: &[u8]| {
@@ -47,21 +51,7 @@ async fn run(control: u8, data: Bytes) {
         peer.encode(&mut stream);
     }
     if control & 2 != 0 {
-        Connect {
-            features: features::ALL_PACIFIC,
-            host_type: u32::from(EntityType::CLIENT.0),
-            global_seq: 1,
-            connect_seq: 0,
-            protocol_version: msgr_pipe::handshake::proto_version(
-                EntityType::CLIENT,
-                EntityType::OSD,
-                true,
-            ),
-            authorizer_protocol: 0,
-            flags: 0,
-            authorizer: Bytes::new(),
-        }
-        .encode(&mut stream);
+        new_client_connect(0).encode(&mut stream);
     }
     stream.extend_from_slice(&data);
     let chunk = usize::from(control >> 3) * 8 + 1;
@@ -108,7 +98,10 @@ async fn run(control: u8, data: Bytes) {
     };
     for s in host.sessions().into_iter().chain(session) {
         s.mark_down();
-        if tokio::time::timeout(Duration::from_secs(30), s.closed()).await.is_err() {
+        if tokio::time::timeout(Duration::from_secs(30), s.closed())
+            .await
+            .is_err()
+        {
             panic!("session did not close after mark_down");
         }
     }

@@ -16,18 +16,20 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use libfuzzer_sys::fuzz_target;
-use msgr_pipe::testing::TestHost;
+use msgr_pipe::testing::{encode_acceptor_hello, ready_reply, TestHost};
 use msgr_pipe::{
     Authorizer, BoxFuture, BoxTransport, ConnId, Host, Incoming, PipeConfig, Policy, Session,
     SessionEvent,
 };
-use msgr_wire::{
-    features, Banner, ConnectReply, EntityAddr, EntityName, EntityType, Tag, Wire,
-};
+use msgr_wire::{EntityAddr, EntityName, EntityType, Wire};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 fn addr(s: &str, nonce: u32) -> EntityAddr {
-    EntityAddr::new(s.parse::<SocketAddr>().unwrap_or(SocketAddr::from(([127, 0, 0, 1], 1))), nonce)
+    EntityAddr::new(
+        s.parse::<SocketAddr>()
+            .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 1))),
+        nonce,
+    )
 }
 
 /// A `TestHost` whose first dial plays the fuzz bytes; the others are refused.
@@ -124,17 +126,10 @@ async fn run(control: u8, data: Bytes) {
     let server = addr("127.0.0.1:6800", 1);
     let mut stream = BytesMut::new();
     if control & 3 != 0 {
-        Banner.encode(&mut stream);
-        server.encode(&mut stream);
-        me.encode(&mut stream);
+        encode_acceptor_hello(&mut stream, &server, &me);
     }
     if control & 2 != 0 {
-        let mut r = ConnectReply::new(Tag::Ready);
-        r.features = features::ALL_PACIFIC;
-        r.global_seq = 1;
-        r.connect_seq = 1;
-        r.protocol_version = msgr_wire::OSDC_PROTOCOL;
-        r.encode(&mut stream);
+        ready_reply(false).encode(&mut stream);
     }
     stream.extend_from_slice(&data);
     let policy = if control & 4 != 0 {
@@ -166,7 +161,10 @@ async fn run(control: u8, data: Bytes) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     s.mark_down();
-    if tokio::time::timeout(Duration::from_secs(30), s.closed()).await.is_err() {
+    if tokio::time::timeout(Duration::from_secs(30), s.closed())
+        .await
+        .is_err()
+    {
         panic!("session did not close after mark_down");
     }
     while rx.try_recv().is_ok() {}

@@ -383,3 +383,54 @@ impl Authorizer for FixedAuthorizer {
         }
     }
 }
+
+/// Encodes what an acceptor sends a connector first: the banner, the acceptor's address
+/// (`acceptor`), then the connector's address as the acceptor sees it (`connector`).
+/// For scripted peers (see [`TestNet::script`]).
+pub fn encode_acceptor_hello(
+    out: &mut bytes::BytesMut,
+    acceptor: &EntityAddr,
+    connector: &EntityAddr,
+) {
+    use msgr_wire::Wire;
+    msgr_wire::Banner.encode(out);
+    acceptor.encode(out);
+    connector.encode(out);
+}
+
+/// The READY reply a scripted acceptor sends a new connector: features `ALL_PACIFIC`,
+/// global_seq 1, connect_seq 1, protocol version `OSDC_PROTOCOL`, and flags
+/// `CONNECT_LOSSY` if `lossy` (otherwise those of [`ConnectReply::new`]).
+///
+/// [`ConnectReply::new`]: msgr_wire::ConnectReply::new
+pub fn ready_reply(lossy: bool) -> msgr_wire::ConnectReply {
+    let mut r = msgr_wire::ConnectReply::new(msgr_wire::Tag::Ready);
+    r.features = msgr_wire::features::ALL_PACIFIC;
+    r.global_seq = 1;
+    r.connect_seq = 1;
+    r.protocol_version = msgr_wire::OSDC_PROTOCOL;
+    if lossy {
+        r.flags = msgr_wire::CONNECT_LOSSY;
+    }
+    r
+}
+
+/// The `ceph_msg_connect` a new client (connect_seq 0, global_seq 1) sends an OSD:
+/// features `ALL_PACIFIC`, host type `CLIENT`, the client-to-OSD protocol version, no
+/// authorizer, and `flags` (e.g. `CONNECT_LOSSY` or 0).
+pub fn new_client_connect(flags: u8) -> msgr_wire::Connect {
+    msgr_wire::Connect {
+        features: msgr_wire::features::ALL_PACIFIC,
+        host_type: u32::from(EntityType::CLIENT.0),
+        global_seq: 1,
+        connect_seq: 0,
+        protocol_version: crate::handshake::proto_version(
+            EntityType::CLIENT,
+            EntityType::OSD,
+            true,
+        ),
+        authorizer_protocol: 0,
+        flags,
+        authorizer: bytes::Bytes::new(),
+    }
+}

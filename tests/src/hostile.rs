@@ -18,8 +18,8 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use msgr_core::{BoxFuture, ConnId, Dispatched, Dispatcher, Received};
 use msgr_wire::{
-    features, Banner, Connect, ConnectReply, CrcFlags, EntityAddr, EntityName, EntityType,
-    FooterKind, Message, Tag, Wire, ADDR_LEN, BANNER_LEN, CONNECT_REPLY_LEN,
+    Banner, Connect, ConnectReply, CrcFlags, EntityAddr, EntityName, FooterKind, Message, Tag,
+    Wire, ADDR_LEN, BANNER_LEN, CONNECT_REPLY_LEN,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -161,20 +161,7 @@ impl RawPeer {
 
     /// A `ceph_msg_connect` as a new lossy client (connect_seq 0) would send it.
     pub fn connect_msg(&self) -> Connect {
-        Connect {
-            features: features::ALL_PACIFIC,
-            host_type: u32::from(EntityType::CLIENT.0),
-            global_seq: 1,
-            connect_seq: 0,
-            protocol_version: msgr_pipe::handshake::proto_version(
-                EntityType::CLIENT,
-                EntityType::OSD,
-                true,
-            ),
-            authorizer_protocol: 0,
-            flags: msgr_wire::CONNECT_LOSSY,
-            authorizer: Bytes::new(),
-        }
+        msgr_pipe::testing::new_client_connect(msgr_wire::CONNECT_LOSSY)
     }
 
     /// Writes a connect.

@@ -5,11 +5,9 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use msgr_pipe::testing::{TestHost, TestNet};
+use msgr_pipe::testing::{encode_acceptor_hello, ready_reply, TestHost, TestNet};
 use msgr_pipe::{PipeConfig, Policy};
-use msgr_wire::{
-    features, Banner, ConnectReply, EntityAddr, EntityName, EntityType, Message, Tag, Wire,
-};
+use msgr_wire::{EntityAddr, EntityName, EntityType, Message, Wire};
 
 fn addr(s: &str, nonce: u32) -> EntityAddr {
     EntityAddr::new(s.parse::<SocketAddr>().expect("literal address"), nonce)
@@ -29,18 +27,8 @@ async fn ready_then_eof(policy: Policy) {
     let me = addr("127.0.0.1:40000", 7);
     let server = addr("127.0.0.1:6800", 1);
     let mut stream = BytesMut::new();
-    Banner.encode(&mut stream);
-    server.encode(&mut stream);
-    me.encode(&mut stream);
-    let mut r = ConnectReply::new(Tag::Ready);
-    r.features = features::ALL_PACIFIC;
-    r.global_seq = 1;
-    r.connect_seq = 1;
-    r.protocol_version = msgr_wire::OSDC_PROTOCOL;
-    if lossy {
-        r.flags = msgr_wire::CONNECT_LOSSY;
-    }
-    r.encode(&mut stream);
+    encode_acceptor_hello(&mut stream, &server, &me);
+    ready_reply(lossy).encode(&mut stream);
     let config = PipeConfig {
         handshake_timeout: Duration::from_secs(1),
         read_timeout: Duration::from_secs(2),
@@ -129,15 +117,8 @@ async fn pipe_reconnects_to_a_flapping_peer_are_paced() {
     let me = addr("127.0.0.1:40000", 7);
     let server = addr("127.0.0.1:6800", 1);
     let mut stream = BytesMut::new();
-    Banner.encode(&mut stream);
-    server.encode(&mut stream);
-    me.encode(&mut stream);
-    let mut r = ConnectReply::new(Tag::Ready);
-    r.features = features::ALL_PACIFIC;
-    r.global_seq = 1;
-    r.connect_seq = 1;
-    r.protocol_version = msgr_wire::OSDC_PROTOCOL;
-    r.encode(&mut stream);
+    encode_acceptor_hello(&mut stream, &server, &me);
+    ready_reply(false).encode(&mut stream);
     let config = PipeConfig {
         max_backoff: Duration::from_millis(200),
         initial_backoff: Duration::from_millis(100),
