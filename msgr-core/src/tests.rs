@@ -93,9 +93,20 @@ fn local() -> MessengerConfig {
     }
 }
 
+/// A started messenger on `local()` with `policy` for every peer and dispatcher `d`.
 async fn messenger(name: EntityName, policy: Policy, d: Arc<dyn Dispatcher>) -> Messenger {
+    messenger_with(name, local(), policy, d).await
+}
+
+/// A started messenger with config `cfg`, `policy` for every peer and dispatcher `d`.
+async fn messenger_with(
+    name: EntityName,
+    cfg: MessengerConfig,
+    policy: Policy,
+    d: Arc<dyn Dispatcher>,
+) -> Messenger {
     Messenger::builder(name)
-        .config(local())
+        .config(cfg)
         .default_policy(policy)
         .dispatcher(d)
         .start()
@@ -364,13 +375,7 @@ async fn sender_backpressure_waits_or_fails() {
     let mut cfg = local();
     cfg.pipe.max_pending_bytes = 1000;
     let (cp, _crx) = Probe::new(None, false);
-    let client = Messenger::builder(EntityName::client(-1))
-        .config(cfg)
-        .default_policy(Policy::lossless_client(0))
-        .dispatcher(cp)
-        .start()
-        .await
-        .expect("start");
+    let client = messenger_with(EntityName::client(-1), cfg, Policy::lossless_client(0), cp).await;
     // A peer that is not there: nothing is ever written or acknowledged.
     let gone = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = msgr_wire::EntityAddr::new(gone.local_addr().expect("addr"), 1);
@@ -403,13 +408,7 @@ async fn connection_limit_admits_one_session_at_a_time() {
     let mut cfg = local();
     cfg.max_connections = 1;
     let (sp, mut srx) = Probe::new(None, true);
-    let server = Messenger::builder(EntityName::osd(0))
-        .config(cfg)
-        .default_policy(Policy::stateless_server(0))
-        .dispatcher(sp)
-        .start()
-        .await
-        .expect("start");
+    let server = messenger_with(EntityName::osd(0), cfg, Policy::stateless_server(0), sp).await;
     let mut ccfg = local();
     ccfg.pipe.initial_backoff = Duration::from_millis(10);
     ccfg.pipe.max_backoff = Duration::from_millis(50);
@@ -417,13 +416,7 @@ async fn connection_limit_admits_one_session_at_a_time() {
         let ccfg = ccfg.clone();
         async move {
             let (cp, crx) = Probe::new(None, false);
-            let m = Messenger::builder(EntityName::client(n))
-                .config(ccfg)
-                .default_policy(Policy::lossy_client(0))
-                .dispatcher(cp)
-                .start()
-                .await
-                .expect("start");
+            let m = messenger_with(EntityName::client(n), ccfg, Policy::lossy_client(0), cp).await;
             (m, crx)
         }
     };
@@ -526,22 +519,16 @@ async fn wildcard_bind_learns_its_address() {
         ..MessengerConfig::default()
     };
     let (sp, mut srx) = Probe::new(None, true);
-    let server = Messenger::builder(EntityName::osd(0))
-        .config(any.clone())
-        .default_policy(Policy::stateless_server(0))
-        .dispatcher(sp)
-        .start()
-        .await
-        .expect("start");
+    let server = messenger_with(
+        EntityName::osd(0),
+        any.clone(),
+        Policy::stateless_server(0),
+        sp,
+    )
+    .await;
     assert!(server.addr().is_blank_ip());
     let (cp, mut crx) = Probe::new(None, false);
-    let client = Messenger::builder(EntityName::client(-1))
-        .config(any)
-        .default_policy(Policy::lossy_client(0))
-        .dispatcher(cp)
-        .start()
-        .await
-        .expect("start");
+    let client = messenger_with(EntityName::client(-1), any, Policy::lossy_client(0), cp).await;
     let mut target = server.addr();
     target.addr.set_ip("127.0.0.1".parse().expect("literal"));
     let conn = client.connect(target, EntityType::OSD).expect("running");
@@ -561,13 +548,7 @@ async fn configured_nonce_is_used_and_a_mon_style_zero_nonce_is_reachable() {
     let (sp, mut srx) = Probe::new(None, true);
     let mut cfg = local();
     cfg.nonce = Some(0);
-    let server = Messenger::builder(EntityName::mon(0))
-        .config(cfg)
-        .default_policy(Policy::stateless_server(0))
-        .dispatcher(sp)
-        .start()
-        .await
-        .expect("start");
+    let server = messenger_with(EntityName::mon(0), cfg, Policy::stateless_server(0), sp).await;
     assert_eq!(server.addr().nonce, 0);
 
     let (cp, _crx) = Probe::new(None, false);
