@@ -1,7 +1,7 @@
 //! The public face of [`Session`]: constructors, sending, state and counters.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
 use msgr_dispatch::{ConnId, DelayConfig, DelayedDelivery, Throttle, ThrottlePermit};
@@ -71,8 +71,8 @@ impl Session {
                 attempt_end: Notify::new(),
                 ended: AtomicBool::new(false),
                 handed_out: AtomicBool::new(false),
-                blocked_senders: std::sync::atomic::AtomicUsize::new(0),
-                ack_requests: std::sync::atomic::AtomicU64::new(0),
+                blocked_senders: AtomicUsize::new(0),
+                ack_requests: AtomicU64::new(0),
                 closed: CancellationToken::new(),
                 tracker: TaskTracker::new(),
                 counters: Counters::default(),

@@ -34,7 +34,7 @@ mod reader;
 mod writer;
 
 use std::ops::{Deref, DerefMut};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use msgr_dispatch::{ConnId, DelayedDelivery, Throttle};
@@ -300,7 +300,7 @@ pub(crate) struct Inner {
     /// Senders waiting in `send` for `max_pending_bytes`, and how many ever started to: while
     /// one waits, the writer ends its batches with a KEEPALIVE2, whose answer carries the
     /// peer's ACK (a peer delays ACKs; a sender out of budget cannot wait for that).
-    blocked_senders: std::sync::atomic::AtomicUsize,
+    blocked_senders: AtomicUsize,
     ack_requests: AtomicU64,
     closed: CancellationToken,
     tracker: TaskTracker,
@@ -341,11 +341,13 @@ impl PartialEq for Session {
 
 impl Eq for Session {}
 
-/// `now + d`, saturating far in the future instead of overflowing.
+/// Where a deadline goes when its duration is too large to add to a clock reading.
+const FAR_FUTURE: std::time::Duration = std::time::Duration::from_secs(86_400 * 365 * 30);
+
+/// `now + d`, saturating [`FAR_FUTURE`] ahead instead of overflowing.
 fn later(d: std::time::Duration) -> Instant {
     let now = Instant::now();
-    now.checked_add(d)
-        .unwrap_or_else(|| now + std::time::Duration::from_secs(86400 * 365))
+    now.checked_add(d).unwrap_or_else(|| now + FAR_FUTURE)
 }
 
 fn relock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {

@@ -17,16 +17,13 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::state::{InSeq, Outgoing};
-use super::{bump, relock, Inner};
+use super::{bump, relock, Inner, FAR_FUTURE};
 use crate::error::PipeError;
 use crate::host::Incoming;
 use crate::transport::BoxTransport;
 
 /// Bytes reserved for each read when no large body is pending.
 const READ_CHUNK: usize = 64 * 1024;
-
-/// Where the read deadline goes when `read_timeout` is too large to add to a clock reading.
-const FAR_FUTURE: std::time::Duration = std::time::Duration::from_secs(86_400 * 365 * 30);
 
 /// Permits taken for the message whose body is being read.
 struct Permits {

@@ -82,6 +82,12 @@ fn stage_message(
     stage.put_slice(footer.get(..len).unwrap_or(&footer));
 }
 
+/// A KEEPALIVE2 stamped with our clock now.
+fn put_keepalive2(stage: &mut BytesMut) {
+    stage.put_u8(Tag::Keepalive2.byte());
+    Timespec::now().encode(stage);
+}
+
 /// Bytes the batch puts into the staging buffer, so it is reserved once, not regrown.
 fn stage_len(batch: &Batch) -> usize {
     let small = |b: &Bytes| if b.len() < COPY_THRESHOLD { b.len() } else { 0 };
@@ -159,8 +165,7 @@ async fn write_loop(
             let (keepalive, ka2_acks) = sh.st.take_control();
             if keepalive {
                 if ka2 {
-                    stage.put_u8(Tag::Keepalive2.byte());
-                    Timespec::now().encode(&mut stage);
+                    put_keepalive2(&mut stage);
                 } else {
                     stage.put_u8(Tag::Keepalive.byte());
                 }
@@ -222,8 +227,7 @@ async fn write_loop(
             stage_message(o, crc, kind, &mut chain, &mut stage);
         }
         if batch.nudge {
-            stage.put_u8(Tag::Keepalive2.byte());
-            Timespec::now().encode(&mut stage);
+            put_keepalive2(&mut stage);
         }
         if let Some(seq) = batch.ack {
             stage.put_u8(Tag::Ack.byte());
