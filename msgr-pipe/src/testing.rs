@@ -44,6 +44,10 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// Called by [`TestHost`] with each delivered message, on the delivering task (as a
+/// fast-dispatching messenger would), before the message goes to the host's channel.
+pub type DeliverHook = Arc<dyn Fn(&Session, &Incoming) + Send + Sync>;
+
 /// A minimal messenger for tests.
 pub struct TestHost {
     addr: Mutex<EntityAddr>,
@@ -58,6 +62,7 @@ pub struct TestHost {
     dispatch: Mutex<Option<Throttle>>,
     learned: Mutex<Option<EntityAddr>>,
     net: Mutex<Option<TestNet>>,
+    on_deliver: Mutex<Option<DeliverHook>>,
     /// The config sessions of this host use (connect and accept).
     pub config: Mutex<Arc<PipeConfig>>,
 }
@@ -93,6 +98,7 @@ impl TestHost {
             dispatch: Mutex::new(None),
             learned: Mutex::new(None),
             net: Mutex::new(None),
+            on_deliver: Mutex::new(None),
             config: Mutex::new(Arc::new(config)),
         });
         (h, rx)
@@ -111,6 +117,11 @@ impl TestHost {
     /// Sets the dispatch throttle.
     pub fn set_dispatch_throttle(&self, t: Option<Throttle>) {
         *lock(&self.dispatch) = t;
+    }
+
+    /// Sets the hook each delivery calls first (a reply from "fast dispatch", say).
+    pub fn set_on_deliver(&self, hook: Option<DeliverHook>) {
+        *lock(&self.on_deliver) = hook;
     }
 
     /// Changes our entity name.
@@ -211,6 +222,10 @@ impl Host for TestHost {
     }
 
     fn deliver(&self, session: &Session, incoming: Incoming) {
+        let hook = lock(&self.on_deliver).clone();
+        if let Some(hook) = hook {
+            hook(session, &incoming);
+        }
         let _ = self.tx.send(HostEvent::Message {
             session: session.clone(),
             incoming: Box::new(incoming),

@@ -3,9 +3,11 @@
 use std::collections::VecDeque;
 use std::io::{self, IoSlice};
 use std::net::SocketAddr;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
 
 use bytes::{Buf, Bytes};
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
 /// A byte stream a session can run over.
@@ -32,19 +34,26 @@ pub async fn write_chain<W: AsyncWrite + Unpin + ?Sized>(
     w: &mut W,
     chain: &mut VecDeque<Bytes>,
 ) -> io::Result<()> {
+    std::future::poll_fn(|cx| poll_write_chain(Pin::new(&mut *w), cx, chain)).await
+}
+
+/// The poll behind [`write_chain`]: writes until `chain` is empty (`Ready(Ok)`), the writer
+/// would block (`Pending`, what was written is gone from `chain`), or an error. Polled with a
+/// no-op waker it is a non-blocking "write what the socket takes now".
+pub fn poll_write_chain<W: AsyncWrite + ?Sized>(
+    mut w: Pin<&mut W>,
+    cx: &mut Context<'_>,
+    chain: &mut VecDeque<Bytes>,
+) -> Poll<io::Result<()>> {
     while !chain.is_empty() {
         // One buffer (a batch of small messages): a plain write, no slice list to build.
-        if let [only] = chain.as_slices().0 {
-            if chain.len() == 1 {
-                let n = w.write(only).await?;
-                if n == 0 && !only.is_empty() {
-                    return Err(io::ErrorKind::WriteZero.into());
-                }
-                advance(chain, n);
-                continue;
+        let n = if let (1, [only]) = (chain.len(), chain.as_slices().0) {
+            let n = ready!(w.as_mut().poll_write(cx, only))?;
+            if n == 0 && !only.is_empty() {
+                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
             }
-        }
-        let n = {
+            n
+        } else {
             let slices: Vec<IoSlice<'_>> = chain
                 .iter()
                 .filter(|b| !b.is_empty())
@@ -55,14 +64,15 @@ pub async fn write_chain<W: AsyncWrite + Unpin + ?Sized>(
                 chain.clear();
                 break;
             }
-            w.write_vectored(&slices).await?
+            let n = ready!(w.as_mut().poll_write_vectored(cx, &slices))?;
+            if n == 0 {
+                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+            }
+            n
         };
-        if n == 0 {
-            return Err(io::ErrorKind::WriteZero.into());
-        }
         advance(chain, n);
     }
-    Ok(())
+    Poll::Ready(Ok(()))
 }
 
 fn advance(chain: &mut VecDeque<Bytes>, mut n: usize) {

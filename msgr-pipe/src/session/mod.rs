@@ -2,7 +2,8 @@
 //!
 //! # Tasks
 //! Each session has a *driver* task (reconnects, standby, wait, see `driver.rs`) and, while a
-//! socket is attached, a reader and a writer task for that socket. Every attached socket has
+//! socket is attached, a reader and a writer task for that socket. What the reader's
+//! deliveries queue, the reader writes itself when the writer task is idle (`writer.rs`). Every attached socket has
 //! an *epoch*; a task whose epoch is no longer the session's current one exits, and its fault
 //! reports are ignored.
 //!
@@ -107,6 +108,23 @@ struct SocketSlot {
     epoch: u64,
     cancel: CancellationToken,
     wake: Arc<Notify>,
+    /// The reader is delivering messages: what is queued meanwhile (a reply from fast
+    /// dispatch, say) does not wake the writer task; the reader sends it itself when the
+    /// deliveries end, before it waits for anything (`writer::end_delivery`).
+    delivering: bool,
+    /// A message was queued while `delivering`.
+    owed: bool,
+}
+
+impl SocketSlot {
+    /// A message was queued: the writer must send it.
+    fn message_queued(&mut self) {
+        if self.delivering {
+            self.owed = true;
+        } else {
+            self.wake.notify_one();
+        }
+    }
 }
 
 /// Transport bookkeeping next to the protocol state.
@@ -257,6 +275,8 @@ impl Link {
             epoch: self.epoch,
             cancel: cancel.clone(),
             wake: wake.clone(),
+            delivering: false,
+            owed: false,
         };
         if let Some(old) = self.socket.replace(slot) {
             old.cancel.cancel();
@@ -532,8 +552,8 @@ impl Inner {
         }
         sh.st.queue(out);
         bump(&self.counters.queued, 1);
-        if let Some(s) = &sh.link.socket {
-            s.wake.notify_one();
+        if let Some(s) = sh.link.socket.as_mut() {
+            s.message_queued();
         }
         if sh.st.phase == ConnState::Standby && !self.policy.server {
             drop(sh);
@@ -545,10 +565,15 @@ impl Inner {
     /// Starts the reader and writer of an attached socket.
     fn spawn_socket(self: &Arc<Self>, slot: SlotHandle, t: BoxTransport, features: u64) {
         let (r, w) = tokio::io::split(t);
+        let pen = Arc::new(writer::Pen::new(w, features, self));
         self.tracker.spawn(reader::run(
             self.clone(),
-            slot.epoch,
-            slot.cancel.clone(),
+            reader::Socket {
+                epoch: slot.epoch,
+                cancel: slot.cancel.clone(),
+                wake: slot.wake.clone(),
+                pen: pen.clone(),
+            },
             r,
             features,
         ));
@@ -557,8 +582,7 @@ impl Inner {
             slot.epoch,
             slot.cancel,
             slot.wake,
-            w,
-            features,
+            pen,
         ));
     }
 

@@ -12,11 +12,13 @@ use bytes::BytesMut;
 use msgr_dispatch::{Throttle, ThrottlePermit};
 use msgr_wire::{FooterKind, Frame, FrameDecoder, Message, MsgHeader};
 use tokio::io::{AsyncReadExt, ReadHalf};
+use tokio::sync::Notify;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::state::{InSeq, Outgoing};
+use super::writer::{self, Pen};
 use super::{bump, relock, Inner, FAR_FUTURE};
 use crate::error::PipeError;
 use crate::host::Incoming;
@@ -31,15 +33,25 @@ struct Permits {
     dispatch: Option<ThrottlePermit>,
 }
 
+/// The socket a reader serves, and the writer side it may flush replies through.
+pub(super) struct Socket {
+    pub epoch: u64,
+    pub cancel: CancellationToken,
+    /// Wakes the socket's writer task.
+    pub wake: Arc<Notify>,
+    /// The socket's sending side, for [`writer::flush_inline`].
+    pub pen: Arc<Pen>,
+}
+
 pub(super) async fn run(
     inner: Arc<Inner>,
-    epoch: u64,
-    cancel: CancellationToken,
+    socket: Socket,
     mut r: ReadHalf<BoxTransport>,
     features: u64,
 ) {
+    let epoch = socket.epoch;
     let span = tracing::debug_span!("reader", conn = inner.id, peer = %inner.peer_addr, epoch);
-    let res = read_loop(&inner, epoch, &cancel, &mut r, features)
+    let res = read_loop(&inner, &socket, &mut r, features)
         .instrument(span)
         .await;
     if let Err(e) = res {
@@ -63,6 +75,44 @@ async fn take(
         p = t.acquire(n) => Ok(p),
         _ = cancel.cancelled() => Err(PipeError::Superseded),
     }
+}
+
+/// The permits for a message with header `h`: taken at once if every throttle has room.
+/// Otherwise the reader's deliveries are ended first (what they queued must not wait behind
+/// a throttle that only a dispatch, perhaps awaiting that very reply, would release).
+async fn permits(
+    inner: &Inner,
+    socket: &Socket,
+    dispatch: Option<&Throttle>,
+    h: &MsgHeader,
+    delivering: &mut bool,
+) -> Result<Permits, PipeError> {
+    if let Some(p) = try_acquire(inner, dispatch, h) {
+        return Ok(p);
+    }
+    if std::mem::take(delivering) {
+        writer::end_delivery(inner, socket.epoch, &socket.pen, &socket.wake)?;
+    }
+    acquire(inner, dispatch, h, &socket.cancel).await
+}
+
+/// [`acquire`] without waiting: every permit, or none.
+fn try_acquire(inner: &Inner, dispatch: Option<&Throttle>, h: &MsgHeader) -> Option<Permits> {
+    let size = h.payload_len();
+    let mut policy = Vec::new();
+    if let Some(t) = &inner.policy.throttle_messages {
+        policy.push(t.try_acquire(1)?);
+    }
+    if let Some(t) = &inner.policy.throttle_bytes {
+        if size > 0 {
+            policy.push(t.try_acquire(size)?);
+        }
+    }
+    let dispatch = match dispatch {
+        Some(t) if size > 0 => Some(t.try_acquire(size)?),
+        _ => None,
+    };
+    Some(Permits { policy, dispatch })
 }
 
 /// Takes the policy message (1) and byte throttles, then the host's dispatch throttle.
@@ -92,11 +142,11 @@ async fn acquire(
 
 async fn read_loop(
     inner: &Arc<Inner>,
-    epoch: u64,
-    cancel: &CancellationToken,
+    socket: &Socket,
     r: &mut ReadHalf<BoxTransport>,
     features: u64,
 ) -> Result<(), PipeError> {
+    let (epoch, cancel) = (socket.epoch, &socket.cancel);
     let cfg = inner.config.clone();
     let dispatch = inner.host.dispatch_throttle();
     let mut dec = FrameDecoder::new(cfg.limits, FooterKind::for_features(features), cfg.crc);
@@ -106,6 +156,8 @@ async fn read_loop(
     let (mut unacked, mut unacked_bytes) = (0u32, 0u64);
     // When the delayed ACK for them is due (see `PipeConfig::ack_delay`).
     let mut ack_due: Option<Instant> = None;
+    // Messages were delivered since the last `end_delivery` (see `SocketSlot::delivering`).
+    let mut delivering = false;
     // Messages an ACK released, dropped outside the session lock; reused across ACKs.
     let mut acked: Vec<Outgoing> = Vec::new();
     let deadline = tokio::time::sleep(cfg.read_timeout);
@@ -127,25 +179,41 @@ async fn read_loop(
                 Frame::Msg(m) => {
                     let permits = match held.take() {
                         Some(p) => p,
-                        None => acquire(inner, dispatch.as_ref(), &m.header, cancel).await?,
+                        None => {
+                            let h = &m.header;
+                            permits(inner, socket, dispatch.as_ref(), h, &mut delivering).await?
+                        }
                     };
                     unacked_bytes = unacked_bytes.saturating_add(m.header.payload_len());
                     unacked += 1;
-                    if handle_msg(inner, epoch, m, permits)? {
+                    match handle_msg(inner, epoch, m, permits)? {
+                        Delivered::Duplicate => {}
                         // The delivery queued a message (a reply, say): the writer takes the
                         // ACK with it, so none is owed (no timer, no wake-up of our own).
-                        (unacked, unacked_bytes) = (0, 0);
-                    } else if unacked >= cfg.ack_batch || unacked_bytes >= cfg.ack_bytes {
-                        inner.wake_writer();
-                        (unacked, unacked_bytes) = (0, 0);
+                        Delivered::Replied => {
+                            delivering = true;
+                            (unacked, unacked_bytes) = (0, 0);
+                        }
+                        Delivered::Quiet => {
+                            delivering = true;
+                            if unacked >= cfg.ack_batch || unacked_bytes >= cfg.ack_bytes {
+                                inner.wake_writer();
+                                (unacked, unacked_bytes) = (0, 0);
+                            }
+                        }
                     }
                 }
                 other => handle_control(inner, epoch, other, &mut acked)?,
             }
         }
+        // Every whole frame is handled: what the deliveries queued goes out now, before any
+        // wait (from this task if the writer is idle).
+        if std::mem::take(&mut delivering) {
+            writer::end_delivery(inner, epoch, &socket.pen, &socket.wake)?;
+        }
         if held.is_none() {
             if let Some(h) = dec.pending_header().copied() {
-                held = Some(acquire(inner, dispatch.as_ref(), &h, cancel).await?);
+                held = Some(permits(inner, socket, dispatch.as_ref(), &h, &mut delivering).await?);
                 let want = usize::try_from(h.payload_len())
                     .unwrap_or(usize::MAX)
                     .saturating_add(dec.footer_kind().wire_len());
@@ -210,15 +278,25 @@ async fn read_loop(
     }
 }
 
-/// Accepts and delivers one message; `Ok(true)` when a message was queued on this session
-/// after its seq was accepted (during the delivery: a reply from fast dispatch, say), so the
-/// writer's next batch carries the ACK for it.
+/// What became of a received message.
+enum Delivered {
+    /// Already received: dropped.
+    Duplicate,
+    /// Delivered.
+    Quiet,
+    /// Delivered, and a message was queued on this session after its seq was accepted
+    /// (during the delivery: a reply from fast dispatch, say), so the writer's next batch
+    /// carries the ACK for it.
+    Replied,
+}
+
+/// Accepts and delivers one message.
 fn handle_msg(
     inner: &Arc<Inner>,
     epoch: u64,
     m: Message,
     permits: Permits,
-) -> Result<bool, PipeError> {
+) -> Result<Delivered, PipeError> {
     let seq = m.header.seq;
     if !m.footer.is_complete() {
         tracing::warn!(seq, "aborted message (footer without COMPLETE)");
@@ -237,12 +315,16 @@ fn handle_msg(
         }
         if v != InSeq::Duplicate {
             sh.link.peer_name = Some(m.header.src);
+            // What the delivery queues is sent when the reader's deliveries end.
+            if let Some(s) = sh.link.socket.as_mut() {
+                s.delivering = true;
+            }
         }
         v
     };
     if verdict == InSeq::Duplicate {
         tracing::debug!(seq, "dropping duplicate message");
-        return Ok(false);
+        return Ok(Delivered::Duplicate);
     }
     tracing::trace!(
         seq,
@@ -260,7 +342,11 @@ fn handle_msg(
         policy_permits: permits.policy,
         dispatch_permit: permits.dispatch,
     });
-    Ok(inner.counters.queued.load(Ordering::Acquire) != queued)
+    Ok(if inner.counters.queued.load(Ordering::Acquire) != queued {
+        Delivered::Replied
+    } else {
+        Delivered::Quiet
+    })
 }
 
 fn handle_control(

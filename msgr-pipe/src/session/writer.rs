@@ -1,35 +1,44 @@
-//! The writer task of one socket: keepalive, keepalive2 acks, then every queued message in one
-//! vectored write (head, front, middle, data, footer per message, payloads not copied), then
-//! one ACK if `in_seq` advanced on a lossless session. Small pieces (frame heads, footers,
+//! The sending side of one socket: keepalive, keepalive2 acks, then every queued message in
+//! one vectored write (head, front, middle, data, footer per message, payloads not copied),
+//! then one ACK if `in_seq` advanced on a lossless session. Small pieces (frame heads, footers,
 //! control frames, segments under 8 KiB) are staged in one buffer; larger segments go out
 //! from their own buffers without a copy.
+//!
+//! Who writes: the write half and its buffers ([`Out`]) sit in a [`Pen`] whenever nobody is
+//! writing. The writer task takes them when woken and writes until the session has nothing
+//! to send. The reader takes them when its deliveries queued something (a reply from fast
+//! dispatch): it writes one batch itself, as far as the socket takes it without waiting
+//! ([`end_delivery`]), and leaves the rest to the writer task. A request/response exchange
+//! then costs no hop to another task on either end.
 
 use std::collections::VecDeque;
+use std::future::poll_fn;
+use std::pin::Pin;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::task::{ready, Context, Poll, Waker};
 
 use bytes::{BufMut, Bytes, BytesMut};
 use msgr_wire::{features, FooterKind, Tag, Timespec, Wire};
-use tokio::io::{AsyncWriteExt, WriteHalf};
+use tokio::io::{AsyncWrite, WriteHalf};
 use tokio::sync::Notify;
-use tokio_util::sync::CancellationToken;
+use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
 use tracing::Instrument;
 
 use super::state::Outgoing;
-use super::{bump, Inner};
+use super::{bump, relock, Inner, Shared};
 use crate::error::PipeError;
-use crate::transport::{write_chain, BoxTransport};
+use crate::transport::{poll_write_chain, BoxTransport};
 
 pub(super) async fn run(
     inner: Arc<Inner>,
     epoch: u64,
     cancel: CancellationToken,
     wake: Arc<Notify>,
-    mut w: WriteHalf<BoxTransport>,
-    features: u64,
+    pen: Arc<Pen>,
 ) {
     let span = tracing::debug_span!("writer", conn = inner.id, peer = %inner.peer_addr, epoch);
-    let res = write_loop(&inner, epoch, &cancel, &wake, &mut w, features)
+    let res = write_loop(&inner, epoch, &cancel, &wake, &pen)
         .instrument(span)
         .await;
     if let Err(e) = res {
@@ -89,10 +98,9 @@ fn put_keepalive2(stage: &mut BytesMut) {
 }
 
 /// Bytes the batch puts into the staging buffer, so it is reserved once, not regrown.
-fn stage_len(batch: &Batch) -> usize {
+fn stage_len(msgs: &[Outgoing]) -> usize {
     let small = |b: &Bytes| if b.len() < COPY_THRESHOLD { b.len() } else { 0 };
-    let msgs: usize = batch
-        .msgs
+    let msgs: usize = msgs
         .iter()
         .map(|o| {
             msgr_wire::FRAME_HEAD_LEN
@@ -111,22 +119,219 @@ fn stage_len(batch: &Batch) -> usize {
 /// messages are tiny (4 MiB of 64-byte messages would be 65,536 of them).
 const WRITE_BATCH_MSGS: usize = 1024;
 
-struct Batch<'a> {
-    keepalive: bool,
+/// The sending side of one socket: its write half, the batch being written and the buffers
+/// reused from batch to batch. The writer task owns it and leaves it in the [`Pen`] while it
+/// waits for work; whoever takes it from there is the one writer of the socket until it puts
+/// it back.
+pub(super) struct Out {
+    w: WriteHalf<BoxTransport>,
+    kind: FooterKind,
+    /// The peer speaks KEEPALIVE2.
+    ka2: bool,
+    /// Bytes of the batch written so far, then the rest of it after a partial write.
+    chain: VecDeque<Bytes>,
+    // Reused across batches: once a batch's write completes, its frozen part is dropped and
+    // `reserve` reclaims the same allocation (no malloc/free or regrowth per batch). Grows to
+    // the batches it carries (amortised doubling, kept across batches), so an idle session
+    // holds only what its largest batch needed.
+    stage: BytesMut,
+    /// The batch's messages not staged under the lock; reused (cleared once written).
+    msgs: Vec<Outgoing>,
+    /// What the batch in `chain` carries, counted once it is all written.
+    batch: Written,
+    /// The `ack_requests` count the last nudge answered.
+    nudged_for: u64,
+}
+
+/// What one batch carries, for the session counters.
+#[derive(Default)]
+struct Written {
+    msgs: u64,
+    bytes: u64,
+    ack: bool,
+}
+
+/// Where the writer task leaves the socket's [`Out`] while it waits: `None` while someone
+/// (the writer task, or the reader flushing a reply inline) is writing.
+pub(super) struct Pen {
+    slot: Mutex<Option<Box<Out>>>,
+}
+
+impl Pen {
+    /// A pen holding the sending side of a newly attached socket.
+    pub(super) fn new(w: WriteHalf<BoxTransport>, features: u64, inner: &Inner) -> Pen {
+        let out = Out {
+            w,
+            kind: FooterKind::for_features(features),
+            ka2: features::has(features, features::MSGR_KEEPALIVE2),
+            chain: VecDeque::new(),
+            stage: BytesMut::new(),
+            msgs: Vec::new(),
+            batch: Written::default(),
+            nudged_for: inner.ack_requests.load(Ordering::Acquire),
+        };
+        Pen {
+            slot: Mutex::new(Some(Box::new(out))),
+        }
+    }
+
+    fn take(&self) -> Option<Box<Out>> {
+        relock(&self.slot).take()
+    }
+
+    fn put(&self, out: Box<Out>) {
+        *relock(&self.slot) = Some(out);
+    }
+}
+
+/// What [`Out::take`] took from the session under its lock, to stage outside it.
+struct Taken {
+    /// Small messages already staged, and their payload bytes.
+    staged: usize,
+    staged_bytes: u64,
     /// A KEEPALIVE2 after the messages, for a sender out of budget (its answer brings the ACK).
     nudge: bool,
-    ka2_acks: Vec<Timespec>,
-    msgs: &'a mut Vec<Outgoing>,
     ack: Option<u64>,
 }
 
-impl Batch<'_> {
-    fn is_empty(&self) -> bool {
-        !self.keepalive
-            && !self.nudge
-            && self.ka2_acks.is_empty()
-            && self.msgs.is_empty()
-            && self.ack.is_none()
+impl Out {
+    /// Takes the next batch from the session (keepalives and their acks, messages, the ACK)
+    /// and stages it onto `chain`, which must be empty. Leaves `chain` empty if there is
+    /// nothing to send.
+    fn fill(&mut self, inner: &Inner, epoch: u64) -> Result<(), PipeError> {
+        let taken = {
+            let mut sh = inner.lock();
+            if !sh.link.is_current(epoch) {
+                return Err(PipeError::Superseded);
+            }
+            self.take(&mut sh, inner)
+        };
+        self.stage_taken(taken, inner);
+        Ok(())
+    }
+
+    /// The part of [`fill`](Self::fill) under the session lock: control frames and small
+    /// messages are staged, larger messages are taken into `msgs`.
+    fn take(&mut self, sh: &mut Shared, inner: &Inner) -> Taken {
+        let crc = inner.config.crc;
+        let kind = self.kind;
+        let Out {
+            chain, stage, msgs, ..
+        } = self;
+        let (keepalive, ka2_acks) = sh.st.take_control();
+        if keepalive {
+            if self.ka2 {
+                put_keepalive2(stage);
+            } else {
+                stage.put_u8(Tag::Keepalive.byte());
+            }
+        }
+        for ts in &ka2_acks {
+            stage.put_u8(Tag::Keepalive2Ack.byte());
+            ts.encode(stage);
+        }
+        msgs.clear();
+        let (mut staged, mut staged_bytes) = (0, 0);
+        if sh.st.has_messages() {
+            // Small messages of a lossless session are sealed and copied into the staging
+            // buffer right here, so the sent list keeps the only copy (no clone of each
+            // message for the writer); larger ones are cloned and staged outside the lock
+            // (their CRCs take longer).
+            let mut stage_small = |o: &mut Outgoing| {
+                stage_message(o, crc, kind, chain, stage);
+            };
+            (staged, staged_bytes) = sh.st.take_batch_staged(
+                inner.config.write_batch_bytes,
+                WRITE_BATCH_MSGS,
+                Some((SMALL_MESSAGE, &mut stage_small)),
+                msgs,
+            );
+        }
+        let ack = sh.st.take_ack();
+        // A sender waits for budget and this batch leaves nothing queued (all the sender
+        // waits for is written): end it with a KEEPALIVE2. While messages stay queued the
+        // writer is the bottleneck, and the peer's own ACKs keep up.
+        let requests = inner.ack_requests.load(Ordering::Acquire);
+        let nudge = self.ka2
+            && !inner.policy.lossy
+            && !sh.st.has_messages()
+            && inner.blocked_senders.load(Ordering::Acquire) > 0
+            && (requests != self.nudged_for || staged > 0 || !msgs.is_empty());
+        self.nudged_for = requests;
+        Taken {
+            staged,
+            staged_bytes,
+            nudge,
+            ack,
+        }
+    }
+
+    /// The part of [`fill`](Self::fill) outside the session lock: stages the larger
+    /// messages, the nudge and the ACK, and closes the chain.
+    fn stage_taken(&mut self, t: Taken, inner: &Inner) {
+        let crc = inner.config.crc;
+        let kind = self.kind;
+        let Out {
+            chain, stage, msgs, ..
+        } = self;
+        stage.reserve(stage_len(msgs));
+        let mut bytes = t.staged_bytes;
+        for o in msgs.iter_mut() {
+            bytes += o.payload_len();
+            stage_message(o, crc, kind, chain, stage);
+        }
+        if t.nudge {
+            put_keepalive2(stage);
+        }
+        if let Some(seq) = t.ack {
+            stage.put_u8(Tag::Ack.byte());
+            stage.put_u64_le(seq);
+        }
+        if !stage.is_empty() {
+            chain.push_back(stage.split().freeze());
+        }
+        if chain.is_empty() {
+            return;
+        }
+        let n = msgs.len() + t.staged;
+        tracing::trace!(msgs = n, ack = ?t.ack, "writing");
+        self.batch = Written {
+            msgs: n as u64,
+            bytes,
+            ack: t.ack.is_some(),
+        };
+    }
+
+    /// The batch is all written: counts it and lets its lossy messages (and their permits) go.
+    fn written(&mut self, inner: &Inner) {
+        let b = std::mem::take(&mut self.batch);
+        let c = &inner.counters;
+        bump(&c.msgs_out, b.msgs);
+        bump(&c.bytes_out, b.bytes);
+        if b.ack {
+            bump(&c.acks_out, 1);
+        }
+        self.msgs.clear();
+    }
+
+    /// Polls the write of `chain` and the flush after it.
+    fn poll_send(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        ready!(poll_write_chain(Pin::new(&mut self.w), cx, &mut self.chain))?;
+        Pin::new(&mut self.w).poll_flush(cx)
+    }
+
+    /// Writes `chain` as far as the socket takes it without waiting; `Ok(true)` once it is
+    /// all written (and counted).
+    fn send_now(&mut self, inner: &Inner) -> Result<bool, PipeError> {
+        let mut cx = Context::from_waker(Waker::noop());
+        match self.poll_send(&mut cx) {
+            Poll::Ready(Ok(())) => {
+                self.written(inner);
+                Ok(true)
+            }
+            Poll::Ready(Err(e)) => Err(e.into()),
+            Poll::Pending => Ok(false),
+        }
     }
 }
 
@@ -135,122 +340,97 @@ async fn write_loop(
     epoch: u64,
     cancel: &CancellationToken,
     wake: &Notify,
-    w: &mut WriteHalf<BoxTransport>,
-    features: u64,
+    pen: &Pen,
 ) -> Result<(), PipeError> {
-    let kind = FooterKind::for_features(features);
-    let ka2 = features::has(features, features::MSGR_KEEPALIVE2);
-    let crc = inner.config.crc;
-    let max_bytes = inner.config.write_batch_bytes;
-    let mut chain: VecDeque<Bytes> = VecDeque::new();
-    // Reused across batches: once a batch's write completes, its frozen part is dropped and
-    // `reserve` reclaims the same allocation (no malloc/free or regrowth per batch).
-    // Grows to the batches it carries (amortised doubling, kept across batches), so an idle
-    // session holds only what its largest batch needed.
-    let mut stage = BytesMut::new();
-    // Reused across batches too (cleared once each write is done).
-    let mut msgs: Vec<Outgoing> = Vec::new();
     // Registered with the token once, not once per wait or write.
     let cancelled = cancel.cancelled();
     tokio::pin!(cancelled);
-    // The `ack_requests` count the last nudge answered.
-    let mut nudged_for = inner.ack_requests.load(Ordering::Acquire);
     loop {
         let notified = wake.notified();
-        let (staged, staged_bytes, batch) = {
-            let mut sh = inner.lock();
-            if !sh.link.is_current(epoch) {
-                return Err(PipeError::Superseded);
-            }
-            let (keepalive, ka2_acks) = sh.st.take_control();
-            if keepalive {
-                if ka2 {
-                    put_keepalive2(&mut stage);
-                } else {
-                    stage.put_u8(Tag::Keepalive.byte());
-                }
-            }
-            for ts in &ka2_acks {
-                stage.put_u8(Tag::Keepalive2Ack.byte());
-                ts.encode(&mut stage);
-            }
-            msgs.clear();
-            let (mut staged, mut staged_bytes) = (0, 0);
-            if sh.st.has_messages() {
-                // Small messages of a lossless session are sealed and copied into the
-                // staging buffer right here, so the sent list keeps the only copy (no clone
-                // of each message for the writer); larger ones are cloned and staged below,
-                // outside the lock (their CRCs take longer).
-                let mut stage_small = |o: &mut Outgoing| {
-                    stage_message(o, crc, kind, &mut chain, &mut stage);
-                };
-                (staged, staged_bytes) = sh.st.take_batch_staged(
-                    max_bytes,
-                    WRITE_BATCH_MSGS,
-                    Some((SMALL_MESSAGE, &mut stage_small)),
-                    &mut msgs,
-                );
-            }
-            let ack = sh.st.take_ack();
-            // A sender waits for budget and this batch leaves nothing queued (all the sender
-            // waits for is written): end it with a KEEPALIVE2. While messages stay queued the
-            // writer is the bottleneck, and the peer's own ACKs keep up.
-            let requests = inner.ack_requests.load(Ordering::Acquire);
-            let nudge = ka2
-                && !inner.policy.lossy
-                && !sh.st.has_messages()
-                && inner.blocked_senders.load(Ordering::Acquire) > 0
-                && (requests != nudged_for || staged > 0 || !msgs.is_empty());
-            nudged_for = requests;
-            (
-                staged,
-                staged_bytes,
-                Batch {
-                    keepalive,
-                    nudge,
-                    ka2_acks,
-                    msgs: &mut msgs,
-                    ack,
-                },
-            )
-        };
-        if batch.is_empty() && staged == 0 {
-            tokio::select! {
-                _ = notified => continue,
-                () = &mut cancelled => return Err(PipeError::Superseded),
-            }
+        // Not in the pen: the reader is flushing a reply, and wakes us if it leaves work.
+        if let Some(mut out) = pen.take() {
+            let res = drain(inner, epoch, &mut out, cancelled.as_mut()).await;
+            pen.put(out);
+            res?;
         }
-        stage.reserve(stage_len(&batch));
-        let mut bytes = staged_bytes;
-        for o in batch.msgs.iter_mut() {
-            bytes += o.payload_len();
-            stage_message(o, crc, kind, &mut chain, &mut stage);
-        }
-        if batch.nudge {
-            put_keepalive2(&mut stage);
-        }
-        if let Some(seq) = batch.ack {
-            stage.put_u8(Tag::Ack.byte());
-            stage.put_u64_le(seq);
-        }
-        if !stage.is_empty() {
-            chain.push_back(stage.split().freeze());
-        }
-        tracing::trace!(msgs = batch.msgs.len(), ack = ?batch.ack, keepalive = batch.keepalive, "writing");
         tokio::select! {
-            res = async {
-                write_chain(w, &mut chain).await?;
-                w.flush().await
-            } => res?,
+            _ = notified => {}
             () = &mut cancelled => return Err(PipeError::Superseded),
         }
-        let c = &inner.counters;
-        bump(&c.msgs_out, (batch.msgs.len() + staged) as u64);
-        bump(&c.bytes_out, bytes);
-        if batch.ack.is_some() {
-            bump(&c.acks_out, 1);
-        }
-        // Done with this batch: lossy messages (and their permits) go now.
-        batch.msgs.clear();
     }
+}
+
+/// Writes batches until the session has nothing more to send.
+async fn drain(
+    inner: &Inner,
+    epoch: u64,
+    out: &mut Out,
+    mut cancelled: Pin<&mut WaitForCancellationFuture<'_>>,
+) -> Result<(), PipeError> {
+    loop {
+        if out.chain.is_empty() {
+            out.fill(inner, epoch)?;
+            if out.chain.is_empty() {
+                return Ok(());
+            }
+        }
+        tokio::select! {
+            res = poll_fn(|cx| out.poll_send(cx)) => res?,
+            () = &mut cancelled => return Err(PipeError::Superseded),
+        }
+        out.written(inner);
+    }
+}
+
+/// Ends a run of deliveries by the reader (see `SocketSlot::delivering`): what they queued
+/// woke no writer, so it is sent now, from the calling task if the writer task is idle (a
+/// request/response peer then waits for no task hop on either end): one batch, as far as
+/// the socket takes it without waiting. The writer task is woken for whatever is left, and
+/// does it all if it is busy.
+pub(super) fn end_delivery(
+    inner: &Inner,
+    epoch: u64,
+    pen: &Pen,
+    wake: &Notify,
+) -> Result<(), PipeError> {
+    let (mut out, taken) = {
+        let mut sh = inner.lock();
+        let Some(slot) = sh.link.socket.as_mut().filter(|s| s.epoch == epoch) else {
+            return Err(PipeError::Superseded);
+        };
+        slot.delivering = false;
+        if !std::mem::take(&mut slot.owed) {
+            return Ok(());
+        }
+        // Busy (or holding the rest of a batch): the writer task fills batches until the
+        // session has nothing more to send.
+        let out = match pen.take() {
+            Some(out) if out.chain.is_empty() => out,
+            other => {
+                if let Some(out) = other {
+                    pen.put(out);
+                }
+                drop(sh);
+                wake.notify_one();
+                return Ok(());
+            }
+        };
+        let mut out = out;
+        let taken = out.take(&mut sh, inner);
+        (out, taken)
+    };
+    out.stage_taken(taken, inner);
+    let res = if out.chain.is_empty() {
+        Ok(true)
+    } else {
+        out.send_now(inner)
+    };
+    let done = matches!(res, Ok(true));
+    pen.put(out);
+    // A queue after `delivering` was cleared woke a writer that may have found the pen
+    // empty: it is woken again for anything still to send.
+    if res.is_ok() && (!done || inner.lock().st.writer_has_work()) {
+        wake.notify_one();
+    }
+    res.map(drop)
 }
