@@ -154,6 +154,17 @@ impl Chain {
     }
 
     /// Fast-dispatches to the first dispatcher that takes the message.
+    /// The first dispatcher that fast-dispatches `msg` takes it; `Err(msg)` if none does.
+    pub(crate) fn try_fast_dispatch(&self, msg: Received) -> Result<(), Received> {
+        match self.dispatchers.iter().find(|d| d.can_fast_dispatch(&msg)) {
+            Some(d) => {
+                d.fast_dispatch(msg);
+                Ok(())
+            }
+            None => Err(msg),
+        }
+    }
+
     pub(crate) fn fast_dispatch(&self, msg: Received) {
         match self.dispatchers.iter().find(|d| d.can_fast_dispatch(&msg)) {
             Some(d) => d.fast_dispatch(msg),

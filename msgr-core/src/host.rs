@@ -188,6 +188,13 @@ impl Handler<Received, ConnEvent> for QueueHandler {
         }
     }
 
+    fn try_fast_dispatch(&self, m: Received) -> Result<(), Received> {
+        match self.chain() {
+            Some(c) => c.try_fast_dispatch(m),
+            None => Err(m),
+        }
+    }
+
     fn dispatch(&self, m: Received) -> BoxFuture<'_, ()> {
         let chain = self.chain();
         Box::pin(async move {

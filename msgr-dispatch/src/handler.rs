@@ -41,6 +41,19 @@ pub trait Handler<M, E>: Send + Sync + 'static {
         let _ = m;
     }
 
+    /// [`can_fast_dispatch`](Handler::can_fast_dispatch), then
+    /// [`fast_dispatch`](Handler::fast_dispatch) if it said yes; otherwise gives `m` back.
+    /// What [`deliver`](crate::DispatchQueue::deliver) calls: a handler may override it to
+    /// do both with one look-up of its dispatchers.
+    fn try_fast_dispatch(&self, m: M) -> Result<(), M> {
+        if self.can_fast_dispatch(&m) {
+            self.fast_dispatch(m);
+            Ok(())
+        } else {
+            Err(m)
+        }
+    }
+
     /// Takes a message from the queue; the dispatch-throttle bytes are released when the
     /// returned future completes.
     fn dispatch(&self, m: M) -> BoxFuture<'_, ()>;

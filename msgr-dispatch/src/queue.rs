@@ -17,7 +17,7 @@
 mod tasks;
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use std::time::Duration;
@@ -90,6 +90,9 @@ impl<M: Send + 'static, E: Send + 'static> DispatchQueue<M, E> {
             wake_dispatch: Notify::new(),
             wake_local: Notify::new(),
             next_conn: AtomicU64::new(1),
+            stopping: AtomicBool::new(false),
+            fast_messages: AtomicU64::new(0),
+            fast_bytes: AtomicU64::new(0),
             event_delay: EventDelay::from(&config),
             ended: watch::Sender::new(0),
         });
@@ -110,13 +113,17 @@ impl<M: Send + 'static, E: Send + 'static> DispatchQueue<M, E> {
     /// Hands `m` over inline if the handler can fast-dispatch it (releasing `permit` after),
     /// otherwise [`enqueue`](Self::enqueue)s it. Refused (dropped) once shutdown has begun.
     pub fn deliver(&self, conn: ConnId, priority: u16, m: M, permit: ThrottlePermit) {
-        if self.shared.handler.can_fast_dispatch(&m) {
-            if self.reject_if_stopping() {
-                return;
+        // The fast path takes no lock: this runs on every connection's reader.
+        if self.shared.stopping.load(Ordering::Acquire) {
+            self.shared.lock().counters.rejected_messages += 1;
+            return;
+        }
+        match self.shared.handler.try_fast_dispatch(m) {
+            Ok(()) => {
+                self.shared.count_fast(permit.amount());
+                drop(permit);
             }
-            self.shared.fast(m, permit);
-        } else {
-            self.enqueue(conn, priority, m, permit);
+            Err(m) => self.enqueue(conn, priority, m, permit),
         }
     }
 
@@ -205,6 +212,8 @@ impl<M: Send + 'static, E: Send + 'static> DispatchQueue<M, E> {
     pub fn counters(&self) -> QueueCounters {
         let st = self.shared.lock();
         QueueCounters {
+            fast_dispatched_messages: self.shared.fast_messages.load(Ordering::Relaxed),
+            fast_dispatched_bytes: self.shared.fast_bytes.load(Ordering::Relaxed),
             pending_messages: st.queue.len() as u64,
             pending_bytes: st.pending_bytes,
             pending_events: st.events.len() as u64,
@@ -232,14 +241,5 @@ impl<M: Send + 'static, E: Send + 'static> DispatchQueue<M, E> {
         drop(rest);
         tracing::debug!(?mode, ?report, "dispatch queue shut down");
         report
-    }
-
-    fn reject_if_stopping(&self) -> bool {
-        let mut st = self.shared.lock();
-        if st.stopping.is_some() {
-            st.counters.rejected_messages += 1;
-            return true;
-        }
-        false
     }
 }

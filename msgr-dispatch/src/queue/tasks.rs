@@ -1,7 +1,7 @@
 //! The insides of a `DispatchQueue`: shared state under one lock, and its two tasks.
 
 use std::collections::VecDeque;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -82,6 +82,12 @@ pub(super) struct Shared<M: Send + 'static, E: Send + 'static> {
     pub(super) wake_dispatch: Notify,
     pub(super) wake_local: Notify,
     pub(super) next_conn: AtomicU64,
+    /// `state.stopping.is_some()`, readable without the lock (set with it, under it).
+    pub(super) stopping: AtomicBool,
+    /// Fast-dispatch counters, kept outside the lock: a fast dispatch takes no lock shared
+    /// by every connection of the messenger.
+    pub(super) fast_messages: AtomicU64,
+    pub(super) fast_bytes: AtomicU64,
     pub(super) event_delay: EventDelay,
     /// Number of tasks that have ended (0, 1 or 2).
     pub(super) ended: watch::Sender<u8>,
@@ -111,13 +117,10 @@ impl<M: Send + 'static, E: Send + 'static> Shared<M, E> {
         self.wake_dispatch.notify_one();
     }
 
-    pub(super) fn fast(&self, msg: M, permit: ThrottlePermit) {
-        let bytes = permit.amount();
-        self.handler.fast_dispatch(msg);
-        drop(permit);
-        let mut st = self.lock();
-        st.counters.fast_dispatched_messages += 1;
-        st.counters.fast_dispatched_bytes += bytes;
+    /// Counts a fast-dispatched message.
+    pub(super) fn count_fast(&self, bytes: u64) {
+        self.fast_messages.fetch_add(1, Ordering::Relaxed);
+        self.fast_bytes.fetch_add(bytes, Ordering::Relaxed);
     }
 
     /// Begins shutdown; in `Discard` mode drops everything queued right away (the tasks drop
@@ -128,6 +131,7 @@ impl<M: Send + 'static, E: Send + 'static> Shared<M, E> {
             if st.stopping != Some(ShutdownMode::Discard) {
                 st.stopping = Some(mode);
             }
+            self.stopping.store(true, Ordering::Release);
             (mode == ShutdownMode::Discard).then(|| st.take_all())
         };
         drop(dropped);
@@ -252,11 +256,15 @@ pub(super) async fn run_local<M: Send + 'static, E: Send + 'static>(shared: Arc<
             continue;
         };
         shared.handler.fast_preprocess(&msg);
-        if shared.handler.can_fast_dispatch(&msg) {
-            shared.fast(msg, permit);
-        } else {
-            let mut st = shared.lock();
-            shared.push(&mut st, 0, prio, msg, permit);
+        match shared.handler.try_fast_dispatch(msg) {
+            Ok(()) => {
+                shared.count_fast(permit.amount());
+                drop(permit);
+            }
+            Err(msg) => {
+                let mut st = shared.lock();
+                shared.push(&mut st, 0, prio, msg, permit);
+            }
         }
     }
     tracing::debug!("local delivery task ended");
