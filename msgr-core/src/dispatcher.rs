@@ -155,6 +155,8 @@ impl Chain {
 
     /// Fast-dispatches to the first dispatcher that takes the message.
     /// The first dispatcher that fast-dispatches `msg` takes it; `Err(msg)` if none does.
+    // The message is handed back to be queued, never stored: boxing would only allocate.
+    #[allow(clippy::result_large_err)]
     pub(crate) fn try_fast_dispatch(&self, msg: Received) -> Result<(), Received> {
         match self.dispatchers.iter().find(|d| d.can_fast_dispatch(&msg)) {
             Some(d) => {
