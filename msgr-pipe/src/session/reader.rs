@@ -165,6 +165,9 @@ async fn read_loop(
     // Registered with the token once, not once per read.
     let cancelled = cancel.cancelled();
     tokio::pin!(cancelled);
+    // Neither has registered this task yet (a registration lasts until it fires, or until
+    // the timer is reset).
+    let (mut deadline_unpolled, mut cancel_unpolled) = (true, true);
     loop {
         loop {
             let frame = match dec.decode(&mut buf) {
@@ -243,12 +246,37 @@ async fn read_loop(
                     if let Some(due) = started.checked_add(cfg.ack_delay.min(cfg.read_timeout)) {
                         ack_due = Some(due);
                         deadline.as_mut().reset(due);
+                        deadline_unpolled = true;
                     }
                 }
+                // The probe registered this task with the socket: the first poll of the wait
+                // has nothing to poll but a timer just armed and a cancellation never polled.
+                let mut probed = true;
                 loop {
-                    tokio::select! {
-                        res = &mut read => break res?,
-                        () = &mut deadline => {
+                    let woke = poll_fn(|cx| {
+                        let first = std::mem::take(&mut probed);
+                        if !first {
+                            if let Poll::Ready(res) = read.as_mut().poll(cx) {
+                                return Poll::Ready(Woke::Read(res));
+                            }
+                        }
+                        if (!first || std::mem::take(&mut deadline_unpolled))
+                            && deadline.as_mut().poll(cx).is_ready()
+                        {
+                            return Poll::Ready(Woke::Deadline);
+                        }
+                        if (!first || std::mem::take(&mut cancel_unpolled))
+                            && cancelled.as_mut().poll(cx).is_ready()
+                        {
+                            return Poll::Ready(Woke::Cancelled);
+                        }
+                        Poll::Pending
+                    })
+                    .await;
+                    match woke {
+                        Woke::Read(res) => break res?,
+                        Woke::Cancelled => return Err(PipeError::Superseded),
+                        Woke::Deadline => {
                             let now = Instant::now();
                             if ack_due.is_some_and(|due| now >= due) {
                                 ack_due = None;
@@ -257,17 +285,16 @@ async fn read_loop(
                                     (unacked, unacked_bytes) = (0, 0);
                                 }
                             }
-                            match started.checked_add(cfg.read_timeout) {
+                            let next = match started.checked_add(cfg.read_timeout) {
                                 Some(due) if now >= due => {
                                     return Err(PipeError::ReadTimeout(cfg.read_timeout));
                                 }
-                                Some(due) => {
-                                    deadline.as_mut().reset(ack_due.map_or(due, |a| a.min(due)));
-                                }
-                                None => deadline.as_mut().reset(now + FAR_FUTURE),
-                            }
+                                Some(due) => ack_due.map_or(due, |a| a.min(due)),
+                                None => now + FAR_FUTURE,
+                            };
+                            deadline.as_mut().reset(next);
+                            deadline_unpolled = true;
                         }
-                        () = &mut cancelled => return Err(PipeError::Superseded),
                     }
                 }
             }
@@ -276,6 +303,13 @@ async fn read_loop(
             return Err(io::Error::from(io::ErrorKind::UnexpectedEof).into());
         }
     }
+}
+
+/// What ended a wait for data.
+enum Woke {
+    Read(io::Result<usize>),
+    Deadline,
+    Cancelled,
 }
 
 /// What became of a received message.
