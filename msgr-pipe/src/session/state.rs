@@ -17,7 +17,7 @@
 //!   +------------------------------------------------------------+
 //! ```
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 use std::time::Duration;
 
 use msgr_dispatch::ThrottlePermit;
@@ -135,13 +135,58 @@ pub struct FaultPolicy {
     pub max_backoff: Duration,
 }
 
+/// The out queues, one per priority used, in ascending priority order. A session uses one
+/// to three priorities: a short vector is searched faster, and with less code, than a map.
+/// Drained queues stay (one per priority ever used), so a steady stream does not allocate
+/// and free a queue buffer per message.
+#[derive(Debug, Default)]
+struct OutQueues {
+    queues: Vec<(u16, VecDeque<Outgoing>)>,
+}
+
+impl OutQueues {
+    fn get_or_insert(&mut self, prio: u16) -> &mut VecDeque<Outgoing> {
+        let i = match self.queues.binary_search_by_key(&prio, |(p, _)| *p) {
+            Ok(i) => i,
+            Err(i) => {
+                self.queues.insert(i, (prio, VecDeque::new()));
+                i
+            }
+        };
+        // `i` is in range: found, or just inserted there.
+        &mut self.queues[i].1
+    }
+
+    fn get_mut(&mut self, prio: u16) -> Option<&mut VecDeque<Outgoing>> {
+        let i = self.queues.binary_search_by_key(&prio, |(p, _)| *p).ok()?;
+        self.queues.get_mut(i).map(|(_, q)| q)
+    }
+
+    /// The queue of the highest priority with a message waiting.
+    fn highest_nonempty(&mut self) -> Option<&mut VecDeque<Outgoing>> {
+        self.queues
+            .iter_mut()
+            .rev()
+            .map(|(_, q)| q)
+            .find(|q| !q.is_empty())
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &VecDeque<Outgoing>> {
+        self.queues.iter().map(|(_, q)| q)
+    }
+
+    fn into_iter(self) -> impl Iterator<Item = VecDeque<Outgoing>> {
+        self.queues.into_iter().map(|(_, q)| q)
+    }
+}
+
 /// The per-session protocol state (Ceph's Connection + Pipe fields that outlive sockets).
 #[derive(Debug)]
 pub struct SessionState {
     /// Current state. A session changes it only under its lock, whose guard publishes every
     /// change to `Session::watch_state` watchers when it is released (`session/mod.rs`).
     pub phase: ConnState,
-    out_q: BTreeMap<u16, VecDeque<Outgoing>>,
+    out_q: OutQueues,
     sent: VecDeque<Outgoing>,
     /// Seq of the last message handed to a socket.
     pub out_seq: u64,
@@ -202,7 +247,7 @@ impl SessionState {
     pub fn new(phase: ConnState, lossy: bool, rng: SmallRng) -> Self {
         SessionState {
             phase,
-            out_q: BTreeMap::new(),
+            out_q: OutQueues::default(),
             sent: VecDeque::new(),
             out_seq: 0,
             in_seq: 0,
@@ -233,17 +278,17 @@ impl SessionState {
         let prio = prio_of(&out.msg);
         out.msg.header.priority = prio;
         self.queued_bytes = self.queued_bytes.saturating_add(out.payload_len());
-        self.out_q.entry(prio).or_default().push_back(out);
+        self.out_q.get_or_insert(prio).push_back(out);
     }
 
     /// True if a message (not just a keepalive) waits to be sent.
     pub fn has_messages(&self) -> bool {
-        self.out_q.values().any(|q| !q.is_empty())
+        self.out_q.iter().any(|q| !q.is_empty())
     }
 
     /// Number of queued (unsent) messages.
     pub fn queued_len(&self) -> usize {
-        self.out_q.values().map(VecDeque::len).sum()
+        self.out_q.iter().map(VecDeque::len).sum()
     }
 
     /// Payload bytes of queued (unsent) messages.
@@ -326,7 +371,7 @@ impl SessionState {
         while (bytes < max_bytes && taken < max_msgs) || taken == 0 {
             // Drained queues stay in the map (one per priority ever used), so a steady stream
             // does not allocate and free a map node and a queue buffer per message.
-            let Some(q) = self.out_q.values_mut().rev().find(|q| !q.is_empty()) else {
+            let Some(q) = self.out_q.highest_nonempty() else {
                 break;
             };
             let is_small = match (&small, q.front()) {
@@ -426,7 +471,7 @@ impl SessionState {
         if n == 0 {
             return 0;
         }
-        let q = self.out_q.entry(PRIO_HIGHEST).or_default();
+        let q = self.out_q.get_or_insert(PRIO_HIGHEST);
         while let Some(o) = self.sent.pop_back() {
             self.queued_bytes = self.queued_bytes.saturating_add(o.payload_len());
             self.out_seq = self.out_seq.saturating_sub(1);
@@ -441,7 +486,7 @@ impl SessionState {
     /// Returns the discarded messages (release permits outside the lock).
     pub fn discard_requeued_up_to(&mut self, acked: u64) -> Vec<Outgoing> {
         let mut done = Vec::new();
-        let Some(q) = self.out_q.get_mut(&PRIO_HIGHEST).filter(|q| !q.is_empty()) else {
+        let Some(q) = self.out_q.get_mut(PRIO_HIGHEST).filter(|q| !q.is_empty()) else {
             self.out_seq = acked;
             return done;
         };
@@ -460,7 +505,7 @@ impl SessionState {
     /// if MSG_AUTH is negotiated (else 0). Returns the discarded messages.
     pub fn reset_session(&mut self) -> Vec<Outgoing> {
         let mut dropped: Vec<Outgoing> = self.sent.drain(..).collect();
-        for (_, q) in std::mem::take(&mut self.out_q) {
+        for q in std::mem::take(&mut self.out_q).into_iter() {
             dropped.extend(q);
         }
         self.queued_bytes = 0;
@@ -479,7 +524,7 @@ impl SessionState {
     /// Discards every queued and sent message (the session is closing).
     pub fn discard_all(&mut self) -> Vec<Outgoing> {
         let mut dropped: Vec<Outgoing> = self.sent.drain(..).collect();
-        for (_, q) in std::mem::take(&mut self.out_q) {
+        for q in std::mem::take(&mut self.out_q).into_iter() {
             dropped.extend(q);
         }
         self.queued_bytes = 0;
