@@ -77,19 +77,17 @@ async fn take(
     }
 }
 
-/// The permits for a message with header `h`: taken at once if every throttle has room.
-/// Otherwise the reader's deliveries are ended first (what they queued must not wait behind
-/// a throttle that only a dispatch, perhaps awaiting that very reply, would release).
-async fn permits(
+/// The permits for a message with header `h` when [`try_acquire`] found a throttle full: the
+/// reader's deliveries are ended first (what they queued must not wait behind a throttle
+/// that only a dispatch, perhaps awaiting that very reply, would release), then it waits.
+/// (Not an `async fn` taking the fast path too: that future would be built for every message.)
+async fn wait_permits(
     inner: &Inner,
     socket: &Socket,
     dispatch: Option<&Throttle>,
     h: &MsgHeader,
     delivering: &mut bool,
 ) -> Result<Permits, PipeError> {
-    if let Some(p) = try_acquire(inner, dispatch, h) {
-        return Ok(p);
-    }
     if std::mem::take(delivering) {
         writer::end_delivery(inner, socket.epoch, &socket.pen, &socket.wake)?;
     }
@@ -182,10 +180,13 @@ async fn read_loop(
                 Frame::Msg(m) => {
                     let permits = match held.take() {
                         Some(p) => p,
-                        None => {
-                            let h = &m.header;
-                            permits(inner, socket, dispatch.as_ref(), h, &mut delivering).await?
-                        }
+                        None => match try_acquire(inner, dispatch.as_ref(), &m.header) {
+                            Some(p) => p,
+                            None => {
+                                let (d, h) = (dispatch.as_ref(), &m.header);
+                                wait_permits(inner, socket, d, h, &mut delivering).await?
+                            }
+                        },
                     };
                     unacked_bytes = unacked_bytes.saturating_add(m.header.payload_len());
                     unacked += 1;
@@ -216,7 +217,13 @@ async fn read_loop(
         }
         if held.is_none() {
             if let Some(h) = dec.pending_header().copied() {
-                held = Some(permits(inner, socket, dispatch.as_ref(), &h, &mut delivering).await?);
+                held = Some(match try_acquire(inner, dispatch.as_ref(), &h) {
+                    Some(p) => p,
+                    None => {
+                        let d = dispatch.as_ref();
+                        wait_permits(inner, socket, d, &h, &mut delivering).await?
+                    }
+                });
                 let want = usize::try_from(h.payload_len())
                     .unwrap_or(usize::MAX)
                     .saturating_add(dec.footer_kind().wire_len());
