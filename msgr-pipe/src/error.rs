@@ -70,6 +70,14 @@ pub enum PipeError {
     /// The socket was superseded (replaced by another socket, or the attempt abandoned).
     #[error("socket superseded")]
     Superseded,
+    /// Delivering the message with this seq panicked (in the host, e.g. a dispatcher's fast
+    /// dispatch): the socket is faulted, as for a broken stream, and the session goes on
+    /// according to its policy. The message counts as received.
+    #[error("delivery of message seq {seq} panicked")]
+    DeliveryPanicked {
+        /// Its seq.
+        seq: u64,
+    },
     /// A message arrived without `FOOTER_COMPLETE` (Async faults on it).
     #[error("aborted message seq {seq}")]
     Aborted {

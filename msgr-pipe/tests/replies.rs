@@ -172,3 +172,31 @@ async fn replies_survive_socket_failures_on_real_threads() {
         b.mark_down_all();
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_delivery_that_panics_faults_the_socket_and_the_session_goes_on() {
+    // b's "fast dispatch" panics on message 1. The reader must not die with the socket: the
+    // socket faults, the session reconnects, and what follows is delivered (message 1 counts
+    // as received, like any message whose seq was accepted).
+    let net = TestNet::new(64 * 1024);
+    let (a, _arx) = host(1, Policy::lossless_peer(0), PipeConfig::default(), &net);
+    let (b, mut brx) = host(2, Policy::lossless_peer(0), PipeConfig::default(), &net);
+    b.set_on_deliver(Some(Arc::new(|_: &Session, inc: &Incoming| {
+        assert!(
+            !(inc.msg.header.ty == TEST_TYPE && payload(&inc.msg) == 1),
+            "dispatcher bug on message 1"
+        );
+    })));
+    let sa = a.connect(b.my_addr(), EntityType::OSD);
+    sa.send(msg(0)).await.unwrap();
+    let (got, _) = recv_n(&mut brx, 1, Duration::from_secs(10)).await;
+    assert_eq!(got, vec![0]);
+    for i in 1..=5 {
+        sa.send(msg(i)).await.unwrap();
+    }
+    let (got, _) = recv_n(&mut brx, 4, Duration::from_secs(60)).await;
+    assert_eq!(got, vec![2, 3, 4, 5]);
+    let sb = b.lookup(&a.my_addr()).unwrap();
+    assert_eq!(sb.stats().faults, 1);
+    assert_eq!(sa.state(), msgr_pipe::ConnState::Open);
+}

@@ -3,6 +3,7 @@
 
 use std::future::{poll_fn, Future};
 use std::io;
+use std::panic::AssertUnwindSafe;
 use std::pin::pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -378,11 +379,18 @@ fn handle_msg(
     // Read after the seq was accepted under the session lock: a queue that bumps it later
     // takes that lock later too, so the writer's batch for it sees the new `in_seq`.
     let queued = inner.counters.queued.load(Ordering::Acquire);
-    inner.deliver(Incoming {
+    let incoming = Incoming {
         msg: m,
         policy_permits: permits.policy,
         dispatch_permit: permits.dispatch,
-    });
+    };
+    // A panic in the host (a dispatcher's fast dispatch runs right here) would end this task
+    // and leave the socket without a reader: it faults the socket instead.
+    let delivered = std::panic::catch_unwind(AssertUnwindSafe(|| inner.deliver(incoming)));
+    if delivered.is_err() {
+        tracing::error!(seq, "delivery panicked; faulting the socket");
+        return Err(PipeError::DeliveryPanicked { seq });
+    }
     Ok(if inner.counters.queued.load(Ordering::Acquire) != queued {
         Delivered::Replied
     } else {
