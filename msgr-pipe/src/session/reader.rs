@@ -28,6 +28,12 @@ use crate::transport::BoxTransport;
 /// Bytes reserved for each read when no large body is pending.
 const READ_CHUNK: usize = 64 * 1024;
 
+/// Most bytes taken by one read, even into a large body's reserved buffer: the decoder folds
+/// each read's share of a data segment into its CRC right after the read, while those bytes
+/// are still in the core's L2 cache (512 KiB here). Measured on 4 MiB streams, 16 alternating
+/// pairs of runs: median 0.82 of raw TCP against 0.78 with uncapped reads.
+const MAX_READ: usize = 256 * 1024;
+
 /// Permits taken for the message whose body is being read.
 struct Permits {
     policy: Vec<ThrottlePermit>,
@@ -234,7 +240,8 @@ async fn read_loop(
         if buf.capacity() - buf.len() < 4096 {
             buf.reserve(READ_CHUNK);
         }
-        let mut read = pin!(r.read_buf(&mut buf));
+        let mut capped = bytes::BufMut::limit(&mut buf, MAX_READ);
+        let mut read = pin!(r.read_buf(&mut capped));
         // First see whether the peer has sent more: a read that needs no wait needs neither
         // the clock nor the timer.
         let n = match poll_fn(|cx| Poll::Ready(read.as_mut().poll(cx))).await {
