@@ -46,7 +46,7 @@ pub(super) struct Socket {
     pub cancel: CancellationToken,
     /// Wakes the socket's writer task.
     pub wake: Arc<Notify>,
-    /// The socket's sending side, for [`writer::flush_inline`].
+    /// The socket's sending side, for [`writer::end_delivery`].
     pub pen: Arc<Pen>,
 }
 

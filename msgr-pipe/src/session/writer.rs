@@ -404,7 +404,7 @@ pub(super) fn end_delivery(
         }
         // Busy (or holding the rest of a batch): the writer task fills batches until the
         // session has nothing more to send.
-        let out = match pen.take() {
+        let mut out = match pen.take() {
             Some(out) if out.chain.is_empty() => out,
             other => {
                 if let Some(out) = other {
@@ -415,7 +415,6 @@ pub(super) fn end_delivery(
                 return Ok(());
             }
         };
-        let mut out = out;
         let taken = out.take(&mut sh, inner);
         (out, taken)
     };
