@@ -151,10 +151,17 @@ struct Written {
     ack: bool,
 }
 
-/// Where the writer task leaves the socket's [`Out`] while it waits: `None` while someone
-/// (the writer task, or the reader flushing a reply inline) is writing.
+/// Where the writer task leaves the socket's [`Out`] while it waits.
 pub(super) struct Pen {
-    slot: Mutex<Option<Box<Out>>>,
+    slot: Mutex<PenSlot>,
+}
+
+struct PenSlot {
+    /// `None` while someone (the writer task, or the reader sending replies) is writing.
+    out: Option<Box<Out>>,
+    /// The writer task was woken while the reader held `out`: the reader must wake it again
+    /// when it puts `out` back.
+    missed: bool,
 }
 
 impl Pen {
@@ -171,16 +178,31 @@ impl Pen {
             nudged_for: inner.ack_requests.load(Ordering::Acquire),
         };
         Pen {
-            slot: Mutex::new(Some(Box::new(out))),
+            slot: Mutex::new(PenSlot {
+                out: Some(Box::new(out)),
+                missed: false,
+            }),
         }
     }
 
-    fn take(&self) -> Option<Box<Out>> {
-        relock(&self.slot).take()
+    /// Takes `out` for the writer task; if the reader holds it, records the missed wake-up.
+    fn take_for_writer(&self) -> Option<Box<Out>> {
+        let mut slot = relock(&self.slot);
+        let out = slot.out.take();
+        slot.missed |= out.is_none();
+        out
     }
 
-    fn put(&self, out: Box<Out>) {
-        *relock(&self.slot) = Some(out);
+    /// Takes `out` for the reader, if nobody holds it.
+    fn take(&self) -> Option<Box<Out>> {
+        relock(&self.slot).out.take()
+    }
+
+    /// Puts `out` back; true if the writer task was woken meanwhile and found it gone.
+    fn put(&self, out: Box<Out>) -> bool {
+        let mut slot = relock(&self.slot);
+        slot.out = Some(out);
+        std::mem::take(&mut slot.missed)
     }
 }
 
@@ -348,7 +370,7 @@ async fn write_loop(
     loop {
         let notified = wake.notified();
         // Not in the pen: the reader is flushing a reply, and wakes us if it leaves work.
-        if let Some(mut out) = pen.take() {
+        if let Some(mut out) = pen.take_for_writer() {
             let res = drain(inner, epoch, &mut out, cancelled.as_mut()).await;
             pen.put(out);
             res?;
@@ -393,7 +415,7 @@ pub(super) fn end_delivery(
     pen: &Pen,
     wake: &Notify,
 ) -> Result<(), PipeError> {
-    let (mut out, taken) = {
+    let (mut out, taken, more) = {
         let mut sh = inner.lock();
         let Some(slot) = sh.link.socket.as_mut().filter(|s| s.epoch == epoch) else {
             return Err(PipeError::Superseded);
@@ -416,7 +438,9 @@ pub(super) fn end_delivery(
             }
         };
         let taken = out.take(&mut sh, inner);
-        (out, taken)
+        // More than one batch was queued: the writer task sends the rest.
+        let more = sh.st.writer_has_work();
+        (out, taken, more)
     };
     out.stage_taken(taken, inner);
     let res = if out.chain.is_empty() {
@@ -425,10 +449,10 @@ pub(super) fn end_delivery(
         out.send_now(inner)
     };
     let done = matches!(res, Ok(true));
-    pen.put(out);
-    // A queue after `delivering` was cleared woke a writer that may have found the pen
-    // empty: it is woken again for anything still to send.
-    if res.is_ok() && (!done || inner.lock().st.writer_has_work()) {
+    // A queue after `delivering` was cleared woke a writer task that may have found the pen
+    // empty (`missed`): it is woken again, as for the rest of a batch or more batches.
+    let missed = pen.put(out);
+    if res.is_ok() && (!done || more || missed) {
         wake.notify_one();
     }
     res.map(drop)
