@@ -57,6 +57,12 @@ use state::{ConnState, FaultAction, FaultCause, FaultPolicy, Outgoing, SessionSt
 /// are queued (see `Inner::queue`); smaller ones are sealed whole by the writer.
 const PRESEAL_MIN: u64 = 64 * 1024;
 
+/// Whether `Inner::queue` computed `o`'s segment lengths and CRCs already
+/// ([`msgr_wire::Message::seal_segments`]): the writer then only seals the header.
+fn presealed(o: &Outgoing) -> bool {
+    o.payload_len() >= PRESEAL_MIN
+}
+
 /// Counters of one session.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SessionStats {
@@ -542,9 +548,8 @@ impl Inner {
         out.msg.header.src = self.host.my_name();
         // A large message's CRCs are computed here, on the sender's task, not by the writer:
         // the writer's time is the session's bandwidth, and the sender can run beside it.
-        if out.payload_len() >= PRESEAL_MIN {
+        if presealed(&out) {
             out.msg.seal_segments(self.config.crc);
-            out.segments_sealed = true;
         }
         let mut sh = self.lock();
         if matches!(sh.st.phase, ConnState::Closed | ConnState::Closing) {

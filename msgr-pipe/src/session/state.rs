@@ -55,9 +55,6 @@ pub struct Outgoing {
     pub permit: Option<ThrottlePermit>,
     /// The seq it was sent with; 0 if never sent.
     pub seq: u64,
-    /// Its segment lengths and CRCs are computed already ([`Message::seal_segments`], done
-    /// when a large message is queued): the writer only seals the header.
-    pub segments_sealed: bool,
 }
 
 impl Outgoing {
@@ -67,7 +64,6 @@ impl Outgoing {
             msg,
             permit,
             seq: 0,
-            segments_sealed: false,
         }
     }
 
@@ -411,7 +407,6 @@ impl SessionState {
                     msg: o.msg.clone(),
                     permit: None,
                     seq: o.seq,
-                    segments_sealed: o.segments_sealed,
                 });
                 self.sent.push_back(o);
             }

@@ -26,7 +26,7 @@ use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
 use tracing::Instrument;
 
 use super::state::Outgoing;
-use super::{bump, relock, Inner, Shared};
+use super::{bump, presealed, relock, Inner, Shared};
 use crate::error::PipeError;
 use crate::transport::{poll_write_chain, BoxTransport};
 
@@ -78,7 +78,7 @@ fn stage_message(
     stage: &mut BytesMut,
 ) {
     let src = o.msg.header.src;
-    if o.segments_sealed {
+    if presealed(o) {
         o.msg.seal_header(o.seq, src, crc);
     } else {
         o.msg.seal(o.seq, src, crc);
