@@ -101,46 +101,52 @@ async fn wait_permits(
     acquire(inner, dispatch, h, &socket.cancel).await
 }
 
+/// The throttles a message with header `h` takes, and how much of each: the policy's
+/// message (1) and byte throttles, then the host's dispatch throttle (bytes).
+fn demands<'a>(
+    inner: &'a Inner,
+    dispatch: Option<&'a Throttle>,
+    h: &MsgHeader,
+) -> [Option<(&'a Throttle, u64)>; 3] {
+    let size = h.payload_len();
+    let bytes = |t: Option<&'a Throttle>| t.filter(|_| size > 0).map(|t| (t, size));
+    [
+        inner.policy.throttle_messages.as_ref().map(|t| (t, 1)),
+        bytes(inner.policy.throttle_bytes.as_ref()),
+        bytes(dispatch),
+    ]
+}
+
 /// [`acquire`] without waiting: every permit, or none.
 fn try_acquire(inner: &Inner, dispatch: Option<&Throttle>, h: &MsgHeader) -> Option<Permits> {
-    let size = h.payload_len();
+    let [messages, bytes, dispatch] = demands(inner, dispatch, h);
+    // No allocation unless the policy has throttles.
     let mut policy = Vec::new();
-    if let Some(t) = &inner.policy.throttle_messages {
-        policy.push(t.try_acquire(1)?);
-    }
-    if let Some(t) = &inner.policy.throttle_bytes {
-        if size > 0 {
-            policy.push(t.try_acquire(size)?);
-        }
+    for (t, n) in [messages, bytes].into_iter().flatten() {
+        policy.push(t.try_acquire(n)?);
     }
     let dispatch = match dispatch {
-        Some(t) if size > 0 => Some(t.try_acquire(size)?),
-        _ => None,
+        Some((t, n)) => Some(t.try_acquire(n)?),
+        None => None,
     };
     Some(Permits { policy, dispatch })
 }
 
-/// Takes the policy message (1) and byte throttles, then the host's dispatch throttle.
+/// Takes the [`demands`] in order, waiting for each.
 async fn acquire(
     inner: &Inner,
     dispatch: Option<&Throttle>,
     h: &MsgHeader,
     cancel: &CancellationToken,
 ) -> Result<Permits, PipeError> {
-    let size = h.payload_len();
-    // No allocation unless the policy has throttles.
+    let [messages, bytes, dispatch] = demands(inner, dispatch, h);
     let mut policy = Vec::new();
-    if let Some(t) = &inner.policy.throttle_messages {
-        policy.push(take(t, 1, cancel).await?);
-    }
-    if let Some(t) = &inner.policy.throttle_bytes {
-        if size > 0 {
-            policy.push(take(t, size, cancel).await?);
-        }
+    for (t, n) in [messages, bytes].into_iter().flatten() {
+        policy.push(take(t, n, cancel).await?);
     }
     let dispatch = match dispatch {
-        Some(t) if size > 0 => Some(take(t, size, cancel).await?),
-        _ => None,
+        Some((t, n)) => Some(take(t, n, cancel).await?),
+        None => None,
     };
     Ok(Permits { policy, dispatch })
 }
