@@ -313,7 +313,7 @@ fn finish(inner: &Arc<Inner>, gen: u64, t: BoxTransport, reply: &ConnectReply, c
         sh.st.peer_global_seq = reply.global_seq;
         sh.st.lossy = reply.flags & CONNECT_LOSSY != 0;
         sh.st.features = reply.features & inner.policy.features_supported;
-        sh.st.opened_at(Instant::now());
+        sh.st.opened();
         (sh.link.new_slot(), sh.st.features)
     };
     bump(&inner.counters.handshakes, 1);
@@ -339,9 +339,7 @@ fn failed(inner: &Arc<Inner>, gen: u64, e: &PipeError) {
             } else {
                 FaultCause::Error
             };
-            let action = sh
-                .st
-                .on_fault_at(&inner.fault_policy(), cause, Instant::now());
+            let action = sh.st.on_fault(&inner.fault_policy(), cause);
             inner.apply_action(&mut sh, action);
             Some(action)
         }

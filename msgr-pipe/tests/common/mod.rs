@@ -50,27 +50,62 @@ pub async fn recv_n(
     n: usize,
     limit: Duration,
 ) -> (Vec<u64>, Vec<SessionEvent>) {
-    let mut got = Vec::with_capacity(n);
-    let mut events = Vec::new();
+    let r = recv_timed(rx, n, limit).await;
+    (r.got, r.events)
+}
+
+/// What [`recv_timed`] saw.
+pub struct Received {
+    /// Payload numbers of the test messages, in arrival order.
+    pub got: Vec<u64>,
+    /// Session events seen on the way.
+    pub events: Vec<SessionEvent>,
+    /// The longest time between two deliveries (or from the call to the first one), on the
+    /// test's clock (virtual when paused): how long the stream stalled at worst.
+    pub longest_gap: Duration,
+    /// From the call to the last delivery.
+    pub elapsed: Duration,
+}
+
+/// [`recv_n`], also measuring the longest stall between deliveries: a liveness check for
+/// streams under faults (a reconnect that waits a backoff it should not shows up here).
+pub async fn recv_timed(
+    rx: &mut UnboundedReceiver<HostEvent>,
+    n: usize,
+    limit: Duration,
+) -> Received {
+    let start = tokio::time::Instant::now();
+    let mut last = start;
+    let mut r = Received {
+        got: Vec::with_capacity(n),
+        events: Vec::new(),
+        longest_gap: Duration::ZERO,
+        elapsed: Duration::ZERO,
+    };
     let fut = async {
-        while got.len() < n {
+        while r.got.len() < n {
             match rx.recv().await.expect("host channel closed") {
                 HostEvent::Message { incoming, .. } => {
                     if incoming.msg.header.ty == TEST_TYPE {
-                        got.push(payload(&incoming.msg));
+                        r.got.push(payload(&incoming.msg));
+                        let now = tokio::time::Instant::now();
+                        r.longest_gap = r.longest_gap.max(now - last);
+                        last = now;
                     }
                 }
-                HostEvent::Event { event, .. } => events.push(event),
+                HostEvent::Event { event, .. } => r.events.push(event),
             }
         }
     };
     if tokio::time::timeout(limit, fut).await.is_err() {
         panic!(
-            "timed out with {} of {n} messages; events {events:?}",
-            got.len()
+            "timed out with {} of {n} messages; events {:?}",
+            r.got.len(),
+            r.events
         );
     }
-    (got, events)
+    r.elapsed = last - start;
+    r
 }
 
 /// Waits for a specific event (other things are dropped). Returns the session.
