@@ -1,8 +1,8 @@
 //! Lossless sessions under injected socket failures (Ceph's ms_inject_socket_failures): every
 //! message delivered exactly once and in order, both ways, with the default backoffs, and the
-//! stream keeps flowing: the longest stall between deliveries is measured on the (paused,
-//! virtual) clock and must stay far below `max_backoff`, as it does in Ceph, where only failed
-//! connection attempts back off.
+//! stream keeps flowing: every stall between deliveries, measured on the (paused, virtual)
+//! clock, must be paid for by failed connection attempts, as in Ceph, where an open session's
+//! fault reconnects at once and only failed attempts back off (`common::Stalls`).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -58,10 +58,21 @@ impl Run {
     }
 }
 
-/// The liveness bound: Ceph reconnects an open session at once, so a stall is at worst a
-/// few consecutive failed handshakes (0.2 + 0.4 + 0.8 + 1.6 s). The old rule (backoff kept
-/// when a session lived less than `initial_backoff`) stalled 15 s at these rates.
-const MAX_STALL: Duration = Duration::from_secs(4);
+/// What a stall may take beyond the backoffs its faults earned (handshakes, injected delays
+/// of up to 0.5 s, and on real threads the scheduler of a loaded 2-core machine).
+fn slack() -> Duration {
+    let paused = tokio::runtime::Handle::current().runtime_flavor()
+        == tokio::runtime::RuntimeFlavor::CurrentThread;
+    if paused {
+        Duration::from_secs(1)
+    } else {
+        Duration::from_secs(3)
+    }
+}
+
+/// Beyond the rule (each stall paid for by failed attempts): at 1/200 and rarer, a reconnect
+/// fails with p < 0.1, and the stream never stalls this long.
+const MAX_STALL_RARE: Duration = Duration::from_secs(4);
 
 async fn lossless_under_faults(seed: u64, one_in: u32, n: u64, policy: Policy) -> Run {
     lossless_with(seed, one_in, n, policy, 0.0).await
@@ -88,6 +99,7 @@ async fn lossless_base(
     };
     cfg.inject.socket_failures = one_in;
     cfg.inject.seed = seed;
+    let cfg0 = cfg.clone();
     // Only bounds a failure; the liveness claims are the gap and elapsed checks below.
     let limit = Duration::from_secs(600);
     let net = TestNet::new(4 * 1024);
@@ -97,8 +109,15 @@ async fn lossless_base(
     let sb = b.connect(a.my_addr(), EntityType::OSD);
     let ta = tokio::spawn(send_all(a.clone(), b.my_addr(), sa, n));
     let tb = tokio::spawn(send_all(b.clone(), a.my_addr(), sb, n));
-    let rb = recv_timed(&mut brx, n as usize, limit).await;
-    let ra = recv_timed(&mut arx, n as usize, limit).await;
+    let faults = || -> u64 {
+        let all = a.sessions().into_iter().chain(b.sessions());
+        all.map(|s| s.stats().faults).sum()
+    };
+    let stalls = Stalls::tracked(&cfg0, slack(), faults);
+    let (rb, ra) = tokio::join!(
+        recv_timed(&mut brx, n as usize, limit, &stalls),
+        recv_timed(&mut arx, n as usize, limit, &stalls)
+    );
     let sa = ta.await.unwrap();
     let sb = tb.await.unwrap();
     let want: Vec<u64> = (0..n).collect();
@@ -127,7 +146,7 @@ async fn lossless_base(
         elapsed: rb.elapsed.max(ra.elapsed),
     };
     assert!(
-        run.longest_gap < MAX_STALL,
+        one_in < 200 || run.longest_gap < MAX_STALL_RARE,
         "seed {seed}, 1/{one_in}: the stream stalled {:?} ({run:?})",
         run.longest_gap
     );
@@ -301,7 +320,9 @@ async fn client_server_under_faults(seed: u64, one_in: u32, n: u64) {
     };
     // Only bounds a failure; liveness is checked on the stalls below.
     let limit = Duration::from_secs(600);
-    let rb = recv_timed(&mut brx, n as usize, limit).await;
+    let faults = || -> u64 { a.sessions().iter().map(|s| s.stats().faults).sum() };
+    let stalls = Stalls::tracked(&PipeConfig::default(), slack(), faults);
+    let rb = recv_timed(&mut brx, n as usize, limit, &stalls).await;
     assert_eq!(rb.got, (0..n).collect::<Vec<_>>(), "seed {seed}");
     let sb = b.lookup(&a.my_addr()).unwrap();
     for i in 0..n {
@@ -310,17 +331,14 @@ async fn client_server_under_faults(seed: u64, one_in: u32, n: u64) {
     // The server never reconnects: the client must come back (a keepalive or message does it;
     // here its own faults and the queued replies' acks are enough once it reconnects).
     sa.send(msg_padded(n, 200)).await.unwrap();
-    let ra = recv_timed(&mut arx, n as usize, limit).await;
+    let ra = recv_timed(&mut arx, n as usize, limit, &stalls).await;
     assert_eq!(ra.got, (0..n).collect::<Vec<_>>(), "seed {seed}");
     let (last, _) = recv_n(&mut brx, 1, limit).await;
     assert_eq!(last, vec![n]);
-    for (dir, r) in [("client -> server", &rb), ("server -> client", &ra)] {
-        assert!(
-            r.longest_gap < MAX_STALL,
-            "seed {seed}, {dir}: stalled {:?}",
-            r.longest_gap
-        );
-    }
+    eprintln!(
+        "client/server seed {seed}: longest stall {:?}",
+        rb.longest_gap.max(ra.longest_gap)
+    );
     assert!(sa.stats().faults > 0, "seed {seed}: no fault injected");
     ta.await.unwrap();
     tokio::time::sleep(Duration::from_secs(60)).await;

@@ -230,7 +230,16 @@ async fn handshake(
             policy.features_supported,
             policy.features_required,
         ) {
-            ReplyAction::Retry => {}
+            ReplyAction::Retry => {
+                // Keep the peer's connect_seq for the next attempts too, as Ceph's Pipe does
+                // (`cseq = connect_seq = reply.connect_seq`): if this socket fails, the next
+                // attempt need not be told again (one round trip less per reconnect).
+                let mut sh = inner.lock();
+                if sh.link.attempt.as_ref().map(|a| a.0) != Some(gen) {
+                    return Err(PipeError::Superseded);
+                }
+                sh.st.connect_seq = at.connect_seq;
+            }
             ReplyAction::RetryGlobal { at_least } => at.global_seq = host.next_global_seq(at_least),
             ReplyAction::RetryAuthorizer => retry_auth = true,
             ReplyAction::ResetSession => {

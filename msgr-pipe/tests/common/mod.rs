@@ -50,8 +50,56 @@ pub async fn recv_n(
     n: usize,
     limit: Duration,
 ) -> (Vec<u64>, Vec<SessionEvent>) {
-    let r = recv_timed(rx, n, limit).await;
+    let r = recv_timed(rx, n, limit, &Stalls::untracked()).await;
     (r.got, r.events)
+}
+
+/// The liveness rule of reconnects, checked on a stream: Ceph (and msgr) reconnect an open
+/// session at once and back off only after *failed* attempts, doubling from
+/// `initial_backoff` to `max_backoff`. So a stall between two deliveries may last at most the
+/// backoffs that the faults counted during it have earned, plus `slack` for the work itself
+/// (handshakes, injected delays, scheduling on real threads). A reconnect that waits without a
+/// failed attempt to justify it (the old rule waited up to 15 s after sessions that lived a
+/// few milliseconds) breaks it.
+pub struct Stalls<'a> {
+    /// The faults so far (failed attempts and socket faults of every session that connects).
+    pub faults: Box<dyn Fn() -> u64 + 'a>,
+    /// `initial_backoff` and `max_backoff` of the sessions.
+    pub backoff: (Duration, Duration),
+    /// Allowance for everything that is not a backoff.
+    pub slack: Duration,
+}
+
+impl<'a> Stalls<'a> {
+    /// Stalls measured, not checked.
+    pub fn untracked() -> Self {
+        Stalls {
+            faults: Box::new(|| 0),
+            backoff: (Duration::MAX, Duration::MAX),
+            slack: Duration::MAX,
+        }
+    }
+
+    /// Checks stalls against `config`'s backoffs with the faults `faults` counts.
+    pub fn tracked(config: &PipeConfig, slack: Duration, faults: impl Fn() -> u64 + 'a) -> Self {
+        Stalls {
+            faults: Box::new(faults),
+            backoff: (config.initial_backoff, config.max_backoff),
+            slack,
+        }
+    }
+
+    /// The longest stall `k` faults may cause: the sum of the first `k` backoffs, plus slack.
+    pub fn allowance(&self, k: u64) -> Duration {
+        let (initial, max) = self.backoff;
+        let mut total = self.slack;
+        let mut next = initial;
+        for _ in 0..k.min(64) {
+            total = total.saturating_add(next);
+            next = next.saturating_mul(2).min(max);
+        }
+        total
+    }
 }
 
 /// What [`recv_timed`] saw.
@@ -67,15 +115,17 @@ pub struct Received {
     pub elapsed: Duration,
 }
 
-/// [`recv_n`], also measuring the longest stall between deliveries: a liveness check for
-/// streams under faults (a reconnect that waits a backoff it should not shows up here).
+/// [`recv_n`], also measuring the stalls between deliveries and checking each against the
+/// reconnect rule of `stalls` (panics on a stall the faults in it do not explain).
 pub async fn recv_timed(
     rx: &mut UnboundedReceiver<HostEvent>,
     n: usize,
     limit: Duration,
+    stalls: &Stalls<'_>,
 ) -> Received {
     let start = tokio::time::Instant::now();
     let mut last = start;
+    let mut faults_then = (stalls.faults)();
     let mut r = Received {
         got: Vec::with_capacity(n),
         events: Vec::new(),
@@ -89,8 +139,19 @@ pub async fn recv_timed(
                     if incoming.msg.header.ty == TEST_TYPE {
                         r.got.push(payload(&incoming.msg));
                         let now = tokio::time::Instant::now();
-                        r.longest_gap = r.longest_gap.max(now - last);
+                        let gap = now - last;
+                        let faults = (stalls.faults)();
+                        let earned = faults.saturating_sub(faults_then);
+                        assert!(
+                            gap <= stalls.allowance(earned),
+                            "stalled {gap:?} before message {} with only {earned} faults \
+                             (the reconnect rule allows {:?})",
+                            r.got.len(),
+                            stalls.allowance(earned)
+                        );
+                        r.longest_gap = r.longest_gap.max(gap);
                         last = now;
+                        faults_then = faults;
                     }
                 }
                 HostEvent::Event { event, .. } => r.events.push(event),
