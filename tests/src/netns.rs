@@ -6,7 +6,7 @@
 //!   panics, deletes both namespaces, and with them the veth pair.
 //! - [`HostPair::set_server_link`] takes the server's end of the pair down or up: a partition. Packets to the
 //!   server vanish (the client's end loses its carrier and drops them; its route stays), so established TCP
-//!   connections retransmit and new ones hang in SYN, as when a cable is pulled.
+//!   connections retransmit and new ones wait, as when a cable is pulled; once it is up, both go on.
 //! - [`HostPair::spawn`] runs a program in one namespace (`ip netns exec`) as a [`Peer`]: its standard output is
 //!   read as [`Line`]s and waited on ([`Peer::wait_for`], bounded by [`WAIT`]), its standard error is passed on to
 //!   the test's (prefixed), its standard input takes commands. A peer exits when its standard input closes, and

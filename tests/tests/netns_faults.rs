@@ -38,6 +38,8 @@ const INTERVAL_MS: u64 = 5;
 const BEFORE: u64 = 200;
 /// Round trips of messages sent after the partition ended, required before the run stops.
 const AFTER: u64 = 200;
+/// The longest pause in traffic a partition of [`PARTITION`] may cause.
+const MAX_PAUSE: Duration = Duration::from_secs(9);
 /// A read timeout shorter than [`PARTITION`].
 const SHORT_READ_TIMEOUT_MS: u64 = 1000;
 
@@ -163,6 +165,12 @@ fn check_partition(server: &Peer, run: &Run) -> anyhow::Result<()> {
     ensure!(
         gap >= PARTITION - Duration::from_millis(500),
         "longest pause between messages {gap:?}: the partition of {PARTITION:?} did not stop traffic"
+    );
+    // Traffic resumes within a TCP retransmission (the timer doubles from 200 ms: 0.2, 0.6, 1.4, 3.0, 6.2 s after
+    // the first loss) or a reconnect: well before a reconnect backoff of `max_backoff` (15 s) would end.
+    ensure!(
+        gap < MAX_PAUSE,
+        "longest pause between messages {gap:?}: traffic did not resume promptly after the partition of {PARTITION:?}"
     );
     let after_up = server
         .seqs(false)
