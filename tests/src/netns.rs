@@ -3,7 +3,8 @@
 //!
 //! - [`HostPair::create`] adds two namespaces with unique names, a veth pair between them with [`SERVER_IP`] and
 //!   [`CLIENT_IP`] on a private /30, and brings both ends (and each `lo`) up. Dropping the pair, also while a test
-//!   panics, deletes both namespaces, and with them the veth pair.
+//!   panics, deletes both namespaces, and with them the veth pair; namespaces left by a test process that was
+//!   killed are deleted by the next `create`.
 //! - [`HostPair::set_server_link`] takes the server's end of the pair down or up: a partition. Packets to the
 //!   server vanish (the client's end loses its carrier and drops them; its route stays), so established TCP
 //!   connections retransmit and new ones wait, as when a cable is pulled; once it is up, both go on.
@@ -94,6 +95,28 @@ fn skip(reason: &str) -> anyhow::Result<bool> {
     Ok(false)
 }
 
+/// Deletes the namespaces left by test processes that are gone (killed before their [`HostPair`] was dropped):
+/// those named `msgr-PID-...` (PID in hex) with no process PID.
+fn remove_stale() {
+    let Ok(out) = StdCommand::new("ip").args(["netns", "list"]).output() else {
+        return;
+    };
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let Some(name) = line.split_whitespace().next() else {
+            continue;
+        };
+        let pid = name
+            .strip_prefix("msgr-")
+            .and_then(|rest| rest.split_once('x'))
+            .and_then(|(pid, _)| u32::from_str_radix(pid, 16).ok());
+        if let Some(pid) = pid {
+            if !Path::new(&format!("/proc/{pid}")).exists() && ip(&["netns", "del", name]).is_ok() {
+                eprintln!("deleted namespace {name} of a test process that is gone");
+            }
+        }
+    }
+}
+
 /// Which of the two hosts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Host {
@@ -123,6 +146,7 @@ impl HostPair {
         if find_on_path("ip").is_none() && !skip("ip (iproute2) not on PATH")? {
             return Ok(None);
         }
+        remove_stale();
         let tag = format!(
             "{:x}x{}",
             std::process::id(),
