@@ -299,7 +299,8 @@ async fn partition_longer_than_read_timeout_reconnects_and_resends() -> anyhow::
 
 /// A server killed with SIGKILL and started again at the same address (port and nonce) has forgotten the
 /// session: the client's reconnect is answered with RESETSESSION and the client's dispatcher gets
-/// `handle_remote_reset`, as Ceph's gets `ms_handle_remote_reset`; the new session carries a round trip.
+/// `handle_remote_reset`, as Ceph's gets `ms_handle_remote_reset`, and what was queued for the old session is
+/// discarded; the new session carries a round trip.
 #[tokio::test]
 async fn server_killed_and_restarted_gives_remote_reset() -> anyhow::Result<()> {
     let Some(pair) = HostPair::create()? else {
@@ -323,6 +324,9 @@ async fn server_killed_and_restarted_gives_remote_reset() -> anyhow::Result<()> 
         client.events("remote_reset") == 0,
         "remote reset before the server came back"
     );
+    // Queued while no server runs: the remote reset discards it, as Ceph's `was_session_reset` discards the out
+    // queue (SimpleMessenger `Pipe::was_session_reset`, Async `ProtocolV1::session_reset`).
+    let orphan = client.sent("send").await?;
     let mut server = start_server(&pair, None).await?;
     client
         .wait_seen(
@@ -337,6 +341,11 @@ async fn server_killed_and_restarted_gives_remote_reset() -> anyhow::Result<()> 
     server
         .wait_seen("the message on the new session", |l| *l == Line::Recv(next))
         .await?;
+    ensure!(
+        !server.seen.iter().any(|(_, l)| *l == Line::Recv(orphan))
+            && !client.seen.iter().any(|(_, l)| *l == Line::Reply(orphan)),
+        "message {orphan}, queued before the remote reset, was delivered after it"
+    );
     ensure!(
         client.events("remote_reset") == 1,
         "{} remote resets",
