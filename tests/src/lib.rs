@@ -3,10 +3,12 @@
 //! - [`ceph`]: a real `ceph-mon` on loopback per test ([`ceph::CephMon`]) and the real `ceph` command-line client.
 //! - [`ceph_msgs`]: the bodies of the Ceph messages those tests exchange (MAuth, MAuthReply, MMonCommand, ...).
 //! - [`capture`]: frames of the captured Pacific sessions in `tests/data/`, as golden bytes.
+//! - [`netns`]: two hosts in network namespaces joined by a veth pair, and the `msgr-netns-peer` program run there.
 
 pub mod capture;
 pub mod ceph;
 pub mod ceph_msgs;
 pub mod fixture;
 pub mod hostile;
+pub mod netns;
 pub mod synthetic;
