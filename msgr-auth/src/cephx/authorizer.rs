@@ -187,9 +187,28 @@ pub fn verify_authorizer(
     now: UTime,
     rng: &mut dyn rand::RngCore,
 ) -> Result<Verification, AuthError> {
+    verify_authorizer_from(
+        secrets,
+        my_service,
+        &mut &authorizer[..],
+        challenge,
+        now,
+        rng,
+    )
+}
+
+/// [`verify_authorizer`] reading from the front of `p` and leaving what follows the
+/// authorizer (GET_PRINCIPAL_SESSION_KEY carries a request after it).
+pub(crate) fn verify_authorizer_from(
+    secrets: &dyn ServiceSecrets,
+    my_service: u32,
+    p: &mut &[u8],
+    challenge: Option<&mut ChallengeState>,
+    now: UTime,
+    rng: &mut dyn rand::RngCore,
+) -> Result<Verification, AuthError> {
     let bad = |reason| AuthError::BadAuthorizer { reason };
-    let mut p = authorizer;
-    let head = AuthorizerHead::decode(&mut p)?;
+    let head = AuthorizerHead::decode(p)?;
     if head.service_id != my_service {
         return Err(bad("ticket for another service"));
     }
@@ -203,7 +222,7 @@ pub fn verify_authorizer(
     if info.ticket.expires <= now {
         return Err(bad("ticket expired"));
     }
-    let msg: CephXAuthorize = decode_decrypt(&info.session_key, &mut p)?;
+    let msg: CephXAuthorize = decode_decrypt(&info.session_key, p)?;
     if let Some(state) = challenge {
         match state.outstanding {
             Some(c) if msg.have_challenge => {

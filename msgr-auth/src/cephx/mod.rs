@@ -7,6 +7,7 @@ mod rotating;
 mod ticket;
 mod types;
 
+pub(crate) use authorizer::verify_authorizer_from;
 pub use authorizer::{
     verify_authorizer, AuthorizerHead, CephXAuthorizer, ChallengeState, ServiceSecrets,
     Verification, GENERAL_SECRET_ID,
