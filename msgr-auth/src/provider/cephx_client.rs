@@ -37,6 +37,9 @@ pub struct CephxClient {
     want: u32,
     extra_tickets: bool,
     server_challenge: Option<u64>,
+    /// Whether this mon session has seen our GET_AUTH_SESSION_KEY succeed (a new session,
+    /// e.g. after a reconnect, must authenticate again even with fresh tickets).
+    session_authenticated: bool,
     auth: Option<ServiceTicket>,
     tickets: BTreeMap<u32, ServiceTicket>,
     rotating: Option<RotatingSecrets>,
@@ -71,6 +74,7 @@ impl CephxClient {
             want: want | ENTITY_AUTH,
             extra_tickets: true,
             server_challenge: None,
+            session_authenticated: false,
             auth: None,
             tickets: BTreeMap::new(),
             rotating: None,
@@ -186,7 +190,7 @@ impl AuthClient for CephxClient {
         })?;
         let mut b = BytesMut::new();
         let missing = self.missing(now);
-        let request_type = if missing & ENTITY_AUTH != 0 {
+        let request_type = if missing & ENTITY_AUTH != 0 || !self.session_authenticated {
             let client_challenge = self.rng.next_u64();
             let req = CephXAuthenticate {
                 client_challenge,
@@ -245,6 +249,7 @@ impl AuthClient for CephxClient {
         let Some(expected) = self.last_request.take() else {
             // The reply to the negotiation: the server's challenge.
             self.server_challenge = Some(CephXServerChallenge::decode(&mut p)?.server_challenge);
+            self.session_authenticated = false;
             return Ok(ClientProgress::More);
         };
         let header = CephXResponseHeader::decode(&mut p)?;
@@ -260,6 +265,7 @@ impl AuthClient for CephxClient {
                     return Err(self.refused(header.status));
                 }
                 self.handle_auth_session_key(now, &mut p)?;
+                self.session_authenticated = true;
             }
             CEPHX_GET_PRINCIPAL_SESSION_KEY => {
                 let auth = self.auth.as_ref().ok_or(AuthError::NoTicket {
