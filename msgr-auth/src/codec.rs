@@ -219,6 +219,19 @@ impl Decode for UTime {
     }
 }
 
+/// A bare `u64` (the challenge-key input and the §G.6 vector).
+impl Encode for u64 {
+    fn encode(&self, buf: &mut impl BufMut) {
+        buf.put_u64_le(*self);
+    }
+}
+
+impl Decode for u64 {
+    fn decode(buf: &mut impl Buf) -> Result<Self, AuthError> {
+        get_u64(buf, "u64")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

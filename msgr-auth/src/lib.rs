@@ -14,6 +14,8 @@
 //!   tickets from a keyring), [`provider::AuthorizerVerifier`] (a service verifying
 //!   authorizers with rotating secrets), for `none` and `cephx`, all in memory.
 //!
+//! * The split of a msgr2 connection secret into AES-GCM key and nonces ([`connection_secret`]).
+//!
 //! What it does not do: no I/O, no clock (time is passed in as [`UTime`]), no global
 //! randomness (generators are handed in, so runs replay); no MAuth message framing (that is
 //! the messenger's), no msgr2 (AUTH_SIGNATURE HMAC, AES-GCM), no key types newer than
@@ -23,6 +25,7 @@
 
 pub mod cephx;
 mod codec;
+pub mod connection_secret;
 pub mod crypto;
 mod entity;
 pub mod envelope;

@@ -328,7 +328,19 @@ impl CephxSession {
             encode_ticket_reply(&auth.session_key, &extra, None, &mut eb).map_err(|_| EACCES)?;
             put_blob(out, &eb);
         }
-        let caps = AuthCapsInfo::default();
+        // What the mon itself allows this entity: its `mon` caps.
+        let cap = ks
+            .keyring
+            .get(&self.name)
+            .and_then(|e| e.caps.get("mon"))
+            .cloned()
+            .unwrap_or_default();
+        let mut cb = BytesMut::new();
+        put_blob(&mut cb, cap.as_bytes());
+        let caps = AuthCapsInfo {
+            allow_all: false,
+            caps: cb.freeze(),
+        };
         self.peer = Some(PeerIdentity {
             name: self.name.clone(),
             global_id: self.global_id,
@@ -339,7 +351,8 @@ impl CephxSession {
 
     fn principal(&mut self, now: UTime, p: &mut &[u8], out: &mut BytesMut) -> Result<(), i32> {
         let mut ks = self.server.lock();
-        let mut rng = rand::rngs::mock::StepRng::new(0, 0); // no challenge: the rng is not used
+        // No challenge on this path (the mon's MAuth), so the generator is never drawn from.
+        let mut rng = rand::rngs::mock::StepRng::new(0, 0);
         let v = verify_authorizer_from(&*ks, ENTITY_AUTH, p, None, now, &mut rng)
             .map_err(|_| EACCES)?;
         let Verification::Accepted { info, .. } = v else {
