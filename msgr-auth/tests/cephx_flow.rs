@@ -383,3 +383,75 @@ fn none_client_server_and_verifier() {
     );
     assert_eq!(choose_protocol(&[CEPH_AUTH_CEPHX], &[CEPH_AUTH_NONE]), None);
 }
+
+#[test]
+fn mon_to_mon_ticket_made_with_the_general_mon_key_verifies_against_the_keyring() {
+    // What a mon does for its peers (and what the real mon accepted from the spec's forged
+    // `mon.` ticket): a ticket blob under the `mon.` key itself, secret_id u64::MAX.
+    let mon_key = CryptoKey::aes([0x33; 16]);
+    let mut ring = Keyring::new();
+    ring.insert(
+        "mon.".parse().unwrap(),
+        KeyringEntry {
+            key: mon_key.clone(),
+            caps: Default::default(),
+        },
+    );
+    let now = t(500);
+    let session_key = CryptoKey::aes([0x44; 16]);
+    let info = msgr_auth::cephx::CephXServiceTicketInfo {
+        ticket: msgr_auth::cephx::AuthTicket {
+            name: "mon.".parse().unwrap(),
+            global_id: 0,
+            auid: u64::MAX,
+            created: now,
+            expires: t(500 + 3600),
+            caps: Default::default(),
+            flags: 0,
+        },
+        session_key: session_key.clone(),
+    };
+    let blob = msgr_auth::envelope::enc_bl(&mon_key, &info).unwrap();
+    let ticket = msgr_auth::cephx::CephXTicketBlob {
+        secret_id: msgr_auth::cephx::GENERAL_SECRET_ID,
+        blob: blob.into(),
+    };
+    let mut a = CephxClientAuthorizer::from_ticket(0, ENTITY_MON, ticket, session_key, 77).unwrap();
+    let store = ServiceKeyStore {
+        keyring: ring,
+        rotating: Default::default(),
+    };
+    let v = CephxAuthorizerVerifier::new(ENTITY_MON, Arc::new(RwLock::new(store)), true, rng(20));
+    let mut st = ChallengeState::default();
+    let VerifyOutcome::Challenge(c) = v
+        .verify(&a.bytes(), &mut st, FEATURE_CEPHX_V2, now)
+        .unwrap()
+    else {
+        panic!()
+    };
+    a.add_challenge(&c).unwrap();
+    let VerifyOutcome::Accepted { reply, peer, .. } = v
+        .verify(&a.bytes(), &mut st, FEATURE_CEPHX_V2, now)
+        .unwrap()
+    else {
+        panic!()
+    };
+    assert_eq!(peer.name.to_string(), "mon.");
+    assert!(a.verify_reply(&reply, FEATURE_CEPHX_V2).unwrap().is_some());
+    // A reply meant for another nonce is refused: the service would not be authentic.
+    let other = CephxClientAuthorizer::from_ticket(
+        0,
+        ENTITY_MON,
+        Default::default(),
+        CryptoKey::aes([0x44; 16]),
+        78,
+    )
+    .unwrap();
+    assert!(matches!(
+        other.verify_reply(&reply, 0),
+        Err(AuthError::NonceMismatch {
+            expected: 79,
+            got: 78
+        })
+    ));
+}
