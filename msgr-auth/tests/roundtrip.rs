@@ -164,3 +164,51 @@ proptest! {
         let _ = Keyring::parse(&String::from_utf8_lossy(d));
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    #[test]
+    fn keyrings_round_trip_through_their_text(entries in proptest::collection::btree_map(
+        name(), (key(), proptest::collection::btree_map("[a-z]{1,5}", "[a-z *]{0,12}", 0..3)), 0..4)
+    ) {
+        let mut ring = Keyring::new();
+        for (n, (k, caps)) in &entries {
+            ring.insert(n.clone(), KeyringEntry { key: k.clone(), caps: caps.clone() });
+        }
+        let text = ring.to_text();
+        prop_assert_eq!(Keyring::parse(&text).unwrap(), ring);
+    }
+
+    #[test]
+    fn any_seed_and_time_authenticates_and_authorizes(seed in any::<u64>(), now in 1u32..4_000_000_000, extra in any::<bool>()) {
+        use msgr_auth::provider::*;
+        use rand::SeedableRng;
+        use std::sync::{Arc, RwLock};
+        let r = |s: u64| Box::new(rand::rngs::StdRng::seed_from_u64(seed ^ s));
+        let now = UTime::from_secs(now);
+        let admin_key = CryptoKey::generate(&mut rand::rngs::StdRng::seed_from_u64(seed), now);
+        let mut ring = Keyring::new();
+        ring.insert(EntityName::client("admin"), KeyringEntry { key: admin_key.clone(), caps: Default::default() });
+        let mon = CephxAuthServer::new(ring, TicketTtls::default(), 1, r(1));
+        let mut c = CephxClient::new(EntityName::client("admin"), admin_key, ENTITY_OSD, r(2)).with_extra_tickets(extra);
+        let (mut s, reply) = mon.start_session(c.name(), 0, now);
+        c.set_global_id(reply.global_id);
+        let mut progress = c.handle_reply(now, reply.result, &reply.payload).unwrap();
+        let mut rounds = 1;
+        while progress == ClientProgress::More {
+            let reply = s.handle_request(now, &c.build_request(now).unwrap());
+            progress = c.handle_reply(now, reply.result, &reply.payload).unwrap();
+            rounds += 1;
+        }
+        prop_assert_eq!(rounds, if extra { 2 } else { 3 });
+        let store = ServiceKeyStore { keyring: Keyring::new(), rotating: [(ENTITY_OSD, mon.rotating_secrets(ENTITY_OSD, now))].into_iter().collect() };
+        let v = CephxAuthorizerVerifier::new(ENTITY_OSD, Arc::new(RwLock::new(store)), true, r(3));
+        let mut a = c.build_authorizer(ENTITY_OSD, now).unwrap();
+        let mut st = ChallengeState::default();
+        let VerifyOutcome::Challenge(ch) = v.verify(&a.bytes(), &mut st, 0, now).unwrap() else { panic!("no challenge") };
+        a.add_challenge(&ch).unwrap();
+        let VerifyOutcome::Accepted { reply, .. } = v.verify(&a.bytes(), &mut st, 0, now).unwrap() else { panic!("refused") };
+        prop_assert!(a.verify_reply(&reply, 0).is_ok());
+    }
+}
