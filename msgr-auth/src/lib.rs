@@ -22,6 +22,31 @@
 //! Pacific's AES-128, no caps parsing (caps travel as bytes), no ceph.conf.
 //!
 //! Everything is checked against the spec's vectors produced by a real Pacific 16.2.15 mon.
+//!
+//! ```
+//! use msgr_auth::provider::*;
+//! use msgr_auth::{EntityName, Keyring, UTime, ENTITY_OSD};
+//! use rand::SeedableRng;
+//!
+//! let ring = Keyring::parse("[client.admin]\n\tkey = AQBmPhVrUfonABAAz1Hntf8c579RTfTJ47CacA==\n")?;
+//! let key = ring.key(&EntityName::client("admin")).unwrap().clone();
+//! let seeded = |s| Box::new(rand::rngs::StdRng::seed_from_u64(s));
+//! let mon = CephxAuthServer::new(ring, TicketTtls::default(), 4100, seeded(1));
+//! let mut client = CephxClient::new(EntityName::client("admin"), key, ENTITY_OSD, seeded(2));
+//! let now = UTime::from_secs(1_700_000_000);
+//!
+//! // MAuth 1 (negotiation) is answered by start_session; then as many rounds as needed.
+//! let (mut session, reply) = mon.start_session(client.name(), 0, now);
+//! client.set_global_id(reply.global_id);
+//! let mut progress = client.handle_reply(now, reply.result, &reply.payload)?;
+//! while progress == ClientProgress::More {
+//!     let reply = session.handle_request(now, &client.build_request(now)?);
+//!     progress = client.handle_reply(now, reply.result, &reply.payload)?;
+//! }
+//! let authorizer = client.build_authorizer(ENTITY_OSD, now)?; // for the connect to an OSD
+//! assert_eq!(client.global_id(), 4100);
+//! # Ok::<(), msgr_auth::AuthError>(())
+//! ```
 
 pub mod cephx;
 mod codec;
