@@ -455,3 +455,47 @@ fn mon_to_mon_ticket_made_with_the_general_mon_key_verifies_against_the_keyring(
         })
     ));
 }
+
+#[test]
+fn no_debug_output_shows_a_secret() {
+    let (ring, _) = mon_keyring();
+    let mon = CephxAuthServer::new(ring.clone(), TicketTtls::default(), 1, rng(30));
+    let mut admin = CephxClient::new(
+        EntityName::client("admin"),
+        admin_key(),
+        ENTITY_OSD,
+        rng(31),
+    );
+    authenticate(&mut admin, &mon, t(9)).unwrap();
+    let osd = admin.ticket(ENTITY_OSD).unwrap().clone();
+    let authz = admin.build_authorizer(ENTITY_OSD, t(9)).unwrap();
+    let signer = authz.verify_reply(&[], 0).err();
+    let texts = [
+        format!("{ring:?}"),
+        format!("{admin:?}"),
+        format!("{osd:?}"),
+        format!("{mon:?}"),
+        format!(
+            "{:?}",
+            msgr_auth::signature::MessageSigner::new(
+                osd.session_key.clone(),
+                msgr_auth::signature::SignatureFormat::CephxV2
+            )
+        ),
+        format!("{signer:?}"),
+    ];
+    for key in [admin_key(), osd.session_key.clone()] {
+        let bytes = key.secret().expose();
+        let decimal = format!("{bytes:?}");
+        let decimal_inner = &decimal[1..decimal.len() - 1];
+        let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        for text in &texts {
+            assert!(
+                !text.contains(decimal_inner) && !text.contains(&hex),
+                "secret in {text}"
+            );
+            assert!(!text.contains(&key.to_base64()), "base64 key in {text}");
+        }
+    }
+    assert!(texts[2].contains("redacted"));
+}
