@@ -9,6 +9,7 @@
 //! * [`Fixture`] — a server messenger (`osd.0`) and a client messenger (`client.-1`) on
 //!   127.0.0.1, kernel-chosen ports, default policies `stateless_server` / `lossy_client`,
 //!   reconnect backoff capped at 1 s (as Ceph's test `main`).
+//! * [`log_from_env`] — the tests' tracing set-up: logs when `RUST_LOG` is set.
 //! * [`stop`] — shutdown and wait (bounded), then assert what Ceph's teardown asserts and
 //!   more: the dispatch queue is empty, every throttle reads 0, no task is left.
 
@@ -31,6 +32,17 @@ pub const MSG_PING: u16 = 2;
 /// Upper bound of every wait on an event (Ceph's `CHECK_AND_WAIT_TRUE` waits about 1 s; this
 /// is generous so that loaded CI machines do not fail, and never spent when things work).
 pub const WAIT: Duration = Duration::from_secs(10);
+
+/// Logs to the test's output when `RUST_LOG` is set (`RUST_LOG=msgr_pipe=debug cargo test
+/// ...`), filtered by it; does nothing otherwise, and nothing the second time in a process.
+pub fn log_from_env() {
+    if std::env::var_os("RUST_LOG").is_some() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_test_writer()
+            .try_init();
+    }
+}
 
 /// A ping with an empty front.
 pub fn ping() -> Message {

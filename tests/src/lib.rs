@@ -3,10 +3,14 @@
 //! - [`ceph`]: a real `ceph-mon` on loopback per test ([`ceph::CephMon`]) and the real `ceph` command-line client.
 //! - [`ceph_msgs`]: the bodies of the Ceph messages those tests exchange (MAuth, MAuthReply, MMonCommand, ...).
 //! - [`capture`]: frames of the captured Pacific sessions in `tests/data/`, as golden bytes.
+//! - [`fixture`]: the recording dispatcher, messengers on loopback, the checked stop.
+//! - [`hostile`]: raw msgr v1 peers that misbehave.
+//! - [`steps`]: a handshake hook that records, pauses and fails handshake steps.
 
 pub mod capture;
 pub mod ceph;
 pub mod ceph_msgs;
 pub mod fixture;
 pub mod hostile;
+pub mod steps;
 pub mod synthetic;

@@ -27,12 +27,13 @@ use msgr_core::{
     BoxFuture, ConnId, ConnState, Connection, Dispatched, Dispatcher, Messenger, MessengerConfig,
     Policy, Received,
 };
-use msgr_pipe::{HandshakeHook, HookAction, Side, Step};
+use msgr_pipe::Step;
 use msgr_tests::ceph::{self, CephMon};
 use msgr_tests::ceph_msgs::{
     AuthNegotiation, Fsid, MAuth, MAuthReply, MMonCommand, MMonCommandAck, MPing, PaxosPrefix,
     AUTH_NONE, AUTH_UNKNOWN, ENTITY_TYPE_CLIENT,
 };
+use msgr_tests::steps::Script;
 use msgr_wire::{
     features, CrcFlags, EntityAddr, EntityName, EntityType, Message, Tag, Timespec, FOOTER_COMPLETE,
 };
@@ -183,44 +184,6 @@ impl Dispatcher for Inbox {
     }
 }
 
-/// A handshake hook that only records the steps, so a test can tell SEQ from READY.
-#[derive(Default)]
-struct Steps(Mutex<Vec<(ConnId, Side, Step)>>);
-
-impl Steps {
-    fn of(&self, conn: ConnId) -> Vec<Step> {
-        self.0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .iter()
-            .filter(|(c, _, _)| *c == conn)
-            .map(|(_, _, s)| *s)
-            .collect()
-    }
-
-    fn all(&self) -> Vec<(ConnId, Side, Step)> {
-        self.0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone()
-    }
-}
-
-impl HandshakeHook for Steps {
-    fn step(
-        &self,
-        conn: ConnId,
-        side: Side,
-        step: Step,
-    ) -> msgr_pipe::BoxFuture<'static, HookAction> {
-        self.0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .push((conn, side, step));
-        Box::pin(async { HookAction::Continue })
-    }
-}
-
 /// The first MAuth of `client.admin`, auth none (spec §8.2).
 fn mauth() -> Message {
     Message::new(MAuth::TYPE, MAuth::initial_none("admin").to_front())
@@ -242,7 +205,7 @@ fn auth_success(reply: &Message) -> anyhow::Result<u64> {
 }
 
 /// A client messenger on loopback with the lossy client policy, as librados' MonClient.
-async fn lossy_client(inbox: Arc<Inbox>, steps: Arc<Steps>) -> anyhow::Result<Messenger> {
+async fn lossy_client(inbox: Arc<Inbox>, steps: Arc<Script>) -> anyhow::Result<Messenger> {
     Ok(Messenger::builder(EntityName::client(-1))
         .bind(SocketAddr::from(([127, 0, 0, 1], 0)))
         .default_policy(Policy::lossy_client(0))
@@ -274,7 +237,7 @@ async fn connector_session(mon: &mut CephMon) -> anyhow::Result<()> {
     let started = Instant::now();
     let fsid: Fsid = mon.fsid().parse()?;
     let inbox = Arc::new(Inbox::default());
-    let steps = Arc::new(Steps::default());
+    let steps = Script::new();
     let client = lossy_client(inbox.clone(), steps.clone()).await?;
     let mon_addr = EntityAddr::new(mon.addr(), 0);
 
@@ -282,7 +245,7 @@ async fn connector_session(mon: &mut CephMon) -> anyhow::Result<()> {
     let conn = client.connect(mon_addr, EntityType::MON)?;
     inbox.event(conn.id(), Ev::Connect).await?;
     assert_eq!(conn.state(), ConnState::Open);
-    let hs = steps.of(conn.id());
+    let hs = steps.steps_of(conn.id());
     assert!(
         hs.contains(&Step::ReplyReceived(Tag::Seq as u8)) && hs.contains(&Step::SeqExchanged),
         "no SEQ reply from the mon: {hs:?}"
@@ -442,7 +405,7 @@ async fn ceph_cli_sends_mauth(v1_prefix: bool) -> anyhow::Result<()> {
     }
     let started = Instant::now();
     let inbox = Arc::new(Inbox::default());
-    let steps = Arc::new(Steps::default());
+    let steps = Script::new();
     // Nonce 0, as a mon's address has: the client checks the nonce we announce against the one it dialled, 0 for
     // `-m IP:PORT` (spec §9.22).
     let config = MessengerConfig {
@@ -520,11 +483,11 @@ async fn ceph_cli_sends_mauth(v1_prefix: bool) -> anyhow::Result<()> {
 
     // The client's handshake completed on its side too: Ceph's Async connector keeps queued messages (the MAuth)
     // until its session is open. On ours: the client's connect, our reply, the accept event.
-    let hs = steps.of(conn);
+    let hs = steps.steps_of(conn);
     assert!(
         hs.contains(&Step::ConnectReceived) && hs.contains(&Step::Ready),
         "steps {hs:?} (all: {:?})",
-        steps.all()
+        steps.history()
     );
     assert!(
         hs.contains(&Step::ReplySent(Tag::Seq as u8))
@@ -706,7 +669,7 @@ async fn status(
 async fn renamed_session(mon: &CephMon) -> anyhow::Result<()> {
     let started = Instant::now();
     let inbox = Arc::new(Inbox::default());
-    let client = lossy_client(inbox.clone(), Arc::new(Steps::default())).await?;
+    let client = lossy_client(inbox.clone(), Script::new()).await?;
     assert_eq!(client.name(), EntityName::client(-1));
     let mon_addr = EntityAddr::new(mon.addr(), 0);
     let conn = client.connect(mon_addr, EntityType::MON)?;
