@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use common::*;
-use msgr_pipe::testing::{FixedAuthorizer, HostEvent, TestHost, TestNet};
-use msgr_pipe::{ConnState, Host, PipeConfig, Policy, SessionEvent};
+use msgr_pipe::testing::{FixedAuthorizer, HostEvent, StepLog, TestHost, TestNet};
+use msgr_pipe::{ConnState, Host, PipeConfig, Policy, SessionEvent, Side, Step};
 use msgr_wire::{
     Banner, Connect, ConnectReply, EntityAddr, EntityName, EntityType, Tag, Timespec, Wire,
     ADDR_LEN, BANNER_LEN, CONNECT_LOSSY,
@@ -205,40 +205,100 @@ async fn connector_wait_parks_then_retries_after_max_backoff() {
     s.mark_down();
 }
 
+/// The tags a connector read, as the raw bytes of [`Tag`]s.
+fn tags(t: &[Tag]) -> Vec<u8> {
+    t.iter().map(|t| t.byte()).collect()
+}
+
+/// An acceptor requiring a feature the connector lacks answers FEATURES, with Ceph's reply
+/// features `(offered & supported) | required`; the connector reads exactly that one reply,
+/// reports Refused and closes (no retry: Ceph's `Pipe::connect` stops on FEATURES).
 #[tokio::test]
 async fn features_required_gives_features_and_closes() {
+    const BIT: u64 = 1 << 13;
     let net = TestNet::new(4096);
     let mut required = Policy::lossless_peer(0);
-    required.features_required = 1 << 13;
-    let (a, mut arx) = host(1, Policy::lossless_client(0), PipeConfig::default(), &net);
+    required.features_required = BIT;
+    let log = StepLog::new();
+    let cfg = PipeConfig {
+        hook: Some(log.clone()),
+        ..PipeConfig::default()
+    };
+    let (a, mut arx) = host(1, Policy::lossless_client(0), cfg, &net);
     let mut lacking = Policy::lossless_client(0);
-    lacking.features_supported &= !(1 << 13);
+    lacking.features_supported &= !BIT;
     a.set_policy(EntityType::OSD, lacking);
-    let (b, _brx) = host(2, required, PipeConfig::default(), &net);
+    let (b, _brx) = host(2, required.clone(), PipeConfig::default(), &net);
     let s = a.connect(b.my_addr(), EntityType::OSD);
     s.send(msg(1)).await.unwrap();
     wait_event(&mut arx, SessionEvent::Refused, Duration::from_secs(10)).await;
     s.closed().await;
+    assert_eq!(log.replies_received(), tags(&[Tag::Features]));
+    assert_eq!(log.count(Side::Connector, Step::Ready), 0);
+    assert_eq!(net.dials(), 1, "no reconnect after FEATURES");
     assert_eq!(s.state(), ConnState::Closed);
     assert_eq!(s.send(msg(2)).await, Err(msgr_pipe::SendError::Closed));
     assert!(b.sessions().is_empty());
+
+    // The reply's bytes, read by a raw connector offering the same features.
+    let offered = msgr_pipe::DEFAULT_FEATURES & !BIT;
+    let mut x = raw_connect(&b, addr(3)).await;
+    let mut c = raw_connect_msg(1, 0);
+    c.features = offered;
+    let r = raw_round(&mut x, &c).await;
+    assert_eq!(r.tag, Tag::Features);
+    assert_eq!(r.features, (offered & required.features_supported) | BIT);
+    assert_eq!(r.protocol_version, msgr_wire::OSD_PROTOCOL);
+    assert!(r.authorizer.is_empty());
 }
 
+/// An acceptor that refuses the authorizer answers BADAUTHORIZER; the connector builds a new
+/// authorizer and tries once more on the same socket, reads BADAUTHORIZER again and gives up
+/// (Ceph's `got_bad_auth`): two connects and two BADAUTHORIZER replies on the wire, one dial.
 #[tokio::test]
 async fn refused_authorizer_gives_badauthorizer_twice_then_closes() {
     let net = TestNet::new(4096);
-    let (a, mut arx) = host(1, Policy::lossless_client(0), PipeConfig::default(), &net);
-    let (b, _brx) = host(2, Policy::lossless_peer(0), PipeConfig::default(), &net);
+    let log = StepLog::new();
+    let cfg = PipeConfig {
+        hook: Some(log.clone()),
+        ..PipeConfig::default()
+    };
+    let (a, mut arx) = host(1, Policy::lossless_client(0), cfg, &net);
+    let blog = StepLog::new();
+    let bcfg = PipeConfig {
+        hook: Some(blog.clone()),
+        ..PipeConfig::default()
+    };
+    let (b, _brx) = host(2, Policy::lossless_peer(0), bcfg, &net);
     a.set_authorizer(Some(Arc::new(FixedAuthorizer::default())));
     b.set_authorizer(Some(Arc::new(FixedAuthorizer { refuse: true })));
     let s = a.connect(b.my_addr(), EntityType::OSD);
     wait_event(&mut arx, SessionEvent::Refused, Duration::from_secs(10)).await;
     s.closed().await;
     assert_eq!(
+        log.replies_received(),
+        tags(&[Tag::BadAuthorizer, Tag::BadAuthorizer])
+    );
+    assert_eq!(log.count(Side::Connector, Step::ConnectSent), 2);
+    let bad = Step::ReplySent(Tag::BadAuthorizer.byte());
+    assert_eq!(blog.count(Side::Acceptor, bad), 2);
+    assert_eq!(
         net.dials(),
         1,
         "one socket, two connects, no reconnect loop"
     );
+
+    // The reply's bytes, read by a raw connector presenting an authorizer.
+    let mut x = raw_connect(&b, addr(3)).await;
+    let mut c = raw_connect_msg(1, 0);
+    c.authorizer_protocol = msgr_wire::AUTH_NONE;
+    c.authorizer = Bytes::from_static(b"let me in");
+    let r = raw_round(&mut x, &c).await;
+    assert_eq!(r.tag, Tag::BadAuthorizer);
+    assert_eq!(r.protocol_version, msgr_wire::OSD_PROTOCOL);
+    assert_eq!(r.features, msgr_pipe::DEFAULT_FEATURES);
+    assert!(r.authorizer.is_empty());
+    drop(x);
 
     // A matching authorizer gets in.
     b.set_authorizer(Some(Arc::new(FixedAuthorizer::default())));
@@ -247,16 +307,40 @@ async fn refused_authorizer_gives_badauthorizer_twice_then_closes() {
     s.mark_down();
 }
 
+/// A connector speaking the wrong protocol version gets BADPROTOVER carrying the acceptor's
+/// version, and closes without retrying (Ceph: "connect protocol version mismatch", stop).
 #[tokio::test]
 async fn wrong_protocol_version_gives_badprotover_and_closes() {
     let net = TestNet::new(4096);
-    let (a, mut arx) = host(1, Policy::lossless_client(0), PipeConfig::default(), &net);
+    let log = StepLog::new();
+    let cfg = PipeConfig {
+        hook: Some(log.clone()),
+        ..PipeConfig::default()
+    };
+    let (a, mut arx) = host(1, Policy::lossless_client(0), cfg, &net);
     a.set_name(EntityName::client(1));
     let (b, _brx) = host(2, Policy::lossless_peer(0), PipeConfig::default(), &net);
     // b is an OSD (expects 24 from a client); dialling it as a MON sends 15.
     let s = a.connect(b.my_addr(), EntityType::MON);
     wait_event(&mut arx, SessionEvent::Refused, Duration::from_secs(10)).await;
     s.closed().await;
+    assert_eq!(log.replies_received(), tags(&[Tag::BadProtoVer]));
+    assert_eq!(net.dials(), 1, "no reconnect after BADPROTOVER");
+    assert!(b.sessions().is_empty());
+
+    // The reply's bytes: a client offering the client-to-mon version 15 to an OSD.
+    let mut x = raw_connect(&b, addr(3)).await;
+    let mut c = raw_connect_msg(1, 0);
+    c.host_type = u32::from(EntityType::CLIENT.0);
+    c.protocol_version = msgr_wire::MONC_PROTOCOL;
+    let r = raw_round(&mut x, &c).await;
+    assert_eq!(r.tag, Tag::BadProtoVer);
+    assert_eq!(
+        r.protocol_version,
+        msgr_wire::OSDC_PROTOCOL,
+        "the OSD's own"
+    );
+    assert!(r.authorizer.is_empty());
 }
 
 /// A raw connector speaking to an acceptor: returns the stream after the address exchange.
