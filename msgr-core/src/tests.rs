@@ -9,6 +9,7 @@ use msgr_pipe::Host;
 use msgr_wire::{EntityName, EntityType, Message};
 use tokio::sync::mpsc;
 
+use crate::testing::stop;
 use crate::{
     BoxFuture, Connection, Dispatched, Dispatcher, Messenger, MessengerConfig, Policy,
     PolicyConfig, PolicyKind, Received,
@@ -112,18 +113,6 @@ async fn messenger_with(
         .start()
         .await
         .expect("start")
-}
-
-async fn stop(m: &Messenger) {
-    m.shutdown();
-    tokio::time::timeout(WAIT, m.wait())
-        .await
-        .expect("wait ends");
-    assert_eq!(m.dispatch_queue_len(), 0);
-    assert!(m.throttles().iter().all(|t| t.current == 0));
-    let st = m.stats();
-    assert_eq!(st.tasks, 0);
-    assert!(st.connections.is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -376,21 +376,5 @@ pub async fn round_trip(rec: &Recorder, conn: &Connection) {
 }
 
 /// Shuts `m` down, waits (bounded), and asserts quiescence: empty dispatch queue, every
-/// throttle at 0, no task left, no connection registered.
-pub async fn stop(m: &Messenger) {
-    m.shutdown();
-    tokio::time::timeout(WAIT, m.wait())
-        .await
-        .unwrap_or_else(|_| panic!("{m:?} did not stop within {WAIT:?}"));
-    assert_eq!(
-        m.dispatch_queue_len(),
-        0,
-        "dispatch queue of {m:?} not empty"
-    );
-    for t in m.throttles() {
-        assert_eq!(t.current, 0, "throttle {} of {m:?} not back to 0", t.name);
-    }
-    let stats = m.stats();
-    assert_eq!(stats.tasks, 0, "tasks left in {m:?}");
-    assert!(stats.connections.is_empty(), "connections left in {m:?}");
-}
+/// throttle at 0, no task left, no connection registered (msgr-core's checked stop).
+pub use msgr_core::testing::stop;

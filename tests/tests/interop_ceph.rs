@@ -215,11 +215,11 @@ async fn lossy_client(inbox: Arc<Inbox>, steps: Arc<Script>) -> anyhow::Result<M
         .await?)
 }
 
+/// Stops `m` and checks it stopped clean (msgr-core's checked stop).
 async fn stop(m: &Messenger) -> anyhow::Result<()> {
-    m.shutdown();
-    tokio::time::timeout(WAIT, m.wait())
+    msgr_core::testing::stop_checked(m, WAIT)
         .await
-        .context("messenger did not stop")
+        .map_err(anyhow::Error::msg)
 }
 
 /// Item 3: our lossy client against a real mon, from the handshake to a restart of the mon under the session.
