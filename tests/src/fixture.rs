@@ -1,11 +1,13 @@
 //! The functional tests' fixture, after Ceph's `MessengerTest` and `FakeDispatcher`.
 //!
-//! * [`Recorder`] — a dispatcher that counts messages per connection "session" (the counter
-//!   of a connection is dropped on reset and remote reset, so the next message counts 1 again,
-//!   exactly as `FakeDispatcher` detaches its `Session`), records every connection event, and
-//!   in server mode answers every message with a copy of it on the same connection. Tests
-//!   wait on it through [`Recorder::wait_until`]: a `Notify` woken on every change, bounded by
-//!   [`WAIT`].
+//! * [`Recorder`] — the tests' dispatcher. It counts messages per connection "session" (the
+//!   counter of a connection is dropped on reset and remote reset, so the next message counts
+//!   1 again, exactly as `FakeDispatcher` detaches its `Session`), records every connection
+//!   event, and in server mode answers every message with a copy of it on the same
+//!   connection. [`Recorder::echo`] answers without ever waiting on a peer and keeps every
+//!   message (the server under attack by hostile peers); [`Recorder::inbox`] keeps every
+//!   message and connection (the interop tests). Tests wait on it through
+//!   [`Recorder::wait_until`]: a `Notify` woken on every change, bounded by [`WAIT`].
 //! * [`Fixture`] — a server messenger (`osd.0`) and a client messenger (`client.-1`) on
 //!   127.0.0.1, kernel-chosen ports, default policies `stateless_server` / `lossy_client`,
 //!   reconnect backoff capped at 1 s (as Ceph's test `main`).
@@ -75,12 +77,30 @@ pub struct Seen {
     pub events: Vec<(ConnId, Ev)>,
     /// The last message received.
     pub last: Option<Message>,
+    /// Every message with its connection, in order (only when the recorder keeps them).
+    pub msgs: Vec<(ConnId, Message)>,
+    /// Every connection seen (message or event), by id (only when the recorder keeps them).
+    pub conns: HashMap<ConnId, Connection>,
 }
 
 impl Seen {
     /// How many events of this kind arrived.
     pub fn count(&self, ev: Ev) -> usize {
         self.events.iter().filter(|(_, e)| *e == ev).count()
+    }
+
+    /// Whether `conn` had event `ev`.
+    pub fn has(&self, conn: ConnId, ev: Ev) -> bool {
+        self.events.contains(&(conn, ev))
+    }
+
+    /// The `nth` (from 0) kept message of type `ty` on `conn`.
+    pub fn msg(&self, conn: ConnId, ty: u16, nth: usize) -> Option<Message> {
+        self.msgs
+            .iter()
+            .filter(|(c, m)| *c == conn && m.header.ty == ty)
+            .nth(nth)
+            .map(|(_, m)| m.clone())
     }
 
     /// The events of one connection, in order.
@@ -97,6 +117,11 @@ impl Seen {
 pub struct Recorder {
     server: bool,
     fast: bool,
+    /// Keep every message and connection in [`Seen`].
+    keep: bool,
+    /// Answer with `try_send` (a reply to a peer that does not read is dropped, never waited
+    /// for, so that one bad peer cannot stall the dispatch task).
+    never_wait: bool,
     own_type: EntityType,
     loopback: AtomicBool,
     seen: Mutex<Seen>,
@@ -111,9 +136,32 @@ impl Recorder {
 
     /// As [`Recorder::new`], fast-dispatching pings when `fast`.
     pub fn with_fast(server: bool, own_type: EntityType, fast: bool) -> Arc<Self> {
+        Self::with_modes(server, own_type, fast, false, false)
+    }
+
+    /// A server that answers every message without ever waiting on its peer (`try_send`: a
+    /// full or closed connection loses the reply) and keeps every message.
+    pub fn echo(own_type: EntityType) -> Arc<Self> {
+        Self::with_modes(true, own_type, false, true, true)
+    }
+
+    /// A recorder that answers nothing and keeps every message and connection.
+    pub fn inbox(own_type: EntityType) -> Arc<Self> {
+        Self::with_modes(false, own_type, false, true, false)
+    }
+
+    fn with_modes(
+        server: bool,
+        own_type: EntityType,
+        fast: bool,
+        keep: bool,
+        never_wait: bool,
+    ) -> Arc<Self> {
         Arc::new(Recorder {
             server,
             fast,
+            keep,
+            never_wait,
             own_type,
             loopback: AtomicBool::new(false),
             seen: Mutex::new(Seen::default()),
@@ -181,6 +229,10 @@ impl Recorder {
         *seen.sessions.entry(m.conn.id()).or_insert(0) += 1;
         seen.messages += 1;
         seen.last = Some(m.msg.clone());
+        if self.keep {
+            seen.msgs.push((m.conn.id(), m.msg.clone()));
+            seen.conns.insert(m.conn.id(), m.conn.clone());
+        }
         drop(seen);
         self.changed.notify_waiters();
     }
@@ -208,6 +260,9 @@ impl Recorder {
             Ev::Refused => {}
         }
         seen.events.push((conn.id(), ev));
+        if self.keep {
+            seen.conns.insert(conn.id(), conn.clone());
+        }
         drop(seen);
         self.changed.notify_waiters();
     }
@@ -218,8 +273,12 @@ impl Dispatcher for Recorder {
         Box::pin(async move {
             self.record(&m);
             if let Some(reply) = self.reply(&m) {
-                // A closed connection just drops the reply, as Ceph does.
-                let _ = m.conn.send(reply).await;
+                if self.never_wait {
+                    let _ = m.conn.try_send(reply);
+                } else {
+                    // A closed connection just drops the reply, as Ceph does.
+                    let _ = m.conn.send(reply).await;
+                }
             }
             Dispatched::Handled
         })

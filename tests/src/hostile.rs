@@ -5,104 +5,22 @@
 //!   split into steps (so a test can stop anywhere or send something wrong instead), message
 //!   frames built from a sealed [`Message`] (so a test can corrupt any byte of it), and
 //!   [`RawPeer::closed_within`], which reads until the messenger closes the socket.
-//! * [`Echo`] — the server's dispatcher: counts the messages of every connection and echoes
-//!   pings with `try_send` (a reply to a peer that does not read is dropped, never waited
-//!   for, so one bad peer cannot stall the dispatch task).
 //! * [`rss_bytes`] — the resident set of this process (the messenger runs in it).
 
-use std::collections::HashMap;
 use std::io;
-use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use msgr_core::{BoxFuture, ConnId, Dispatched, Dispatcher, Received};
 use msgr_wire::{
     Banner, Connect, ConnectReply, CrcFlags, EntityAddr, EntityName, FooterKind, Message, Tag,
     Wire, ADDR_LEN, BANNER_LEN, CONNECT_REPLY_LEN,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::Notify;
 use tokio::time::Instant;
 
 /// `CEPH_MSG_PING`.
 pub const MSG_PING: u16 = 2;
-
-/// Counts messages per connection and echoes pings without ever waiting on a peer.
-#[derive(Default)]
-pub struct Echo {
-    seen: Mutex<HashMap<ConnId, Vec<Message>>>,
-    changed: Notify,
-}
-
-impl Echo {
-    /// A new echo dispatcher.
-    pub fn new() -> Arc<Self> {
-        Arc::new(Echo::default())
-    }
-
-    fn lock(&self) -> MutexGuard<'_, HashMap<ConnId, Vec<Message>>> {
-        self.seen
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    /// Messages received on `conn` so far.
-    pub fn received(&self, conn: ConnId) -> Vec<Message> {
-        self.lock().get(&conn).cloned().unwrap_or_default()
-    }
-
-    /// Messages received in total.
-    pub fn total(&self) -> usize {
-        self.lock().values().map(Vec::len).sum()
-    }
-
-    /// Every message received, with its connection.
-    pub fn all(&self) -> Vec<(ConnId, Message)> {
-        self.lock()
-            .iter()
-            .flat_map(|(c, v)| v.iter().map(move |m| (*c, m.clone())))
-            .collect()
-    }
-
-    /// Waits (at most `limit`) until `cond` holds on the total count.
-    pub async fn wait_total(&self, limit: Duration, cond: impl Fn(usize) -> bool) -> bool {
-        let deadline = Instant::now() + limit;
-        loop {
-            let n = self.changed.notified();
-            tokio::pin!(n);
-            n.as_mut().enable();
-            if cond(self.total()) {
-                return true;
-            }
-            if tokio::time::timeout_at(deadline, n).await.is_err() {
-                return cond(self.total());
-            }
-        }
-    }
-}
-
-impl Dispatcher for Echo {
-    fn dispatch(&self, m: Received) -> BoxFuture<'_, Dispatched> {
-        Box::pin(async move {
-            self.lock()
-                .entry(m.conn.id())
-                .or_default()
-                .push(m.msg.clone());
-            self.changed.notify_waiters();
-            if m.msg.header.ty == MSG_PING {
-                let reply = Message::new(MSG_PING, m.msg.front.clone())
-                    .with_middle(m.msg.middle.clone())
-                    .with_data(m.msg.data.clone())
-                    .with_tid(m.msg.header.tid);
-                // A full or closed connection loses the reply; never wait on a peer here.
-                let _ = m.conn.try_send(reply);
-            }
-            Dispatched::Handled
-        })
-    }
-}
 
 /// The resident set size of this process in bytes (0 if unknown).
 pub fn rss_bytes() -> u64 {

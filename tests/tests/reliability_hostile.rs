@@ -8,7 +8,7 @@ use std::time::Duration;
 use bytes::{BufMut, BytesMut};
 use msgr_core::{Connection, Messenger, Policy, SendError};
 use msgr_tests::fixture::{round_trip, stop, test_config, Recorder, WAIT};
-use msgr_tests::hostile::{rss_bytes, Echo, RawPeer};
+use msgr_tests::hostile::{rss_bytes, RawPeer};
 use msgr_wire::{
     EntityName, EntityType, Message, MsgHeader, Tag, Wire, ADDR_LEN, BANNER_LEN, CONNECT_LEN,
 };
@@ -30,14 +30,14 @@ const VALID: &[u8] = b"valid";
 
 struct Bench {
     server: Messenger,
-    echo: Arc<Echo>,
+    echo: Arc<Recorder>,
     client: Messenger,
     cli: Arc<Recorder>,
     conn: Connection,
 }
 
 async fn bench() -> Bench {
-    let echo = Echo::new();
+    let echo = Recorder::echo(EntityType::OSD);
     let mut server_cfg = test_config();
     server_cfg.pipe.handshake_timeout = HANDSHAKE_TIMEOUT;
     server_cfg.pipe.max_pending_bytes = MAX_PENDING;
@@ -86,7 +86,7 @@ impl Bench {
     /// returns how many valid hostile messages there were.
     fn check_delivered(&self) -> usize {
         let mut valid = 0;
-        for (conn, m) in self.echo.all() {
+        for (conn, m) in self.echo.seen().msgs.clone() {
             if conn == self.conn_id_on_server() {
                 assert!(
                     m.front.is_empty(),
@@ -146,11 +146,11 @@ impl Bench {
 async fn peer_after_one_valid(b: &Bench) -> RawPeer {
     let mut p = b.peer().await;
     p.handshake().await.expect("hostile handshake");
-    let before = b.echo.total();
+    let before = b.echo.messages();
     let f = p.frame(VALID, b"", b"");
     p.write(&f).await.expect("write");
     assert!(
-        b.echo.wait_total(WAIT, |n| n > before).await,
+        b.echo.wait_until(|s| s.messages > before).await,
         "valid hostile message not delivered"
     );
     p
@@ -388,13 +388,13 @@ async fn hostile_peer_never_reads() {
         "pending {pending} beyond max_pending_bytes {MAX_PENDING}"
     );
     // The peer keeps sending (valid messages) while not reading; they are dispatched.
-    let before = b.echo.total();
+    let before = b.echo.messages();
     for _ in 0..50 {
         let f = p.frame(VALID, b"", &chunk);
         p.write(&f).await.expect("hostile write");
     }
     assert!(
-        b.echo.wait_total(WAIT, |n| n >= before + 50).await,
+        b.echo.wait_until(|s| s.messages >= before + 50).await,
         "the non-reading peer's messages were not dispatched"
     );
     b.served().await;
