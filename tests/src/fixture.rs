@@ -218,6 +218,52 @@ impl Recorder {
         }
     }
 
+    /// Waits (at most [`WAIT`]) until `found` returns something; the error names `what` and
+    /// lists the messages (connection, type, seq) and events seen.
+    pub async fn wait_for<T>(
+        &self,
+        what: &str,
+        found: impl Fn(&Seen) -> Option<T>,
+    ) -> anyhow::Result<T> {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let notified = self.changed.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if let Some(t) = found(&self.seen()) {
+                return Ok(t);
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                let seen = self.seen();
+                let msgs: Vec<(ConnId, u16, u64)> = seen
+                    .msgs
+                    .iter()
+                    .map(|(c, m)| (*c, m.header.ty, m.header.seq))
+                    .collect();
+                anyhow::bail!(
+                    "no {what} within {WAIT:?}; messages (conn, type, seq) {msgs:?}, events {:?}",
+                    seen.events
+                );
+            }
+        }
+    }
+
+    /// The `nth` (from 0) kept message of type `ty` on `conn`, waited for.
+    pub async fn message(&self, conn: ConnId, ty: u16, nth: usize) -> anyhow::Result<Message> {
+        self.wait_for(&format!("message of type {ty} on connection {conn}"), |s| {
+            s.msg(conn, ty, nth)
+        })
+        .await
+    }
+
+    /// Waits for event `ev` on `conn`.
+    pub async fn event(&self, conn: ConnId, ev: Ev) -> anyhow::Result<()> {
+        self.wait_for(&format!("{ev:?} on connection {conn}"), |s| {
+            s.has(conn, ev).then_some(())
+        })
+        .await
+    }
+
     fn record(&self, m: &Received) {
         if self.loopback.load(Ordering::SeqCst) {
             assert_eq!(
@@ -248,7 +294,7 @@ impl Recorder {
         Some(reply)
     }
 
-    fn event(&self, conn: &Connection, ev: Ev) {
+    fn push_event(&self, conn: &Connection, ev: Ev) {
         let mut seen = self.seen();
         match ev {
             Ev::Connect | Ev::Accept => {
@@ -296,23 +342,23 @@ impl Dispatcher for Recorder {
     }
 
     fn handle_connect(&self, conn: &Connection) {
-        self.event(conn, Ev::Connect);
+        self.push_event(conn, Ev::Connect);
     }
 
     fn handle_accept(&self, conn: &Connection) {
-        self.event(conn, Ev::Accept);
+        self.push_event(conn, Ev::Accept);
     }
 
     fn handle_reset(&self, conn: &Connection) {
-        self.event(conn, Ev::Reset);
+        self.push_event(conn, Ev::Reset);
     }
 
     fn handle_remote_reset(&self, conn: &Connection) {
-        self.event(conn, Ev::RemoteReset);
+        self.push_event(conn, Ev::RemoteReset);
     }
 
     fn handle_refused(&self, conn: &Connection) {
-        self.event(conn, Ev::Refused);
+        self.push_event(conn, Ev::Refused);
     }
 }
 
