@@ -760,7 +760,6 @@ async fn reconnects_to_a_peer_that_hangs_up_back_off_doubling_to_max_backoff() {
 /// without the (paused) clock moving. The queued message stays queued, and no reset is
 /// reported.
 #[tokio::test(start_paused = true)]
-#[ignore = "until the reconnect backoff as Ceph's (issue 13 item 1) is merged"]
 async fn reconnects_to_a_peer_that_opens_and_hangs_up_are_immediate() {
     let net = TestNet::new(4096);
     let mut b = acceptor_prefix(mon_addr());

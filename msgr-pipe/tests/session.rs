@@ -375,17 +375,21 @@ async fn a_failure_at_every_handshake_step_loses_nothing() {
         }
         let (got, _) = recv_n(&mut brx, 20, Duration::from_secs(600)).await;
         assert_eq!(got, (0..20).collect::<Vec<_>>(), "{what}");
-        // A reconnect in the middle of the stream, then the reply direction.
+        // A reconnect in the middle of the stream (a dials: b, with nothing to send, waits
+        // in standby, so the second handshake is a's connector and b's acceptor again),
+        // then the reply direction.
         sa.kill_socket();
+        for i in 0..20 {
+            sa.send(msg(100 + i)).await.unwrap();
+        }
+        let (got, _) = recv_n(&mut brx, 20, Duration::from_secs(600)).await;
+        assert_eq!(got, (100..120).collect::<Vec<_>>(), "{what}");
         let sb = b.lookup(&a.my_addr()).unwrap();
         for i in 0..20 {
             sb.send(msg(i)).await.unwrap();
-            sa.send(msg(100 + i)).await.unwrap();
         }
         let (got, _) = recv_n(&mut arx, 20, Duration::from_secs(600)).await;
         assert_eq!(got, (0..20).collect::<Vec<_>>(), "{what}");
-        let (got, _) = recv_n(&mut brx, 20, Duration::from_secs(600)).await;
-        assert_eq!(got, (100..120).collect::<Vec<_>>(), "{what}");
         assert_eq!(
             hook.fired(),
             Some(expected),

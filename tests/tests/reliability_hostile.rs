@@ -343,10 +343,12 @@ async fn hostile_handshake_stalls() {
             "stall {stall}: not closed within the handshake timeout"
         );
         let took = started.elapsed();
-        // Not before the timeout (the server's clock starts at its accept, after our connect
-        // returned), and within it plus scheduling slack.
+        // Not before the timeout (the server's clock starts at its accept, which may come a
+        // little before this task sees its connect return: 100 ms of slack on that side),
+        // and within it plus scheduling slack.
         assert!(
-            took >= HANDSHAKE_TIMEOUT && took <= HANDSHAKE_TIMEOUT + slack,
+            took >= HANDSHAKE_TIMEOUT - Duration::from_millis(100)
+                && took <= HANDSHAKE_TIMEOUT + slack,
             "stall {stall}: closed after {took:?}"
         );
         b.served().await;

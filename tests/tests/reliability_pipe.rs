@@ -132,7 +132,6 @@ async fn pipe_lossy_ready_then_eof() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "until the reconnect backoff as Ceph's (issue 13 item 1) is merged"]
 async fn pipe_lossless_ready_then_eof() {
     lossless_ready_then_eof().await;
 }
@@ -168,7 +167,6 @@ fn pipe_lossy_ready_then_eof_paused_clock() {
 }
 
 #[test]
-#[ignore = "until the reconnect backoff as Ceph's (issue 13 item 1) is merged"]
 fn pipe_lossless_ready_then_eof_paused_clock() {
     paused(|| Box::pin(lossless_ready_then_eof()));
 }
