@@ -404,7 +404,10 @@ async fn acceptor_answers_retry_global_retry_session_resetsession() {
     let mut x = raw_connect(&b, a.my_addr()).await;
     let r = raw_round(&mut x, &raw_connect_msg(0, 1)).await;
     assert_eq!(r.tag, Tag::RetryGlobal);
-    assert!(r.global_seq >= 1);
+    assert_eq!(
+        r.global_seq, 1,
+        "the existing session's peer global seq (a's first connect)"
+    );
     // A fresh global seq but the same connect seq while the session is open: RETRY_SESSION.
     let r = raw_round(&mut x, &raw_connect_msg(1000, 1)).await;
     assert_eq!((r.tag, r.connect_seq), (Tag::RetrySession, 2));
