@@ -207,6 +207,16 @@ async fn connector_wait_parks_then_retries_after_max_backoff() {
     s.mark_down();
 }
 
+/// A step log and the default configuration with it as the handshake hook.
+fn logged() -> (Arc<StepLog>, PipeConfig) {
+    let log = StepLog::new();
+    let cfg = PipeConfig {
+        hook: Some(log.clone()),
+        ..PipeConfig::default()
+    };
+    (log, cfg)
+}
+
 /// The tags a connector read, as the raw bytes of [`Tag`]s.
 fn tags(t: &[Tag]) -> Vec<u8> {
     t.iter().map(|t| t.byte()).collect()
@@ -221,11 +231,7 @@ async fn features_required_gives_features_and_closes() {
     let net = TestNet::new(4096);
     let mut required = Policy::lossless_peer(0);
     required.features_required = BIT;
-    let log = StepLog::new();
-    let cfg = PipeConfig {
-        hook: Some(log.clone()),
-        ..PipeConfig::default()
-    };
+    let (log, cfg) = logged();
     let (a, mut arx) = host(1, Policy::lossless_client(0), cfg, &net);
     let mut lacking = Policy::lossless_client(0);
     lacking.features_supported &= !BIT;
@@ -260,17 +266,9 @@ async fn features_required_gives_features_and_closes() {
 #[tokio::test]
 async fn refused_authorizer_gives_badauthorizer_twice_then_closes() {
     let net = TestNet::new(4096);
-    let log = StepLog::new();
-    let cfg = PipeConfig {
-        hook: Some(log.clone()),
-        ..PipeConfig::default()
-    };
+    let (log, cfg) = logged();
     let (a, mut arx) = host(1, Policy::lossless_client(0), cfg, &net);
-    let blog = StepLog::new();
-    let bcfg = PipeConfig {
-        hook: Some(blog.clone()),
-        ..PipeConfig::default()
-    };
+    let (blog, bcfg) = logged();
     let (b, _brx) = host(2, Policy::lossless_peer(0), bcfg, &net);
     a.set_authorizer(Some(Arc::new(FixedAuthorizer::default())));
     b.set_authorizer(Some(Arc::new(FixedAuthorizer { refuse: true })));
@@ -314,11 +312,7 @@ async fn refused_authorizer_gives_badauthorizer_twice_then_closes() {
 #[tokio::test]
 async fn wrong_protocol_version_gives_badprotover_and_closes() {
     let net = TestNet::new(4096);
-    let log = StepLog::new();
-    let cfg = PipeConfig {
-        hook: Some(log.clone()),
-        ..PipeConfig::default()
-    };
+    let (log, cfg) = logged();
     let (a, mut arx) = host(1, Policy::lossless_client(0), cfg, &net);
     a.set_name(EntityName::client(1));
     let (b, _brx) = host(2, Policy::lossless_peer(0), PipeConfig::default(), &net);
