@@ -62,11 +62,20 @@ impl RawPeer {
 
     /// Reads the acceptor's banner and both addresses (9 + 136 + 136 bytes).
     pub async fn read_banner(&mut self) -> io::Result<()> {
+        self.read_hello().await.map(|_| ())
+    }
+
+    /// Reads the acceptor's banner and both addresses; returns the acceptor's own address
+    /// and ours as it sees it.
+    pub async fn read_hello(&mut self) -> io::Result<(EntityAddr, EntityAddr)> {
         let mut buf = vec![0u8; BANNER_LEN + 2 * ADDR_LEN];
         self.stream.read_exact(&mut buf).await?;
         let mut b = Bytes::from(buf);
-        Banner::decode(&mut b).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
-        Ok(())
+        let invalid = |e| io::Error::new(io::ErrorKind::InvalidData, e);
+        Banner::decode(&mut b).map_err(invalid)?;
+        let acceptor = EntityAddr::decode(&mut b).map_err(invalid)?;
+        let seen = EntityAddr::decode(&mut b).map_err(invalid)?;
+        Ok((acceptor, seen))
     }
 
     /// Writes our banner and address.
@@ -102,21 +111,33 @@ impl RawPeer {
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
     }
 
-    /// The whole connector handshake as a new lossy client; fails unless the reply is READY
-    /// or SEQ (then the in_seq values are exchanged).
+    /// The whole connector handshake as a new lossy client of an OSD; fails unless the reply
+    /// is READY or SEQ (then the in_seq values are exchanged).
     pub async fn handshake(&mut self) -> io::Result<()> {
+        let c = self.connect_msg();
+        self.handshake_with(&c).await.map(|_| ())
+    }
+
+    /// The whole connector handshake with connect `c`; fails unless the reply is READY or
+    /// SEQ. On SEQ, the acceptor's in_seq must be 0 (a new session), and ours (0) is sent.
+    /// Returns the reply.
+    pub async fn handshake_with(&mut self, c: &Connect) -> io::Result<ConnectReply> {
         self.read_banner().await?;
         self.send_banner().await?;
-        let c = self.connect_msg();
-        self.send_connect(&c).await?;
+        self.send_connect(c).await?;
         let r = self.read_reply().await?;
         match r.tag {
-            Tag::Ready => Ok(()),
+            Tag::Ready => Ok(r),
             Tag::Seq => {
                 // The acceptor's in_seq, then ours (nothing received yet).
-                let mut theirs = [0u8; 8];
-                self.stream.read_exact(&mut theirs).await?;
-                self.write(&0u64.to_le_bytes()).await
+                let theirs = self.stream.read_u64_le().await?;
+                if theirs != 0 {
+                    return Err(io::Error::other(format!(
+                        "acceptor acked {theirs} of a new session"
+                    )));
+                }
+                self.write(&0u64.to_le_bytes()).await?;
+                Ok(r)
             }
             other => Err(io::Error::other(format!("reply {other:?}"))),
         }
