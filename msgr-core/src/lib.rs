@@ -70,6 +70,7 @@ mod error;
 mod host;
 mod messenger;
 mod stats;
+pub mod testing;
 #[cfg(test)]
 mod tests;
 

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use msgr_core::testing::stop;
 use msgr_core::{BoxFuture, ConnState, Dispatched, Dispatcher, Messenger, Policy, Received};
 use msgr_pipe::session::SessionClosed;
 use msgr_wire::{EntityName, EntityType};
@@ -93,16 +94,10 @@ async fn keepalive_acks_and_state_changes_are_awaited() {
     let ts = lo.keepalive_acked().await.expect("loopback open");
     let stamp = Duration::new(u64::from(ts.sec), ts.nsec);
     assert!(before <= stamp && stamp <= now(), "{before:?} {stamp:?}");
-    client.shutdown();
-    tokio::time::timeout(WAIT, client.wait())
-        .await
-        .expect("client wait ends");
+    stop(&client).await;
     assert_eq!(*lo_state.borrow_and_update(), ConnState::Closed);
     assert!(lo_state.changed().await.is_err());
     assert_eq!(lo.keepalive_acked().await, Err(SessionClosed));
 
-    server.shutdown();
-    tokio::time::timeout(WAIT, server.wait())
-        .await
-        .expect("server wait ends");
+    stop(&server).await;
 }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use msgr_core::testing::stop;
 use msgr_core::{BoxFuture, CoreError, Dispatched, Dispatcher, Messenger, Policy, Received};
 use msgr_wire::{EntityName, EntityType, Message};
 use tokio::sync::mpsc;
@@ -56,13 +57,6 @@ async fn next(
         .await
         .expect("a message within WAIT")
         .expect("the receiver is alive")
-}
-
-async fn stop(m: &Messenger) {
-    m.shutdown();
-    tokio::time::timeout(WAIT, m.wait())
-        .await
-        .expect("wait ends");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -15,7 +15,7 @@ use msgr_wire::{EntityAddr, EntityName, EntityType};
 use tokio::sync::mpsc;
 
 use crate::config::PipeConfig;
-use crate::hook::BoxFuture;
+use crate::hook::{BoxFuture, HandshakeHook, HookAction, Side, Step};
 use crate::host::{Authorizer, Host, Incoming, SessionEvent};
 use crate::policy::Policy;
 use crate::session::Session;
@@ -367,6 +367,52 @@ async fn play_script(
     let _ = w.shutdown().await;
     if let Ok(all) = reader.await {
         let _ = written.send(all);
+    }
+}
+
+/// A [`HandshakeHook`] that records every handshake step of a host (both sides) and lets each
+/// go on: which reply tags a connector read from the wire ([`Step::ReplyReceived`]) or an
+/// acceptor wrote ([`Step::ReplySent`]).
+#[derive(Debug, Default)]
+pub struct StepLog {
+    steps: Mutex<Vec<(ConnId, Side, Step)>>,
+}
+
+impl StepLog {
+    /// An empty log.
+    pub fn new() -> Arc<StepLog> {
+        Arc::new(StepLog::default())
+    }
+
+    /// Every step so far, in order.
+    pub fn steps(&self) -> Vec<(ConnId, Side, Step)> {
+        lock(&self.steps).clone()
+    }
+
+    /// How many times `side` reached `step`.
+    pub fn count(&self, side: Side, step: Step) -> usize {
+        lock(&self.steps)
+            .iter()
+            .filter(|(_, s, st)| *s == side && *st == step)
+            .count()
+    }
+
+    /// The reply tags read by the connector side, in order.
+    pub fn replies_received(&self) -> Vec<u8> {
+        lock(&self.steps)
+            .iter()
+            .filter_map(|(_, _, st)| match st {
+                Step::ReplyReceived(tag) => Some(*tag),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+impl HandshakeHook for StepLog {
+    fn step(&self, conn: ConnId, side: Side, step: Step) -> BoxFuture<'static, HookAction> {
+        lock(&self.steps).push((conn, side, step));
+        Box::pin(async { HookAction::Continue })
     }
 }
 

@@ -10,8 +10,10 @@ use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use common::*;
-use msgr_pipe::testing::{FixedAuthorizer, HostEvent, TestHost, TestNet};
-use msgr_pipe::{ConnState, Host, PipeConfig, Policy, SessionEvent};
+use msgr_pipe::testing::{
+    encode_acceptor_hello, FixedAuthorizer, HostEvent, StepLog, TestHost, TestNet,
+};
+use msgr_pipe::{ConnState, Host, PipeConfig, Policy, SessionEvent, Side, Step};
 use msgr_wire::{
     Banner, Connect, ConnectReply, EntityAddr, EntityName, EntityType, Tag, Timespec, Wire,
     ADDR_LEN, BANNER_LEN, CONNECT_LOSSY,
@@ -205,40 +207,98 @@ async fn connector_wait_parks_then_retries_after_max_backoff() {
     s.mark_down();
 }
 
+/// A step log and the default configuration with it as the handshake hook.
+fn logged() -> (Arc<StepLog>, PipeConfig) {
+    let log = StepLog::new();
+    let cfg = PipeConfig {
+        hook: Some(log.clone()),
+        ..PipeConfig::default()
+    };
+    (log, cfg)
+}
+
+/// The tags a connector read, as the raw bytes of [`Tag`]s.
+fn tags(t: &[Tag]) -> Vec<u8> {
+    t.iter().map(|t| t.byte()).collect()
+}
+
+/// An acceptor requiring a feature the connector lacks answers FEATURES, with Ceph's reply
+/// features `(offered & supported) | required`; the connector reads exactly that one reply,
+/// reports Refused and closes (no retry: Ceph's `Pipe::connect` stops on FEATURES).
 #[tokio::test]
 async fn features_required_gives_features_and_closes() {
+    const BIT: u64 = 1 << 13;
     let net = TestNet::new(4096);
     let mut required = Policy::lossless_peer(0);
-    required.features_required = 1 << 13;
-    let (a, mut arx) = host(1, Policy::lossless_client(0), PipeConfig::default(), &net);
+    required.features_required = BIT;
+    let (log, cfg) = logged();
+    let (a, mut arx) = host(1, Policy::lossless_client(0), cfg, &net);
     let mut lacking = Policy::lossless_client(0);
-    lacking.features_supported &= !(1 << 13);
+    lacking.features_supported &= !BIT;
     a.set_policy(EntityType::OSD, lacking);
-    let (b, _brx) = host(2, required, PipeConfig::default(), &net);
+    let (b, _brx) = host(2, required.clone(), PipeConfig::default(), &net);
     let s = a.connect(b.my_addr(), EntityType::OSD);
     s.send(msg(1)).await.unwrap();
     wait_event(&mut arx, SessionEvent::Refused, Duration::from_secs(10)).await;
     s.closed().await;
+    assert_eq!(log.replies_received(), tags(&[Tag::Features]));
+    assert_eq!(log.count(Side::Connector, Step::Ready), 0);
+    assert_eq!(net.dials(), 1, "no reconnect after FEATURES");
     assert_eq!(s.state(), ConnState::Closed);
     assert_eq!(s.send(msg(2)).await, Err(msgr_pipe::SendError::Closed));
     assert!(b.sessions().is_empty());
+
+    // The reply's bytes, read by a raw connector offering the same features.
+    let offered = msgr_pipe::DEFAULT_FEATURES & !BIT;
+    let mut x = raw_connect(&b, addr(3)).await;
+    let mut c = raw_connect_msg(1, 0);
+    c.features = offered;
+    let r = raw_round(&mut x, &c).await;
+    assert_eq!(r.tag, Tag::Features);
+    assert_eq!(r.features, (offered & required.features_supported) | BIT);
+    assert_eq!(r.protocol_version, msgr_wire::OSD_PROTOCOL);
+    assert!(r.authorizer.is_empty());
 }
 
+/// An acceptor that refuses the authorizer answers BADAUTHORIZER; the connector builds a new
+/// authorizer and tries once more on the same socket, reads BADAUTHORIZER again and gives up
+/// (Ceph's `got_bad_auth`): two connects and two BADAUTHORIZER replies on the wire, one dial.
 #[tokio::test]
 async fn refused_authorizer_gives_badauthorizer_twice_then_closes() {
     let net = TestNet::new(4096);
-    let (a, mut arx) = host(1, Policy::lossless_client(0), PipeConfig::default(), &net);
-    let (b, _brx) = host(2, Policy::lossless_peer(0), PipeConfig::default(), &net);
+    let (log, cfg) = logged();
+    let (a, mut arx) = host(1, Policy::lossless_client(0), cfg, &net);
+    let (blog, bcfg) = logged();
+    let (b, _brx) = host(2, Policy::lossless_peer(0), bcfg, &net);
     a.set_authorizer(Some(Arc::new(FixedAuthorizer::default())));
     b.set_authorizer(Some(Arc::new(FixedAuthorizer { refuse: true })));
     let s = a.connect(b.my_addr(), EntityType::OSD);
     wait_event(&mut arx, SessionEvent::Refused, Duration::from_secs(10)).await;
     s.closed().await;
     assert_eq!(
+        log.replies_received(),
+        tags(&[Tag::BadAuthorizer, Tag::BadAuthorizer])
+    );
+    assert_eq!(log.count(Side::Connector, Step::ConnectSent), 2);
+    let bad = Step::ReplySent(Tag::BadAuthorizer.byte());
+    assert_eq!(blog.count(Side::Acceptor, bad), 2);
+    assert_eq!(
         net.dials(),
         1,
         "one socket, two connects, no reconnect loop"
     );
+
+    // The reply's bytes, read by a raw connector presenting an authorizer.
+    let mut x = raw_connect(&b, addr(3)).await;
+    let mut c = raw_connect_msg(1, 0);
+    c.authorizer_protocol = msgr_wire::AUTH_NONE;
+    c.authorizer = Bytes::from_static(b"let me in");
+    let r = raw_round(&mut x, &c).await;
+    assert_eq!(r.tag, Tag::BadAuthorizer);
+    assert_eq!(r.protocol_version, msgr_wire::OSD_PROTOCOL);
+    assert_eq!(r.features, msgr_pipe::DEFAULT_FEATURES);
+    assert!(r.authorizer.is_empty());
+    drop(x);
 
     // A matching authorizer gets in.
     b.set_authorizer(Some(Arc::new(FixedAuthorizer::default())));
@@ -247,16 +307,36 @@ async fn refused_authorizer_gives_badauthorizer_twice_then_closes() {
     s.mark_down();
 }
 
+/// A connector speaking the wrong protocol version gets BADPROTOVER carrying the acceptor's
+/// version, and closes without retrying (Ceph: "connect protocol version mismatch", stop).
 #[tokio::test]
 async fn wrong_protocol_version_gives_badprotover_and_closes() {
     let net = TestNet::new(4096);
-    let (a, mut arx) = host(1, Policy::lossless_client(0), PipeConfig::default(), &net);
+    let (log, cfg) = logged();
+    let (a, mut arx) = host(1, Policy::lossless_client(0), cfg, &net);
     a.set_name(EntityName::client(1));
     let (b, _brx) = host(2, Policy::lossless_peer(0), PipeConfig::default(), &net);
     // b is an OSD (expects 24 from a client); dialling it as a MON sends 15.
     let s = a.connect(b.my_addr(), EntityType::MON);
     wait_event(&mut arx, SessionEvent::Refused, Duration::from_secs(10)).await;
     s.closed().await;
+    assert_eq!(log.replies_received(), tags(&[Tag::BadProtoVer]));
+    assert_eq!(net.dials(), 1, "no reconnect after BADPROTOVER");
+    assert!(b.sessions().is_empty());
+
+    // The reply's bytes: a client offering the client-to-mon version 15 to an OSD.
+    let mut x = raw_connect(&b, addr(3)).await;
+    let mut c = raw_connect_msg(1, 0);
+    c.host_type = u32::from(EntityType::CLIENT.0);
+    c.protocol_version = msgr_wire::MONC_PROTOCOL;
+    let r = raw_round(&mut x, &c).await;
+    assert_eq!(r.tag, Tag::BadProtoVer);
+    assert_eq!(
+        r.protocol_version,
+        msgr_wire::OSDC_PROTOCOL,
+        "the OSD's own"
+    );
+    assert!(r.authorizer.is_empty());
 }
 
 /// A raw connector speaking to an acceptor: returns the stream after the address exchange.
@@ -318,7 +398,10 @@ async fn acceptor_answers_retry_global_retry_session_resetsession() {
     let mut x = raw_connect(&b, a.my_addr()).await;
     let r = raw_round(&mut x, &raw_connect_msg(0, 1)).await;
     assert_eq!(r.tag, Tag::RetryGlobal);
-    assert!(r.global_seq >= 1);
+    assert_eq!(
+        r.global_seq, 1,
+        "the existing session's peer global seq (a's first connect)"
+    );
     // A fresh global seq but the same connect seq while the session is open: RETRY_SESSION.
     let r = raw_round(&mut x, &raw_connect_msg(1000, 1)).await;
     assert_eq!((r.tag, r.connect_seq), (Tag::RetrySession, 2));
@@ -586,11 +669,10 @@ async fn connector_survives_garbage_replies() {
             ConnState::Connecting,
             "keeps retrying with backoff"
         );
-        assert!(
-            net.dials() >= 2 && net.dials() < 10,
-            "{} dials",
-            net.dials()
-        );
+        // Each garbage reply fails the attempt: dials at 0, 0.2, 0.6, 1.4 and 3.0 s, the
+        // next at 6.2 s (see `failing_dial_at`).
+        assert!(failing_dial_at(5) < 5.0 && failing_dial_at(6) > 5.0);
+        assert_eq!(net.dials(), 5, "dials in 5 s");
         assert_eq!(s.stats().queued, 1, "nothing lost");
         let (_, events) = drain(&mut rx);
         assert!(events.is_empty(), "{events:?}");
@@ -598,20 +680,116 @@ async fn connector_survives_garbage_replies() {
     }
 }
 
-/// A peer that answers READY and hangs up at once, on every dial: a lossless connector's
-/// reconnects are paced by its backoff, not a hot loop (the runtime goes idle, time advances).
+/// When the n-th dial (from 1) of a connector whose every attempt fails happens, in seconds
+/// after the first, by Ceph's rule with the default backoffs: after each failed attempt it
+/// waits `initial_backoff` (0.2 s), doubled for each further consecutive failure, capped at
+/// `max_backoff` (15 s). Dials at 0, 0.2, 0.6, 1.4, 3.0, 6.2, 12.6, 25.4, 40.4, 55.4, ...
+fn failing_dial_at(n: u32) -> f64 {
+    let cfg = PipeConfig::default();
+    let (initial, max) = (
+        cfg.initial_backoff.as_secs_f64(),
+        cfg.max_backoff.as_secs_f64(),
+    );
+    (1..n)
+        .map(|k| (initial * 2f64.powi(k as i32 - 1)).min(max))
+        .sum()
+}
+
+/// Sleeps (paused clock) until `at` seconds after `start`.
+async fn sleep_until(start: tokio::time::Instant, at: f64) {
+    tokio::time::sleep_until(start + Duration::from_secs_f64(at)).await;
+}
+
+/// A peer that accepts and hangs up at once (before its banner, or after it and both
+/// addresses), on every dial: each attempt fails, so a lossless connector backs off, doubling
+/// from `initial_backoff` to `max_backoff` (default settings). Each dial is checked against
+/// its instant from both sides: not yet 10 ms before it, done 10 ms after.
 #[tokio::test(start_paused = true)]
-async fn reconnects_to_a_flapping_peer_are_paced() {
+async fn reconnects_to_a_peer_that_hangs_up_back_off_doubling_to_max_backoff() {
+    let hello = {
+        let mut b = BytesMut::new();
+        encode_acceptor_hello(&mut b, &mon_addr(), &addr(3));
+        b.freeze()
+    };
+    for script in [Bytes::new(), hello] {
+        let net = TestNet::new(4096);
+        let _w = net.script(mon_addr().addr, script.clone());
+        let (h, mut rx) = client(&net, Policy::lossless_client(0));
+        let start = tokio::time::Instant::now();
+        let s = h.connect(mon_addr(), EntityType::MON);
+        s.send(msg(1)).await.unwrap();
+        let eps = 0.01;
+        for n in 1..=10u32 {
+            let at = failing_dial_at(n);
+            if n > 1 {
+                sleep_until(start, at - eps).await;
+                assert_eq!(
+                    net.dials(),
+                    u64::from(n - 1),
+                    "dial {n} before {at} s ({} script bytes)",
+                    script.len()
+                );
+            }
+            sleep_until(start, at + eps).await;
+            assert_eq!(
+                net.dials(),
+                u64::from(n),
+                "dial {n} not at {at} s ({} script bytes)",
+                script.len()
+            );
+        }
+        assert!(
+            (failing_dial_at(10) - 55.4).abs() < 1e-9,
+            "the rule's figures"
+        );
+        assert_eq!(s.state(), ConnState::Connecting);
+        assert_eq!(s.stats().queued, 1, "nothing lost");
+        let (_, events) = drain(&mut rx);
+        assert!(events.is_empty(), "{events:?}");
+        s.mark_down();
+        s.closed().await;
+    }
+}
+
+/// A peer that completes each handshake (READY) and hangs up at once: every attempt
+/// succeeded, so the backoff is zero each time and the fault of the open session reconnects
+/// at once (Ceph's `Pipe::fault` sets `backoff = 0` when leaving an open session): 50 dials
+/// without the (paused) clock moving. The queued message stays queued, and no reset is
+/// reported.
+#[tokio::test(start_paused = true)]
+async fn reconnects_to_a_peer_that_opens_and_hangs_up_are_immediate() {
     let net = TestNet::new(4096);
     let mut b = acceptor_prefix(mon_addr());
     reply(Tag::Ready, 1, 1, 0).encode(&mut b);
     let _w = net.script(mon_addr().addr, b.freeze());
-    let (h, _rx) = client(&net, Policy::lossless_client(0));
+    let (h, mut rx) = client(&net, Policy::lossless_client(0));
+    let start = tokio::time::Instant::now();
     let s = h.connect(mon_addr(), EntityType::MON);
     s.send(msg(1)).await.unwrap();
-    tokio::time::sleep(Duration::from_secs(10)).await;
-    let dials = net.dials();
-    assert!((3..=8).contains(&dials), "{dials} dials in 10 s");
+    // Only yields: the clock cannot move while this task is runnable, so a backoff would
+    // hold the dials below 50 until the bound on yields ends the loop.
+    let mut yields = 0u32;
+    while net.dials() < 50 && yields < 1_000_000 {
+        tokio::task::yield_now().await;
+        yields += 1;
+    }
+    assert!(
+        net.dials() >= 50,
+        "reconnects waited for a backoff: {} dials",
+        net.dials()
+    );
+    assert_eq!(start.elapsed(), Duration::ZERO);
+    assert_ne!(s.state(), ConnState::Closed);
+    // Each socket opened and faulted: every dial but the first is the reconnect of an open
+    // session (the last may still be in its handshake).
+    let st = s.stats();
+    assert!(st.faults >= 49 && st.reconnects >= 48, "{st:?}");
+    assert_eq!(st.queued, 1, "nothing lost");
     s.mark_down();
     s.closed().await;
+    let (_, events) = drain(&mut rx);
+    assert!(
+        !events.contains(&SessionEvent::Reset) && !events.contains(&SessionEvent::RemoteReset),
+        "{events:?}"
+    );
 }

@@ -15,7 +15,7 @@ use msgr_pipe::{
     BoxFuture, ConnId, ConnState, HandshakeHook, HookAction, Host, PipeConfig, Policy, SendError,
     SessionEvent, Side, Step,
 };
-use msgr_wire::EntityType;
+use msgr_wire::{EntityType, Tag};
 
 async fn until(mut f: impl FnMut() -> bool, what: &str) {
     for _ in 0..10_000 {
@@ -286,16 +286,34 @@ async fn a_peer_that_never_reads_bounds_the_sender() {
     until(|| sa.pending_bytes() == 0, "all acked").await;
 }
 
-/// Fails the `n`-th handshake step it sees (counting both sides of one host).
+/// Fails the `n`-th handshake step it sees (counting both sides of one host), and records
+/// which step that was, so a test can check that the failure was injected.
 struct FailNth {
     n: usize,
     seen: AtomicUsize,
+    fired: std::sync::Mutex<Option<(Side, Step)>>,
+}
+
+impl FailNth {
+    fn new(n: usize) -> Arc<FailNth> {
+        Arc::new(FailNth {
+            n,
+            seen: AtomicUsize::new(0),
+            fired: std::sync::Mutex::new(None),
+        })
+    }
+
+    /// The step that was failed, if the `n`-th step was reached.
+    fn fired(&self) -> Option<(Side, Step)> {
+        *self.fired.lock().unwrap()
+    }
 }
 
 impl HandshakeHook for FailNth {
-    fn step(&self, _conn: ConnId, _side: Side, _step: Step) -> BoxFuture<'static, HookAction> {
+    fn step(&self, _conn: ConnId, side: Side, step: Step) -> BoxFuture<'static, HookAction> {
         let i = self.seen.fetch_add(1, Ordering::SeqCst);
         let action = if i == self.n {
+            *self.fired.lock().unwrap() = Some((side, step));
             HookAction::Fail
         } else {
             HookAction::Continue
@@ -304,46 +322,88 @@ impl HandshakeHook for FailNth {
     }
 }
 
+/// The steps a's connector goes through in one handshake with b (a new lossless session is
+/// answered with SEQ, as the peers advertise RECONNECT_SEQ), and those of b's acceptor.
+const CONNECTOR_STEPS: [(Side, Step); 6] = [
+    (Side::Connector, Step::BannerSent),
+    (Side::Connector, Step::AddrReceived),
+    (Side::Connector, Step::ConnectSent),
+    (Side::Connector, Step::ReplyReceived(Tag::Seq as u8)),
+    (Side::Connector, Step::SeqExchanged),
+    (Side::Connector, Step::Ready),
+];
+const ACCEPTOR_STEPS: [(Side, Step); 5] = [
+    (Side::Acceptor, Step::BannerSent),
+    (Side::Acceptor, Step::ConnectReceived),
+    (Side::Acceptor, Step::ReplySent(Tag::Seq as u8)),
+    (Side::Acceptor, Step::SeqExchanged),
+    (Side::Acceptor, Step::Ready),
+];
+
+/// Each step of both handshakes (the first, and the reconnect after `kill_socket`) of each
+/// side fails once, in its own run: the hook must have failed exactly that step, and the
+/// messages of both directions arrive exactly once, in order.
 #[tokio::test(start_paused = true)]
 async fn a_failure_at_every_handshake_step_loses_nothing() {
-    for n in 0..14 {
-        for on_a in [true, false] {
-            eprintln!("failing step {n} on {}", if on_a { "a" } else { "b" });
-            let net = TestNet::new(16 * 1024);
-            let hooked = PipeConfig {
-                hook: Some(Arc::new(FailNth {
-                    n,
-                    seen: AtomicUsize::new(0),
-                })),
-                ..PipeConfig::default()
-            };
-            let (ca, cb) = if on_a {
-                (hooked, PipeConfig::default())
-            } else {
-                (PipeConfig::default(), hooked)
-            };
-            let (a, mut arx) = host(1, Policy::lossless_peer(0), ca, &net);
-            let (b, mut brx) = host(2, Policy::lossless_peer(0), cb, &net);
-            let sa = a.connect(b.my_addr(), EntityType::OSD);
-            for i in 0..20 {
-                sa.send(msg(i)).await.unwrap();
-            }
-            let (got, _) = recv_n(&mut brx, 20, Duration::from_secs(600)).await;
-            assert_eq!(got, (0..20).collect::<Vec<_>>(), "step {n}");
-            // A reconnect in the middle of the stream, then the reply direction.
-            sa.kill_socket();
-            let sb = b.lookup(&a.my_addr()).unwrap();
-            for i in 0..20 {
-                sb.send(msg(i)).await.unwrap();
-                sa.send(msg(100 + i)).await.unwrap();
-            }
-            let (got, _) = recv_n(&mut arx, 20, Duration::from_secs(600)).await;
-            assert_eq!(got, (0..20).collect::<Vec<_>>(), "step {n}");
-            let (got, _) = recv_n(&mut brx, 20, Duration::from_secs(600)).await;
-            assert_eq!(got, (100..120).collect::<Vec<_>>(), "step {n}");
-            a.mark_down_all();
-            b.mark_down_all();
+    let on_a = CONNECTOR_STEPS.iter().chain(&CONNECTOR_STEPS);
+    let on_b = ACCEPTOR_STEPS.iter().chain(&ACCEPTOR_STEPS);
+    let runs = on_a
+        .enumerate()
+        .map(|(n, s)| (true, n, *s))
+        .chain(on_b.enumerate().map(|(n, s)| (false, n, *s)));
+    for (on_a, n, expected) in runs {
+        let what = format!(
+            "step {n} ({expected:?}) on {}",
+            if on_a { "a" } else { "b" }
+        );
+        let hook = FailNth::new(n);
+        let hooked = PipeConfig {
+            hook: Some(hook.clone()),
+            ..PipeConfig::default()
+        };
+        let (ca, cb) = if on_a {
+            (hooked, PipeConfig::default())
+        } else {
+            (PipeConfig::default(), hooked)
+        };
+        let net = TestNet::new(16 * 1024);
+        let (a, mut arx) = host(1, Policy::lossless_peer(0), ca, &net);
+        let (b, mut brx) = host(2, Policy::lossless_peer(0), cb, &net);
+        let sa = a.connect(b.my_addr(), EntityType::OSD);
+        for i in 0..20 {
+            sa.send(msg(i)).await.unwrap();
         }
+        let (got, _) = recv_n(&mut brx, 20, Duration::from_secs(600)).await;
+        assert_eq!(got, (0..20).collect::<Vec<_>>(), "{what}");
+        // A reconnect in the middle of the stream (a dials: b, with nothing to send, waits
+        // in standby, so the second handshake is a's connector and b's acceptor again),
+        // then the reply direction.
+        sa.kill_socket();
+        for i in 0..20 {
+            sa.send(msg(100 + i)).await.unwrap();
+        }
+        let (got, _) = recv_n(&mut brx, 20, Duration::from_secs(600)).await;
+        assert_eq!(got, (100..120).collect::<Vec<_>>(), "{what}");
+        let sb = b.lookup(&a.my_addr()).unwrap();
+        for i in 0..20 {
+            sb.send(msg(i)).await.unwrap();
+        }
+        let (got, _) = recv_n(&mut arx, 20, Duration::from_secs(600)).await;
+        assert_eq!(got, (0..20).collect::<Vec<_>>(), "{what}");
+        assert_eq!(
+            hook.fired(),
+            Some(expected),
+            "{what}: the failure was not injected there"
+        );
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        let (late_a, _) = drain(&mut arx);
+        let (late_b, _) = drain(&mut brx);
+        assert!(
+            late_a.is_empty() && late_b.is_empty(),
+            "{what}: duplicates {late_a:?} {late_b:?}"
+        );
+        a.mark_down_all();
+        b.mark_down_all();
     }
 }
 
@@ -394,6 +454,7 @@ async fn handshake_timeout_then_retry() {
 struct PauseThenFailAtConnectorReady {
     gate: Arc<tokio::sync::Notify>,
     seen: AtomicUsize,
+    failed: Arc<AtomicUsize>,
 }
 
 impl HandshakeHook for PauseThenFailAtConnectorReady {
@@ -402,9 +463,11 @@ impl HandshakeHook for PauseThenFailAtConnectorReady {
             && step == Step::Ready
             && self.seen.fetch_add(1, Ordering::SeqCst) == 0;
         let gate = self.gate.clone();
+        let failed = self.failed.clone();
         Box::pin(async move {
             if first {
                 gate.notified().await;
+                failed.fetch_add(1, Ordering::SeqCst);
                 HookAction::Fail
             } else {
                 HookAction::Continue
@@ -418,10 +481,12 @@ async fn connector_fault_after_ready_keeps_the_session() {
     for server in [Policy::stateful_server(0), Policy::lossless_peer_reuse(0)] {
         let net = TestNet::new(16 * 1024);
         let gate = Arc::new(tokio::sync::Notify::new());
+        let failed = Arc::new(AtomicUsize::new(0));
         let cfg = PipeConfig {
             hook: Some(Arc::new(PauseThenFailAtConnectorReady {
                 gate: gate.clone(),
                 seen: AtomicUsize::new(0),
+                failed: failed.clone(),
             })),
             ..PipeConfig::default()
         };
@@ -440,6 +505,11 @@ async fn connector_fault_after_ready_keeps_the_session() {
         let (late_a, more_a) = drain(&mut arx);
         let (late_b, more_b) = drain(&mut brx);
         assert!(late_a.is_empty() && late_b.is_empty(), "duplicates");
+        assert_eq!(
+            failed.load(Ordering::SeqCst),
+            1,
+            "the connector failed once after READY"
+        );
         for e in a_events
             .iter()
             .chain(&b_events)

@@ -1,14 +1,17 @@
 //! The functional tests' fixture, after Ceph's `MessengerTest` and `FakeDispatcher`.
 //!
-//! * [`Recorder`] — a dispatcher that counts messages per connection "session" (the counter
-//!   of a connection is dropped on reset and remote reset, so the next message counts 1 again,
-//!   exactly as `FakeDispatcher` detaches its `Session`), records every connection event, and
-//!   in server mode answers every message with a copy of it on the same connection. Tests
-//!   wait on it through [`Recorder::wait_until`]: a `Notify` woken on every change, bounded by
-//!   [`WAIT`].
+//! * [`Recorder`] — the tests' dispatcher. It counts messages per connection "session" (the
+//!   counter of a connection is dropped on reset and remote reset, so the next message counts
+//!   1 again, exactly as `FakeDispatcher` detaches its `Session`), records every connection
+//!   event, and in server mode answers every message with a copy of it on the same
+//!   connection. [`Recorder::echo`] answers without ever waiting on a peer and keeps every
+//!   message (the server under attack by hostile peers); [`Recorder::inbox`] keeps every
+//!   message and connection (the interop tests). Tests wait on it through
+//!   [`Recorder::wait_until`]: a `Notify` woken on every change, bounded by [`WAIT`].
 //! * [`Fixture`] — a server messenger (`osd.0`) and a client messenger (`client.-1`) on
 //!   127.0.0.1, kernel-chosen ports, default policies `stateless_server` / `lossy_client`,
 //!   reconnect backoff capped at 1 s (as Ceph's test `main`).
+//! * [`log_from_env`] — the tests' tracing set-up: logs when `RUST_LOG` is set.
 //! * [`stop`] — shutdown and wait (bounded), then assert what Ceph's teardown asserts and
 //!   more: the dispatch queue is empty, every throttle reads 0, no task is left.
 
@@ -31,6 +34,17 @@ pub const MSG_PING: u16 = 2;
 /// Upper bound of every wait on an event (Ceph's `CHECK_AND_WAIT_TRUE` waits about 1 s; this
 /// is generous so that loaded CI machines do not fail, and never spent when things work).
 pub const WAIT: Duration = Duration::from_secs(10);
+
+/// Logs to the test's output when `RUST_LOG` is set (`RUST_LOG=msgr_pipe=debug cargo test
+/// ...`), filtered by it; does nothing otherwise, and nothing the second time in a process.
+pub fn log_from_env() {
+    if std::env::var_os("RUST_LOG").is_some() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_test_writer()
+            .try_init();
+    }
+}
 
 /// A ping with an empty front.
 pub fn ping() -> Message {
@@ -63,12 +77,30 @@ pub struct Seen {
     pub events: Vec<(ConnId, Ev)>,
     /// The last message received.
     pub last: Option<Message>,
+    /// Every message with its connection, in order (only when the recorder keeps them).
+    pub msgs: Vec<(ConnId, Message)>,
+    /// Every connection seen (message or event), by id (only when the recorder keeps them).
+    pub conns: HashMap<ConnId, Connection>,
 }
 
 impl Seen {
     /// How many events of this kind arrived.
     pub fn count(&self, ev: Ev) -> usize {
         self.events.iter().filter(|(_, e)| *e == ev).count()
+    }
+
+    /// Whether `conn` had event `ev`.
+    pub fn has(&self, conn: ConnId, ev: Ev) -> bool {
+        self.events.contains(&(conn, ev))
+    }
+
+    /// The `nth` (from 0) kept message of type `ty` on `conn`.
+    pub fn msg(&self, conn: ConnId, ty: u16, nth: usize) -> Option<Message> {
+        self.msgs
+            .iter()
+            .filter(|(c, m)| *c == conn && m.header.ty == ty)
+            .nth(nth)
+            .map(|(_, m)| m.clone())
     }
 
     /// The events of one connection, in order.
@@ -85,6 +117,11 @@ impl Seen {
 pub struct Recorder {
     server: bool,
     fast: bool,
+    /// Keep every message and connection in [`Seen`].
+    keep: bool,
+    /// Answer with `try_send` (a reply to a peer that does not read is dropped, never waited
+    /// for, so that one bad peer cannot stall the dispatch task).
+    never_wait: bool,
     own_type: EntityType,
     loopback: AtomicBool,
     seen: Mutex<Seen>,
@@ -99,9 +136,32 @@ impl Recorder {
 
     /// As [`Recorder::new`], fast-dispatching pings when `fast`.
     pub fn with_fast(server: bool, own_type: EntityType, fast: bool) -> Arc<Self> {
+        Self::with_modes(server, own_type, fast, false, false)
+    }
+
+    /// A server that answers every message without ever waiting on its peer (`try_send`: a
+    /// full or closed connection loses the reply) and keeps every message.
+    pub fn echo(own_type: EntityType) -> Arc<Self> {
+        Self::with_modes(true, own_type, false, true, true)
+    }
+
+    /// A recorder that answers nothing and keeps every message and connection.
+    pub fn inbox(own_type: EntityType) -> Arc<Self> {
+        Self::with_modes(false, own_type, false, true, false)
+    }
+
+    fn with_modes(
+        server: bool,
+        own_type: EntityType,
+        fast: bool,
+        keep: bool,
+        never_wait: bool,
+    ) -> Arc<Self> {
         Arc::new(Recorder {
             server,
             fast,
+            keep,
+            never_wait,
             own_type,
             loopback: AtomicBool::new(false),
             seen: Mutex::new(Seen::default()),
@@ -158,6 +218,52 @@ impl Recorder {
         }
     }
 
+    /// Waits (at most [`WAIT`]) until `found` returns something; the error names `what` and
+    /// lists the messages (connection, type, seq) and events seen.
+    pub async fn wait_for<T>(
+        &self,
+        what: &str,
+        found: impl Fn(&Seen) -> Option<T>,
+    ) -> anyhow::Result<T> {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let notified = self.changed.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if let Some(t) = found(&self.seen()) {
+                return Ok(t);
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                let seen = self.seen();
+                let msgs: Vec<(ConnId, u16, u64)> = seen
+                    .msgs
+                    .iter()
+                    .map(|(c, m)| (*c, m.header.ty, m.header.seq))
+                    .collect();
+                anyhow::bail!(
+                    "no {what} within {WAIT:?}; messages (conn, type, seq) {msgs:?}, events {:?}",
+                    seen.events
+                );
+            }
+        }
+    }
+
+    /// The `nth` (from 0) kept message of type `ty` on `conn`, waited for.
+    pub async fn message(&self, conn: ConnId, ty: u16, nth: usize) -> anyhow::Result<Message> {
+        self.wait_for(&format!("message of type {ty} on connection {conn}"), |s| {
+            s.msg(conn, ty, nth)
+        })
+        .await
+    }
+
+    /// Waits for event `ev` on `conn`.
+    pub async fn event(&self, conn: ConnId, ev: Ev) -> anyhow::Result<()> {
+        self.wait_for(&format!("{ev:?} on connection {conn}"), |s| {
+            s.has(conn, ev).then_some(())
+        })
+        .await
+    }
+
     fn record(&self, m: &Received) {
         if self.loopback.load(Ordering::SeqCst) {
             assert_eq!(
@@ -169,6 +275,10 @@ impl Recorder {
         *seen.sessions.entry(m.conn.id()).or_insert(0) += 1;
         seen.messages += 1;
         seen.last = Some(m.msg.clone());
+        if self.keep {
+            seen.msgs.push((m.conn.id(), m.msg.clone()));
+            seen.conns.insert(m.conn.id(), m.conn.clone());
+        }
         drop(seen);
         self.changed.notify_waiters();
     }
@@ -184,7 +294,7 @@ impl Recorder {
         Some(reply)
     }
 
-    fn event(&self, conn: &Connection, ev: Ev) {
+    fn push_event(&self, conn: &Connection, ev: Ev) {
         let mut seen = self.seen();
         match ev {
             Ev::Connect | Ev::Accept => {
@@ -196,6 +306,9 @@ impl Recorder {
             Ev::Refused => {}
         }
         seen.events.push((conn.id(), ev));
+        if self.keep {
+            seen.conns.insert(conn.id(), conn.clone());
+        }
         drop(seen);
         self.changed.notify_waiters();
     }
@@ -206,8 +319,12 @@ impl Dispatcher for Recorder {
         Box::pin(async move {
             self.record(&m);
             if let Some(reply) = self.reply(&m) {
-                // A closed connection just drops the reply, as Ceph does.
-                let _ = m.conn.send(reply).await;
+                if self.never_wait {
+                    let _ = m.conn.try_send(reply);
+                } else {
+                    // A closed connection just drops the reply, as Ceph does.
+                    let _ = m.conn.send(reply).await;
+                }
             }
             Dispatched::Handled
         })
@@ -225,23 +342,23 @@ impl Dispatcher for Recorder {
     }
 
     fn handle_connect(&self, conn: &Connection) {
-        self.event(conn, Ev::Connect);
+        self.push_event(conn, Ev::Connect);
     }
 
     fn handle_accept(&self, conn: &Connection) {
-        self.event(conn, Ev::Accept);
+        self.push_event(conn, Ev::Accept);
     }
 
     fn handle_reset(&self, conn: &Connection) {
-        self.event(conn, Ev::Reset);
+        self.push_event(conn, Ev::Reset);
     }
 
     fn handle_remote_reset(&self, conn: &Connection) {
-        self.event(conn, Ev::RemoteReset);
+        self.push_event(conn, Ev::RemoteReset);
     }
 
     fn handle_refused(&self, conn: &Connection) {
-        self.event(conn, Ev::Refused);
+        self.push_event(conn, Ev::Refused);
     }
 }
 
@@ -364,21 +481,5 @@ pub async fn round_trip(rec: &Recorder, conn: &Connection) {
 }
 
 /// Shuts `m` down, waits (bounded), and asserts quiescence: empty dispatch queue, every
-/// throttle at 0, no task left, no connection registered.
-pub async fn stop(m: &Messenger) {
-    m.shutdown();
-    tokio::time::timeout(WAIT, m.wait())
-        .await
-        .unwrap_or_else(|_| panic!("{m:?} did not stop within {WAIT:?}"));
-    assert_eq!(
-        m.dispatch_queue_len(),
-        0,
-        "dispatch queue of {m:?} not empty"
-    );
-    for t in m.throttles() {
-        assert_eq!(t.current, 0, "throttle {} of {m:?} not back to 0", t.name);
-    }
-    let stats = m.stats();
-    assert_eq!(stats.tasks, 0, "tasks left in {m:?}");
-    assert!(stats.connections.is_empty(), "connections left in {m:?}");
-}
+/// throttle at 0, no task left, no connection registered (msgr-core's checked stop).
+pub use msgr_core::testing::stop;

@@ -5,104 +5,22 @@
 //!   split into steps (so a test can stop anywhere or send something wrong instead), message
 //!   frames built from a sealed [`Message`] (so a test can corrupt any byte of it), and
 //!   [`RawPeer::closed_within`], which reads until the messenger closes the socket.
-//! * [`Echo`] — the server's dispatcher: counts the messages of every connection and echoes
-//!   pings with `try_send` (a reply to a peer that does not read is dropped, never waited
-//!   for, so one bad peer cannot stall the dispatch task).
 //! * [`rss_bytes`] — the resident set of this process (the messenger runs in it).
 
-use std::collections::HashMap;
 use std::io;
-use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use msgr_core::{BoxFuture, ConnId, Dispatched, Dispatcher, Received};
 use msgr_wire::{
     Banner, Connect, ConnectReply, CrcFlags, EntityAddr, EntityName, FooterKind, Message, Tag,
     Wire, ADDR_LEN, BANNER_LEN, CONNECT_REPLY_LEN,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::Notify;
 use tokio::time::Instant;
 
 /// `CEPH_MSG_PING`.
 pub const MSG_PING: u16 = 2;
-
-/// Counts messages per connection and echoes pings without ever waiting on a peer.
-#[derive(Default)]
-pub struct Echo {
-    seen: Mutex<HashMap<ConnId, Vec<Message>>>,
-    changed: Notify,
-}
-
-impl Echo {
-    /// A new echo dispatcher.
-    pub fn new() -> Arc<Self> {
-        Arc::new(Echo::default())
-    }
-
-    fn lock(&self) -> MutexGuard<'_, HashMap<ConnId, Vec<Message>>> {
-        self.seen
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    /// Messages received on `conn` so far.
-    pub fn received(&self, conn: ConnId) -> Vec<Message> {
-        self.lock().get(&conn).cloned().unwrap_or_default()
-    }
-
-    /// Messages received in total.
-    pub fn total(&self) -> usize {
-        self.lock().values().map(Vec::len).sum()
-    }
-
-    /// Every message received, with its connection.
-    pub fn all(&self) -> Vec<(ConnId, Message)> {
-        self.lock()
-            .iter()
-            .flat_map(|(c, v)| v.iter().map(move |m| (*c, m.clone())))
-            .collect()
-    }
-
-    /// Waits (at most `limit`) until `cond` holds on the total count.
-    pub async fn wait_total(&self, limit: Duration, cond: impl Fn(usize) -> bool) -> bool {
-        let deadline = Instant::now() + limit;
-        loop {
-            let n = self.changed.notified();
-            tokio::pin!(n);
-            n.as_mut().enable();
-            if cond(self.total()) {
-                return true;
-            }
-            if tokio::time::timeout_at(deadline, n).await.is_err() {
-                return cond(self.total());
-            }
-        }
-    }
-}
-
-impl Dispatcher for Echo {
-    fn dispatch(&self, m: Received) -> BoxFuture<'_, Dispatched> {
-        Box::pin(async move {
-            self.lock()
-                .entry(m.conn.id())
-                .or_default()
-                .push(m.msg.clone());
-            self.changed.notify_waiters();
-            if m.msg.header.ty == MSG_PING {
-                let reply = Message::new(MSG_PING, m.msg.front.clone())
-                    .with_middle(m.msg.middle.clone())
-                    .with_data(m.msg.data.clone())
-                    .with_tid(m.msg.header.tid);
-                // A full or closed connection loses the reply; never wait on a peer here.
-                let _ = m.conn.try_send(reply);
-            }
-            Dispatched::Handled
-        })
-    }
-}
 
 /// The resident set size of this process in bytes (0 if unknown).
 pub fn rss_bytes() -> u64 {
@@ -144,11 +62,20 @@ impl RawPeer {
 
     /// Reads the acceptor's banner and both addresses (9 + 136 + 136 bytes).
     pub async fn read_banner(&mut self) -> io::Result<()> {
+        self.read_hello().await.map(|_| ())
+    }
+
+    /// Reads the acceptor's banner and both addresses; returns the acceptor's own address
+    /// and ours as it sees it.
+    pub async fn read_hello(&mut self) -> io::Result<(EntityAddr, EntityAddr)> {
         let mut buf = vec![0u8; BANNER_LEN + 2 * ADDR_LEN];
         self.stream.read_exact(&mut buf).await?;
         let mut b = Bytes::from(buf);
-        Banner::decode(&mut b).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
-        Ok(())
+        let invalid = |e| io::Error::new(io::ErrorKind::InvalidData, e);
+        Banner::decode(&mut b).map_err(invalid)?;
+        let acceptor = EntityAddr::decode(&mut b).map_err(invalid)?;
+        let seen = EntityAddr::decode(&mut b).map_err(invalid)?;
+        Ok((acceptor, seen))
     }
 
     /// Writes our banner and address.
@@ -184,21 +111,33 @@ impl RawPeer {
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
     }
 
-    /// The whole connector handshake as a new lossy client; fails unless the reply is READY
-    /// or SEQ (then the in_seq values are exchanged).
+    /// The whole connector handshake as a new lossy client of an OSD; fails unless the reply
+    /// is READY or SEQ (then the in_seq values are exchanged).
     pub async fn handshake(&mut self) -> io::Result<()> {
+        let c = self.connect_msg();
+        self.handshake_with(&c).await.map(|_| ())
+    }
+
+    /// The whole connector handshake with connect `c`; fails unless the reply is READY or
+    /// SEQ. On SEQ, the acceptor's in_seq must be 0 (a new session), and ours (0) is sent.
+    /// Returns the reply.
+    pub async fn handshake_with(&mut self, c: &Connect) -> io::Result<ConnectReply> {
         self.read_banner().await?;
         self.send_banner().await?;
-        let c = self.connect_msg();
-        self.send_connect(&c).await?;
+        self.send_connect(c).await?;
         let r = self.read_reply().await?;
         match r.tag {
-            Tag::Ready => Ok(()),
+            Tag::Ready => Ok(r),
             Tag::Seq => {
                 // The acceptor's in_seq, then ours (nothing received yet).
-                let mut theirs = [0u8; 8];
-                self.stream.read_exact(&mut theirs).await?;
-                self.write(&0u64.to_le_bytes()).await
+                let theirs = self.stream.read_u64_le().await?;
+                if theirs != 0 {
+                    return Err(io::Error::other(format!(
+                        "acceptor acked {theirs} of a new session"
+                    )));
+                }
+                self.write(&0u64.to_le_bytes()).await?;
+                Ok(r)
             }
             other => Err(io::Error::other(format!("reply {other:?}"))),
         }

@@ -3,7 +3,10 @@
 //! - [`ceph`]: a real `ceph-mon` on loopback per test ([`ceph::CephMon`]) and the real `ceph` command-line client.
 //! - [`ceph_msgs`]: the bodies of the Ceph messages those tests exchange (MAuth, MAuthReply, MMonCommand, ...).
 //! - [`capture`]: frames of the captured Pacific sessions in `tests/data/`, as golden bytes.
+//! - [`fixture`]: the recording dispatcher, messengers on loopback, the checked stop.
+//! - [`hostile`]: raw msgr v1 peers that misbehave.
 //! - [`netns`]: two hosts in network namespaces joined by a veth pair, and the `msgr-netns-peer` program run there.
+//! - [`steps`]: a handshake hook that records, pauses and fails handshake steps.
 
 pub mod capture;
 pub mod ceph;
@@ -11,4 +14,5 @@ pub mod ceph_msgs;
 pub mod fixture;
 pub mod hostile;
 pub mod netns;
+pub mod steps;
 pub mod synthetic;

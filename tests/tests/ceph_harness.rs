@@ -1,15 +1,15 @@
 //! The Ceph harness against a real `ceph-mon`: the real `ceph` client sees the cluster the harness made, and a
-//! hand-written msgr v1 client handshake (tokio + bytes only, until the messenger crates can do it) gets SEQ and a
+//! raw msgr v1 client handshake (the hostile tests' `RawPeer`, msgr-wire's encoders) gets SEQ and a
 //! KEEPALIVE2_ACK. Each test skips, saying why, when Ceph is not installed and `MSGR_REQUIRE_CEPH` is unset.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::{ensure, Context};
-use bytes::{Buf, BufMut, BytesMut};
+use bytes::{Buf, BytesMut};
 use msgr_tests::ceph::CephMon;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use msgr_wire::{Tag, CONNECT_LOSSY};
+use tokio::io::AsyncReadExt;
 use tokio::time::timeout;
 
 /// Bound on each raw exchange with the mon.
@@ -35,11 +35,11 @@ async fn raw_v1_handshake_gets_seq_and_keepalive2_ack() -> anyhow::Result<()> {
     };
     let (mut stream, reply) = timeout(IO_TIMEOUT, raw::handshake(mon.addr())).await??;
     eprintln!("mon connect_reply: {reply:x?}");
-    assert_eq!(reply.tag, raw::TAG_SEQ);
+    assert_eq!(reply.tag, Tag::Seq);
     assert_eq!(reply.connect_seq, 1);
     assert_eq!(
-        reply.flags & raw::FLAG_LOSSY,
-        raw::FLAG_LOSSY,
+        reply.flags & CONNECT_LOSSY,
+        CONNECT_LOSSY,
         "a client session is lossy on the mon's side"
     );
     let stamp = (1_700_000_000, 123_456_789);
@@ -58,7 +58,7 @@ async fn restart_drops_sessions_and_keeps_port_and_fsid() -> anyhow::Result<()> 
     mon.restart()?; // blocking, but nothing else runs on this runtime meanwhile
     assert_ne!(mon.pid(), pid);
     let mut byte = [0u8; 1];
-    let read = timeout(IO_TIMEOUT, old.read(&mut byte))
+    let read = timeout(IO_TIMEOUT, old.stream.read(&mut byte))
         .await
         .context("old session neither closed nor reset")?;
     assert!(
@@ -67,7 +67,7 @@ async fn restart_drops_sessions_and_keeps_port_and_fsid() -> anyhow::Result<()> 
     );
 
     let (mut fresh, reply) = timeout(IO_TIMEOUT, raw::handshake(addr)).await??;
-    assert_eq!(reply.tag, raw::TAG_SEQ);
+    assert_eq!(reply.tag, Tag::Seq);
     timeout(IO_TIMEOUT, raw::keepalive2_round_trip(&mut fresh, (7, 8))).await??;
     let stdout = mon.cli(&["status", "--format", "json"]).await?.success()?;
     let status: serde_json::Value = serde_json::from_str(&stdout)?;
@@ -75,121 +75,74 @@ async fn restart_drops_sessions_and_keeps_port_and_fsid() -> anyhow::Result<()> 
     Ok(())
 }
 
-/// Just enough of a msgr v1 client (msgr-v1-wire.md §3.2-3.6, §8.5) to reach the steady state; the real messenger
-/// replaces it in later tests.
+/// Just enough of a msgr v1 client (msgr-v1-wire.md §3.2-3.6, §8.5) to reach the steady state: the hostile
+/// tests' raw peer with a monitor client's connect.
 mod raw {
     use super::*;
+    use msgr_tests::hostile::RawPeer;
+    use msgr_wire::{
+        Connect, ConnectReply, EntityAddr, EntityType, FooterKind, Frame, Tag, Timespec,
+        CONNECT_LOSSY, MONC_PROTOCOL,
+    };
 
-    pub const TAG_SEQ: u8 = 13;
-    pub const FLAG_LOSSY: u8 = 1;
-    const TAG_ACK: u8 = 8;
-    const TAG_KEEPALIVE2: u8 = 14;
-    const TAG_KEEPALIVE2_ACK: u8 = 15;
-    const BANNER: &[u8; 9] = b"ceph v027";
-    const ADDR_LEN: usize = 136;
     /// What a Pacific client advertises (§8.4).
     const FEATURES: u64 = 0x3f01_cfb9_fffd_ffff;
 
-    /// The 26-byte `ceph_msg_connect_reply`.
-    #[derive(Debug)]
-    #[allow(dead_code)] // printed for the record
-    pub struct ConnectReply {
-        pub tag: u8,
-        pub features: u64,
-        pub global_seq: u32,
-        pub connect_seq: u32,
-        pub protocol_version: u32,
-        pub flags: u8,
-    }
-
-    /// Legacy `entity_addr_t`: type 0, nonce, AF_INET (big-endian), port (big-endian), IPv4, zero padding.
-    fn legacy_addr(buf: &mut BytesMut, nonce: u32, addr: SocketAddr) {
-        let start = buf.len();
-        buf.put_u32_le(0);
-        buf.put_u32_le(nonce);
-        buf.put_u16(2);
-        buf.put_u16(addr.port());
-        if let SocketAddr::V4(v4) = addr {
-            buf.put_slice(&v4.ip().octets());
-        }
-        buf.resize(start + ADDR_LEN, 0);
-    }
-
     /// Banner + address exchange, `ceph_msg_connect` (host type 8, gseq 1, cseq 0, proto 15, lossy), the reply,
     /// and on SEQ the 8-byte exchange.
-    pub async fn handshake(mon: SocketAddr) -> anyhow::Result<(TcpStream, ConnectReply)> {
-        let mut stream = TcpStream::connect(mon).await?;
-        let mut out = BytesMut::from(&BANNER[..]);
-        legacy_addr(
-            &mut out,
-            rand::random(),
-            SocketAddr::from(([127, 0, 0, 1], 0)),
+    pub async fn handshake(mon: SocketAddr) -> anyhow::Result<(RawPeer, ConnectReply)> {
+        let mut peer = RawPeer::connect(EntityAddr::new(mon, 0)).await?;
+        let (acceptor, _) = peer.read_hello().await?;
+        ensure!(
+            acceptor.addr.port() == mon.port(),
+            "mon says it is on {acceptor}"
         );
-        stream.write_all(&out).await?;
-
-        let mut hello = [0u8; 9 + 2 * ADDR_LEN];
-        stream.read_exact(&mut hello).await?;
-        ensure!(&hello[..9] == BANNER, "banner {:?}", &hello[..9]);
-        let mon_port = u16::from_be_bytes([hello[9 + 10], hello[9 + 11]]);
-        ensure!(mon_port == mon.port(), "mon says it is on port {mon_port}");
-
-        let mut connect = BytesMut::new();
-        connect.put_u64_le(FEATURES);
-        for field in [8u32, 1, 0, 15, 0, 0] {
-            connect.put_u32_le(field);
-        }
-        connect.put_u8(FLAG_LOSSY);
-        stream.write_all(&connect).await?;
-
-        let mut raw_reply = [0u8; 26];
-        stream.read_exact(&mut raw_reply).await?;
-        let mut r = &raw_reply[..];
-        let reply = ConnectReply {
-            tag: r.get_u8(),
-            features: r.get_u64_le(),
-            global_seq: r.get_u32_le(),
-            connect_seq: r.get_u32_le(),
-            protocol_version: r.get_u32_le(),
-            flags: {
-                let authorizer_len = r.get_u32_le();
-                ensure!(
-                    authorizer_len == 0,
-                    "unexpected authorizer reply of {authorizer_len} bytes"
-                );
-                r.get_u8()
-            },
+        peer.send_banner().await?;
+        let c = Connect {
+            features: FEATURES,
+            host_type: EntityType::CLIENT.host_type(),
+            global_seq: 1,
+            connect_seq: 0,
+            protocol_version: MONC_PROTOCOL,
+            flags: CONNECT_LOSSY,
+            ..Connect::default()
         };
-        if reply.tag == TAG_SEQ {
-            let acked = stream.read_u64_le().await?;
+        peer.send_connect(&c).await?;
+        let reply = peer.read_reply().await?;
+        ensure!(
+            reply.authorizer.is_empty(),
+            "unexpected authorizer reply of {} bytes",
+            reply.authorizer.len()
+        );
+        if reply.tag == Tag::Seq {
+            let acked = peer.stream.read_u64_le().await?;
             ensure!(acked == 0, "mon acked {acked} of a new session");
-            stream.write_all(&[0u8; 8]).await?;
+            peer.write(&[0u8; 8]).await?;
         }
-        Ok((stream, reply))
+        Ok((peer, reply))
     }
 
     /// Sends KEEPALIVE2 with `stamp` and waits for the KEEPALIVE2_ACK echoing it (skipping ACK frames).
     pub async fn keepalive2_round_trip(
-        stream: &mut TcpStream,
+        peer: &mut RawPeer,
         stamp: (u32, u32),
     ) -> anyhow::Result<()> {
         let mut frame = BytesMut::new();
-        frame.put_u8(TAG_KEEPALIVE2);
-        frame.put_u32_le(stamp.0);
-        frame.put_u32_le(stamp.1);
-        stream.write_all(&frame).await?;
+        Frame::Keepalive2(Timespec::new(stamp.0, stamp.1)).encode(FooterKind::New, &mut frame);
+        peer.write(&frame).await?;
         loop {
-            let tag = stream.read_u8().await?;
+            let tag = peer.stream.read_u8().await?;
             let mut body = [0u8; 8];
-            stream.read_exact(&mut body).await?;
+            peer.stream.read_exact(&mut body).await?;
             let mut b = &body[..];
-            match tag {
-                TAG_KEEPALIVE2_ACK => {
+            match Tag::try_from(tag).ok() {
+                Some(Tag::Keepalive2Ack) => {
                     let echoed = (b.get_u32_le(), b.get_u32_le());
                     ensure!(echoed == stamp, "keepalive2_ack {echoed:?} for {stamp:?}");
                     return Ok(());
                 }
-                TAG_ACK => continue,
-                other => anyhow::bail!("tag {other} while waiting for keepalive2_ack"),
+                Some(Tag::Ack) => continue,
+                _ => anyhow::bail!("tag {tag} while waiting for keepalive2_ack"),
             }
         }
     }

@@ -14,29 +14,26 @@
 //! | [`msgr_ping_against_mon_default_peer_type`] | `msgr ping`, as the issue writes it | `ceph-mon` |
 //! | [`client_renamed_after_auth_talks_to_mon`] | `client.-1`, then `client.<global id>` (`set_name`) | `ceph-mon` |
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::Stdio;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, ensure, Context};
+use anyhow::{ensure, Context};
 use bytes::Bytes;
-use msgr_core::{
-    BoxFuture, ConnId, ConnState, Connection, Dispatched, Dispatcher, Messenger, MessengerConfig,
-    Policy, Received,
-};
-use msgr_pipe::{HandshakeHook, HookAction, Side, Step};
+use msgr_core::{ConnId, ConnState, Connection, Messenger, MessengerConfig, Policy};
+use msgr_pipe::Step;
 use msgr_tests::ceph::{self, CephMon};
 use msgr_tests::ceph_msgs::{
     AuthNegotiation, Fsid, MAuth, MAuthReply, MMonCommand, MMonCommandAck, MPing, PaxosPrefix,
     AUTH_NONE, AUTH_UNKNOWN, ENTITY_TYPE_CLIENT,
 };
+use msgr_tests::fixture::{Ev, Recorder};
+use msgr_tests::steps::Script;
 use msgr_wire::{
     features, CrcFlags, EntityAddr, EntityName, EntityType, Message, Tag, Timespec, FOOTER_COMPLETE,
 };
-use tokio::sync::Notify;
 
 /// Bound of every wait on an event, a message or a process (generous for loaded CI machines; never spent when
 /// things work).
@@ -48,178 +45,6 @@ const MSG_MON_MAP: u16 = 4;
 /// The feature bits Pacific 16.2's ceph-mon puts in its SEQ/READY reply (its full supported set, spec §9.17), as
 /// seen on Debian's 16.2.15.
 const MON_FEATURES: u64 = 0x3f01_cfbd_fffd_ffff;
-
-/// A connection event, as a dispatcher sees it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Ev {
-    Connect,
-    Accept,
-    Reset,
-    RemoteReset,
-    Refused,
-}
-
-/// Everything an [`Inbox`] received, in order.
-#[derive(Default)]
-struct Log {
-    msgs: Vec<(ConnId, Message)>,
-    events: Vec<(ConnId, Ev)>,
-    /// Every connection seen, by id.
-    conns: HashMap<ConnId, Connection>,
-}
-
-impl Log {
-    fn msg(&self, conn: ConnId, ty: u16, nth: usize) -> Option<Message> {
-        self.msgs
-            .iter()
-            .filter(|(c, m)| *c == conn && m.header.ty == ty)
-            .nth(nth)
-            .map(|(_, m)| m.clone())
-    }
-
-    fn count(&self, ev: Ev) -> usize {
-        self.events.iter().filter(|(_, e)| *e == ev).count()
-    }
-
-    fn has(&self, conn: ConnId, ev: Ev) -> bool {
-        self.events.contains(&(conn, ev))
-    }
-}
-
-/// A dispatcher that keeps every message and event, and wakes waiters on each.
-#[derive(Default)]
-struct Inbox {
-    log: Mutex<Log>,
-    changed: Notify,
-}
-
-impl Inbox {
-    fn log(&self) -> MutexGuard<'_, Log> {
-        self.log
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    fn push_event(&self, conn: &Connection, ev: Ev) {
-        let mut log = self.log();
-        log.events.push((conn.id(), ev));
-        log.conns.insert(conn.id(), conn.clone());
-        drop(log);
-        self.changed.notify_waiters();
-    }
-
-    /// Waits (at most [`WAIT`]) until `found` returns something.
-    async fn wait_for<T>(
-        &self,
-        what: &str,
-        found: impl Fn(&Log) -> Option<T>,
-    ) -> anyhow::Result<T> {
-        let deadline = tokio::time::Instant::now() + WAIT;
-        loop {
-            let notified = self.changed.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            if let Some(t) = found(&self.log()) {
-                return Ok(t);
-            }
-            if tokio::time::timeout_at(deadline, notified).await.is_err() {
-                let log = self.log();
-                let seen: Vec<(ConnId, u16, u64)> = log
-                    .msgs
-                    .iter()
-                    .map(|(c, m)| (*c, m.header.ty, m.header.seq))
-                    .collect();
-                bail!(
-                    "no {what} within {WAIT:?}; messages (conn, type, seq) {seen:?}, events {:?}",
-                    log.events
-                );
-            }
-        }
-    }
-
-    /// The `nth` (from 0) message of type `ty` on `conn`.
-    async fn message(&self, conn: ConnId, ty: u16, nth: usize) -> anyhow::Result<Message> {
-        self.wait_for(
-            &format!("message of type {ty} on connection {conn}"),
-            |log| log.msg(conn, ty, nth),
-        )
-        .await
-    }
-
-    /// Waits for event `ev` on `conn`.
-    async fn event(&self, conn: ConnId, ev: Ev) -> anyhow::Result<()> {
-        self.wait_for(&format!("{ev:?} on connection {conn}"), |log| {
-            log.has(conn, ev).then_some(())
-        })
-        .await
-    }
-}
-
-impl Dispatcher for Inbox {
-    fn dispatch(&self, m: Received) -> BoxFuture<'_, Dispatched> {
-        Box::pin(async move {
-            let mut log = self.log();
-            log.msgs.push((m.conn.id(), m.msg.clone()));
-            log.conns.insert(m.conn.id(), m.conn.clone());
-            drop(log);
-            self.changed.notify_waiters();
-            Dispatched::Handled
-        })
-    }
-    fn handle_connect(&self, conn: &Connection) {
-        self.push_event(conn, Ev::Connect);
-    }
-    fn handle_accept(&self, conn: &Connection) {
-        self.push_event(conn, Ev::Accept);
-    }
-    fn handle_reset(&self, conn: &Connection) {
-        self.push_event(conn, Ev::Reset);
-    }
-    fn handle_remote_reset(&self, conn: &Connection) {
-        self.push_event(conn, Ev::RemoteReset);
-    }
-    fn handle_refused(&self, conn: &Connection) {
-        self.push_event(conn, Ev::Refused);
-    }
-}
-
-/// A handshake hook that only records the steps, so a test can tell SEQ from READY.
-#[derive(Default)]
-struct Steps(Mutex<Vec<(ConnId, Side, Step)>>);
-
-impl Steps {
-    fn of(&self, conn: ConnId) -> Vec<Step> {
-        self.0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .iter()
-            .filter(|(c, _, _)| *c == conn)
-            .map(|(_, _, s)| *s)
-            .collect()
-    }
-
-    fn all(&self) -> Vec<(ConnId, Side, Step)> {
-        self.0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone()
-    }
-}
-
-impl HandshakeHook for Steps {
-    fn step(
-        &self,
-        conn: ConnId,
-        side: Side,
-        step: Step,
-    ) -> msgr_pipe::BoxFuture<'static, HookAction> {
-        self.0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .push((conn, side, step));
-        Box::pin(async { HookAction::Continue })
-    }
-}
 
 /// The first MAuth of `client.admin`, auth none (spec §8.2).
 fn mauth() -> Message {
@@ -242,7 +67,7 @@ fn auth_success(reply: &Message) -> anyhow::Result<u64> {
 }
 
 /// A client messenger on loopback with the lossy client policy, as librados' MonClient.
-async fn lossy_client(inbox: Arc<Inbox>, steps: Arc<Steps>) -> anyhow::Result<Messenger> {
+async fn lossy_client(inbox: Arc<Recorder>, steps: Arc<Script>) -> anyhow::Result<Messenger> {
     Ok(Messenger::builder(EntityName::client(-1))
         .bind(SocketAddr::from(([127, 0, 0, 1], 0)))
         .default_policy(Policy::lossy_client(0))
@@ -252,11 +77,11 @@ async fn lossy_client(inbox: Arc<Inbox>, steps: Arc<Steps>) -> anyhow::Result<Me
         .await?)
 }
 
+/// Stops `m` and checks it stopped clean (msgr-core's checked stop).
 async fn stop(m: &Messenger) -> anyhow::Result<()> {
-    m.shutdown();
-    tokio::time::timeout(WAIT, m.wait())
+    msgr_core::testing::stop_checked(m, WAIT)
         .await
-        .context("messenger did not stop")
+        .map_err(anyhow::Error::msg)
 }
 
 /// Item 3: our lossy client against a real mon, from the handshake to a restart of the mon under the session.
@@ -273,8 +98,8 @@ async fn connector_lossy_client_talks_to_mon() -> anyhow::Result<()> {
 async fn connector_session(mon: &mut CephMon) -> anyhow::Result<()> {
     let started = Instant::now();
     let fsid: Fsid = mon.fsid().parse()?;
-    let inbox = Arc::new(Inbox::default());
-    let steps = Arc::new(Steps::default());
+    let inbox = Recorder::inbox(EntityType::CLIENT);
+    let steps = Script::new();
     let client = lossy_client(inbox.clone(), steps.clone()).await?;
     let mon_addr = EntityAddr::new(mon.addr(), 0);
 
@@ -282,7 +107,7 @@ async fn connector_session(mon: &mut CephMon) -> anyhow::Result<()> {
     let conn = client.connect(mon_addr, EntityType::MON)?;
     inbox.event(conn.id(), Ev::Connect).await?;
     assert_eq!(conn.state(), ConnState::Open);
-    let hs = steps.of(conn.id());
+    let hs = steps.steps_of(conn.id());
     assert!(
         hs.contains(&Step::ReplyReceived(Tag::Seq as u8)) && hs.contains(&Step::SeqExchanged),
         "no SEQ reply from the mon: {hs:?}"
@@ -393,7 +218,7 @@ async fn connector_session(mon: &mut CephMon) -> anyhow::Result<()> {
     eprintln!("first session: {stats:?}");
     assert_eq!(stats.acks_in, 0, "{stats:?}");
     {
-        let log = inbox.log();
+        let log = inbox.seen();
         let types: Vec<(ConnId, u16)> = log.msgs.iter().map(|(c, m)| (*c, m.header.ty)).collect();
         eprintln!("received (conn, type): {types:?}");
         assert_eq!(log.count(Ev::Reset), 1, "events {:?}", log.events);
@@ -441,8 +266,8 @@ async fn ceph_cli_sends_mauth(v1_prefix: bool) -> anyhow::Result<()> {
         return Ok(());
     }
     let started = Instant::now();
-    let inbox = Arc::new(Inbox::default());
-    let steps = Arc::new(Steps::default());
+    let inbox = Recorder::inbox(EntityType::CLIENT);
+    let steps = Script::new();
     // Nonce 0, as a mon's address has: the client checks the nonce we announce against the one it dialled, 0 for
     // `-m IP:PORT` (spec §9.22).
     let config = MessengerConfig {
@@ -487,7 +312,7 @@ async fn ceph_cli_sends_mauth(v1_prefix: bool) -> anyhow::Result<()> {
         started.elapsed()
     );
     let ours_conn = inbox
-        .log()
+        .seen()
         .conns
         .get(&conn)
         .cloned()
@@ -520,11 +345,11 @@ async fn ceph_cli_sends_mauth(v1_prefix: bool) -> anyhow::Result<()> {
 
     // The client's handshake completed on its side too: Ceph's Async connector keeps queued messages (the MAuth)
     // until its session is open. On ours: the client's connect, our reply, the accept event.
-    let hs = steps.of(conn);
+    let hs = steps.steps_of(conn);
     assert!(
         hs.contains(&Step::ConnectReceived) && hs.contains(&Step::Ready),
         "steps {hs:?} (all: {:?})",
-        steps.all()
+        steps.history()
     );
     assert!(
         hs.contains(&Step::ReplySent(Tag::Seq as u8))
@@ -679,7 +504,7 @@ async fn client_renamed_after_auth_talks_to_mon() -> anyhow::Result<()> {
 /// Sends `status` with `tid` on `conn` and checks the mon's answer: r 0 and the cluster's fsid.
 async fn status(
     mon: &CephMon,
-    inbox: &Inbox,
+    inbox: &Recorder,
     conn: &Connection,
     tid: u64,
 ) -> anyhow::Result<Message> {
@@ -705,8 +530,8 @@ async fn status(
 
 async fn renamed_session(mon: &CephMon) -> anyhow::Result<()> {
     let started = Instant::now();
-    let inbox = Arc::new(Inbox::default());
-    let client = lossy_client(inbox.clone(), Arc::new(Steps::default())).await?;
+    let inbox = Recorder::inbox(EntityType::CLIENT);
+    let client = lossy_client(inbox.clone(), Script::new()).await?;
     assert_eq!(client.name(), EntityName::client(-1));
     let mon_addr = EntityAddr::new(mon.addr(), 0);
     let conn = client.connect(mon_addr, EntityType::MON)?;
@@ -731,7 +556,7 @@ async fn renamed_session(mon: &CephMon) -> anyhow::Result<()> {
     assert_eq!(ack.header.src, EntityName::mon(0));
     assert_eq!(conn.state(), ConnState::Open);
     {
-        let log = inbox.log();
+        let log = inbox.seen();
         assert_eq!(log.count(Ev::Reset), 0, "events {:?}", log.events);
         assert_eq!(log.count(Ev::RemoteReset), 0, "events {:?}", log.events);
     }

@@ -6,132 +6,13 @@
 //! after it), a fault between READY and the first message. Each asserts the event counts and
 //! that every message is delivered exactly once.
 
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 
-use msgr_core::{ConnId, Connection, Messenger, Policy};
-use msgr_pipe::{BoxFuture, HandshakeHook, HookAction, Side, Step};
-use msgr_tests::fixture::{ping, stop, test_config, Ev, Recorder, WAIT};
+use msgr_core::{Connection, Messenger, Policy};
+use msgr_pipe::{Side, Step};
+use msgr_tests::fixture::{log_from_env, ping, stop, test_config, Ev, Recorder, WAIT};
+use msgr_tests::steps::{Act, Gate, Script};
 use msgr_wire::{EntityName, Tag};
-use tokio::sync::{watch, Notify};
-
-/// A gate a paused step waits on.
-#[derive(Clone)]
-struct Gate(Arc<watch::Sender<bool>>);
-
-impl Gate {
-    fn new() -> Gate {
-        Gate(Arc::new(watch::channel(false).0))
-    }
-
-    fn open(&self) {
-        self.0.send_replace(true);
-    }
-
-    async fn passed(&self) {
-        let mut rx = self.0.subscribe();
-        // An error means the sender is gone: nothing to wait for any more.
-        let _ = rx.wait_for(|open| *open).await;
-    }
-}
-
-#[derive(Clone)]
-enum Act {
-    Fail,
-    Pause(Gate),
-    PauseThenFail(Gate),
-}
-
-struct Rule {
-    side: Side,
-    step: Step,
-    times: u32,
-    act: Act,
-}
-
-/// Records every step; applies the first matching rule that has uses left.
-#[derive(Default)]
-struct Script {
-    history: Mutex<Vec<(ConnId, Side, Step)>>,
-    rules: Mutex<Vec<Rule>>,
-    changed: Notify,
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-impl Script {
-    fn new() -> Arc<Script> {
-        Arc::new(Script::default())
-    }
-
-    fn on(&self, side: Side, step: Step, times: u32, act: Act) {
-        lock(&self.rules).push(Rule {
-            side,
-            step,
-            times,
-            act,
-        });
-    }
-
-    fn count(&self, side: Side, step: Step) -> usize {
-        lock(&self.history)
-            .iter()
-            .filter(|(_, s, st)| *s == side && *st == step)
-            .count()
-    }
-
-    /// Waits until `side` has reached `step` at least `n` times.
-    async fn reached(&self, side: Side, step: Step, n: usize) {
-        let deadline = tokio::time::Instant::now() + WAIT;
-        loop {
-            let notified = self.changed.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            if self.count(side, step) >= n {
-                return;
-            }
-            assert!(
-                tokio::time::timeout_at(deadline, notified).await.is_ok(),
-                "{side} never reached {step:?} {n} times; history {:?}",
-                lock(&self.history)
-            );
-        }
-    }
-}
-
-impl HandshakeHook for Script {
-    fn step(&self, conn: ConnId, side: Side, step: Step) -> BoxFuture<'static, HookAction> {
-        // Take the rule before the step becomes visible: a test woken by the step must not
-        // be able to make another connection take this one's rule.
-        let act = {
-            let mut rules = lock(&self.rules);
-            rules
-                .iter_mut()
-                .find(|r| r.times > 0 && r.side == side && r.step == step)
-                .map(|r| {
-                    r.times -= 1;
-                    r.act.clone()
-                })
-        };
-        lock(&self.history).push((conn, side, step));
-        self.changed.notify_waiters();
-        Box::pin(async move {
-            match act {
-                None => HookAction::Continue,
-                Some(Act::Fail) => HookAction::Fail,
-                Some(Act::Pause(g)) => {
-                    g.passed().await;
-                    HookAction::Continue
-                }
-                Some(Act::PauseThenFail(g)) => {
-                    g.passed().await;
-                    HookAction::Fail
-                }
-            }
-        })
-    }
-}
 
 struct Node {
     m: Messenger,
@@ -140,12 +21,7 @@ struct Node {
 }
 
 async fn node(name: EntityName, policy: Policy, server: bool) -> Node {
-    if std::env::var_os("RUST_LOG").is_some() {
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-            .with_test_writer()
-            .try_init();
-    }
+    log_from_env();
     let rec = Recorder::new(server, name.ty);
     let hook = Script::new();
     let m = Messenger::builder(name)
@@ -264,13 +140,7 @@ async fn handshake_crossing_connects() {
     // completed, and at most one WAIT was needed (the other acceptor may find its socket
     // already abandoned by the winner's replace).
     let count = |side, step| a.hook.count(side, step) + b.hook.count(side, step);
-    let history = || {
-        format!(
-            "A {:?}; B {:?}",
-            lock(&a.hook.history),
-            lock(&b.hook.history)
-        )
-    };
+    let history = || format!("A {:?}; B {:?}", a.hook.history(), b.hook.history());
     assert_eq!(count(Side::Acceptor, Step::Ready), 1, "{}", history());
     assert_eq!(count(Side::Connector, Step::Ready), 1, "{}", history());
     assert!(
@@ -365,6 +235,11 @@ async fn handshake_fault_before_server_reply() {
     assert_eq!(c.events(Ev::Connect), 1);
     assert_eq!(s.events(Ev::Accept), 1);
     assert_eq!(s.hook.count(Side::Acceptor, Step::ConnectReceived), 2);
+    assert_eq!(
+        s.hook.failed(Side::Acceptor, Step::ConnectReceived),
+        1,
+        "the fault was injected after the first connect"
+    );
     c.no_resets();
     s.no_resets();
     teardown(&[&c, &s]).await;
@@ -384,6 +259,19 @@ async fn handshake_fault_after_server_reply() {
     conn.send(ping()).await.expect("queued");
     s.exactly(1, &c).await;
     assert!(c.rec.wait_until(|st| st.messages == 2).await, "answers");
+    let failed = |tag: Tag| s.hook.failed(Side::Acceptor, Step::ReplySent(tag.byte()));
+    let replies = |tag: Tag| s.hook.count(Side::Acceptor, Step::ReplySent(tag.byte()));
+    // A new session is answered with SEQ when both sides have RECONNECT_SEQ, else READY: the
+    // first reply, whichever it was, failed, and the second handshake went through.
+    assert_eq!(
+        (
+            failed(Tag::Ready) + failed(Tag::Seq),
+            replies(Tag::Ready) + replies(Tag::Seq)
+        ),
+        (1, 2),
+        "one fault after the first of two replies; steps {:?}",
+        s.hook.history()
+    );
     c.no_resets();
     s.no_resets();
     assert_eq!(s.sessions(), 1);
@@ -421,13 +309,28 @@ async fn ready_fault(side: Side) {
             "{side}: answers"
         );
         assert_eq!(hook.count(side, Step::Ready), 2, "{side}: two handshakes");
+        assert_eq!(
+            hook.failed(side, Step::Ready),
+            1,
+            "{side}: the first handshake failed at READY"
+        );
         c.no_resets();
         s.no_resets();
+        // Ceph reports each handshake that opened the session: with the acceptor failing
+        // after its READY was written, the client opened twice (it read READY before the end
+        // of stream) and the server once; with the connector failing after it read READY,
+        // the server opened twice and the client once.
         let connects = c.events(Ev::Connect);
         let accepts = s.events(Ev::Accept);
-        assert!(
-            (1..=2).contains(&connects) && (1..=2).contains(&accepts),
-            "{side}: connect {connects} accept {accepts}"
+        let expected = if side == Side::Acceptor {
+            (2, 1)
+        } else {
+            (1, 2)
+        };
+        assert_eq!(
+            (connects, accepts),
+            expected,
+            "{side}: (connect, accept) events"
         );
         assert_eq!(s.sessions(), 1);
         teardown(&[&c, &s]).await;
@@ -475,6 +378,11 @@ async fn handshake_connector_fault_after_ready_keeps_session() {
         s.rec.seen().events
     );
     c.exactly(2, &s).await;
+    assert_eq!(
+        c.hook.failed(Side::Connector, Step::Ready),
+        1,
+        "the client failed after READY"
+    );
     c.no_resets();
     s.no_resets();
     teardown(&[&c, &s]).await;
@@ -506,6 +414,11 @@ async fn handshake_fault_after_replace_reply_keeps_session() {
         s.rec.seen().events
     );
     c.no_resets();
+    assert_eq!(
+        s.hook.failed(Side::Acceptor, Step::Ready),
+        1,
+        "the server failed the replacing handshake at READY"
+    );
     assert_eq!(s.events(Ev::Reset), 0);
     assert_eq!(s.events(Ev::RemoteReset), 1, "one peer restart");
     s.exactly(2, &c).await;
@@ -533,6 +446,11 @@ async fn handshake_fault_then_server_sends_first() {
         s.rec.messages(),
         0,
         "nothing was sent to the server but the marker"
+    );
+    assert_eq!(
+        s.hook.failed(Side::Acceptor, Step::ConnectReceived),
+        1,
+        "the server failed after reading the client's connect"
     );
     c.no_resets();
     s.no_resets();
@@ -562,7 +480,7 @@ async fn handshake_pause_does_not_block_others() {
     assert!(
         other.rec.wait_until(|st| st.messages == 1).await,
         "the other client was not served while one handshake was paused; server steps {:?}",
-        lock(&s.hook.history)
+        s.hook.history()
     );
     gate.open();
     assert!(
