@@ -410,6 +410,8 @@ async fn connection_limit_admits_one_session_at_a_time() {
     let (sp, mut srx) = Probe::new(None, true);
     let server = messenger_with(EntityName::osd(0), cfg, Policy::stateless_server(0), sp).await;
     let mut ccfg = local();
+    // This test is about the connection limit, not reconnects: the refused clients retry
+    // quickly so the test does not wait out default backoffs between admissions.
     ccfg.pipe.initial_backoff = Duration::from_millis(10);
     ccfg.pipe.max_backoff = Duration::from_millis(50);
     let client = |n: i64| {

@@ -362,15 +362,13 @@ impl Dispatcher for Recorder {
     }
 }
 
-/// The settings every fixture messenger starts from: 127.0.0.1, kernel-chosen port,
-/// reconnect backoff capped at 1 s.
+/// The settings every fixture messenger starts from: 127.0.0.1, kernel-chosen port, and
+/// otherwise the defaults users run (reconnect backoffs included).
 pub fn test_config() -> MessengerConfig {
-    let mut config = MessengerConfig {
+    MessengerConfig {
         bind_addr: "127.0.0.1:0".parse().expect("literal address"),
         ..MessengerConfig::default()
-    };
-    config.pipe.max_backoff = Duration::from_secs(1);
-    config
+    }
 }
 
 /// Starts a messenger with one recorder as its dispatcher.

@@ -30,6 +30,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
+use msgr_core::testing::stop_checked;
 use msgr_core::{
     BoxFuture, ConnId, Connection, Dispatched, Dispatcher, InjectConfig, Messenger,
     MessengerConfig, Policy, Received,
@@ -640,12 +641,7 @@ impl Workload {
     /// Starts the messengers and builds the payload pool. With `RUST_LOG` set, the
     /// messengers' tracing goes to the test's output (once per process).
     pub async fn start(cfg: WorkloadConfig) -> anyhow::Result<Workload> {
-        if std::env::var_os("RUST_LOG").is_some() {
-            let _ = tracing_subscriber::fmt()
-                .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-                .with_test_writer()
-                .try_init();
-        }
+        crate::fixture::log_from_env();
         let mut rng = StdRng::seed_from_u64(cfg.seed);
         let pool: Vec<Bytes> = (0..cfg.pool)
             .map(|i| {
@@ -923,7 +919,7 @@ impl Workload {
         );
         // Shutdown: clients first, then servers; each must stop with nothing left.
         for m in self.clients.iter().chain(self.servers.iter()) {
-            if let Err(e) = stop_checked(m).await {
+            if let Err(e) = stop_checked(m, Duration::from_secs(30)).await {
                 failures.push(e);
             }
         }
@@ -1062,41 +1058,5 @@ pub async fn wait_quiet(m: &Messenger, deadline: Instant) -> bool {
         // Nothing to wait on for a throttle going back to 0: poll at a short interval,
         // bounded by the deadline.
         tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-}
-
-/// Shuts `m` down and checks it stopped clean: `wait` returns in time, empty dispatch queue,
-/// every throttle 0, no task, no connection.
-pub async fn stop_checked(m: &Messenger) -> Result<(), String> {
-    m.shutdown();
-    if tokio::time::timeout(Duration::from_secs(30), m.wait())
-        .await
-        .is_err()
-    {
-        return Err(format!(
-            "{m:?}: wait() did not return in 30 s (tasks {})",
-            m.stats().tasks
-        ));
-    }
-    let stats = m.stats();
-    let mut errs = Vec::new();
-    if m.dispatch_queue_len() != 0 {
-        errs.push(format!("dispatch queue {}", m.dispatch_queue_len()));
-    }
-    for t in m.throttles() {
-        if t.current != 0 {
-            errs.push(format!("throttle {} at {}", t.name, t.current));
-        }
-    }
-    if stats.tasks != 0 {
-        errs.push(format!("{} tasks left", stats.tasks));
-    }
-    if !stats.connections.is_empty() {
-        errs.push(format!("{} connections left", stats.connections.len()));
-    }
-    if errs.is_empty() {
-        Ok(())
-    } else {
-        Err(format!("{m:?} after shutdown: {}", errs.join(", ")))
     }
 }
