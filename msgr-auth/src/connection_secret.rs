@@ -50,14 +50,8 @@ pub fn split_connection_secret(secret: &Secret, server: bool) -> Result<GcmKeys,
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_util::hex;
     use aes_gcm::aead::{Aead, KeyInit};
-
-    fn hex(s: &str) -> Vec<u8> {
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-            .collect()
-    }
 
     #[test]
     fn spec_g4_the_mons_first_secure_frame_decrypts_with_the_client_split() {

@@ -60,17 +60,7 @@ pub fn aes_cbc_decrypt(key: &CryptoKey, cipher: &[u8]) -> Result<Vec<u8>, AuthEr
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn hex(s: &str) -> Vec<u8> {
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-            .collect()
-    }
-
-    fn kat_key() -> CryptoKey {
-        CryptoKey::aes(*b"\x00\x01\x02\x03\x04\x05\x06\x07\x08\x09\x0a\x0b\x0c\x0d\x0e\x0f")
-    }
+    use crate::test_util::{hex, kat_key};
 
     #[test]
     fn spec_g6_aes_cbc_hello_cephx() {

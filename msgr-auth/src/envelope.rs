@@ -97,17 +97,7 @@ impl Decode for Empty {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn hex(s: &str) -> Vec<u8> {
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-            .collect()
-    }
-
-    fn kat_key() -> CryptoKey {
-        CryptoKey::aes(*b"\x00\x01\x02\x03\x04\x05\x06\x07\x08\x09\x0a\x0b\x0c\x0d\x0e\x0f")
-    }
+    use crate::test_util::{hex, kat_key};
 
     #[test]
     fn spec_g6_envelope_of_nothing() {

@@ -59,6 +59,8 @@ mod key;
 mod keyring;
 pub mod provider;
 pub mod signature;
+#[cfg(test)]
+mod test_util;
 
 pub use codec::{Decode, Encode, UTime, MAX_BLOB_LEN, MAX_COUNT};
 pub use entity::{

@@ -69,6 +69,20 @@ async fn run(cfg: WorkloadConfig) {
     }
 }
 
+/// SyntheticInjectTest's configuration (see the test of that name).
+fn stateful_inject(name: &str, seed: u64) -> WorkloadConfig {
+    let mut cfg = sized(WorkloadConfig::inject(
+        name,
+        seed,
+        Policy::stateful_server(0)
+            .with_throttles(Some(Throttle::new(8 << 20)), Some(Throttle::new(32))),
+        Policy::lossless_client(0),
+        30,
+    ));
+    cfg.expect_no_client_resets = true;
+    cfg
+}
+
 /// SyntheticInjectTest: stateful_server / lossless_client, socket failures 1/30, 16 MiB
 /// dispatch throttle, delayed delivery, and policy throttles on the servers (8 MiB, 32
 /// messages). The servers never forget a session, so the clients must never see a reset or
@@ -77,16 +91,7 @@ async fn run(cfg: WorkloadConfig) {
 async fn synthetic_inject_stateful_lossless_client() {
     let _serial = SERIAL.lock().await;
     let seed = seed_from_env("synthetic_inject_stateful_lossless_client", 1002);
-    let mut cfg = sized(WorkloadConfig::inject(
-        "inject_stateful_lossless_client",
-        seed,
-        Policy::stateful_server(0)
-            .with_throttles(Some(Throttle::new(8 << 20)), Some(Throttle::new(32))),
-        Policy::lossless_client(0),
-        30,
-    ));
-    cfg.expect_no_client_resets = true;
-    run(cfg).await;
+    run(stateful_inject("inject_stateful_lossless_client", seed)).await;
 }
 
 /// SyntheticInjectTest2: lossless_peer_reuse on both sides, socket failures 1/30; drops
@@ -227,14 +232,5 @@ async fn synthetic_inject_stateful_no_drops() {
 async fn synthetic_random_seed() {
     let _serial = SERIAL.lock().await;
     let seed = random_seed("synthetic_random_seed");
-    let mut cfg = sized(WorkloadConfig::inject(
-        "random_seed",
-        seed,
-        Policy::stateful_server(0)
-            .with_throttles(Some(Throttle::new(8 << 20)), Some(Throttle::new(32))),
-        Policy::lossless_client(0),
-        30,
-    ));
-    cfg.expect_no_client_resets = true;
-    run(cfg).await;
+    run(stateful_inject("random_seed", seed)).await;
 }
