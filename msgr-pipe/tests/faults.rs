@@ -109,14 +109,14 @@ async fn lossless_base(
     let sb = b.connect(a.my_addr(), EntityType::OSD);
     let ta = tokio::spawn(send_all(a.clone(), b.my_addr(), sa, n));
     let tb = tokio::spawn(send_all(b.clone(), a.my_addr(), sb, n));
-    let faults = || -> u64 {
-        let all = a.sessions().into_iter().chain(b.sessions());
-        all.map(|s| s.stats().faults).sum()
-    };
-    let stalls = Stalls::tracked(&cfg0, slack(), faults);
+    let faults = || pair_faults(&a, &b);
+    let (to_b, to_a) = (
+        Stalls::tracked(&cfg0, slack(), faults),
+        Stalls::tracked(&cfg0, slack(), faults),
+    );
     let (rb, ra) = tokio::join!(
-        recv_timed(&mut brx, n as usize, limit, &stalls),
-        recv_timed(&mut arx, n as usize, limit, &stalls)
+        recv_timed(&mut brx, n as usize, limit, &to_b),
+        recv_timed(&mut arx, n as usize, limit, &to_a)
     );
     let sa = ta.await.unwrap();
     let sb = tb.await.unwrap();
@@ -320,9 +320,11 @@ async fn client_server_under_faults(seed: u64, one_in: u32, n: u64) {
     };
     // Only bounds a failure; liveness is checked on the stalls below.
     let limit = Duration::from_secs(600);
-    let faults = || -> u64 { a.sessions().iter().map(|s| s.stats().faults).sum() };
-    let stalls = Stalls::tracked(&PipeConfig::default(), slack(), faults);
-    let rb = recv_timed(&mut brx, n as usize, limit, &stalls).await;
+    let faults = || pair_faults(&a, &b);
+    let rb = {
+        let stalls = Stalls::tracked(&PipeConfig::default(), slack(), faults);
+        recv_timed(&mut brx, n as usize, limit, &stalls).await
+    };
     assert_eq!(rb.got, (0..n).collect::<Vec<_>>(), "seed {seed}");
     let sb = b.lookup(&a.my_addr()).unwrap();
     for i in 0..n {
@@ -331,6 +333,7 @@ async fn client_server_under_faults(seed: u64, one_in: u32, n: u64) {
     // The server never reconnects: the client must come back (a keepalive or message does it;
     // here its own faults and the queued replies' acks are enough once it reconnects).
     sa.send(msg_padded(n, 200)).await.unwrap();
+    let stalls = Stalls::tracked(&PipeConfig::default(), slack(), faults);
     let ra = recv_timed(&mut arx, n as usize, limit, &stalls).await;
     assert_eq!(ra.got, (0..n).collect::<Vec<_>>(), "seed {seed}");
     let (last, _) = recv_n(&mut brx, 1, limit).await;

@@ -669,10 +669,10 @@ async fn connector_survives_garbage_replies() {
             ConnState::Connecting,
             "keeps retrying with backoff"
         );
-        // Each garbage reply fails the attempt: dials at 0, 0.2, 0.6, 1.4 and 3.0 s, the
+        // Each garbage reply fails the attempt: dials at 0, 0, 0.2, 0.6, 1.4 and 3.0 s, the
         // next at 6.2 s (see `failing_dial_at`).
-        assert!(failing_dial_at(5) < 5.0 && failing_dial_at(6) > 5.0);
-        assert_eq!(net.dials(), 5, "dials in 5 s");
+        assert!(failing_dial_at(6) < 5.0 && failing_dial_at(7) > 5.0);
+        assert_eq!(net.dials(), 6, "dials in 5 s");
         assert_eq!(s.stats().queued, 1, "nothing lost");
         let (_, events) = drain(&mut rx);
         assert!(events.is_empty(), "{events:?}");
@@ -681,17 +681,18 @@ async fn connector_survives_garbage_replies() {
 }
 
 /// When the n-th dial (from 1) of a connector whose every attempt fails happens, in seconds
-/// after the first, by Ceph's rule with the default backoffs: after each failed attempt it
-/// waits `initial_backoff` (0.2 s), doubled for each further consecutive failure, capped at
-/// `max_backoff` (15 s). Dials at 0, 0.2, 0.6, 1.4, 3.0, 6.2, 12.6, 25.4, 40.4, 55.4, ...
+/// after the first, by Ceph's rule (Simple's `Pipe::fault`) with the default backoffs: the
+/// first failed attempt is retried at once; from the second on, each waits `initial_backoff`
+/// (0.2 s) doubled for each further consecutive failure, capped at `max_backoff` (15 s).
+/// Dials at 0, 0, 0.2, 0.6, 1.4, 3.0, 6.2, 12.6, 25.4, 40.4, 55.4, ...
 fn failing_dial_at(n: u32) -> f64 {
     let cfg = PipeConfig::default();
     let (initial, max) = (
         cfg.initial_backoff.as_secs_f64(),
         cfg.max_backoff.as_secs_f64(),
     );
-    (1..n)
-        .map(|k| (initial * 2f64.powi(k as i32 - 1)).min(max))
+    (2..n)
+        .map(|k| (initial * 2f64.powi(k as i32 - 2)).min(max))
         .sum()
 }
 
@@ -701,9 +702,10 @@ async fn sleep_until(start: tokio::time::Instant, at: f64) {
 }
 
 /// A peer that accepts and hangs up at once (before its banner, or after it and both
-/// addresses), on every dial: each attempt fails, so a lossless connector backs off, doubling
-/// from `initial_backoff` to `max_backoff` (default settings). Each dial is checked against
-/// its instant from both sides: not yet 10 ms before it, done 10 ms after.
+/// addresses), on every dial: each attempt fails, so a lossless connector backs off (the first
+/// failure retried at once, then doubling from `initial_backoff` to `max_backoff`; default
+/// settings). Each dial is checked against its instant from both sides: not yet 10 ms before
+/// it (where it waited at all), done 10 ms after.
 #[tokio::test(start_paused = true)]
 async fn reconnects_to_a_peer_that_hangs_up_back_off_doubling_to_max_backoff() {
     let hello = {
@@ -719,9 +721,9 @@ async fn reconnects_to_a_peer_that_hangs_up_back_off_doubling_to_max_backoff() {
         let s = h.connect(mon_addr(), EntityType::MON);
         s.send(msg(1)).await.unwrap();
         let eps = 0.01;
-        for n in 1..=10u32 {
+        for n in 1..=11u32 {
             let at = failing_dial_at(n);
-            if n > 1 {
+            if n > 1 && at > failing_dial_at(n - 1) {
                 sleep_until(start, at - eps).await;
                 assert_eq!(
                     net.dials(),
@@ -731,15 +733,18 @@ async fn reconnects_to_a_peer_that_hangs_up_back_off_doubling_to_max_backoff() {
                 );
             }
             sleep_until(start, at + eps).await;
+            // Dials at the same instant (the immediate retry) are counted with the last.
+            let at_once = failing_dial_at(n + 1) == at;
+            let want = u64::from(n + u32::from(at_once));
             assert_eq!(
                 net.dials(),
-                u64::from(n),
+                want,
                 "dial {n} not at {at} s ({} script bytes)",
                 script.len()
             );
         }
         assert!(
-            (failing_dial_at(10) - 55.4).abs() < 1e-9,
+            failing_dial_at(2) == 0.0 && (failing_dial_at(11) - 55.4).abs() < 1e-9,
             "the rule's figures"
         );
         assert_eq!(s.state(), ConnState::Connecting);

@@ -159,10 +159,7 @@ async fn replies_survive_socket_failures_on_real_threads() {
         // The replies, then one more round trip: a duplicate of any reply would arrive before
         // the last one (one session, in order) and break the sequence.
         // Real threads on a loaded machine: 3 s of slack beyond the backoffs.
-        let faults = || -> u64 {
-            let all = a.sessions().into_iter().chain(b.sessions());
-            all.map(|s| s.stats().faults).sum()
-        };
+        let faults = || pair_faults(&a, &b);
         let stalls = Stalls::tracked(&PipeConfig::default(), Duration::from_secs(3), faults);
         let r = recv_timed(&mut arx, N as usize, Duration::from_secs(60), &stalls).await;
         sender.await.unwrap();
@@ -204,10 +201,7 @@ async fn rr_under_faults(
     }
     let mut got = Vec::with_capacity(n as usize);
     let mut longest = Duration::ZERO;
-    let faults = || -> u64 {
-        let all = a.sessions().into_iter().chain(b.sessions());
-        all.map(|s| s.stats().faults).sum()
-    };
+    let faults = || pair_faults(&a, &b);
     let stalls = Stalls::tracked(&PipeConfig::default(), Duration::from_secs(1), faults);
     while (got.len() as u64) < n {
         let r = recv_timed(&mut arx, 1, Duration::from_secs(600), &stalls).await;

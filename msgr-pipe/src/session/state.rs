@@ -207,8 +207,9 @@ pub struct SessionState {
     pub last_keepalive: Option<Instant>,
     /// The stamp echoed by the last KEEPALIVE2_ACK (our clock when we sent the keepalive).
     pub last_keepalive_ack: Option<Timespec>,
-    /// Consecutive failed connection attempts since the last successful handshake: the
-    /// backoff before the next attempt is `initial_backoff * 2^(n-1)`, capped at `max_backoff`.
+    /// Consecutive failed connection attempts since the last successful handshake: the first
+    /// is retried at once, the next after `initial_backoff`, each further one after twice the
+    /// wait before it, capped at `max_backoff` (Ceph's `Pipe::fault`).
     failed_attempts: u32,
     /// The session reached Open at least once.
     pub was_open: bool,
@@ -545,15 +546,20 @@ impl SessionState {
         self.failed_attempts
     }
 
-    /// One more failed attempt: `initial_backoff`, doubled for each further consecutive
-    /// failure, capped at `max_backoff` (Ceph's `ms_initial_backoff`, `ms_max_backoff`).
+    /// One more failed attempt; the wait before the next one. As SimpleMessenger's
+    /// `Pipe::fault`: the first failure after a successful handshake (or of a new session) is
+    /// retried at once, its backoff only set to `ms_initial_backoff`; from the second on, each
+    /// waits the backoff and then doubles it, up to `ms_max_backoff`. So the waits are 0,
+    /// initial, 2 initial, 4 initial, ..., max.
     fn next_backoff(&mut self, policy: &FaultPolicy) -> Duration {
         self.failed_attempts = self.failed_attempts.saturating_add(1);
-        let doublings = self.failed_attempts.saturating_sub(1).min(31);
-        policy
-            .initial_backoff
-            .saturating_mul(1u32 << doublings)
-            .min(policy.max_backoff)
+        match self.failed_attempts.checked_sub(2) {
+            None => Duration::ZERO,
+            Some(doublings) => policy
+                .initial_backoff
+                .saturating_mul(1u32 << doublings.min(31))
+                .min(policy.max_backoff),
+        }
     }
 
     /// The socket ended (spec §6.5). Sets the new phase and says what to do. The caller has

@@ -288,13 +288,14 @@ fn delays(s: &mut SessionState, n: usize) -> Vec<u128> {
 
 #[test]
 fn consecutive_failed_attempts_double_the_backoff_up_to_max() {
+    // Ceph's Pipe::fault: the first failure retries at once, then 0.2, 0.4, ... 15 s.
     let mut s = SessionState::new(ConnState::Connecting, false, SmallRng::seed_from_u64(1));
     s.connect_seq = 2;
     assert_eq!(
-        delays(&mut s, 10),
-        vec![200, 400, 800, 1600, 3200, 6400, 12800, 15000, 15000, 15000]
+        delays(&mut s, 11),
+        vec![0, 200, 400, 800, 1600, 3200, 6400, 12800, 15000, 15000, 15000]
     );
-    assert_eq!(s.failed_attempts(), 10);
+    assert_eq!(s.failed_attempts(), 11);
     assert_eq!(
         s.connect_seq, 2,
         "a failed attempt does not bump connect_seq"
@@ -306,12 +307,12 @@ fn consecutive_failed_attempts_double_the_backoff_up_to_max() {
 #[test]
 fn a_successful_handshake_resets_the_backoff() {
     let mut s = SessionState::new(ConnState::Connecting, false, SmallRng::seed_from_u64(1));
-    assert_eq!(delays(&mut s, 4), vec![200, 400, 800, 1600]);
+    assert_eq!(delays(&mut s, 4), vec![0, 200, 400, 800]);
     s.opened();
     assert_eq!(s.failed_attempts(), 0);
-    // The open session's fault reconnects at once; the attempt after it, if it fails,
-    // starts the doubling again from the initial backoff.
-    assert_eq!(delays(&mut s, 3), vec![0, 200, 400]);
+    // The open session's fault reconnects at once, and so does the first failed attempt
+    // after it; then the doubling starts again from the initial backoff.
+    assert_eq!(delays(&mut s, 4), vec![0, 0, 200, 400]);
 }
 
 #[test]
@@ -332,8 +333,8 @@ fn a_peer_that_hangs_up_during_every_handshake_is_backed_off() {
     // backoff, and the session waits longer and longer, up to max_backoff.
     let mut s = st(false);
     s.opened();
-    let d = delays(&mut s, 9);
-    assert_eq!(d, vec![0, 200, 400, 800, 1600, 3200, 6400, 12800, 15000]);
+    let d = delays(&mut s, 10);
+    assert_eq!(d, vec![0, 0, 200, 400, 800, 1600, 3200, 6400, 12800, 15000]);
     let total: u128 = d.iter().sum();
     assert!(total >= 40_000, "9 attempts spread over {total} ms");
 }
@@ -341,7 +342,7 @@ fn a_peer_that_hangs_up_during_every_handshake_is_backed_off() {
 #[test]
 fn waking_from_standby_starts_without_backoff() {
     let mut s = SessionState::new(ConnState::Connecting, false, SmallRng::seed_from_u64(1));
-    assert_eq!(delays(&mut s, 3), vec![200, 400, 800]);
+    assert_eq!(delays(&mut s, 3), vec![0, 200, 400]);
     let p = FaultPolicy {
         standby: true,
         ..fp()
@@ -350,7 +351,7 @@ fn waking_from_standby_starts_without_backoff() {
     s.queue(m(1, 127));
     assert!(s.wake_from_standby());
     assert_eq!(s.failed_attempts(), 0);
-    assert_eq!(delays(&mut s, 2), vec![200, 400]);
+    assert_eq!(delays(&mut s, 3), vec![0, 200, 400]);
 }
 
 #[test]
