@@ -66,19 +66,37 @@ fn meaningless_values_are_refused() {
     for (args, expect) in [
         (&["--jobs", "0"][..], "--jobs 0"),
         (&["--depth", "0"][..], "--depth 0"),
-        (&["--mode", "stream", "--depth", "4"][..], "a stream (--mode stream) has none"),
+        (
+            &["--mode", "stream", "--depth", "4"][..],
+            "a stream (--mode stream) has none",
+        ),
         (&["--count", "0"][..], "--count 0"),
         (&["--duration", "0"][..], "--duration 0"),
-        (&["--inject-socket-failures", "1"][..], "fails every socket operation"),
-        (&["--inject-delay-probability", "2"][..], "not a probability"),
-        (&["--transport", "raw", "--inject-socket-failures", "30"][..], "msgr only"),
+        (
+            &["--inject-socket-failures", "1"][..],
+            "fails every socket operation",
+        ),
+        (
+            &["--inject-delay-probability", "2"][..],
+            "not a probability",
+        ),
+        (
+            &["--transport", "raw", "--inject-socket-failures", "30"][..],
+            "msgr only",
+        ),
     ] {
         let (out, took) = run_within(msgr().arg("bench").args(args), HANG);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
-        assert!(stderr.contains(expect), "{args:?}: {expect:?} not in {stderr}");
+        assert!(
+            stderr.contains(expect),
+            "{args:?}: {expect:?} not in {stderr}"
+        );
         assert!(out.stdout.is_empty(), "{args:?}");
-        assert!(took < Duration::from_secs(5), "{args:?} ran {took:?}: refused before any run");
+        assert!(
+            took < Duration::from_secs(5),
+            "{args:?} ran {took:?}: refused before any run"
+        );
     }
 }
 
@@ -104,12 +122,20 @@ fn injected_socket_failures_are_measured_beside_the_fault_free_run() {
     let clean = run(&report, "msgr");
     let faulty = run(&report, "msgr-faults");
     assert_eq!(clean["faults"], 0, "{report}");
-    assert!(faulty["faults"].as_u64().unwrap() > 0, "no fault fired: {report}");
+    assert!(
+        faulty["faults"].as_u64().unwrap() > 0,
+        "no fault fired: {report}"
+    );
     assert!(faulty["reconnects"].as_u64().unwrap() > 0, "{report}");
     assert_eq!(faulty["messages"], 400);
-    let ratio = faulty["rate_vs_fault_free"].as_f64().expect("rate_vs_fault_free");
+    let ratio = faulty["rate_vs_fault_free"]
+        .as_f64()
+        .expect("rate_vs_fault_free");
     let expected = faulty["msgs_per_s"].as_f64().unwrap() / clean["msgs_per_s"].as_f64().unwrap();
-    assert!((ratio - expected).abs() < 0.01 * expected.max(1.0), "{ratio} vs {expected}");
+    assert!(
+        (ratio - expected).abs() < 0.01 * expected.max(1.0),
+        "{ratio} vs {expected}"
+    );
     for key in ["lost", "duplicated", "reordered", "corrupted"] {
         assert_eq!(report[key], 0, "{key}: {report}");
     }
