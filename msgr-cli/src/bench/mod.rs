@@ -3,7 +3,11 @@
 //! With no argument it starts a server and a client in this process on loopback and runs the
 //! default plan ([`plan::default_cases`]): one-way streams of 64 B, 4 KiB and 4 MiB messages on one
 //! connection, round trips at depth 1, and depth 128 over several connections, each over both
-//! transports, then prints a table (and with `--json` one JSON object on the last line).
+//! transports, then prints a table (with `--json`, the JSON object alone on standard output and
+//! the table on standard error). With `--inject-*`, each case runs the messenger twice per
+//! round, without and with the faults (`msgr-faults`), and reports the rate with faults as a
+//! fraction of the fault-free one. Values that mean nothing (`--jobs 0`, `--depth 0`, a
+//! `--depth` for a stream, ...) are refused before any run.
 //!
 //! ```text
 //! BenchArgs --plan--> [Case] x [Transport] --raw::run / msgr::run--> Outcome --report--> table, JSON
