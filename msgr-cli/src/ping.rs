@@ -237,6 +237,12 @@ async fn ping_with(
             args.timeout.as_secs_f64()
         ),
     }
+    // Any change of the session's state after it opened means the socket to the peer failed:
+    // a lossy session ends, a lossless one (the peer's policy decides) reconnects behind our
+    // back, so the pings would only time out. Either way the ping ends there.
+    let mut state = conn.watch_state();
+    let mut lost =
+        (*state.borrow() != msgr_core::ConnState::Open).then(|| session_lost(events, &conn, None));
     if !msgr_wire::features::has(conn.features(), msgr_wire::features::MSGR_KEEPALIVE2) {
         bail!("{shown}: the peer did not negotiate KEEPALIVE2, so keepalives are not answered");
     }
@@ -254,12 +260,7 @@ async fn ping_with(
     let begun = Instant::now();
     let ctrl_c = tokio::signal::ctrl_c();
     tokio::pin!(ctrl_c);
-    // Any change of the session's state after it opened means the socket to the peer failed:
-    // a lossy session ends, a lossless one (the peer's policy decides) reconnects behind our
-    // back, so the pings would only time out. Either way the ping ends there.
-    let mut state = conn.watch_state();
-    let mut lost = None;
-    while args.count.is_none_or(|n| sent < n) {
+    while lost.is_none() && args.count.is_none_or(|n| sent < n) {
         sent += 1;
         let round = tokio::select! {
             rtt = round_trip(&conn, args.timeout) => rtt,
