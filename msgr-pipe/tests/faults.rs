@@ -1,5 +1,8 @@
 //! Lossless sessions under injected socket failures (Ceph's ms_inject_socket_failures): every
-//! message delivered exactly once and in order, both ways. Paused time: backoffs cost nothing.
+//! message delivered exactly once and in order, both ways, with the default backoffs, and the
+//! stream keeps flowing: every stall between deliveries, measured on the (paused, virtual)
+//! clock, must be paid for by failed connection attempts, as in Ceph, where an open session's
+//! fault reconnects at once and only failed attempts back off (`common::Stalls`).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -18,7 +21,7 @@ async fn send_all(
     to: msgr_wire::EntityAddr,
     mut s: msgr_pipe::Session,
     n: u64,
-) {
+) -> msgr_pipe::Session {
     for i in 0..n {
         loop {
             match s.send(msg_padded(i, 300)).await {
@@ -31,13 +34,51 @@ async fn send_all(
             }
         }
     }
+    s
 }
 
-async fn lossless_under_faults(seed: u64, one_in: u32, n: u64, policy: Policy) -> u64 {
+/// What a run under faults measured.
+#[derive(Debug, Default, Clone, Copy)]
+struct Run {
+    /// Socket faults seen by the two sessions.
+    faults: u64,
+    /// The longest stall between two deliveries, either direction.
+    longest_gap: Duration,
+    /// Until the last delivery.
+    elapsed: Duration,
+}
+
+impl Run {
+    fn add(self, o: Run) -> Run {
+        Run {
+            faults: self.faults + o.faults,
+            longest_gap: self.longest_gap.max(o.longest_gap),
+            elapsed: self.elapsed + o.elapsed,
+        }
+    }
+}
+
+/// What a stall may take beyond the backoffs its faults earned (handshakes, injected delays
+/// of up to 0.5 s, and on real threads the scheduler of a loaded 2-core machine).
+fn slack() -> Duration {
+    let paused = tokio::runtime::Handle::current().runtime_flavor()
+        == tokio::runtime::RuntimeFlavor::CurrentThread;
+    if paused {
+        Duration::from_secs(1)
+    } else {
+        Duration::from_secs(3)
+    }
+}
+
+/// Beyond the rule (each stall paid for by failed attempts): at 1/200 and rarer, a reconnect
+/// fails with p < 0.1, and the stream never stalls this long.
+const MAX_STALL_RARE: Duration = Duration::from_secs(4);
+
+async fn lossless_under_faults(seed: u64, one_in: u32, n: u64, policy: Policy) -> Run {
     lossless_with(seed, one_in, n, policy, 0.0).await
 }
 
-async fn lossless_with(seed: u64, one_in: u32, n: u64, policy: Policy, delay: f64) -> u64 {
+async fn lossless_with(seed: u64, one_in: u32, n: u64, policy: Policy, delay: f64) -> Run {
     lossless_base(PipeConfig::default(), seed, one_in, n, policy, delay).await
 }
 
@@ -48,7 +89,7 @@ async fn lossless_base(
     n: u64,
     policy: Policy,
     delay: f64,
-) -> u64 {
+) -> Run {
     cfg.inject.delay_probability = delay;
     cfg.inject.delay_max = Duration::from_millis(500);
     cfg.inject.internal_delay = if delay > 0.0 {
@@ -58,138 +99,191 @@ async fn lossless_base(
     };
     cfg.inject.socket_failures = one_in;
     cfg.inject.seed = seed;
-    let settle = (cfg.max_backoff * 4).max(Duration::from_millis(300));
-    let limit = if cfg.max_backoff < Duration::from_secs(1) {
-        Duration::from_secs(60)
-    } else {
-        Duration::from_secs(3600)
-    };
+    let cfg0 = cfg.clone();
+    // Only bounds a failure; the liveness claims are the gap and elapsed checks below.
+    let limit = Duration::from_secs(600);
     let net = TestNet::new(4 * 1024);
     let (a, mut arx) = host(1, policy.clone(), cfg.clone(), &net);
     let (b, mut brx) = host(2, policy, cfg, &net);
     let sa = a.connect(b.my_addr(), EntityType::OSD);
     let sb = b.connect(a.my_addr(), EntityType::OSD);
-    let ta = tokio::spawn(send_all(a.clone(), b.my_addr(), sa.clone(), n));
-    let tb = tokio::spawn(send_all(b.clone(), a.my_addr(), sb.clone(), n));
-    let (got_b, _) = recv_n(&mut brx, n as usize, limit).await;
-    let (got_a, _) = recv_n(&mut arx, n as usize, limit).await;
-    ta.await.unwrap();
-    tb.await.unwrap();
+    let ta = tokio::spawn(send_all(a.clone(), b.my_addr(), sa, n));
+    let tb = tokio::spawn(send_all(b.clone(), a.my_addr(), sb, n));
+    let faults = || -> u64 {
+        let all = a.sessions().into_iter().chain(b.sessions());
+        all.map(|s| s.stats().faults).sum()
+    };
+    let stalls = Stalls::tracked(&cfg0, slack(), faults);
+    let (rb, ra) = tokio::join!(
+        recv_timed(&mut brx, n as usize, limit, &stalls),
+        recv_timed(&mut arx, n as usize, limit, &stalls)
+    );
+    let sa = ta.await.unwrap();
+    let sb = tb.await.unwrap();
     let want: Vec<u64> = (0..n).collect();
-    assert_eq!(got_b, want, "a -> b, seed {seed}, 1/{one_in}");
-    assert_eq!(got_a, want, "b -> a, seed {seed}, 1/{one_in}");
-    // Nothing more arrives (no duplicate after the last one).
-    tokio::time::sleep(settle).await;
+    assert_eq!(rb.got, want, "a -> b, seed {seed}, 1/{one_in}");
+    assert_eq!(ra.got, want, "b -> a, seed {seed}, 1/{one_in}");
+    // Nothing more arrives: one more message each way, queued after everything else on the
+    // same in-order session, must be the next delivery (a duplicate would come before it).
+    sa.send(msg_padded(n, 300)).await.unwrap();
+    sb.send(msg_padded(n, 300)).await.unwrap();
+    let (last_b, _) = recv_n(&mut brx, 1, limit).await;
+    let (last_a, _) = recv_n(&mut arx, 1, limit).await;
+    assert_eq!(
+        (last_b, last_a),
+        (vec![n], vec![n]),
+        "duplicates, seed {seed}"
+    );
     let (late_b, _) = drain(&mut brx);
     let (late_a, _) = drain(&mut arx);
     assert!(
         late_b.is_empty() && late_a.is_empty(),
         "duplicates: {late_b:?} {late_a:?}"
     );
-    let faults = sa.stats().faults + sb.stats().faults;
+    let run = Run {
+        faults: sa.stats().faults + sb.stats().faults,
+        longest_gap: rb.longest_gap.max(ra.longest_gap),
+        elapsed: rb.elapsed.max(ra.elapsed),
+    };
+    assert!(
+        one_in < 200 || run.longest_gap < MAX_STALL_RARE,
+        "seed {seed}, 1/{one_in}: the stream stalled {:?} ({run:?})",
+        run.longest_gap
+    );
     assert_eq!(a.sessions().len(), 1);
     assert_eq!(b.sessions().len(), 1);
     a.mark_down_all();
     b.mark_down_all();
-    faults
+    run
+}
+
+fn report(name: &str, run: Run) {
+    eprintln!(
+        "{name}: {} faults, longest stall {:?}, {:?} of virtual time",
+        run.faults, run.longest_gap, run.elapsed
+    );
 }
 
 #[tokio::test(start_paused = true)]
-async fn brutal_one_in_30() {
-    let mut faults = 0;
+async fn ceph_rate_one_in_30() {
+    let mut run = Run::default();
     for seed in [1, 2, 3] {
-        faults += lossless_under_faults(seed, 30, 300, Policy::lossless_peer(0)).await;
+        run = run.add(lossless_under_faults(seed, 30, 300, Policy::lossless_peer(0)).await);
     }
-    assert!(faults > 10, "only {faults} faults");
+    report("1/30", run);
+    assert!(run.faults > 30, "only {} faults", run.faults);
+}
+
+#[tokio::test(start_paused = true)]
+async fn one_in_200() {
+    let mut run = Run::default();
+    for seed in [31, 32, 33] {
+        run = run.add(lossless_under_faults(seed, 200, 2000, Policy::lossless_peer(0)).await);
+    }
+    report("1/200", run);
+    assert!(run.faults > 10, "only {} faults", run.faults);
 }
 
 #[tokio::test(start_paused = true)]
 async fn moderate_one_in_600() {
-    let mut faults = 0;
+    let mut run = Run::default();
     for seed in [4, 5, 6] {
-        faults += lossless_under_faults(seed, 600, 6000, Policy::lossless_peer(0)).await;
+        run = run.add(lossless_under_faults(seed, 600, 6000, Policy::lossless_peer(0)).await);
     }
-    eprintln!("1/600: {faults} faults");
-    assert!(faults > 0, "no fault injected");
+    report("1/600", run);
+    assert!(run.faults > 3, "only {} faults", run.faults);
 }
 
 #[tokio::test(start_paused = true)]
 async fn lossless_client_policy_one_in_100() {
-    let mut faults = 0;
+    let mut run = Run::default();
     for seed in [7, 8] {
-        faults += lossless_under_faults(seed, 100, 1000, Policy::lossless_peer_reuse(0)).await;
+        run = run.add(lossless_under_faults(seed, 100, 1000, Policy::lossless_peer_reuse(0)).await);
     }
-    assert!(faults > 2, "only {faults} faults");
+    report("1/100 peer_reuse", run);
+    assert!(run.faults > 5, "only {} faults", run.faults);
 }
 
 #[tokio::test(start_paused = true)]
 async fn with_delayed_delivery_and_internal_delays() {
-    let mut faults = 0;
+    let mut run = Run::default();
     for seed in [9, 10] {
-        faults += lossless_with(seed, 100, 500, Policy::lossless_peer(0), 0.5).await;
+        run = run.add(lossless_with(seed, 100, 500, Policy::lossless_peer(0), 0.5).await);
     }
-    assert!(faults > 0);
+    report("1/100 with delays", run);
+    assert!(run.faults > 2, "only {} faults", run.faults);
 }
 
-/// Real threads, real time (short backoffs): the same guarantees with true parallelism
-/// between readers, writers, drivers and acceptors.
+/// Real threads, real time, default backoffs: the same guarantees with true parallelism
+/// between readers, writers, drivers and acceptors, and the same liveness.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn multi_threaded_under_faults() {
-    let fast = PipeConfig {
-        initial_backoff: Duration::from_millis(1),
-        max_backoff: Duration::from_millis(20),
-        ..PipeConfig::default()
-    };
-    let seeds: u64 = std::env::var("MSGR_PIPE_SOAK")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(3);
-    let first: u64 = std::env::var("MSGR_PIPE_SOAK_FIRST")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
+    multi_threaded_seeds(0, 2).await;
+}
+
+async fn multi_threaded_seeds(first: u64, seeds: u64) {
     if std::env::var("MSGR_PIPE_LOG").is_ok() {
         let _ = tracing_subscriber::fmt()
             .with_env_filter("msgr_pipe=debug")
             .with_test_writer()
             .try_init();
     }
+    let mut run = Run::default();
     for seed in first..first + seeds {
         eprintln!("multi seed {seed}");
-        lossless_base(
-            fast.clone(),
-            200 + seed,
-            40,
-            400,
-            Policy::lossless_peer(0),
-            0.0,
-        )
-        .await;
-        lossless_base(
-            fast.clone(),
-            300 + seed,
-            60,
-            400,
-            Policy::lossless_peer_reuse(0),
-            0.0,
-        )
-        .await;
+        let cfg = PipeConfig::default();
+        run = run.add(
+            lossless_base(
+                cfg.clone(),
+                200 + seed,
+                40,
+                400,
+                Policy::lossless_peer(0),
+                0.0,
+            )
+            .await,
+        );
+        run = run.add(
+            lossless_base(
+                cfg,
+                300 + seed,
+                60,
+                400,
+                Policy::lossless_peer_reuse(0),
+                0.0,
+            )
+            .await,
+        );
     }
+    report("multi-threaded", run);
+    assert!(run.faults >= seeds * 4, "only {} faults", run.faults);
 }
 
-/// Soak: `MSGR_PIPE_SOAK=N` runs N more seeds at 1/30 and 1/200 (skipped when unset).
-#[tokio::test(start_paused = true)]
-async fn soak_many_seeds() {
-    let Some(n) = std::env::var("MSGR_PIPE_SOAK")
+fn soak_seeds(default_first: u64) -> (u64, u64) {
+    let n = std::env::var("MSGR_PIPE_SOAK")
         .ok()
         .and_then(|v| v.parse::<u64>().ok())
-    else {
-        return;
-    };
+        .unwrap_or(20);
     let first: u64 = std::env::var("MSGR_PIPE_SOAK_FIRST")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(100);
+        .unwrap_or(default_first);
+    (first, n)
+}
+
+/// Soak on real threads: `MSGR_PIPE_SOAK=N` seeds (20 by default).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "soak: cargo test --release -p msgr-pipe --test faults -- --ignored (MSGR_PIPE_SOAK=N seeds)"]
+async fn soak_multi_threaded() {
+    let (first, n) = soak_seeds(10);
+    multi_threaded_seeds(first, n).await;
+}
+
+/// Soak on the paused clock: N seeds of each fault scenario at 1/30 to 1/200.
+#[tokio::test(start_paused = true)]
+#[ignore = "soak: cargo test --release -p msgr-pipe --test faults -- --ignored (MSGR_PIPE_SOAK=N seeds)"]
+async fn soak_many_seeds() {
+    let (first, n) = soak_seeds(100);
     if std::env::var("MSGR_PIPE_LOG").is_ok() {
         let _ = tracing_subscriber::fmt()
             .with_env_filter("msgr_pipe=trace")
@@ -224,9 +318,12 @@ async fn client_server_under_faults(seed: u64, one_in: u32, n: u64) {
             }
         })
     };
-    let limit = Duration::from_secs(3600);
-    let (got_b, _) = recv_n(&mut brx, n as usize, limit).await;
-    assert_eq!(got_b, (0..n).collect::<Vec<_>>(), "seed {seed}");
+    // Only bounds a failure; liveness is checked on the stalls below.
+    let limit = Duration::from_secs(600);
+    let faults = || -> u64 { a.sessions().iter().map(|s| s.stats().faults).sum() };
+    let stalls = Stalls::tracked(&PipeConfig::default(), slack(), faults);
+    let rb = recv_timed(&mut brx, n as usize, limit, &stalls).await;
+    assert_eq!(rb.got, (0..n).collect::<Vec<_>>(), "seed {seed}");
     let sb = b.lookup(&a.my_addr()).unwrap();
     for i in 0..n {
         sb.send(msg_padded(i, 200)).await.unwrap();
@@ -234,10 +331,15 @@ async fn client_server_under_faults(seed: u64, one_in: u32, n: u64) {
     // The server never reconnects: the client must come back (a keepalive or message does it;
     // here its own faults and the queued replies' acks are enough once it reconnects).
     sa.send(msg_padded(n, 200)).await.unwrap();
-    let (got_a, _) = recv_n(&mut arx, n as usize, limit).await;
-    assert_eq!(got_a, (0..n).collect::<Vec<_>>(), "seed {seed}");
+    let ra = recv_timed(&mut arx, n as usize, limit, &stalls).await;
+    assert_eq!(ra.got, (0..n).collect::<Vec<_>>(), "seed {seed}");
     let (last, _) = recv_n(&mut brx, 1, limit).await;
     assert_eq!(last, vec![n]);
+    eprintln!(
+        "client/server seed {seed}: longest stall {:?}",
+        rb.longest_gap.max(ra.longest_gap)
+    );
+    assert!(sa.stats().faults > 0, "seed {seed}: no fault injected");
     ta.await.unwrap();
     tokio::time::sleep(Duration::from_secs(60)).await;
     assert!(drain(&mut arx).0.is_empty() && drain(&mut brx).0.is_empty());
@@ -291,7 +393,14 @@ async fn lossy_under_faults_never_duplicates_or_reorders() {
             got.windows(2).all(|w| w[0] < w[1]),
             "seed {seed}: dup or reorder"
         );
-        assert!(!got.is_empty());
+        // Lossy sessions lose what was queued or in flight at each fault (at 1/40 socket
+        // operations, up to half of a seed's messages: the sender queues faster than the
+        // socket drains), not the stream: at least a third of them arrives in every seed.
+        assert!(
+            got.len() as u64 >= n / 3,
+            "seed {seed}: only {} of {n} delivered over {sessions} sessions",
+            got.len()
+        );
         let (_, events) = drain(&mut arx);
         let resets = events.iter().filter(|e| **e == SessionEvent::Reset).count() as u64;
         let connects = events
@@ -307,6 +416,10 @@ async fn lossy_under_faults_never_duplicates_or_reorders() {
             "seed {seed}: {resets} resets, {sessions} sessions"
         );
         assert!(resets > 0, "seed {seed}: no fault hit an open session");
+        eprintln!(
+            "lossy seed {seed}: {} of {n} delivered, {sessions} sessions, {resets} resets",
+            got.len()
+        );
         a.mark_down_all();
         b.mark_down_all();
     }

@@ -126,15 +126,13 @@ async fn replies_and_a_concurrent_stream_share_the_socket() {
     assert_eq!(streamed, (1_000_000..1_000_000 + N).collect::<Vec<_>>());
 }
 
-/// Real threads, real time, injected socket failures: every request gets exactly one reply,
-/// in order, across reconnects and resends on both sides (a reply the reader was writing when
-/// the socket failed is resent like any other message).
+/// Real threads, real time, default backoffs, injected socket failures: every request gets
+/// exactly one reply, in order, across reconnects and resends on both sides (a reply the
+/// reader was writing when the socket failed is resent like any other message).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replies_survive_socket_failures_on_real_threads() {
     for seed in [11, 12, 13] {
         let cfg = PipeConfig {
-            initial_backoff: Duration::from_millis(1),
-            max_backoff: Duration::from_millis(20),
             inject: msgr_pipe::InjectConfig {
                 socket_failures: 40,
                 seed,
@@ -160,16 +158,128 @@ async fn replies_survive_socket_failures_on_real_threads() {
         };
         // The replies, then one more round trip: a duplicate of any reply would arrive before
         // the last one (one session, in order) and break the sequence.
-        let (got, _) = recv_n(&mut arx, N as usize, Duration::from_secs(60)).await;
+        // Real threads on a loaded machine: 3 s of slack beyond the backoffs.
+        let faults = || -> u64 {
+            let all = a.sessions().into_iter().chain(b.sessions());
+            all.map(|s| s.stats().faults).sum()
+        };
+        let stalls = Stalls::tracked(&PipeConfig::default(), Duration::from_secs(3), faults);
+        let r = recv_timed(&mut arx, N as usize, Duration::from_secs(60), &stalls).await;
         sender.await.unwrap();
         sa.send(msg(N)).await.unwrap();
         let (last, _) = recv_n(&mut arx, 1, Duration::from_secs(60)).await;
-        assert_eq!(got, (0..N).collect::<Vec<_>>(), "seed {seed}");
+        assert_eq!(r.got, (0..N).collect::<Vec<_>>(), "seed {seed}");
         assert_eq!(last, vec![N], "seed {seed}");
         let faults = sa.stats().faults + b.lookup(&a.my_addr()).map_or(0, |s| s.stats().faults);
         assert!(faults > 0, "seed {seed}: no fault injected");
         a.mark_down_all();
         b.mark_down_all();
+    }
+}
+
+/// Request/response at a fixed depth (at most `depth` requests outstanding; the next one
+/// leaves when a reply arrives) under socket failures at 1/`one_in`, default backoffs:
+/// every request answered exactly once, in order, and every stall of the exchange paid for by
+/// failed connection attempts (`common::Stalls`). Returns the faults seen.
+async fn rr_under_faults(
+    client: Policy,
+    server: Policy,
+    depth: u64,
+    one_in: u32,
+    seed: u64,
+) -> u64 {
+    let mut cfg = PipeConfig::default();
+    cfg.inject.socket_failures = one_in;
+    cfg.inject.seed = seed;
+    let net = TestNet::new(64 * 1024);
+    let (a, mut arx) = host(1, client, cfg.clone(), &net);
+    let (b, _brx) = host(2, server, cfg, &net);
+    let answered = echo_on_delivery(&b);
+    let sa = a.connect(b.my_addr(), EntityType::OSD);
+    let n: u64 = 300 * depth.min(4);
+    let mut sent = 0;
+    while sent < depth {
+        sa.send(msg_padded(sent, 512)).await.unwrap();
+        sent += 1;
+    }
+    let mut got = Vec::with_capacity(n as usize);
+    let mut longest = Duration::ZERO;
+    let faults = || -> u64 {
+        let all = a.sessions().into_iter().chain(b.sessions());
+        all.map(|s| s.stats().faults).sum()
+    };
+    let stalls = Stalls::tracked(&PipeConfig::default(), Duration::from_secs(1), faults);
+    while (got.len() as u64) < n {
+        let r = recv_timed(&mut arx, 1, Duration::from_secs(600), &stalls).await;
+        longest = longest.max(r.longest_gap);
+        got.extend(r.got);
+        if sent < n {
+            sa.send(msg_padded(sent, 512)).await.unwrap();
+            sent += 1;
+        }
+    }
+    let what = format!("depth {depth}, 1/{one_in}, seed {seed}");
+    assert_eq!(got, (0..n).collect::<Vec<_>>(), "{what}");
+    // One more round trip: a duplicated reply would arrive before it.
+    sa.send(msg(n)).await.unwrap();
+    let (last, _) = recv_n(&mut arx, 1, Duration::from_secs(600)).await;
+    assert_eq!(last, vec![n], "{what}");
+    assert_eq!(
+        answered.load(Ordering::Relaxed),
+        n + 1,
+        "{what}: requests answered twice"
+    );
+    if one_in >= 200 {
+        // A reconnect fails with p < 0.1 here: never several in a row.
+        assert!(
+            longest < Duration::from_secs(4),
+            "{what}: stalled {longest:?}"
+        );
+    }
+    let faults = sa.stats().faults + b.lookup(&a.my_addr()).map_or(0, |s| s.stats().faults);
+    eprintln!("rr {what}: {faults} faults, longest stall {longest:?}");
+    a.mark_down_all();
+    b.mark_down_all();
+    faults
+}
+
+#[tokio::test(start_paused = true)]
+async fn request_response_under_faults_depth_1_and_16() {
+    if std::env::var("MSGR_PIPE_LOG").is_ok() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter("msgr_pipe=debug")
+            .with_test_writer()
+            .try_init();
+    }
+    for (depth, one_in, seeds, min_faults) in [
+        (1, 30, [41, 42], 20),
+        (1, 200, [43, 44], 3),
+        (16, 30, [45, 46], 20),
+        (16, 200, [47, 48], 3),
+    ] {
+        let mut faults = 0;
+        for seed in seeds {
+            faults += rr_under_faults(
+                Policy::lossless_client(0),
+                Policy::stateful_server(0),
+                depth,
+                one_in,
+                seed,
+            )
+            .await;
+            faults += rr_under_faults(
+                Policy::lossless_peer(0),
+                Policy::lossless_peer(0),
+                depth,
+                one_in,
+                seed + 100,
+            )
+            .await;
+        }
+        assert!(
+            faults >= min_faults,
+            "depth {depth}, 1/{one_in}: only {faults} faults"
+        );
     }
 }
 

@@ -352,7 +352,7 @@ async fn finish(
         if !sh.link.is_current(att.slot.epoch) {
             return Err(PipeError::Superseded);
         }
-        sh.st.opened_at(tokio::time::Instant::now());
+        sh.st.opened();
         sh.link.replacing = false;
         sh.st.features
     };

@@ -230,7 +230,16 @@ async fn handshake(
             policy.features_supported,
             policy.features_required,
         ) {
-            ReplyAction::Retry => {}
+            ReplyAction::Retry => {
+                // Keep the peer's connect_seq for the next attempts too, as Ceph's Pipe does
+                // (`cseq = connect_seq = reply.connect_seq`): if this socket fails, the next
+                // attempt need not be told again (one round trip less per reconnect).
+                let mut sh = inner.lock();
+                if sh.link.attempt.as_ref().map(|a| a.0) != Some(gen) {
+                    return Err(PipeError::Superseded);
+                }
+                sh.st.connect_seq = at.connect_seq;
+            }
             ReplyAction::RetryGlobal { at_least } => at.global_seq = host.next_global_seq(at_least),
             ReplyAction::RetryAuthorizer => retry_auth = true,
             ReplyAction::ResetSession => {
@@ -313,7 +322,7 @@ fn finish(inner: &Arc<Inner>, gen: u64, t: BoxTransport, reply: &ConnectReply, c
         sh.st.peer_global_seq = reply.global_seq;
         sh.st.lossy = reply.flags & CONNECT_LOSSY != 0;
         sh.st.features = reply.features & inner.policy.features_supported;
-        sh.st.opened_at(Instant::now());
+        sh.st.opened();
         (sh.link.new_slot(), sh.st.features)
     };
     bump(&inner.counters.handshakes, 1);
@@ -339,9 +348,7 @@ fn failed(inner: &Arc<Inner>, gen: u64, e: &PipeError) {
             } else {
                 FaultCause::Error
             };
-            let action = sh
-                .st
-                .on_fault_at(&inner.fault_policy(), cause, Instant::now());
+            let action = sh.st.on_fault(&inner.fault_policy(), cause);
             inner.apply_action(&mut sh, action);
             Some(action)
         }

@@ -445,9 +445,7 @@ impl Inner {
                 s.cancel.cancel();
             }
             sh.link.replacing = false;
-            let action = sh
-                .st
-                .on_fault_at(&self.fault_policy(), FaultCause::Error, Instant::now());
+            let action = sh.st.on_fault(&self.fault_policy(), FaultCause::Error);
             self.apply_action(&mut sh, action);
             let dropped = if matches!(action, FaultAction::Close { .. }) {
                 sh.st.discard_all()

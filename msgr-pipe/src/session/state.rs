@@ -207,7 +207,9 @@ pub struct SessionState {
     pub last_keepalive: Option<Instant>,
     /// The stamp echoed by the last KEEPALIVE2_ACK (our clock when we sent the keepalive).
     pub last_keepalive_ack: Option<Timespec>,
-    backoff: Duration,
+    /// Consecutive failed connection attempts since the last successful handshake: the
+    /// backoff before the next attempt is `initial_backoff * 2^(n-1)`, capped at `max_backoff`.
+    failed_attempts: u32,
     /// The session reached Open at least once.
     pub was_open: bool,
     /// Created by the acceptor and its reply not yet written: a failed handshake ends it.
@@ -220,8 +222,6 @@ pub struct SessionState {
     queued_bytes: u64,
     /// Messages taken for a second (or later) transmission.
     pub resent: u64,
-    /// When the current socket opened.
-    opened_at: Option<Instant>,
     rng: SmallRng,
 }
 
@@ -257,14 +257,13 @@ impl SessionState {
             keepalive2_acks: VecDeque::new(),
             last_keepalive: None,
             last_keepalive_ack: None,
-            backoff: Duration::ZERO,
+            failed_attempts: 0,
             was_open: false,
             accepted_new: false,
             created_by_accept: false,
             saved_connect_seq: None,
             queued_bytes: 0,
             resent: 0,
-            opened_at: None,
             rng,
         }
     }
@@ -528,44 +527,38 @@ impl SessionState {
         dropped
     }
 
-    /// A handshake succeeded: the stream starts (now).
+    /// A handshake succeeded: the stream starts. The backoff starts over, as Ceph's
+    /// `Pipe::connect` and `ProtocolV1` set `backoff = 0` on every successful handshake: only
+    /// consecutive *failed* attempts back off. A peer that accepts TCP and hangs up before the
+    /// handshake completes fails attempts, so it is met with the doubling backoff; one that
+    /// completes handshakes costs a full round trip per attempt, as it does Ceph.
     pub fn opened(&mut self) {
-        self.opened_at(Instant::now());
-    }
-
-    /// A handshake succeeded at `now`. The backoff is not reset here: a socket that dies right
-    /// after opening (less than `initial_backoff` later) keeps backing off, so a peer that
-    /// accepts and hangs up at once cannot make us reconnect in a hot loop.
-    pub fn opened_at(&mut self, now: Instant) {
         self.phase = ConnState::Open;
         self.was_open = true;
         self.accepted_new = false;
         self.saved_connect_seq = None;
-        self.opened_at = Some(now);
+        self.failed_attempts = 0;
     }
 
+    /// Consecutive failed connection attempts since the last successful handshake.
+    pub fn failed_attempts(&self) -> u32 {
+        self.failed_attempts
+    }
+
+    /// One more failed attempt: `initial_backoff`, doubled for each further consecutive
+    /// failure, capped at `max_backoff` (Ceph's `ms_initial_backoff`, `ms_max_backoff`).
     fn next_backoff(&mut self, policy: &FaultPolicy) -> Duration {
-        self.backoff = if self.backoff.is_zero() {
-            policy.initial_backoff
-        } else {
-            self.backoff.saturating_mul(2).min(policy.max_backoff)
-        };
-        self.backoff
+        self.failed_attempts = self.failed_attempts.saturating_add(1);
+        let doublings = self.failed_attempts.saturating_sub(1).min(31);
+        policy
+            .initial_backoff
+            .saturating_mul(1u32 << doublings)
+            .min(policy.max_backoff)
     }
 
     /// The socket ended (spec §6.5). Sets the new phase and says what to do. The caller has
     /// already detached the socket. Lossless sessions get their sent list requeued.
     pub fn on_fault(&mut self, policy: &FaultPolicy, cause: FaultCause) -> FaultAction {
-        self.on_fault_at(policy, cause, Instant::now())
-    }
-
-    /// [`SessionState::on_fault`] at `now`.
-    pub fn on_fault_at(
-        &mut self,
-        policy: &FaultPolicy,
-        cause: FaultCause,
-        now: Instant,
-    ) -> FaultAction {
         let mut prev = self.phase;
         match prev {
             ConnState::Closed | ConnState::Closing => return FaultAction::None,
@@ -625,19 +618,13 @@ impl SessionState {
         }
         match prev {
             ConnState::Open => {
+                // The fault of an open session reconnects at once (Ceph: `backoff = 0` when
+                // leaving an open state); only a failed attempt after it backs off.
                 self.connect_seq = self.connect_seq.wrapping_add(1);
                 self.phase = ConnState::Connecting;
-                let healthy = self
-                    .opened_at
-                    .is_none_or(|t| now.saturating_duration_since(t) >= policy.initial_backoff);
-                let after = if healthy {
-                    // It worked for a while: reconnect at once, backoff starts over.
-                    self.backoff = Duration::ZERO;
-                    Duration::ZERO
-                } else {
-                    self.next_backoff(policy)
-                };
-                FaultAction::Reconnect { after }
+                FaultAction::Reconnect {
+                    after: Duration::ZERO,
+                }
             }
             _ => {
                 self.phase = ConnState::Connecting;
@@ -658,7 +645,7 @@ impl SessionState {
             self.connect_seq = self.connect_seq.wrapping_add(1);
         }
         self.phase = ConnState::Connecting;
-        self.backoff = Duration::ZERO;
+        self.failed_attempts = 0;
         true
     }
 }

@@ -50,27 +50,123 @@ pub async fn recv_n(
     n: usize,
     limit: Duration,
 ) -> (Vec<u64>, Vec<SessionEvent>) {
-    let mut got = Vec::with_capacity(n);
-    let mut events = Vec::new();
+    let r = recv_timed(rx, n, limit, &Stalls::untracked()).await;
+    (r.got, r.events)
+}
+
+/// The liveness rule of reconnects, checked on a stream: Ceph (and msgr) reconnect an open
+/// session at once and back off only after *failed* attempts, doubling from
+/// `initial_backoff` to `max_backoff`. So a stall between two deliveries may last at most the
+/// backoffs that the faults counted during it have earned, plus `slack` for the work itself
+/// (handshakes, injected delays, scheduling on real threads). A reconnect that waits without a
+/// failed attempt to justify it (the old rule waited up to 15 s after sessions that lived a
+/// few milliseconds) breaks it.
+pub struct Stalls<'a> {
+    /// The faults so far (failed attempts and socket faults of every session that connects).
+    pub faults: Box<dyn Fn() -> u64 + 'a>,
+    /// `initial_backoff` and `max_backoff` of the sessions.
+    pub backoff: (Duration, Duration),
+    /// Allowance for everything that is not a backoff.
+    pub slack: Duration,
+}
+
+impl<'a> Stalls<'a> {
+    /// Stalls measured, not checked.
+    pub fn untracked() -> Self {
+        Stalls {
+            faults: Box::new(|| 0),
+            backoff: (Duration::MAX, Duration::MAX),
+            slack: Duration::MAX,
+        }
+    }
+
+    /// Checks stalls against `config`'s backoffs with the faults `faults` counts.
+    pub fn tracked(config: &PipeConfig, slack: Duration, faults: impl Fn() -> u64 + 'a) -> Self {
+        Stalls {
+            faults: Box::new(faults),
+            backoff: (config.initial_backoff, config.max_backoff),
+            slack,
+        }
+    }
+
+    /// The longest stall `k` faults may cause: the sum of the first `k` backoffs, plus slack.
+    pub fn allowance(&self, k: u64) -> Duration {
+        let (initial, max) = self.backoff;
+        let mut total = self.slack;
+        let mut next = initial;
+        for _ in 0..k.min(64) {
+            total = total.saturating_add(next);
+            next = next.saturating_mul(2).min(max);
+        }
+        total
+    }
+}
+
+/// What [`recv_timed`] saw.
+pub struct Received {
+    /// Payload numbers of the test messages, in arrival order.
+    pub got: Vec<u64>,
+    /// Session events seen on the way.
+    pub events: Vec<SessionEvent>,
+    /// The longest time between two deliveries (or from the call to the first one), on the
+    /// test's clock (virtual when paused): how long the stream stalled at worst.
+    pub longest_gap: Duration,
+    /// From the call to the last delivery.
+    pub elapsed: Duration,
+}
+
+/// [`recv_n`], also measuring the stalls between deliveries and checking each against the
+/// reconnect rule of `stalls` (panics on a stall the faults in it do not explain).
+pub async fn recv_timed(
+    rx: &mut UnboundedReceiver<HostEvent>,
+    n: usize,
+    limit: Duration,
+    stalls: &Stalls<'_>,
+) -> Received {
+    let start = tokio::time::Instant::now();
+    let mut last = start;
+    let mut faults_then = (stalls.faults)();
+    let mut r = Received {
+        got: Vec::with_capacity(n),
+        events: Vec::new(),
+        longest_gap: Duration::ZERO,
+        elapsed: Duration::ZERO,
+    };
     let fut = async {
-        while got.len() < n {
+        while r.got.len() < n {
             match rx.recv().await.expect("host channel closed") {
                 HostEvent::Message { incoming, .. } => {
                     if incoming.msg.header.ty == TEST_TYPE {
-                        got.push(payload(&incoming.msg));
+                        r.got.push(payload(&incoming.msg));
+                        let now = tokio::time::Instant::now();
+                        let gap = now - last;
+                        let faults = (stalls.faults)();
+                        let earned = faults.saturating_sub(faults_then);
+                        assert!(
+                            gap <= stalls.allowance(earned),
+                            "stalled {gap:?} before message {} with only {earned} faults \
+                             (the reconnect rule allows {:?})",
+                            r.got.len(),
+                            stalls.allowance(earned)
+                        );
+                        r.longest_gap = r.longest_gap.max(gap);
+                        last = now;
+                        faults_then = faults;
                     }
                 }
-                HostEvent::Event { event, .. } => events.push(event),
+                HostEvent::Event { event, .. } => r.events.push(event),
             }
         }
     };
     if tokio::time::timeout(limit, fut).await.is_err() {
         panic!(
-            "timed out with {} of {n} messages; events {events:?}",
-            got.len()
+            "timed out with {} of {n} messages; events {:?}",
+            r.got.len(),
+            r.events
         );
     }
-    (got, events)
+    r.elapsed = last - start;
+    r
 }
 
 /// Waits for a specific event (other things are dropped). Returns the session.

@@ -262,13 +262,12 @@ fn lossy_fault_before_open_retries() {
 #[test]
 fn lossless_open_fault_bumps_connect_seq_and_reconnects_now() {
     let mut s = st(false);
-    let t0 = Instant::now();
-    s.opened_at(t0);
+    s.opened();
     s.connect_seq = 3;
     s.queue(m(1, 127));
     drop(s.take_batch(u64::MAX));
     assert_eq!(
-        s.on_fault_at(&fp(), FaultCause::Error, t0 + Duration::from_secs(1)),
+        s.on_fault(&fp(), FaultCause::Error),
         FaultAction::Reconnect {
             after: Duration::ZERO
         }
@@ -278,51 +277,80 @@ fn lossless_open_fault_bumps_connect_seq_and_reconnects_now() {
     assert_eq!(s.phase, ConnState::Connecting);
 }
 
-#[test]
-fn handshake_faults_back_off_without_bumping_connect_seq() {
-    let mut s = SessionState::new(ConnState::Connecting, false, SmallRng::seed_from_u64(1));
-    s.connect_seq = 2;
-    let mut delays = Vec::new();
-    for _ in 0..10 {
-        match s.on_fault(&fp(), FaultCause::Error) {
-            FaultAction::Reconnect { after } => delays.push(after.as_millis()),
+fn delays(s: &mut SessionState, n: usize) -> Vec<u128> {
+    (0..n)
+        .map(|_| match s.on_fault(&fp(), FaultCause::Error) {
+            FaultAction::Reconnect { after } => after.as_millis(),
             other => panic!("{other:?}"),
-        }
-    }
-    assert_eq!(
-        delays,
-        vec![200, 400, 800, 1600, 3200, 6400, 12800, 15000, 15000, 15000]
-    );
-    assert_eq!(s.connect_seq, 2);
-    let t0 = Instant::now();
-    s.opened_at(t0);
-    assert_eq!(
-        s.on_fault_at(&fp(), FaultCause::Error, t0 + Duration::from_secs(1)),
-        FaultAction::Reconnect {
-            after: Duration::ZERO
-        },
-        "open for a while: at once, backoff reset"
-    );
-    assert!(matches!(
-        s.on_fault(&fp(), FaultCause::Error),
-        FaultAction::Reconnect { after } if after == Duration::from_millis(200)
-    ));
+        })
+        .collect()
 }
 
 #[test]
-fn a_socket_that_dies_right_after_opening_keeps_backing_off() {
+fn consecutive_failed_attempts_double_the_backoff_up_to_max() {
     let mut s = SessionState::new(ConnState::Connecting, false, SmallRng::seed_from_u64(1));
-    let t0 = Instant::now();
-    let mut delays = Vec::new();
-    for i in 0..6u32 {
-        let t = t0 + Duration::from_secs(100) * i;
-        s.opened_at(t);
-        match s.on_fault_at(&fp(), FaultCause::Error, t + Duration::from_millis(1)) {
-            FaultAction::Reconnect { after } => delays.push(after.as_millis()),
-            other => panic!("{other:?}"),
-        }
+    s.connect_seq = 2;
+    assert_eq!(
+        delays(&mut s, 10),
+        vec![200, 400, 800, 1600, 3200, 6400, 12800, 15000, 15000, 15000]
+    );
+    assert_eq!(s.failed_attempts(), 10);
+    assert_eq!(
+        s.connect_seq, 2,
+        "a failed attempt does not bump connect_seq"
+    );
+    // Thousands of failures neither overflow nor exceed the cap.
+    assert_eq!(delays(&mut s, 1000).last(), Some(&15000));
+}
+
+#[test]
+fn a_successful_handshake_resets_the_backoff() {
+    let mut s = SessionState::new(ConnState::Connecting, false, SmallRng::seed_from_u64(1));
+    assert_eq!(delays(&mut s, 4), vec![200, 400, 800, 1600]);
+    s.opened();
+    assert_eq!(s.failed_attempts(), 0);
+    // The open session's fault reconnects at once; the attempt after it, if it fails,
+    // starts the doubling again from the initial backoff.
+    assert_eq!(delays(&mut s, 3), vec![0, 200, 400]);
+}
+
+#[test]
+fn sessions_that_die_right_after_opening_reconnect_at_once() {
+    // Ceph's fault rates: every handshake succeeds, every session lives a few socket
+    // operations. Each fault reconnects at once, however short the session was.
+    let mut s = SessionState::new(ConnState::Connecting, false, SmallRng::seed_from_u64(1));
+    for round in 0..50u32 {
+        s.opened();
+        assert_eq!(delays(&mut s, 1), vec![0], "round {round}");
+        assert_eq!(s.connect_seq, round + 1);
     }
-    assert_eq!(delays, vec![200, 400, 800, 1600, 3200, 6400]);
+}
+
+#[test]
+fn a_peer_that_hangs_up_during_every_handshake_is_backed_off() {
+    // The accept-and-hang-up loop: each attempt fails before READY, so none resets the
+    // backoff, and the session waits longer and longer, up to max_backoff.
+    let mut s = st(false);
+    s.opened();
+    let d = delays(&mut s, 9);
+    assert_eq!(d, vec![0, 200, 400, 800, 1600, 3200, 6400, 12800, 15000]);
+    let total: u128 = d.iter().sum();
+    assert!(total >= 40_000, "9 attempts spread over {total} ms");
+}
+
+#[test]
+fn waking_from_standby_starts_without_backoff() {
+    let mut s = SessionState::new(ConnState::Connecting, false, SmallRng::seed_from_u64(1));
+    assert_eq!(delays(&mut s, 3), vec![200, 400, 800]);
+    let p = FaultPolicy {
+        standby: true,
+        ..fp()
+    };
+    assert_eq!(s.on_fault(&p, FaultCause::Error), FaultAction::Standby);
+    s.queue(m(1, 127));
+    assert!(s.wake_from_standby());
+    assert_eq!(s.failed_attempts(), 0);
+    assert_eq!(delays(&mut s, 2), vec![200, 400]);
 }
 
 #[test]
