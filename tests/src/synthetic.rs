@@ -54,14 +54,21 @@ const WHO_PING: u8 = 1;
 const WHO_PONG: u8 = 2;
 const FRONT_LEN: usize = 1 + 8 + 4;
 
-/// The seed of a run: `MSGR_SEED` if set (replay), else fresh. Printed on stderr.
-pub fn seed_from_env(test: &str) -> u64 {
+/// The seed of a run: `MSGR_SEED` if set (replay), else the test's `fixed` seed, so CI runs
+/// the same workloads every time. Printed on stderr.
+pub fn seed_from_env(test: &str, fixed: u64) -> u64 {
     let seed = std::env::var("MSGR_SEED")
         .ok()
         .and_then(|s| s.trim().parse::<u64>().ok())
-        .unwrap_or_else(rand::random::<u64>);
+        .unwrap_or(fixed);
     eprintln!("{test}: seed={seed} (replay with MSGR_SEED={seed})");
     seed
+}
+
+/// A fresh random seed for the one run per suite that explores (printed, so a failure
+/// replays with `MSGR_SEED`); `MSGR_SEED` overrides it.
+pub fn random_seed(test: &str) -> u64 {
+    seed_from_env(test, rand::random::<u64>())
 }
 
 /// Whether the long soak was asked for (`MSGR_SOAK=1`).
@@ -137,8 +144,6 @@ pub struct WorkloadConfig {
     pub internal_delay: Duration,
     /// Dispatch throttle of every messenger, bytes.
     pub dispatch_throttle: u64,
-    /// Reconnect backoff cap.
-    pub max_backoff: Duration,
     /// Bound on the drain after the op loop (all tracked messages answered).
     pub drain: Duration,
     /// The client side never sees a reset or remote reset (the servers never forget a
@@ -190,7 +195,6 @@ impl WorkloadConfig {
             delay_max: Duration::from_millis(50),
             internal_delay: Duration::from_millis(100),
             dispatch_throttle: 16 << 20,
-            max_backoff: Duration::from_secs(1),
             drain: Duration::from_secs(120),
             expect_no_client_resets: false,
             fast_dispatch: false,
@@ -677,7 +681,6 @@ impl Workload {
                 dispatch_throttle_bytes: cfg.dispatch_throttle,
                 ..MessengerConfig::default()
             };
-            config.pipe.max_backoff = cfg.max_backoff;
             config.pipe.inject = InjectConfig {
                 socket_failures: cfg.socket_failures,
                 internal_delay: cfg.internal_delay,

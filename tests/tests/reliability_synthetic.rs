@@ -2,14 +2,17 @@
 //! with the stricter verification of `msgr_tests::synthetic`.
 //!
 //! CI runs bounded versions (fewer messengers, operations and pool buffers; the payloads
-//! still range from 32 B to 4 MiB). `MSGR_SOAK=1` runs Ceph's sizes. Every test prints its
-//! seed; `MSGR_SEED=N` replays one.
+//! still range from 32 B to 4 MiB) with the messenger's default backoffs. Each test has a
+//! fixed seed, so CI runs the same workloads every time; `synthetic_random_seed` explores one
+//! fresh seed per run. Every test prints its seed; `MSGR_SEED=N` replays one. `MSGR_SOAK=1`
+//! runs Ceph's sizes. A run proves something only if it carried traffic: each must verify a
+//! minimum of pongs, and each run with injection must have seen faults.
 
 use std::time::Duration;
 
 use msgr_core::Policy;
 use msgr_dispatch::Throttle;
-use msgr_tests::synthetic::{seed_from_env, soak, Workload, WorkloadConfig};
+use msgr_tests::synthetic::{random_seed, seed_from_env, soak, Workload, WorkloadConfig};
 
 /// The workloads load both cores: run them one at a time.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -36,6 +39,13 @@ fn sized(mut cfg: WorkloadConfig) -> WorkloadConfig {
 async fn run(cfg: WorkloadConfig) {
     let seed = cfg.seed;
     let name = cfg.name.clone();
+    let injecting = cfg.socket_failures > 0;
+    // Pongs that came back. A lossy client's pings are untracked (a reset may lose them), so
+    // its pongs are counted, not verified; a lossless client's tracked pings all get a
+    // checked pong unless a drop forgives them.
+    let sends = (cfg.ops as u64 * u64::from(cfg.mix.send) / 100).max(1);
+    let lossy = cfg.client_policy.lossy;
+    let min_pongs = sends / 4;
     let w = Workload::start(cfg).await.expect("messengers start");
     let report = w.run().await;
     assert!(
@@ -43,6 +53,20 @@ async fn run(cfg: WorkloadConfig) {
         "{name} failed (replay with MSGR_SEED={seed}):\n{}",
         report.failures.join("\n")
     );
+    let t = &report.totals;
+    let pongs = if lossy { t.untracked_pongs } else { t.verified };
+    assert!(
+        pongs >= min_pongs,
+        "{name}: only {pongs} pongs (at least {min_pongs} expected; replay with \
+         MSGR_SEED={seed}): {t:?}"
+    );
+    if injecting {
+        let faults = report.faults.0 + report.faults.1;
+        assert!(
+            faults > 0,
+            "{name}: socket failures injected but no fault seen (MSGR_SEED={seed})"
+        );
+    }
 }
 
 /// SyntheticInjectTest: stateful_server / lossless_client, socket failures 1/30, 16 MiB
@@ -52,7 +76,7 @@ async fn run(cfg: WorkloadConfig) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn synthetic_inject_stateful_lossless_client() {
     let _serial = SERIAL.lock().await;
-    let seed = seed_from_env("synthetic_inject_stateful_lossless_client");
+    let seed = seed_from_env("synthetic_inject_stateful_lossless_client", 1002);
     let mut cfg = sized(WorkloadConfig::inject(
         "inject_stateful_lossless_client",
         seed,
@@ -70,7 +94,7 @@ async fn synthetic_inject_stateful_lossless_client() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn synthetic_inject_peer_reuse() {
     let _serial = SERIAL.lock().await;
-    let seed = seed_from_env("synthetic_inject_peer_reuse");
+    let seed = seed_from_env("synthetic_inject_peer_reuse", 1003);
     let cfg = sized(WorkloadConfig::inject(
         "inject_peer_reuse",
         seed,
@@ -86,7 +110,7 @@ async fn synthetic_inject_peer_reuse() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn synthetic_inject_stateless_lossy() {
     let _serial = SERIAL.lock().await;
-    let seed = seed_from_env("synthetic_inject_stateless_lossy");
+    let seed = seed_from_env("synthetic_inject_stateless_lossy", 1004);
     let cfg = sized(WorkloadConfig::inject(
         "inject_stateless_lossy",
         seed,
@@ -101,7 +125,7 @@ async fn synthetic_inject_stateless_lossy() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn synthetic_inject_stateful_lossless_client_moderate() {
     let _serial = SERIAL.lock().await;
-    let seed = seed_from_env("synthetic_inject_stateful_lossless_client_moderate");
+    let seed = seed_from_env("synthetic_inject_stateful_lossless_client_moderate", 1005);
     let mut cfg = sized(WorkloadConfig::inject(
         "inject_stateful_lossless_client_moderate",
         seed,
@@ -118,7 +142,7 @@ async fn synthetic_inject_stateful_lossless_client_moderate() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn synthetic_inject_stateful_fast_dispatch() {
     let _serial = SERIAL.lock().await;
-    let seed = seed_from_env("synthetic_inject_stateful_fast_dispatch");
+    let seed = seed_from_env("synthetic_inject_stateful_fast_dispatch", 1006);
     let mut cfg = sized(WorkloadConfig::inject(
         "inject_stateful_fast_dispatch",
         seed,
@@ -136,7 +160,7 @@ async fn synthetic_inject_stateful_fast_dispatch() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn synthetic_inject_lossless_peer_delayed() {
     let _serial = SERIAL.lock().await;
-    let seed = seed_from_env("synthetic_inject_lossless_peer_delayed");
+    let seed = seed_from_env("synthetic_inject_lossless_peer_delayed", 1007);
     let mut cfg = sized(WorkloadConfig::inject(
         "inject_lossless_peer_delayed",
         seed,
@@ -157,7 +181,7 @@ async fn synthetic_inject_lossless_peer_delayed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn synthetic_stress_peer_reuse() {
     let _serial = SERIAL.lock().await;
-    let seed = seed_from_env("synthetic_stress_peer_reuse");
+    let seed = seed_from_env("synthetic_stress_peer_reuse", 1008);
     let mut cfg = sized(WorkloadConfig::inject(
         "stress_peer_reuse",
         seed,
@@ -181,7 +205,7 @@ async fn synthetic_stress_peer_reuse() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn synthetic_inject_stateful_no_drops() {
     let _serial = SERIAL.lock().await;
-    let seed = seed_from_env("synthetic_inject_stateful_no_drops");
+    let seed = seed_from_env("synthetic_inject_stateful_no_drops", 1009);
     let mut cfg = sized(WorkloadConfig::inject(
         "inject_stateful_no_drops",
         seed,
@@ -192,6 +216,25 @@ async fn synthetic_inject_stateful_no_drops() {
     ));
     cfg.mix.connect = 19;
     cfg.mix.drop = 0;
+    cfg.expect_no_client_resets = true;
+    run(cfg).await;
+}
+
+/// One fresh seed per run (printed), on the configuration with the most going on: 1/30
+/// socket failures, drops, delayed delivery and policy throttles. CI's fixed seeds keep the
+/// suite repeatable; this one keeps it exploring.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn synthetic_random_seed() {
+    let _serial = SERIAL.lock().await;
+    let seed = random_seed("synthetic_random_seed");
+    let mut cfg = sized(WorkloadConfig::inject(
+        "random_seed",
+        seed,
+        Policy::stateful_server(0)
+            .with_throttles(Some(Throttle::new(8 << 20)), Some(Throttle::new(32))),
+        Policy::lossless_client(0),
+        30,
+    ));
     cfg.expect_no_client_resets = true;
     run(cfg).await;
 }
