@@ -1,14 +1,18 @@
 //! `msgr dump FILE --side connector|acceptor [--json]`: decode a captured msgr v1 stream.
 //!
 //! One line per handshake item and frame. Text lines are `@OFFSET KIND key=value ...`;
-//! with `--json`, one object per line with a `kind` field and the spec's field names. On a
+//! with `--json`, one object per line (serde) with the item's byte `offset`, a `kind` field
+//! and the spec's field names; 64-bit masks (features) are hex strings (`"0x3f01cfbdfffdffff"`),
+//! since JSON numbers above 2^53 lose digits in most readers. `FILE` `-` reads standard input.
+//! An empty or unreadable capture is an error (non-zero exit), as is a stream that is cut
+//! short before its first item. On a
 //! corrupt stream the items before the fault are printed, then the error (naming the byte
 //! offset) goes to stderr and the exit status is non-zero. `crc_ok` tells whether the
 //! header, front, middle and data CRCs verify (the data CRC only without `FOOTER_NOCRC`);
 //! it can only be false with `--no-crc`, which keeps going past mismatches.
 
 use std::fmt::Write as _;
-use std::io::{BufWriter, Write};
+use std::io::{BufWriter, Read, Write};
 use std::path::PathBuf;
 
 use anyhow::Context;
@@ -18,7 +22,8 @@ use msgr_wire::{CrcFlags, FooterKind, Frame, Item, Limits, Side, StreamDecoder};
 /// Arguments of `msgr dump`.
 #[derive(Debug, clap::Args)]
 pub struct DumpArgs {
-    /// The captured bytes one side of a connection wrote, from its banner on.
+    /// The captured bytes one side of a connection wrote, from its banner on (`-`: standard
+    /// input).
     pub file: PathBuf,
     /// Which side wrote the bytes: the one that connected or the one that accepted.
     #[arg(long, value_enum)]
@@ -67,8 +72,21 @@ enum Val {
 
 /// Runs the subcommand.
 pub fn run(args: DumpArgs) -> anyhow::Result<()> {
-    let bytes = std::fs::read(&args.file)
-        .with_context(|| format!("cannot read {}", args.file.display()))?;
+    let bytes = if args.file.as_os_str() == "-" {
+        let mut bytes = Vec::new();
+        std::io::stdin()
+            .read_to_end(&mut bytes)
+            .context("cannot read standard input")?;
+        bytes
+    } else {
+        std::fs::read(&args.file).with_context(|| format!("cannot read {}", args.file.display()))?
+    };
+    if bytes.is_empty() {
+        anyhow::bail!(
+            "{}: empty capture (no bytes to decode)",
+            args.file.display()
+        );
+    }
     let side = match args.side {
         SideArg::Connector => Side::Connector,
         SideArg::Acceptor => Side::Acceptor,
@@ -91,7 +109,17 @@ pub fn run(args: DumpArgs) -> anyhow::Result<()> {
         match dec.decode_eof(&mut buf) {
             Ok(Some(item)) => {
                 let (kind, fields) = describe(&item);
-                writeln!(out, "{}", line(args.json, offset, kind, &fields))?;
+                if args.json {
+                    let line = JsonLine {
+                        offset,
+                        kind,
+                        fields: Fields(&fields),
+                    };
+                    serde_json::to_writer(&mut out, &line)?;
+                    writeln!(out)?;
+                } else {
+                    writeln!(out, "{}", text_line(offset, kind, &fields))?;
+                }
             }
             Ok(None) => break,
             Err(e) => {
@@ -192,32 +220,55 @@ fn describe_frame(frame: &Frame) -> (&'static str, Vec<(&'static str, Val)>) {
     }
 }
 
-/// One output line: `{"kind":..,..}` or `@OFFSET kind k=v ...`.
-fn line(json: bool, offset: u64, kind: &str, fields: &[(&str, Val)]) -> String {
+/// One `--json` line: the item's byte offset in the capture, its kind, then its fields in
+/// the spec's order.
+#[derive(serde::Serialize)]
+struct JsonLine<'a> {
+    offset: u64,
+    kind: &'a str,
+    #[serde(flatten)]
+    fields: Fields<'a>,
+}
+
+/// An item's fields, serialized as a map in their order.
+struct Fields<'a>(&'a [(&'static str, Val)]);
+
+impl serde::Serialize for Fields<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(Some(self.0.len()))?;
+        for (key, val) in self.0 {
+            map.serialize_entry(key, val)?;
+        }
+        map.end()
+    }
+}
+
+impl serde::Serialize for Val {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Val::U(n) => serializer.serialize_u64(*n),
+            Val::I(n) => serializer.serialize_i64(*n),
+            Val::B(b) => serializer.serialize_bool(*b),
+            Val::S(t) => serializer.serialize_str(t),
+            // A 64-bit mask as a hex string: exact in every JSON reader.
+            Val::Hex(n) => serializer.serialize_str(&format!("{n:#x}")),
+        }
+    }
+}
+
+/// One text line: `@OFFSET kind k=v ...`.
+fn text_line(offset: u64, kind: &str, fields: &[(&str, Val)]) -> String {
     let mut s = String::new();
-    if json {
-        let _ = write!(s, "{{\"kind\":\"{kind}\"");
-        for (key, val) in fields {
-            let v = match val {
-                Val::U(n) | Val::Hex(n) => n.to_string(),
-                Val::I(n) => n.to_string(),
-                Val::B(b) => b.to_string(),
-                Val::S(t) => serde_json::Value::from(t.as_str()).to_string(),
-            };
-            let _ = write!(s, ",\"{key}\":{v}");
-        }
-        s.push('}');
-    } else {
-        let _ = write!(s, "@{offset} {kind}");
-        for (key, val) in fields {
-            let _ = match val {
-                Val::U(n) => write!(s, " {key}={n}"),
-                Val::Hex(n) => write!(s, " {key}={n:#x}"),
-                Val::I(n) => write!(s, " {key}={n}"),
-                Val::B(b) => write!(s, " {key}={b}"),
-                Val::S(t) => write!(s, " {key}={t}"),
-            };
-        }
+    let _ = write!(s, "@{offset} {kind}");
+    for (key, val) in fields {
+        let _ = match val {
+            Val::U(n) => write!(s, " {key}={n}"),
+            Val::Hex(n) => write!(s, " {key}={n:#x}"),
+            Val::I(n) => write!(s, " {key}={n}"),
+            Val::B(b) => write!(s, " {key}={b}"),
+            Val::S(t) => write!(s, " {key}={t}"),
+        };
     }
     s
 }

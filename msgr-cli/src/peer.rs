@@ -91,3 +91,46 @@ pub async fn probe(addr: SocketAddr, timeout: Duration) -> anyhow::Result<Entity
         )
     })?
 }
+
+/// What a peer answered to a refused handshake, as a person reads it: the reply tag and
+/// its figures (`BADPROTOVER (peer protocol 15, ours 24)`), or what was wrong with the peer.
+pub fn refusal_reason(error: &msgr_core::PipeError) -> String {
+    use msgr_core::PipeError as E;
+    match error {
+        E::BadProtoVer { ours, peer } => {
+            format!("BADPROTOVER (peer protocol {peer}, ours {ours})")
+        }
+        E::MissingFeatures { missing } => format!("FEATURES (missing features {missing:#x})"),
+        E::AuthorizerRefused => "BADAUTHORIZER (our authorizer was refused twice)".to_owned(),
+        E::AddrMismatch { expected, got } => {
+            format!("wrong peer at address (it announces {got}, we dialled {expected})")
+        }
+        E::Wire(e) => format!("not a msgr v1 peer ({e})"),
+        other => other.to_string(),
+    }
+}
+
+/// Resolves when `conn`'s handshake was refused (the peer's answer, see
+/// [`msgr_core::PipeError::is_refusal`]), whether or not its session would try again, with
+/// `refused by ADDR: REASON`. Never resolves for a connection without a session, or one
+/// whose handshakes fail only for broken sockets.
+pub async fn refused(conn: &msgr_core::Connection) -> anyhow::Error {
+    let Some(session) = conn.session() else {
+        return std::future::pending().await;
+    };
+    let mut failures = session.handshake_failures();
+    let refusal = failures
+        .wait_for(|f| f.as_ref().is_some_and(|f| f.error.is_refusal()))
+        .await
+        .ok()
+        .and_then(|f| f.clone());
+    match refusal {
+        Some(f) => anyhow::anyhow!(
+            "refused by {}: {}",
+            conn.peer_addr(),
+            refusal_reason(&f.error)
+        ),
+        // The sender lives as long as the session: not reached while `conn` is held.
+        None => std::future::pending().await,
+    }
+}

@@ -10,9 +10,13 @@
 //! rtt min/avg/max/p99 = 0.071/0.080/0.091/0.091 ms
 //! ```
 //!
-//! The client uses the lossy client policy (as librados toward OSDs), so a fault ends the ping
-//! instead of reconnecting behind its back. A refused connection or a failed handshake is an
-//! error with a non-zero exit, and so is a run where no keepalive was answered.
+//! The client uses the lossy client policy (as librados toward OSDs), and a fault of the
+//! session ends the ping, whatever the peer's policy would do next: a session lost (peer
+//! killed, socket closed) or reset by the peer is said so, the ping out then counts as lost,
+//! the summary is printed, and the exit status is 1. A refused handshake (BADPROTOVER,
+//! FEATURES, BADAUTHORIZER, a peer at another address) ends it as soon as the peer answers,
+//! with that answer in the message. As `ping -c N`, `--count N` exits 1 when fewer than N
+//! keepalives were answered; without it, a run where none was answered fails.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -106,16 +110,19 @@ impl Dispatcher for Events {
 }
 
 /// The daemon refused our handshake (BADPROTOVER and the like): the peer type offered may
-/// be wrong.
+/// be wrong. `reason` is the peer's answer (`refused by ADDR: BADPROTOVER (...)`).
 #[derive(Debug)]
-struct Refused(EntityType);
+struct Refused {
+    peer_type: EntityType,
+    reason: String,
+}
 
 impl std::fmt::Display for Refused {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "the daemon refused the handshake offered for peer type {}",
-            self.0
+            "{} (offered as peer type {})",
+            self.reason, self.peer_type
         )
     }
 }
@@ -147,26 +154,29 @@ async fn ping(args: PingArgs) -> anyhow::Result<()> {
             EntityType::MGR,
         ],
     };
-    let mut refused = Vec::new();
+    let mut refused: Vec<Refused> = Vec::new();
     for peer_type in candidates {
         match ping_as(&args, target, name, peer_type).await {
-            Err(e) if e.downcast_ref::<Refused>().is_some() => refused.push(peer_type),
-            other => return other,
+            Err(e) => match e.downcast::<Refused>() {
+                Ok(r) => refused.push(r),
+                Err(e) => return Err(e),
+            },
+            ok => return ok,
         }
     }
-    if let [only] = refused[..] {
+    if let [only] = &refused[..] {
         if args.peer_type.is_some() {
             bail!(
-                "{target}: the daemon refused the handshake offered for peer type {only} \
-                 (it sets the protocol version: try another --peer-type, or none to try them all)"
+                "{only} (the peer type sets the protocol version: try another --peer-type, \
+                 or none to try them all)"
             );
         }
     }
     let tried: Vec<String> = refused.iter().map(ToString::to_string).collect();
     bail!(
-        "{target}: the daemon refused the handshake for every peer type tried ({}); \
-         is it a msgr v1 daemon that accepts clients?",
-        tried.join(", ")
+        "{target}: the daemon refused the handshake for every peer type tried; \
+         is it a msgr v1 daemon that accepts clients?\n  {}",
+        tried.join("\n  ")
     )
 }
 
@@ -215,21 +225,24 @@ async fn ping_with(
     let first_ack = conn.keepalive_acked();
     conn.send_keepalive();
     let deadline = tokio::time::Instant::now() + args.timeout;
-    loop {
-        let notified = events.changed.notified();
-        match events.state.load(Ordering::SeqCst) {
-            CONNECTED => break,
-            REFUSED => return Err(Refused(peer_type).into()),
-            RESET => bail!("{shown}: the handshake failed (the peer closed or reset the session)"),
-            _ => {}
+    tokio::select! {
+        opened = opened(events, &conn, peer_type) => opened?,
+        // A refusal the session would retry (a wrong address, a bad banner) ends the
+        // ping as soon as the peer answered, as does one that ends the session.
+        refusal = crate::peer::refused(&conn) => {
+            return Err(Refused { peer_type, reason: refusal.to_string() }.into());
         }
-        if tokio::time::timeout_at(deadline, notified).await.is_err() {
-            bail!(
-                "{shown}: no handshake within {:.1} s (host down, filtered, or not a msgr v1 daemon?)",
-                args.timeout.as_secs_f64()
-            );
-        }
+        () = tokio::time::sleep_until(deadline) => bail!(
+            "{shown}: no handshake within {:.1} s (host down, filtered, or not a msgr v1 daemon?)",
+            args.timeout.as_secs_f64()
+        ),
     }
+    // Any change of the session's state after it opened means the socket to the peer failed:
+    // a lossy session ends, a lossless one (the peer's policy decides) reconnects behind our
+    // back, so the pings would only time out. Either way the ping ends there.
+    let mut state = conn.watch_state();
+    let mut lost =
+        (*state.borrow() != msgr_core::ConnState::Open).then(|| session_lost(events, &conn, None));
     if !msgr_wire::features::has(conn.features(), msgr_wire::features::MSGR_KEEPALIVE2) {
         bail!("{shown}: the peer did not negotiate KEEPALIVE2, so keepalives are not answered");
     }
@@ -247,10 +260,11 @@ async fn ping_with(
     let begun = Instant::now();
     let ctrl_c = tokio::signal::ctrl_c();
     tokio::pin!(ctrl_c);
-    while args.count.is_none_or(|n| sent < n) {
+    while lost.is_none() && args.count.is_none_or(|n| sent < n) {
         sent += 1;
         let round = tokio::select! {
             rtt = round_trip(&conn, args.timeout) => rtt,
+            _ = state.changed() => Round::Closed,
             _ = &mut ctrl_c => { sent -= 1; break; }
         };
         match round {
@@ -259,14 +273,8 @@ async fn ping_with(
                 println!("keepalive2 reply from {shown}: seq={sent} time={ms:.3} ms");
                 rtts.push(ms);
             }
-            // The session ended (a lossy client's session does not come back), or the reset
-            // event arrived while we waited.
             Round::Closed => {
-                println!("{shown}: session reset by the peer");
-                break;
-            }
-            Round::TimedOut if events.state.load(Ordering::SeqCst) == RESET => {
-                println!("{shown}: session reset by the peer");
+                lost = Some(session_lost(events, &conn, Some(sent)));
                 break;
             }
             Round::TimedOut => println!(
@@ -279,14 +287,71 @@ async fn ping_with(
         }
         tokio::select! {
             _ = tokio::time::sleep(args.interval) => {}
+            _ = state.changed() => {
+                lost = Some(session_lost(events, &conn, None));
+                break;
+            }
             _ = &mut ctrl_c => break,
         }
     }
+    if let Some(lost) = &lost {
+        println!("{lost}");
+    }
     summary(&shown, sent, &rtts, begun.elapsed());
+    let received = rtts.len() as u64;
+    if let Some(lost) = lost {
+        bail!("{lost}");
+    }
     if rtts.is_empty() {
         bail!("{shown}: no keepalive was answered");
     }
+    if let Some(count) = args.count {
+        if received < count {
+            bail!("{shown}: {received} of {count} keepalives answered");
+        }
+    }
     Ok(())
+}
+
+/// Waits for the session to open; a refusal or a reset of the handshake is an error.
+async fn opened(events: &Events, conn: &Connection, peer_type: EntityType) -> anyhow::Result<()> {
+    let shown = conn.peer_addr();
+    loop {
+        let notified = events.changed.notified();
+        match events.state.load(Ordering::SeqCst) {
+            CONNECTED => return Ok(()),
+            REFUSED => {
+                let reason = conn
+                    .session()
+                    .and_then(|s| s.handshake_failures().borrow().clone())
+                    .map_or_else(
+                        || "the connection was refused".to_owned(),
+                        |f| crate::peer::refusal_reason(&f.error),
+                    );
+                return Err(Refused {
+                    peer_type,
+                    reason: format!("refused by {shown}: {reason}"),
+                }
+                .into());
+            }
+            RESET => bail!("{shown}: the handshake failed (the peer closed or reset the session)"),
+            _ => {}
+        }
+        notified.await;
+    }
+}
+
+/// The line that says how the session to the peer ended (while ping `seq` was out, if one was).
+fn session_lost(events: &Events, conn: &Connection, seq: Option<u64>) -> String {
+    let what = if events.state.load(Ordering::SeqCst) == RESET {
+        "session reset by the peer"
+    } else {
+        "session to the peer lost (socket closed or failed)"
+    };
+    match seq {
+        Some(seq) => format!("{}: {what}; seq={seq} unanswered", conn.peer_addr()),
+        None => format!("{}: {what}", conn.peer_addr()),
+    }
 }
 
 /// How one keepalive round went.

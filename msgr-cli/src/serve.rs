@@ -42,6 +42,10 @@ pub struct ServeArgs {
     /// Entity name, `TYPE.NUM`.
     #[arg(long, default_value = "osd.0")]
     pub name: String,
+    /// The nonce announced with the address [default: 0 for a mon, as a ceph-mon binds
+    /// (clients dial a mon with nonce 0); random otherwise, as an OSD].
+    #[arg(long)]
+    pub nonce: Option<u32>,
     /// Session policy toward clients: lossless (stateful_server) or lossy (stateless_server).
     #[arg(long, value_enum, default_value_t = ServePolicy::Lossless)]
     pub policy: ServePolicy,
@@ -374,8 +378,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .parse()
         .with_context(|| format!("{:?} is not an entity name like osd.0", args.name))?;
     let dispatcher = ServeDispatcher::new(args.mode, args.verify, args.log_messages);
-    let messenger =
-        start_server(bind, name, args.policy.kind(), dispatcher.clone(), |_| {}).await?;
+    let nonce = announced_nonce(name, args.nonce);
+    let messenger = start_server(bind, name, args.policy.kind(), dispatcher.clone(), |c| {
+        c.nonce = nonce;
+    })
+    .await?;
     println!("{}", messenger.addr());
     eprintln!(
         "msgr serve: {name} listening on {} ({:?} mode, {:?} policy); Ctrl-C stops",
@@ -401,6 +408,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The nonce `msgr serve` announces: the one asked for, else 0 for a mon (a ceph-mon binds
+/// with nonce 0, and clients dial `v1:IP:PORT/0`), else `None` (the messenger's random one).
+fn announced_nonce(name: EntityName, asked: Option<u32>) -> Option<u32> {
+    asked.or((name.ty == msgr_wire::EntityType::MON).then_some(0))
+}
+
 /// Waits for Ctrl-C (SIGINT) or SIGTERM.
 async fn wait_for_signal() -> anyhow::Result<()> {
     #[cfg(unix)]
@@ -415,4 +428,19 @@ async fn wait_for_signal() -> anyhow::Result<()> {
     #[cfg(not(unix))]
     tokio::signal::ctrl_c().await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_mon_announces_nonce_0_unless_told() {
+        let mon: EntityName = "mon.0".parse().unwrap_or_else(|_| EntityName::osd(0));
+        assert_eq!(mon.ty, msgr_wire::EntityType::MON);
+        assert_eq!(announced_nonce(mon, None), Some(0));
+        assert_eq!(announced_nonce(mon, Some(7)), Some(7));
+        assert_eq!(announced_nonce(EntityName::osd(3), None), None);
+        assert_eq!(announced_nonce(EntityName::osd(3), Some(42)), Some(42));
+    }
 }

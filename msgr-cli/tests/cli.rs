@@ -86,7 +86,16 @@ fn bench_verify_with_socket_failures_loses_nothing() {
         String::from_utf8_lossy(&out.stderr)
     );
     let report = last_json(&out.stdout);
-    assert_eq!(report["runs"][0]["messages"], 600, "{report}");
+    // The fault-free run, then the run with the faults (seed 7 fires one at 1/200).
+    assert_eq!(report["runs"][0]["transport"], "msgr", "{report}");
+    assert_eq!(report["runs"][0]["faults"], 0, "{report}");
+    let faulty = &report["runs"][1];
+    assert_eq!(faulty["transport"], "msgr-faults", "{report}");
+    assert_eq!(faulty["messages"], 600, "{report}");
+    assert!(
+        faulty["faults"].as_u64() > Some(0),
+        "no fault fired: {report}"
+    );
     for key in ["lost", "duplicated", "reordered", "corrupted"] {
         assert_eq!(report[key], 0, "{key} in {report}");
     }

@@ -53,7 +53,8 @@ fn dumps_a_capture_as_json() {
     );
     let reply = &lines[3];
     assert_eq!(reply["tag"], 13);
-    assert_eq!(reply["features"].as_u64(), Some(0x3f01_cfbd_fffd_ffff));
+    // 64-bit masks as hex strings: a JSON number above 2^53 loses digits in most readers.
+    assert_eq!(reply["features"], "0x3f01cfbdfffdffff");
     assert_eq!(reply["global_seq"], 8);
     assert_eq!(reply["connect_seq"], 1);
     assert_eq!(reply["protocol_version"], 15);
@@ -61,6 +62,14 @@ fn dumps_a_capture_as_json() {
     assert_eq!(reply["flags"], 1);
     assert_eq!(lines[5]["stamp_sec"], 1_795_760_655u64);
     assert_eq!(lines[5]["stamp_nsec"], 374_643_132u64);
+    // Each line carries its byte offset: banner 9 bytes, two 136-byte addresses, a 26-byte
+    // reply, an 8-byte seq, a 9-byte keepalive2_ack, then the first message.
+    let offsets: Vec<u64> = lines
+        .iter()
+        .map(|v| v["offset"].as_u64().unwrap())
+        .collect();
+    assert_eq!(offsets[..7], [0, 9, 145, 281, 307, 315, 324]);
+    assert!(offsets.windows(2).all(|w| w[0] < w[1]), "{offsets:?}");
     let msg7 = &lines[12];
     for (key, value) in [
         ("seq", 7i64),
@@ -135,4 +144,45 @@ fn corrupt_stream_prints_frames_then_the_offset_and_fails() {
         "{stderr}"
     );
     assert!(stderr.contains("offset 324"), "{stderr}");
+}
+
+#[test]
+fn an_empty_capture_is_an_error() {
+    let path = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("dump-empty.bin");
+    std::fs::write(&path, b"").unwrap();
+    for json in [false, true] {
+        let out = dump(&path, "acceptor", json);
+        assert_eq!(out.status.code(), Some(1));
+        assert!(out.stdout.is_empty());
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        assert!(stderr.contains("empty capture"), "{stderr}");
+    }
+}
+
+#[test]
+fn an_unreadable_capture_is_an_error() {
+    let path = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("dump-does-not-exist.bin");
+    let out = dump(&path, "acceptor", true);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty());
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(stderr.contains("cannot read"), "{stderr}");
+}
+
+#[test]
+fn dash_reads_standard_input() {
+    use std::io::Write;
+    let bytes = std::fs::read(vector("hunt-connector.bin")).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_msgr"))
+        .args(["dump", "-", "--side", "connector"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(&bytes).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let from_file = dump(&vector("hunt-connector.bin"), "connector", false);
+    assert_eq!(out.stdout, from_file.stdout);
+    assert_eq!(String::from_utf8(out.stdout).unwrap().lines().count(), 7);
 }

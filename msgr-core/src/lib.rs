@@ -86,4 +86,7 @@ pub use messenger::Messenger;
 pub use stats::{ConnectionStats, MessengerStats, ThrottleReading};
 
 pub use msgr_dispatch::{ConnId, QueueCounters};
-pub use msgr_pipe::{ConnState, KeepaliveAcks, Policy, SessionClosed, SessionEvent, SessionStats};
+pub use msgr_pipe::{
+    ConnState, HandshakeFailure, KeepaliveAcks, PipeError, Policy, SessionClosed, SessionEvent,
+    SessionStats,
+};

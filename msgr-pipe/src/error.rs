@@ -1,6 +1,7 @@
 //! Errors of the pipe: why a socket or a handshake failed, and why a send was refused.
 
 use std::io;
+use std::sync::Arc;
 use std::time::Duration;
 
 use msgr_wire::{EntityAddr, WireError};
@@ -106,6 +107,80 @@ impl PipeError {
                 | PipeError::SessionClosed
         )
     }
+}
+
+/// A copy of the error; an [`io::Error`] is copied as its kind and message (its source, if
+/// any, is not kept).
+impl Clone for PipeError {
+    fn clone(&self) -> Self {
+        match self {
+            PipeError::Io(e) => PipeError::Io(io::Error::new(e.kind(), e.to_string())),
+            PipeError::Wire(e) => PipeError::Wire(e.clone()),
+            PipeError::AddrMismatch { expected, got } => PipeError::AddrMismatch {
+                expected: *expected,
+                got: *got,
+            },
+            PipeError::MissingFeatures { missing } => {
+                PipeError::MissingFeatures { missing: *missing }
+            }
+            PipeError::BadProtoVer { ours, peer } => PipeError::BadProtoVer {
+                ours: *ours,
+                peer: *peer,
+            },
+            PipeError::AuthorizerRefused => PipeError::AuthorizerRefused,
+            PipeError::UnexpectedTag { tag, context } => {
+                PipeError::UnexpectedTag { tag: *tag, context }
+            }
+            PipeError::HandshakeTimeout(d) => PipeError::HandshakeTimeout(*d),
+            PipeError::ReadTimeout(d) => PipeError::ReadTimeout(*d),
+            PipeError::HookFailed => PipeError::HookFailed,
+            PipeError::RaceLost => PipeError::RaceLost,
+            PipeError::PeerClosed => PipeError::PeerClosed,
+            PipeError::SessionClosed => PipeError::SessionClosed,
+            PipeError::Superseded => PipeError::Superseded,
+            PipeError::DeliveryPanicked { seq } => PipeError::DeliveryPanicked { seq: *seq },
+            PipeError::Aborted { seq } => PipeError::Aborted { seq: *seq },
+            PipeError::BadSeq { seq, in_seq } => PipeError::BadSeq {
+                seq: *seq,
+                in_seq: *in_seq,
+            },
+        }
+    }
+}
+
+impl PipeError {
+    /// True when the peer's answer, not a broken socket, ended the handshake: FEATURES,
+    /// BADPROTOVER, BADAUTHORIZER, a peer at another address than the one dialled, a reply
+    /// tag that makes no sense there, or bytes that are not msgr v1 (a bad banner).
+    /// Trying again the same way gets the same answer. Some of these the session retries
+    /// all the same (Ceph's `Pipe::connect` retries a wrong address or a bad banner);
+    /// [`PipeError::is_fatal`] says which end it.
+    pub fn is_refusal(&self) -> bool {
+        matches!(
+            self,
+            PipeError::MissingFeatures { .. }
+                | PipeError::BadProtoVer { .. }
+                | PipeError::AuthorizerRefused
+                | PipeError::AddrMismatch { .. }
+                | PipeError::UnexpectedTag { .. }
+                | PipeError::Wire(_)
+        )
+    }
+}
+
+/// How an outgoing handshake attempt of a session failed, as published by
+/// [`Session::handshake_failures`](crate::Session::handshake_failures): the error, whether
+/// it ended the session, and how many attempts have failed so far. It tells an application
+/// *why* a session does not open (the peer's answer), which [`SessionEvent::Refused`]
+/// (crate::SessionEvent::Refused) alone does not; the session's retry rules are unchanged.
+#[derive(Clone, Debug)]
+pub struct HandshakeFailure {
+    /// What went wrong.
+    pub error: Arc<PipeError>,
+    /// The session gave up and closed ([`PipeError::is_fatal`]).
+    pub fatal: bool,
+    /// Failed attempts of this session so far, this one included.
+    pub failures: u64,
 }
 
 /// Why [`Session::send`](crate::Session::send) refused a message.

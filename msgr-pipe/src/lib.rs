@@ -34,6 +34,9 @@
 //!   [`Session::last_keepalive_ack`] the echoed stamp ([`msgr_wire::Timespec`]), as Ceph.
 //! * A refused handshake (FEATURES, BADPROTOVER, BADAUTHORIZER twice) closes the session with
 //!   [`SessionEvent::Refused`] instead of retrying for ever.
+//! * [`Session::handshake_failures`] publishes why the last outgoing handshake attempt
+//!   failed ([`HandshakeFailure`]: the peer's answer, e.g. BADPROTOVER with both versions),
+//!   so a tool can report a refusal (and stop) instead of waiting on the retries.
 //! * Replace is transparent (Simple): no RETRY_GLOBAL round trip; a lossy server still looks
 //!   sessions up (one session per peer address). See [`handshake::accept`].
 
@@ -50,7 +53,7 @@ pub mod testing;
 pub mod transport;
 
 pub use config::{ConfigError, InjectConfig, PipeConfig, DEFAULT_MAX_PENDING_BYTES};
-pub use error::{PipeError, SendError};
+pub use error::{HandshakeFailure, PipeError, SendError};
 pub use hook::{BoxFuture, HandshakeHook, HookAction, Side, Step};
 pub use host::{Authorizer, Host, Incoming, SessionEvent};
 pub use msgr_dispatch::ConnId;

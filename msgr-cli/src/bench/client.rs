@@ -23,6 +23,10 @@ struct ClientState {
     tracker: SeqTracker,
     rtt: Histogram<u64>,
     ack: Option<(u64, Integrity)>,
+    /// When the last echo arrived, in nanoseconds since the epoch (rr).
+    last_echo_ns: Option<u64>,
+    /// When the server answered the end marker.
+    ended_at: Option<Instant>,
 }
 
 /// The sending side of a dispatcher-driven rr run (see `Job::pump`).
@@ -57,6 +61,8 @@ impl ClientSide {
                 tracker: SeqTracker::default(),
                 rtt: new_histogram(),
                 ack: None,
+                last_echo_ns: None,
+                ended_at: None,
             }),
             window: Semaphore::new(depth),
             ended: AtomicBool::new(false),
@@ -105,6 +111,8 @@ impl ClientSide {
         state.tracker = SeqTracker::default();
         state.rtt.reset();
         state.ack = None;
+        state.last_echo_ns = None;
+        state.ended_at = None;
         self.ended.store(false, Ordering::SeqCst);
         let missing = self.depth.saturating_sub(self.window.available_permits());
         self.window.add_permits(missing);
@@ -158,6 +166,7 @@ impl ClientSide {
             MSG_BENCH_DATA => {
                 let now = self.epoch.elapsed().as_nanos() as u64;
                 let mut state = self.lock();
+                state.last_echo_ns = Some(now);
                 match payload::header(&msg.front) {
                     Some((seq, stamp)) => {
                         state.tracker.observe(seq);
@@ -192,9 +201,27 @@ impl ClientSide {
         }
     }
 
+    /// When the run's last delivery was confirmed: the last echo in rr mode, the sink's
+    /// answer to the end marker in stream mode (or now, if neither came).
+    pub(super) fn ended(&self, mode: Mode) -> Instant {
+        let state = self.lock();
+        let echo = state
+            .last_echo_ns
+            .map(|ns| self.epoch + Duration::from_nanos(ns));
+        match mode {
+            Mode::Rr => echo.or(state.ended_at),
+            Mode::Stream => state.ended_at,
+        }
+        .unwrap_or_else(Instant::now)
+    }
+
     fn finish(&self, ack: Option<(u64, Integrity)>) {
-        if ack.is_some() {
-            self.lock().ack = ack;
+        {
+            let mut state = self.lock();
+            state.ended_at = Some(Instant::now());
+            if ack.is_some() {
+                state.ack = ack;
+            }
         }
         self.ended.store(true, Ordering::SeqCst);
         self.end.notify_one();

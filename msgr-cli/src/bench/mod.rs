@@ -3,7 +3,11 @@
 //! With no argument it starts a server and a client in this process on loopback and runs the
 //! default plan ([`plan::default_cases`]): one-way streams of 64 B, 4 KiB and 4 MiB messages on one
 //! connection, round trips at depth 1, and depth 128 over several connections, each over both
-//! transports, then prints a table (and with `--json` one JSON object on the last line).
+//! transports, then prints a table (with `--json`, the JSON object alone on standard output and
+//! the table on standard error). With `--inject-*`, each case runs the messenger twice per
+//! round, without and with the faults (`msgr-faults`), and reports the rate with faults as a
+//! fraction of the fault-free one. Values that mean nothing (`--jobs 0`, `--depth 0`, a
+//! `--depth` for a stream, ...) are refused before any run.
 //!
 //! ```text
 //! BenchArgs --plan--> [Case] x [Transport] --raw::run / msgr::run--> Outcome --report--> table, JSON
@@ -91,7 +95,8 @@ pub struct BenchArgs {
     /// Seed of the fault injection, so a failing run can be replayed.
     #[arg(long, value_name = "S", default_value_t = 0)]
     pub seed: u64,
-    /// Print one JSON object with every figure on the last line of standard output.
+    /// Print one JSON object with every figure on standard output, and nothing else there
+    /// (the table and the progress go to standard error), so `msgr bench --json | jq .` works.
     #[arg(long)]
     pub json: bool,
     /// A CI-sized run: the default plan, shorter and smaller.
@@ -174,11 +179,59 @@ impl BenchArgs {
     }
 
     fn transports(&self) -> Vec<Transport> {
-        match (self.transport, self.server.is_some()) {
+        let mut transports = match (self.transport, self.server.is_some()) {
             (Transports::Raw, _) => vec![Transport::RawTcp],
             (Transports::Msgr, _) | (Transports::Both, true) => vec![Transport::Msgr],
             (Transports::Both, false) => vec![Transport::RawTcp, Transport::Msgr],
+        };
+        // With injection the messenger runs twice per round, without and with the faults,
+        // so the faults' cost is a ratio of two runs of the same case a moment apart.
+        if self.injects() && transports.contains(&Transport::Msgr) {
+            transports.push(Transport::MsgrFaults);
         }
+        transports
+    }
+
+    /// Whether any fault injection is asked for.
+    fn injects(&self) -> bool {
+        self.inject_socket_failures > 0
+            || (self.inject_delay_probability > 0.0 && !self.inject_delay_max.is_zero())
+    }
+
+    /// Rejects values that mean nothing (zero connections, a window of 0, a depth for a
+    /// stream), rather than running something else than asked.
+    fn validate(&self) -> anyhow::Result<()> {
+        if self.jobs == Some(0) {
+            bail!("--jobs 0: a run needs at least one connection");
+        }
+        if self.depth == Some(0) {
+            bail!("--depth 0: a request/response run needs at least one message in flight");
+        }
+        if self.depth.is_some() && self.mode == Some(Mode::Stream) {
+            bail!("--depth is the rr window; a stream (--mode stream) has none");
+        }
+        if self.count == Some(0) {
+            bail!("--count 0: a run needs at least one message per connection");
+        }
+        if self.duration.is_some_and(|d| d.is_zero()) {
+            bail!("--duration 0: a run needs some time");
+        }
+        if self.inject_socket_failures == 1 {
+            bail!("--inject-socket-failures 1 fails every socket operation: nothing could flow");
+        }
+        if !(0.0..=1.0).contains(&self.inject_delay_probability) {
+            bail!(
+                "--inject-delay-probability {} is not a probability (0 to 1)",
+                self.inject_delay_probability
+            );
+        }
+        if self.transport == Transports::Raw && self.injects() {
+            bail!("fault injection (--inject-*) applies to msgr only, not --transport raw");
+        }
+        if self.transport == Transports::Raw && self.server.is_some() {
+            bail!("--server drives a remote msgr serve; the raw-TCP baseline only runs embedded");
+        }
+        Ok(())
     }
 
     fn idle_connections(&self) -> usize {
@@ -195,9 +248,7 @@ impl BenchArgs {
 /// Runs `msgr bench` on a runtime of its own; `Err` when the run fails or loses messages on a
 /// lossless policy.
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
-    if args.transport == Transports::Raw && args.server.is_some() {
-        bail!("--server drives a remote msgr serve; the raw-TCP baseline only runs embedded");
-    }
+    args.validate()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -208,13 +259,14 @@ async fn run_plan(args: BenchArgs) -> anyhow::Result<()> {
     let cases = args.cases();
     let transports = args.transports();
     let limit = args.limit();
-    let options = msgr::Options::from_args(&args).await?;
+    let faulty = msgr::Options::from_args(&args).await?;
+    let options = msgr::Options {
+        inject: msgr_core::InjectConfig::default(),
+        ..faulty.clone()
+    };
     let idle = args.idle_connections();
     let rounds = args.rounds();
-    let progress = Progress::new(
-        cases.len() * transports.len() * rounds + usize::from(idle > 0),
-        args.json,
-    );
+    let progress = Progress::new(cases.len() * transports.len() * rounds + usize::from(idle > 0));
     let mut report = Report::new(args.policy);
     for case in &cases {
         let mut outcomes: Vec<Vec<Outcome>> = transports.iter().map(|_| Vec::new()).collect();
@@ -229,6 +281,7 @@ async fn run_plan(args: BenchArgs) -> anyhow::Result<()> {
                 let outcome = match transport {
                     Transport::RawTcp => raw::run(*case, limit, args.verify).await?,
                     Transport::Msgr => msgr::run(*case, limit, &options).await?,
+                    Transport::MsgrFaults => msgr::run(*case, limit, &faulty).await?,
                 };
                 progress.finish(&format!(
                     "{}{of}",
@@ -253,9 +306,11 @@ async fn run_plan(args: BenchArgs) -> anyhow::Result<()> {
     }
     progress.clear();
     report.peak_rss_bytes = crate::rss::peak_rss_bytes().unwrap_or(0);
-    report.print_table(&mut std::io::stdout())?;
     if args.json {
+        report.print_table(&mut std::io::stderr())?;
         println!("{}", serde_json::to_string(&report)?);
+    } else {
+        report.print_table(&mut std::io::stdout())?;
     }
     let faults = report.integrity();
     if args.policy == PolicyArg::Lossless && !faults.is_clean() {
@@ -281,6 +336,10 @@ pub struct JobResult {
     pub rtt: Option<Histogram<u64>>,
     /// The client session's fault counters (msgr only).
     pub session: Option<SessionCounts>,
+    /// Just before the first message was sent.
+    pub started: Instant,
+    /// When the last delivery was confirmed (the sink's count, or the last echo).
+    pub ended: Instant,
 }
 
 /// Socket faults and their repair, summed over a run's client sessions.
@@ -308,8 +367,11 @@ impl SessionCounts {
 pub struct Outcome {
     /// Messages sent over all connections.
     pub messages: u64,
-    /// From the first send to the last message received.
+    /// From the first send of any connection to the last delivery of any (see
+    /// [`Outcome::add`]): setup and teardown are outside it.
     pub elapsed: Duration,
+    /// The first send and the last delivery over the connections added so far.
+    pub window: Option<(Instant, Instant)>,
     /// Round trips in nanoseconds (rr mode).
     pub rtt: Option<Histogram<u64>>,
     /// Delivery faults over all connections.
@@ -319,8 +381,13 @@ pub struct Outcome {
 }
 
 impl Outcome {
-    /// Adds one connection's figures.
+    /// Adds one connection's figures; `elapsed` becomes the span from the earliest first
+    /// send to the latest last delivery.
     pub fn add(&mut self, job: JobResult) {
+        let (start, end) = self.window.unwrap_or((job.started, job.ended));
+        let window = (start.min(job.started), end.max(job.ended));
+        self.window = Some(window);
+        self.elapsed = window.1.saturating_duration_since(window.0);
         self.messages += job.messages;
         self.integrity.add(job.integrity);
         if let Some(counts) = job.session {

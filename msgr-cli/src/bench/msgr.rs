@@ -4,7 +4,8 @@
 //! As in Ceph's perf_msgr client, each job (connection) has its own client messenger, and the
 //! server is one messenger ([`ServeDispatcher`]: a sink for stream cases, an echo for rr cases).
 //! Both sides fast-dispatch. A job first makes one round trip (an end marker for 0 messages)
-//! so the handshake is not timed, then waits for every job to be ready before the clock starts.
+//! so the handshake is not timed, then waits for every job to be ready, and times itself from
+//! just before its first send to its last delivery (the last echo, or the sink's count).
 //!
 //! ```text
 //! client job                         server
@@ -127,17 +128,29 @@ pub async fn run(case: Case, limit: Limit, options: &Options) -> anyhow::Result<
         };
         jobs.spawn(job.run(ready.clone()));
     }
-    let waited = tokio::time::timeout(ANSWER_TIMEOUT, ready.wait()).await;
-    if waited.is_err() {
+    // Every job is connected and has made one round trip, or one failed (a refused
+    // handshake ends its job at once), or the time is up.
+    let came_up = tokio::select! {
+        _ = ready.wait() => Ok(()),
+        Some(job) = jobs.join_next() => Err(match job {
+            Ok(Err(e)) => e,
+            Ok(Ok(_)) => anyhow::anyhow!("a msgr job ended before the run began"),
+            Err(e) => e.into(),
+        }),
+        () = tokio::time::sleep(ANSWER_TIMEOUT) => Err(anyhow::anyhow!(
+            "the msgr connections to {addr} did not come up within {ANSWER_TIMEOUT:?}"
+        )),
+    };
+    if let Err(e) = came_up {
         jobs.abort_all();
-        bail!("the msgr connections to {addr} did not come up within {ANSWER_TIMEOUT:?}");
+        return Err(e);
     }
-    let start = Instant::now();
+    // Each job times itself, from just before its first send to its last delivery; the
+    // outcome spans them all (setup, handshakes and teardown are outside).
     let mut outcome = Outcome::default();
     while let Some(job) = jobs.join_next().await {
         outcome.add(job??);
     }
-    outcome.elapsed = start.elapsed();
     if let Some(server) = server {
         server.shutdown();
         server.wait().await;
@@ -178,16 +191,25 @@ impl Job {
         ready: Arc<Barrier>,
     ) -> anyhow::Result<JobResult> {
         let mut conn = messenger.connect(self.addr, EntityType::OSD)?;
-        // One round trip before the clock starts: the handshake is not measured.
-        self.send(messenger, &mut conn, end_message(0)).await?;
-        side.wait_end(self.options.timeout())
-            .await
-            .with_context(|| format!("no answer from the msgr server at {}", self.addr))?;
+        // One round trip before the clock starts: the handshake is not measured. A refused
+        // handshake ends the job (and the run) as soon as the peer answers.
+        let refusal_conn = conn.clone();
+        let warm_up = async {
+            self.send(messenger, &mut conn, end_message(0)).await?;
+            side.wait_end(self.options.timeout())
+                .await
+                .with_context(|| format!("no answer from the msgr server at {}", self.addr))
+        };
+        tokio::select! {
+            warmed = warm_up => warmed?,
+            refusal = crate::peer::refused(&refusal_conn) => return Err(refusal),
+        }
         side.reset();
         ready.wait().await;
         if self.case.mode == Mode::Rr && self.options.policy == PolicyArg::Lossless {
             return self.pump(conn, side).await;
         }
+        let started = Instant::now();
         let verify = self.options.verify;
         let mut stopper = Stopper::new(self.limit, self.case.size);
         let mut seq = 0;
@@ -254,6 +276,8 @@ impl Job {
                 reconnects: stats.reconnects,
                 resends: stats.resends,
             }),
+            started,
+            ended: side.ended(self.case.mode),
         })
     }
 
@@ -261,6 +285,7 @@ impl Job {
     /// straight from fast dispatch, as a server replies, so no task handoff on the client side
     /// is added to the messenger's round trip. This task only primes the window and waits.
     async fn pump(&self, conn: Connection, side: &Arc<ClientSide>) -> anyhow::Result<JobResult> {
+        let started = Instant::now();
         side.start_pump(Pump {
             conn: conn.clone(),
             filler: self.filler.clone(),
@@ -284,6 +309,8 @@ impl Job {
                 reconnects: stats.reconnects,
                 resends: stats.resends,
             }),
+            started,
+            ended: side.ended(Mode::Rr),
         })
     }
 

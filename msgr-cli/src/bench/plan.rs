@@ -37,6 +37,10 @@ pub enum Transport {
     /// A plain TCP stream with a 4-byte length before each message: the baseline.
     #[serde(rename = "raw-tcp")]
     RawTcp,
+    /// The msgr messenger with the fault injection asked for (`--inject-*`); measured beside
+    /// [`Transport::Msgr`] without it, in the same rounds.
+    #[serde(rename = "msgr-faults")]
+    MsgrFaults,
 }
 
 impl fmt::Display for Transport {
@@ -44,6 +48,7 @@ impl fmt::Display for Transport {
         f.write_str(match self {
             Transport::Msgr => "msgr",
             Transport::RawTcp => "raw-tcp",
+            Transport::MsgrFaults => "msgr-faults",
         })
     }
 }

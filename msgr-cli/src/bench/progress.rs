@@ -5,15 +5,14 @@ use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
-/// Shows which run is going on and how many are left.
+/// Shows which run is going on and how many are left, on standard error.
 pub struct Progress {
     bar: Option<ProgressBar>,
-    quiet: bool,
 }
 
 impl Progress {
-    /// Progress over `runs` runs; `quiet` drops the per-run lines when there is no terminal.
-    pub fn new(runs: usize, quiet: bool) -> Self {
+    /// Progress over `runs` runs.
+    pub fn new(runs: usize) -> Self {
         let bar = std::io::stderr().is_terminal().then(|| {
             let bar = ProgressBar::new(runs as u64);
             if let Ok(style) =
@@ -24,7 +23,7 @@ impl Progress {
             bar.enable_steady_tick(Duration::from_millis(120));
             bar
         });
-        Progress { bar, quiet }
+        Progress { bar }
     }
 
     /// A run starts.
@@ -41,8 +40,7 @@ impl Progress {
                 bar.println(summary);
                 bar.inc(1);
             }
-            None if !self.quiet => eprintln!("{summary}"),
-            None => {}
+            None => eprintln!("{summary}"),
         }
     }
 

@@ -65,7 +65,6 @@ pub async fn run(case: Case, limit: Limit, verify: bool) -> anyhow::Result<Outco
     while let Some(job) = jobs.join_next().await {
         outcome.add(job??);
     }
-    outcome.elapsed = epoch.elapsed();
     server.await??;
     Ok(outcome)
 }
@@ -250,6 +249,7 @@ async fn stream_client(
     let (mut rd, wr) = stream.into_split();
     let mut w = BufWriter::with_capacity(WRITE_BUF, wr);
     let mut filler = vec![0u8; size - HEADER_LEN];
+    let started = Instant::now();
     let mut stopper = Stopper::new(limit, size);
     let mut seq = 0;
     while !stopper.done(seq) {
@@ -261,6 +261,7 @@ async fn stream_client(
     rd.read_exact(&mut ack)
         .await
         .context("waiting for the raw-TCP server's count")?;
+    let ended = Instant::now();
     let mut ack = &ack[..];
     let received = ack.get_u64_le();
     let integrity = Integrity {
@@ -277,6 +278,8 @@ async fn stream_client(
         integrity,
         rtt: None,
         session: None,
+        started,
+        ended,
     })
 }
 
@@ -296,6 +299,7 @@ async fn ping_pong_client(
     let mut tracker = SeqTracker::default();
     let mut hist = new_histogram();
     let mut seq = 0;
+    let started = Instant::now();
     while !stopper.done(seq) {
         let stamp = epoch.elapsed().as_nanos() as u64;
         write_message(&mut w, &mut filler, seq, stamp, verify).await?;
@@ -311,6 +315,8 @@ async fn ping_pong_client(
             Frame::End(_) => bail!("the raw-TCP echo server ended early"),
         }
     }
+    // The last echo is in: the end marker's round trip is not part of the run.
+    let ended = Instant::now();
     write_end(&mut w, seq).await?;
     match reader.next().await? {
         Frame::End(_) => {}
@@ -321,6 +327,8 @@ async fn ping_pong_client(
         integrity: tracker.finish(seq),
         rtt: Some(hist),
         session: None,
+        started,
+        ended,
     })
 }
 
@@ -335,6 +343,7 @@ async fn window_client(
     epoch: Instant,
 ) -> anyhow::Result<JobResult> {
     let (rd, wr) = stream.into_split();
+    let started = Instant::now();
     let window = Arc::new(Semaphore::new(depth));
     let writer = tokio::spawn(window_writer(
         wr,
@@ -347,18 +356,21 @@ async fn window_client(
     let mut reader = FrameReader::new(rd);
     let mut tracker = SeqTracker::default();
     let mut hist = new_histogram();
+    let mut last_echo = None;
     let sent = loop {
         match reader.next().await? {
             Frame::Data(msg) => {
+                let now = epoch.elapsed();
                 if let Some(stamp) = receive(&mut tracker, &msg, verify) {
-                    let now = epoch.elapsed().as_nanos() as u64;
-                    hist.saturating_record(now.saturating_sub(stamp));
+                    hist.saturating_record((now.as_nanos() as u64).saturating_sub(stamp));
                 }
+                last_echo = Some(now);
                 window.add_permits(1);
             }
             Frame::End(sent) => break sent,
         }
     };
+    let ended = last_echo.map_or(started, |at| epoch + at);
     let written = writer.await??;
     if written != sent {
         bail!("the writer sent {written} messages but its end marker says {sent}");
@@ -368,6 +380,8 @@ async fn window_client(
         integrity: tracker.finish(sent),
         rtt: Some(hist),
         session: None,
+        started,
+        ended,
     })
 }
 

@@ -58,6 +58,10 @@ pub struct Run {
     /// paired by round like `rate_vs_raw`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub p50_vs_raw: Option<f64>,
+    /// This run's message rate over the fault-free msgr rate of the same case (msgr-faults
+    /// runs), paired by round like `rate_vs_raw`: what the injected faults cost.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate_vs_fault_free: Option<f64>,
     /// Socket faults, reconnects and resends of the client sessions (msgr runs).
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
     pub session: Option<SessionCounts>,
@@ -122,6 +126,7 @@ impl Run {
             round_rtt_p50_us,
             rate_vs_raw: None,
             p50_vs_raw: None,
+            rate_vs_fault_free: None,
             session,
         }
     }
@@ -134,7 +139,7 @@ impl Run {
     /// One line for the progress output.
     pub fn summary(&self) -> String {
         let mut line = format!(
-            "{:<8} {:<6} {:>7} x{} d{}: {} msgs in {:.2} s, {} msgs/s, {:.1} MB/s",
+            "{:<11} {:<6} {:>7} x{} d{}: {} msgs in {:.2} s, {} msgs/s, {:.1} MB/s",
             self.transport.to_string(),
             self.mode.to_string(),
             human_size(self.size),
@@ -233,22 +238,31 @@ impl Report {
         self.reordered += integrity.reordered;
         self.corrupted += integrity.corrupted;
         self.runs.push(run);
-        let raws: Vec<Run> = self
-            .runs
-            .iter()
-            .filter(|r| r.transport == Transport::RawTcp)
-            .cloned()
-            .collect();
+        let of = |transport: Transport, runs: &[Run]| -> Vec<Run> {
+            runs.iter()
+                .filter(|r| r.transport == transport)
+                .cloned()
+                .collect()
+        };
+        let raws = of(Transport::RawTcp, &self.runs);
+        let clean = of(Transport::Msgr, &self.runs);
         for run in self
             .runs
             .iter_mut()
-            .filter(|r| r.transport == Transport::Msgr)
+            .filter(|r| r.transport != Transport::RawTcp)
         {
             if let Some(raw) = raws.iter().find(|raw| raw.same_case(run)) {
                 run.rate_vs_raw = paired_ratio(&run.round_msgs_per_s, &raw.round_msgs_per_s)
                     .or_else(|| ratio(run.msgs_per_s, raw.msgs_per_s));
                 run.p50_vs_raw = paired_ratio(&run.round_rtt_p50_us, &raw.round_rtt_p50_us)
                     .or_else(|| ratio(run.rtt_p50_us?, raw.rtt_p50_us?));
+            }
+            if run.transport == Transport::MsgrFaults {
+                if let Some(base) = clean.iter().find(|c| c.same_case(run)) {
+                    run.rate_vs_fault_free =
+                        paired_ratio(&run.round_msgs_per_s, &base.round_msgs_per_s)
+                            .or_else(|| ratio(run.msgs_per_s, base.msgs_per_s));
+                }
             }
         }
     }
@@ -267,7 +281,7 @@ impl Report {
     pub fn print_table(&self, out: &mut impl Write) -> io::Result<()> {
         writeln!(
             out,
-            "{:<8} {:<6} {:>7} {:>5} {:>5} {:>11} {:>11} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8}",
+            "{:<11} {:<6} {:>7} {:>5} {:>5} {:>11} {:>11} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8}",
             "transport",
             "mode",
             "size",
@@ -288,7 +302,7 @@ impl Report {
             };
             writeln!(
                 out,
-                "{:<9} {:<6} {:>7} {:>5} {:>5} {:>11} {:>11} {:>8.1} {:>8} {:>8} {:>8} {:>8} {:>8}",
+                "{:<11} {:<6} {:>7} {:>5} {:>5} {:>11} {:>11} {:>8.1} {:>8} {:>8} {:>8} {:>8} {:>8}",
                 run.transport.to_string(),
                 run.mode.to_string(),
                 human_size(run.size),
@@ -318,6 +332,17 @@ impl Report {
             self.corrupted,
             self.peak_rss_bytes as f64 / (1 << 20) as f64
         )?;
+        for run in &self.runs {
+            if let Some(r) = run.rate_vs_fault_free {
+                writeln!(
+                    out,
+                    "with faults injected, {} {}: {} msgs/s, {r} of the fault-free rate",
+                    run.mode,
+                    human_size(run.size),
+                    group(run.msgs_per_s),
+                )?;
+            }
+        }
         let mut sessions = SessionCounts::default();
         for counts in self.runs.iter().filter_map(|r| r.session) {
             sessions.add(counts);

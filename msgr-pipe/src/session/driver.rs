@@ -354,6 +354,7 @@ fn failed(inner: &Arc<Inner>, gen: u64, e: &PipeError) {
         }
     };
     bump(&inner.counters.faults, 1);
+    inner.record_handshake_failure(e, action.is_none());
     match action {
         None => {
             tracing::warn!(conn = inner.id, peer = %inner.peer_addr, error = %e, "handshake refused for good; closing");

@@ -19,7 +19,7 @@ use super::{
     SessionStats, Shared, Watchers,
 };
 use crate::config::PipeConfig;
-use crate::error::{PipeError, SendError};
+use crate::error::{HandshakeFailure, PipeError, SendError};
 use crate::host::{Host, Incoming, SessionEvent};
 use crate::inject::mix_seed;
 use crate::policy::Policy;
@@ -79,6 +79,7 @@ impl Session {
                 delay,
                 state_rx,
                 ack_rx,
+                handshake_failure: watch::channel(None).0,
             }
         });
         Session { inner }
@@ -382,6 +383,18 @@ impl Session {
         let mut rx = self.inner.state_rx.clone();
         rx.mark_unchanged();
         rx
+    }
+
+    /// A watch of the last failed outgoing handshake attempt (`None` until one fails): the
+    /// error (the peer's answer for a refusal, [`PipeError::is_refusal`]), whether the
+    /// session gave up, and the count of failures. Attempts superseded or ended by the
+    /// session's own close are not published. The retry rules are the policy's; this only
+    /// tells why, so that a tool can stop at a refusal the session would retry (a wrong
+    /// address or a bad banner) and say what the peer answered.
+    ///
+    /// [`PipeError::is_refusal`]: crate::PipeError::is_refusal
+    pub fn handshake_failures(&self) -> watch::Receiver<Option<HandshakeFailure>> {
+        self.inner.handshake_failure.subscribe()
     }
 
     /// Counters.

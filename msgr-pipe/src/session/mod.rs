@@ -46,7 +46,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::PipeConfig;
-use crate::error::{PipeError, SendError};
+use crate::error::{HandshakeFailure, PipeError, SendError};
 use crate::host::{Host, Incoming, SessionEvent};
 use crate::inject::{internal_delay, mix_seed};
 use crate::policy::Policy;
@@ -336,6 +336,9 @@ pub(crate) struct Inner {
     /// Receivers of the watch channels in `Shared::watchers`, cloned for new subscribers.
     state_rx: watch::Receiver<ConnState>,
     ack_rx: watch::Receiver<Option<Timespec>>,
+    /// The last failed outgoing handshake attempt ([`Session::handshake_failures`]); not
+    /// under the session lock (a `watch` sender is its own lock).
+    handshake_failure: watch::Sender<Option<HandshakeFailure>>,
 }
 
 /// A peer session: a cheap, cloneable handle. See the module docs.
@@ -401,6 +404,23 @@ impl Inner {
         Session {
             inner: self.clone(),
         }
+    }
+
+    /// Publishes a failed outgoing attempt (not one superseded or ended by the session's
+    /// close: those say nothing about the peer).
+    fn record_handshake_failure(&self, e: &PipeError, fatal: bool) {
+        if matches!(e, PipeError::Superseded | PipeError::SessionClosed) {
+            return;
+        }
+        let error = Arc::new(e.clone());
+        self.handshake_failure.send_modify(|last| {
+            let failures = last.as_ref().map_or(0, |f| f.failures) + 1;
+            *last = Some(HandshakeFailure {
+                error,
+                fatal,
+                failures,
+            });
+        });
     }
 
     /// The seed for the fault injection of the next socket of this session: keyed by the
