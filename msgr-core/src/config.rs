@@ -29,6 +29,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::ConfigError;
 
+mod ceph;
+mod ceph_conf;
+mod load;
+mod toml_file;
+
 /// Ceph's `ms_dispatch_throttle_bytes`: 100 MiB.
 pub const DEFAULT_DISPATCH_THROTTLE_BYTES: u64 = 100 << 20;
 
