@@ -123,6 +123,9 @@ pub const DEFAULT_DISPATCH_THROTTLE_BYTES: u64 = 100 << 20;
 /// | `dispatch` | [`DispatchConfig::default`] | `ms_pq_*` |
 /// | `pipe` (flattened) | [`PipeConfig`]'s table | `ms_tcp_read_timeout`, `ms_*_backoff`, `ms_crc_*`, `ms_inject_*`, ... |
 ///
+/// The Ceph options are the ones a ceph.conf sets and a TOML file may use as aliases: the
+/// module docs' table gives each one's unit, Ceph's default and the key it sets.
+///
 /// `pipe.hook` is not serialized; a hook given to
 /// [`MessengerBuilder::handshake_hook`](crate::MessengerBuilder::handshake_hook) replaces it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
