@@ -1,10 +1,13 @@
 //! [`MessengerConfig`] from a ceph.conf, read as Ceph reads it.
 //!
-//! The INI dialect of Ceph's `ConfFile`: `[section]` lines; `key = value` lines, where a key's
-//! blanks, dashes and underscores are the same (`ms tcp read timeout` is
-//! `ms_tcp_read_timeout`); `#` and `;` start a comment, at the start of a line or after a
-//! value; a value may be in double quotes (`\"` and `\\` escape inside them), and a line ending
-//! in `\` goes on with the next. For entity `client.admin` the sections `[global]`, then
+//! The INI dialect of Ceph's `ConfFile` grammar: `[section]` lines; `key = value` lines,
+//! where a key's runs of blanks, its dashes and its underscores are the same
+//! (`ms tcp read timeout` is `ms_tcp_read_timeout`: Ceph's `ConfFile` folds blanks, its command
+//! line takes a dash for an underscore); `#` and `;` start a comment, at the start of a line or
+//! after a value; a value may be in double or single quotes; a backslash takes the next
+//! character as it is (`\#`, `\"`), and a comment character inside quotes must be escaped, as
+//! Ceph's grammar wants; a line ending in a backslash goes on with the next. Unlike Ceph,
+//! blanks around a section name are refused (Ceph keeps them in the name). For entity `client.admin` the sections `[global]`, then
 //! `[client]`, then `[client.admin]` apply, each later one overriding, wherever they are in the
 //! file. Only `ms_*` options concern msgr: the others (`mon_host`, `keyring`, `auth_*`, `fsid`,
 //! `log_file`, ...) are skipped, and an `ms_*` option Ceph has but msgr does not is skipped
@@ -178,7 +181,7 @@ fn parse(text: &str, origin: &str) -> Result<Vec<Line>, ConfigError> {
             };
             i += 1;
             match part.strip_suffix('\\') {
-                Some(head) if !has_comment(head) => logical.push_str(head),
+                Some(head) if continues(part) => logical.push_str(head),
                 _ => {
                     logical.push_str(part);
                     break;
@@ -196,9 +199,13 @@ fn parse(text: &str, origin: &str) -> Result<Vec<Line>, ConfigError> {
             if !is_blank_or_comment(after) {
                 return Err(syntax(first, "text after a section header"));
             }
-            let name = name.trim();
             if name.is_empty() {
                 return Err(syntax(first, "empty section name"));
+            }
+            // Ceph keeps such blanks in the name, so `[ global ]` would silently be another
+            // section: refused instead.
+            if name.trim() != name {
+                return Err(syntax(first, "blanks around a section name"));
             }
             section = Some(name.to_owned());
             continue;
@@ -225,45 +232,58 @@ fn parse(text: &str, origin: &str) -> Result<Vec<Line>, ConfigError> {
     Ok(out)
 }
 
-/// A value: quoted (escapes `\"`, `\\`), or bare up to a comment; trimmed.
+/// A value as Ceph's grammar reads it: in double or single quotes, or bare up to a comment;
+/// a backslash takes the next character as it is (`\#` is a `#`); trimmed. As in Ceph, a
+/// comment character inside quotes is an error unless escaped.
 fn read_value(rest: &str) -> Result<String, &'static str> {
     let rest = rest.trim();
-    if let Some(quoted) = rest.strip_prefix('"') {
-        let mut value = String::new();
-        let mut chars = quoted.char_indices();
-        while let Some((at, c)) = chars.next() {
-            match c {
-                '\\' => match chars.next() {
-                    Some((_, e)) => value.push(e),
-                    None => return Err("unfinished escape in a quoted value"),
-                },
-                '"' => {
-                    let after = quoted.get(at + 1..).unwrap_or("");
-                    if !is_blank_or_comment(after) {
-                        return Err("text after a quoted value");
-                    }
-                    return Ok(value);
-                }
-                c => value.push(c),
-            }
+    let mut chars = rest.chars();
+    let quote = match rest.chars().next() {
+        Some(q @ ('"' | '\'')) => {
+            chars.next();
+            Some(q)
         }
+        _ => None,
+    };
+    let mut value = String::new();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => match chars.next() {
+                Some(e) => value.push(e),
+                None => return Err("unfinished escape"),
+            },
+            c if Some(c) == quote => {
+                if !is_blank_or_comment(chars.as_str()) {
+                    return Err("text after a quoted value");
+                }
+                return Ok(value);
+            }
+            '#' | ';' if quote.is_some() => {
+                return Err("comment character in a quoted value (escape it with a backslash)")
+            }
+            '#' | ';' => break,
+            c => value.push(c),
+        }
+    }
+    if quote.is_some() {
         return Err("unclosed quote");
     }
-    let end = rest.find(['#', ';']).unwrap_or(rest.len());
-    Ok(rest.get(..end).unwrap_or(rest).trim_end().to_owned())
+    Ok(value.trim_end().to_owned())
 }
 
-fn has_comment(s: &str) -> bool {
-    // A quoted `#` is no comment; a bare one is.
-    let mut quoted = false;
-    for c in s.chars() {
+/// Whether a line goes on with the next: it ends in an odd number of backslashes and has no
+/// comment (an unescaped `#` or `;`, whose text the backslash would be part of).
+fn continues(line: &str) -> bool {
+    let mut escaped = false;
+    for c in line.chars() {
         match c {
-            '"' => quoted = !quoted,
-            '#' | ';' if !quoted => return true,
+            _ if escaped => escaped = false,
+            '\\' => escaped = true,
+            '#' | ';' => return false,
             _ => {}
         }
     }
-    false
+    escaped
 }
 
 fn is_blank_or_comment(s: &str) -> bool {
@@ -278,8 +298,9 @@ mod tests {
     #[test]
     fn lines_values_and_comments() {
         let text = "# top\n; also\n[global]\n  fsid = abc # trailing\nms crc data=false;x\n\
-                    key = \"quoted # not ; a comment\" # comment\nesc = \"a \\\"b\\\" \\\\c\"\n\
-                    [ client.admin ] ; c\ncont = one \\\n two\nempty =\n";
+                    key = \"quoted \\# escaped\" # comment\nesc = \"a \\\"b\\\" \\\\c\"\n\
+                    single = 'it\\'s' ; c\nbare = a\\;b \\\\\n\
+                    [client.admin] ; c\ncont = one \\\n two\nempty =\n";
         let lines = parse(text, "t").unwrap();
         let got: Vec<_> = lines
             .iter()
@@ -297,10 +318,12 @@ mod tests {
             [
                 ("global", "fsid", "abc", 4),
                 ("global", "ms_crc_data", "false", 5),
-                ("global", "key", "quoted # not ; a comment", 6),
+                ("global", "key", "quoted # escaped", 6),
                 ("global", "esc", "a \"b\" \\c", 7),
-                ("client.admin", "cont", "one  two", 9),
-                ("client.admin", "empty", "", 11),
+                ("global", "single", "it's", 8),
+                ("global", "bare", "a;b \\", 9),
+                ("client.admin", "cont", "one  two", 11),
+                ("client.admin", "empty", "", 13),
             ]
         );
     }
@@ -314,9 +337,12 @@ mod tests {
             ("\nkey = 1\n", 2, "outside any section"),
             ("[global]\n\nk = \"open\n", 3, "unclosed quote"),
             ("[global]\nk = \"a\" b\n", 2, "after a quoted"),
+            ("[global]\nk = \"a # b\"\n", 2, "comment character"),
+            ("[global]\nk = 'a\n", 2, "unclosed quote"),
             ("[global]\n = 1\n", 2, "empty key"),
             ("[global]\nk = 1 \\", 2, "continuation"),
             ("[global] x\n", 1, "after a section"),
+            ("[ global]\n", 1, "blanks around"),
         ] {
             match parse(text, "f.conf") {
                 Err(ConfigError::Syntax {
