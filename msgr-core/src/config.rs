@@ -38,6 +38,7 @@
 //! | Ceph option | Ceph default | msgr key (field) | Ceph unit |
 //! |---|---|---|---|
 //! | `ms_tcp_read_timeout` | 900 | `read_timeout` | seconds |
+//! | `ms_connection_idle_timeout` | 900 | `read_timeout` (the async messenger's name) | seconds |
 //! | `ms_connection_ready_timeout` | 10 | `handshake_timeout` | seconds |
 //! | `ms_initial_backoff` | 0.2 | `initial_backoff` | seconds |
 //! | `ms_max_backoff` | 15 | `max_backoff` | seconds |
@@ -45,7 +46,7 @@
 //! | `ms_crc_header` | true | `crc.header` | bool |
 //! | `ms_dispatch_throttle_bytes` | 104857600 | `dispatch_throttle_bytes` | size (100 MiB) |
 //! | `ms_bind_port_min` | 6800 | `bind_port_min` | port |
-//! | `ms_bind_port_max` | 7300 | `bind_port_max` | port |
+//! | `ms_bind_port_max` | 7300 | `bind_port_max` | port (7568 after Pacific) |
 //! | `ms_inject_socket_failures` | 0 | `inject.socket_failures` | 1 in N |
 //! | `ms_inject_internal_delays` | 0 | `inject.internal_delay` and `dispatch.event_delay` | seconds |
 //! | `ms_inject_delay_probability` | 0 | `inject.delay_probability` and `dispatch.event_delay_probability` | probability |
@@ -69,7 +70,7 @@
 //! `ms_tcp_prefetch_max_size`, `ms_rwthread_stack_bytes`, `ms_die_on_bad_msg`,
 //! `ms_die_on_unhandled_msg`, `ms_die_on_old_message`, `ms_die_on_skipped_message`,
 //! `ms_die_on_bug`, `ms_dump_on_send`, `ms_dump_corrupt_message_level`,
-//! `ms_max_accept_failures`, `ms_connection_idle_timeout` (async messenger),
+//! `ms_max_accept_failures`,
 //! `ms_inject_delay_type` and `ms_inject_delay_msg_type` (msgr delays messages of every peer
 //! and message type), `ms_inject_network_congestion`, `ms_blackhole_osd`, `ms_blackhole_mon`,
 //! `ms_blackhole_mds`, `ms_blackhole_mgr`, `ms_blackhole_client`, and the async messenger's
@@ -80,7 +81,12 @@
 //! `ms_dpdk_hugepages`, `ms_dpdk_pmd`, `ms_dpdk_host_ipv4_addr`, `ms_dpdk_gateway_ipv4_addr`,
 //! `ms_dpdk_netmask_ipv4_addr`, `ms_dpdk_lro`, `ms_dpdk_hw_flow_control`,
 //! `ms_dpdk_hw_queue_weight`, `ms_dpdk_debug_allow_loopback`,
-//! `ms_dpdk_rx_buffer_count_per_core`. Any other `ms_*` key is an error; options outside
+//! `ms_dpdk_rx_buffer_count_per_core`, `ms_dpdk_devs_allowlist`, `ms_dpdk_enable_tso`,
+//! `ms_async_reap_threshold`, `ms_async_send_inline`, `ms_async_rdma_receive_queue_len`,
+//! `ms_async_rdma_support_srq`, `ms_async_rdma_gid_idx`, `ms_async_rdma_local_gid`,
+//! `ms_async_rdma_roce_ver`, `ms_async_rdma_sl`, `ms_async_rdma_dscp`, `ms_async_rdma_cm`, and
+//! msgr2's compression `ms_osd_compress_mode`, `ms_osd_compress_min_size`,
+//! `ms_osd_compression_algorithm`, `ms_compress_secure`. Any other `ms_*` key is an error; options outside
 //! `ms_*` (`mon_host`, `keyring`, `auth_*`, `fsid`, `log_file`, ...) are not the messenger's
 //! and are skipped.
 

@@ -58,6 +58,14 @@ pub(super) const MAPPED: &[CephOption] = &[
         "900",
         &[("read_timeout", Repr::Number)],
     ),
+    // The async messenger's name for the same idle timeout (ms_tcp_read_timeout was
+    // SimpleMessenger's, and is gone from Ceph's newer option tables).
+    opt(
+        "ms_connection_idle_timeout",
+        Unit::Secs,
+        "900",
+        &[("read_timeout", Repr::Number)],
+    ),
     opt(
         "ms_connection_ready_timeout",
         Unit::Secs,
@@ -205,7 +213,6 @@ pub(super) const IGNORED: &[&str] = &[
     "ms_dump_on_send",
     "ms_dump_corrupt_message_level",
     "ms_max_accept_failures",
-    "ms_connection_idle_timeout",
     "ms_inject_delay_type",
     "ms_inject_delay_msg_type",
     "ms_inject_network_congestion",
@@ -237,6 +244,22 @@ pub(super) const IGNORED: &[&str] = &[
     "ms_dpdk_hw_queue_weight",
     "ms_dpdk_debug_allow_loopback",
     "ms_dpdk_rx_buffer_count_per_core",
+    "ms_dpdk_devs_allowlist",
+    "ms_dpdk_enable_tso",
+    "ms_async_reap_threshold",
+    "ms_async_send_inline",
+    "ms_async_rdma_receive_queue_len",
+    "ms_async_rdma_support_srq",
+    "ms_async_rdma_gid_idx",
+    "ms_async_rdma_local_gid",
+    "ms_async_rdma_roce_ver",
+    "ms_async_rdma_sl",
+    "ms_async_rdma_dscp",
+    "ms_async_rdma_cm",
+    "ms_osd_compress_mode",
+    "ms_osd_compress_min_size",
+    "ms_osd_compression_algorithm",
+    "ms_compress_secure",
 ];
 
 /// The mapped option of this name.

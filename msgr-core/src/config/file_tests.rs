@@ -22,6 +22,9 @@ const MAPPINGS: &[Check] = &[
     ("ms_tcp_read_timeout", "30", |c| {
         c.pipe.read_timeout == Duration::from_secs(30)
     }),
+    ("ms_connection_idle_timeout", "31", |c| {
+        c.pipe.read_timeout == Duration::from_secs(31)
+    }),
     ("ms_connection_ready_timeout", "3", |c| {
         c.pipe.handshake_timeout == Duration::from_secs(3)
     }),
@@ -87,18 +90,19 @@ fn ceph_names_are_toml_aliases_in_msgr_units() {
     // TOML values are msgr's: numbers of seconds and bytes, booleans.
     for (line, check) in [
         ("ms_tcp_read_timeout = 30", MAPPINGS[0].2),
-        ("ms_connection_ready_timeout = 3", MAPPINGS[1].2),
-        ("ms_initial_backoff = 0.5", MAPPINGS[2].2),
-        ("ms_max_backoff = 2.5", MAPPINGS[3].2),
-        ("ms_crc_data = false", MAPPINGS[4].2),
-        ("ms_crc_header = false", MAPPINGS[5].2),
-        ("ms_dispatch_throttle_bytes = 52428800", MAPPINGS[6].2),
-        ("ms_inject_socket_failures = 500", MAPPINGS[9].2),
-        ("ms_inject_internal_delays = 0.25", MAPPINGS[10].2),
-        ("ms_inject_delay_probability = 0.5", MAPPINGS[11].2),
-        ("ms_inject_delay_max = 3", MAPPINGS[12].2),
-        ("ms_pq_max_tokens_per_priority = 33554432", MAPPINGS[13].2),
-        ("ms_pq_min_cost = 131072", MAPPINGS[14].2),
+        ("ms_connection_idle_timeout = 31", MAPPINGS[1].2),
+        ("ms_connection_ready_timeout = 3", MAPPINGS[2].2),
+        ("ms_initial_backoff = 0.5", MAPPINGS[3].2),
+        ("ms_max_backoff = 2.5", MAPPINGS[4].2),
+        ("ms_crc_data = false", MAPPINGS[5].2),
+        ("ms_crc_header = false", MAPPINGS[6].2),
+        ("ms_dispatch_throttle_bytes = 52428800", MAPPINGS[7].2),
+        ("ms_inject_socket_failures = 500", MAPPINGS[10].2),
+        ("ms_inject_internal_delays = 0.25", MAPPINGS[11].2),
+        ("ms_inject_delay_probability = 0.5", MAPPINGS[12].2),
+        ("ms_inject_delay_max = 3", MAPPINGS[13].2),
+        ("ms_pq_max_tokens_per_priority = 33554432", MAPPINGS[14].2),
+        ("ms_pq_min_cost = 131072", MAPPINGS[15].2),
     ] {
         let cfg = toml(line).unwrap_or_else(|e| panic!("{line}: {e}"));
         assert!(check(&cfg), "{line}: {cfg:?}");
@@ -277,6 +281,10 @@ fn toml_errors_name_the_key_and_the_line() {
     assert_err(
         toml("read_timeout = 1\nms_tcp_read_timeout = 2\n"),
         "msgr.toml:2: `ms_tcp_read_timeout` sets `read_timeout`, already set by `read_timeout` on line 1",
+    );
+    assert_err(
+        toml("ms_tcp_read_timeout = 1\nms_connection_idle_timeout = 2\n"),
+        "msgr.toml:2: `ms_connection_idle_timeout` sets `read_timeout`, already set by `ms_tcp_read_timeout` on line 1",
     );
     assert_err(
         toml("ms_crc_data = false\n[crc]\ndata = true\n"),
