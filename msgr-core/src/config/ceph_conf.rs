@@ -65,16 +65,10 @@ impl MessengerConfig {
         let lines = parse(text, origin)?;
         // Every ms_* key must be Ceph's, in whichever section.
         for l in &lines {
-            if !l.name.starts_with("ms_") {
-                continue;
-            }
-            if let Some(&(_, want)) = ceph::FIXED.iter().find(|(n, _)| *n == l.name) {
-                let got = ceph::parse_value(ceph::Unit::Bool, Repr::Bool, &l.value)
-                    .map_err(|message| bad(origin, l, message))?;
-                if got != toml::Value::Boolean(want) {
-                    return Err(bad(origin, l, format!("msgr supports only {want}")));
-                }
-            } else if ceph::mapped(&l.name).is_none() && !ceph::IGNORED.contains(&l.name.as_str()) {
+            let known = ceph::mapped(&l.name).is_some()
+                || ceph::FIXED.iter().any(|(n, _)| *n == l.name)
+                || ceph::IGNORED.contains(&l.name.as_str());
+            if l.name.starts_with("ms_") && !known {
                 return Err(ConfigError::UnknownKey {
                     origin: origin.to_owned(),
                     line: l.line,
@@ -82,28 +76,42 @@ impl MessengerConfig {
                 });
             }
         }
-        let mut entries = Vec::new();
-        for section in ["global", ty, entity] {
-            for l in lines.iter().filter(|l| l.section == section) {
-                let Some(opt) = ceph::mapped(&l.name) else {
-                    continue;
-                };
-                let sets = opt
-                    .targets
-                    .iter()
-                    .map(|&(path, repr)| {
-                        ceph::parse_value(opt.unit, repr, &l.value)
-                            .map(|v| (path.to_owned(), v))
-                            .map_err(|message| bad(origin, l, message))
-                    })
-                    .collect::<Result<Vec<_>, _>>()?;
-                entries.push(Entry {
-                    key: l.key.clone(),
-                    line: l.line,
-                    sets,
-                    nested: Vec::new(),
-                });
+        let sections = ["global", ty, entity];
+        // The lines that apply to this entity, least specific section first.
+        let applied: Vec<&Line> = sections
+            .iter()
+            .flat_map(|s| lines.iter().filter(move |l| l.section == *s))
+            .collect();
+        // An option msgr implements one way only: its value in effect must be that one.
+        for &(name, want) in ceph::FIXED {
+            if let Some(l) = applied.iter().rev().find(|l| l.name == name) {
+                let got = ceph::parse_value(ceph::Unit::Bool, Repr::Bool, &l.value)
+                    .map_err(|message| bad(origin, l, message))?;
+                if got != toml::Value::Boolean(want) {
+                    return Err(bad(origin, l, format!("msgr supports only {want}")));
+                }
             }
+        }
+        let mut entries = Vec::new();
+        for l in applied {
+            let Some(opt) = ceph::mapped(&l.name) else {
+                continue;
+            };
+            let sets = opt
+                .targets
+                .iter()
+                .map(|&(path, repr)| {
+                    ceph::parse_value(opt.unit, repr, &l.value)
+                        .map(|v| (path.to_owned(), v))
+                        .map_err(|message| bad(origin, l, message))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            entries.push(Entry {
+                key: l.key.clone(),
+                line: l.line,
+                sets,
+                nested: Vec::new(),
+            });
         }
         // One end of the port range set: the other is Ceph's default, as in Ceph.
         let sets = |entries: &[Entry], path: &str| {

@@ -208,6 +208,17 @@ fn ceph_conf_errors_name_the_key_and_the_line() {
         conf("[global]\nms tcp nodelay = 0\n", "mon.a"),
         "ceph.conf:2: bad value for `ms tcp nodelay`: msgr supports only true",
     );
+    // The value in effect for this entity is the one checked.
+    let text = "[global]\nms_bind_msgr1 = false\n[mon.a]\nms_bind_msgr1 = true\n[osd]\nms_tcp_nodelay = false\n";
+    assert_eq!(conf(text, "mon.a").unwrap(), MessengerConfig::default());
+    assert_err(
+        conf(text, "client.admin"),
+        "ceph.conf:2: bad value for `ms_bind_msgr1`: msgr supports only true",
+    );
+    assert_err(
+        conf(text, "osd.2"),
+        "ceph.conf:6: bad value for `ms_tcp_nodelay`: msgr supports only true",
+    );
     // Not an entity name.
     for bad in ["admin", "martian.a", "client.", ""] {
         assert!(
