@@ -33,7 +33,8 @@
 //! Ceph's option, Ceph's default (Pacific), and the setting of msgr it becomes. In a ceph.conf
 //! values are in Ceph's units and spelling (sizes may take `K`/`M`/`G`... IEC suffixes, booleans
 //! `true`/`false` or an integer); in a TOML file the same names are aliases of msgr's keys,
-//! with msgr's units (seconds, bytes, booleans), and naming one setting twice is an error.
+//! with msgr's units (seconds, bytes, booleans) or, written as a string, Ceph's spelling
+//! (`ms_dispatch_throttle_bytes = "100M"`); naming one setting twice is an error.
 //!
 //! | Ceph option | Ceph default | msgr key (field) | Ceph unit |
 //! |---|---|---|---|

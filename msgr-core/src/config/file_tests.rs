@@ -107,6 +107,14 @@ fn ceph_names_are_toml_aliases_in_msgr_units() {
         let cfg = toml(line).unwrap_or_else(|e| panic!("{line}: {e}"));
         assert!(check(&cfg), "{line}: {cfg:?}");
     }
+    // A string value is read in Ceph's spelling, with Ceph's error.
+    let cfg = toml("ms_dispatch_throttle_bytes = \"50M\"\nms_crc_header = \"0\"").unwrap();
+    assert_eq!(cfg.dispatch_throttle_bytes, 50 << 20);
+    assert!(!cfg.pipe.crc.header);
+    assert_err(
+        toml("\nms_pq_min_cost = \"64X\""),
+        "msgr.toml:2: bad value for `ms_pq_min_cost`: expected a size (bytes, or with K/M/G/T/P/E), got \"64X\"",
+    );
     let cfg = toml("ms_bind_port_min = 7000\nms_bind_port_max = 7100").unwrap();
     assert_eq!((cfg.bind_port_min, cfg.bind_port_max), (7000, 7100));
     // An alias next to msgr's keys of the same table.

@@ -18,7 +18,8 @@ impl MessengerConfig {
     /// Reads a TOML document: the serialized shape of [`MessengerConfig`] (every key optional,
     /// the pipe's keys at the top level, `[policies.osd]`, `[inject]`, `[crc]`, ...), where a
     /// mapped Ceph name (`ms_tcp_read_timeout`, `ms_crc_data`, ... see the module docs) may
-    /// stand for msgr's own, with msgr's units (seconds, bytes), then validates it.
+    /// stand for msgr's own, with msgr's units (seconds, bytes) or, as a string, in Ceph's
+    /// spelling (`ms_dispatch_throttle_bytes = "100M"`), then validates it.
     ///
     /// `origin` names the text in errors (a file name). An unknown key, a bad value, or one
     /// setting given under both names is an error naming the key and its line.
@@ -63,14 +64,18 @@ impl MessengerConfig {
                     .targets
                     .iter()
                     .map(|&(path, repr)| {
-                        ceph::number_as(repr, v.clone())
-                            .map(|v| (path.to_owned(), v))
-                            .map_err(|message| ConfigError::BadValue {
-                                origin: origin.to_owned(),
-                                line,
-                                key: name.to_owned(),
-                                message,
-                            })
+                        // A string is read in Ceph's spelling (`"100M"`, `"true"`).
+                        match v {
+                            toml::Value::String(text) => ceph::parse_value(opt.unit, repr, text),
+                            other => ceph::number_as(repr, other.clone()),
+                        }
+                        .map(|v| (path.to_owned(), v))
+                        .map_err(|message| ConfigError::BadValue {
+                            origin: origin.to_owned(),
+                            line,
+                            key: name.to_owned(),
+                            message,
+                        })
                     })
                     .collect::<Result<Vec<_>, _>>()?,
                 None => vec![(name.to_owned(), v.clone())],
