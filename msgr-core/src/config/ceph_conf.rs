@@ -95,6 +95,9 @@ impl MessengerConfig {
         let mut entries = Vec::new();
         for l in applied {
             let Some(opt) = ceph::mapped(&l.name) else {
+                if ceph::IGNORED.contains(&l.name.as_str()) {
+                    tracing::debug!(origin, line = l.line, key = %l.key, "ceph option msgr has no counterpart for, skipped");
+                }
                 continue;
             };
             let sets = opt
