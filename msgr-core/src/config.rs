@@ -18,6 +18,78 @@
 //! assert_eq!(cfg.pipe.read_timeout.as_millis(), 1500);
 //! cfg.validate().unwrap();
 //! ```
+//!
+//! # Files
+//!
+//! [`MessengerConfig::from_toml_str`] / [`from_toml_file`](MessengerConfig::from_toml_file)
+//! read TOML in the serialized shape above; [`MessengerConfig::from_ceph_conf_str`] /
+//! [`from_ceph_conf_file`](MessengerConfig::from_ceph_conf_file) read the messenger options of
+//! a ceph.conf for one entity, as Ceph's `ConfFile` reads the file. Both start from msgr's
+//! defaults, refuse an unknown key with its file and line, and validate. Neither watches the
+//! file or takes command-line overrides.
+//!
+//! # Ceph option names
+//!
+//! Ceph's option, Ceph's default (Pacific), and the setting of msgr it becomes. In a ceph.conf
+//! values are in Ceph's units and spelling (sizes may take `K`/`M`/`G`... IEC suffixes, booleans
+//! `true`/`false` or an integer); in a TOML file the same names are aliases of msgr's keys,
+//! with msgr's units (seconds, bytes, booleans) or, written as a string, Ceph's spelling
+//! (`ms_dispatch_throttle_bytes = "100M"`); naming one setting twice is an error.
+//!
+//! | Ceph option | Ceph default | msgr key (field) | Ceph unit |
+//! |---|---|---|---|
+//! | `ms_tcp_read_timeout` | 900 | `read_timeout` | seconds |
+//! | `ms_connection_idle_timeout` | 900 | `read_timeout` (the async messenger's name) | seconds |
+//! | `ms_connection_ready_timeout` | 10 | `handshake_timeout` | seconds |
+//! | `ms_initial_backoff` | 0.2 | `initial_backoff` | seconds |
+//! | `ms_max_backoff` | 15 | `max_backoff` | seconds |
+//! | `ms_crc_data` | true | `crc.data` | bool |
+//! | `ms_crc_header` | true | `crc.header` | bool |
+//! | `ms_dispatch_throttle_bytes` | 104857600 | `dispatch_throttle_bytes` | size (100 MiB) |
+//! | `ms_bind_port_min` | 6800 | `bind_port_min` | port |
+//! | `ms_bind_port_max` | 7300 | `bind_port_max` | port (7568 after Pacific) |
+//! | `ms_inject_socket_failures` | 0 | `inject.socket_failures` | 1 in N |
+//! | `ms_inject_internal_delays` | 0 | `inject.internal_delay` and `dispatch.event_delay` | seconds |
+//! | `ms_inject_delay_probability` | 0 | `inject.delay_probability` and `dispatch.event_delay_probability` | probability |
+//! | `ms_inject_delay_max` | 1 | `inject.delay_max` | seconds |
+//! | `ms_pq_max_tokens_per_priority` | 16777216 | `dispatch.max_tokens_per_priority` | bytes |
+//! | `ms_pq_min_cost` | 65536 | `dispatch.min_cost` | size |
+//!
+//! A setting a ceph.conf leaves out keeps msgr's default, not Ceph's (msgr binds port 0,
+//! Ceph searches 6800..=7300), except that one end of the port range given alone brings
+//! Ceph's default for the other.
+//!
+//! Accepted in a ceph.conf only with the value msgr implements: `ms_tcp_nodelay` (true: every
+//! socket sets `TCP_NODELAY`) and `ms_bind_msgr1` (true: msgr speaks v1).
+//!
+//! Ceph options with no counterpart in msgr, skipped in a ceph.conf (refused in TOML, like any
+//! unknown key): `ms_bind_msgr2`, `ms_type`, `ms_public_type`, `ms_cluster_type`,
+//! `ms_mon_client_mode`, `ms_mon_cluster_mode`, `ms_mon_service_mode`, `ms_client_mode`,
+//! `ms_cluster_mode`, `ms_service_mode`, `ms_learn_addr_from_peer`, `ms_bind_ipv4`,
+//! `ms_bind_ipv6`, `ms_bind_prefer_ipv4`, `ms_bind_retry_count`, `ms_bind_retry_delay`,
+//! `ms_bind_before_connect`, `ms_tcp_listen_backlog`, `ms_tcp_rcvbuf`,
+//! `ms_tcp_prefetch_max_size`, `ms_rwthread_stack_bytes`, `ms_die_on_bad_msg`,
+//! `ms_die_on_unhandled_msg`, `ms_die_on_old_message`, `ms_die_on_skipped_message`,
+//! `ms_die_on_bug`, `ms_dump_on_send`, `ms_dump_corrupt_message_level`,
+//! `ms_max_accept_failures`,
+//! `ms_inject_delay_type` and `ms_inject_delay_msg_type` (msgr delays messages of every peer
+//! and message type), `ms_inject_network_congestion`, `ms_blackhole_osd`, `ms_blackhole_mon`,
+//! `ms_blackhole_mds`, `ms_blackhole_mgr`, `ms_blackhole_client`, and the async messenger's
+//! `ms_async_op_threads`, `ms_async_max_op_threads`, `ms_async_rdma_device_name`,
+//! `ms_async_rdma_enable_hugepage`, `ms_async_rdma_buffer_size`, `ms_async_rdma_send_buffers`,
+//! `ms_async_rdma_receive_buffers`, `ms_async_rdma_port_num`, `ms_async_rdma_polling_us`,
+//! `ms_async_rdma_type`, `ms_dpdk_port_id`, `ms_dpdk_coremask`, `ms_dpdk_memory_channel`,
+//! `ms_dpdk_hugepages`, `ms_dpdk_pmd`, `ms_dpdk_host_ipv4_addr`, `ms_dpdk_gateway_ipv4_addr`,
+//! `ms_dpdk_netmask_ipv4_addr`, `ms_dpdk_lro`, `ms_dpdk_hw_flow_control`,
+//! `ms_dpdk_hw_queue_weight`, `ms_dpdk_debug_allow_loopback`,
+//! `ms_dpdk_rx_buffer_count_per_core`, `ms_dpdk_devs_allowlist`, `ms_dpdk_enable_tso`,
+//! `ms_async_reap_threshold`, `ms_async_send_inline`, `ms_async_rdma_receive_queue_len`,
+//! `ms_async_rdma_support_srq`, `ms_async_rdma_gid_idx`, `ms_async_rdma_local_gid`,
+//! `ms_async_rdma_roce_ver`, `ms_async_rdma_sl`, `ms_async_rdma_dscp`, `ms_async_rdma_cm`, and
+//! msgr2's compression `ms_osd_compress_mode`, `ms_osd_compress_min_size`,
+//! `ms_osd_compression_algorithm`, `ms_compress_secure`. Any other `ms_*` key is an error; options outside
+//! `ms_*` (`mon_host`, `keyring`, `auth_*`, `fsid`, `log_file`, ...) are not the messenger's
+//! and are skipped.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -28,6 +100,13 @@ use msgr_wire::{EntityName, EntityType};
 use serde::{Deserialize, Serialize};
 
 use crate::error::ConfigError;
+
+mod ceph;
+mod ceph_conf;
+#[cfg(test)]
+mod file_tests;
+mod load;
+mod toml_file;
 
 /// Ceph's `ms_dispatch_throttle_bytes`: 100 MiB.
 pub const DEFAULT_DISPATCH_THROTTLE_BYTES: u64 = 100 << 20;
@@ -50,6 +129,9 @@ pub const DEFAULT_DISPATCH_THROTTLE_BYTES: u64 = 100 << 20;
 /// | `max_connections` | 0 (unlimited) | — |
 /// | `dispatch` | [`DispatchConfig::default`] | `ms_pq_*` |
 /// | `pipe` (flattened) | [`PipeConfig`]'s table | `ms_tcp_read_timeout`, `ms_*_backoff`, `ms_crc_*`, `ms_inject_*`, ... |
+///
+/// The Ceph options are the ones a ceph.conf sets and a TOML file may use as aliases: the
+/// module docs' table gives each one's unit, Ceph's default and the key it sets.
 ///
 /// `pipe.hook` is not serialized; a hook given to
 /// [`MessengerBuilder::handshake_hook`](crate::MessengerBuilder::handshake_hook) replaces it.

@@ -1,6 +1,7 @@
 //! Errors of msgr-core.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 
 use msgr_wire::EntityName;
 
@@ -30,6 +31,65 @@ pub enum ConfigError {
     /// [`MessengerConfig::pipe`](crate::MessengerConfig::pipe).
     #[error("{0}")]
     Pipe(#[from] msgr_pipe::ConfigError),
+    /// A configuration file could not be read.
+    #[error("cannot read {}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// What the OS said.
+        source: std::io::Error,
+    },
+    /// The text is not TOML, or not Ceph's INI dialect (an unclosed quote or section, a
+    /// line that is neither `key = value` nor `[section]`, a key outside any section).
+    #[error("{origin}:{line}: {message}")]
+    Syntax {
+        /// The file name, or what the caller called the text.
+        origin: String,
+        /// 1-based line.
+        line: usize,
+        /// What is wrong.
+        message: String,
+    },
+    /// A key msgr does not know: any key of a TOML file, or an `ms_*` key of a ceph.conf (its
+    /// other options are not messenger options and are skipped).
+    #[error("{origin}:{line}: unknown key `{key}`")]
+    UnknownKey {
+        /// The file name, or what the caller called the text.
+        origin: String,
+        /// 1-based line of the key.
+        line: usize,
+        /// The key as written (a nested key by its own name).
+        key: String,
+    },
+    /// A known key with a value of the wrong type or out of range.
+    #[error("{origin}:{line}: bad value for `{key}`: {message}")]
+    BadValue {
+        /// The file name, or what the caller called the text.
+        origin: String,
+        /// 1-based line of the key.
+        line: usize,
+        /// The key as written.
+        key: String,
+        /// What is wrong with the value.
+        message: String,
+    },
+    /// A TOML file sets one setting twice, under its own name and a Ceph alias
+    /// (`read_timeout` and `ms_tcp_read_timeout`).
+    #[error("{origin}:{line}: `{key}` sets `{setting}`, already set by `{first_key}` on line {first_line}")]
+    Duplicate {
+        /// The file name, or what the caller called the text.
+        origin: String,
+        /// 1-based line of the second key.
+        line: usize,
+        /// The second key as written.
+        key: String,
+        /// The setting both keys name, as a dotted path (`crc.data`).
+        setting: String,
+        /// The first key as written.
+        first_key: String,
+        /// Its line.
+        first_line: usize,
+    },
 }
 
 /// Why a messenger operation failed.

@@ -82,6 +82,10 @@ pub const DEFAULT_MAX_PENDING_BYTES: u64 = 64 << 20;
 /// | `default_priority` | 127 | `ms_default_send_priority`-like, for messages with priority 0 |
 /// | `inject` | all off | `ms_inject_*` |
 /// | `hook` | none (not serialised) | — |
+///
+/// msgr-core's file loaders (`MessengerConfig::from_toml_str`, `from_ceph_conf_str`) take the
+/// Ceph names of this table as well; msgr-core's `config` module docs give their units and
+/// Ceph's defaults.
 #[derive(Clone, Serialize, Deserialize)]
 #[serde(default)]
 pub struct PipeConfig {
