@@ -58,6 +58,27 @@ pub struct ServeArgs {
     /// Check the verify pattern of bench messages (as `msgr bench --verify` sends them).
     #[arg(long)]
     pub verify: bool,
+    /// Messenger settings from a TOML file (msgr's keys, or Ceph's `ms_*` names; see
+    /// `MessengerConfig`). `--bind`, `--name`, `--nonce` and `--policy` still come from the
+    /// command line; the file gives everything else (timeouts, backoffs, throttles, CRCs,
+    /// injection, per-type policies, and the nonce when `--nonce` is not given).
+    #[arg(long, value_name = "FILE", conflicts_with = "conf")]
+    pub config: Option<std::path::PathBuf>,
+    /// Messenger settings from a ceph.conf: its `ms_*` options of `[global]`, `[TYPE]` and
+    /// `[TYPE.ID]` for `--name`, as Ceph reads them (other options are skipped).
+    #[arg(short = 'c', long = "conf", value_name = "CEPH_CONF")]
+    pub conf: Option<std::path::PathBuf>,
+}
+
+impl ServeArgs {
+    /// The settings of `--config` or `--conf`, or the defaults without either.
+    fn file_config(&self, name: &str) -> anyhow::Result<Option<MessengerConfig>> {
+        Ok(match (&self.config, &self.conf) {
+            (Some(path), _) => Some(MessengerConfig::from_toml_file(path)?),
+            (None, Some(path)) => Some(MessengerConfig::from_ceph_conf_file(path, name)?),
+            (None, None) => None,
+        })
+    }
 }
 
 /// What `msgr serve` does with a message.
@@ -377,9 +398,18 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .name
         .parse()
         .with_context(|| format!("{:?} is not an entity name like osd.0", args.name))?;
+    let file = args.file_config(&args.name)?;
     let dispatcher = ServeDispatcher::new(args.mode, args.verify, args.log_messages);
-    let nonce = announced_nonce(name, args.nonce);
+    let nonce = announced_nonce(name, args.nonce.or(file.as_ref().and_then(|f| f.nonce)));
     let messenger = start_server(bind, name, args.policy.kind(), dispatcher.clone(), |c| {
+        if let Some(file) = file {
+            // The command line's address, name and policy; the file's everything else.
+            let (bind_addr, default_policy) = (c.bind_addr, c.default_policy.clone());
+            *c = file;
+            c.bind_addr = bind_addr;
+            c.default_policy = default_policy;
+            c.name = None;
+        }
         c.nonce = nonce;
     })
     .await?;
