@@ -44,7 +44,7 @@ impl FromStr for Fsid {
             return Err(invalid());
         }
         let hex: Vec<u8> = bytes.iter().copied().filter(|&c| c != b'-').collect();
-        if hex.len() != 32 {
+        if hex.len() != 32 || !hex.iter().all(u8::is_ascii_hexdigit) {
             return Err(invalid());
         }
         let mut out = [0u8; 16];

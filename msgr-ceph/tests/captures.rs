@@ -459,3 +459,40 @@ fn a_trailing_byte_after_a_captured_front_is_refused() {
         Err(BodyError::TrailingBytes { remaining: 1 })
     );
 }
+
+#[test]
+fn every_byte_of_every_captured_front_replaced_decodes_or_errs_without_panic() {
+    let mut cases = 0;
+    for (_, side, stream) in captures() {
+        for m in messages(side, stream) {
+            if decode_and_reencode(&m).is_none() || m.front.len() > 1024 {
+                continue;
+            }
+            for i in 0..m.front.len() {
+                for value in [0x00, 0xff, m.front[i] ^ 0x01, m.front[i] ^ 0x80] {
+                    let mut front = m.front.to_vec();
+                    front[i] = value;
+                    let _ = redecode(m.header.ty, m.header.version, Bytes::from(front));
+                    cases += 1;
+                }
+            }
+        }
+    }
+    assert!(cases > 4 * 1500, "{cases}");
+}
+
+/// Decodes `front` as the type `ty`; the result only matters for not panicking.
+fn redecode(ty: u16, version: u16, mut front: Bytes) -> Result<(), BodyError> {
+    match ty {
+        MMonMap::TYPE => MMonMap::decode(&mut front).map(drop),
+        MMonSubscribe::TYPE => MMonSubscribe::decode(&mut front, version).map(drop),
+        MAuth::TYPE => MAuth::decode(&mut front)
+            .and_then(|m| m.negotiation())
+            .map(drop),
+        MAuthReply::TYPE => MAuthReply::decode(&mut front).map(drop),
+        MMonCommand::TYPE => MMonCommand::decode(&mut front).map(drop),
+        MMonCommandAck::TYPE => MMonCommandAck::decode(&mut front, Bytes::new()).map(drop),
+        MConfig::TYPE => MConfig::decode(&mut front).map(drop),
+        _ => Ok(()),
+    }
+}
