@@ -6,9 +6,12 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use msgr_ceph::*;
-use msgr_wire::{CrcFlags, Frame, Item, Limits, Message, Side, StreamDecoder};
+use msgr_wire::{Message, Side};
+
+mod common;
+use common::{messages, msg};
 
 const CAPTURE_FSID: &str = "11111111-2222-3333-4444-555555555555";
 
@@ -51,27 +54,6 @@ fn captures() -> [(&'static str, Side, &'static [u8]); 6] {
         ),
         ("configkey-set-acceptor", Side::Acceptor, CONFIGKEY_ACCEPTOR),
     ]
-}
-
-/// The MSG frames of one captured stream, CRCs verified.
-fn messages(side: Side, stream: &[u8]) -> Vec<Message> {
-    let mut dec = StreamDecoder::new(side, Limits::default(), CrcFlags::default());
-    let mut buf = BytesMut::from(stream);
-    let mut out = Vec::new();
-    while let Some(item) = dec.decode_eof(&mut buf).expect("the capture decodes") {
-        if let Item::Frame(Frame::Msg(msg)) = item {
-            out.push(msg);
-        }
-    }
-    assert!(buf.is_empty(), "the whole capture was consumed");
-    out
-}
-
-fn msg(side: Side, stream: &[u8], seq: u64) -> Message {
-    messages(side, stream)
-        .into_iter()
-        .find(|m| m.header.seq == seq)
-        .unwrap_or_else(|| panic!("no message with seq {seq}"))
 }
 
 fn sent(seq: u64) -> Message {
