@@ -225,3 +225,75 @@ pub(crate) fn finish_front(buf: &impl Buf, version: u16, ours: u16) -> Result<()
     }
     finish(buf)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn struct_header_wraps_its_body_and_takes_exactly_it() {
+        let header = StructHeader {
+            version: 3,
+            compat: 2,
+        };
+        let bytes = to_bytes(|b| {
+            header.encode(b, b"body");
+            b.put_slice(b"next");
+        });
+        assert_eq!(&bytes[..6], &[3, 2, 4, 0, 0, 0]);
+        let mut rest = bytes.clone();
+        let (read, body) = StructHeader::decode(&mut rest, "test", 2).expect("compat 2 <= 2");
+        assert_eq!(
+            (read, &body[..], &rest[..]),
+            (header, &b"body"[..], &b"next"[..])
+        );
+        assert_eq!(
+            StructHeader::decode(&mut bytes.clone(), "test", 1),
+            Err(BodyError::IncompatibleVersion {
+                field: "test",
+                compat: 2,
+                ours: 1
+            })
+        );
+        assert!(matches!(
+            StructHeader::decode(&mut &bytes[..9], "test", 9),
+            Err(BodyError::Truncated {
+                needed: 4,
+                remaining: 3,
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn a_count_is_checked_against_the_bytes_left_before_any_element() {
+        let mut buf = &[2u8, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7][..];
+        assert_eq!(
+            get_count(&mut buf, "pairs", 3),
+            Ok(2),
+            "2 elements of 3 bytes fit in 7"
+        );
+        let mut buf = &[3u8, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7][..];
+        assert_eq!(
+            get_count(&mut buf, "pairs", 3),
+            Err(BodyError::Truncated {
+                field: "pairs",
+                needed: 9,
+                remaining: 7
+            })
+        );
+        let mut buf = &[0xffu8, 0xff, 0xff, 0xff][..];
+        assert!(get_count(&mut buf, "huge", usize::MAX).is_err());
+    }
+
+    #[test]
+    fn trailing_bytes_are_refused_up_to_our_version_only() {
+        let buf = &[0u8][..];
+        assert_eq!(
+            finish_front(&buf, 3, 3),
+            Err(BodyError::TrailingBytes { remaining: 1 })
+        );
+        assert_eq!(finish_front(&buf, 4, 3), Ok(()));
+        assert_eq!(finish(&&[][..]), Ok(()));
+    }
+}

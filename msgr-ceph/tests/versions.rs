@@ -294,3 +294,16 @@ fn strings_that_are_not_utf8_are_refused() {
         Err(BodyError::NotUtf8 { field: "config" })
     );
 }
+
+#[test]
+fn bytes_after_the_monmap_inside_its_bufferlist_are_ignored_as_ceph_does() {
+    let msg = MMonMap {
+        monmap: one_mon_map(),
+    };
+    let mut map = encoded(|b| msg.monmap.encode(b));
+    map.extend_from_slice(b"extra");
+    let mut front = Vec::new();
+    front.put_u32_le(map.len() as u32);
+    front.extend_from_slice(&map);
+    assert_eq!(MMonMap::decode(&mut &front[..]), Ok(msg));
+}
