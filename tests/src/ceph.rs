@@ -97,7 +97,9 @@ pub fn random_fsid() -> String {
 }
 
 /// Writes the recipe's `ceph.conf` for cluster `fsid` with its one mon at `mon`, keeping data, logs, the admin
-/// socket and the pid file under `dir`. A `ceph` client can use the same file.
+/// socket and the pid file under `dir`. A `ceph` client can use the same file. `mon_data_avail_crit = 0`: a mon
+/// exits with ENOSPC (status 28) when its disk has less than 5 % free, as a CI machine full of build trees may
+/// (seen in a fresh-clone run at 5.5 % free); the tests' mon holds a few kilobytes.
 pub fn write_conf(path: &Path, dir: &Path, fsid: &str, mon: SocketAddr) -> anyhow::Result<()> {
     let dir = dir.display();
     let conf = format!(
@@ -114,6 +116,7 @@ pub fn write_conf(path: &Path, dir: &Path, fsid: &str, mon: SocketAddr) -> anyho
          run_dir = {dir}/run\n\
          admin_socket = {dir}/run/$name.asok\n\
          pid_file = {dir}/run/mon.pid\n\
+         mon_data_avail_crit = 0\n\
          [mon.{MON_ID}]\n\
          mon_addr = v1:{mon}\n"
     );
@@ -516,6 +519,7 @@ mod tests {
             "ms_bind_msgr2 = false",
             "auth_client_required = none",
             "[mon.a]",
+            "mon_data_avail_crit = 0",
         ] {
             assert!(
                 text.lines().any(|l| l == line),
