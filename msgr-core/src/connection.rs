@@ -152,7 +152,7 @@ impl Connection {
     /// established, open, in standby or waiting; false once it was marked down or failed.
     /// Use [`state`](Self::state) to tell an open socket from the rest.
     pub fn is_connected(&self) -> bool {
-        !matches!(self.state(), ConnState::Closing | ConnState::Closed)
+        self.state() != ConnState::Closed
     }
 
     /// When the last KEEPALIVE arrived from the peer.

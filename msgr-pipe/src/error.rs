@@ -85,14 +85,6 @@ pub enum PipeError {
         /// Its seq.
         seq: u64,
     },
-    /// The message's sequence number is not acceptable.
-    #[error("bad sequence number {seq} (in_seq {in_seq})")]
-    BadSeq {
-        /// Received seq.
-        seq: u64,
-        /// Our in_seq.
-        in_seq: u64,
-    },
 }
 
 impl PipeError {
@@ -140,10 +132,6 @@ impl Clone for PipeError {
             PipeError::Superseded => PipeError::Superseded,
             PipeError::DeliveryPanicked { seq } => PipeError::DeliveryPanicked { seq: *seq },
             PipeError::Aborted { seq } => PipeError::Aborted { seq: *seq },
-            PipeError::BadSeq { seq, in_seq } => PipeError::BadSeq {
-                seq: *seq,
-                in_seq: *in_seq,
-            },
         }
     }
 }

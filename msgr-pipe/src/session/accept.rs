@@ -440,7 +440,7 @@ impl Inner {
             replacing: sh.link.replacing,
             attempting: sh.link.attempt.is_some(),
         };
-        if now != *expected || matches!(sh.st.phase, ConnState::Closed | ConnState::Closing) {
+        if now != *expected || sh.st.phase == ConnState::Closed {
             return None;
         }
         let mut dropped = Vec::new();

@@ -37,7 +37,7 @@ pub(super) async fn run(inner: Arc<Inner>) {
             let mut sh = inner.lock();
             let now = Instant::now();
             match sh.st.phase {
-                ConnState::Closed | ConnState::Closing => Next::Exit,
+                ConnState::Closed => Next::Exit,
                 ConnState::Open | ConnState::Accepting => Next::WaitWake,
                 ConnState::Standby => {
                     if !inner.policy.server && sh.st.wake_from_standby() {

@@ -250,7 +250,7 @@ impl Session {
     /// Asks for a keepalive (KEEPALIVE2 if negotiated). Does not wake a standby session.
     pub fn send_keepalive(&self) {
         let mut sh = self.inner.lock();
-        if matches!(sh.st.phase, ConnState::Closed | ConnState::Closing) {
+        if sh.st.phase == ConnState::Closed {
             return;
         }
         sh.st.queue_keepalive();
@@ -271,7 +271,7 @@ impl Session {
                     sh.st.disposable = true;
                     false
                 }
-                ConnState::Closed | ConnState::Closing => false,
+                ConnState::Closed => false,
                 _ => true,
             }
         };

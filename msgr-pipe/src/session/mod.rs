@@ -573,7 +573,7 @@ impl Inner {
             out.msg.seal_segments(self.config.crc);
         }
         let mut sh = self.lock();
-        if matches!(sh.st.phase, ConnState::Closed | ConnState::Closing) {
+        if sh.st.phase == ConnState::Closed {
             return Err(SendError::Closed);
         }
         sh.st.queue(out);

@@ -39,8 +39,6 @@ pub enum ConnState {
     Standby,
     /// Lost a connection race: waiting for the peer's connection to replace ours.
     Wait,
-    /// Being closed.
-    Closing,
     /// Ended for good.
     Closed,
 }
@@ -567,7 +565,7 @@ impl SessionState {
     pub fn on_fault(&mut self, policy: &FaultPolicy, cause: FaultCause) -> FaultAction {
         let mut prev = self.phase;
         match prev {
-            ConnState::Closed | ConnState::Closing => return FaultAction::None,
+            ConnState::Closed => return FaultAction::None,
             ConnState::Standby => return FaultAction::None,
             _ => {}
         }
