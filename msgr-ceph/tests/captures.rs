@@ -17,19 +17,19 @@ const CAPTURE_FSID: &str = "11111111-2222-3333-4444-555555555555";
 
 const STATUS_CONNECTOR: &[u8] = include_bytes!(concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../tests/data/status-connector.bin"
+    "/../msgr-wire/tests/data/status-connector.bin"
 ));
 const STATUS_ACCEPTOR: &[u8] = include_bytes!(concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../tests/data/status-acceptor.bin"
+    "/../msgr-wire/tests/data/status-acceptor.bin"
 ));
 const CONFIGKEY_CONNECTOR: &[u8] = include_bytes!(concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../tests/data/configkey-set-connector.bin"
+    "/../msgr-wire/tests/data/configkey-set-connector.bin"
 ));
 const CONFIGKEY_ACCEPTOR: &[u8] = include_bytes!(concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../tests/data/configkey-set-acceptor.bin"
+    "/../msgr-wire/tests/data/configkey-set-acceptor.bin"
 ));
 const HUNT_CONNECTOR: &[u8] = include_bytes!(concat!(
     env!("CARGO_MANIFEST_DIR"),

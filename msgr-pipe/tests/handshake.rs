@@ -20,7 +20,7 @@ use msgr_wire::{
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-const HUNT_ACCEPTOR: &[u8] = include_bytes!("data/hunt-acceptor.bin");
+const HUNT_ACCEPTOR: &[u8] = include_bytes!("../../msgr-wire/tests/data/hunt-acceptor.bin");
 
 fn mon_addr() -> EntityAddr {
     EntityAddr::new("127.0.0.1:6789".parse().unwrap(), 0)
@@ -434,7 +434,9 @@ async fn acceptor_answers_retry_global_retry_session_resetsession() {
 #[tokio::test]
 async fn connector_against_captured_status_session_with_a_data_segment() {
     let net = TestNet::new(4096);
-    let bytes = Bytes::from_static(include_bytes!("data/status-acceptor.bin"));
+    let bytes = Bytes::from_static(include_bytes!(
+        "../../msgr-wire/tests/data/status-acceptor.bin"
+    ));
     let _written = net.script(mon_addr().addr, bytes);
     let (h, mut rx) = client(&net, Policy::lossy_client(0));
     let s = h.connect(mon_addr(), EntityType::MON);
@@ -489,9 +491,11 @@ async fn acceptor_against_captured_ceph_client() {
         peer,
         PipeConfig::default(),
     ));
-    x.write_all(include_bytes!("data/hunt-connector.bin"))
-        .await
-        .unwrap();
+    x.write_all(include_bytes!(
+        "../../msgr-wire/tests/data/hunt-connector.bin"
+    ))
+    .await
+    .unwrap();
     let mut types = Vec::new();
     while types.len() < 2 {
         if let HostEvent::Message { incoming, .. } =

@@ -1,4 +1,4 @@
-//! A minimal reader for the captured Ceph Pacific streams in `tests/data/` (copied from
+//! A minimal reader for the captured Ceph Pacific streams in `msgr-wire/tests/data/` (copied from
 //! `shared/vectors/ceph-pacific-v1/`): one direction of one TCP connection each, from the banner to the end.
 //!
 //! It only splits the stream into frames so that tests can take message fronts and data segments as golden bytes;
@@ -15,13 +15,16 @@ use anyhow::{bail, ensure, Context};
 use bytes::{Buf, Bytes};
 
 /// `status-connector.bin`: what `ceph status` wrote to the mon.
-pub const STATUS_CONNECTOR: &[u8] = include_bytes!("../data/status-connector.bin");
+pub const STATUS_CONNECTOR: &[u8] =
+    include_bytes!("../../msgr-wire/tests/data/status-connector.bin");
 /// `status-acceptor.bin`: what the mon wrote back to `ceph status`.
-pub const STATUS_ACCEPTOR: &[u8] = include_bytes!("../data/status-acceptor.bin");
+pub const STATUS_ACCEPTOR: &[u8] = include_bytes!("../../msgr-wire/tests/data/status-acceptor.bin");
 /// `configkey-set-connector.bin`: `ceph config-key set big -i FILE` with a 48,000-byte value.
-pub const CONFIGKEY_SET_CONNECTOR: &[u8] = include_bytes!("../data/configkey-set-connector.bin");
+pub const CONFIGKEY_SET_CONNECTOR: &[u8] =
+    include_bytes!("../../msgr-wire/tests/data/configkey-set-connector.bin");
 /// `configkey-set-acceptor.bin`: the mon's side of the `config-key set` session.
-pub const CONFIGKEY_SET_ACCEPTOR: &[u8] = include_bytes!("../data/configkey-set-acceptor.bin");
+pub const CONFIGKEY_SET_ACCEPTOR: &[u8] =
+    include_bytes!("../../msgr-wire/tests/data/configkey-set-acceptor.bin");
 
 /// Bytes before the first frame of a connector stream.
 pub const CONNECTOR_PREAMBLE: usize = 9 + 136 + 33 + 8;

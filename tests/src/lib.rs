@@ -2,7 +2,7 @@
 //!
 //! - [`ceph`]: a real `ceph-mon` on loopback per test ([`ceph::CephMon`]) and the real `ceph` command-line client.
 //! - [`ceph_msgs`]: the bodies of the Ceph messages those tests exchange (MAuth, MAuthReply, MMonCommand, ...).
-//! - [`capture`]: frames of the captured Pacific sessions in `tests/data/`, as golden bytes.
+//! - [`capture`]: frames of the captured Pacific sessions (`msgr-wire/tests/data/`, the one copy), as golden bytes.
 //! - [`fixture`]: the recording dispatcher, messengers on loopback, the checked stop.
 //! - [`hostile`]: raw msgr v1 peers that misbehave.
 //! - [`netns`]: two hosts in network namespaces joined by a veth pair, and the `msgr-netns-peer` program run there.
