@@ -62,15 +62,3 @@ pub use throttle::{Acquire, Throttle, ThrottlePermit};
 /// A connection id: the class used for fairness and bulk discard. Allocated from 1 by
 /// [`DispatchQueue::new_conn_id`]; 0 is reserved for events and local delivery.
 pub type ConnId = u64;
-
-/// Message priorities of Ceph (`CEPH_MSG_PRIO_*`).
-pub mod prio_consts {
-    /// `CEPH_MSG_PRIO_LOW`, the default strict threshold.
-    pub const LOW: u16 = 64;
-    /// `CEPH_MSG_PRIO_DEFAULT`.
-    pub const DEFAULT: u16 = 127;
-    /// `CEPH_MSG_PRIO_HIGH`.
-    pub const HIGH: u16 = 196;
-    /// `CEPH_MSG_PRIO_HIGHEST`.
-    pub const HIGHEST: u16 = 255;
-}

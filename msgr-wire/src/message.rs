@@ -67,6 +67,16 @@ impl Message {
         self
     }
 
+    /// The priority the message is queued and sent with: the header's, where 0 means unset
+    /// and stands for [`PRIO_DEFAULT`] (the one place this rule is written).
+    pub fn priority(&self) -> u16 {
+        if self.header.priority == 0 {
+            PRIO_DEFAULT
+        } else {
+            self.header.priority
+        }
+    }
+
     /// Sets the transaction id.
     pub fn with_tid(mut self, tid: u64) -> Self {
         self.header.tid = tid;
@@ -122,15 +132,14 @@ impl Message {
     /// The rest of [`Message::seal`], after [`Message::seal_segments`] with the same `crc`:
     /// `seq`, `src`, the `compat_version` and `priority` defaults and the header CRC.
     pub fn seal_header(&mut self, seq: u64, src: EntityName, crc: CrcFlags) {
+        let priority = self.priority();
         let h = &mut self.header;
         h.seq = seq;
         h.src = src;
         if h.compat_version == 0 {
             h.compat_version = h.version;
         }
-        if h.priority == 0 {
-            h.priority = PRIO_DEFAULT;
-        }
+        h.priority = priority;
         h.crc = if crc.header { h.compute_crc() } else { 0 };
     }
 

@@ -21,7 +21,7 @@ use std::collections::VecDeque;
 use std::time::Duration;
 
 use msgr_dispatch::ThrottlePermit;
-use msgr_wire::{features, Message, Timespec, PRIO_DEFAULT, PRIO_HIGHEST};
+use msgr_wire::{features, Message, Timespec, PRIO_HIGHEST};
 use rand::rngs::SmallRng;
 use rand::Rng;
 use tokio::time::Instant;
@@ -227,15 +227,6 @@ pub struct SessionState {
 /// What [`SessionState::take_batch_staged`] hands each small message to.
 pub type StageFn<'a> = dyn FnMut(&mut Outgoing) + 'a;
 
-/// Out queue key for a priority: 0 means "unset" and becomes the default.
-fn prio_of(msg: &Message) -> u16 {
-    if msg.header.priority == 0 {
-        PRIO_DEFAULT
-    } else {
-        msg.header.priority
-    }
-}
-
 impl SessionState {
     /// A fresh session in `phase`, lossy or not, with a seeded generator for `out_seq`
     /// randomisation.
@@ -269,7 +260,7 @@ impl SessionState {
 
     /// Appends a message to its priority's queue (priority 0 becomes the default, 127).
     pub fn queue(&mut self, mut out: Outgoing) {
-        let prio = prio_of(&out.msg);
+        let prio = out.msg.priority();
         out.msg.header.priority = prio;
         self.queued_bytes = self.queued_bytes.saturating_add(out.payload_len());
         self.out_q.get_or_insert(prio).push_back(out);
