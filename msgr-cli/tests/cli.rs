@@ -1,14 +1,10 @@
 //! End-to-end tests of the `msgr` binary: bench, serve and ping on loopback.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
 use msgr_tests::ceph::CephMon;
 
-fn msgr() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_msgr"))
-}
+mod common;
+
+use common::*;
 
 /// The JSON object on the last line of `stdout`.
 fn last_json(stdout: &[u8]) -> serde_json::Value {
@@ -153,62 +149,9 @@ fn bench_rounds_alternate_the_transports_and_report_the_median() {
     assert_eq!(report["lost"], 0);
 }
 
-/// A `msgr serve` child on a kernel-chosen loopback port, and the address it printed.
-struct Server {
-    child: Child,
-    addr: String,
-}
-
-impl Server {
-    fn start(extra: &[&str]) -> Server {
-        let mut child = msgr()
-            .args(["serve", "--bind", "127.0.0.1:0"])
-            .args(extra)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start msgr serve");
-        let stdout = child.stdout.take().expect("stdout");
-        let mut lines = BufReader::new(stdout);
-        let mut first = String::new();
-        lines.read_line(&mut first).expect("first line");
-        let addr = first.trim().to_owned();
-        assert!(addr.starts_with("v1:127.0.0.1:"), "first line {first:?}");
-        // Keep reading in the background so the server never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines.lines() {});
-        Server { child, addr }
-    }
-
-    /// Interrupts the server as Ctrl-C would and waits for a clean exit.
-    fn stop(mut self) {
-        let pid = self.child.id().to_string();
-        let killed = Command::new("kill").args(["-INT", &pid]).status();
-        assert!(killed.map(|s| s.success()).unwrap_or(false), "kill -INT");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Some(status) = self.child.try_wait().expect("wait") {
-                assert!(status.success(), "msgr serve exited with {status}");
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "msgr serve did not stop on SIGINT"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[test]
 fn ping_a_running_serve() {
-    let server = Server::start(&[]);
+    let server = Serve::start(&[]);
     let out = msgr()
         .args([
             "ping",
@@ -240,7 +183,7 @@ fn ping_a_running_serve() {
 
 #[test]
 fn bench_against_a_remote_serve() {
-    let server = Server::start(&["--mode", "echo"]);
+    let server = Serve::start(&["--mode", "echo"]);
     let out = msgr()
         .args([
             "bench",

@@ -78,6 +78,27 @@ impl Serve {
     }
 }
 
+impl Serve {
+    /// Interrupts the server as Ctrl-C would and waits for a clean exit (status 0).
+    pub fn stop(mut self) {
+        let pid = self.child.id().to_string();
+        let killed = Command::new("kill").args(["-INT", &pid]).status();
+        assert!(killed.map(|s| s.success()).unwrap_or(false), "kill -INT");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                assert!(status.success(), "msgr serve exited with {status}");
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "msgr serve did not stop on SIGINT"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
 impl Drop for Serve {
     fn drop(&mut self) {
         let _ = self.child.kill();
