@@ -39,6 +39,20 @@ pub fn run_within(cmd: &mut Command, limit: Duration) -> (Output, Duration) {
     }
 }
 
+/// `msgr ping ADDR --count 1` must get its answer (exit 0; stderr shown otherwise).
+pub fn ping_once_ok(addr: &str) {
+    let (out, _) = run_within(
+        msgr().args(["ping", addr, "--count", "1"]),
+        Duration::from_secs(30),
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "ping {addr}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// A `msgr serve` child on a kernel-chosen loopback port, and the address it printed.
 pub struct Serve {
     pub child: Child,

@@ -66,12 +66,7 @@ pub(super) fn build(
                 }
                 owners.insert(leaf, i);
             }
-            insert(&mut table, path, value.clone()).map_err(|message| ConfigError::BadValue {
-                origin: origin.to_owned(),
-                line: e.line,
-                key: e.key.clone(),
-                message,
-            })?;
+            insert_entry(&mut table, origin, e, path, value)?;
         }
     }
     let cfg = MessengerConfig::deserialize(toml::Value::Table(table)).map_err(|err| {
@@ -91,12 +86,7 @@ pub(super) fn build(
 fn check_alone(origin: &str, e: &Entry) -> Result<(), ConfigError> {
     let mut table = toml::Table::new();
     for (path, value) in &e.sets {
-        insert(&mut table, path, value.clone()).map_err(|message| ConfigError::BadValue {
-            origin: origin.to_owned(),
-            line: e.line,
-            key: e.key.clone(),
-            message,
-        })?;
+        insert_entry(&mut table, origin, e, path, value)?;
     }
     let input = table.clone();
     let cfg = match MessengerConfig::deserialize(toml::Value::Table(table)) {
@@ -179,6 +169,22 @@ fn leaf_paths(path: &str, value: &toml::Value, out: &mut Vec<String>) {
         }
         _ => out.push(path.to_owned()),
     }
+}
+
+/// [`insert`] of one of `e`'s settings; a conflict is a [`ConfigError::BadValue`] at `e`'s line.
+fn insert_entry(
+    table: &mut toml::Table,
+    origin: &str,
+    e: &Entry,
+    path: &str,
+    value: &toml::Value,
+) -> Result<(), ConfigError> {
+    insert(table, path, value.clone()).map_err(|message| ConfigError::BadValue {
+        origin: origin.to_owned(),
+        line: e.line,
+        key: e.key.clone(),
+        message,
+    })
 }
 
 /// Sets `path` (dotted) to `value`, creating tables on the way and merging tables.
