@@ -14,9 +14,13 @@
 //! always legacy. A family other than IPv4 or IPv6 decodes as a blank address (`addr: None`), as Ceph's acceptor
 //! treats it; the raw bytes of such a sockaddr are not kept.
 
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+use std::net::SocketAddr;
 
 use bytes::{Buf, BufMut};
+use msgr_wire::{
+    put_sockaddr_after_family, socket_addr_from_sockaddr, AF_INET, AF_INET6,
+    SOCKADDR_AFTER_FAMILY_LEN,
+};
 
 use crate::codec::{get_count, get_u32, get_u8, need, StructHeader};
 use crate::BodyError;
@@ -30,8 +34,6 @@ pub const ADDR_TYPE_MSGR2: u32 = 2;
 /// `entity_addr_t::TYPE_ANY`.
 pub const ADDR_TYPE_ANY: u32 = 3;
 
-const AF_INET: u16 = 2;
-const AF_INET6: u16 = 10;
 /// `sizeof(sockaddr_in)`.
 const SOCKADDR_IN_LEN: usize = 16;
 /// `sizeof(sockaddr_in6)`.
@@ -83,20 +85,14 @@ impl EntityAddr {
         body.put_u32_le(self.nonce);
         match self.addr {
             None => body.put_u32_le(0),
-            Some(SocketAddr::V4(a)) => {
-                body.put_u32_le(SOCKADDR_IN_LEN as u32);
-                body.put_u16_le(AF_INET);
-                body.put_u16(a.port()); // big-endian, as in sockaddr_in
-                body.put_slice(&a.ip().octets());
-                body.put_bytes(0, 8);
-            }
-            Some(SocketAddr::V6(a)) => {
-                body.put_u32_le(SOCKADDR_IN6_LEN as u32);
-                body.put_u16_le(AF_INET6);
-                body.put_u16(a.port()); // big-endian
-                body.put_u32(a.flowinfo()); // network order
-                body.put_slice(&a.ip().octets());
-                body.put_u32_le(a.scope_id()); // host order
+            Some(a) => {
+                let (len, family) = match a {
+                    SocketAddr::V4(_) => (SOCKADDR_IN_LEN, AF_INET),
+                    SocketAddr::V6(_) => (SOCKADDR_IN6_LEN, AF_INET6),
+                };
+                body.put_u32_le(len as u32);
+                body.put_u16_le(family);
+                put_sockaddr_after_family(&a, &mut body);
             }
         }
         Self::STRUCT.encode(buf, &body);
@@ -118,12 +114,12 @@ impl EntityAddr {
         buf.advance(3);
         let nonce = buf.get_u32_le();
         let family = buf.get_u16();
-        let mut rest = [0u8; SOCKADDR_STORAGE_LEN - 2];
+        let mut rest = [0u8; SOCKADDR_AFTER_FAMILY_LEN];
         buf.copy_to_slice(&mut rest);
         Ok(Self {
             ty: ADDR_TYPE_LEGACY,
             nonce,
-            addr: sockaddr(family, &rest),
+            addr: socket_addr_from_sockaddr(family, &rest),
         })
     }
 
@@ -141,34 +137,13 @@ impl EntityAddr {
                 need(&body, "sockaddr", n)?;
                 let family = body.get_u16_le();
                 // Ceph copies the bytes into a zeroed sockaddr_storage: a short sockaddr reads as zeros.
-                let mut rest = [0u8; SOCKADDR_STORAGE_LEN - 2];
+                let mut rest = [0u8; SOCKADDR_AFTER_FAMILY_LEN];
                 let (head, _) = rest.split_at_mut(n - 2);
                 body.copy_to_slice(head);
-                sockaddr(family, &rest)
+                socket_addr_from_sockaddr(family, &rest)
             }
         };
         Ok(Self { ty, nonce, addr })
-    }
-}
-
-/// The address a sockaddr holds, from its family and the 126 bytes after it; `None` for other families.
-fn sockaddr(family: u16, rest: &[u8; SOCKADDR_STORAGE_LEN - 2]) -> Option<SocketAddr> {
-    let mut rest = &rest[..];
-    let port = rest.get_u16(); // big-endian
-    match family {
-        AF_INET => {
-            let ip = Ipv4Addr::from(rest.get_u32());
-            Some(SocketAddr::V4(SocketAddrV4::new(ip, port)))
-        }
-        AF_INET6 => {
-            let flowinfo = rest.get_u32();
-            let ip = Ipv6Addr::from(rest.get_u128());
-            let scope_id = rest.get_u32_le();
-            Some(SocketAddr::V6(SocketAddrV6::new(
-                ip, port, flowinfo, scope_id,
-            )))
-        }
-        _ => None,
     }
 }
 

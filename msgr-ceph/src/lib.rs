@@ -27,7 +27,7 @@
 //!
 //! What this crate does not do: framing, headers, CRCs and sessions (`msgr-wire`, `msgr-pipe`), the contents of
 //! cephx payloads (opaque [`bytes::Bytes`] here), and the other maps (osdmap, mgrmap), whose messages a client
-//! receives but can pass over by type. It depends only on `bytes` and `thiserror`.
+//! receives but can pass over by type. It depends on `bytes`, `thiserror` and `msgr-wire` (for the sockaddr bytes every Ceph address shares).
 
 mod addr;
 mod auth;

@@ -72,53 +72,75 @@ impl EntityAddr {
     /// The 128-byte `sockaddr_storage` body as on the wire (family big-endian).
     fn sockaddr(&self) -> [u8; 128] {
         let mut sa = [0u8; 128];
-        match self.addr {
-            SocketAddr::V4(v4) => {
-                sa[0..2].copy_from_slice(&AF_INET.to_be_bytes());
-                sa[2..4].copy_from_slice(&v4.port().to_be_bytes());
-                sa[4..8].copy_from_slice(&v4.ip().octets());
-            }
-            SocketAddr::V6(v6) => {
-                sa[0..2].copy_from_slice(&AF_INET6.to_be_bytes());
-                sa[2..4].copy_from_slice(&v6.port().to_be_bytes());
-                sa[4..8].copy_from_slice(&v6.flowinfo().to_be_bytes());
-                sa[8..24].copy_from_slice(&v6.ip().octets());
-                sa[24..28].copy_from_slice(&v6.scope_id().to_le_bytes());
-            }
-        }
+        let family = match self.addr {
+            SocketAddr::V4(_) => AF_INET,
+            SocketAddr::V6(_) => AF_INET6,
+        };
+        sa[0..2].copy_from_slice(&family.to_be_bytes());
+        put_sockaddr_after_family(&self.addr, &mut &mut sa[2..]);
         sa
     }
 
     fn from_sockaddr(nonce: u32, sa: &[u8; 128]) -> Self {
-        let [f0, f1, p0, p1, rest @ ..] = *sa;
-        let family = u16::from_be_bytes([f0, f1]);
-        let port = u16::from_be_bytes([p0, p1]);
-        let addr = match family {
-            AF_INET => {
-                let [a, b, c, d, ..] = rest;
-                SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::new(a, b, c, d), port))
-            }
-            AF_INET6 => {
-                let mut rest = &rest[..];
-                let flowinfo = rest.get_u32();
-                let mut ip = [0u8; 16];
-                rest.copy_to_slice(&mut ip);
-                let scope_id = rest.get_u32_le();
-                SocketAddr::V6(SocketAddrV6::new(
-                    Ipv6Addr::from(ip),
-                    port,
-                    flowinfo,
-                    scope_id,
-                ))
-            }
-            _ => {
-                return EntityAddr {
-                    nonce,
-                    ..EntityAddr::BLANK
-                }
-            }
-        };
-        EntityAddr { nonce, addr }
+        let [f0, f1, rest @ ..] = *sa;
+        match socket_addr_from_sockaddr(u16::from_be_bytes([f0, f1]), &rest) {
+            Some(addr) => EntityAddr { nonce, addr },
+            None => EntityAddr {
+                nonce,
+                ..EntityAddr::BLANK
+            },
+        }
+    }
+}
+
+/// Length of a `sockaddr_storage` after its 2-byte family field.
+pub const SOCKADDR_AFTER_FAMILY_LEN: usize = 126;
+
+/// Writes the bytes of `addr`'s `sockaddr_in`/`sockaddr_in6` that follow its family field, as
+/// every Ceph address encoding carries them (the legacy 136-byte one and the new-style
+/// `entity_addr_t` alike): the port big-endian, then for IPv4 the address and 8 zero bytes
+/// (14 bytes), for IPv6 the flow info big-endian, the address and the scope id little-endian
+/// (26 bytes). The family itself is written by the caller (big-endian in the legacy layout,
+/// little-endian in the new one).
+pub fn put_sockaddr_after_family(addr: &SocketAddr, buf: &mut impl BufMut) {
+    match addr {
+        SocketAddr::V4(v4) => {
+            buf.put_u16(v4.port());
+            buf.put_slice(&v4.ip().octets());
+            buf.put_bytes(0, 8);
+        }
+        SocketAddr::V6(v6) => {
+            buf.put_u16(v6.port());
+            buf.put_u32(v6.flowinfo());
+            buf.put_slice(&v6.ip().octets());
+            buf.put_u32_le(v6.scope_id());
+        }
+    }
+}
+
+/// The address of a `sockaddr` of `family` whose bytes after the family field are `rest` (a
+/// zero-padded `sockaddr_storage`); `None` for a family other than [`AF_INET`] and
+/// [`AF_INET6`]. The reverse of [`put_sockaddr_after_family`].
+pub fn socket_addr_from_sockaddr(
+    family: u16,
+    rest: &[u8; SOCKADDR_AFTER_FAMILY_LEN],
+) -> Option<SocketAddr> {
+    let mut rest = &rest[..];
+    let port = rest.get_u16();
+    match family {
+        AF_INET => {
+            let ip = Ipv4Addr::from(rest.get_u32());
+            Some(SocketAddr::V4(SocketAddrV4::new(ip, port)))
+        }
+        AF_INET6 => {
+            let flowinfo = rest.get_u32();
+            let ip = Ipv6Addr::from(rest.get_u128());
+            let scope_id = rest.get_u32_le();
+            Some(SocketAddr::V6(SocketAddrV6::new(
+                ip, port, flowinfo, scope_id,
+            )))
+        }
+        _ => None,
     }
 }
 
