@@ -41,8 +41,8 @@
 //!   sessions up (one session per peer address). See [`handshake::accept`].
 
 pub mod config;
+pub mod core;
 pub mod error;
-pub mod handshake;
 pub mod hook;
 pub mod host;
 pub mod inject;
@@ -51,6 +51,7 @@ pub mod session;
 #[doc(hidden)]
 pub mod testing;
 pub mod transport;
+pub mod v1;
 
 pub use config::{ConfigError, InjectConfig, PipeConfig, DEFAULT_MAX_PENDING_BYTES};
 pub use error::{HandshakeFailure, PipeError, SendError};
@@ -58,7 +59,7 @@ pub use hook::{BoxFuture, HandshakeHook, HookAction, Side, Step};
 pub use host::{Authorizer, Host, Incoming, SessionEvent};
 pub use msgr_dispatch::ConnId;
 pub use policy::{Policy, DEFAULT_FEATURES};
-pub use session::state::ConnState;
+pub use core::ConnState;
 pub use session::{KeepaliveAcks, Session, SessionClosed, SessionStats};
 pub use transport::{connect_tcp, BoxTransport, Transport};
 

@@ -1,5 +1,5 @@
 //! The acceptor handshake (spec §5.2): banner and addresses, then connect / reply rounds
-//! decided by table 5.3 ([`crate::handshake::accept::decide`]) until the socket is attached to
+//! decided by table 5.3 ([`crate::v1::accept::decide`]) until the socket is attached to
 //! a new session or replaces an existing one.
 
 use std::net::SocketAddr;
@@ -11,13 +11,13 @@ use msgr_wire::{
     ADDR_LEN, BANNER_LEN, CONNECT_LOSSY,
 };
 
-use super::state::ConnState;
 use super::{bump, Inner, NewSession, Session, SlotHandle};
 use crate::config::PipeConfig;
 use crate::error::PipeError;
-use crate::handshake::accept::{decide, AcceptCtx, AcceptDecision, ExistingView, ReplaceKind};
-use crate::handshake::io::{self as hio, hook};
-use crate::handshake::proto_version;
+use crate::core::{ConnState, Established};
+use crate::v1::accept::{decide, AcceptCtx, AcceptDecision, ExistingView, ReplaceKind};
+use crate::v1::io::{self as hio, hook};
+use crate::v1::{proto_version, V1State};
 use crate::hook::{Side, Step};
 use crate::host::{Host, SessionEvent};
 use crate::inject::{internal_delay, mix_seed, InjectStream};
@@ -328,8 +328,7 @@ async fn finish(
         // The peer may now consider the session open: a later failure keeps it.
         let mut sh = inner.lock();
         if sh.link.is_current(att.slot.epoch) {
-            sh.st.accepted_new = false;
-            sh.st.saved_connect_seq = None;
+            sh.v1.committed();
         }
     }
     hook(config, id, Side::Acceptor, Step::ReplySent(tag.byte())).await?;
@@ -340,7 +339,7 @@ async fn finish(
             if !sh.link.is_current(att.slot.epoch) {
                 return Err(PipeError::Superseded);
             }
-            sh.st.discard_requeued_up_to(acked)
+            sh.core.discard_requeued_up_to(acked)
         };
         drop(dropped);
         tracing::trace!(conn = id, acked, in_seq = att.in_seq, "seq exchanged");
@@ -352,9 +351,13 @@ async fn finish(
         if !sh.link.is_current(att.slot.epoch) {
             return Err(PipeError::Superseded);
         }
-        sh.st.opened();
+        let est = Established {
+            features: sh.core.features(),
+            lossy: sh.core.is_lossy(),
+        };
+        sh.core.opened(est);
         sh.link.replacing = false;
-        sh.st.features
+        est.features
     };
     bump(&inner.counters.handshakes, 1);
     tracing::debug!(conn = inner.id, peer = %inner.peer_addr, features = format_args!("{features:#x}"), "accepted");
@@ -374,25 +377,15 @@ impl Session {
 impl Inner {
     /// The acceptor's view of this session for table 5.3.
     fn view(&self) -> ExistingView {
-        let sh = self.lock();
-        ExistingView {
-            phase: sh.st.phase,
-            connect_seq: sh.st.connect_seq,
-            peer_global_seq: sh.st.peer_global_seq,
-            lossy: sh.st.lossy,
-            server: self.policy.server,
-            replacing: sh.link.replacing,
-            attempting: sh.link.attempt.is_some(),
-        }
+        self.lock().view(self.policy.server)
     }
 
     /// Row 14: we keep our outgoing connection; make sure it completes.
     fn race_keepalive(&self) {
         let mut sh = self.lock();
-        sh.st.queue_keepalive();
+        sh.core.queue_keepalive();
         // The peer now waits for our connection: do not let it sit out a backoff.
-        if sh.st.phase == ConnState::Connecting && sh.link.attempt.is_none() {
-            sh.link.reconnect_at = None;
+        if sh.link.attempt.is_none() && sh.core.expedite_reconnect() {
             drop(sh);
             self.driver_wake.notify_one();
         }
@@ -401,18 +394,16 @@ impl Inner {
     /// Sets up a brand-new accepted session (rows 6, 18) before it is registered.
     fn begin_open(&self, connect: &Connect, s: &Session) -> Attached {
         let mut sh = self.lock();
-        sh.st.connect_seq = connect.connect_seq.wrapping_add(1);
-        sh.st.peer_global_seq = connect.global_seq;
-        sh.st.features = self.policy.features_supported & connect.features;
-        sh.st.accepted_new = true;
-        sh.st.created_by_accept = true;
+        sh.v1 = V1State::accepted_new(connect.connect_seq, connect.global_seq);
+        sh.core
+            .begin_accept(self.policy.features_supported & connect.features);
         sh.link.replacing = true;
         let slot = sh.link.new_slot();
         Attached {
             session: s.clone(),
             slot,
             seq_reply: features::has(connect.features, features::RECONNECT_SEQ),
-            in_seq: sh.st.in_seq,
+            in_seq: sh.core.in_seq(),
             remote_reset: false,
         }
     }
@@ -431,16 +422,7 @@ impl Inner {
             return None;
         }
         let mut sh = self.lock();
-        let now = ExistingView {
-            phase: sh.st.phase,
-            connect_seq: sh.st.connect_seq,
-            peer_global_seq: sh.st.peer_global_seq,
-            lossy: sh.st.lossy,
-            server: self.policy.server,
-            replacing: sh.link.replacing,
-            attempting: sh.link.attempt.is_some(),
-        };
-        if now != *expected || sh.st.phase == ConnState::Closed {
+        if sh.view(self.policy.server) != *expected || sh.core.phase() == ConnState::Closed {
             return None;
         }
         let mut dropped = Vec::new();
@@ -449,35 +431,31 @@ impl Inner {
         match kind {
             // A session that never opened has nothing the peer could have lost: its queue
             // (messages the application already handed us) is kept.
-            ReplaceKind::LossyExisting if sh.st.was_open => {
-                dropped = sh.st.reset_session();
+            ReplaceKind::LossyExisting if sh.core.was_open() => {
+                dropped = sh.core.reset_session();
+                sh.v1.reset();
                 remote_reset = true;
             }
             ReplaceKind::LossyExisting => {}
             ReplaceKind::PeerReset { reset } => {
                 peer_reset = true;
-                if reset && sh.st.was_open {
-                    dropped = sh.st.reset_session();
+                if reset && sh.core.was_open() {
+                    dropped = sh.core.reset_session();
+                    sh.v1.reset();
                     remote_reset = true;
                 } else {
-                    sh.st.in_seq = 0;
-                    sh.st.in_seq_acked = 0;
+                    sh.core.restart_in_seq();
                 }
             }
             ReplaceKind::ResetCheckZero | ReplaceKind::RaceWon | ReplaceKind::Reconnect => {}
         }
         sh.link.abandon_attempt();
         let slot = sh.link.new_slot();
-        sh.st.requeue_sent();
-        if sh.st.saved_connect_seq.is_none() {
-            sh.st.saved_connect_seq = Some(sh.st.connect_seq);
-        }
-        sh.st.connect_seq = connect.connect_seq.wrapping_add(1);
-        sh.st.peer_global_seq = connect.global_seq;
-        sh.st.features = self.policy.features_supported & connect.features;
-        sh.st.phase = ConnState::Accepting;
+        sh.core
+            .begin_accept(self.policy.features_supported & connect.features);
+        sh.v1.replace(connect.connect_seq, connect.global_seq);
         sh.link.replacing = true;
-        let in_seq = sh.st.in_seq;
+        let in_seq = sh.core.in_seq();
         drop(sh);
         drop(dropped);
         tracing::debug!(conn = self.id, peer = %self.peer_addr, ?kind, "replacing session socket");
@@ -493,5 +471,20 @@ impl Inner {
             in_seq,
             remote_reset,
         })
+    }
+}
+
+impl super::Shared {
+    /// The acceptor's view of this session for table 5.3 (`server`: its policy's).
+    fn view(&self, server: bool) -> ExistingView {
+        ExistingView {
+            phase: self.core.phase(),
+            connect_seq: self.v1.connect_seq(),
+            peer_global_seq: self.v1.peer_global_seq(),
+            lossy: self.core.is_lossy(),
+            server,
+            replacing: self.link.replacing,
+            attempting: self.link.attempt.is_some(),
+        }
     }
 }

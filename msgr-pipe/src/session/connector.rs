@@ -1,5 +1,7 @@
-//! The driver task of a session: outgoing connection attempts (the connector handshake),
-//! backoff, standby and wait (spec §5.1, §6.5).
+//! The connector task of a session: outgoing connection attempts (the v1 connector
+//! handshake), and the sleeps the core's timer gives between them: backoff, standby and wait
+//! (spec §5.1, §6.5). The decisions are the core's and the dialect's; this task dials, moves
+//! the handshake's bytes and sleeps.
 
 use std::io;
 use std::sync::Arc;
@@ -11,12 +13,12 @@ use msgr_wire::{
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::state::{ConnState, FaultAction, FaultCause};
-use super::{bump, Inner};
+use super::{bump, now, Inner, Shared};
+use crate::core::{ConnState, Established, FaultAction, FaultCause};
 use crate::error::PipeError;
-use crate::handshake::connect::{on_reply, Attempt, ReplyAction};
-use crate::handshake::io::{self as hio, hook};
-use crate::handshake::proto_version;
+use crate::v1::connect::{on_reply, Attempt, ReplyAction};
+use crate::v1::io::{self as hio, hook};
+use crate::v1::proto_version;
 use crate::hook::{Side, Step};
 use crate::host::SessionEvent;
 use crate::inject::{internal_delay, InjectStream};
@@ -35,31 +37,31 @@ pub(super) async fn run(inner: Arc<Inner>) {
         let notified = inner.driver_wake.notified();
         let next = {
             let mut sh = inner.lock();
-            let now = Instant::now();
-            match sh.st.phase {
+            let Shared { core, v1, .. } = &mut *sh;
+            match core.phase() {
                 ConnState::Closed => Next::Exit,
                 ConnState::Open | ConnState::Accepting => Next::WaitWake,
                 ConnState::Standby => {
-                    if !inner.policy.server && sh.st.wake_from_standby() {
+                    if !inner.policy.server && v1.wake_from_standby(core) {
                         tracing::debug!(conn = inner.id, "standby: message queued, reconnecting");
                         Next::Attempt
                     } else {
                         Next::WaitWake
                     }
                 }
-                ConnState::Wait => match sh.link.reconnect_at {
-                    Some(t) if t > now => Next::Sleep(t),
-                    _ => {
-                        tracing::debug!(conn = inner.id, "wait over, connecting again");
-                        sh.st.phase = ConnState::Connecting;
-                        sh.link.reconnect_at = None;
-                        Next::Attempt
+                phase @ (ConnState::Wait | ConnState::Connecting) => {
+                    // Without a socket, the reconnect timer is the table's only one.
+                    core.handle_timeout(now());
+                    match core.poll_timeout() {
+                        Some(t) => Next::Sleep(Instant::from_std(t)),
+                        None => {
+                            if phase == ConnState::Wait {
+                                tracing::debug!(conn = inner.id, "wait over, connecting again");
+                            }
+                            Next::Attempt
+                        }
                     }
-                },
-                ConnState::Connecting => match sh.link.reconnect_at {
-                    Some(t) if t > now => Next::Sleep(t),
-                    _ => Next::Attempt,
-                },
+                }
             }
         };
         match next {
@@ -89,14 +91,13 @@ pub(super) async fn run(inner: Arc<Inner>) {
 async fn attempt(inner: &Arc<Inner>) {
     let (gen, token, sockets) = {
         let mut sh = inner.lock();
-        if sh.st.phase != ConnState::Connecting {
+        if sh.core.phase() != ConnState::Connecting {
             return;
         }
         sh.link.attempt_gen += 1;
         let gen = sh.link.attempt_gen;
         let token = CancellationToken::new();
         sh.link.attempt = Some((gen, token.clone()));
-        sh.link.reconnect_at = None;
         sh.link.sockets += 1;
         (gen, token, sh.link.sockets)
     };
@@ -181,7 +182,7 @@ async fn handshake(
     let policy = &inner.policy;
     let mut at = Attempt {
         global_seq: host.next_global_seq(0),
-        connect_seq: inner.lock().st.connect_seq,
+        connect_seq: inner.lock().v1.connect_seq(),
         auth_retried: false,
     };
     let mut retry_auth = false;
@@ -238,7 +239,7 @@ async fn handshake(
                 if sh.link.attempt.as_ref().map(|a| a.0) != Some(gen) {
                     return Err(PipeError::Superseded);
                 }
-                sh.st.connect_seq = at.connect_seq;
+                sh.v1.retry_session(at.connect_seq);
             }
             ReplyAction::RetryGlobal { at_least } => at.global_seq = host.next_global_seq(at_least),
             ReplyAction::RetryAuthorizer => retry_auth = true,
@@ -248,7 +249,8 @@ async fn handshake(
                     if sh.link.attempt.as_ref().map(|a| a.0) != Some(gen) {
                         return Err(PipeError::Superseded);
                     }
-                    sh.st.reset_session()
+                    sh.v1.reset();
+                    sh.core.reset_session()
                 };
                 drop(dropped);
                 inner.discard_delayed();
@@ -266,8 +268,7 @@ async fn handshake(
                         return Err(PipeError::Superseded);
                     }
                     if reply.flags & CONNECT_LOSSY == 0 {
-                        sh.st.connect_seq = at.connect_seq.wrapping_add(1);
-                        sh.st.peer_global_seq = reply.global_seq;
+                        sh.v1.ready(at.connect_seq, reply.global_seq);
                     }
                 }
                 if seq {
@@ -277,7 +278,7 @@ async fn handshake(
                         if sh.link.attempt.as_ref().map(|a| a.0) != Some(gen) {
                             return Err(PipeError::Superseded);
                         }
-                        (sh.st.discard_requeued_up_to(acked), sh.st.in_seq)
+                        (sh.core.discard_requeued_up_to(acked), sh.core.in_seq())
                     };
                     drop(dropped);
                     hio::write_all(t, &in_seq.to_le_bytes()).await?;
@@ -300,7 +301,7 @@ fn finish(inner: &Arc<Inner>, gen: u64, t: BoxTransport, reply: &ConnectReply, c
     let (slot, features) = {
         let mut sh = inner.lock();
         if sh.link.attempt.as_ref().map(|a| a.0) != Some(gen)
-            || sh.st.phase != ConnState::Connecting
+            || sh.core.phase() != ConnState::Connecting
         {
             tracing::debug!(
                 conn = inner.id,
@@ -318,12 +319,14 @@ fn finish(inner: &Arc<Inner>, gen: u64, t: BoxTransport, reply: &ConnectReply, c
                 "connect_seq disagrees"
             );
         }
-        sh.st.connect_seq = new_cseq;
-        sh.st.peer_global_seq = reply.global_seq;
-        sh.st.lossy = reply.flags & CONNECT_LOSSY != 0;
-        sh.st.features = reply.features & inner.policy.features_supported;
-        sh.st.opened();
-        (sh.link.new_slot(), sh.st.features)
+        sh.v1.ready(cseq, reply.global_seq);
+        sh.v1.committed();
+        let features = reply.features & inner.policy.features_supported;
+        sh.core.opened(Established {
+            features,
+            lossy: reply.flags & CONNECT_LOSSY != 0,
+        });
+        (sh.link.new_slot(), features)
     };
     bump(&inner.counters.handshakes, 1);
     tracing::debug!(conn = inner.id, peer = %inner.peer_addr, features = format_args!("{features:#x}"), "connected");
@@ -348,9 +351,8 @@ fn failed(inner: &Arc<Inner>, gen: u64, e: &PipeError) {
             } else {
                 FaultCause::Error
             };
-            let action = sh.st.on_fault(&inner.fault_policy(), cause);
-            inner.apply_action(&mut sh, action);
-            Some(action)
+            let Shared { core, v1, .. } = &mut *sh;
+            Some(v1.fault(core, now(), cause))
         }
     };
     bump(&inner.counters.faults, 1);
