@@ -54,13 +54,11 @@ pub mod transport;
 pub mod v1;
 
 pub use config::{ConfigError, InjectConfig, PipeConfig, DEFAULT_MAX_PENDING_BYTES};
+pub use core::ConnState;
 pub use error::{HandshakeFailure, PipeError, SendError};
 pub use hook::{BoxFuture, HandshakeHook, HookAction, Side, Step};
 pub use host::{Authorizer, Host, Incoming, SessionEvent};
 pub use msgr_dispatch::ConnId;
 pub use policy::{Policy, DEFAULT_FEATURES};
-pub use core::ConnState;
 pub use session::{KeepaliveAcks, Session, SessionClosed, SessionStats};
 pub use transport::{connect_tcp, BoxTransport, Transport};
-
-pub(crate) use msgr_wire::BANNER;

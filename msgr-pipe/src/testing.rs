@@ -485,11 +485,7 @@ pub fn new_client_connect(flags: u8) -> msgr_wire::Connect {
         host_type: u32::from(EntityType::CLIENT.0),
         global_seq: 1,
         connect_seq: 0,
-        protocol_version: crate::v1::proto_version(
-            EntityType::CLIENT,
-            EntityType::OSD,
-            true,
-        ),
+        protocol_version: crate::v1::proto_version(EntityType::CLIENT, EntityType::OSD, true),
         authorizer_protocol: 0,
         flags,
         authorizer: bytes::Bytes::new(),

@@ -11,8 +11,8 @@ use rand::SeedableRng;
 
 use super::*;
 use crate::core::{
-    BatchLimits, ConnState, Control, CoreConfig, Established, FaultAction, FaultCause,
-    FaultPolicy, FrameSink, InSeq, Outgoing,
+    BatchLimits, ConnState, Control, CoreConfig, Established, FaultAction, FaultCause, FaultPolicy,
+    FrameSink, InSeq, Outgoing,
 };
 use crate::v1::V1State;
 
@@ -225,7 +225,10 @@ fn staged_batches_are_runs_of_small_or_large_messages() {
     s.queue(m(4, 127));
     let mut rec = Rec::default();
     let mut out = Vec::new();
-    assert_eq!(s.take_batch_staged(u64::MAX, 10, 8, &mut rec, &mut out), (2, 16));
+    assert_eq!(
+        s.take_batch_staged(u64::MAX, 10, 8, &mut rec, &mut out),
+        (2, 16)
+    );
     assert!(out.is_empty());
     assert_eq!(rec.staged, vec![(1, 1), (2, 2)]);
     assert_eq!(s.unacked_len(), 2);
@@ -233,14 +236,20 @@ fn staged_batches_are_runs_of_small_or_large_messages() {
         forbid_messages: true,
         ..Rec::default()
     };
-    assert_eq!(s.take_batch_staged(u64::MAX, 10, 8, &mut rec, &mut out), (0, 0));
+    assert_eq!(
+        s.take_batch_staged(u64::MAX, 10, 8, &mut rec, &mut out),
+        (0, 0)
+    );
     assert_eq!(out.iter().map(|o| o.seq).collect::<Vec<_>>(), vec![3]);
     assert_eq!(s.unacked_len(), 3);
     // Lossy sessions never stage: the original goes to the writer.
     let mut l = st(true);
     l.queue(m(5, 127));
     out.clear();
-    assert_eq!(l.take_batch_staged(u64::MAX, 10, 8, &mut rec, &mut out), (0, 0));
+    assert_eq!(
+        l.take_batch_staged(u64::MAX, 10, 8, &mut rec, &mut out),
+        (0, 0)
+    );
     assert_eq!(out.len(), 1);
     assert_eq!(l.unacked_len(), 0);
 }

@@ -86,6 +86,10 @@ mod tests {
         assert!(t.expire(Timer::AckDelay, now + Duration::from_millis(5)));
         assert_eq!(t.next(), Some(now + Duration::from_secs(900)));
         t.arm(Timer::Reconnect, now, Duration::MAX);
-        assert_eq!(t.get(Timer::Reconnect), None, "an unreachable deadline is not armed");
+        assert_eq!(
+            t.get(Timer::Reconnect),
+            None,
+            "an unreachable deadline is not armed"
+        );
     }
 }

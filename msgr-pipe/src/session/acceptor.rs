@@ -6,23 +6,21 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
-use msgr_wire::{
-    features, Banner, Connect, ConnectReply, EntityAddr, EntityType, Tag, Wire, WireError,
-    ADDR_LEN, BANNER_LEN, CONNECT_LOSSY,
-};
+use msgr_wire::{features, Connect, ConnectReply, EntityAddr, EntityType, Tag, CONNECT_LOSSY};
 
+use super::handshake_io::{self as hio, hook};
 use super::{bump, Inner, NewSession, Session, SlotHandle};
 use crate::config::PipeConfig;
-use crate::error::PipeError;
 use crate::core::{ConnState, Established};
-use crate::v1::accept::{decide, AcceptCtx, AcceptDecision, ExistingView, ReplaceKind};
-use crate::v1::io::{self as hio, hook};
-use crate::v1::{proto_version, V1State};
+use crate::error::PipeError;
 use crate::hook::{Side, Step};
 use crate::host::{Host, SessionEvent};
 use crate::inject::{internal_delay, mix_seed, InjectStream};
 use crate::policy::Policy;
 use crate::transport::BoxTransport;
+use crate::v1::accept::{decide, AcceptCtx, AcceptDecision, ExistingView, ReplaceKind};
+use crate::v1::handshake::{Accepted, AcceptorDecide, AcceptorHello, Connected};
+use crate::v1::{proto_version, V1State};
 
 /// Longest wait for an existing session's own attempt before answering RESETSESSION.
 const ATTEMPT_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
@@ -100,35 +98,20 @@ async fn run(
     attached: &mut Option<(Session, u64)>,
 ) -> Result<Session, PipeError> {
     let my_addr = host.my_addr();
-    let mut out = BytesMut::with_capacity(BANNER_LEN + 2 * ADDR_LEN);
-    hio::put(&mut out, &Banner);
-    hio::put(&mut out, &my_addr);
-    hio::put(&mut out, &EntityAddr::new(socket_peer, 0));
-    hio::write_all(&mut t, &out).await?;
+    let (hello, bytes) = AcceptorHello::start(&my_addr, socket_peer, config.limits);
+    hio::write_all(&mut t, &bytes).await?;
     hook(config, id, Side::Acceptor, Step::BannerSent).await?;
-
-    let mut b = hio::read_n(&mut t, BANNER_LEN).await?;
-    Banner::decode(&mut b)?;
-    let mut b = hio::read_n(&mut t, ADDR_LEN).await?;
-    let mut peer = EntityAddr::decode(&mut b)?;
-    if peer.is_blank_ip() {
-        peer.addr.set_ip(socket_peer.ip());
-    }
+    let mut buf = BytesMut::new();
+    let (peer, mut wait) = hio::drive(&mut t, &mut buf, hello).await?;
     tracing::debug!(conn = id, %peer, "peer address");
 
     loop {
-        let connect = hio::read_connect(&mut t, &config.limits).await?;
+        let Connected {
+            connect,
+            peer_type,
+            next,
+        } = hio::drive(&mut t, &mut buf, wait).await?;
         hook(config, id, Side::Acceptor, Step::ConnectReceived).await?;
-        let peer_type = u8::try_from(connect.host_type)
-            .map(EntityType)
-            .map_err(|_| {
-                tracing::warn!(conn = id, host_type = connect.host_type, "bad host type");
-                PipeError::Wire(WireError::TooLong {
-                    what: "host_type",
-                    len: connect.host_type.into(),
-                    limit: 255,
-                })
-            })?;
         let policy = host.policy(peer_type);
         let my_type = host.my_name().ty;
         let expected = proto_version(my_type, peer_type, false);
@@ -182,21 +165,30 @@ async fn run(
                     flags: 0,
                     authorizer: auth_reply,
                 };
-                out.clear();
-                hio::put(&mut out, &reply);
-                hio::write_all(&mut t, &out).await?;
+                let (w, bytes) = next.reply(&reply);
+                hio::write_all(&mut t, &bytes).await?;
                 tracing::debug!(conn = id, ?tag, "connect answered");
                 hook(config, id, Side::Acceptor, Step::ReplySent(tag.byte())).await?;
+                wait = w;
                 continue;
             }
             Outcome::Attach(att) => att,
-            Outcome::AwaitAttempt(_) => continue,
+            Outcome::AwaitAttempt(_) => {
+                // Unreachable (the decision loop retries it), but answer as it would.
+                let (w, bytes) = next.reply(&ConnectReply::new(Tag::ResetSession));
+                hio::write_all(&mut t, &bytes).await?;
+                wait = w;
+                continue;
+            }
         };
         *attached = Some((att.session.clone(), att.slot.epoch));
-        return finish(
-            host, config, t, &connect, &policy, expected, auth_reply, att, id,
-        )
-        .await;
+        let reply = Finish {
+            connect: &connect,
+            policy: &policy,
+            expected,
+            auth_reply,
+        };
+        return finish(host, config, t, buf, next, reply, att, id).await;
     }
 }
 
@@ -290,18 +282,32 @@ fn decide_and_attach(
     }
 }
 
+/// What the READY/SEQ reply is made of.
+struct Finish<'a> {
+    connect: &'a Connect,
+    policy: &'a Policy,
+    expected: u32,
+    auth_reply: Bytes,
+}
+
+/// Answers READY/SEQ on the attached socket, completes the SEQ exchange and opens.
 #[allow(clippy::too_many_arguments)]
 async fn finish(
     host: &Arc<dyn Host>,
     config: &Arc<PipeConfig>,
     mut t: BoxTransport,
-    connect: &Connect,
-    policy: &Policy,
-    expected: u32,
-    auth_reply: Bytes,
+    mut buf: BytesMut,
+    next: AcceptorDecide,
+    f: Finish<'_>,
     att: Attached,
     id: u64,
 ) -> Result<Session, PipeError> {
+    let Finish {
+        connect,
+        policy,
+        expected,
+        auth_reply,
+    } = f;
     let s = att.session;
     let inner = s.inner.clone();
     if att.remote_reset {
@@ -318,12 +324,8 @@ async fn finish(
         flags: if policy.lossy { CONNECT_LOSSY } else { 0 },
         authorizer: auth_reply,
     };
-    let mut out = BytesMut::with_capacity(64);
-    hio::put(&mut out, &reply);
-    if att.seq_reply {
-        hio::put_seq(&mut out, att.in_seq);
-    }
-    hio::write_all(&mut t, &out).await?;
+    let (accepted, bytes) = next.accept(&reply, att.seq_reply.then_some(att.in_seq));
+    hio::write_all(&mut t, &bytes).await?;
     {
         // The peer may now consider the session open: a later failure keeps it.
         let mut sh = inner.lock();
@@ -332,8 +334,8 @@ async fn finish(
         }
     }
     hook(config, id, Side::Acceptor, Step::ReplySent(tag.byte())).await?;
-    if att.seq_reply {
-        let acked = hio::read_seq(&mut t).await?;
+    if let Accepted::Seq(seq_wait) = accepted {
+        let acked = hio::drive(&mut t, &mut buf, seq_wait).await?;
         let dropped = {
             let mut sh = inner.lock();
             if !sh.link.is_current(att.slot.epoch) {

@@ -7,22 +7,21 @@ use std::io;
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
-use msgr_wire::{
-    Banner, Connect, ConnectReply, EntityAddr, Wire, ADDR_LEN, BANNER_LEN, CONNECT_LOSSY,
-};
+use msgr_wire::{EntityAddr, CONNECT_LOSSY};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::handshake_io::{self as hio, hook};
 use super::{bump, now, Inner, Shared};
 use crate::core::{ConnState, Established, FaultAction, FaultCause};
 use crate::error::PipeError;
-use crate::v1::connect::{on_reply, Attempt, ReplyAction};
-use crate::v1::io::{self as hio, hook};
-use crate::v1::proto_version;
 use crate::hook::{Side, Step};
 use crate::host::SessionEvent;
 use crate::inject::{internal_delay, InjectStream};
 use crate::transport::BoxTransport;
+use crate::v1::connect::{Attempt, ReplyAction};
+use crate::v1::handshake::{ConnectFields, ConnectorHello, Features, Opened, Reply, ReplyNext};
+use crate::v1::proto_version;
 
 enum Next {
     Exit,
@@ -111,7 +110,7 @@ async fn attempt(inner: &Arc<Inner>) {
         _ = inner.closed.cancelled() => Err(PipeError::SessionClosed),
     };
     match res {
-        Ok((t, reply, cseq)) => finish(inner, gen, t, &reply, cseq),
+        Ok((t, opened)) => finish(inner, gen, t, &opened),
         Err(e) => failed(inner, gen, &e),
     }
 }
@@ -121,7 +120,7 @@ async fn connect_once(
     inner: &Arc<Inner>,
     gen: u64,
     sockets: u64,
-) -> Result<(BoxTransport, ConnectReply, u32), PipeError> {
+) -> Result<(BoxTransport, Opened), PipeError> {
     let t = match inner.host.dial(inner.peer_addr).await {
         Ok(t) => t,
         Err(e) => {
@@ -138,8 +137,8 @@ async fn connect_once(
     } else {
         t
     };
-    let (reply, cseq) = handshake(inner, gen, &mut t).await?;
-    Ok((t, reply, cseq))
+    let opened = handshake(inner, gen, &mut t).await?;
+    Ok((t, opened))
 }
 
 fn addr_matches(dialled: &EntityAddr, got: &EntityAddr) -> bool {
@@ -149,63 +148,62 @@ fn addr_matches(dialled: &EntityAddr, got: &EntityAddr) -> bool {
             && got.nonce == dialled.nonce)
 }
 
-/// The connector's handshake (spec §5.1). Returns the READY/SEQ reply and the connect_seq
-/// that was sent.
+/// The connector's handshake (spec §5.1): moves the bytes of the v1 connector machine
+/// ([`crate::v1::handshake`]) and gives it what it asks for (global seqs, authorizers, the
+/// session's counters). Returns the READY/SEQ outcome.
 async fn handshake(
     inner: &Arc<Inner>,
     gen: u64,
     t: &mut BoxTransport,
-) -> Result<(ConnectReply, u32), PipeError> {
+) -> Result<Opened, PipeError> {
     let cfg = &inner.config;
     let id = inner.id;
     let host = &inner.host;
-    hio::write_all(t, crate::BANNER).await?;
-    hook(cfg, id, Side::Connector, Step::BannerSent).await?;
-
-    let mut b = hio::read_n(t, BANNER_LEN).await?;
-    Banner::decode(&mut b)?;
-    let mut b = hio::read_n(t, 2 * ADDR_LEN).await?;
-    let paddr = EntityAddr::decode(&mut b)?;
-    let for_me = EntityAddr::decode(&mut b)?;
-    if !addr_matches(&inner.peer_addr, &paddr) {
-        tracing::warn!(conn = id, expected = %inner.peer_addr, got = %paddr, "wrong peer at address");
-        return Err(PipeError::AddrMismatch {
-            expected: inner.peer_addr,
-            got: paddr,
-        });
-    }
-    host.learn_addr(&for_me);
-    hook(cfg, id, Side::Connector, Step::AddrReceived).await?;
-
-    let mut out = BytesMut::with_capacity(256);
-    hio::put(&mut out, &host.my_addr());
     let policy = &inner.policy;
-    let mut at = Attempt {
+    let at = Attempt {
         global_seq: host.next_global_seq(0),
         connect_seq: inner.lock().v1.connect_seq(),
         auth_retried: false,
     };
+    let features = Features {
+        supported: policy.features_supported,
+        required: policy.features_required,
+    };
+    let (hello, banner) = ConnectorHello::start(at, cfg.limits, features);
+    hio::write_all(t, &banner).await?;
+    hook(cfg, id, Side::Connector, Step::BannerSent).await?;
+    let mut buf = BytesMut::new();
+    let hello = hio::drive(t, &mut buf, hello).await?;
+    if !addr_matches(&inner.peer_addr, &hello.peer_addr) {
+        tracing::warn!(conn = id, expected = %inner.peer_addr, got = %hello.peer_addr, "wrong peer at address");
+        return Err(PipeError::AddrMismatch {
+            expected: inner.peer_addr,
+            got: hello.peer_addr,
+        });
+    }
+    host.learn_addr(&hello.for_me);
+    hook(cfg, id, Side::Connector, Step::AddrReceived).await?;
+
+    // Whether the session still runs this attempt (a replace or a close may have taken it).
+    let current = |sh: &super::Locked<'_>| sh.link.attempt.as_ref().map(|a| a.0) == Some(gen);
+    let mut next = hello.next;
     let mut retry_auth = false;
     loop {
         let my_name = host.my_name();
-        let (aproto, abytes) = host
+        let (authorizer_protocol, authorizer) = host
             .authorizer()
             .and_then(|a| a.build(inner.peer_type, retry_auth))
             .unwrap_or((0, Bytes::new()));
-        let proto = proto_version(my_name.ty, inner.peer_type, true);
-        let connect = Connect {
-            features: policy.features_supported,
+        let fields = ConnectFields {
             host_type: my_name.ty.host_type(),
-            global_seq: at.global_seq,
-            connect_seq: at.connect_seq,
-            protocol_version: proto,
-            authorizer_protocol: aproto,
+            protocol_version: proto_version(my_name.ty, inner.peer_type, true),
             flags: if policy.lossy { CONNECT_LOSSY } else { 0 },
-            authorizer: abytes,
+            authorizer_protocol,
+            authorizer,
         };
-        hio::put(&mut out, &connect);
-        hio::write_all(t, &out).await?;
-        out.clear();
+        let at = next.attempt();
+        let (wait, bytes) = next.send(&host.my_addr(), fields);
+        hio::write_all(t, &bytes).await?;
         tracing::trace!(
             conn = id,
             gseq = at.global_seq,
@@ -214,7 +212,7 @@ async fn handshake(
         );
         hook(cfg, id, Side::Connector, Step::ConnectSent).await?;
 
-        let reply = hio::read_reply(t, &cfg.limits).await?;
+        let Reply { reply, next: after } = hio::drive(t, &mut buf, wait).await?;
         tracing::debug!(conn = id, tag = ?reply.tag, gseq = reply.global_seq, cseq = reply.connect_seq, "connect reply");
         hook(
             cfg,
@@ -225,79 +223,90 @@ async fn handshake(
         .await?;
         internal_delay(cfg.inject.internal_delay, "after reading the connect reply").await;
 
-        match on_reply(
-            &mut at,
-            &reply,
-            policy.features_supported,
-            policy.features_required,
-        ) {
-            ReplyAction::Retry => {
-                // Keep the peer's connect_seq for the next attempts too, as Ceph's Pipe does
-                // (`cseq = connect_seq = reply.connect_seq`): if this socket fails, the next
-                // attempt need not be told again (one round trip less per reconnect).
-                let mut sh = inner.lock();
-                if sh.link.attempt.as_ref().map(|a| a.0) != Some(gen) {
-                    return Err(PipeError::Superseded);
-                }
-                sh.v1.retry_session(at.connect_seq);
-            }
-            ReplyAction::RetryGlobal { at_least } => at.global_seq = host.next_global_seq(at_least),
-            ReplyAction::RetryAuthorizer => retry_auth = true,
-            ReplyAction::ResetSession => {
-                let dropped = {
-                    let mut sh = inner.lock();
-                    if sh.link.attempt.as_ref().map(|a| a.0) != Some(gen) {
-                        return Err(PipeError::Superseded);
-                    }
-                    sh.v1.reset();
-                    sh.core.reset_session()
-                };
-                drop(dropped);
-                inner.discard_delayed();
-                tracing::debug!(conn = id, "peer reset our session (RESETSESSION)");
-                host.event(&inner.session(), SessionEvent::RemoteReset);
-            }
-            ReplyAction::Wait => return Err(PipeError::RaceLost),
-            ReplyAction::Ready { seq } => {
-                {
-                    // The acceptor now holds the session at connect_seq + 1 (a lossless one
-                    // keeps it even if this socket fails now): so do we, or a retry with the
-                    // old value would look like a restart of ours (table 5.3, row 10).
-                    let mut sh = inner.lock();
-                    if sh.link.attempt.as_ref().map(|a| a.0) != Some(gen) {
-                        return Err(PipeError::Superseded);
-                    }
-                    if reply.flags & CONNECT_LOSSY == 0 {
-                        sh.v1.ready(at.connect_seq, reply.global_seq);
-                    }
-                }
-                if seq {
-                    let acked = hio::read_seq(t).await?;
-                    let (dropped, in_seq) = {
+        let opened = match after {
+            ReplyNext::Again(action, mut again) => {
+                match action {
+                    ReplyAction::Retry => {
+                        // Keep the peer's connect_seq for the next attempts too, as Ceph's
+                        // Pipe does: if this socket fails, the next attempt need not be told
+                        // again (one round trip less per reconnect).
                         let mut sh = inner.lock();
-                        if sh.link.attempt.as_ref().map(|a| a.0) != Some(gen) {
+                        if !current(&sh) {
                             return Err(PipeError::Superseded);
                         }
-                        (sh.core.discard_requeued_up_to(acked), sh.core.in_seq())
-                    };
-                    drop(dropped);
-                    hio::write_all(t, &in_seq.to_le_bytes()).await?;
-                    tracing::trace!(conn = id, acked, in_seq, "seq exchanged");
-                    hook(cfg, id, Side::Connector, Step::SeqExchanged).await?;
+                        sh.v1.retry_session(again.attempt().connect_seq);
+                    }
+                    ReplyAction::RetryGlobal { at_least } => {
+                        again.set_global_seq(host.next_global_seq(at_least));
+                    }
+                    ReplyAction::RetryAuthorizer => retry_auth = true,
+                    ReplyAction::ResetSession => {
+                        let dropped = {
+                            let mut sh = inner.lock();
+                            if !current(&sh) {
+                                return Err(PipeError::Superseded);
+                            }
+                            sh.v1.reset();
+                            sh.core.reset_session()
+                        };
+                        drop(dropped);
+                        inner.discard_delayed();
+                        tracing::debug!(conn = id, "peer reset our session (RESETSESSION)");
+                        host.event(&inner.session(), SessionEvent::RemoteReset);
+                    }
+                    // The machine asks again only for the four actions above.
+                    ReplyAction::Wait | ReplyAction::Ready { .. } | ReplyAction::Fail(_) => {}
                 }
-                hook(cfg, id, Side::Connector, Step::Ready).await?;
-                return Ok((reply, at.connect_seq));
+                next = again;
+                continue;
             }
-            ReplyAction::Fail(PipeError::BadProtoVer { peer, .. }) => {
-                return Err(PipeError::BadProtoVer { ours: proto, peer });
+            ReplyNext::Fail(e) => return Err(e),
+            ReplyNext::Open(opened) => {
+                commit_ready(inner, gen, &opened)?;
+                opened
             }
-            ReplyAction::Fail(e) => return Err(e),
-        }
+            ReplyNext::Seq(seq_wait) => {
+                commit_ready(inner, gen, seq_wait.opened())?;
+                let answer = hio::drive(t, &mut buf, seq_wait).await?;
+                let acked = answer.acked();
+                let (dropped, in_seq) = {
+                    let mut sh = inner.lock();
+                    if !current(&sh) {
+                        return Err(PipeError::Superseded);
+                    }
+                    (sh.core.discard_requeued_up_to(acked), sh.core.in_seq())
+                };
+                drop(dropped);
+                let (opened, bytes) = answer.send(in_seq);
+                hio::write_all(t, &bytes).await?;
+                tracing::trace!(conn = id, acked, in_seq, "seq exchanged");
+                hook(cfg, id, Side::Connector, Step::SeqExchanged).await?;
+                opened
+            }
+        };
+        hook(cfg, id, Side::Connector, Step::Ready).await?;
+        return Ok(opened);
     }
 }
 
+/// READY/SEQ arrived: the acceptor now holds the session at connect_seq + 1 (a lossless one
+/// keeps it even if this socket fails now): so do we, or a retry with the old value would
+/// look like a restart of ours (table 5.3, row 10).
+fn commit_ready(inner: &Inner, gen: u64, opened: &Opened) -> Result<(), PipeError> {
+    let mut sh = inner.lock();
+    if sh.link.attempt.as_ref().map(|a| a.0) != Some(gen) {
+        return Err(PipeError::Superseded);
+    }
+    if opened.reply.flags & CONNECT_LOSSY == 0 {
+        sh.v1
+            .ready(opened.connect_seq_sent, opened.reply.global_seq);
+    }
+    Ok(())
+}
+
 /// The handshake succeeded: attach the socket and open, unless the attempt was superseded.
-fn finish(inner: &Arc<Inner>, gen: u64, t: BoxTransport, reply: &ConnectReply, cseq: u32) {
+fn finish(inner: &Arc<Inner>, gen: u64, t: BoxTransport, opened: &Opened) {
+    let (reply, cseq) = (&opened.reply, opened.connect_seq_sent);
     let (slot, features) = {
         let mut sh = inner.lock();
         if sh.link.attempt.as_ref().map(|a| a.0) != Some(gen)

@@ -17,14 +17,14 @@ use super::{
     acceptor, connector, core_config, Counters, Inner, KeepaliveAcks, Link, NewSession, Session,
     SessionClosed, SessionStats, Shared, Watchers,
 };
-use crate::core::{ConnState, Outgoing, SessionCore};
-use crate::v1::V1State;
 use crate::config::PipeConfig;
+use crate::core::{ConnState, Outgoing, SessionCore};
 use crate::error::{HandshakeFailure, PipeError, SendError};
 use crate::host::{Host, Incoming, SessionEvent};
 use crate::inject::mix_seed;
 use crate::policy::Policy;
 use crate::transport::Transport;
+use crate::v1::V1State;
 
 impl Session {
     pub(crate) fn create(p: NewSession) -> Session {
@@ -342,7 +342,11 @@ impl Session {
 
     /// When the last KEEPALIVE / KEEPALIVE2 arrived.
     pub fn last_keepalive(&self) -> Option<Instant> {
-        self.inner.lock().core.last_keepalive().map(Instant::from_std)
+        self.inner
+            .lock()
+            .core
+            .last_keepalive()
+            .map(Instant::from_std)
     }
 
     /// The stamp echoed by the last KEEPALIVE2_ACK: our clock when we sent that keepalive.

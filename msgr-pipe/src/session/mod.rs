@@ -38,6 +38,7 @@
 mod acceptor;
 mod connector;
 mod handle;
+mod handshake_io;
 mod reader;
 mod writer;
 

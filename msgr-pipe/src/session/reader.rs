@@ -30,9 +30,9 @@ use super::writer::{self, Pen};
 use super::{bump, now, relock, Inner};
 use crate::core::{Control, InSeq, Outgoing};
 use crate::error::PipeError;
-use crate::v1::codec::{inbound, Inbound};
 use crate::host::Incoming;
 use crate::transport::BoxTransport;
+use crate::v1::codec::{inbound, Inbound};
 
 /// Bytes reserved for each read when no large body is pending.
 const READ_CHUNK: usize = 64 * 1024;

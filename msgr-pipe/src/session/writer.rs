@@ -29,8 +29,8 @@ use tracing::Instrument;
 use super::{bump, relock, Inner, Shared};
 use crate::core::{BatchLimits, Outgoing};
 use crate::error::PipeError;
-use crate::v1::codec::{stage_len, Encoder};
 use crate::transport::{poll_write_chain, BoxTransport};
+use crate::v1::codec::{stage_len, Encoder};
 
 pub(super) async fn run(
     inner: Arc<Inner>,

@@ -180,7 +180,10 @@ mod tests {
         e.message(&mut big);
         e.ack(2);
         e.finish();
-        assert!(chain.len() >= 3, "the large data segment is chained uncopied");
+        assert!(
+            chain.len() >= 3,
+            "the large data segment is chained uncopied"
+        );
         let mut wire = BytesMut::new();
         for b in &chain {
             wire.extend_from_slice(b);
@@ -195,8 +198,12 @@ mod tests {
             got[1],
             Inbound::Control(Control::Keepalive2Ack(t)) if t == Timespec::new(3, 4)
         ));
-        assert!(matches!(&got[2], Inbound::Message(m) if m.header.seq == 1 && m.front[..] == b"front"[..]));
-        assert!(matches!(&got[3], Inbound::Message(m) if m.header.seq == 2 && m.data.len() == 3 * COPY_THRESHOLD));
+        assert!(
+            matches!(&got[2], Inbound::Message(m) if m.header.seq == 1 && m.front[..] == b"front"[..])
+        );
+        assert!(
+            matches!(&got[3], Inbound::Message(m) if m.header.seq == 2 && m.data.len() == 3 * COPY_THRESHOLD)
+        );
         assert!(matches!(got[4], Inbound::Control(Control::Ack(2))));
         assert_eq!(got.len(), 5);
     }

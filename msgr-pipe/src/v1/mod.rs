@@ -3,6 +3,8 @@
 //! * [`codec`]: the core's frames to v1 bytes and back (the writer's [`codec::Encoder`]).
 //! * [`state`]: v1's per-session counters (`connect_seq`, `peer_global_seq`) and the replace
 //!   bookkeeping, reacting to the core's fault decisions.
+//! * [`handshake`]: the connector and acceptor handshakes as sans-IO machines (bytes in,
+//!   bytes out, states consumed by value).
 //! * [`connect`]: the connector's reply table; [`accept`]: the acceptor's decision table
 //!   (spec §5.3), both pure functions.
 //!
@@ -12,7 +14,7 @@
 pub mod accept;
 pub mod codec;
 pub mod connect;
-pub(crate) mod io;
+pub mod handshake;
 pub mod state;
 
 pub use state::V1State;

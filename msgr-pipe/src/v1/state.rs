@@ -129,8 +129,8 @@ impl V1State {
         now: Instant,
         cause: FaultCause,
     ) -> FaultAction {
-        let stage = (core.phase() == crate::core::ConnState::Accepting)
-            .then(|| self.accept_stage(core));
+        let stage =
+            (core.phase() == crate::core::ConnState::Accepting).then(|| self.accept_stage(core));
         let action = core.handle_fault(now, cause, stage);
         if let FaultAction::Reconnect { renew: true, .. } = action {
             self.connect_seq = self.connect_seq.wrapping_add(1);
