@@ -6,12 +6,12 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
-use msgr_wire::{features, Connect, ConnectReply, EntityAddr, EntityType, Tag, CONNECT_LOSSY};
+use msgr_wire::{Connect, ConnectReply, EntityAddr, EntityType, Tag, CONNECT_LOSSY};
 
 use super::handshake_io::{self as hio, hook};
-use super::{bump, Inner, NewSession, Session, SlotHandle};
+use super::{bump, Inner, NewSession, Session, Shared, SlotHandle};
 use crate::config::PipeConfig;
-use crate::core::{ConnState, Established};
+use crate::core::ConnState;
 use crate::error::PipeError;
 use crate::hook::{Side, Step};
 use crate::host::{Host, SessionEvent};
@@ -20,7 +20,8 @@ use crate::policy::Policy;
 use crate::transport::BoxTransport;
 use crate::v1::accept::{decide, AcceptCtx, AcceptDecision, ExistingView, ReplaceKind};
 use crate::v1::handshake::{Accepted, AcceptorDecide, AcceptorHello, Connected};
-use crate::v1::{proto_version, V1State};
+use crate::v1::proto_version;
+use crate::v1::session as v1session;
 
 /// Longest wait for an existing session's own attempt before answering RESETSESSION.
 const ATTEMPT_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
@@ -29,8 +30,8 @@ const ATTEMPT_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 struct Attached {
     session: Session,
     slot: SlotHandle,
-    seq_reply: bool,
-    in_seq: u64,
+    /// Answer SEQ with this `in_seq`, else READY.
+    seq_reply: Option<u64>,
     remote_reset: bool,
 }
 
@@ -314,7 +315,11 @@ async fn finish(
         host.event(&s, SessionEvent::RemoteReset);
     }
     internal_delay(config.inject.internal_delay, "before completing a replace").await;
-    let tag = if att.seq_reply { Tag::Seq } else { Tag::Ready };
+    let tag = if att.seq_reply.is_some() {
+        Tag::Seq
+    } else {
+        Tag::Ready
+    };
     let reply = ConnectReply {
         tag,
         features: policy.features_supported,
@@ -324,7 +329,7 @@ async fn finish(
         flags: if policy.lossy { CONNECT_LOSSY } else { 0 },
         authorizer: auth_reply,
     };
-    let (accepted, bytes) = next.accept(&reply, att.seq_reply.then_some(att.in_seq));
+    let (accepted, bytes) = next.accept(&reply, att.seq_reply);
     hio::write_all(&mut t, &bytes).await?;
     {
         // The peer may now consider the session open: a later failure keeps it.
@@ -344,7 +349,7 @@ async fn finish(
             sh.core.discard_requeued_up_to(acked)
         };
         drop(dropped);
-        tracing::trace!(conn = id, acked, in_seq = att.in_seq, "seq exchanged");
+        tracing::trace!(conn = id, acked, in_seq = ?att.seq_reply, "seq exchanged");
         hook(config, id, Side::Acceptor, Step::SeqExchanged).await?;
     }
     hook(config, id, Side::Acceptor, Step::Ready).await?;
@@ -353,13 +358,9 @@ async fn finish(
         if !sh.link.is_current(att.slot.epoch) {
             return Err(PipeError::Superseded);
         }
-        let est = Established {
-            features: sh.core.features(),
-            lossy: sh.core.is_lossy(),
-        };
-        sh.core.opened(est);
         sh.link.replacing = false;
-        est.features
+        let Shared { core, v1, .. } = &mut *sh;
+        v1session::accepted(core, v1)
     };
     bump(&inner.counters.handshakes, 1);
     tracing::debug!(conn = inner.id, peer = %inner.peer_addr, features = format_args!("{features:#x}"), "accepted");
@@ -396,16 +397,13 @@ impl Inner {
     /// Sets up a brand-new accepted session (rows 6, 18) before it is registered.
     fn begin_open(&self, connect: &Connect, s: &Session) -> Attached {
         let mut sh = self.lock();
-        sh.v1 = V1State::accepted_new(connect.connect_seq, connect.global_seq);
-        sh.core
-            .begin_accept(self.policy.features_supported & connect.features);
+        let Shared { core, v1, .. } = &mut *sh;
+        let att = v1session::open_new(core, v1, connect, self.policy.features_supported);
         sh.link.replacing = true;
-        let slot = sh.link.new_slot();
         Attached {
             session: s.clone(),
-            slot,
-            seq_reply: features::has(connect.features, features::RECONNECT_SEQ),
-            in_seq: sh.core.in_seq(),
+            slot: sh.link.new_slot(),
+            seq_reply: att.seq_reply,
             remote_reset: false,
         }
     }
@@ -427,39 +425,14 @@ impl Inner {
         if sh.view(self.policy.server) != *expected || sh.core.phase() == ConnState::Closed {
             return None;
         }
-        let mut dropped = Vec::new();
-        let mut remote_reset = false;
-        let mut peer_reset = false;
-        match kind {
-            // A session that never opened has nothing the peer could have lost: its queue
-            // (messages the application already handed us) is kept.
-            ReplaceKind::LossyExisting if sh.core.was_open() => {
-                dropped = sh.core.reset_session();
-                sh.v1.reset();
-                remote_reset = true;
-            }
-            ReplaceKind::LossyExisting => {}
-            ReplaceKind::PeerReset { reset } => {
-                peer_reset = true;
-                if reset && sh.core.was_open() {
-                    dropped = sh.core.reset_session();
-                    sh.v1.reset();
-                    remote_reset = true;
-                } else {
-                    sh.core.restart_in_seq();
-                }
-            }
-            ReplaceKind::ResetCheckZero | ReplaceKind::RaceWon | ReplaceKind::Reconnect => {}
-        }
         sh.link.abandon_attempt();
         let slot = sh.link.new_slot();
-        sh.core
-            .begin_accept(self.policy.features_supported & connect.features);
-        sh.v1.replace(connect.connect_seq, connect.global_seq);
         sh.link.replacing = true;
-        let in_seq = sh.core.in_seq();
+        let Shared { core, v1, .. } = &mut *sh;
+        let att = v1session::replace(kind, core, v1, connect, self.policy.features_supported);
         drop(sh);
-        drop(dropped);
+        let (remote_reset, peer_reset) = (att.remote_reset, att.peer_reset);
+        drop(att.dropped);
         tracing::debug!(conn = self.id, peer = %self.peer_addr, ?kind, "replacing session socket");
         if remote_reset || peer_reset {
             self.discard_delayed();
@@ -469,24 +442,22 @@ impl Inner {
         Some(Attached {
             session: s.clone(),
             slot,
-            seq_reply: features::has(connect.features, features::RECONNECT_SEQ) && !peer_reset,
-            in_seq,
+            seq_reply: att.seq_reply,
             remote_reset,
         })
     }
 }
 
-impl super::Shared {
+impl Shared {
     /// The acceptor's view of this session for table 5.3 (`server`: its policy's).
     fn view(&self, server: bool) -> ExistingView {
-        ExistingView {
-            phase: self.core.phase(),
-            connect_seq: self.v1.connect_seq(),
-            peer_global_seq: self.v1.peer_global_seq(),
-            lossy: self.core.is_lossy(),
+        let attempting = self.link.attempt.is_some();
+        v1session::view(
+            &self.core,
+            &self.v1,
             server,
-            replacing: self.link.replacing,
-            attempting: self.link.attempt.is_some(),
-        }
+            self.link.replacing,
+            attempting,
+        )
     }
 }

@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::handshake_io::{self as hio, hook};
 use super::{bump, now, Inner, Shared};
-use crate::core::{ConnState, Established, FaultAction, FaultCause};
+use crate::core::{ConnState, FaultAction, FaultCause};
 use crate::error::PipeError;
 use crate::hook::{Side, Step};
 use crate::host::SessionEvent;
@@ -22,6 +22,7 @@ use crate::transport::BoxTransport;
 use crate::v1::connect::{Attempt, ReplyAction};
 use crate::v1::handshake::{ConnectFields, ConnectorHello, Features, Opened, Reply, ReplyNext};
 use crate::v1::proto_version;
+use crate::v1::session as v1session;
 
 enum Next {
     Exit,
@@ -289,18 +290,13 @@ async fn handshake(
     }
 }
 
-/// READY/SEQ arrived: the acceptor now holds the session at connect_seq + 1 (a lossless one
-/// keeps it even if this socket fails now): so do we, or a retry with the old value would
-/// look like a restart of ours (table 5.3, row 10).
+/// READY/SEQ arrived: [`v1session::ready`], unless the attempt was superseded.
 fn commit_ready(inner: &Inner, gen: u64, opened: &Opened) -> Result<(), PipeError> {
     let mut sh = inner.lock();
     if sh.link.attempt.as_ref().map(|a| a.0) != Some(gen) {
         return Err(PipeError::Superseded);
     }
-    if opened.reply.flags & CONNECT_LOSSY == 0 {
-        sh.v1
-            .ready(opened.connect_seq_sent, opened.reply.global_seq);
-    }
+    v1session::ready(&mut sh.v1, opened);
     Ok(())
 }
 
@@ -309,33 +305,26 @@ fn finish(inner: &Arc<Inner>, gen: u64, t: BoxTransport, opened: &Opened) {
     let (reply, cseq) = (&opened.reply, opened.connect_seq_sent);
     let (slot, features) = {
         let mut sh = inner.lock();
-        if sh.link.attempt.as_ref().map(|a| a.0) != Some(gen)
-            || sh.core.phase() != ConnState::Connecting
-        {
-            tracing::debug!(
-                conn = inner.id,
-                "handshake done but superseded; dropping socket"
-            );
+        if sh.link.attempt.as_ref().map(|a| a.0) != Some(gen) {
+            tracing::debug!(conn = inner.id, "handshake done but superseded");
+            return;
+        }
+        let supported = inner.policy.features_supported;
+        let Shared { core, v1, .. } = &mut *sh;
+        if !v1session::connected(core, v1, opened, supported) {
+            tracing::debug!(conn = inner.id, "handshake done but no longer connecting");
             return;
         }
         sh.link.attempt = None;
-        let new_cseq = cseq.wrapping_add(1);
-        if reply.connect_seq != new_cseq {
+        if reply.connect_seq != cseq.wrapping_add(1) {
             tracing::warn!(
                 conn = inner.id,
-                ours = new_cseq,
+                ours = cseq.wrapping_add(1),
                 theirs = reply.connect_seq,
                 "connect_seq disagrees"
             );
         }
-        sh.v1.ready(cseq, reply.global_seq);
-        sh.v1.committed();
-        let features = reply.features & inner.policy.features_supported;
-        sh.core.opened(Established {
-            features,
-            lossy: reply.flags & CONNECT_LOSSY != 0,
-        });
-        (sh.link.new_slot(), features)
+        (sh.link.new_slot(), sh.core.features())
     };
     bump(&inner.counters.handshakes, 1);
     tracing::debug!(conn = inner.id, peer = %inner.peer_addr, features = format_args!("{features:#x}"), "connected");

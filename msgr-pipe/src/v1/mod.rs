@@ -5,6 +5,7 @@
 //!   bookkeeping, reacting to the core's fault decisions.
 //! * [`handshake`]: the connector and acceptor handshakes as sans-IO machines (bytes in,
 //!   bytes out, states consumed by value).
+//! * [`session`]: what an accept decision or a READY/SEQ does to the session (replace, open).
 //! * [`connect`]: the connector's reply table; [`accept`]: the acceptor's decision table
 //!   (spec §5.3), both pure functions.
 //!
@@ -15,6 +16,7 @@ pub mod accept;
 pub mod codec;
 pub mod connect;
 pub mod handshake;
+pub mod session;
 pub mod state;
 
 pub use state::V1State;
