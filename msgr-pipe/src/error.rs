@@ -159,7 +159,7 @@ impl PipeError {
 /// How an outgoing handshake attempt of a session failed, as published by
 /// [`Session::handshake_failures`](crate::Session::handshake_failures): the error, whether
 /// it ended the session, and how many attempts have failed so far. It tells an application
-/// *why* a session does not open (the peer's answer), which [`SessionEvent::Refused`]
+/// *why* a session does not open (the peer's answer), which [`SessionEvent::Refused`](crate::SessionEvent::Refused)
 /// (crate::SessionEvent::Refused) alone does not; the session's retry rules are unchanged.
 #[derive(Clone, Debug)]
 pub struct HandshakeFailure {
