@@ -85,6 +85,17 @@ pub enum PipeError {
         /// Its seq.
         seq: u64,
     },
+    /// A message's signature did not check (Ceph: "Signature check failed"): the socket is
+    /// faulted, the message dropped.
+    #[error("bad signature on message seq {seq}")]
+    BadSignature {
+        /// Its seq.
+        seq: u64,
+    },
+    /// The acceptor's challenge or reply authorizer did not check: it is not who it claims to
+    /// be (or our authorizer could not be built or answered).
+    #[error("authentication failed: {0}")]
+    Auth(msgr_auth::AuthError),
 }
 
 impl PipeError {
@@ -132,6 +143,8 @@ impl Clone for PipeError {
             PipeError::Superseded => PipeError::Superseded,
             PipeError::DeliveryPanicked { seq } => PipeError::DeliveryPanicked { seq: *seq },
             PipeError::Aborted { seq } => PipeError::Aborted { seq: *seq },
+            PipeError::BadSignature { seq } => PipeError::BadSignature { seq: *seq },
+            PipeError::Auth(e) => PipeError::Auth(e.clone()),
         }
     }
 }
@@ -152,6 +165,7 @@ impl PipeError {
                 | PipeError::AddrMismatch { .. }
                 | PipeError::UnexpectedTag { .. }
                 | PipeError::Wire(_)
+                | PipeError::Auth(_)
         )
     }
 }

@@ -44,6 +44,7 @@
 //! * Replace is transparent (Simple): no RETRY_GLOBAL round trip; a lossy server still looks
 //!   sessions up (one session per peer address). See [`v1::accept`].
 
+pub mod auth;
 pub mod config;
 pub mod core;
 pub mod error;
@@ -57,11 +58,15 @@ pub mod testing;
 pub mod transport;
 pub mod v1;
 
+pub use auth::ProviderAuthorizer;
 pub use config::{ConfigError, InjectConfig, PipeConfig, DEFAULT_MAX_PENDING_BYTES};
 pub use core::ConnState;
 pub use error::{HandshakeFailure, PipeError, SendError};
 pub use hook::{BoxFuture, HandshakeHook, HookAction, Side, Step};
-pub use host::{Authorizer, Host, Incoming, SessionEvent};
+pub use host::{
+    AuthError, Authorizer, ChallengeState, ClientAuthorizer, Host, Incoming, MessageSigner,
+    PeerIdentity, SessionEvent, VerifyOutcome,
+};
 pub use msgr_dispatch::ConnId;
 pub use policy::{Policy, DEFAULT_FEATURES};
 pub use session::{KeepaliveAcks, Session, SessionClosed, SessionStats};

@@ -416,19 +416,55 @@ impl HandshakeHook for StepLog {
     }
 }
 
-/// An [`Authorizer`] that sends `b"let me in"` and accepts only that.
+/// An [`Authorizer`] that sends `b"let me in"` and accepts only that (replying `b"ok"`,
+/// which its connector side checks); no challenge, no signatures.
 #[derive(Debug, Default)]
 pub struct FixedAuthorizer {
     /// Refuse everything.
     pub refuse: bool,
 }
 
+/// The connector side of [`FixedAuthorizer`].
+#[derive(Debug)]
+struct FixedClient;
+
+impl crate::ClientAuthorizer for FixedClient {
+    fn protocol(&self) -> u32 {
+        msgr_wire::AUTH_NONE
+    }
+
+    fn bytes(&self) -> bytes::Bytes {
+        bytes::Bytes::from_static(b"let me in")
+    }
+
+    fn add_challenge(&mut self, _challenge: &[u8]) -> Result<(), crate::AuthError> {
+        Err(crate::AuthError::BadAuthorizer {
+            reason: "a fixed authorizer cannot answer a challenge",
+        })
+    }
+
+    fn verify_reply(
+        &self,
+        reply: &[u8],
+        _features: u64,
+    ) -> Result<Option<crate::MessageSigner>, crate::AuthError> {
+        if reply == b"ok" {
+            Ok(None)
+        } else {
+            Err(crate::AuthError::BadAuthorizer {
+                reason: "unexpected reply authorizer",
+            })
+        }
+    }
+}
+
 impl Authorizer for FixedAuthorizer {
-    fn build(&self, _peer_type: EntityType, _retry: bool) -> Option<(u32, bytes::Bytes)> {
-        Some((
-            msgr_wire::AUTH_NONE,
-            bytes::Bytes::from_static(b"let me in"),
-        ))
+    fn build(
+        &self,
+        _peer_type: EntityType,
+        _retry: bool,
+    ) -> BoxFuture<'_, Option<Box<dyn crate::ClientAuthorizer>>> {
+        Box::pin(async { Some(Box::new(FixedClient) as Box<dyn crate::ClientAuthorizer>) })
     }
 
     fn verify(
@@ -436,11 +472,23 @@ impl Authorizer for FixedAuthorizer {
         _peer_type: EntityType,
         _protocol: u32,
         authorizer: &[u8],
-    ) -> Result<bytes::Bytes, bytes::Bytes> {
+        _challenge: &mut crate::ChallengeState,
+        _features: u64,
+    ) -> Result<crate::VerifyOutcome, crate::AuthError> {
         if !self.refuse && authorizer == b"let me in" {
-            Ok(bytes::Bytes::from_static(b"ok"))
+            Ok(crate::VerifyOutcome::Accepted {
+                reply: bytes::Bytes::from_static(b"ok"),
+                peer: crate::PeerIdentity {
+                    name: msgr_auth::EntityName::client("fixed"),
+                    global_id: 0,
+                    caps: Default::default(),
+                },
+                signer: None,
+            })
         } else {
-            Err(bytes::Bytes::new())
+            Err(crate::AuthError::BadAuthorizer {
+                reason: "not the fixed authorizer",
+            })
         }
     }
 }

@@ -132,6 +132,7 @@ pub fn open_session(core: &mut SessionCore, mut bytes: BytesMut, features: u64) 
             ka2: true,
             chain: &mut chain,
             stage: &mut stage,
+            signer: None,
         };
         let tx = core.poll_transmit(&limits, &mut enc, &mut msgs);
         for o in msgs.iter_mut() {

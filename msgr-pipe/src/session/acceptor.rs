@@ -14,7 +14,7 @@ use crate::config::PipeConfig;
 use crate::core::ConnState;
 use crate::error::PipeError;
 use crate::hook::{Side, Step};
-use crate::host::{Host, SessionEvent};
+use crate::host::{ChallengeState, Host, MessageSigner, SessionEvent, VerifyOutcome};
 use crate::inject::{internal_delay, mix_seed, InjectStream};
 use crate::policy::Policy;
 use crate::transport::BoxTransport;
@@ -104,6 +104,7 @@ async fn run(
     hook(config, id, Side::Acceptor, Step::BannerSent).await?;
     let mut buf = BytesMut::new();
     let (peer, mut wait) = hio::drive(&mut t, &mut buf, hello).await?;
+    let mut challenge = ChallengeState::default();
     tracing::debug!(conn = id, %peer, "peer address");
 
     loop {
@@ -116,13 +117,49 @@ async fn run(
         let policy = host.policy(peer_type);
         let my_type = host.my_name().ty;
         let expected = proto_version(my_type, peer_type, false);
-        let (authorizer_ok, auth_reply) = match host.authorizer() {
-            None => (true, Bytes::new()),
-            Some(a) => {
-                match a.verify(peer_type, connect.authorizer_protocol, &connect.authorizer) {
-                    Ok(r) => (true, r),
-                    Err(r) => (false, r),
-                }
+        // The authorizer first: a challenge is answered on its own, before the table.
+        let negotiated = connect.features & policy.features_supported;
+        let verdict = host.authorizer().map(|a| {
+            let proto = connect.authorizer_protocol;
+            a.verify(
+                peer_type,
+                proto,
+                &connect.authorizer,
+                &mut challenge,
+                negotiated,
+            )
+        });
+        let (authorizer_ok, auth_reply, signer) = match verdict {
+            None => (true, Bytes::new(), None),
+            Some(Ok(VerifyOutcome::Challenge(bytes))) => {
+                let reply = ConnectReply {
+                    tag: Tag::ChallengeAuthorizer,
+                    features: negotiated | policy.features_required,
+                    global_seq: 0,
+                    connect_seq: 0,
+                    protocol_version: expected,
+                    flags: 0,
+                    authorizer: bytes,
+                };
+                let (w, bytes) = next.reply(&reply);
+                hio::write_all(&mut t, &bytes).await?;
+                tracing::debug!(conn = id, "authorizer challenged");
+                let tag = Tag::ChallengeAuthorizer.byte();
+                hook(config, id, Side::Acceptor, Step::ReplySent(tag)).await?;
+                wait = w;
+                continue;
+            }
+            Some(Ok(VerifyOutcome::Accepted {
+                reply,
+                signer,
+                peer,
+            })) => {
+                tracing::debug!(conn = id, peer = %peer.name, global_id = peer.global_id, "authorizer accepted");
+                (true, reply, signer)
+            }
+            Some(Err(e)) => {
+                tracing::info!(conn = id, %peer, error = %e, "bad authorizer");
+                (false, Bytes::new(), None)
             }
         };
         let ctx = AcceptCtx {
@@ -188,6 +225,7 @@ async fn run(
             policy: &policy,
             expected,
             auth_reply,
+            signer,
         };
         return finish(host, config, t, buf, next, reply, att, id).await;
     }
@@ -289,6 +327,8 @@ struct Finish<'a> {
     policy: &'a Policy,
     expected: u32,
     auth_reply: Bytes,
+    /// Signs and checks the connection's messages (an accepted cephx authorizer).
+    signer: Option<MessageSigner>,
 }
 
 /// Answers READY/SEQ on the attached socket, completes the SEQ exchange and opens.
@@ -308,6 +348,7 @@ async fn finish(
         policy,
         expected,
         auth_reply,
+        signer,
     } = f;
     let s = att.session;
     let inner = s.inner.clone();
@@ -366,7 +407,7 @@ async fn finish(
     tracing::debug!(conn = inner.id, peer = %inner.peer_addr, features = format_args!("{features:#x}"), "accepted");
     // The event goes up before the first message can (as Ceph queues ACCEPT first).
     host.event(&s, SessionEvent::Accept);
-    inner.spawn_socket(att.slot, t, features);
+    inner.spawn_socket(att.slot, t, features, signer);
     Ok(s)
 }
 

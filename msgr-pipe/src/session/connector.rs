@@ -16,7 +16,7 @@ use super::{bump, now, Inner, Shared};
 use crate::core::{ConnState, FaultAction, FaultCause};
 use crate::error::PipeError;
 use crate::hook::{Side, Step};
-use crate::host::SessionEvent;
+use crate::host::{ClientAuthorizer, MessageSigner, SessionEvent};
 use crate::inject::{internal_delay, InjectStream};
 use crate::transport::BoxTransport;
 use crate::v1::connect::{Attempt, ReplyAction};
@@ -111,7 +111,7 @@ async fn attempt(inner: &Arc<Inner>) {
         _ = inner.closed.cancelled() => Err(PipeError::SessionClosed),
     };
     match res {
-        Ok((t, opened)) => finish(inner, gen, t, &opened),
+        Ok((t, opened, signer)) => finish(inner, gen, t, &opened, signer),
         Err(e) => failed(inner, gen, &e),
     }
 }
@@ -121,7 +121,7 @@ async fn connect_once(
     inner: &Arc<Inner>,
     gen: u64,
     sockets: u64,
-) -> Result<(BoxTransport, Opened), PipeError> {
+) -> Result<(BoxTransport, Opened, Option<MessageSigner>), PipeError> {
     let t = match inner.host.dial(inner.peer_addr).await {
         Ok(t) => t,
         Err(e) => {
@@ -138,8 +138,8 @@ async fn connect_once(
     } else {
         t
     };
-    let opened = handshake(inner, gen, &mut t).await?;
-    Ok((t, opened))
+    let (opened, signer) = handshake(inner, gen, &mut t).await?;
+    Ok((t, opened, signer))
 }
 
 fn addr_matches(dialled: &EntityAddr, got: &EntityAddr) -> bool {
@@ -156,7 +156,7 @@ async fn handshake(
     inner: &Arc<Inner>,
     gen: u64,
     t: &mut BoxTransport,
-) -> Result<Opened, PipeError> {
+) -> Result<(Opened, Option<MessageSigner>), PipeError> {
     let cfg = &inner.config;
     let id = inner.id;
     let host = &inner.host;
@@ -188,13 +188,18 @@ async fn handshake(
     // Whether the session still runs this attempt (a replace or a close may have taken it).
     let current = |sh: &super::Locked<'_>| sh.link.attempt.as_ref().map(|a| a.0) == Some(gen);
     let mut next = hello.next;
-    let mut retry_auth = false;
+    // This connection's authorizer (none without an auth provider, or for peers it does
+    // not authorize to).
+    let provider = host.authorizer();
+    let mut auth = match &provider {
+        Some(p) => p.build(inner.peer_type, false).await,
+        None => None,
+    };
     loop {
         let my_name = host.my_name();
-        let (authorizer_protocol, authorizer) = host
-            .authorizer()
-            .and_then(|a| a.build(inner.peer_type, retry_auth))
-            .unwrap_or((0, Bytes::new()));
+        let (authorizer_protocol, authorizer) = auth
+            .as_ref()
+            .map_or((0, Bytes::new()), |a| (a.protocol(), a.bytes()));
         let fields = ConnectFields {
             host_type: my_name.ty.host_type(),
             protocol_version: proto_version(my_name.ty, inner.peer_type, true),
@@ -224,6 +229,7 @@ async fn handshake(
         .await?;
         internal_delay(cfg.inject.internal_delay, "after reading the connect reply").await;
 
+        let signer;
         let opened = match after {
             ReplyNext::Again(action, mut again) => {
                 match action {
@@ -240,7 +246,23 @@ async fn handshake(
                     ReplyAction::RetryGlobal { at_least } => {
                         again.set_global_seq(host.next_global_seq(at_least));
                     }
-                    ReplyAction::RetryAuthorizer => retry_auth = true,
+                    ReplyAction::RetryAuthorizer => {
+                        auth = match &provider {
+                            Some(p) => p.build(inner.peer_type, true).await,
+                            None => None,
+                        };
+                    }
+                    ReplyAction::Challenge => match auth.as_mut() {
+                        Some(a) => a
+                            .add_challenge(&reply.authorizer)
+                            .map_err(PipeError::Auth)?,
+                        None => {
+                            return Err(PipeError::UnexpectedTag {
+                                tag: reply.tag.byte(),
+                                context: "connect reply to a connect without authorizer",
+                            })
+                        }
+                    },
                     ReplyAction::ResetSession => {
                         let dropped = {
                             let mut sh = inner.lock();
@@ -263,11 +285,14 @@ async fn handshake(
             }
             ReplyNext::Fail(e) => return Err(e),
             ReplyNext::Open(opened) => {
+                signer = verify_reply(auth.as_deref(), &opened, policy.features_supported)?;
                 commit_ready(inner, gen, &opened)?;
                 opened
             }
             ReplyNext::Seq(seq_wait) => {
-                commit_ready(inner, gen, seq_wait.opened())?;
+                let o = seq_wait.opened();
+                signer = verify_reply(auth.as_deref(), o, policy.features_supported)?;
+                commit_ready(inner, gen, o)?;
                 let answer = hio::drive(t, &mut buf, seq_wait).await?;
                 let acked = answer.acked();
                 let (dropped, in_seq) = {
@@ -286,7 +311,23 @@ async fn handshake(
             }
         };
         hook(cfg, id, Side::Connector, Step::Ready).await?;
-        return Ok(opened);
+        return Ok((opened, signer));
+    }
+}
+
+/// READY/SEQ carries the acceptor's reply authorizer: it must prove the acceptor knows the
+/// ticket's session key (nonce + 1), or the acceptor is not who it claims to be. Gives the
+/// connection's signer.
+fn verify_reply(
+    auth: Option<&dyn ClientAuthorizer>,
+    opened: &Opened,
+    supported: u64,
+) -> Result<Option<MessageSigner>, PipeError> {
+    match auth {
+        Some(a) => a
+            .verify_reply(&opened.reply.authorizer, opened.reply.features & supported)
+            .map_err(PipeError::Auth),
+        None => Ok(None),
     }
 }
 
@@ -301,7 +342,13 @@ fn commit_ready(inner: &Inner, gen: u64, opened: &Opened) -> Result<(), PipeErro
 }
 
 /// The handshake succeeded: attach the socket and open, unless the attempt was superseded.
-fn finish(inner: &Arc<Inner>, gen: u64, t: BoxTransport, opened: &Opened) {
+fn finish(
+    inner: &Arc<Inner>,
+    gen: u64,
+    t: BoxTransport,
+    opened: &Opened,
+    signer: Option<MessageSigner>,
+) {
     let (reply, cseq) = (&opened.reply, opened.connect_seq_sent);
     let (slot, features) = {
         let mut sh = inner.lock();
@@ -330,7 +377,7 @@ fn finish(inner: &Arc<Inner>, gen: u64, t: BoxTransport, opened: &Opened) {
     tracing::debug!(conn = inner.id, peer = %inner.peer_addr, features = format_args!("{features:#x}"), "connected");
     // The event goes up before the first message can (as Ceph queues CONNECT first).
     inner.host.event(&inner.session(), SessionEvent::Connect);
-    inner.spawn_socket(slot, t, features);
+    inner.spawn_socket(slot, t, features, signer);
 }
 
 /// The attempt failed: fault handling, or close for errors that must not be retried.

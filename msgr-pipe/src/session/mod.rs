@@ -58,7 +58,7 @@ use crate::core::{
     ConnState, CoreConfig, Event, FaultAction, FaultCause, FaultPolicy, Outgoing, SessionCore,
 };
 use crate::error::{HandshakeFailure, PipeError, SendError};
-use crate::host::{Host, Incoming, SessionEvent};
+use crate::host::{Host, Incoming, MessageSigner, SessionEvent};
 use crate::inject::{internal_delay, mix_seed};
 use crate::policy::Policy;
 use crate::transport::BoxTransport;
@@ -579,10 +579,20 @@ impl Inner {
         Ok(())
     }
 
-    /// Starts the reader and writer of an attached socket.
-    fn spawn_socket(self: &Arc<Self>, slot: SlotHandle, t: BoxTransport, features: u64) {
+    /// Starts the reader and writer of an attached socket. `signer`: the handshake's, used
+    /// if the host signs messages and MSG_AUTH was negotiated (the cephx spec's §C).
+    fn spawn_socket(
+        self: &Arc<Self>,
+        slot: SlotHandle,
+        t: BoxTransport,
+        features: u64,
+        signer: Option<MessageSigner>,
+    ) {
+        let signs = self.host.authorizer().is_some_and(|a| a.sign_messages())
+            && msgr_wire::features::has(features, msgr_wire::features::MSG_AUTH);
+        let signer = signer.filter(|_| signs);
         let (r, w) = tokio::io::split(t);
-        let pen = Arc::new(writer::Pen::new(w, features, self));
+        let pen = Arc::new(writer::Pen::new(w, features, signer.clone(), self));
         self.tracker.spawn(reader::run(
             self.clone(),
             reader::Socket {
@@ -593,6 +603,7 @@ impl Inner {
             },
             r,
             features,
+            signer,
         ));
         self.tracker.spawn(writer::run(
             self.clone(),

@@ -31,8 +31,9 @@ use super::{bump, now, relock, Inner};
 use crate::core::{Control, InSeq, Outgoing};
 use crate::error::PipeError;
 use crate::host::Incoming;
+use crate::host::MessageSigner;
 use crate::transport::BoxTransport;
-use crate::v1::codec::{inbound, Inbound};
+use crate::v1::codec::{check_signature, inbound, Inbound};
 
 /// Bytes reserved for each read when no large body is pending.
 const READ_CHUNK: usize = 64 * 1024;
@@ -64,10 +65,11 @@ pub(super) async fn run(
     socket: Socket,
     mut r: ReadHalf<BoxTransport>,
     features: u64,
+    signer: Option<MessageSigner>,
 ) {
     let epoch = socket.epoch;
     let span = tracing::debug_span!("reader", conn = inner.id, peer = %inner.peer_addr, epoch);
-    let res = read_loop(&inner, &socket, &mut r, features)
+    let res = read_loop(&inner, &socket, &mut r, features, signer.as_ref())
         .instrument(span)
         .await;
     if let Err(e) = res {
@@ -165,6 +167,7 @@ async fn read_loop(
     socket: &Socket,
     r: &mut ReadHalf<BoxTransport>,
     features: u64,
+    signer: Option<&MessageSigner>,
 ) -> Result<(), PipeError> {
     let (epoch, cancel) = (socket.epoch, &socket.cancel);
     let cfg = inner.config.clone();
@@ -200,6 +203,10 @@ async fn read_loop(
             };
             match inbound(frame) {
                 Inbound::Message(m) => {
+                    if signer.is_some_and(|s| !check_signature(s, &m)) {
+                        tracing::warn!(seq = m.header.seq, "signature check failed");
+                        return Err(PipeError::BadSignature { seq: m.header.seq });
+                    }
                     let permits = match held.take() {
                         Some(p) => p,
                         None => match try_acquire(inner, dispatch.as_ref(), &m.header) {

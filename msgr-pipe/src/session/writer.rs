@@ -29,6 +29,7 @@ use tracing::Instrument;
 use super::{bump, relock, Inner, Shared};
 use crate::core::{BatchLimits, Outgoing};
 use crate::error::PipeError;
+use crate::host::MessageSigner;
 use crate::transport::{poll_write_chain, BoxTransport};
 use crate::v1::codec::{stage_len, Encoder};
 
@@ -80,6 +81,8 @@ pub(super) struct Out {
     batch: Written,
     /// The `ack_requests` count the last nudge answered.
     nudged_for: u64,
+    /// Signs every message (an authorized connection).
+    signer: Option<MessageSigner>,
 }
 
 /// What one batch carries, for the session counters.
@@ -105,7 +108,12 @@ struct PenSlot {
 
 impl Pen {
     /// A pen holding the sending side of a newly attached socket.
-    pub(super) fn new(w: WriteHalf<BoxTransport>, features: u64, inner: &Inner) -> Pen {
+    pub(super) fn new(
+        w: WriteHalf<BoxTransport>,
+        features: u64,
+        signer: Option<MessageSigner>,
+        inner: &Inner,
+    ) -> Pen {
         let out = Out {
             w,
             kind: FooterKind::for_features(features),
@@ -115,6 +123,7 @@ impl Pen {
             msgs: Vec::new(),
             batch: Written::default(),
             nudged_for: inner.ack_requests.load(Ordering::Acquire),
+            signer,
         };
         Pen {
             slot: Mutex::new(PenSlot {
@@ -175,6 +184,7 @@ impl Out {
         ka2: bool,
         chain: &'a mut VecDeque<Bytes>,
         stage: &'a mut BytesMut,
+        signer: Option<&'a MessageSigner>,
     ) -> Encoder<'a> {
         Encoder {
             crc,
@@ -182,6 +192,7 @@ impl Out {
             ka2,
             chain,
             stage,
+            signer,
         }
     }
 
@@ -199,10 +210,11 @@ impl Out {
             msgs,
             kind,
             ka2,
+            signer,
             ..
         } = self;
         msgs.clear();
-        let mut enc = Self::encoder(inner.config.crc, *kind, *ka2, chain, stage);
+        let mut enc = Self::encoder(inner.config.crc, *kind, *ka2, chain, stage, signer.as_ref());
         let tx = sh.core.poll_transmit(&limits, &mut enc, msgs);
         // A sender waits for budget and this batch leaves nothing queued (all the sender
         // waits for is written): end it with a KEEPALIVE2. While messages stay queued the
@@ -226,10 +238,11 @@ impl Out {
             msgs,
             kind,
             ka2,
+            signer,
             ..
         } = self;
         stage.reserve(stage_len(msgs));
-        let mut enc = Self::encoder(inner.config.crc, *kind, *ka2, chain, stage);
+        let mut enc = Self::encoder(inner.config.crc, *kind, *ka2, chain, stage, signer.as_ref());
         let mut bytes = t.tx.staged_bytes;
         for o in msgs.iter_mut() {
             bytes += o.payload_len();

@@ -13,6 +13,8 @@ use std::collections::VecDeque;
 use bytes::{BufMut, Bytes, BytesMut};
 use msgr_wire::{CrcFlags, FooterKind, Frame, Message, Tag, Timespec, Wire};
 
+use msgr_auth::signature::{MessageSigner, SignedFields, FOOTER_SIGNED};
+
 use crate::core::{Control, FrameSink, Outgoing};
 
 /// Messages with at least this many payload bytes have their segment CRCs computed when they
@@ -36,6 +38,27 @@ pub enum Inbound {
     Message(Message),
     /// Anything else.
     Control(Control),
+}
+
+/// What a v1 message signature covers (the cephx spec's §C): the header CRC as sent, the
+/// footer CRCs, the segment lengths and the seq.
+pub fn signed_fields(m: &Message) -> SignedFields {
+    SignedFields {
+        header_crc: m.header.crc,
+        front_crc: m.footer.front_crc,
+        front_len: m.header.front_len,
+        middle_crc: m.footer.middle_crc,
+        middle_len: m.header.middle_len,
+        data_crc: m.footer.data_crc,
+        data_len: m.header.data_len,
+        seq: m.header.seq,
+    }
+}
+
+/// Checks a received message's signature (a mismatch faults the socket, as Ceph's
+/// "Signature check failed" does).
+pub fn check_signature(signer: &MessageSigner, m: &Message) -> bool {
+    signer.check(&signed_fields(m), m.footer.sig).is_ok()
 }
 
 /// Splits a decoded frame into a message or a neutral control frame.
@@ -63,6 +86,8 @@ pub struct Encoder<'a> {
     pub chain: &'a mut VecDeque<Bytes>,
     /// Small pieces staged for one write.
     pub stage: &'a mut BytesMut,
+    /// Signs each message (an authorized connection with `cephx_sign_messages`).
+    pub signer: Option<&'a MessageSigner>,
 }
 
 impl Encoder<'_> {
@@ -97,6 +122,16 @@ impl Encoder<'_> {
             o.msg.seal_header(o.seq, src, self.crc);
         } else {
             o.msg.seal(o.seq, src, self.crc);
+        }
+        if let Some(signer) = self.signer {
+            // A resend is signed again: its seq and CRCs are those of this sealing.
+            match signer.sign(&signed_fields(&o.msg)) {
+                Ok(sig) => {
+                    o.msg.footer.sig = sig;
+                    o.msg.footer.flags |= FOOTER_SIGNED;
+                }
+                Err(e) => tracing::warn!(error = %e, seq = o.seq, "message left unsigned"),
+            }
         }
         self.stage.put_slice(&o.msg.frame_head());
         for seg in [&o.msg.front, &o.msg.middle, &o.msg.data] {
@@ -166,6 +201,7 @@ mod tests {
             ka2: true,
             chain: &mut chain,
             stage: &mut stage,
+            signer: None,
         };
         let mut small = Outgoing::new(Message::new(7, b"front".to_vec()), None);
         small.seq = 1;

@@ -238,6 +238,7 @@ pub enum ReplyNext {
     /// Connect again on this socket. The action says why: `Retry` (the attempt now has the
     /// acceptor's connect seq), `RetryGlobal` (raise the global seq with
     /// [`ConnectorConnect::set_global_seq`]), `RetryAuthorizer` (build a fresh one),
+    /// `Challenge` (answer the reply's challenge with the same authorizer),
     /// `ResetSession` (reset the session first; the attempt's connect seq is 0).
     Again(ReplyAction, ConnectorConnect),
     /// READY: the session opens.

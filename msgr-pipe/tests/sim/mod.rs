@@ -542,6 +542,7 @@ impl Sim {
             ka2: true,
             chain: &mut chain,
             stage: &mut stage,
+            signer: None,
         };
         let tx = s.core.poll_transmit(&limits, &mut enc, &mut msgs);
         for o in msgs.iter_mut() {
