@@ -10,7 +10,7 @@ use std::time::Duration;
 pub enum MonClientError {
     /// The mon refused our authentication: a wrong key or an unknown entity (EACCES, −13), a
     /// refused reclaim, no common auth method (ENOTSUP, −95). Final: no other mon is tried.
-    #[error("{entity}: authentication refused by mon {mon} ({})", errno_text(*result))]
+    #[error("{entity}: authentication refused by mon v1:{mon}: {}", errno_text(*result))]
     AuthRefused {
         /// The entity that tried (`client.admin`).
         entity: String,
@@ -21,7 +21,7 @@ pub enum MonClientError {
     },
     /// A reply of the mon did not verify with our key (bad magic, wrong layout): a wrong key
     /// or a corrupted reply. Final, as a refusal.
-    #[error("{entity}: authentication with mon {mon} failed: {source}")]
+    #[error("{entity}: authentication with mon v1:{mon} failed: {source}")]
     AuthFailed {
         /// The entity that tried.
         entity: String,
@@ -31,7 +31,7 @@ pub enum MonClientError {
         source: msgr_auth::AuthError,
     },
     /// The mon chose an auth method we did not offer or cannot run.
-    #[error("{entity}: mon {mon} chose auth protocol {protocol}, not one of ours")]
+    #[error("{entity}: mon v1:{mon} chose auth protocol {protocol}, not one of ours")]
     UnsupportedProtocol {
         /// The entity.
         entity: String,
@@ -107,7 +107,7 @@ pub enum MonClientError {
         path: PathBuf,
     },
     /// A message from the mon that does not decode.
-    #[error("malformed {what} from mon {mon}: {source}")]
+    #[error("malformed {what} from mon v1:{mon}: {source}")]
     Malformed {
         /// The message type.
         what: &'static str,
