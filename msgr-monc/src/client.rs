@@ -347,6 +347,18 @@ impl MonClient {
         &self.shared.options.name
     }
 
+    /// The options the client runs with (the signing options are carried here for the
+    /// connections to services).
+    pub fn options(&self) -> &ClientOptions {
+        &self.shared.options
+    }
+
+    /// The auth methods offered to the mons, in preference order: `auth_client_required`,
+    /// less cephx when no keyring was found and `none` is allowed.
+    pub fn auth_methods(&self) -> &[u32] {
+        &self.shared.methods
+    }
+
     /// The mon of the current session, if one is open.
     pub async fn current_mon(&self) -> Option<SocketAddr> {
         let st = self.shared.state.lock().await;
@@ -406,5 +418,92 @@ impl Drop for MonClient {
     fn drop(&mut self) {
         self.shared.cancel.cancel();
         self.shared.messenger.shutdown();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use msgr_auth::{KeyringEntry, CEPH_AUTH_NONE};
+
+    fn ring_file(dir: &std::path::Path, file: &str, name: &str, secret: u8) -> std::path::PathBuf {
+        let mut ring = Keyring::new();
+        ring.insert(
+            name.parse().unwrap(),
+            KeyringEntry {
+                key: CryptoKey::aes([secret; 16]),
+                caps: Default::default(),
+            },
+        );
+        let path = dir.join(file);
+        std::fs::write(&path, ring.to_text()).unwrap();
+        path
+    }
+
+    fn conf(dir: &std::path::Path, text: &str, name: &str) -> MonClientConfig {
+        let text = text.replace("DIR", &dir.display().to_string());
+        let o = ClientOptions::from_ceph_conf_str(&text, "t.conf", &name.parse().unwrap()).unwrap();
+        MonClientConfig::new(o)
+    }
+
+    #[test]
+    fn the_first_keyring_that_exists_gives_the_key() {
+        let dir = tempfile::tempdir().unwrap();
+        ring_file(dir.path(), "ceph.client.admin.keyring", "client.admin", 7);
+        let c = conf(
+            dir.path(),
+            "[global]\nkeyring = DIR/none.keyring, DIR/$cluster.$name.keyring\n",
+            "client.admin",
+        );
+        let (key, methods) = c.resolve_auth().unwrap();
+        assert_eq!(key, Some(CryptoKey::aes([7; 16])));
+        assert_eq!(methods, vec![CEPH_AUTH_CEPHX, CEPH_AUTH_NONE]);
+    }
+
+    #[test]
+    fn no_keyring_disables_cephx_only_when_none_is_allowed() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = conf(
+            dir.path(),
+            "[global]\nkeyring = DIR/absent\n",
+            "client.admin",
+        );
+        assert_eq!(c.resolve_auth().unwrap(), (None, vec![CEPH_AUTH_NONE]));
+        let c = conf(
+            dir.path(),
+            "[global]\nkeyring = DIR/absent\nauth_client_required = cephx\n",
+            "client.admin",
+        );
+        match c.resolve_auth() {
+            Err(MonClientError::NoKeyring { entity, tried }) => {
+                assert_eq!(entity, "client.admin");
+                assert_eq!(tried, vec![dir.path().join("absent")]);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_keyring_without_our_entity_or_unreadable_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        ring_file(dir.path(), "k", "client.other", 1);
+        let c = conf(dir.path(), "[global]\nkeyring = DIR/k\n", "client.admin");
+        assert!(matches!(
+            c.resolve_auth(),
+            Err(MonClientError::NoKey { .. })
+        ));
+        std::fs::write(dir.path().join("bad"), "[client.admin]\nkey = !!\n").unwrap();
+        let c = conf(dir.path(), "[global]\nkeyring = DIR/bad\n", "client.admin");
+        assert!(matches!(
+            c.resolve_auth(),
+            Err(MonClientError::Keyring { .. })
+        ));
+        // auth none only: no keyring is read at all.
+        let c = conf(
+            dir.path(),
+            "[global]\nkeyring = DIR/bad\nauth_client_required = none\n",
+            "client.admin",
+        );
+        assert_eq!(c.resolve_auth().unwrap(), (None, vec![CEPH_AUTH_NONE]));
     }
 }

@@ -10,6 +10,7 @@
 //! | [`hunts_past_a_dead_mon`] | a mon refusing TCP is skipped |
 //! | [`reclaims_global_id_on_the_next_mon`] | the session's mon stops; the next request hunts to the other mon, which sees the old global id and the old AUTH ticket and gives the same global id |
 //! | [`renews_service_tickets_at_three_quarters`] | paused clock: GET_PRINCIPAL_SESSION_KEY between 2700 s and 2701 s after authentication, not before; the new OSD ticket verifies |
+//! | [`renews_the_auth_ticket_with_the_old_one_at_54_hours`] | paused clock: GET_AUTH_SESSION_KEY with the old ticket between 194,400 and 194,401 s, on the same session, same global id |
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -328,6 +329,52 @@ async fn renews_service_tickets_at_three_quarters() {
     let renewed = client.build_authorizer(ENTITY_OSD).await.unwrap().bytes();
     assert_ne!(before, renewed);
     assert!(ticket_verifies(&client, &server, ENTITY_OSD).await);
+    client.shutdown().await;
+    mon.stop().await;
+}
+
+/// The AUTH ticket (Ceph's default `auth_mon_ticket_ttl`, 72 h) is renewed on the open session
+/// at three quarters of its validity, 54 h after issue, with GET_AUTH_SESSION_KEY presenting the
+/// old ticket; the global id stays. Paused clock: the 54 hours (19,440 keepalives and 72
+/// service-ticket renewals) run in well under a second of real time.
+#[tokio::test(start_paused = true)]
+async fn renews_the_auth_ticket_with_the_old_one_at_54_hours() {
+    const RENEW: u64 = 259_200 / 4 * 3;
+    let server = cephx_server();
+    let mon = ScriptedMon::start(Arc::new(server.clone()), keyring()).await;
+    let client = MonClient::new(config(&[&mon], "client.admin", key(1)))
+        .await
+        .unwrap();
+    client.authenticate().await.unwrap();
+    let gid = client.global_id();
+    let authenticated = mon.auth_log()[1].at;
+    let auth_requests = |mon: &ScriptedMon| {
+        mon.auth_log()
+            .into_iter()
+            .filter(|s| s.request_type == Some(0x0100))
+            .collect::<Vec<_>>()
+    };
+
+    tokio::time::sleep_until(authenticated + Duration::from_secs(RENEW - 1)).await;
+    assert_eq!(auth_requests(&mon).len(), 1, "AUTH ticket renewed early");
+    // Service tickets were renewed every 45 min meanwhile: 72 times in 54 h.
+    assert_eq!(client.stats().renewals, RENEW / 2700 - 1);
+
+    tokio::time::sleep_until(authenticated + Duration::from_secs(RENEW + 2)).await;
+    let requests = auth_requests(&mon);
+    assert_eq!(requests.len(), 2, "{requests:?}");
+    let renewal = &requests[1];
+    let after = renewal.at - authenticated;
+    assert!(
+        after >= Duration::from_secs(RENEW) && after <= Duration::from_secs(RENEW + 1),
+        "AUTH ticket renewed {after:?} after issue"
+    );
+    assert!(renewal.old_ticket_len.is_some_and(|l| l > 0), "{renewal:?}");
+    assert_eq!((renewal.result, renewal.global_id), (0, gid));
+    assert_eq!(renewal.conn, mon.auth_log()[1].conn, "on the same session");
+    assert_eq!(client.stats().sessions, 1);
+    assert_eq!(client.global_id(), gid);
+    assert!(ticket_verifies(&client, &server, ENTITY_MON).await);
     client.shutdown().await;
     mon.stop().await;
 }
