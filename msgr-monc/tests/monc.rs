@@ -10,6 +10,7 @@
 //! | [`hunts_past_a_dead_mon`] | a mon refusing TCP is skipped |
 //! | [`reclaims_global_id_on_the_next_mon`] | the session's mon stops; the next request hunts to the other mon, which sees the old global id and the old AUTH ticket and gives the same global id |
 //! | [`renews_service_tickets_at_three_quarters`] | paused clock: GET_PRINCIPAL_SESSION_KEY between 2700 s and 2701 s after authentication, not before; the new OSD ticket verifies |
+//! | [`a_silent_mon_is_left_after_the_ping_timeout`] | paused clock, a frozen relay: still on the mon 100 s on (acked keepalives), then on the next mon 30-31 s after the freeze, same global id |
 //! | [`renews_the_auth_ticket_with_the_old_one_at_54_hours`] | paused clock: GET_AUTH_SESSION_KEY with the old ticket between 194,400 and 194,401 s, on the same session, same global id |
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -377,4 +378,48 @@ async fn renews_the_auth_ticket_with_the_old_one_at_54_hours() {
     assert!(ticket_verifies(&client, &server, ENTITY_MON).await);
     client.shutdown().await;
     mon.stop().await;
+}
+
+/// A mon that stops answering (a partition: its socket stays open, nothing comes back) is left
+/// once no keepalive has been acked for `mon_client_ping_timeout` (30 s; keepalives every 10 s),
+/// and the client moves to the next mon, keeping its global id. Paused clock.
+#[tokio::test(start_paused = true)]
+async fn a_silent_mon_is_left_after_the_ping_timeout() {
+    let server = cephx_server();
+    let a = ScriptedMon::start(Arc::new(server.clone()), keyring()).await;
+    let b = ScriptedMon::start(Arc::new(server.clone()), keyring()).await;
+    let relay = common::Relay::start(a.addr()).await;
+    let mut cfg = config(&[&b], "client.admin", key(1));
+    cfg.options.mon_host.insert(0, relay.addr);
+    let client = MonClient::new(cfg).await.unwrap();
+    client.authenticate().await.unwrap();
+    let gid = client.global_id();
+    let authenticated = a.auth_log()[1].at;
+    assert_eq!(client.current_mon().await, Some(relay.addr));
+    // Acked keepalives keep the session: 100 s later it is still on the first mon.
+    tokio::time::sleep_until(authenticated + Duration::from_secs(100)).await;
+    assert_eq!(client.current_mon().await, Some(relay.addr));
+    assert!(b.auth_log().is_empty());
+
+    relay.freeze();
+    let frozen = Instant::now();
+    tokio::time::sleep_until(frozen + Duration::from_secs(29)).await;
+    assert!(b.auth_log().is_empty(), "left the mon early");
+    tokio::time::sleep_until(frozen + Duration::from_secs(45)).await;
+    let log = b.auth_log();
+    assert!(!log.is_empty(), "still on the silent mon");
+    let moved = log[0].at - frozen;
+    // The last ack came with the keepalive sent at 100 s (just before the freeze), so the
+    // keepalive of 130 s finds it 30 s old.
+    assert!(
+        moved >= Duration::from_secs(30) && moved <= Duration::from_secs(31),
+        "moved {moved:?} after the freeze"
+    );
+    assert_eq!(client.current_mon().await, Some(b.addr()));
+    assert_eq!(client.global_id(), gid);
+    assert_eq!(log[0].reclaim, Some(gid));
+    assert_eq!(client.stats().sessions, 2);
+    client.shutdown().await;
+    a.stop().await;
+    b.stop().await;
 }

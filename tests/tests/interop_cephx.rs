@@ -7,7 +7,7 @@
 //!
 //! | test | proves |
 //! |---|---|
-//! | [`monc_authenticates_and_runs_status_and_auth_get`] | cephx with the real mon: a global id, `status` (the cluster's fsid), `auth get client.admin` printing the keyring's key, an unknown command's errno and status |
+//! | [`monc_authenticates_and_runs_status_and_auth_get`] | cephx with the real mon: a global id, the monmap and its version (MMonGetVersion), `status` (the cluster's fsid), `auth get client.admin` printing the keyring's key, an unknown command's errno and status |
 //! | [`wrong_key_and_unknown_entity_fail_fast`] | `AuthRefused` with EACCES naming the entity, in under 1 s, for both |
 //! | [`global_id_reclaimed_across_mon_restart`] | after a restart of the mon the next command re-authenticates with the old ticket and keeps its global id (a new client gets another) |
 //! | [`mon_command_cli_against_cephx_and_none_mons`] | `msgr mon-command`: output on stdout, exit 0; an unknown command exits 22 with the mon's status on stderr; a wrong key exits 13 with one line; the same against the auth-none mon |
@@ -61,8 +61,15 @@ async fn monc_authenticates_and_runs_status_and_auth_get() -> anyhow::Result<()>
             started.elapsed()
         );
         ensure!(client.global_id() > 0);
-        let fsid = client.monmap().context("a monmap")?.fsid.to_string();
-        ensure!(fsid == mon.fsid(), "monmap fsid {fsid}");
+        let monmap = client.monmap().context("a monmap")?;
+        ensure!(monmap.fsid.to_string() == mon.fsid(), "monmap {monmap:?}");
+        // MMonGetVersion: the mon's newest monmap is the one it sent us.
+        let (newest, oldest) = client.get_version("monmap").await?;
+        ensure!(
+            newest == u64::from(monmap.epoch) && oldest >= 1 && oldest <= newest,
+            "monmap versions {newest}/{oldest}, epoch {}",
+            monmap.epoch
+        );
 
         let r = client
             .command(r#"{"prefix": "status", "format": "json"}"#, Bytes::new())

@@ -351,3 +351,82 @@ impl Dispatcher for Handler {
         self.0.sessions.lock().unwrap().remove(&conn.id());
     }
 }
+
+/// A TCP relay in front of a mon that can be frozen: while frozen it forwards nothing either
+/// way (a partition that leaves the sockets open), so the mon answers no keepalive. The mon's
+/// banner announces its own port; the relay puts its own there, so that the client finds the
+/// mon at the address it dialled.
+#[derive(Clone)]
+pub struct Relay {
+    /// Where clients connect.
+    pub addr: SocketAddr,
+    frozen: tokio::sync::watch::Sender<bool>,
+}
+
+/// The banner (`ceph v027`) and the acceptor's legacy address (136 bytes), whose port sits at
+/// bytes 10..12 (after type, nonce and the big-endian family).
+const BANNER_AND_ADDR: usize = 9 + 136;
+const PORT_AT: usize = 9 + 10;
+
+impl Relay {
+    /// A relay on 127.0.0.1 to `to`.
+    pub async fn start(to: SocketAddr) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (frozen, _) = tokio::sync::watch::channel(false);
+        let relay = Relay { addr, frozen };
+        let r = relay.clone();
+        tokio::spawn(async move {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            while let Ok((client, _)) = listener.accept().await {
+                let Ok(mon) = tokio::net::TcpStream::connect(to).await else {
+                    continue;
+                };
+                let (cr, mut cw) = client.into_split();
+                let (mut mr, mw) = mon.into_split();
+                let mut head = [0u8; BANNER_AND_ADDR];
+                if mr.read_exact(&mut head).await.is_err() {
+                    continue;
+                }
+                assert_eq!(head[PORT_AT..PORT_AT + 2], to.port().to_be_bytes());
+                head[PORT_AT..PORT_AT + 2].copy_from_slice(&addr.port().to_be_bytes());
+                if cw.write_all(&head).await.is_err() {
+                    continue;
+                }
+                tokio::spawn(pump(cr, mw, r.frozen.subscribe()));
+                tokio::spawn(pump(mr, cw, r.frozen.subscribe()));
+            }
+        });
+        relay
+    }
+
+    /// Stops forwarding, for good.
+    pub fn freeze(&self) {
+        self.frozen.send_replace(true);
+    }
+}
+
+async fn pump(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    mut frozen: tokio::sync::watch::Receiver<bool>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = tokio::select! {
+            r = from.read(&mut buf) => match r {
+                Ok(0) | Err(_) => return,
+                Ok(n) => n,
+            },
+            _ = frozen.changed() => 0,
+        };
+        if *frozen.borrow() {
+            // Hold both sockets open, forwarding nothing.
+            std::future::pending::<()>().await;
+        }
+        if to.write_all(&buf[..n]).await.is_err() {
+            return;
+        }
+    }
+}
