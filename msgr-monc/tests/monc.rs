@@ -8,7 +8,7 @@
 //! | [`wrong_key_is_refused_at_once`], [`unknown_entity_is_refused_at_once`] | AuthRefused naming the entity, EACCES, < 1 s, the second mon never dialled |
 //! | [`no_common_method_is_refused`] | ENOTSUP from a none-only mon to a cephx-only client |
 //! | [`hunts_past_a_dead_mon`] | a mon refusing TCP is skipped |
-//! | [`reclaims_global_id_on_the_next_mon`] | the session's mon stops; the next request hunts to the other mon, which sees the old global id and the old AUTH ticket and gives the same global id |
+//! | [`reclaims_global_id_on_the_next_mon`] | the session's mon stops; the next request hunts to the other mon, which sees the old global id and the old AUTH ticket and gives the same global id; lasting subscriptions follow |
 //! | [`renews_service_tickets_at_three_quarters`] | paused clock: GET_PRINCIPAL_SESSION_KEY between 2700 s and 2701 s after authentication, not before; the new OSD ticket verifies |
 //! | [`a_silent_mon_is_left_after_the_ping_timeout`] | paused clock, a frozen relay: still on the mon 100 s on (acked keepalives), then on the next mon 30-31 s after the freeze, same global id |
 //! | [`renews_the_auth_ticket_with_the_old_one_at_54_hours`] | paused clock: GET_AUTH_SESSION_KEY with the old ticket between 194,400 and 194,401 s, on the same session, same global id |
@@ -264,6 +264,15 @@ async fn reclaims_global_id_on_the_next_mon() {
     client.authenticate().await.unwrap();
     let gid = client.global_id();
     assert_eq!(client.current_mon().await, Some(a.addr()));
+    client.subscribe("osdmap", 0, false).await.unwrap();
+    client.subscribe("mgrmap", 0, true).await.unwrap();
+    // A round trip: the mon dispatches in order, so the subscriptions have been handled.
+    client.get_version("osdmap").await.unwrap();
+    assert_eq!(
+        a.subscribes(),
+        [vec!["monmap"], vec!["osdmap"], vec!["mgrmap"]],
+        "the monmap on authentication, then each subscription"
+    );
     a.stop().await;
     let r = client
         .command(r#"{"prefix": "status"}"#, Bytes::new())
@@ -281,6 +290,8 @@ async fn reclaims_global_id_on_the_next_mon() {
     );
     assert!(log.iter().all(|s| s.result == 0 && s.global_id == gid));
     assert_eq!(client.stats().sessions, 2);
+    // The lasting subscription is renewed on the new session, the one-time one is not.
+    assert_eq!(b.subscribes(), [vec!["monmap", "osdmap"]]);
     // The tickets from the new session verify.
     assert!(ticket_verifies(&client, &server, ENTITY_OSD).await);
     client.shutdown().await;

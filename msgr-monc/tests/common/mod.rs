@@ -63,6 +63,7 @@ struct Inner {
     sessions: Mutex<HashMap<ConnId, MonSession>>,
     log: Mutex<Vec<AuthSeen>>,
     commands: Mutex<Vec<String>>,
+    subscribes: Mutex<Vec<Vec<String>>>,
 }
 
 /// The scripted mon.
@@ -93,6 +94,7 @@ impl ScriptedMon {
             sessions: Mutex::new(HashMap::new()),
             log: Mutex::new(Vec::new()),
             commands: Mutex::new(Vec::new()),
+            subscribes: Mutex::new(Vec::new()),
         });
         let config = MessengerConfig {
             nonce: Some(0),
@@ -138,6 +140,11 @@ impl ScriptedMon {
     /// Every command received so far.
     pub fn commands(&self) -> Vec<String> {
         self.inner.commands.lock().unwrap().clone()
+    }
+
+    /// The map names of every MMonSubscribe received so far.
+    pub fn subscribes(&self) -> Vec<Vec<String>> {
+        self.inner.subscribes.lock().unwrap().clone()
     }
 
     /// Stops the mon (every session dropped).
@@ -337,6 +344,11 @@ impl Dispatcher for Handler {
             }
             MMonSubscribe::TYPE => {
                 if let Ok(s) = MMonSubscribe::decode(&mut msg.front.clone(), msg.header.version) {
+                    inner
+                        .subscribes
+                        .lock()
+                        .unwrap()
+                        .push(s.what.keys().cloned().collect());
                     if s.what.get("monmap").is_some_and(|i| i.start <= 1) {
                         inner.send_monmap(conn);
                     }
