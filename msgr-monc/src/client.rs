@@ -194,7 +194,7 @@ impl MonClient {
             cancel: CancellationToken::new(),
         });
         let tracker = TaskTracker::new();
-        tracker.spawn(crate::session::ticks(Arc::clone(&shared)));
+        tracker.spawn(crate::tick::ticks(Arc::clone(&shared)));
         tracker.close();
         Ok(MonClient { shared, tracker })
     }

@@ -50,6 +50,7 @@ mod error;
 mod mon_host;
 mod router;
 mod session;
+mod tick;
 
 pub use client::{CommandReply, MonClient, MonClientConfig, MonClientStats, DEFAULT_WANT};
 pub use conf::{parse_auth_methods, ClientOptions, DEFAULT_AUTH_CLIENT_REQUIRED, DEFAULT_KEYRING};

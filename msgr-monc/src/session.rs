@@ -1,5 +1,5 @@
-//! The mon session: hunting, the MAuth rounds, waiting for replies while keeping the session
-//! alive, and the tick task (keepalives, reconnects, ticket renewal).
+//! The mon session: hunting, the MAuth rounds, and waiting for replies while keeping the
+//! session alive (the tick task, between requests, is `tick.rs`).
 //!
 //! ```text
 //!            ensure_session
@@ -13,7 +13,6 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
 
 use msgr_auth::provider::ClientProgress;
 use msgr_auth::AuthError;
@@ -33,7 +32,7 @@ use crate::MonClientError;
 
 /// MAuth rounds allowed per authentication (cephx needs three; a mon that keeps asking for
 /// more is not followed further).
-const MAX_ROUNDS: usize = 8;
+pub(crate) const MAX_ROUNDS: usize = 8;
 /// `EAGAIN`: the mon cannot serve now (not in quorum); try another.
 const EAGAIN: i32 = -11;
 
@@ -52,14 +51,14 @@ pub(crate) enum Lost {
 
 /// The session state, behind the client's lock.
 pub(crate) struct State {
-    rx: mpsc::UnboundedReceiver<Inbound>,
+    pub(crate) rx: mpsc::UnboundedReceiver<Inbound>,
     pub(crate) conn: Option<Connection>,
     pub(crate) mon: Option<SocketAddr>,
     pub(crate) auth: Option<Auth>,
     pub(crate) subs: BTreeMap<String, SubscribeItem>,
     next_mon: usize,
     tid: u64,
-    next_ping: Instant,
+    pub(crate) next_ping: Instant,
     last_ack: Option<Timespec>,
     last_ack_at: Instant,
     /// The monmap we have: its epoch (0: none) and the cluster's fsid.
@@ -119,7 +118,7 @@ pub(crate) async fn ensure_session(
 }
 
 /// What ended one mon's attempt.
-enum Attempt {
+pub(crate) enum Attempt {
     /// Try the next mon.
     Next(Lost),
     /// Stop hunting.
@@ -128,7 +127,10 @@ enum Attempt {
 
 /// Hunts: tries the mons in turn, each for `hunt_interval`, until one authenticates us or
 /// `mount_timeout` has passed; a refusal ends the hunt at once.
-async fn open_session(sh: &Shared, st: &mut State) -> Result<Connection, MonClientError> {
+pub(crate) async fn open_session(
+    sh: &Shared,
+    st: &mut State,
+) -> Result<Connection, MonClientError> {
     st.drop_session();
     let mons = &sh.options.mon_host;
     if mons.is_empty() {
@@ -284,7 +286,7 @@ fn unsupported(sh: &Shared, mon: SocketAddr, protocol: u32) -> Attempt {
     })
 }
 
-fn auth_error(sh: &Shared, mon: SocketAddr, e: AuthError) -> Attempt {
+pub(crate) fn auth_error(sh: &Shared, mon: SocketAddr, e: AuthError) -> Attempt {
     let entity = sh.options.name.to_string();
     Attempt::Final(match e {
         AuthError::Refused { result, .. } => MonClientError::AuthRefused {
@@ -300,7 +302,7 @@ fn auth_error(sh: &Shared, mon: SocketAddr, e: AuthError) -> Attempt {
     })
 }
 
-async fn send_mauth(
+pub(crate) async fn send_mauth(
     st: &mut State,
     conn: &Connection,
     protocol: u32,
@@ -316,7 +318,7 @@ async fn send_mauth(
     conn.send(msg).await.map_err(|_| Attempt::Next(Lost::Reset))
 }
 
-async fn wait_mauth_reply(
+pub(crate) async fn wait_mauth_reply(
     sh: &Shared,
     st: &mut State,
     conn: &Connection,
@@ -399,7 +401,7 @@ pub(crate) async fn wait_for(
 }
 
 /// Sends a keepalive; [`Lost::Silent`] when none was acked for `ping_timeout`.
-fn ping(sh: &Shared, st: &mut State, conn: &Connection) -> Result<(), Lost> {
+pub(crate) fn ping(sh: &Shared, st: &mut State, conn: &Connection) -> Result<(), Lost> {
     let now = Instant::now();
     let ack = conn.last_keepalive_ack();
     if ack != st.last_ack {
@@ -416,7 +418,7 @@ fn ping(sh: &Shared, st: &mut State, conn: &Connection) -> Result<(), Lost> {
 }
 
 /// A message nobody waits for: a monmap is kept, the rest (MConfig, stale replies) dropped.
-fn handle_unsolicited(sh: &Shared, st: &mut State, msg: Message) {
+pub(crate) fn handle_unsolicited(sh: &Shared, st: &mut State, msg: Message) {
     match msg.header.ty {
         MMonMap::TYPE => match MMonMap::decode(&mut msg.front.clone()) {
             Ok(m) => {
@@ -435,111 +437,5 @@ fn handle_unsolicited(sh: &Shared, st: &mut State, msg: Message) {
             Err(e) => tracing::warn!(mon = %st.mon_addr(), "malformed monmap: {e}"),
         },
         ty => tracing::trace!(ty, "message not waited for; dropped"),
-    }
-}
-
-/// Renews the tickets due, on the open session.
-async fn renew(sh: &Shared, st: &mut State) -> Result<(), MonClientError> {
-    let Some(conn) = st.conn.clone().filter(|c| c.state() != ConnState::Closed) else {
-        return Ok(());
-    };
-    let mon = st.mon_addr();
-    for _ in 0..MAX_ROUNDS {
-        let now = sh.clock.now();
-        let Some(auth) = st.auth.as_mut() else {
-            return Ok(());
-        };
-        if !auth.client().needs_renewal(now) {
-            return Ok(());
-        }
-        let protocol = auth.client().protocol();
-        let request = auth.client_mut().build_request(now)?;
-        let deadline = Instant::now() + sh.options.hunt_interval;
-        let reply = match send_mauth(st, &conn, protocol, request).await {
-            Ok(()) => wait_mauth_reply(sh, st, &conn, mon, deadline).await,
-            Err(a) => Err(a),
-        };
-        let reply = match reply {
-            Ok(r) => r,
-            Err(Attempt::Final(e)) => return Err(e),
-            Err(Attempt::Next(_)) => {
-                // The next request re-authenticates on a new session.
-                st.drop_session();
-                return Ok(());
-            }
-        };
-        let auth = st.auth.as_mut().ok_or(MonClientError::NotAuthenticated)?;
-        let done = auth.handle_reply(sh.clock.now(), reply.result, &reply.result_bl, false);
-        match done.map_err(|e| auth_error(sh, mon, e)) {
-            Ok(ClientProgress::Done) => {
-                sh.count(|s| s.renewals += 1);
-                tracing::debug!(%mon, "tickets renewed");
-                return Ok(());
-            }
-            Ok(ClientProgress::More) => {}
-            Err(Attempt::Final(e)) => return Err(e),
-            Err(Attempt::Next(_)) => return Ok(()),
-        }
-    }
-    Ok(())
-}
-
-/// The tick task: between requests, reads what the mon sends, keeps the session alive
-/// (keepalives, reconnecting when it is lost) and renews tickets when they are due. Idle
-/// until the first authentication.
-pub(crate) async fn ticks(sh: Arc<Shared>) {
-    loop {
-        let wake = {
-            let st = sh.state.lock().await;
-            let renew_at = st
-                .auth
-                .as_ref()
-                .and_then(|a| a.renew_at(sh.want))
-                .map(|t| sh.clock.instant_of(t))
-                .filter(|t| *t > Instant::now());
-            renew_at.map_or(st.next_ping, |r| r.min(st.next_ping))
-        };
-        tokio::select! {
-            _ = sh.cancel.cancelled() => return,
-            _ = tokio::time::sleep_until(wake) => {}
-        }
-        let mut st = sh.state.lock().await;
-        if st.auth.is_none() {
-            st.next_ping = Instant::now() + sh.options.ping_interval;
-            continue;
-        }
-        tick(&sh, &mut st).await;
-    }
-}
-
-async fn tick(sh: &Shared, st: &mut State) {
-    // What came while nobody waited.
-    while let Ok(inbound) = st.rx.try_recv() {
-        let current = st.conn.as_ref().map(Connection::id);
-        match inbound {
-            Inbound::Msg(id, msg) if Some(id) == current => handle_unsolicited(sh, st, msg),
-            Inbound::Reset(id) | Inbound::Refused(id) if Some(id) == current => {
-                st.drop_session();
-            }
-            _ => {}
-        }
-    }
-    let conn = match st.conn.clone().filter(|c| c.state() != ConnState::Closed) {
-        Some(c) => c,
-        None => match open_session(sh, st).await {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::warn!("mon session lost and not re-established: {e}");
-                st.next_ping = Instant::now() + sh.options.ping_interval;
-                return;
-            }
-        },
-    };
-    if Instant::now() >= st.next_ping && ping(sh, st, &conn).is_err() {
-        st.drop_session();
-        return;
-    }
-    if let Err(e) = renew(sh, st).await {
-        tracing::warn!("ticket renewal failed: {e}");
     }
 }
