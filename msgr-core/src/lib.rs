@@ -76,8 +76,8 @@ mod tests;
 
 pub use builder::MessengerBuilder;
 pub use config::{
-    InjectConfig, MessengerConfig, PipeConfig, PolicyConfig, PolicyKind,
-    DEFAULT_DISPATCH_THROTTLE_BYTES, DEFAULT_MAX_PENDING_BYTES,
+    ceph_conf_options, CephConfOption, InjectConfig, MessengerConfig, PipeConfig, PolicyConfig,
+    PolicyKind, DEFAULT_DISPATCH_THROTTLE_BYTES, DEFAULT_MAX_PENDING_BYTES,
 };
 pub use connection::{Connection, LOOPBACK_ID};
 pub use dispatcher::{BoxFuture, Dispatched, Dispatcher, Permits, Received};
