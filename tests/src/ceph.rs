@@ -286,6 +286,12 @@ impl CephMon {
         (self.auth == MonAuth::Cephx).then(|| self.dir().join(ADMIN_KEYRING))
     }
 
+    /// The mon's own keyring (its `mon.` key, and client.admin's) of a cephx mon; `None` with
+    /// auth none. A peer mon authorizes with tickets minted from the `mon.` key.
+    pub fn mon_keyring(&self) -> Option<PathBuf> {
+        (self.auth == MonAuth::Cephx).then(|| self.dir().join(MON_KEYRING))
+    }
+
     /// The cluster's fsid, 36-character UUID form.
     pub fn fsid(&self) -> &str {
         &self.fsid
@@ -449,10 +455,13 @@ impl Drop for CephMon {
 /// The file name of `client.admin`'s keyring in a cephx mon's folder.
 const ADMIN_KEYRING: &str = "admin.keyring";
 
+/// The file name of the mon's own keyring (`mon.` and, imported, `client.admin`).
+const MON_KEYRING: &str = "mon.keyring";
+
 /// Makes the keyrings of a cephx mon in `dir` (spec §D): `mon.keyring` with a `mon.` key and, imported,
 /// `client.admin`'s from `admin.keyring` (caps `allow *` on mon, osd, mds, mgr). Returns both paths.
 fn make_keyrings(dir: &Path) -> anyhow::Result<(PathBuf, PathBuf)> {
-    let mon = dir.join("mon.keyring");
+    let mon = dir.join(MON_KEYRING);
     let admin = dir.join(ADMIN_KEYRING);
     run_tool(
         Command::new("ceph-authtool")

@@ -10,10 +10,13 @@
 //! | [`monc_authenticates_and_runs_status_and_auth_get`] | cephx with the real mon: a global id, the monmap and its version (MMonGetVersion), `status` (the cluster's fsid), `auth get client.admin` printing the keyring's key, an unknown command's errno and status |
 //! | [`wrong_key_and_unknown_entity_fail_fast`] | `AuthRefused` with EACCES naming the entity, in under 1 s, for both |
 //! | [`global_id_reclaimed_across_mon_restart`] | after a restart of the mon the next command re-authenticates with the old ticket and keeps its global id (a new client gets another) |
+//! | [`a_peer_mon_authorizes_with_the_mon_key_and_messages_are_signed_both_ways`] | a messenger named `mon.1` presents a ticket minted from the `mon.` key (CHALLENGE_AUTHORIZER answered, the reply's nonce + 1 checked); the mon answers its signed MMonGetVersion with a message signed (footer flags 5) that our reader checks |
+//! | [`a_wrong_signature_gets_the_connection_dropped_by_the_mon`] | the same with a wrong signing key: the handshake succeeds, the first message makes the mon drop the socket ("Message signature does not match contents" in its log), on every reconnect; no reply |
 //! | [`mon_command_cli_against_cephx_and_none_mons`] | `msgr mon-command`: output on stdout, exit 0; an unknown command exits 22 with the mon's status on stderr; a wrong key exits 13 with one line; the same against the auth-none mon |
 
 use std::path::PathBuf;
 use std::process::Stdio;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context};
@@ -293,5 +296,263 @@ async fn mon_command_cli_against_cephx_and_none_mons() -> anyhow::Result<()> {
     ensure!(json["fsid"].as_str() == Some(none.fsid()), "{out}");
     let (code, _, err) = mon_command(&bin, &["-c", &conf, unknown]).await?;
     ensure!(code == 22 && !err.trim().is_empty(), "exit {code}: {err}");
+    Ok(())
+}
+
+/// What a peer mon presents: authorizers from tickets it mints with the `mon.` key (the cephx spec's §B.4);
+/// it verifies no one (this test only connects).
+struct MonPeer {
+    key: CryptoKey,
+}
+
+impl msgr_pipe::Authorizer for MonPeer {
+    fn build(
+        &self,
+        _peer_type: msgr_wire::EntityType,
+        _retry: bool,
+    ) -> msgr_pipe::BoxFuture<'_, Option<Box<dyn msgr_pipe::ClientAuthorizer>>> {
+        let built = (|| {
+            let mut rng = rand::thread_rng();
+            let (ticket, session_key) = msgr_auth::cephx::general_service_ticket(
+                &self.key,
+                EntityName::new(msgr_auth::ENTITY_MON, ""),
+                0,
+                msgr_auth::UTime::now(),
+                msgr_auth::UTime::from_secs(3600),
+                &mut rng,
+            )?;
+            msgr_auth::provider::CephxClientAuthorizer::from_ticket(
+                0,
+                msgr_auth::ENTITY_MON,
+                ticket,
+                session_key,
+                rand::random(),
+            )
+        })();
+        Box::pin(async move {
+            built
+                .ok()
+                .map(|a| Box::new(a) as Box<dyn msgr_pipe::ClientAuthorizer>)
+        })
+    }
+
+    fn verify(
+        &self,
+        _peer_type: msgr_wire::EntityType,
+        _protocol: u32,
+        _authorizer: &[u8],
+        _challenge: &mut msgr_pipe::ChallengeState,
+        _features: u64,
+    ) -> Result<msgr_pipe::VerifyOutcome, msgr_pipe::AuthError> {
+        Err(msgr_pipe::AuthError::BadAuthorizer {
+            reason: "this peer mon accepts no one",
+        })
+    }
+}
+
+/// Forwards every received message.
+struct Inbox(tokio::sync::mpsc::UnboundedSender<msgr_wire::Message>);
+
+impl msgr_core::Dispatcher for Inbox {
+    fn dispatch(
+        &self,
+        msg: msgr_core::Received,
+    ) -> msgr_core::BoxFuture<'_, msgr_core::Dispatched> {
+        let _ = self.0.send(msg.msg);
+        Box::pin(async { msgr_core::Dispatched::Handled })
+    }
+}
+
+/// A messenger named `mon.1` that connects to the real mon as a peer mon with `authorizer`.
+async fn peer_mon(
+    authorizer: Arc<dyn msgr_pipe::Authorizer>,
+) -> anyhow::Result<(
+    msgr_core::Messenger,
+    tokio::sync::mpsc::UnboundedReceiver<msgr_wire::Message>,
+)> {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let m =
+        msgr_core::Messenger::builder(msgr_wire::EntityName::new(msgr_wire::EntityType::MON, 1))
+            .policy(
+                msgr_wire::EntityType::MON,
+                msgr_pipe::Policy::lossless_peer(0),
+            )
+            .dispatcher(Arc::new(Inbox(tx)))
+            .authorizer(authorizer)
+            .start()
+            .await?;
+    Ok((m, rx))
+}
+
+fn mon_key(mon: &CephMon) -> anyhow::Result<CryptoKey> {
+    let ring = Keyring::load(&mon.mon_keyring().context("a cephx mon")?)?;
+    Ok(ring
+        .key(&EntityName::new(msgr_auth::ENTITY_MON, ""))
+        .context("mon. in the mon's keyring")?
+        .clone())
+}
+
+/// MMonGetVersion of the monmap, tid `tid`.
+fn get_version(tid: u64) -> msgr_wire::Message {
+    let req = msgr_ceph::MMonGetVersion {
+        handle: tid,
+        what: "monmap".into(),
+    };
+    msgr_wire::Message::new(msgr_ceph::MMonGetVersion::TYPE, req.to_front())
+        .with_version(
+            msgr_ceph::MMonGetVersion::VERSION,
+            msgr_ceph::MMonGetVersion::VERSION,
+        )
+        .with_tid(tid)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_mon_authorizes_with_the_mon_key_and_messages_are_signed_both_ways(
+) -> anyhow::Result<()> {
+    let Some(mon) = CephMon::start_cephx()? else {
+        return Ok(());
+    };
+    let (m, mut rx) = peer_mon(Arc::new(MonPeer {
+        key: mon_key(&mon)?,
+    }))
+    .await?;
+    let conn = m.connect(
+        msgr_wire::EntityAddr::new(mon.addr(), 0),
+        msgr_wire::EntityType::MON,
+    )?;
+    conn.send(get_version(7)).await?;
+    let reply = tokio::time::timeout(WAIT, rx.recv())
+        .await
+        .context("the mon answers a signed request")?
+        .context("messenger ended")?;
+    eprintln!(
+        "mon answered type {:#x} tid {} footer flags {:#x} sig {:#x}",
+        reply.header.ty, reply.header.tid, reply.footer.flags, reply.footer.sig
+    );
+    ensure!(
+        reply.footer.flags & msgr_auth::signature::FOOTER_SIGNED != 0,
+        "the mon signs its messages"
+    );
+    ensure!(conn.stats().faults == 0, "{:?}", conn.stats());
+    m.shutdown();
+    Ok(())
+}
+
+/// [`MonPeer`]'s authorizers, but the connection's signer has another key: every signature it puts on a message
+/// is wrong for the mon.
+struct BadSigner(MonPeer);
+
+/// A real authorizer whose reply check hands out a signer with the wrong key.
+struct WrongKeySigner(Box<dyn msgr_pipe::ClientAuthorizer>);
+
+impl msgr_pipe::ClientAuthorizer for WrongKeySigner {
+    fn protocol(&self) -> u32 {
+        self.0.protocol()
+    }
+    fn bytes(&self) -> Bytes {
+        self.0.bytes()
+    }
+    fn add_challenge(&mut self, challenge: &[u8]) -> Result<(), msgr_pipe::AuthError> {
+        self.0.add_challenge(challenge)
+    }
+    fn verify_reply(
+        &self,
+        reply: &[u8],
+        features: u64,
+    ) -> Result<Option<msgr_pipe::MessageSigner>, msgr_pipe::AuthError> {
+        let good = self.0.verify_reply(reply, features)?.context_free()?;
+        Ok(Some(msgr_pipe::MessageSigner::new(
+            random_key(),
+            good.format(),
+        )))
+    }
+}
+
+/// `Option<T>` to a result with an auth error (the reply check must give a signer).
+trait ContextFree<T> {
+    fn context_free(self) -> Result<T, msgr_pipe::AuthError>;
+}
+
+impl<T> ContextFree<T> for Option<T> {
+    fn context_free(self) -> Result<T, msgr_pipe::AuthError> {
+        self.ok_or(msgr_pipe::AuthError::BadAuthorizer {
+            reason: "no signer",
+        })
+    }
+}
+
+impl msgr_pipe::Authorizer for BadSigner {
+    fn build(
+        &self,
+        peer_type: msgr_wire::EntityType,
+        retry: bool,
+    ) -> msgr_pipe::BoxFuture<'_, Option<Box<dyn msgr_pipe::ClientAuthorizer>>> {
+        Box::pin(async move {
+            self.0
+                .build(peer_type, retry)
+                .await
+                .map(|a| Box::new(WrongKeySigner(a)) as Box<dyn msgr_pipe::ClientAuthorizer>)
+        })
+    }
+    fn verify(
+        &self,
+        peer_type: msgr_wire::EntityType,
+        protocol: u32,
+        authorizer: &[u8],
+        challenge: &mut msgr_pipe::ChallengeState,
+        features: u64,
+    ) -> Result<msgr_pipe::VerifyOutcome, msgr_pipe::AuthError> {
+        self.0
+            .verify(peer_type, protocol, authorizer, challenge, features)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_signature_gets_the_connection_dropped_by_the_mon() -> anyhow::Result<()> {
+    let Some(mon) = CephMon::start_cephx()? else {
+        return Ok(());
+    };
+    let (m, mut rx) = peer_mon(Arc::new(BadSigner(MonPeer {
+        key: mon_key(&mon)?,
+    })))
+    .await?;
+    let conn = m.connect(
+        msgr_wire::EntityAddr::new(mon.addr(), 0),
+        msgr_wire::EntityType::MON,
+    )?;
+    conn.send(get_version(8)).await?;
+    // The handshake succeeds (the authorizer is good); the first signed message is not: the mon drops the socket,
+    // and again on each reconnect with the resent request.
+    let started = Instant::now();
+    while conn.stats().faults < 2 {
+        ensure!(
+            started.elapsed() < WAIT,
+            "the mon kept the connection: {:?}",
+            conn.stats()
+        );
+        if let Ok(Some(reply)) = tokio::time::timeout(Duration::from_millis(100), rx.recv()).await {
+            anyhow::bail!(
+                "the mon answered a badly signed request: type {:#x}",
+                reply.header.ty
+            );
+        }
+    }
+    ensure!(
+        conn.stats().reconnects >= 1,
+        "handshakes succeeded: {:?}",
+        conn.stats()
+    );
+    eprintln!(
+        "dropped {} times in {:.2?}",
+        conn.stats().faults,
+        started.elapsed()
+    );
+    // The mon says why (CephxSessionHandler, at its default log level).
+    let log = std::fs::read_to_string(mon.log_path()).unwrap_or_default();
+    ensure!(
+        log.contains("Message signature does not match contents"),
+        "the mon's log does not show the signature check"
+    );
+    m.shutdown();
     Ok(())
 }
