@@ -87,6 +87,7 @@ pub use stats::{ConnectionStats, MessengerStats, ThrottleReading};
 
 pub use msgr_dispatch::{ConnId, QueueCounters};
 pub use msgr_pipe::{
-    ConnState, HandshakeFailure, KeepaliveAcks, PipeError, Policy, SessionClosed, SessionEvent,
-    SessionStats,
+    AuthError, Authorizer, ChallengeState, ClientAuthorizer, ConnState, HandshakeFailure,
+    KeepaliveAcks, MessageSigner, PeerIdentity, PipeError, Policy, ProviderAuthorizer,
+    SessionClosed, SessionEvent, SessionStats, VerifyOutcome,
 };

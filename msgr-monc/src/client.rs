@@ -388,6 +388,17 @@ impl MonClient {
         Ok(auth.build_authorizer(service_id, now)?)
     }
 
+    /// The messenger hook that gives connections to services (OSD, MGR, MDS) an authorizer
+    /// from this client's tickets, and signs their messages: pass it to
+    /// [`MessengerBuilder::authorizer`](msgr_core::MessengerBuilder::authorizer) of the
+    /// messenger that talks to them. Connections to mons and clients get none. Once the
+    /// client is dropped, no authorizer is built.
+    pub fn authorizer(&self) -> Arc<dyn msgr_core::Authorizer> {
+        Arc::new(crate::authorizer::TicketAuthorizer {
+            shared: Arc::clone(&self.shared),
+        })
+    }
+
     /// The messenger the client talks to the mons with.
     pub fn messenger(&self) -> &Messenger {
         &self.shared.messenger

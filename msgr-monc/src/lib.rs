@@ -43,6 +43,7 @@
 //! ```
 
 mod auth;
+mod authorizer;
 mod client;
 mod clock;
 mod conf;

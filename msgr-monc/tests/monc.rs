@@ -11,6 +11,7 @@
 //! | [`reclaims_global_id_on_the_next_mon`] | the session's mon stops; the next request hunts to the other mon, which sees the old global id and the old AUTH ticket and gives the same global id; lasting subscriptions follow |
 //! | [`renews_service_tickets_at_three_quarters`] | paused clock: GET_PRINCIPAL_SESSION_KEY between 2700 s and 2701 s after authentication, not before; the new OSD ticket verifies |
 //! | [`a_silent_mon_is_left_after_the_ping_timeout`] | paused clock, a frozen relay: still on the mon 100 s on (acked keepalives), then on the next mon 30-31 s after the freeze, same global id |
+//! | [`the_authorizer_hook_opens_signed_sessions_to_a_service`] | a messenger with `MonClient::authorizer` opens a session to an OSD messenger verifying with the mon's rotating keys (challenged), its messages arrive signed; a dropped client builds no authorizer |
 //! | [`renews_the_auth_ticket_with_the_old_one_at_54_hours`] | paused clock: GET_AUTH_SESSION_KEY with the old ticket between 194,400 and 194,401 s, on the same session, same global id |
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -433,4 +434,84 @@ async fn a_silent_mon_is_left_after_the_ping_timeout() {
     client.shutdown().await;
     a.stop().await;
     b.stop().await;
+}
+
+/// Forwards every received message with its footer flags.
+struct Inbox(tokio::sync::mpsc::UnboundedSender<msgr_wire::Message>);
+
+impl msgr_core::Dispatcher for Inbox {
+    fn dispatch(
+        &self,
+        msg: msgr_core::Received,
+    ) -> msgr_core::BoxFuture<'_, msgr_core::Dispatched> {
+        let _ = self.0.send(msg.msg);
+        Box::pin(async { msgr_core::Dispatched::Handled })
+    }
+}
+
+#[tokio::test]
+async fn the_authorizer_hook_opens_signed_sessions_to_a_service() {
+    let server = cephx_server();
+    let mon = ScriptedMon::start(Arc::new(server.clone()), keyring()).await;
+    let client = MonClient::new(config(&[&mon], "client.admin", key(1)))
+        .await
+        .unwrap();
+    client.authenticate().await.unwrap();
+    // An OSD that verifies with the rotating keys the mon gave it.
+    let mut store = ServiceKeyStore::default();
+    store.rotating.insert(
+        ENTITY_OSD,
+        server.rotating_secrets(ENTITY_OSD, UTime::now()),
+    );
+    let verifier =
+        CephxAuthorizerVerifier::new(ENTITY_OSD, Arc::new(RwLock::new(store)), true, seeded(4));
+    let (tx, mut osd_rx) = tokio::sync::mpsc::unbounded_channel();
+    let osd = msgr_core::Messenger::builder(msgr_wire::EntityName::osd(0))
+        .bind("127.0.0.1:0".parse().unwrap())
+        .dispatcher(Arc::new(Inbox(tx)))
+        .authorizer(Arc::new(
+            msgr_core::ProviderAuthorizer::new().with_verifier(Arc::new(verifier)),
+        ))
+        .start()
+        .await
+        .unwrap();
+    // The client's messenger presents the mon client's OSD ticket.
+    let (ctx, _crx) = tokio::sync::mpsc::unbounded_channel();
+    let app =
+        msgr_core::Messenger::builder(msgr_wire::EntityName::client(client.global_id() as i64))
+            .dispatcher(Arc::new(Inbox(ctx)))
+            .authorizer(client.authorizer())
+            .start()
+            .await
+            .unwrap();
+    let conn = app.connect(osd.addr(), msgr_wire::EntityType::OSD).unwrap();
+    for i in 0..5u64 {
+        conn.send(msgr_wire::Message::new(0x4242, i.to_le_bytes().to_vec()))
+            .await
+            .unwrap();
+    }
+    for i in 0..5u64 {
+        let m = tokio::time::timeout(Duration::from_secs(10), osd_rx.recv())
+            .await
+            .expect("delivered")
+            .expect("open");
+        assert_eq!(m.front[..], i.to_le_bytes()[..]);
+        assert_ne!(
+            m.footer.flags & msgr_auth::signature::FOOTER_SIGNED,
+            0,
+            "signed with the ticket's session key"
+        );
+    }
+    assert_eq!(conn.stats().faults, 0);
+    // A client without tickets (dropped) builds no authorizer: the OSD refuses it.
+    let hook = client.authorizer();
+    client.shutdown().await;
+    drop(client);
+    assert!(hook
+        .build(msgr_wire::EntityType::OSD, false)
+        .await
+        .is_none());
+    app.shutdown();
+    osd.shutdown();
+    mon.stop().await;
 }
