@@ -50,6 +50,7 @@ mod conf;
 mod error;
 mod mon_host;
 mod router;
+pub mod service;
 mod session;
 mod tick;
 
@@ -57,3 +58,4 @@ pub use client::{CommandReply, MonClient, MonClientConfig, MonClientStats, DEFAU
 pub use conf::{parse_auth_methods, ClientOptions, DEFAULT_AUTH_CLIENT_REQUIRED, DEFAULT_KEYRING};
 pub use error::{errno_text, MonClientError};
 pub use mon_host::{parse_mon_host, MON_PORT_V1, MON_PORT_V2};
+pub use service::{AuthSeen, MonService};

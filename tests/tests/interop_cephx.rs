@@ -12,6 +12,7 @@
 //! | [`global_id_reclaimed_across_mon_restart`] | after a restart of the mon the next command re-authenticates with the old ticket and keeps its global id (a new client gets another) |
 //! | [`a_peer_mon_authorizes_with_the_mon_key_and_messages_are_signed_both_ways`] | a messenger named `mon.1` presents a ticket minted from the `mon.` key (CHALLENGE_AUTHORIZER answered, the reply's nonce + 1 checked); the mon answers its signed MMonGetVersion with a message signed (footer flags 5) that our reader checks |
 //! | [`a_wrong_signature_gets_the_connection_dropped_by_the_mon`] | the same with a wrong signing key: the handshake succeeds, the first message makes the mon drop the socket ("Message signature does not match contents" in its log), on every reconnect; no reply |
+//! | [`cephs_own_cli_authenticates_to_a_msgr_mon_and_goes_on`] | Ceph's `ceph` CLI against a msgr messenger in the mon role (`MonService`, cephx from a keyring): negotiation and cephx rounds accepted, then its next requests (MMonSubscribe, then the command); with a wrong key it is refused and asks nothing |
 //! | [`mon_command_cli_against_cephx_and_none_mons`] | `msgr mon-command`: output on stdout, exit 0; an unknown command exits 22 with the mon's status on stderr; a wrong key exits 13 with one line; the same against the auth-none mon |
 
 use std::path::PathBuf;
@@ -554,5 +555,135 @@ async fn a_wrong_signature_gets_the_connection_dropped_by_the_mon() -> anyhow::R
         "the mon's log does not show the signature check"
     );
     m.shutdown();
+    Ok(())
+}
+
+/// A msgr messenger in the mon role (`MonService`: cephx from a keyring with client.admin's `key`) on a free
+/// loopback port, and a ceph.conf + keyring for Ceph's own `ceph` CLI with `cli_key`.
+struct MsgrMon {
+    service: msgr_monc::MonService,
+    messenger: msgr_core::Messenger,
+    dir: tempfile::TempDir,
+    conf: PathBuf,
+}
+
+async fn msgr_mon(key: &CryptoKey, cli_key: &CryptoKey) -> anyhow::Result<MsgrMon> {
+    let mut ring = Keyring::new();
+    ring.insert(
+        EntityName::client("admin"),
+        KeyringEntry {
+            key: key.clone(),
+            caps: [("mon".to_owned(), "allow *".to_owned())].into(),
+        },
+    );
+    let server = msgr_auth::provider::CephxAuthServer::new(
+        ring.clone(),
+        msgr_auth::provider::TicketTtls::default(),
+        4200,
+        Box::new(<rand::rngs::StdRng as rand::SeedableRng>::from_entropy()),
+    );
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
+    let fsid = ceph::random_fsid();
+    let service = msgr_monc::MonService::new(Arc::new(server), ring, fsid.parse()?, "a", addr);
+    let messenger = msgr_core::Messenger::builder(msgr_wire::EntityName::mon(0))
+        .config(msgr_core::MessengerConfig {
+            nonce: Some(0),
+            ..msgr_core::MessengerConfig::default()
+        })
+        .bind(addr)
+        .default_policy(msgr_pipe::Policy::stateless_server(0))
+        .dispatcher(service.dispatcher())
+        .start()
+        .await?;
+    let dir = tempfile::tempdir()?;
+    let keyring = dir.path().join("cli.keyring");
+    let mut cli_ring = Keyring::new();
+    cli_ring.insert(
+        EntityName::client("admin"),
+        KeyringEntry {
+            key: cli_key.clone(),
+            caps: Default::default(),
+        },
+    );
+    std::fs::write(&keyring, cli_ring.to_text())?;
+    let conf = dir.path().join("ceph.conf");
+    ceph::write_conf_auth(&conf, dir.path(), &fsid, addr, Some(&keyring))?;
+    Ok(MsgrMon {
+        service,
+        messenger,
+        dir,
+        conf,
+    })
+}
+
+/// Runs `ceph status` against `mon` until the service saw `done` (the CLI does not finish: our mon serves no
+/// status), then kills it.
+async fn ceph_cli_until(
+    mon: &MsgrMon,
+    done: impl Fn(&msgr_monc::MonService) -> bool,
+) -> anyhow::Result<bool> {
+    let addr = format!("v1:{}", mon.messenger.addr().addr);
+    let mut child = ceph::ceph_cli_command_at(&mon.conf, &addr, &["status"]).spawn()?;
+    let started = Instant::now();
+    let seen = loop {
+        if done(&mon.service) {
+            break true;
+        }
+        if started.elapsed() > WAIT {
+            break false;
+        }
+        if let Ok(Some(_)) = child.try_wait() {
+            break done(&mon.service);
+        }
+        // Polls the service's log while the CLI runs (its requests have no reply to wait on).
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let _ = child.kill().await;
+    Ok(seen)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cephs_own_cli_authenticates_to_a_msgr_mon_and_goes_on() -> anyhow::Result<()> {
+    if !ceph::ceph_tools_present(&["ceph"])? {
+        return Ok(());
+    }
+    let key = random_key();
+    let mon = msgr_mon(&key, &key).await?;
+    let ok = ceph_cli_until(&mon, |s| !s.requests().is_empty()).await?;
+    let log = mon.service.auth_log();
+    ensure!(
+        ok,
+        "the CLI made no request after authentication; auth log {log:?}"
+    );
+    // Negotiation, then cephx rounds, all accepted; then a request (subscribe or get-version).
+    ensure!(log.first().is_some_and(|s| s.protocol == 0), "{log:?}");
+    ensure!(
+        log.iter().any(|s| s.protocol == msgr_auth::CEPH_AUTH_CEPHX),
+        "{log:?}"
+    );
+    ensure!(log.iter().all(|s| s.result == 0), "{log:?}");
+    let first = mon.service.requests()[0];
+    ensure!(
+        first == msgr_ceph::MMonSubscribe::TYPE || first == msgr_ceph::MMonGetVersion::TYPE,
+        "first request {first:#x}"
+    );
+    eprintln!(
+        "the ceph CLI authenticated ({} MAuth) and asked {:x?}",
+        log.len(),
+        mon.service.requests()
+    );
+
+    // With another key the CLI is refused and asks nothing.
+    let wrong = msgr_mon(&key, &random_key()).await?;
+    let refused = ceph_cli_until(&wrong, |s| s.auth_log().iter().any(|a| a.result != 0)).await?;
+    ensure!(refused, "no refusal logged: {:?}", wrong.service.auth_log());
+    ensure!(
+        wrong.service.requests().is_empty(),
+        "{:?}",
+        wrong.service.requests()
+    );
+    mon.messenger.shutdown();
+    wrong.messenger.shutdown();
+    drop((mon.dir, wrong.dir));
     Ok(())
 }
