@@ -57,6 +57,7 @@ pub mod session;
 pub mod testing;
 pub mod transport;
 pub mod v1;
+pub mod v2;
 
 pub use auth::ProviderAuthorizer;
 pub use config::{ConfigError, InjectConfig, PipeConfig, DEFAULT_MAX_PENDING_BYTES};
