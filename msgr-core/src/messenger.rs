@@ -14,7 +14,7 @@
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Mutex, Weak};
 
 use msgr_dispatch::{ConnId, DispatchQueue, QueueCounters, ShutdownMode, Throttle};
 use msgr_pipe::{Authorizer, Host, PipeConfig, Policy, Session, SessionStats};
@@ -76,9 +76,7 @@ pub(crate) struct Inner {
     pub(crate) span: tracing::Span,
 }
 
-pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
+pub(crate) use msgr_dispatch::lock;
 
 impl Messenger {
     /// A builder for a messenger named `name` (e.g. `EntityName::osd(0)`), with default

@@ -9,7 +9,7 @@
 //! of peer mons, rotating-key requests beyond what the [`AuthServer`] answers.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 
 use bytes::{Buf, Bytes};
 use msgr_auth::provider::{choose_protocol, AuthServer, AuthServerSession};
@@ -22,9 +22,7 @@ use msgr_core::{BoxFuture, ConnId, Connection, Dispatched, Dispatcher, Received}
 use msgr_wire::Message;
 use tokio::time::Instant;
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
+use msgr_dispatch::lock;
 
 /// One MAuth the mon received.
 #[derive(Debug, Clone)]

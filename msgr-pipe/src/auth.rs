@@ -70,9 +70,7 @@ impl ProviderAuthorizer {
     }
 
     fn client(&self) -> Option<MutexGuard<'_, Box<dyn AuthClient>>> {
-        self.client
-            .as_ref()
-            .map(|m| m.lock().unwrap_or_else(std::sync::PoisonError::into_inner))
+        self.client.as_ref().map(|m| msgr_dispatch::lock(m))
     }
 }
 

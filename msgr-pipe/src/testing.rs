@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Mutex, Weak};
 
 use msgr_dispatch::{ConnId, Throttle};
 use msgr_wire::{EntityAddr, EntityName, EntityType};
@@ -40,9 +40,7 @@ pub enum HostEvent {
     },
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
+use msgr_dispatch::lock;
 
 /// Called by [`TestHost`] with each delivered message, on the delivering task (as a
 /// fast-dispatching messenger would), before the message goes to the host's channel.

@@ -390,9 +390,7 @@ fn now() -> std::time::Instant {
     Instant::now().into_std()
 }
 
-fn relock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
+use msgr_dispatch::lock as relock;
 
 impl Inner {
     /// Locks the session; phase changes are published when the guard drops.
