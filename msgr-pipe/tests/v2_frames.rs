@@ -176,3 +176,79 @@ fn secure_mode_frames_of_the_real_mon_and_client_open_with_the_cephx_connection_
     }
     assert!(switched && failed, "the altered frame was refused");
 }
+
+/// Each frame of a crc-mode stream with the stream offset just after it.
+fn crc_frames_at(name: &str) -> Vec<(Frame, usize)> {
+    let mut buf = data(name);
+    let total = buf.len();
+    Banner::decode(&mut buf).unwrap().unwrap();
+    let mut dec = Decoder::new(FrameLimits::default());
+    let mut out = Vec::new();
+    while let Some(f) = dec.decode(&mut buf).unwrap() {
+        out.push((f, total - buf.len()));
+    }
+    out
+}
+
+#[test]
+fn auth_signatures_of_the_real_client_and_mon_are_hmacs_of_what_each_received() {
+    let client_wire = data("v2-crc-cephx-status.conn1.client");
+    let server_wire = data("v2-crc-cephx-status.conn1.server");
+    let client = crc_frames_at("v2-crc-cephx-status.conn1.client");
+    let server = crc_frames_at("v2-crc-cephx-status.conn1.server");
+    let ring = Keyring::parse(std::str::from_utf8(&data("v2-cephx.client.admin.keyring")).unwrap())
+        .unwrap();
+    let admin = EntityName::client("admin");
+    let mut cephx = CephxClient::new(
+        admin.clone(),
+        ring.key(&admin).unwrap().clone(),
+        ENTITY_MON,
+        Box::new(rand::rngs::StdRng::seed_from_u64(1)),
+    );
+    let now = UTime::now();
+    let mut auth_done_end = 0;
+    for (f, end) in &server {
+        let mut p = f.segment(0);
+        match f.tag {
+            Tag::AuthReplyMore => {
+                cephx.handle_reply(now, 0, &bufferlist(&mut p)).unwrap();
+                cephx.build_request(now).unwrap();
+            }
+            Tag::AuthDone => {
+                cephx.set_global_id(p.get_u64_le());
+                p.get_u32_le();
+                cephx.handle_reply(now, 0, &bufferlist(&mut p)).unwrap();
+                auth_done_end = *end;
+                break;
+            }
+            _ => {}
+        }
+    }
+    let key = cephx
+        .ticket(msgr_auth::ENTITY_AUTH)
+        .unwrap()
+        .session_key
+        .clone();
+    // The client signs what it received: the mon's stream up to and including AUTH_DONE.
+    let client_sig = client
+        .iter()
+        .find(|(f, _)| f.tag == Tag::AuthSignature)
+        .unwrap();
+    let want = msgr_auth::signature::auth_signature(Some(&key), &server_wire[..auth_done_end]);
+    assert_eq!(client_sig.0.segment(0), &want[..]);
+    // The mon signs what it received: the client's stream before its AUTH_SIGNATURE.
+    let req_more_end = client
+        .iter()
+        .find(|(f, _)| f.tag == Tag::AuthRequestMore)
+        .unwrap()
+        .1;
+    let server_sig = server
+        .iter()
+        .find(|(f, _)| f.tag == Tag::AuthSignature)
+        .unwrap();
+    let want = msgr_auth::signature::auth_signature(Some(&key), &client_wire[..req_more_end]);
+    assert!(msgr_auth::signature::auth_signature_matches(
+        &want,
+        server_sig.0.segment(0)
+    ));
+}
