@@ -252,3 +252,47 @@ fn auth_signatures_of_the_real_client_and_mon_are_hmacs_of_what_each_received() 
         server_sig.0.segment(0)
     ));
 }
+
+#[test]
+fn our_connector_sends_what_the_real_client_sends_up_to_auth() {
+    use msgr_pipe::v2::connect::{Connector, ConnectorConfig, CON_MODE_CRC};
+    let server = data("v2-crc-authnone-status.conn0.server");
+    let client = data("v2-crc-authnone-status.conn0.client");
+    let cfg = ConnectorConfig {
+        entity_type: msgr_wire::EntityType::CLIENT,
+        peer: "127.0.0.1:33319".parse().unwrap(),
+        nonce: 1,
+        features_supported: msgr_wire::features::ALL_PACIFIC,
+        features_required: 0,
+        modes: vec![CON_MODE_CRC],
+        global_seq: 1,
+        client_cookie: 7,
+        limits: FrameLimits::default(),
+    };
+    let mut c = Connector::new(
+        cfg,
+        Box::new(msgr_auth::provider::NoneClient::new(EntityName::client(
+            "admin",
+        ))),
+    );
+    let mut sent = BytesMut::new();
+    while let Some(b) = c.poll_transmit() {
+        sent.extend_from_slice(&b);
+    }
+    // The mon's banner and HELLO.
+    let hello_end = crc_frames_at("v2-crc-authnone-status.conn0.server")[0].1;
+    c.handle_input(UTime::now(), &server[..hello_end]).unwrap();
+    while let Some(b) = c.poll_transmit() {
+        sent.extend_from_slice(&b);
+    }
+    let auth_end = crc_frames_at("v2-crc-authnone-status.conn0.client")[1].1;
+    assert_eq!(
+        hex(&sent),
+        hex(&client[..auth_end]),
+        "banner, HELLO and AUTH_REQUEST"
+    );
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}

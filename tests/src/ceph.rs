@@ -127,6 +127,24 @@ pub fn write_conf_auth(
     mon: SocketAddr,
     admin_keyring: Option<&Path>,
 ) -> anyhow::Result<()> {
+    write_conf_addrs(path, dir, fsid, mon, None, admin_keyring)
+}
+
+/// [`write_conf_auth`] for a mon on v1 at `mon` and, when given, on msgr2 at `v2`
+/// (`ms_bind_msgr2 = true`, `mon_host = [v2:…,v1:…]`).
+pub fn write_conf_addrs(
+    path: &Path,
+    dir: &Path,
+    fsid: &str,
+    mon: SocketAddr,
+    v2: Option<SocketAddr>,
+    admin_keyring: Option<&Path>,
+) -> anyhow::Result<()> {
+    let addrs = match v2 {
+        Some(v2) => format!("[v2:{v2},v1:{mon}]"),
+        None => format!("v1:{mon}"),
+    };
+    let bind2 = v2.is_some();
     let auth = if admin_keyring.is_some() {
         "cephx"
     } else {
@@ -144,13 +162,13 @@ pub fn write_conf_auth(
     let conf = format!(
         "[global]\n\
          fsid = {fsid}\n\
-         mon_host = v1:{mon}\n\
+         mon_host = {addrs}\n\
          auth_cluster_required = {auth}\n\
          auth_service_required = {auth}\n\
          auth_client_required = {auth}\n\
          {reclaim}\
          ms_bind_msgr1 = true\n\
-         ms_bind_msgr2 = false\n\
+         ms_bind_msgr2 = {bind2}\n\
          mon_data = {dir}/mon.$id\n\
          log_file = {dir}/$name.log\n\
          run_dir = {dir}/run\n\
@@ -158,7 +176,7 @@ pub fn write_conf_auth(
          pid_file = {dir}/run/mon.pid\n\
          mon_data_avail_crit = 0\n\
          [mon.{MON_ID}]\n\
-         mon_addr = v1:{mon}\n\
+         mon_addr = {addrs}\n\
          {client}"
     );
     fs::create_dir_all(format!("{dir}/run"))?;
@@ -174,6 +192,7 @@ pub struct CephMon {
     conf: PathBuf,
     fsid: String,
     addr: SocketAddr,
+    v2: Option<SocketAddr>,
     child: Option<Child>,
 }
 
@@ -193,6 +212,16 @@ impl CephMon {
 
     /// A mon with the given authentication; see [`start`](Self::start).
     pub fn start_with(auth: MonAuth) -> anyhow::Result<Option<Self>> {
+        Self::start_full(auth, false)
+    }
+
+    /// A mon that also binds msgr2 ([`v2_addr`](Self::v2_addr)), with the given
+    /// authentication; see [`start`](Self::start).
+    pub fn start_v2(auth: MonAuth) -> anyhow::Result<Option<Self>> {
+        Self::start_full(auth, true)
+    }
+
+    fn start_full(auth: MonAuth, v2: bool) -> anyhow::Result<Option<Self>> {
         let tools: &[&str] = match auth {
             MonAuth::None => &["ceph-mon", "monmaptool"],
             MonAuth::Cephx => &["ceph-mon", "monmaptool", "ceph-authtool"],
@@ -203,7 +232,8 @@ impl CephMon {
         let mut last_error = None;
         let started = Instant::now();
         for _ in 0..PORT_ATTEMPTS {
-            match Self::create(free_port()?, auth) {
+            let v2_port = if v2 { Some(free_port()?) } else { None };
+            match Self::create(free_port()?, v2_port, auth) {
                 Ok(mon) => {
                     let (addr, dir, took) = (mon.addr, mon.dir().display(), started.elapsed());
                     eprintln!(
@@ -218,11 +248,12 @@ impl CephMon {
         Err(last_error.unwrap_or_else(|| anyhow::anyhow!("no free port")))
     }
 
-    fn create(port: u16, auth: MonAuth) -> anyhow::Result<Self> {
+    fn create(port: u16, v2_port: Option<u16>, auth: MonAuth) -> anyhow::Result<Self> {
         let dir = tempfile::Builder::new()
             .prefix("msgr-ceph-mon-")
             .tempdir()?;
         let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+        let v2 = v2_port.map(|p| SocketAddr::from((Ipv4Addr::LOCALHOST, p)));
         let fsid = random_fsid();
         let conf = dir.path().join("ceph.conf");
         let keyrings = match auth {
@@ -230,7 +261,7 @@ impl CephMon {
             MonAuth::Cephx => Some(make_keyrings(dir.path())?),
         };
         let admin = keyrings.as_ref().map(|(_, admin)| admin.as_path());
-        write_conf_auth(&conf, dir.path(), &fsid, addr, admin)?;
+        write_conf_addrs(&conf, dir.path(), &fsid, addr, v2, admin)?;
         let monmap = dir.path().join("monmap");
         run_tool(
             Command::new("monmaptool")
@@ -240,7 +271,10 @@ impl CephMon {
                     &fsid,
                     "--addv",
                     MON_ID,
-                    &format!("[v1:{addr}]"),
+                    &match v2 {
+                        Some(v2) => format!("[v2:{v2},v1:{addr}]"),
+                        None => format!("[v1:{addr}]"),
+                    },
                 ])
                 .arg(&monmap),
         )?;
@@ -260,10 +294,16 @@ impl CephMon {
             conf,
             fsid,
             addr,
+            v2,
             child: None,
         };
         mon.launch()?;
         Ok(mon)
+    }
+
+    /// The mon's msgr2 address, when started with [`start_v2`](Self::start_v2).
+    pub fn v2_addr(&self) -> Option<SocketAddr> {
+        self.v2
     }
 
     /// The mon's v1 address, 127.0.0.1:PORT.

@@ -201,6 +201,13 @@ impl AuthClient for CephxClient {
         CEPH_AUTH_CEPHX
     }
 
+    fn v2_session(&self) -> (Option<CryptoKey>, Option<Secret>) {
+        (
+            self.auth.as_ref().map(|t| t.session_key.clone()),
+            self.connection_secret.clone(),
+        )
+    }
+
     fn name(&self) -> &EntityName {
         &self.name
     }
