@@ -3,23 +3,43 @@
 //! `MonClient::build_authorizer`), and their messages are signed with the ticket's session
 //! key.
 //!
-//! Not here: verifying incoming authorizers (a client accepts no sessions; a service verifies
-//! with its rotating secrets, see `msgr serve -n osd.N`), forcing a ticket renewal after a
-//! BADAUTHORIZER (the retry presents a fresh authorizer, new nonce, from the tickets the tick
-//! task keeps renewed).
+//! A daemon entity (`osd.N`, `mgr.X`, `mds.X`) also verifies the authorizers of its own
+//! clients with the rotating secrets of its type that the mon gave it (CEPHX_GET_ROTATING_KEY,
+//! kept current at each renewal), challenging them as Ceph's daemons do; a client accepts no
+//! one.
+//!
+//! Not here: forcing a ticket renewal after a BADAUTHORIZER (the retry presents a fresh
+//! authorizer, new nonce, from the tickets the tick task keeps renewed).
 
 use std::sync::Arc;
 
+use msgr_auth::provider::{AuthorizerVerifier, CephxAuthorizerVerifier};
 use msgr_core::{
     AuthError, Authorizer, BoxFuture, ChallengeState, ClientAuthorizer, VerifyOutcome,
 };
 use msgr_wire::EntityType;
+use rand::SeedableRng;
 
 use crate::client::Shared;
 
 /// See the module docs; made by [`MonClient::authorizer`](crate::MonClient::authorizer).
 pub(crate) struct TicketAuthorizer {
     pub(crate) shared: Arc<Shared>,
+    /// The daemon's verifier over the rotating secrets the mon gives it.
+    pub(crate) verifier: CephxAuthorizerVerifier,
+}
+
+impl TicketAuthorizer {
+    pub(crate) fn new(shared: Arc<Shared>) -> Self {
+        let service = shared.options.name.ty;
+        let verifier = CephxAuthorizerVerifier::new(
+            service,
+            Arc::clone(&shared.service_keys),
+            true,
+            Box::new(rand::rngs::StdRng::from_entropy()),
+        );
+        TicketAuthorizer { shared, verifier }
+    }
 }
 
 impl Authorizer for TicketAuthorizer {
@@ -59,13 +79,20 @@ impl Authorizer for TicketAuthorizer {
     fn verify(
         &self,
         _peer_type: EntityType,
-        _protocol: u32,
-        _authorizer: &[u8],
-        _challenge: &mut ChallengeState,
-        _features: u64,
+        protocol: u32,
+        authorizer: &[u8],
+        challenge: &mut ChallengeState,
+        features: u64,
     ) -> Result<VerifyOutcome, AuthError> {
-        Err(AuthError::BadAuthorizer {
-            reason: "a mon client accepts no sessions",
-        })
+        if !self.shared.options.name.needs_rotating_keys() {
+            return Err(AuthError::BadAuthorizer {
+                reason: "a client accepts no sessions",
+            });
+        }
+        if protocol != self.verifier.protocol() {
+            return Err(AuthError::UnsupportedProtocol { protocol });
+        }
+        self.verifier
+            .verify(authorizer, challenge, features, msgr_auth::UTime::now())
     }
 }

@@ -131,9 +131,24 @@ pub(crate) struct Shared {
     pub(crate) monmap: watch::Sender<Option<MonMap>>,
     pub(crate) stats: Mutex<MonClientStats>,
     pub(crate) cancel: CancellationToken,
+    /// A daemon's rotating secrets of its own type, as the mon last gave them: what its
+    /// authorizer verifier reads.
+    pub(crate) service_keys: Arc<std::sync::RwLock<msgr_auth::provider::ServiceKeyStore>>,
 }
 
 impl Shared {
+    /// Keeps the verifier's secrets current after an authentication or renewal.
+    pub(crate) fn publish_rotating(&self, auth: &dyn msgr_auth::provider::AuthClient) {
+        if let Some(r) = auth.rotating_secrets() {
+            let ty = auth.name().ty;
+            let mut keys = self
+                .service_keys
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            keys.rotating.insert(ty, r);
+        }
+    }
+
     pub(crate) fn count(&self, f: impl FnOnce(&mut MonClientStats)) {
         f(&mut self.stats.lock().unwrap_or_else(|p| p.into_inner()));
     }
@@ -192,6 +207,7 @@ impl MonClient {
             monmap: watch::channel(None).0,
             stats: Mutex::new(MonClientStats::default()),
             cancel: CancellationToken::new(),
+            service_keys: Arc::default(),
         });
         let tracker = TaskTracker::new();
         tracker.spawn(crate::tick::ticks(Arc::clone(&shared)));
@@ -389,14 +405,15 @@ impl MonClient {
     }
 
     /// The messenger hook that gives connections to services (OSD, MGR, MDS) an authorizer
-    /// from this client's tickets, and signs their messages: pass it to
+    /// from this client's tickets, and signs their messages (for a daemon entity, it also
+    /// verifies its clients' authorizers with the rotating secrets the mon gave it): pass it to
     /// [`MessengerBuilder::authorizer`](msgr_core::MessengerBuilder::authorizer) of the
     /// messenger that talks to them. Connections to mons and clients get none. Once the
     /// client is dropped, no authorizer is built.
     pub fn authorizer(&self) -> Arc<dyn msgr_core::Authorizer> {
-        Arc::new(crate::authorizer::TicketAuthorizer {
-            shared: Arc::clone(&self.shared),
-        })
+        Arc::new(crate::authorizer::TicketAuthorizer::new(Arc::clone(
+            &self.shared,
+        )))
     }
 
     /// The messenger the client talks to the mons with.

@@ -250,6 +250,7 @@ async fn try_mon(
             .handle_reply(now, reply.result, &reply.result_bl, round == 0)
             .map_err(|e| auth_error(sh, mon, e))?;
         if progress == ClientProgress::Done {
+            sh.publish_rotating(auth.client());
             break;
         }
         request = auth

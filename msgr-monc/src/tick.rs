@@ -50,6 +50,7 @@ async fn renew(sh: &Shared, st: &mut State) -> Result<(), MonClientError> {
         let done = auth.handle_reply(sh.clock.now(), reply.result, &reply.result_bl, false);
         match done.map_err(|e| auth_error(sh, mon, e)) {
             Ok(ClientProgress::Done) => {
+                sh.publish_rotating(auth.client());
                 sh.count(|s| s.renewals += 1);
                 tracing::debug!(%mon, "tickets renewed");
                 return Ok(());

@@ -13,6 +13,7 @@
 //! | [`a_peer_mon_authorizes_with_the_mon_key_and_messages_are_signed_both_ways`] | a messenger named `mon.1` presents a ticket minted from the `mon.` key (CHALLENGE_AUTHORIZER answered, the reply's nonce + 1 checked); the mon answers its signed MMonGetVersion with a message signed (footer flags 5) that our reader checks |
 //! | [`a_wrong_signature_gets_the_connection_dropped_by_the_mon`] | the same with a wrong signing key: the handshake succeeds, the first message makes the mon drop the socket ("Message signature does not match contents" in its log), on every reconnect; no reply |
 //! | [`cephs_own_cli_authenticates_to_a_msgr_mon_and_goes_on`] | Ceph's `ceph` CLI against a msgr messenger in the mon role (`MonService`, cephx from a keyring): negotiation and cephx rounds accepted, then its next requests (MMonSubscribe, then the command); with a wrong key it is refused and asks nothing |
+//! | [`a_msgr_osd_verifies_tickets_the_real_mon_issued_with_its_rotating_keys`] | `osd.0` registered with the real mon (`auth get-or-create`) authenticates and gets the OSD rotating keys; a messenger named osd.0 with `MonClient::authorizer` verifies client.admin's real OSD ticket (challenged), its messages arrive signed; a ticket from another mon is refused for good |
 //! | [`mon_command_cli_against_cephx_and_none_mons`] | `msgr mon-command`: output on stdout, exit 0; an unknown command exits 22 with the mon's status on stderr; a wrong key exits 13 with one line; the same against the auth-none mon |
 
 use std::path::PathBuf;
@@ -686,4 +687,132 @@ async fn cephs_own_cli_authenticates_to_a_msgr_mon_and_goes_on() -> anyhow::Resu
     wrong.messenger.shutdown();
     drop((mon.dir, wrong.dir));
     Ok(())
+}
+
+/// Registers `osd.0` with the real mon (as `ceph auth get-or-create` would) and returns its key.
+async fn register_osd(admin: &MonClient) -> anyhow::Result<CryptoKey> {
+    let r = admin
+        .command(
+            r#"{"prefix": "auth get-or-create", "entity": "osd.0", "caps": ["mon", "allow profile osd", "osd", "allow *"], "format": "plain"}"#,
+            Bytes::new(),
+        )
+        .await?;
+    ensure!(r.errno == 0, "auth get-or-create: {r:?}");
+    let ring = Keyring::parse(std::str::from_utf8(&r.output)?)?;
+    Ok(ring
+        .key(&"osd.0".parse()?)
+        .context("osd.0 in the reply")?
+        .clone())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_msgr_osd_verifies_tickets_the_real_mon_issued_with_its_rotating_keys(
+) -> anyhow::Result<()> {
+    let Some(mon) = CephMon::start_cephx()? else {
+        return Ok(());
+    };
+    let admin = MonClient::new(config(&mon, "client.admin")?).await?;
+    tokio::time::timeout(WAIT, admin.authenticate()).await??;
+    let osd_key = register_osd(&admin).await?;
+    // osd.0 authenticates to the mon and gets the OSD rotating keys.
+    let mut osd_cfg = config(&mon, "osd.0")?;
+    osd_cfg.key = Some(osd_key);
+    let osd_monc = MonClient::new(osd_cfg).await?;
+    tokio::time::timeout(WAIT, osd_monc.authenticate()).await??;
+    let (tx, mut osd_rx) = tokio::sync::mpsc::unbounded_channel();
+    let osd = msgr_core::Messenger::builder(msgr_wire::EntityName::osd(0))
+        .bind("127.0.0.1:0".parse()?)
+        .default_policy(msgr_pipe::Policy::stateless_server(0))
+        .dispatcher(Arc::new(Inbox(tx)))
+        .authorizer(osd_monc.authorizer())
+        .start()
+        .await?;
+    // client.admin presents the OSD ticket the real mon gave it.
+    let (ctx, _crx) = tokio::sync::mpsc::unbounded_channel();
+    let app =
+        msgr_core::Messenger::builder(msgr_wire::EntityName::client(admin.global_id() as i64))
+            .dispatcher(Arc::new(Inbox(ctx)))
+            .authorizer(admin.authorizer())
+            .start()
+            .await?;
+    let conn = app.connect(osd.addr(), msgr_wire::EntityType::OSD)?;
+    for i in 0..3u64 {
+        conn.send(msgr_wire::Message::new(0x4242, i.to_le_bytes().to_vec()))
+            .await?;
+    }
+    for i in 0..3u64 {
+        let m = tokio::time::timeout(WAIT, osd_rx.recv())
+            .await
+            .context("the osd receives")?
+            .context("open")?;
+        ensure!(m.front[..] == i.to_le_bytes()[..]);
+        ensure!(
+            m.footer.flags & msgr_auth::signature::FOOTER_SIGNED != 0,
+            "signed"
+        );
+    }
+    ensure!(conn.stats().faults == 0, "{:?}", conn.stats());
+    // A client with a ticket from elsewhere (another mon's keys) is refused.
+    let stranger = msgr_core::Messenger::builder(msgr_wire::EntityName::client(999))
+        .authorizer(Arc::new(
+            msgr_core::ProviderAuthorizer::new().with_client(Box::new(forged_admin())),
+        ))
+        .start()
+        .await?;
+    let bad = stranger.connect(osd.addr(), msgr_wire::EntityType::OSD)?;
+    let mut failures = bad
+        .session()
+        .context("a remote session")?
+        .handshake_failures();
+    let refused = tokio::time::timeout(
+        WAIT,
+        failures.wait_for(|f| f.as_ref().is_some_and(|f| f.fatal)),
+    )
+    .await
+    .context("refused in time")?
+    .map(|f| f.clone());
+    ensure!(
+        matches!(refused.ok().flatten(), Some(f) if matches!(*f.error, msgr_pipe::PipeError::AuthorizerRefused)),
+        "the stranger's ticket is refused"
+    );
+    app.shutdown();
+    osd.shutdown();
+    stranger.shutdown();
+    Ok(())
+}
+
+/// client.admin with an OSD ticket from an in-memory mon that is not the cluster's.
+fn forged_admin() -> msgr_auth::provider::CephxClient {
+    use msgr_auth::provider::{AuthClient, AuthServer, ClientProgress};
+    let key = random_key();
+    let mut ring = Keyring::new();
+    ring.insert(
+        EntityName::client("admin"),
+        KeyringEntry {
+            key: key.clone(),
+            caps: Default::default(),
+        },
+    );
+    let other = msgr_auth::provider::CephxAuthServer::new(
+        ring,
+        msgr_auth::provider::TicketTtls::default(),
+        5000,
+        Box::new(<rand::rngs::StdRng as rand::SeedableRng>::from_entropy()),
+    );
+    let mut c = msgr_auth::provider::CephxClient::new(
+        EntityName::client("admin"),
+        key,
+        msgr_auth::ENTITY_OSD,
+        Box::new(<rand::rngs::StdRng as rand::SeedableRng>::from_entropy()),
+    );
+    let now = msgr_auth::UTime::now();
+    let (mut session, reply) = other.start_session(c.name(), 0, now);
+    c.set_global_id(reply.global_id);
+    let mut progress = c.handle_reply(now, reply.result, &reply.payload);
+    while let Ok(ClientProgress::More) = progress {
+        let Ok(req) = c.build_request(now) else { break };
+        let reply = session.handle_request(now, &req);
+        progress = c.handle_reply(now, reply.result, &reply.payload);
+    }
+    c
 }

@@ -201,6 +201,10 @@ impl AuthClient for CephxClient {
         CEPH_AUTH_CEPHX
     }
 
+    fn rotating_secrets(&self) -> Option<RotatingSecrets> {
+        self.rotating.clone()
+    }
+
     fn v2_session(&self) -> (Option<CryptoKey>, Option<Secret>) {
         (
             self.auth.as_ref().map(|t| t.session_key.clone()),

@@ -26,7 +26,7 @@ mod none;
 
 use bytes::Bytes;
 
-use crate::cephx::{AuthCapsInfo, ChallengeState};
+use crate::cephx::{AuthCapsInfo, ChallengeState, RotatingSecrets};
 use crate::signature::MessageSigner;
 use crate::{AuthError, CryptoKey, EntityName, Secret, UTime, CEPH_AUTH_UNKNOWN};
 
@@ -69,6 +69,12 @@ pub trait AuthClient: Send {
     /// the mon handed out for secure mode (none in crc mode).
     fn v2_session(&self) -> (Option<CryptoKey>, Option<Secret>) {
         (None, None)
+    }
+
+    /// The rotating secrets of our own service type, for a daemon entity (OSD, MDS, MGR) that
+    /// fetched them (CEPHX_GET_ROTATING_KEY): what it verifies its clients' tickets with.
+    fn rotating_secrets(&self) -> Option<RotatingSecrets> {
+        None
     }
 
     /// An authorizer for a connection to a service of type `service_id`.
