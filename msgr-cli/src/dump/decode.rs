@@ -160,9 +160,12 @@ fn classify(e: WireError, offset: u64) -> End {
                     default.max_message
                 } =>
         {
+            // Reported at the item's start, like a stream that ends inside it.
             End::Cut {
-                offset: at,
-                what: format!("{what} of {len} bytes goes on past the end of the capture"),
+                offset,
+                what: format!(
+                    "stream ended inside an item: its {what} of {len} bytes goes on past the end of the capture"
+                ),
             }
         }
         _ => End::Corrupt {
@@ -217,7 +220,7 @@ mod tests {
             limit: 500,
         }
         .at(7);
-        assert!(matches!(classify(cut, 0), End::Cut { offset: 7, .. }));
+        assert!(matches!(classify(cut, 5), End::Cut { offset: 5, .. }));
         let huge = WireError::TooLong {
             what: "message",
             len: 1 << 30,
