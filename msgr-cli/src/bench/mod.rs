@@ -202,7 +202,8 @@ impl BenchArgs {
         let seconds = budget.as_secs_f64();
         let rounds = asked_rounds.unwrap_or_else(|| {
             let most = if self.quick { 1 } else { DEFAULT_ROUNDS };
-            ((seconds / (per_round * BUDGET_RUN_SECONDS)) as usize).clamp(1, most)
+            // The epsilon keeps 1.2 s / (2 x 0.1 s) at 6, not 5.999...
+            ((seconds / (per_round * BUDGET_RUN_SECONDS) + 1e-9) as usize).clamp(1, most)
         });
         let run = seconds / (per_round * rounds as f64);
         if run < MIN_RUN_SECONDS {
@@ -299,12 +300,24 @@ struct Schedule {
     rounds: usize,
 }
 
+/// `1 case`, `2 cases`.
+fn plural(n: usize, what: &str) -> String {
+    if n == 1 {
+        format!("{n} {what}")
+    } else {
+        format!("{n} {what}s")
+    }
+}
+
 /// The line printed before the runs: what will run and how long it should take.
 fn expected_line(cases: usize, transports: usize, schedule: Schedule, idle: usize) -> String {
     let runs = cases * transports * schedule.rounds;
     let what = format!(
-        "{cases} cases x {transports} transports x {} rounds = {runs} runs",
-        schedule.rounds
+        "{} x {} x {} = {}",
+        plural(cases, "case"),
+        plural(transports, "transport"),
+        plural(schedule.rounds, "round"),
+        plural(runs, "run")
     );
     let mut line = match schedule.limit {
         Limit::Duration(d) => format!(

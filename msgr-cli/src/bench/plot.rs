@@ -15,7 +15,7 @@ use anyhow::{bail, Context};
 use hdrhistogram::Histogram;
 use plotters::prelude::*;
 
-use super::plan::{human_size, Case, Mode, Transport};
+use super::plan::{Case, Mode, Transport};
 use super::report::{Report, Run};
 use super::Outcome;
 
@@ -199,6 +199,7 @@ fn draw_latency(area: &Area<'_>, latency: &Latency) -> anyhow::Result<()> {
         .configure_mesh()
         .x_desc("round trip (µs), buckets up to the slowest p99.9")
         .y_desc("% of round trips")
+        .x_label_formatter(&|us| format!("{us:.0}"))
         .draw()
         .map_err(drawing)?;
     for (transport, shares, hist) in &series {
@@ -226,9 +227,23 @@ fn draw_latency(area: &Area<'_>, latency: &Latency) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A tick of the size axis (log-scale ticks fall on powers of ten): `100 B`, `10 kB`, `1 MB`.
+fn decimal_size(bytes: f64) -> String {
+    match bytes {
+        b if b >= 1e6 => format!("{} MB", b / 1e6),
+        b if b >= 1e3 => format!("{} kB", b / 1e3),
+        b => format!("{b} B"),
+    }
+}
+
 /// A line of the rate chart: one transport and one case shape, over sizes.
 fn shape(run: &Run) -> String {
-    let mut s = format!("{} {}", run.transport, run.mode);
+    format!("{} {}", run.transport, kind(run))
+}
+
+/// A case shape without its size or transport: `stream`, `rr x4 conns depth 128`.
+fn kind(run: &Run) -> String {
+    let mut s = run.mode.to_string();
     if run.jobs > 1 {
         s.push_str(&format!(" x{} conns", run.jobs));
     }
@@ -262,46 +277,60 @@ fn draw_rates(area: &Area<'_>, runs: &[Run]) -> anyhow::Result<()> {
         .configure_mesh()
         .x_desc("message size (bytes)")
         .y_desc("payload MB/s")
-        .x_label_formatter(&|s| human_size(*s as usize))
+        .x_label_formatter(&|s| decimal_size(*s))
         .draw()
         .map_err(drawing)?;
-    let mut shapes: Vec<String> = runs.iter().map(shape).collect();
-    shapes.dedup();
-    let mut seen = Vec::new();
-    for name in shapes {
-        if seen.contains(&name) {
-            continue;
+    // Each case shape has its marker (circle, triangle, cross), each transport its color.
+    let mut shapes: Vec<String> = Vec::new();
+    let mut kinds: Vec<String> = Vec::new();
+    for run in runs {
+        let name = shape(run);
+        if !shapes.contains(&name) {
+            shapes.push(name);
         }
-        let mut points: Vec<(f64, f64, Transport)> = runs
-            .iter()
-            .filter(|r| shape(r) == name)
-            .map(|r| (r.size as f64, r.mb_per_s.max(0.001), r.transport))
-            .collect();
-        points.sort_by(|a, b| a.0.total_cmp(&b.0));
-        let Some(&(_, _, transport)) = points.first() else {
+        let kind = kind(run);
+        if !kinds.contains(&kind) {
+            kinds.push(kind);
+        }
+    }
+    for name in shapes {
+        let mut points: Vec<(f64, f64)> = Vec::new();
+        let mut first: Option<&Run> = None;
+        for r in runs.iter().filter(|r| shape(r) == name) {
+            points.push((r.size as f64, r.mb_per_s.max(0.001)));
+            first.get_or_insert(r);
+        }
+        let Some(first) = first else {
             continue;
         };
-        let c = color(transport);
-        // Dashed look for request/response shapes: points only, joined thinly.
-        let width = if name.contains(" stream") { 2 } else { 1 };
+        points.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let c = color(first.transport);
+        let marker = kinds.iter().position(|k| *k == kind(first)).unwrap_or(0);
         chart
-            .draw_series(LineSeries::new(
-                points.iter().map(|(x, y, _)| (*x, *y)),
-                c.stroke_width(width),
-            ))
-            .map_err(drawing)?
-            .label(name.clone())
-            .legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(width))
-            });
-        chart
-            .draw_series(
-                points
-                    .iter()
-                    .map(|(x, y, _)| Circle::new((*x, *y), 4, c.filled())),
-            )
+            .draw_series(LineSeries::new(points.iter().copied(), c.stroke_width(2)))
             .map_err(drawing)?;
-        seen.push(name);
+        let drawn = match marker {
+            0 => chart
+                .draw_series(points.iter().map(|p| Circle::new(*p, 5, c.filled())))
+                .map_err(drawing)?
+                .label(name)
+                .legend(move |(x, y)| Circle::new((x + 10, y), 5, c.filled())),
+            1 => chart
+                .draw_series(
+                    points
+                        .iter()
+                        .map(|p| TriangleMarker::new(*p, 7, c.filled())),
+                )
+                .map_err(drawing)?
+                .label(name)
+                .legend(move |(x, y)| TriangleMarker::new((x + 10, y), 7, c.filled())),
+            _ => chart
+                .draw_series(points.iter().map(|p| Cross::new(*p, 6, c.stroke_width(3))))
+                .map_err(drawing)?
+                .label(name)
+                .legend(move |(x, y)| Cross::new((x + 10, y), 6, c.stroke_width(3))),
+        };
+        let _ = drawn;
     }
     chart
         .configure_series_labels()

@@ -97,7 +97,8 @@ fn tick(bar: &ProgressBar, label: &Mutex<String>, stop: &AtomicBool) {
         let rate = interval_rate(last, now);
         last = now;
         let label = label.lock().map(|l| l.clone()).unwrap_or_default();
-        bar.set_message(format!("{label}: {} msgs/s sent (last 0.5 s)", group(rate)));
+        // The rate first: a narrow terminal cuts the end of the line.
+        bar.set_message(format!("{} msgs/s sent (last 0.5 s), {label}", group(rate)));
     }
 }
 
