@@ -58,7 +58,7 @@ fn the_budget_is_split_as_announced_and_kept_and_the_plot_shows_every_case() {
         // Each round's window opens before its first send and closes at its last delivery,
         // and the senders stop only once their 0.1 s have passed.
         let seconds = run["seconds"].as_f64().unwrap();
-        assert!(seconds >= 3.0 * 0.1 * 0.95, "{run}");
+        assert!(seconds >= 3.0 * 0.1 * 0.9, "{run}");
         measured += seconds;
     }
     assert!(

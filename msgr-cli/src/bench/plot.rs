@@ -3,7 +3,8 @@
 //! One SVG (or an HTML page holding it), one panel per chart, stacked: for each
 //! request/response case, the histogram of its round trips (share of round trips per
 //! latency bucket, log-spaced buckets from the fastest round trip to the slowest transport's
-//! p99.9, one line per transport with its p50 and p99 in the legend); then the rate by
+//! p99, so that the bulk fills the panel; one line per transport with its p50 and p99 in
+//! the legend); then the rate by
 //! message size (payload MB/s, both axes logarithmic), one line per transport and case
 //! shape, so msgr sits beside raw TCP at every size. Drawn with plotters' SVG backend; the
 //! text is left to the SVG reader's fonts. What it does not draw: the figures of the table
@@ -171,7 +172,7 @@ fn draw_latency(area: &Area<'_>, latency: &Latency) -> anyhow::Result<()> {
     let hi = latency
         .series
         .iter()
-        .map(|(_, h)| h.value_at_quantile(0.999) as f64)
+        .map(|(_, h)| h.value_at_quantile(0.99) as f64)
         .fold(0.0, f64::max)
         .max(lo * 1.5);
     let edge = |i: usize| lo * (hi / lo).powf(i as f64 / BUCKETS as f64) / 1000.0;
@@ -197,7 +198,7 @@ fn draw_latency(area: &Area<'_>, latency: &Latency) -> anyhow::Result<()> {
         .map_err(drawing)?;
     chart
         .configure_mesh()
-        .x_desc("round trip (µs), buckets up to the slowest p99.9")
+        .x_desc("round trip (µs), up to the slowest transport's p99")
         .y_desc("% of round trips")
         .x_label_formatter(&|us| format!("{us:.0}"))
         .draw()
@@ -257,6 +258,7 @@ fn draw_rates(area: &Area<'_>, runs: &[Run]) -> anyhow::Result<()> {
     let sizes = runs.iter().map(|r| r.size as f64);
     let (min_size, max_size) =
         sizes.fold((f64::INFINITY, 0.0f64), |(a, b), s| (a.min(s), b.max(s)));
+    let pad = if max_size > min_size { 2.0 } else { 10.0 };
     let rates = runs.iter().map(|r| r.mb_per_s.max(0.001));
     let (min_rate, max_rate) =
         rates.fold((f64::INFINITY, 0.0f64), |(a, b), r| (a.min(r), b.max(r)));
@@ -269,7 +271,8 @@ fn draw_rates(area: &Area<'_>, runs: &[Run]) -> anyhow::Result<()> {
         .x_label_area_size(40)
         .y_label_area_size(70)
         .build_cartesian_2d(
-            (min_size / 2.0..max_size * 2.0).log_scale(),
+            // One size: a decade each side, so that the axis has labelled ticks.
+            (min_size / pad..max_size * pad).log_scale(),
             (min_rate / 2.0..max_rate * 2.0).log_scale(),
         )
         .map_err(drawing)?;
