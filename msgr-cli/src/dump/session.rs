@@ -66,7 +66,8 @@ pub struct Report {
 
 /// The role a side's own bytes show, if they show one.
 fn role_from_bytes(bytes: &[u8]) -> Option<Side> {
-    let head = bytes.get(..bytes.len().min(512)).unwrap_or_default();
+    // Banner, address and a connect with the largest authorizer msgr-wire accepts (4096).
+    let head = bytes.get(..bytes.len().min(8192)).unwrap_or_default();
     let items = |side| {
         let mut dec = StreamDecoder::new(side, Limits::default(), Default::default());
         let mut buf = bytes::BytesMut::from(head);
