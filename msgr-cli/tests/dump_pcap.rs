@@ -691,3 +691,43 @@ fn a_hostile_length_allocates_nothing_beyond_the_input() {
     assert_eq!(cut["kind"], "cut");
     assert_eq!(cut["offset"], 324);
 }
+
+#[test]
+fn one_captured_direction_names_its_role_and_a_late_capture_is_skipped() {
+    let wire = |name| here("../msgr-wire/tests/data", name);
+    let c = std::fs::read(wire("status-connector.bin")).unwrap();
+    let a = std::fs::read(wire("status-acceptor.bin")).unwrap();
+    let connector: SocketAddr = "10.0.0.1:6789".parse().unwrap();
+    let acceptor: SocketAddr = "10.0.0.2:50000".parse().unwrap();
+    let (pkts, _) = conversation(connector, acceptor, &c, &a);
+    // Only what the acceptor sent, SYN-ACK included: its bytes say it accepted.
+    let only: Vec<Pkt> = pkts.iter().filter(|p| p.src == acceptor).cloned().collect();
+    let out = dump(
+        &["-", "--json"],
+        Some(&pcap_file(Link::Ethernet, &only, false, false)),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let all = lines(&out);
+    assert_eq!(all[0]["roles_from"], "bytes");
+    assert_eq!(all[0]["acceptor"], acceptor.to_string());
+    assert_eq!(all[0]["connector"], connector.to_string());
+    assert_eq!(all[0]["connector_bytes"], 0);
+    assert_eq!(
+        side_items(&all, 1, "acceptor"),
+        raw_items(&wire("status-acceptor.bin"), "acceptor")
+    );
+    // A capture that starts after the handshake: no banner on either side.
+    let late: Vec<Pkt> = pkts[40..].to_vec();
+    let out = dump(
+        &["-", "--json"],
+        Some(&pcap_file(Link::Ethernet, &late, false, false)),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let all = lines(&out);
+    assert_eq!(all.len(), 1, "{all:?}");
+    assert_eq!(all[0]["protocol"], "unknown");
+    assert!(all[0]["skipped"]
+        .as_str()
+        .unwrap()
+        .contains("started after the connection"));
+}

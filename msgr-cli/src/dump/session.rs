@@ -174,7 +174,7 @@ pub fn report(
     if protocol != Protocol::V1 {
         let why = match protocol {
             Protocol::V2 => "msgr2 is not decoded yet",
-            _ => "not msgr v1 (no ceph banner)",
+            _ => "no ceph banner: not Ceph, or the capture started after the connection did",
         };
         fields.push(("skipped", Val::S(why.into())));
     }
