@@ -161,7 +161,9 @@ fn cephx_runs_beside_the_unsigned_ones_with_verified_payloads() {
     let signed = run(&report, "msgr-cephx");
     assert_eq!(signed["messages"], 300, "{report}");
     assert_eq!(signed["faults"], 0, "no signature failed: {report}");
-    let ratio = signed["rate_vs_unsigned"].as_f64().expect("rate_vs_unsigned");
+    let ratio = signed["rate_vs_unsigned"]
+        .as_f64()
+        .expect("rate_vs_unsigned");
     let expected = signed["msgs_per_s"].as_f64().unwrap() / clean["msgs_per_s"].as_f64().unwrap();
     assert!(
         (ratio - expected).abs() < 0.01 * expected.max(1.0),
