@@ -16,9 +16,34 @@
 //! the summary is printed, and the exit status is 1. A refused handshake (BADPROTOVER,
 //! FEATURES, BADAUTHORIZER, a peer at another address) ends it as soon as the peer answers,
 //! with that answer in the message. As `ping -c N`, `--count N` exits 1 when fewer than N
-//! keepalives were answered; without it, a run where none was answered fails.
+//! keepalives were answered; without it, a run where none was answered fails. Errors are one
+//! line on standard error (`msgr ping: ...`), exit status 1.
+//!
+//! With cephx, as `ceph`'s tools: given any of `-c/--conf` (a ceph.conf: `mon_host`,
+//! `keyring`, `auth_client_required`, from `[global]`, `[client]`, `[client.NAME]`),
+//! `-k/--keyring`, `-m/--mon`, the ping first authenticates with a mon as `-n/--name`
+//! (default `client.admin`) through msgr-monc's `MonClient` (cephx when a key is found, else
+//! `none` if allowed), within `--timeout`, then names its messenger `client.GLOBAL_ID` and
+//! presents an authorizer from the client's ticket for the daemon's service (answering
+//! CHALLENGE_AUTHORIZER, checking the reply, signing messages), so an OSD of a cephx cluster
+//! accepts it:
+//!
+//! ```text
+//! $ msgr ping v1:127.0.0.1:6800/4242 -c ceph.conf --count 3
+//! AUTH client.admin with mon v1:127.0.0.1:40000/0 in 4.210 ms: global id 4123 (cephx)
+//! PING v1:127.0.0.1:6800/4242: handshake with a osd in 1.520 ms
+//! ...
+//! ```
+//!
+//! A refusal by the mon (wrong key, unknown entity) ends the ping at once with that error.
+//! Without these options nothing is read and no mon is asked: the messenger is `TYPE.-1` (or
+//! `TYPE.N` for a numeric name) and sends no authorizer. Not here: the ceph.conf's `ms_*`
+//! options for the ping's own messenger (the mon client takes them), `$CEPH_CONF` and the
+//! default conf search (a plain `msgr ping ADDR` reads no file).
 
+use std::io::Write;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -26,9 +51,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::{bail, Context};
 use clap::Args;
 use msgr_core::{
-    BoxFuture, Connection, Dispatched, Dispatcher, Messenger, MessengerConfig, PolicyConfig,
-    PolicyKind, Received,
+    Authorizer, BoxFuture, Connection, Dispatched, Dispatcher, Messenger, MessengerConfig,
+    PolicyConfig, PolicyKind, Received,
 };
+use msgr_monc::{parse_mon_host, ClientOptions, MonClient, MonClientConfig};
 use msgr_wire::{EntityAddr, EntityName, EntityType, Timespec};
 use tokio::sync::Notify;
 
@@ -40,7 +66,7 @@ pub struct PingArgs {
     /// The daemon: `v1:HOST:PORT` (HOST may be a name; `v1:` and a `/NONCE` are optional).
     pub addr: String,
     /// Stop after this many replies (or timeouts); default: until Ctrl-C.
-    #[arg(long, short = 'c')]
+    #[arg(long)]
     pub count: Option<u64>,
     /// Time between keepalives: seconds, or with a suffix (200ms).
     #[arg(long, short = 'i', default_value = "1", value_parser = parse_duration)]
@@ -52,18 +78,35 @@ pub struct PingArgs {
     /// in the handshake. Default: mon on port 6789, osd elsewhere (as `msgr serve`).
     #[arg(long)]
     pub peer_type: Option<String>,
-    /// This client's entity name.
-    #[arg(long, default_value = "client.-1")]
+    /// Who to authenticate as with `-c`/`-k`/`-m` (TYPE.ID); its type (and a numeric ID) name
+    /// the messenger otherwise.
+    #[arg(long, short = 'n', default_value = "client.admin")]
     pub name: String,
+    /// A ceph.conf (mon_host, keyring, auth_client_required): authenticate with a mon first.
+    #[arg(long, short = 'c')]
+    pub conf: Option<PathBuf>,
+    /// The keyring holding the name's key (instead of the conf's `keyring`).
+    #[arg(long, short = 'k')]
+    pub keyring: Option<PathBuf>,
+    /// The mon(s), as mon_host (v1:IP:PORT, comma-separated; instead of the conf's mon_host).
+    #[arg(long = "mon", short = 'm')]
+    pub mon: Option<String>,
 }
 
-/// Runs `msgr ping`.
+/// Runs `msgr ping`; on failure prints one line (`msgr ping: ...`) and exits 1.
 pub fn run(args: PingArgs) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()?;
-    runtime.block_on(ping(args))
+    let result = runtime.block_on(ping(args));
+    drop(runtime);
+    let _ = std::io::stdout().flush();
+    if let Err(e) = result {
+        eprintln!("msgr ping: {e:#}");
+        std::process::exit(1);
+    }
+    Ok(())
 }
 
 /// What the handshake came to.
@@ -131,10 +174,101 @@ impl std::error::Error for Refused {}
 
 async fn ping(args: PingArgs) -> anyhow::Result<()> {
     let target = crate::peer::resolve(&args.addr, args.timeout).await?;
-    let name: EntityName = args
+    let auth_name: msgr_auth::EntityName = args
         .name
         .parse()
-        .with_context(|| format!("{:?} is not an entity name", args.name))?;
+        .with_context(|| format!("{:?} is not an entity name (TYPE.ID)", args.name))?;
+    let Some(options) = mon_options(&args, &auth_name)? else {
+        return ping_types(&args, target, unauthenticated_name(&auth_name)?, None).await;
+    };
+    let client = MonClient::new(MonClientConfig::new(options)).await?;
+    let result = async {
+        let mon = authenticate(&client, &auth_name).await?;
+        let id = i64::try_from(client.global_id()).context("global id out of range")?;
+        let name = EntityName::new(messenger_type(&auth_name)?, id);
+        tracing::debug!(%name, %mon, "authenticated");
+        ping_types(&args, target, name, Some(client.authorizer())).await
+    }
+    .await;
+    client.shutdown().await;
+    result
+}
+
+/// The mon client's options when any of `-c`, `-k`, `-m` is given (else `None`: no
+/// authentication), as `msgr mon-command` reads them; `--timeout` bounds the hunt for a mon.
+fn mon_options(
+    args: &PingArgs,
+    name: &msgr_auth::EntityName,
+) -> anyhow::Result<Option<ClientOptions>> {
+    if args.conf.is_none() && args.keyring.is_none() && args.mon.is_none() {
+        return Ok(None);
+    }
+    let mut options = match &args.conf {
+        Some(path) => ClientOptions::from_ceph_conf_file(path, name)?,
+        None => ClientOptions::new(name.clone()),
+    };
+    if let Some(m) = &args.mon {
+        options.mon_host = parse_mon_host(m)?;
+    }
+    if options.mon_host.is_empty() {
+        bail!("no mon address to authenticate with: give -m v1:IP:PORT, or a ceph.conf with mon_host (-c FILE)");
+    }
+    if let Some(k) = &args.keyring {
+        if !k.is_file() {
+            bail!("{}: no such keyring", k.display());
+        }
+        options.keyring = vec![k.clone()];
+    }
+    options.mount_timeout = args.timeout;
+    Ok(Some(options))
+}
+
+/// Authenticates `client` and prints the `AUTH` line; the mon that answered. An error is
+/// one line naming the entity and the mon's answer (EACCES for a wrong key).
+async fn authenticate(client: &MonClient, name: &msgr_auth::EntityName) -> anyhow::Result<String> {
+    let start = Instant::now();
+    client
+        .authenticate()
+        .await
+        .map_err(|e| anyhow::anyhow!("authenticating with the mon: {e}"))?;
+    let took = start.elapsed();
+    let mon = client
+        .current_mon()
+        .await
+        .map_or_else(|| "?".to_owned(), |m| EntityAddr::new(m, 0).to_string());
+    let method = match client.auth_methods().first() {
+        Some(&msgr_auth::CEPH_AUTH_CEPHX) => "cephx",
+        _ => "none",
+    };
+    println!(
+        "AUTH {name} with mon {mon} in {:.3} ms: global id {} ({method})",
+        took.as_secs_f64() * 1e3,
+        client.global_id()
+    );
+    Ok(mon)
+}
+
+/// The entity type of `name` for the messenger (client, osd, ...).
+fn messenger_type(name: &msgr_auth::EntityName) -> anyhow::Result<EntityType> {
+    msgr_auth::entity_type_name(name.ty)
+        .and_then(|t| t.parse().ok())
+        .with_context(|| format!("{name}: not an entity type the messenger knows"))
+}
+
+/// The messenger's name without authentication: `TYPE.N` for a numeric id, else `TYPE.-1`
+/// (Ceph's name before a mon gives a client its global id).
+fn unauthenticated_name(name: &msgr_auth::EntityName) -> anyhow::Result<EntityName> {
+    let num = name.id.parse::<i64>().unwrap_or(-1);
+    Ok(EntityName::new(messenger_type(name)?, num))
+}
+
+/// Tries the candidate peer types in turn (see [`ping_as`]) until one is not refused.
+async fn ping_types(
+    args: &PingArgs,
+    target: EntityAddr,
+    name: EntityName,
+    authorizer: Option<Arc<dyn Authorizer>>,
+) -> anyhow::Result<()> {
     // The peer type decides the protocol version offered. Unless told, try the likely one
     // first (mon on 6789, osd elsewhere, as `msgr serve`), then the others.
     let candidates: Vec<EntityType> = match &args.peer_type {
@@ -156,7 +290,7 @@ async fn ping(args: PingArgs) -> anyhow::Result<()> {
     };
     let mut refused: Vec<Refused> = Vec::new();
     for peer_type in candidates {
-        match ping_as(&args, target, name, peer_type).await {
+        match ping_as(args, target, name, peer_type, authorizer.clone()).await {
             Err(e) => match e.downcast::<Refused>() {
                 Ok(r) => refused.push(r),
                 Err(e) => return Err(e),
@@ -186,6 +320,7 @@ async fn ping_as(
     target: EntityAddr,
     name: EntityName,
     peer_type: EntityType,
+    authorizer: Option<Arc<dyn Authorizer>>,
 ) -> anyhow::Result<()> {
     let events = Arc::new(Events::default());
     let bind = if target.addr.is_ipv4() {
@@ -199,9 +334,13 @@ async fn ping_as(
         ..MessengerConfig::default()
     };
     config.pipe.handshake_timeout = args.timeout;
-    let messenger = Messenger::builder(name)
+    let mut builder = Messenger::builder(name)
         .config(config)
-        .dispatcher(events.clone())
+        .dispatcher(events.clone());
+    if let Some(a) = authorizer {
+        builder = builder.authorizer(a);
+    }
+    let messenger = builder
         .start()
         .await
         .context("starting the client messenger")?;
