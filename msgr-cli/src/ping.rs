@@ -71,7 +71,8 @@ pub struct PingArgs {
     /// Time between keepalives: seconds, or with a suffix (200ms).
     #[arg(long, short = 'i', default_value = "1", value_parser = parse_duration)]
     pub interval: Duration,
-    /// How long to wait for the handshake and for each reply.
+    /// How long to wait for the handshake and for each reply (and, with `-c`/`-k`/`-m`, for a
+    /// mon to authenticate with).
     #[arg(long, short = 'W', default_value = "5", value_parser = parse_duration)]
     pub timeout: Duration,
     /// The daemon's entity type (mon, osd, mds, mgr): it decides the protocol version offered
@@ -181,7 +182,12 @@ async fn ping(args: PingArgs) -> anyhow::Result<()> {
     let Some(options) = mon_options(&args, &auth_name)? else {
         return ping_types(&args, target, unauthenticated_name(&auth_name)?, None).await;
     };
-    let client = MonClient::new(MonClientConfig::new(options)).await?;
+    let mut config = MonClientConfig::new(options);
+    if let Some(path) = &args.conf {
+        // The mon client's messenger takes the conf's ms_* options, as `msgr mon-command`'s.
+        config.messenger = MessengerConfig::from_ceph_conf_file(path, &auth_name.to_string())?;
+    }
+    let client = MonClient::new(config).await?;
     let result = async {
         let mon = authenticate(&client, &auth_name).await?;
         let id = i64::try_from(client.global_id()).context("global id out of range")?;
