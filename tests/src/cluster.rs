@@ -71,7 +71,8 @@ impl CephCluster {
             return Ok(None);
         }
         let started = Instant::now();
-        let Some(mon) = CephMon::start_cephx()? else {
+        // The mon's start blocks (processes, polls): off the runtime's threads.
+        let Some(mon) = tokio::task::spawn_blocking(CephMon::start_cephx).await?? else {
             return Ok(None);
         };
         let mut cluster = CephCluster {
@@ -282,8 +283,15 @@ impl Drop for CephCluster {
         if let Err(e) = self.stop_osd() {
             eprintln!("stopping ceph-osd in {}: {e:#}", self.dir().display());
         }
-        eprintln!("ceph-osd stopped in {:.2?}", started.elapsed());
-        // Then `mon` is dropped: it stops the mon and removes the folder.
+        let osd = started.elapsed();
+        if let Err(e) = self.mon.stop() {
+            eprintln!("stopping ceph-mon in {}: {e:#}", self.dir().display());
+        }
+        eprintln!(
+            "ceph cluster stopped: osd in {osd:.2?}, mon in {:.2?}",
+            started.elapsed() - osd
+        );
+        // Then `mon` is dropped: it removes the folder.
     }
 }
 

@@ -3,8 +3,8 @@
 //! with `MonClient::authorizer()` talks to the OSD's v1 address: the OSD verifies the authorizer with the rotating
 //! keys it fetched from the mon, and checks the signature of every message.
 //!
-//! Each test starts its own cluster (about 1.5 s; the OSD and the mon take about 2 s each to stop), so they run in
-//! parallel. Without Ceph they print why and pass, unless `MSGR_REQUIRE_CEPH` is set (as `.ci/run` does). Nothing
+//! Each test starts its own cluster (1-1.5 s here, up to 3 s with four starting at once; the OSD and the mon stop
+//! in about 0.1 s each), so they run in parallel. Without Ceph they print why and pass, unless `MSGR_REQUIRE_CEPH` is set (as `.ci/run` does). Nothing
 //! sleeps to pass: every wait is on an event, a reply or a process, bounded by [`WAIT`].
 //!
 //! | test | proves |
@@ -12,7 +12,7 @@
 //! | [`a_ticket_from_the_mon_opens_a_signed_session_the_osd_keeps`] | the OSD accepts client.admin's authorizer (challenge answered, reply nonce + 1 checked, a signer for the session), MSG_AUTH and CEPHX_V2 negotiated; several signed MPings, then a KEEPALIVE2 round trip on the same socket: no fault, no reconnect |
 //! | [`a_wrong_signing_key_gets_the_session_dropped_by_the_osd`] | the same authorizer, messages signed with another key: the handshake succeeds, the OSD drops the socket at the first message (our lossy session faults once and ends, the keepalive sent after it is never acked), and its log says why |
 //! | [`no_ticket_is_refused_with_badauthorizer`] | a messenger without an authorizer: the OSD answers BADAUTHORIZER twice (our retry included) and the session ends with a fatal `AuthorizerRefused` in `handshake_failures`, never opening |
-//! | [`msgr_ping_authenticates_then_pings_the_osd`] | `msgr ping OSD -c ceph.conf`: exit 0 with the RTT lines; with a wrong key: a non-zero exit within a second with one line naming the auth error |
+//! | [`msgr_ping_authenticates_then_pings_the_osd`] | `msgr ping OSD -c ceph.conf`: exit 0 with the AUTH line and the RTT lines; without the options the OSD refuses it (BADAUTHORIZER, exit 1); with a wrong key: exit 1 within a second or so, one line naming the auth error |
 
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -569,6 +569,15 @@ async fn msgr_ping_authenticates_then_pings_the_osd() -> anyhow::Result<()> {
                 .last()
                 .is_some_and(|l| l.starts_with("rtt min/avg/max/p99 = ")),
             "{out}"
+        );
+
+        // Without the options, as before: no mon asked, no authorizer, and the cephx OSD refuses the handshake.
+        let (code, out, err, took) = msgr(&bin, &["ping", &osd, "--count", "1"]).await?;
+        eprintln!("msgr ping without a ticket: exit {code} after {took:.2?}: {err:?}");
+        ensure!(code == 1, "exit {code}: {out}{err}");
+        ensure!(
+            !out.contains("AUTH") && err.contains("BADAUTHORIZER"),
+            "{out}{err}"
         );
 
         // -n, -k, -m, as the issue writes them; a wrong key: the mon refuses at once, one line, exit 1.
