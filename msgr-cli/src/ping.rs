@@ -23,7 +23,8 @@
 //! `keyring`, `auth_client_required`, from `[global]`, `[client]`, `[client.NAME]`),
 //! `-k/--keyring`, `-m/--mon`, the ping first authenticates with a mon as `-n/--name`
 //! (default `client.admin`) through msgr-monc's `MonClient` (cephx when a key is found, else
-//! `none` if allowed), within `--timeout`, then names its messenger `client.GLOBAL_ID` and
+//! `none` if allowed), within `--timeout`, then names its messenger `client.GLOBAL_ID` (as
+//! librados; a daemon name such as `osd.3` is kept) and
 //! presents an authorizer from the client's ticket for the daemon's service (answering
 //! CHALLENGE_AUTHORIZER, checking the reply, signing messages), so an OSD of a cephx cluster
 //! accepts it:
@@ -190,8 +191,13 @@ async fn ping(args: PingArgs) -> anyhow::Result<()> {
     let client = MonClient::new(config).await?;
     let result = async {
         let mon = authenticate(&client, &auth_name).await?;
-        let id = i64::try_from(client.global_id()).context("global id out of range")?;
-        let name = EntityName::new(messenger_type(&auth_name)?, id);
+        // A client is named after its global id (librados' `set_myname`); a daemon keeps its own.
+        let name = if auth_name.ty == msgr_auth::ENTITY_CLIENT {
+            let id = i64::try_from(client.global_id()).context("global id out of range")?;
+            EntityName::new(EntityType::CLIENT, id)
+        } else {
+            unauthenticated_name(&auth_name)?
+        };
         tracing::debug!(%name, %mon, "authenticated");
         ping_types(&args, target, name, Some(client.authorizer())).await
     }
@@ -555,4 +561,59 @@ fn summary(shown: &str, sent: u64, rtts: &[f64], elapsed: Duration) {
     let avg = sorted.iter().sum::<f64>() / sorted.len() as f64;
     let p99 = sorted[((sorted.len() as f64 * 0.99).ceil() as usize).clamp(1, sorted.len()) - 1];
     println!("rtt min/avg/max/p99 = {min:.3}/{avg:.3}/{max:.3}/{p99:.3} ms");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn auth(name: &str) -> msgr_auth::EntityName {
+        name.parse().unwrap_or_else(|e| panic!("{name}: {e}"))
+    }
+
+    #[test]
+    fn messenger_name_without_a_mon() {
+        // Ceph's name before a mon gives a client its global id; a daemon keeps its number.
+        for (given, expected) in [
+            ("client.admin", "client.-1"),
+            ("client.42", "client.42"),
+            ("osd.3", "osd.3"),
+            ("mon.a", "mon.-1"),
+        ] {
+            let name = unauthenticated_name(&auth(given)).map(|n| n.to_string());
+            assert_eq!(name.ok().as_deref(), Some(expected), "{given}");
+        }
+    }
+
+    #[test]
+    fn mon_options_only_with_an_auth_option() {
+        let base = PingArgs {
+            addr: "v1:127.0.0.1:6800".into(),
+            count: None,
+            interval: Duration::from_secs(1),
+            timeout: Duration::from_secs(5),
+            peer_type: None,
+            name: "client.admin".into(),
+            conf: None,
+            keyring: None,
+            mon: None,
+        };
+        let name = auth("client.admin");
+        assert!(matches!(mon_options(&base, &name), Ok(None)));
+        let with_mon = PingArgs {
+            mon: Some("v1:127.0.0.1:3300".into()),
+            ..base
+        };
+        let options = mon_options(&with_mon, &name)
+            .ok()
+            .flatten()
+            .map(|o| (o.mon_host, o.mount_timeout));
+        assert_eq!(
+            options,
+            Some((
+                vec![SocketAddr::from(([127, 0, 0, 1], 3300))],
+                Duration::from_secs(5)
+            ))
+        );
+    }
 }
