@@ -78,6 +78,7 @@ pub const DEFAULT_MAX_PENDING_BYTES: u64 = 64 << 20;
 /// | `ack_batch` | 64 | — (the reader asks for an ACK at least every N messages) |
 /// | `ack_bytes` | 16 MiB | — (… and at least every N payload bytes) |
 /// | `ack_delay` | 2 ms | — (… and once its socket has been quiet this long) |
+/// | `keepalive_interval` | 0 (off) | — (a KEEPALIVE2 after this long without reading anything; Ceph's messengers leave keepalives to their users, e.g. the MonClient's pings) |
 /// | `write_batch_bytes` | 4 MiB | — (payload bytes the writer takes per vectored write) |
 /// | `default_priority` | 127 | `ms_default_send_priority`-like, for messages with priority 0 |
 /// | `inject` | all off | `ms_inject_*` |
@@ -125,6 +126,10 @@ pub struct PipeConfig {
     /// are never delayed by this.
     #[serde(with = "secs")]
     pub ack_delay: Duration,
+    /// Send a KEEPALIVE2 once the socket has had nothing to read for this long (its ack
+    /// measures the round trip and shows the peer alive); zero: never (the default).
+    #[serde(with = "secs")]
+    pub keepalive_interval: Duration,
     /// Payload bytes the writer takes from the queue for one vectored write.
     pub write_batch_bytes: u64,
     /// Priority given to messages queued with priority 0.
@@ -149,6 +154,7 @@ impl fmt::Debug for PipeConfig {
             .field("ack_batch", &self.ack_batch)
             .field("ack_bytes", &self.ack_bytes)
             .field("ack_delay", &self.ack_delay)
+            .field("keepalive_interval", &self.keepalive_interval)
             .field("write_batch_bytes", &self.write_batch_bytes)
             .field("default_priority", &self.default_priority)
             .field("inject", &self.inject)
@@ -172,6 +178,7 @@ impl PartialEq for PipeConfig {
             ack_batch,
             ack_bytes,
             ack_delay,
+            keepalive_interval,
             write_batch_bytes,
             default_priority,
             inject,
@@ -187,6 +194,7 @@ impl PartialEq for PipeConfig {
             && *ack_batch == other.ack_batch
             && *ack_bytes == other.ack_bytes
             && *ack_delay == other.ack_delay
+            && *keepalive_interval == other.keepalive_interval
             && *write_batch_bytes == other.write_batch_bytes
             && *default_priority == other.default_priority
             && *inject == other.inject
@@ -211,6 +219,7 @@ impl Default for PipeConfig {
             ack_batch: 64,
             ack_bytes: 16 << 20,
             ack_delay: Duration::from_millis(2),
+            keepalive_interval: Duration::ZERO,
             write_batch_bytes: 4 << 20,
             default_priority: msgr_wire::PRIO_DEFAULT,
             inject: InjectConfig::default(),

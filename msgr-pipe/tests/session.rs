@@ -905,3 +905,42 @@ async fn timeouts_too_long_for_the_clock_are_no_panic() {
     assert_eq!(got, (0..8).collect::<Vec<_>>());
     until(|| sa.pending_bytes() == 0, "acked by ack_batch").await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn with_a_keepalive_interval_a_quiet_session_sends_keepalives_that_are_acked() {
+    let net = TestNet::new(16 * 1024);
+    let config = PipeConfig {
+        keepalive_interval: Duration::from_secs(5),
+        ..PipeConfig::default()
+    };
+    let (a, mut arx) = host(1, Policy::lossless_peer(0), config, &net);
+    let (b, _brx) = host(2, Policy::lossless_peer(0), PipeConfig::default(), &net);
+    let sa = a.connect(b.my_addr(), EntityType::OSD);
+    wait_event(&mut arx, SessionEvent::Connect, Duration::from_secs(10)).await;
+    let mut acks = sa.keepalive_acks();
+    let start = tokio::time::Instant::now();
+    // Nothing is sent by the application: the session's own keepalives are acked, one per
+    // interval of silence.
+    for n in 1..=3u32 {
+        tokio::time::timeout(Duration::from_secs(10), acks.next())
+            .await
+            .expect("a keepalive ack each interval")
+            .expect("open");
+        let t = start.elapsed();
+        assert!(
+            t >= Duration::from_secs(5) * n
+                && t < Duration::from_secs(5) * n + Duration::from_secs(1),
+            "ack {n} at {t:?}"
+        );
+    }
+    let sb = b.sessions();
+    assert!(sb[0].last_keepalive().is_some(), "the peer saw them");
+    // The peer, at the default (no interval), sends none of its own.
+    let mut b_acks = sb[0].keepalive_acks();
+    assert!(
+        tokio::time::timeout(Duration::from_secs(30), b_acks.next())
+            .await
+            .is_err(),
+        "no keepalive from a peer without an interval"
+    );
+}

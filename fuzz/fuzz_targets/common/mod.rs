@@ -34,6 +34,7 @@ pub fn core(phase: ConnState, policy: &Policy) -> SessionCore {
             ack_batch: c.ack_batch,
             ack_bytes: c.ack_bytes,
             ack_delay: c.ack_delay,
+            keepalive_interval: c.keepalive_interval,
         },
         SmallRng::seed_from_u64(1),
     )

@@ -418,6 +418,7 @@ fn everything_set() -> MessengerConfig {
     p.ack_batch = 8;
     p.ack_bytes = 1 << 16;
     p.ack_delay = Duration::from_millis(5);
+    p.keepalive_interval = Duration::from_secs(3);
     p.write_batch_bytes = 1 << 18;
     p.default_priority = 100;
     p.inject.socket_failures = 50;

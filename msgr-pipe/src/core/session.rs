@@ -113,6 +113,8 @@ pub struct CoreConfig {
     pub ack_bytes: u64,
     /// ...or when the socket has been quiet this long with messages unacknowledged.
     pub ack_delay: Duration,
+    /// A keepalive once the socket has been quiet this long (zero: never).
+    pub keepalive_interval: Duration,
 }
 
 /// Limits of one [`SessionCore::poll_transmit`] batch.
@@ -156,6 +158,8 @@ pub struct Expired {
     pub ack: bool,
     /// The socket was silent for `read_timeout`: fault it.
     pub idle: bool,
+    /// A keepalive was queued (the keepalive interval passed in silence): transmit.
+    pub keepalive: bool,
 }
 
 /// One session's protocol state (Ceph's Connection + Pipe fields that outlive sockets):
@@ -398,12 +402,17 @@ impl SessionCore {
     // ---- time ----
 
     /// The socket has nothing more to read for now: arms the idle timer (`read_timeout`
-    /// from now) and, with messages unacknowledged, the delayed ACK (`ack_delay` from now;
+    /// from now), the keepalive timer (its interval from now, when set) and, with messages
+    /// unacknowledged, the delayed ACK (`ack_delay` from now;
     /// data arriving before it pushes it out again, so a streaming peer gets an ACK every
     /// `ack_batch` messages and a quiet one `ack_delay` after its last message). Returns
     /// [`poll_timeout`](Self::poll_timeout).
     pub fn handle_idle(&mut self, now: Instant) -> Option<Instant> {
         self.timers.arm(Timer::Idle, now, self.config.read_timeout);
+        if !self.config.keepalive_interval.is_zero() {
+            self.timers
+                .arm(Timer::Keepalive, now, self.config.keepalive_interval);
+        }
         if self.ack_pending.0 > 0 {
             let delay = self.config.ack_delay.min(self.config.read_timeout);
             self.timers.arm(Timer::AckDelay, now, delay);
@@ -411,8 +420,8 @@ impl SessionCore {
         self.poll_timeout()
     }
 
-    /// Handles every deadline due at `now`: a delayed ACK becomes due, a silent socket is
-    /// reported, a WAIT or a backoff ends (the session turns to Connecting; the driver
+    /// Handles every deadline due at `now`: a delayed ACK becomes due, a keepalive is queued
+    /// after the keepalive interval of silence, a silent socket is reported, a WAIT or a backoff ends (the session turns to Connecting; the driver
     /// attempts while [`poll_timeout`](Self::poll_timeout) has nothing for it).
     pub fn handle_timeout(&mut self, now: Instant) -> Expired {
         let mut exp = Expired::default();
@@ -421,6 +430,10 @@ impl SessionCore {
             exp.ack = !self.lossy;
         }
         exp.idle = self.timers.expire(Timer::Idle, now);
+        if self.timers.expire(Timer::Keepalive, now) && self.phase == ConnState::Open {
+            self.keepalive = true;
+            exp.keepalive = true;
+        }
         let reconnect_over = self.timers.expire(Timer::Reconnect, now)
             || self.timers.get(Timer::Reconnect).is_none();
         if reconnect_over && self.phase == ConnState::Wait {
@@ -582,6 +595,7 @@ impl SessionCore {
     fn clear_socket_timers(&mut self) {
         self.timers.stop(Timer::AckDelay);
         self.timers.stop(Timer::Idle);
+        self.timers.stop(Timer::Keepalive);
         self.ack_pending = (0, 0);
     }
 

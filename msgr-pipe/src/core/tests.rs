@@ -64,6 +64,7 @@ fn config() -> CoreConfig {
         ack_batch: 64,
         ack_bytes: 1 << 20,
         ack_delay: Duration::from_millis(5),
+        keepalive_interval: Duration::ZERO,
     }
 }
 
@@ -751,4 +752,28 @@ mod model {
             prop_assert_eq!(p.got, (0..p.next).collect::<Vec<_>>());
         }
     }
+}
+
+#[test]
+fn a_quiet_socket_gets_a_keepalive_each_interval_and_reads_push_it_out() {
+    let mut s = st(false);
+    s.core.config.keepalive_interval = Duration::from_secs(10);
+    let t0 = Instant::now();
+    assert_eq!(s.handle_idle(t0), Some(t0 + Duration::from_secs(10)));
+    // Something was read at 6 s: the next quiet stretch starts then.
+    s.handle_idle(t0 + Duration::from_secs(6));
+    assert!(!s.handle_timeout(t0 + Duration::from_secs(10)).keepalive);
+    let exp = s.handle_timeout(t0 + Duration::from_secs(16));
+    assert!(exp.keepalive && !exp.idle);
+    assert!(s.wants_transmit());
+    let (_, rec) = s.transmit_control();
+    assert!(rec.keepalive, "the writer sends it");
+    // Off by default: no keepalive timer.
+    let mut quiet = st(false);
+    assert_eq!(quiet.handle_idle(t0), Some(t0 + Duration::from_secs(900)));
+    assert!(
+        !quiet
+            .handle_timeout(t0 + Duration::from_secs(899))
+            .keepalive
+    );
 }

@@ -14,9 +14,11 @@ pub enum Timer {
     Idle,
     /// The next outgoing attempt (backoff, or the end of a WAIT).
     Reconnect,
+    /// A keepalive is due (the socket has been quiet for the keepalive interval).
+    Keepalive,
 }
 
-const TIMERS: usize = 3;
+const TIMERS: usize = 4;
 
 impl Timer {
     fn index(self) -> usize {
@@ -24,10 +26,16 @@ impl Timer {
             Timer::AckDelay => 0,
             Timer::Idle => 1,
             Timer::Reconnect => 2,
+            Timer::Keepalive => 3,
         }
     }
 
-    const ALL: [Timer; TIMERS] = [Timer::AckDelay, Timer::Idle, Timer::Reconnect];
+    const ALL: [Timer; TIMERS] = [
+        Timer::AckDelay,
+        Timer::Idle,
+        Timer::Reconnect,
+        Timer::Keepalive,
+    ];
 }
 
 /// Armed deadlines, by [`Timer`].

@@ -386,6 +386,7 @@ fn core_config(config: &PipeConfig, policy: &Policy) -> CoreConfig {
         ack_batch: config.ack_batch,
         ack_bytes: config.ack_bytes,
         ack_delay: config.ack_delay,
+        keepalive_interval: config.keepalive_interval,
     }
 }
 

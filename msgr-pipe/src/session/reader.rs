@@ -331,7 +331,7 @@ fn timeout(
     if expired.idle {
         return Err(PipeError::ReadTimeout(read_timeout));
     }
-    if expired.ack {
+    if expired.ack || expired.keepalive {
         if let Some(s) = &sh.link.socket {
             s.wake.notify_one();
         }

@@ -130,6 +130,7 @@ fn core_config(c: &PipeConfig, p: &Policy) -> CoreConfig {
         ack_batch: c.ack_batch,
         ack_bytes: c.ack_bytes,
         ack_delay: c.ack_delay,
+        keepalive_interval: c.keepalive_interval,
     }
 }
 
