@@ -37,23 +37,50 @@
 //! replies from dispatchers); the dispatch queue carries connection events with their
 //! [`Connection`] rather than bare `SessionEvent`s.
 //!
-//! ```no_run
-//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
-//! use msgr_core::{Messenger, Policy};
-//! use msgr_wire::{EntityName, EntityType, Message};
+//! For tokio users (`msgr-core` re-exports the wire types, so it is the one dependency):
 //!
+//! * [`Messenger::connect`]`.await` resolves once the session is open, or with the typed
+//!   reason it did not open ([`ConnectError`]: refused, unreachable, closed);
+//!   [`Messenger::connect_lazy`] returns at once and connects in the background.
+//! * [`Connection::call`]`.await` sends a request and waits for the reply with its `tid`.
+//! * [`StreamDispatcher`] turns received messages into a bounded, back-pressured
+//!   [`Incoming`] stream, instead of implementing [`Dispatcher`].
+//! * The `metrics` feature adds a Prometheus collector and a `/metrics` responder.
+//!
+//! `examples/` has the recommended patterns (`cargo run -p msgr-core --example request_reply`);
+//! they run as tests.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use std::sync::Arc;
+//! use std::time::Duration;
+//! use msgr_core::{EntityName, EntityType, Message, Messenger, Policy, StreamDispatcher};
+//!
+//! // A server that reads its messages as a stream and answers each with the request's tid.
+//! let (dispatcher, mut incoming) = StreamDispatcher::new(16);
 //! let server = Messenger::builder(EntityName::osd(0))
 //!     .bind("127.0.0.1:0".parse()?)
 //!     .default_policy(Policy::stateless_server(0))
+//!     .dispatcher(Arc::new(dispatcher))
 //!     .start()
 //!     .await?;
+//! tokio::spawn(async move {
+//!     while let Some(req) = incoming.recv().await {
+//!         let reply = Message::new(2, req.msg.front.clone()).with_tid(req.msg.header.tid);
+//!         let _ = req.conn.queue(reply);
+//!     }
+//! });
+//!
 //! let client = Messenger::builder(EntityName::client(-1))
 //!     .bind("127.0.0.1:0".parse()?)
 //!     .default_policy(Policy::lossy_client(0))
 //!     .start()
 //!     .await?;
-//! let conn = client.connect(server.addr(), EntityType::OSD)?;
-//! conn.send(Message::new(2, "hello")).await?;
+//! let conn = client.connect(server.addr(), EntityType::OSD).await?;
+//! let reply = conn.call(Message::new(1, "hello"), Duration::from_secs(5)).await?;
+//! assert_eq!(&reply.msg.front[..], b"hello");
+//! drop(reply);
 //! for m in [&client, &server] {
 //!     m.shutdown();
 //!     m.wait().await;
@@ -63,30 +90,45 @@
 
 mod accepter;
 mod builder;
+mod call;
 mod config;
+mod connect;
 mod connection;
 mod dispatcher;
 mod error;
 mod host;
 mod messenger;
+#[cfg(feature = "metrics")]
+pub mod metrics;
 mod stats;
+mod stream;
 pub mod testing;
 #[cfg(test)]
 mod tests;
 
 pub use builder::MessengerBuilder;
+pub use call::CallError;
 pub use config::{
     InjectConfig, MessengerConfig, PipeConfig, PolicyConfig, PolicyKind,
     DEFAULT_DISPATCH_THROTTLE_BYTES, DEFAULT_MAX_PENDING_BYTES,
 };
+pub use connect::ConnectError;
 pub use connection::{Connection, LOOPBACK_ID};
 pub use dispatcher::{BoxFuture, Dispatched, Dispatcher, Permits, Received};
 pub use error::{ConfigError, CoreError, SendError};
 pub use messenger::Messenger;
-pub use stats::{ConnectionStats, MessengerStats, ThrottleReading};
+pub use stats::{ConnectionStats, MessengerStats, RttHistogram, ThrottleReading, RTT_BUCKETS};
+pub use stream::{Incoming, StreamDispatcher};
 
 pub use msgr_dispatch::{ConnId, QueueCounters};
 pub use msgr_pipe::{
     ConnState, HandshakeFailure, KeepaliveAcks, PipeError, Policy, SessionClosed, SessionEvent,
     SessionStats,
+};
+/// The whole wire codec (feature bits, tags, the typed messages, the decoders).
+pub use msgr_wire as wire;
+/// What applications use of the wire codec, so that `msgr-core` is the one dependency:
+/// messages and their header, addresses, entity names and types, stamps, CRC flags.
+pub use msgr_wire::{
+    CrcFlags, EntityAddr, EntityName, EntityType, Message, MsgHeader, Timespec, WireError,
 };
