@@ -4,17 +4,20 @@
 //! `Pipe`s and `DispatchQueue`:
 //!
 //! * [`Messenger`] — an entity name and a listening address; [`connect`](Messenger::connect)
-//!   returns the one session per peer address (outgoing or accepted), `send_to`, `mark_down`
+//!   (awaits the session's opening) and [`connect_lazy`](Messenger::connect_lazy) (does not)
+//!   give the one session per peer address (outgoing or accepted), `send_to`, `mark_down`
 //!   (of one address or all), `rebind`, `shutdown` + `wait`, statistics, and local delivery
 //!   when it sends to itself ([`Messenger::loopback`]).
 //! * The Accepter — a task that accepts TCP connections (`TCP_NODELAY`) and hands each to
 //!   `msgr_pipe::Session::accept`, within a connection-count limit, until shutdown or rebind.
 //! * [`Connection`] — a cheap handle to a session: `send` (waits while the session holds too
-//!   many unsent and unacknowledged bytes), `try_send`, `send_keepalive`, `mark_down`,
-//!   peer address and name, negotiated features, state, keepalive stamps, counters.
+//!   many unsent and unacknowledged bytes), `try_send`, `call` (request/response by `tid`),
+//!   `send_keepalive`, `mark_down`, peer address and name, negotiated features, state,
+//!   keepalive stamps, counters.
 //! * [`Dispatcher`] — receives messages (normal and fast dispatch) and connection events
 //!   (connect, accept, reset, remote reset, refused); several form a chain in which each may
 //!   pass a message on. [`Received`] holds the policy throttle permits until dropped.
+//!   [`StreamDispatcher`] is one that makes them a [`Stream`](futures_core::Stream).
 //! * [`MessengerConfig`] — every setting, with documented defaults, readable with serde.
 //!   Per peer type a [`Policy`] (spec §7) decides lossy/lossless, server, standby and reset
 //!   detection, required features and inbound throttles.
@@ -30,8 +33,9 @@
 //! (msgr-dispatch). There is no authentication beyond the `Authorizer` hook, no msgr2, and
 //! no address vectors (one IPv4 or IPv6 address per messenger).
 //!
-//! Additions to and departures from `DESIGN.md`: [`Messenger::connect`] returns a `Result`
-//! (it fails once the messenger is shut down); [`Messenger::shutdown`] only starts the
+//! Additions to and departures from `DESIGN.md`: [`Messenger::connect`] is async and resolves
+//! once the session is open, or with a [`ConnectError`]; [`Messenger::connect_lazy`] returns
+//! a `Result` at once (it fails once the messenger is shut down); [`Messenger::shutdown`] only starts the
 //! shutdown and [`Messenger::wait`] finishes it; [`Messenger::connection`] looks a session up
 //! without connecting; [`Connection::queue`] sends without waiting on backpressure (for
 //! replies from dispatchers); the dispatch queue carries connection events with their
