@@ -69,7 +69,8 @@ impl From<CoreError> for ConnectError {
 
 impl Messenger {
     /// The connection to `addr`, once its session is open: at once for an open session
-    /// (outgoing or accepted) or the loopback, else when the handshake completes. Fails with
+    /// (outgoing or accepted), a session in standby (it was open and reconnects when a
+    /// message is queued, as Ceph's does) or the loopback, else when the handshake completes. Fails with
     /// the reason of the first failed attempt ([`ConnectError`]); the session of a failed
     /// call is marked down if this call started it. See the `connect` module docs.
     ///
@@ -106,7 +107,10 @@ impl Messenger {
         };
         let mut failures_open = true;
         let outcome = loop {
-            if *state.borrow_and_update() == ConnState::Open {
+            if matches!(
+                *state.borrow_and_update(),
+                ConnState::Open | ConnState::Standby
+            ) {
                 break Ok(());
             }
             let failure = failures

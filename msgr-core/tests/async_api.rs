@@ -455,3 +455,35 @@ async fn a_stream_not_read_holds_its_peer_back_and_loses_nothing() {
     // The stream ends with the messenger.
     assert!(si.recv().await.is_none());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connect_resolves_at_once_for_a_session_in_standby() {
+    // OSD to OSD: lossless with standby, so an idle session whose socket breaks waits in
+    // standby for its next message (Ceph's rule).
+    let (s, mut si) = messenger(EntityName::osd(0), Policy::lossless_peer(0), 8).await;
+    let (c, _ci) = messenger(EntityName::osd(1), Policy::lossless_peer(0), 8).await;
+    let conn = c.connect(s.addr(), EntityType::OSD).await.unwrap();
+    let mut state = conn.watch_state();
+    conn.session().unwrap().kill_socket();
+    tokio::time::timeout(WAIT, state.wait_for(|s| *s == ConnState::Standby))
+        .await
+        .expect("standby")
+        .unwrap();
+    let t = Instant::now();
+    let again = c.connect(s.addr(), EntityType::OSD).await.unwrap();
+    assert!(
+        t.elapsed() < Duration::from_millis(100),
+        "{:?}",
+        t.elapsed()
+    );
+    assert_eq!(again, conn);
+    // Its next message reconnects it.
+    again.send(Message::new(REQ, "wake")).await.unwrap();
+    assert_eq!(&next(&mut si).await.msg.front[..], b"wake");
+    tokio::time::timeout(WAIT, state.wait_for(|s| *s == ConnState::Open))
+        .await
+        .expect("open again")
+        .unwrap();
+    stop(&c).await;
+    stop(&s).await;
+}

@@ -119,6 +119,7 @@ async fn counters_move_by_the_traffic_between_two_scrapes() {
         "msgr_messenger_messages_received_total",
         "msgr_messenger_keepalive_rtt_seconds",
         "msgr_pending_calls",
+        "msgr_peer_info",
     ] {
         assert!(
             first.contains(&format!("# HELP {family} ")),
@@ -149,8 +150,15 @@ async fn counters_move_by_the_traffic_between_two_scrapes() {
         ),
         1.0
     );
-    // The peer's name is known once a message from it arrived.
-    assert!(first.contains("peer_name=\"client.-1\""), "{first}");
+    // The peer's name (known once a message from it arrived) and state, in its info.
+    assert_eq!(
+        sample(
+            &first,
+            "msgr_peer_info",
+            &[peer.as_str(), "peer_name=\"client.-1\"", "state=\"open\""]
+        ),
+        1.0
+    );
 
     for _ in 0..25 {
         conn.send(Message::new(0x7301, vec![7u8; SIZE]))

@@ -19,8 +19,10 @@
 //! ```
 //!
 //! Every series carries `entity` (the messenger's name, e.g. `osd.0`). Per peer session,
-//! with `peer` (its address and nonce), `peer_type` and `peer_name` (`client.4123`, empty
-//! until a message from it arrived): `msgr_messages_sent_total`, `msgr_messages_received_total`,
+//! with `peer` (its address and nonce) and `peer_type`: `msgr_peer_info` (always 1, with
+//! the labels that change during a session's life, `peer_name` — `client.4123`, empty until
+//! a message from it arrived — and `state`, to join on `peer` as Prometheus's info metrics
+//! are), `msgr_messages_sent_total`, `msgr_messages_received_total`,
 //! `msgr_sent_bytes_total`, `msgr_received_bytes_total` (payload bytes),
 //! `msgr_resent_messages_total`, `msgr_acks_sent_total`, `msgr_acks_received_total`,
 //! `msgr_faults_total`, `msgr_reconnects_total`, the gauges `msgr_queued_messages` and
@@ -170,6 +172,18 @@ impl Collector for MessengerCollector {
             .map(|c| (peer_labels(&entity, c), c))
             .collect();
 
+        {
+            let mut e = enc.encode_descriptor(
+                "msgr_peer_info",
+                "A peer session's name and state, always 1",
+                None,
+                MetricType::Gauge,
+            )?;
+            for (labels, c) in &peers {
+                e.encode_family(&info_labels(labels, c))?
+                    .encode_gauge(&1u64)?;
+            }
+        }
         for f in &COUNTERS {
             let name = format!("msgr_{}", f.name);
             let mut e = enc.encode_descriptor(&name, f.help, None, MetricType::Counter)?;
@@ -255,11 +269,22 @@ fn peer_labels(entity: &str, c: &ConnectionStats) -> Labels {
         ("entity", entity.to_string()),
         ("peer", c.peer_addr.to_string()),
         ("peer_type", c.peer_type.to_string()),
-        (
-            "peer_name",
-            c.peer_name.map(|n| n.to_string()).unwrap_or_default(),
-        ),
     ]
+}
+
+/// A peer's labels and those that change during its session's life.
+fn info_labels(labels: &Labels, c: &ConnectionStats) -> Labels {
+    let state = STATES
+        .iter()
+        .find(|(s, _)| *s == c.state)
+        .map_or("unknown", |(_, l)| l);
+    let mut info = labels.clone();
+    info.push((
+        "peer_name",
+        c.peer_name.map(|n| n.to_string()).unwrap_or_default(),
+    ));
+    info.push(("state", state.to_string()));
+    info
 }
 
 fn gauge(
