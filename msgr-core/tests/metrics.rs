@@ -265,11 +265,15 @@ async fn bad_requests_get_their_status_and_the_responder_goes_on() {
     let long = format!("GET /metrics HTTP/1.1\r\nX: {}\r\n", "a".repeat(9000));
     assert!(http(&addr, &long).await.starts_with("HTTP/1.1 400 "));
     drop(tokio::net::TcpStream::connect(&addr).await.unwrap());
+    // A client that stalls mid-request keeps its connection, not the responder.
+    let mut stalled = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    stalled.write_all(b"GET /metr").await.unwrap();
     // Still serving.
     let text = scrape(&addr).await;
     assert!(text.contains("# TYPE msgr_sessions gauge"), "{text}");
     let head = http(&addr, "HEAD /metrics HTTP/1.1\r\n\r\n").await;
     assert!(head.starts_with("HTTP/1.1 200 OK\r\n") && head.ends_with("\r\n\r\n"));
+    drop(stalled);
     stop_http.cancel();
     stop(&s).await;
 }

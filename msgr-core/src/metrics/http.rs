@@ -1,26 +1,31 @@
 //! A minimal HTTP/1.1 responder for Prometheus scrapes: `GET /metrics` (or `HEAD`) answers
 //! the registry's text; any other path is 404, any other method on `/metrics` 405 (with
 //! `Allow`), a request that is not HTTP/1.x or has a head over 8 KiB is 400. One request per
-//! connection (`Connection: close`), each connection in its own task, a stalled client
-//! dropped after 10 s. A bad request ends only its own connection.
+//! connection (`Connection: close`), each connection in its own task, at most 64 at once
+//! (more wait to be accepted), a client that has not sent its request and read the answer
+//! within 10 s dropped. A bad request ends only its own connection.
 //!
 //! What it does not do: TLS, authentication, compression, keep-alive, chunked bodies or
 //! content negotiation (it always answers the 0.0.4 text format, which every Prometheus
 //! version reads).
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use prometheus_client::registry::Registry;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 /// Longest request head read.
 const MAX_HEAD: usize = 8 * 1024;
-/// How long a client may take to send its request head.
-const READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a client may take to send its request and read the answer.
+const CLIENT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Connections answered at once.
+const MAX_CONNECTIONS: usize = 64;
 /// The content type of Prometheus's text format.
 const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
@@ -32,18 +37,22 @@ pub async fn serve_http(
     shutdown: CancellationToken,
 ) {
     let tracker = TaskTracker::new();
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     loop {
         let accepted = tokio::select! {
             () = shutdown.cancelled() => break,
-            a = listener.accept() => a,
+            a = accept(&listener, &slots) => a,
         };
         match accepted {
-            Ok((stream, peer)) => {
+            Ok((stream, peer, slot)) => {
                 let registry = Arc::clone(&registry);
                 tracker.spawn(async move {
-                    if let Err(e) = answer(stream, &registry).await {
-                        tracing::debug!(%peer, error = %e, "metrics request failed");
+                    match tokio::time::timeout(CLIENT_TIMEOUT, answer(stream, &registry)).await {
+                        Ok(Ok(())) => {}
+                        Ok(Err(e)) => tracing::debug!(%peer, error = %e, "metrics request failed"),
+                        Err(_) => tracing::debug!(%peer, "metrics client too slow; dropped"),
                     }
+                    drop(slot);
                 });
             }
             Err(e) => {
@@ -60,12 +69,22 @@ pub async fn serve_http(
     tracker.wait().await;
 }
 
+/// The next connection, once fewer than [`MAX_CONNECTIONS`] are being answered.
+async fn accept(
+    listener: &TcpListener,
+    slots: &Arc<Semaphore>,
+) -> std::io::Result<(TcpStream, SocketAddr, OwnedSemaphorePermit)> {
+    let slot = Arc::clone(slots)
+        .acquire_owned()
+        .await
+        .map_err(|_| std::io::Error::other("metrics responder closed"))?;
+    let (stream, peer) = listener.accept().await?;
+    Ok((stream, peer, slot))
+}
+
 /// Reads one request from `stream` and writes its answer.
 async fn answer(mut stream: TcpStream, registry: &Registry) -> std::io::Result<()> {
-    let head = match tokio::time::timeout(READ_TIMEOUT, read_head(&mut stream)).await {
-        Ok(head) => head?,
-        Err(_) => return Ok(()), // a stalled client: hang up
-    };
+    let head = read_head(&mut stream).await?;
     let response = match head {
         Some(head) => respond(&head, || crate::metrics::encode(registry)),
         None => Response::status(400, "Bad Request"),
