@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use msgr_dispatch::{ConnId, DispatchQueue, QueueCounters, ShutdownMode, Throttle};
-use msgr_pipe::{Authorizer, Host, PipeConfig, Policy, Session, SessionStats};
+use msgr_pipe::{Authorizer, Host, KeepaliveAcks, PipeConfig, Policy, Session, SessionStats};
 use msgr_wire::{EntityAddr, EntityName, EntityType};
 use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
@@ -478,9 +478,8 @@ impl Inner {
         }
     }
 
-    /// Measures the round trip of every KEEPALIVE2_ACK the session handles, until it ends.
-    async fn follow_keepalives(&self, s: &Session) {
-        let mut acks = s.keepalive_acks();
+    /// Measures the round trip of every KEEPALIVE2_ACK `acks` sees, until the session ends.
+    async fn follow_keepalives(&self, s: &Session, mut acks: KeepaliveAcks) {
         let closed = s.closed();
         tokio::pin!(closed);
         loop {
@@ -509,12 +508,14 @@ impl Inner {
     pub(crate) fn watch(&self, s: Session) {
         let Some(me) = self.me.upgrade() else { return };
         let shutting_down = self.cancel.is_cancelled();
+        // Subscribed now, not when the task first runs: an ack may come before that.
+        let acks = s.keepalive_acks();
         self.tracker.spawn(
             async move {
                 if shutting_down {
                     s.mark_down();
                 }
-                me.follow_keepalives(&s).await;
+                me.follow_keepalives(&s, acks).await;
                 me.unregister(&s);
                 let st = SessionStats {
                     queued: 0,

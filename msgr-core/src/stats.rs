@@ -105,7 +105,10 @@ pub const RTT_BUCKETS: [f64; 13] = [
 /// the KEEPALIVE2_ACK that echoes it, as handled by the session. The messenger measures
 /// every ack of every session, whoever sent the keepalive
 /// ([`Connection::send_keepalive`](crate::Connection::send_keepalive)); peers that only
-/// negotiated KEEPALIVE (no stamp) give none.
+/// negotiated KEEPALIVE (no stamp) give none. The session publishes its acks through a watch
+/// (`msgr_pipe::KeepaliveAcks`), which keeps the latest: acks handled closer together than
+/// the messenger's watcher task runs count once, with the latest round trip. Each round trip
+/// is taken when the watcher sees the ack, so it includes that task's scheduling delay.
 #[derive(Debug, Clone, Default, PartialEq)]
 #[non_exhaustive]
 pub struct RttHistogram {

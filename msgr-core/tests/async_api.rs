@@ -487,3 +487,37 @@ async fn connect_resolves_at_once_for_a_session_in_standby() {
     stop(&c).await;
     stop(&s).await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn connect_to_a_peer_that_never_answers_gives_up_at_the_handshake_timeout() {
+    // The clock is paused and advances only when every task waits: the silent peer's 10 s
+    // (the default handshake timeout) pass at once, and exactly.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let hold = tokio::spawn(async move {
+        let mut socks = Vec::new();
+        while let Ok((s, _)) = silent.accept().await {
+            socks.push(s);
+        }
+    });
+    let addr: EntityAddr = format!("127.0.0.1:{port}/7").parse().unwrap();
+    let (c, _ci) = messenger(EntityName::client(-1), Policy::lossless_client(0), 4).await;
+    let t = tokio::time::Instant::now();
+    let err = c.connect(addr, EntityType::OSD).await.unwrap_err();
+    let took = t.elapsed();
+    let timeout = c.config().pipe.handshake_timeout;
+    assert_eq!(timeout, Duration::from_secs(10), "the default");
+    match &err {
+        ConnectError::Unreachable { error, .. } => assert!(
+            matches!(**error, PipeError::HandshakeTimeout(d) if d == timeout),
+            "{error}"
+        ),
+        other => panic!("expected unreachable, got {other:?}"),
+    }
+    assert!(
+        took >= timeout && took < timeout + Duration::from_millis(100),
+        "{took:?}"
+    );
+    stop(&c).await;
+    hold.abort();
+}
