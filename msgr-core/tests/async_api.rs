@@ -431,8 +431,10 @@ async fn a_stream_not_read_holds_its_peer_back_and_loses_nothing() {
             .find(|t| t.name == "dispatch")
             .unwrap()
     };
-    until("the dispatch throttle to fill", || {
-        throttle().current == (4 * SIZE) as u64
+    // Both full: the stream (the dispatch task then waits) and the throttle (the reader
+    // then waits). Before both, the reader may simply be ahead of the dispatch task.
+    until("the stream and the dispatch throttle to fill", || {
+        si.len() == CAPACITY && throttle().current == (4 * SIZE) as u64
     })
     .await;
     let held = s.stats().total.msgs_in;
@@ -472,7 +474,7 @@ async fn connect_resolves_at_once_for_a_session_in_standby() {
     let t = Instant::now();
     let again = c.connect(s.addr(), EntityType::OSD).await.unwrap();
     assert!(
-        t.elapsed() < Duration::from_millis(100),
+        t.elapsed() < Duration::from_millis(250),
         "{:?}",
         t.elapsed()
     );
