@@ -520,6 +520,15 @@ mod tests {
     use super::*;
 
     #[test]
+    fn intervals_are_positive_seconds() {
+        assert_eq!(parse_interval("1"), Ok(Duration::from_secs(1)));
+        assert_eq!(parse_interval("0.25"), Ok(Duration::from_millis(250)));
+        for bad in ["0", "-1", "x", "1e9", "NaN", ""] {
+            assert!(parse_interval(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
     fn a_mon_announces_nonce_0_unless_told() {
         let mon: EntityName = "mon.0".parse().unwrap_or_else(|_| EntityName::osd(0));
         assert_eq!(mon.ty, msgr_wire::EntityType::MON);

@@ -23,7 +23,6 @@ use msgr_pipe::{ConnState, HandshakeFailure, PipeError};
 use msgr_wire::{EntityAddr, EntityType};
 
 use crate::connection::Connection;
-use crate::error::CoreError;
 use crate::messenger::Messenger;
 
 /// Why [`Messenger::connect`] gave no open connection.
@@ -60,13 +59,6 @@ pub enum ConnectError {
     Shutdown,
 }
 
-impl From<CoreError> for ConnectError {
-    fn from(_: CoreError) -> Self {
-        // `connect_lazy` fails only once the messenger is shut down.
-        ConnectError::Shutdown
-    }
-}
-
 impl Messenger {
     /// The connection to `addr`, once its session is open: at once for an open session
     /// (outgoing or accepted), a session in standby (it was open and reconnects when a
@@ -93,7 +85,10 @@ impl Messenger {
         peer_type: EntityType,
     ) -> Result<Connection, ConnectError> {
         let existed = self.connection(&addr).is_some();
-        let conn = self.connect_lazy(addr, peer_type)?;
+        // `connect_lazy` fails only once the messenger is shut down.
+        let conn = self
+            .connect_lazy(addr, peer_type)
+            .map_err(|_| ConnectError::Shutdown)?;
         let Some(session) = conn.session() else {
             return Ok(conn); // the loopback
         };
