@@ -40,6 +40,16 @@ fn value(text: &str, name: &str, label: &str) -> f64 {
         .sum()
 }
 
+/// The `msgr serve` child, killed if the test fails before it stops it.
+struct Running(std::process::Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// An interval line (not the column header `[interval] ...`).
 fn is_interval(l: &str) -> bool {
     l.starts_with('[') && l.contains(" s]")
@@ -47,15 +57,17 @@ fn is_interval(l: &str) -> bool {
 
 #[test]
 fn serve_exports_metrics_interval_lines_and_a_peer_table() {
-    let mut child = common::msgr()
-        .args(["serve", "--bind", "127.0.0.1:0", "--name", "osd.3"])
-        .args(["--metrics", "127.0.0.1:0", "--stats-interval", "0.2"])
-        .args(["--keepalive", "0.1"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start msgr serve");
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut child = Running(
+        common::msgr()
+            .args(["serve", "--bind", "127.0.0.1:0", "--name", "osd.3"])
+            .args(["--metrics", "127.0.0.1:0", "--stats-interval", "0.2"])
+            .args(["--keepalive", "0.1"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start msgr serve"),
+    );
+    let mut stdout = BufReader::new(child.0.stdout.take().unwrap());
     let mut first = String::new();
     stdout.read_line(&mut first).unwrap();
     let server: EntityAddr = first.trim().parse().expect("address line");
@@ -65,7 +77,7 @@ fn serve_exports_metrics_interval_lines_and_a_peer_table() {
         s
     });
     let (tx, lines) = mpsc::channel::<String>();
-    let stderr = child.stderr.take().unwrap();
+    let stderr = child.0.stderr.take().unwrap();
     std::thread::spawn(move || {
         for l in BufReader::new(stderr).lines().map_while(Result::ok) {
             let _ = tx.send(l);
@@ -180,9 +192,9 @@ fn serve_exports_metrics_interval_lines_and_a_peer_table() {
         }
     }
     let _ = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
+        .args(["-INT", &child.0.id().to_string()])
         .status();
-    let status = child.wait().unwrap();
+    let status = child.0.wait().unwrap();
     assert!(status.success(), "msgr serve exited with {status}");
     while let Ok(l) = lines.recv_timeout(Duration::from_secs(2)) {
         seen.push(l);
