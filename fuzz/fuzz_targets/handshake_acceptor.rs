@@ -1,111 +1,132 @@
-//! Arbitrary bytes as a connector's stream into msgr-pipe's acceptor handshake (and, when
-//! the handshake completes, into the open session's reader), over an in-memory duplex
-//! stream with a paused clock. Nothing may panic or hang; the session must end once marked
-//! down.
+//! Arbitrary bytes as a connector's stream into the sans-IO v1 acceptor handshake
+//! (`msgr_pipe::v1::handshake`), fed in chunks of steered sizes; each connect is decided by
+//! table 5.3 against a steered existing session and applied with `v1::session` (open a new
+//! session, or replace the existing one), as the acceptor driver does; once open, the rest
+//! goes into the open session (decoder, core, transmit). No runtime. Nothing may panic.
 //!
-//! The first byte steers the input: bit 0 prepends a valid banner and address, bit 1 a valid
-//! `ceph_msg_connect` as well (so the fuzzer reaches the decision table and the message
-//! reader), bit 2 picks `stateful_server` instead of `stateless_server`, bits 3-7 the write
-//! chunk size.
+//! The first byte steers: bit 0 prepends a valid banner, address and connect, bit 1 gives
+//! an existing open session, bit 2 resetcheck, the rest sizes the chunks.
 #![no_main]
 
-use std::net::SocketAddr;
-use std::sync::Arc;
-use std::time::Duration;
+#[path = "common/mod.rs"]
+mod common;
 
 use bytes::{Bytes, BytesMut};
 use libfuzzer_sys::fuzz_target;
-use msgr_pipe::testing::{new_client_connect, TestHost};
-use msgr_pipe::{PipeConfig, Policy, Session};
-use msgr_wire::{Banner, EntityAddr, EntityName, Wire};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-fn addr(s: &str, nonce: u32) -> EntityAddr {
-    EntityAddr::new(
-        s.parse::<SocketAddr>()
-            .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 1))),
-        nonce,
-    )
-}
+use msgr_pipe::core::{ConnState, Established};
+use msgr_pipe::testing::new_client_connect;
+use msgr_pipe::v1::accept::{decide, AcceptCtx, AcceptDecision};
+use msgr_pipe::v1::handshake::{AcceptorHello, Accepted};
+use msgr_pipe::v1::session as v1session;
+use msgr_pipe::v1::{proto_version, V1State};
+use msgr_pipe::Policy;
+use msgr_wire::{
+    Banner, ConnectReply, EntityAddr, EntityType, Limits, Tag, Wire, CONNECT_LOSSY,
+};
 
 fuzz_target!(|input: &[u8]| {
     let Some((&control, data)) = input.split_first() else {
         return;
     };
-    let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .start_paused(true)
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(_) => return,
-    };
-    rt.block_on(run(control, Bytes::copy_from_slice(data)));
-});
-
-async fn run(control: u8, data: Bytes) {
-    let peer = addr("127.0.0.1:40000", 7);
+    let me = EntityAddr::new(([127, 0, 0, 1], 6800).into(), 1);
+    let peer_sock = ([127, 0, 0, 1], 40000).into();
     let mut stream = BytesMut::new();
-    if control & 3 != 0 {
+    if control & 1 != 0 {
         Banner.encode(&mut stream);
-        peer.encode(&mut stream);
-    }
-    if control & 2 != 0 {
+        EntityAddr::new(peer_sock, 7).encode(&mut stream);
         new_client_connect(0).encode(&mut stream);
     }
-    stream.extend_from_slice(&data);
-    let chunk = usize::from(control >> 3) * 8 + 1;
-    let policy = if control & 4 != 0 {
-        Policy::stateful_server(0)
-    } else {
-        Policy::stateless_server(0)
-    };
-    let config = PipeConfig {
-        handshake_timeout: Duration::from_secs(1),
-        read_timeout: Duration::from_secs(2),
-        ..PipeConfig::default()
-    };
-    let (host, mut rx) = TestHost::new(
-        EntityName::osd(0),
-        addr("127.0.0.1:6800", 1),
-        policy,
-        config.clone(),
-    );
-    let (ours, theirs) = tokio::io::duplex(64 << 10);
-    let h: Arc<dyn msgr_pipe::Host> = host.clone();
-    let accept = tokio::spawn(Session::accept(h, theirs, peer.addr, config));
-    let (mut r, mut w) = tokio::io::split(ours);
-    let reader = tokio::spawn(async move {
-        let mut sink = vec![0u8; 16 << 10];
-        while let Ok(n) = r.read(&mut sink).await {
-            if n == 0 {
-                break;
-            }
-        }
+    stream.extend_from_slice(data);
+    let mut policy = Policy::stateful_server(0);
+    policy.resetcheck = control & 4 != 0;
+    // The existing session, if any (an open one at connect_seq 1).
+    let mut existing = (control & 2 != 0).then(|| {
+        let mut core = common::core(ConnState::Accepting, &policy);
+        let mut v1 = V1State::accepted_new(0, 1);
+        v1.committed();
+        core.opened(Established {
+            features: policy.features_supported,
+            lossy: false,
+        });
+        (core, v1)
     });
-    for piece in stream.chunks(chunk) {
-        if w.write_all(piece).await.is_err() {
-            break;
-        }
-    }
-    let _ = w.shutdown().await;
-    let accepted = tokio::time::timeout(Duration::from_secs(30), accept).await;
-    let session = match accepted {
-        Ok(Ok(Ok(s))) => Some(s),
-        Ok(Ok(Err(_))) => None,
-        Ok(Err(join)) => std::panic::resume_unwind(join.into_panic()),
-        Err(_) => panic!("acceptor handshake did not end within 30 s (virtual)"),
+    let mut feed = common::Feed::new(&stream, control);
+    let (hello, _bytes) = AcceptorHello::start(&me, peer_sock, Limits::default());
+    let Some((peer, mut wait)) = feed.drive(hello) else {
+        return;
     };
-    for s in host.sessions().into_iter().chain(session) {
-        s.mark_down();
-        if tokio::time::timeout(Duration::from_secs(30), s.closed())
-            .await
-            .is_err()
-        {
-            panic!("session did not close after mark_down");
+    for _ in 0..=stream.len() {
+        let Some(got) = feed.drive(wait) else {
+            return;
+        };
+        let ctx = AcceptCtx {
+            expected_proto: proto_version(EntityType::OSD, got.peer_type, false),
+            features_required: policy.features_required,
+            resetcheck: policy.resetcheck,
+            authorizer_ok: got.connect.authorizer.is_empty(),
+            peer_wins_race: peer.race_cmp(&me) == std::cmp::Ordering::Less,
+        };
+        let view = existing
+            .as_ref()
+            .map(|(core, v1)| v1session::view(core, v1, true, false, false));
+        let reply = |tag| ConnectReply {
+            tag,
+            features: policy.features_supported,
+            global_seq: 2,
+            connect_seq: got.connect.connect_seq.wrapping_add(1),
+            protocol_version: 0,
+            flags: 0,
+            authorizer: Bytes::new(),
+        };
+        let (mut core, mut v1, att) = match decide(&got.connect, view.as_ref(), &ctx) {
+            AcceptDecision::Open => {
+                let mut core = common::core(ConnState::Accepting, &policy);
+                let mut v1 = V1State::default();
+                let att =
+                    v1session::open_new(&mut core, &mut v1, &got.connect, policy.features_supported);
+                (core, v1, att)
+            }
+            AcceptDecision::Replace(kind) => {
+                let Some((mut core, mut v1)) = existing.take() else {
+                    return;
+                };
+                let att = v1session::replace(
+                    kind,
+                    &mut core,
+                    &mut v1,
+                    &got.connect,
+                    policy.features_supported,
+                );
+                (core, v1, att)
+            }
+            other => {
+                let tag = match other {
+                    AcceptDecision::BadProtoVer => Tag::BadProtoVer,
+                    AcceptDecision::Features => Tag::Features,
+                    AcceptDecision::BadAuthorizer => Tag::BadAuthorizer,
+                    AcceptDecision::RetryGlobal { .. } => Tag::RetryGlobal,
+                    AcceptDecision::RetrySession { .. } => Tag::RetrySession,
+                    AcceptDecision::Wait => Tag::Wait,
+                    _ => Tag::ResetSession,
+                };
+                let (w, _bytes) = got.next.reply(&reply(tag));
+                wait = w;
+                continue;
+            }
+        };
+        let tag = if att.seq_reply.is_some() { Tag::Seq } else { Tag::Ready };
+        let mut r = reply(tag);
+        r.flags = if policy.lossy { CONNECT_LOSSY } else { 0 };
+        let (accepted, _bytes) = got.next.accept(&r, att.seq_reply);
+        v1.committed();
+        if let Accepted::Seq(w) = accepted {
+            let Some(acked) = feed.drive(w) else {
+                return;
+            };
+            drop(core.discard_requeued_up_to(acked));
         }
+        let features = v1session::accepted(&mut core, &mut v1);
+        common::open_session(&mut core, feed.rest(), features);
+        return;
     }
-    while rx.try_recv().is_ok() {}
-    drop(w);
-    let _ = tokio::time::timeout(Duration::from_secs(30), reader).await;
-}
+});

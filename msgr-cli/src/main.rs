@@ -1,7 +1,8 @@
-//! `msgr`: serve, ping, bench and dump.
+//! `msgr`: serve, ping, bench, dump and mon-command.
 
 mod bench;
 mod dump;
+mod mon_command;
 mod peer;
 mod ping;
 mod rss;
@@ -28,6 +29,9 @@ enum Command {
     Ping(ping::PingArgs),
     /// Decode a captured msgr v1 stream: one line per handshake item and frame.
     Dump(dump::DumpArgs),
+    /// Authenticate with a mon (none or cephx) and run a mon command, as `ceph` does.
+    #[command(name = "mon-command")]
+    Mon(mon_command::MonCommandArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -40,5 +44,6 @@ fn main() -> anyhow::Result<()> {
         Command::Serve(args) => serve::run(args),
         Command::Ping(args) => ping::run(args),
         Command::Dump(args) => dump::run(args),
+        Command::Mon(args) => mon_command::run(args),
     }
 }

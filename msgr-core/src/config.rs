@@ -103,6 +103,7 @@ use crate::error::ConfigError;
 
 mod ceph;
 mod ceph_conf;
+pub use ceph_conf::{ceph_conf_options, CephConfOption};
 #[cfg(test)]
 mod file_tests;
 mod load;

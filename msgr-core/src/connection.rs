@@ -373,7 +373,7 @@ impl Loopback {
     /// Ends the loopback: later sends fail.
     pub(crate) fn close(&self) {
         self.shut.store(true, Ordering::Release);
-        let state = self.state.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let state = msgr_dispatch::lock(&self.state).take();
         if let Some(tx) = state {
             tx.send_replace(ConnState::Closed);
         }

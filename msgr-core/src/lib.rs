@@ -113,8 +113,8 @@ mod tests;
 pub use builder::MessengerBuilder;
 pub use call::CallError;
 pub use config::{
-    InjectConfig, MessengerConfig, PipeConfig, PolicyConfig, PolicyKind,
-    DEFAULT_DISPATCH_THROTTLE_BYTES, DEFAULT_MAX_PENDING_BYTES,
+    ceph_conf_options, CephConfOption, InjectConfig, MessengerConfig, PipeConfig, PolicyConfig,
+    PolicyKind, DEFAULT_DISPATCH_THROTTLE_BYTES, DEFAULT_MAX_PENDING_BYTES,
 };
 pub use connect::ConnectError;
 pub use connection::{Connection, LOOPBACK_ID};
@@ -126,8 +126,9 @@ pub use stream::{Incoming, StreamDispatcher};
 
 pub use msgr_dispatch::{ConnId, QueueCounters};
 pub use msgr_pipe::{
-    ConnState, HandshakeFailure, KeepaliveAcks, PipeError, Policy, SessionClosed, SessionEvent,
-    SessionStats,
+    AuthError, Authorizer, ChallengeState, ClientAuthorizer, ConnState, HandshakeFailure,
+    KeepaliveAcks, MessageSigner, PeerIdentity, PipeError, Policy, ProviderAuthorizer,
+    SessionClosed, SessionEvent, SessionStats, VerifyOutcome,
 };
 /// The whole wire codec (feature bits, tags, the typed messages, the decoders).
 pub use msgr_wire as wire;

@@ -14,7 +14,7 @@
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Mutex, Weak};
 
 use msgr_dispatch::{ConnId, DispatchQueue, QueueCounters, ShutdownMode, Throttle};
 use msgr_pipe::{Authorizer, Host, KeepaliveAcks, PipeConfig, Policy, Session, SessionStats};
@@ -88,9 +88,7 @@ pub(crate) struct RttBook {
     pub(crate) total: RttHistogram,
 }
 
-pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
+pub(crate) use msgr_dispatch::lock;
 
 impl Messenger {
     /// A builder for a messenger named `name` (e.g. `EntityName::osd(0)`), with default

@@ -48,6 +48,7 @@ mod error;
 mod handler;
 mod prio;
 mod queue;
+mod sync;
 mod throttle;
 
 pub use delay::{DelayConfig, DelayCounters, DelayPlan, DelayedDelivery};
@@ -57,6 +58,7 @@ pub use handler::{
 };
 pub use prio::{PrioQueue, DEFAULT_MAX_TOKENS, DEFAULT_MIN_COST, DEFAULT_STRICT_THRESHOLD};
 pub use queue::DispatchQueue;
+pub use sync::lock;
 pub use throttle::{Acquire, Throttle, ThrottlePermit};
 
 /// A connection id: the class used for fairness and bulk discard. Allocated from 1 by

@@ -131,9 +131,7 @@ impl Shared {
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
-        // A poisoned lock only means another thread panicked while holding it; the queue
-        // itself is always left consistent, so keep going.
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        crate::lock(&self.state)
     }
 }
 

@@ -85,6 +85,17 @@ pub enum PipeError {
         /// Its seq.
         seq: u64,
     },
+    /// A message's signature did not check (Ceph: "Signature check failed"): the socket is
+    /// faulted, the message dropped.
+    #[error("bad signature on message seq {seq}")]
+    BadSignature {
+        /// Its seq.
+        seq: u64,
+    },
+    /// The acceptor's challenge or reply authorizer did not check: it is not who it claims to
+    /// be (or our authorizer could not be built or answered).
+    #[error("authentication failed: {0}")]
+    Auth(msgr_auth::AuthError),
 }
 
 impl PipeError {
@@ -132,6 +143,8 @@ impl Clone for PipeError {
             PipeError::Superseded => PipeError::Superseded,
             PipeError::DeliveryPanicked { seq } => PipeError::DeliveryPanicked { seq: *seq },
             PipeError::Aborted { seq } => PipeError::Aborted { seq: *seq },
+            PipeError::BadSignature { seq } => PipeError::BadSignature { seq: *seq },
+            PipeError::Auth(e) => PipeError::Auth(e.clone()),
         }
     }
 }
@@ -152,6 +165,7 @@ impl PipeError {
                 | PipeError::AddrMismatch { .. }
                 | PipeError::UnexpectedTag { .. }
                 | PipeError::Wire(_)
+                | PipeError::Auth(_)
         )
     }
 }
@@ -159,7 +173,7 @@ impl PipeError {
 /// How an outgoing handshake attempt of a session failed, as published by
 /// [`Session::handshake_failures`](crate::Session::handshake_failures): the error, whether
 /// it ended the session, and how many attempts have failed so far. It tells an application
-/// *why* a session does not open (the peer's answer), which [`SessionEvent::Refused`]
+/// *why* a session does not open (the peer's answer), which [`SessionEvent::Refused`](crate::SessionEvent::Refused)
 /// (crate::SessionEvent::Refused) alone does not; the session's retry rules are unchanged.
 #[derive(Clone, Debug)]
 pub struct HandshakeFailure {

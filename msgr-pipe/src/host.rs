@@ -6,7 +6,10 @@ use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use bytes::Bytes;
+pub use msgr_auth::cephx::ChallengeState;
+pub use msgr_auth::provider::{ClientAuthorizer, PeerIdentity, VerifyOutcome};
+pub use msgr_auth::signature::MessageSigner;
+pub use msgr_auth::AuthError;
 use msgr_dispatch::{ConnId, Throttle, ThrottlePermit};
 use msgr_wire::{EntityAddr, EntityName, EntityType, Message};
 
@@ -44,21 +47,43 @@ pub struct Incoming {
     pub dispatch_permit: Option<ThrottlePermit>,
 }
 
-/// Builds and verifies authorizers (spec §3.5). None by default: no authorizer is sent and
-/// every one is accepted.
+/// Authorizers and message signatures for a messenger's connections (spec §3.5; the cephx
+/// spec's §B and §C), over msgr-auth's providers. None by default: no authorizer is sent, every
+/// one is accepted, nothing is signed.
+///
+/// Connector: [`Authorizer::build`] gives one connection's [`ClientAuthorizer`]; the
+/// handshake sends its bytes, answers CHALLENGE_AUTHORIZER with
+/// [`ClientAuthorizer::add_challenge`], checks the acceptor's reply authorizer with
+/// [`ClientAuthorizer::verify_reply`] (a bad one fails the attempt: the acceptor is not who it
+/// claims) and signs and checks the connection's messages with the [`MessageSigner`] it
+/// returns. Acceptor: [`Authorizer::verify`] answers each connect's authorizer: a challenge,
+/// an acceptance (reply bytes, the peer, a signer), or an error (BADAUTHORIZER).
 pub trait Authorizer: Send + Sync + 'static {
-    /// Connector: the authorizer to send to a peer of `peer_type` as `(protocol, bytes)`;
-    /// `retry` is true after a BADAUTHORIZER (build a fresh one). `None` = no authorizer.
-    fn build(&self, peer_type: EntityType, retry: bool) -> Option<(u32, Bytes)>;
+    /// Connector: a fresh authorizer for one connection to a peer of `peer_type`; `retry`
+    /// after a BADAUTHORIZER (the provider should use fresh tickets). `None`: send none.
+    fn build(
+        &self,
+        peer_type: EntityType,
+        retry: bool,
+    ) -> BoxFuture<'_, Option<Box<dyn ClientAuthorizer>>>;
 
-    /// Acceptor: verify a connector's authorizer. `Ok(reply)` accepts (the reply bytes go back
-    /// with READY/SEQ); `Err(reply)` refuses with BADAUTHORIZER.
+    /// Acceptor: verifies a connect's authorizer (`protocol`, `authorizer`) from a peer of
+    /// `peer_type`, with the connection's `challenge` state and the negotiated `features`.
+    /// An error is answered with BADAUTHORIZER.
     fn verify(
         &self,
         peer_type: EntityType,
         protocol: u32,
         authorizer: &[u8],
-    ) -> Result<Bytes, Bytes>;
+        challenge: &mut ChallengeState,
+        features: u64,
+    ) -> Result<VerifyOutcome, AuthError>;
+
+    /// Ceph's `cephx_sign_messages` (default true): sign outgoing messages and check incoming
+    /// ones on connections whose handshake gave a [`MessageSigner`].
+    fn sign_messages(&self) -> bool {
+        true
+    }
 }
 
 /// What a messenger provides to its sessions.

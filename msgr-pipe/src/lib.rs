@@ -1,4 +1,5 @@
-//! The Pipe: msgr v1 handshake, session state machine, reader and writer tasks.
+//! The Pipe: a protocol-neutral sans-IO session core, msgr v1 as its dialect, and the tokio
+//! drivers (reader, writer, connector, acceptor) that move its bytes and time.
 //!
 //! A [`Session`] is one peer session (Ceph's Connection with its Pipe): it survives broken
 //! sockets, keeps its out queue by priority, its sent list and sequence numbers, and
@@ -7,10 +8,13 @@
 //! [`Session::accept`] (the acceptor handshake, which attaches the socket to a new or an
 //! existing session per the decision table 5.3).
 //!
-//! The protocol rules live in plain values with unit tests: [`session::state::SessionState`]
-//! (queues, seqs, acks, keepalives, fault decisions), [`handshake::accept::decide`] (table
-//! 5.3) and [`handshake::connect::on_reply`] (the connector's reply table). The tasks move
-//! bytes.
+//! The protocol rules live in values driven without I/O, with unit tests and a deterministic
+//! simulation: [`core::SessionCore`] (queues, seqs, ACKs, keepalives, timers, fault decisions),
+//! msgr v1's [`v1::handshake`] machines, [`v1::accept::decide`] (table 5.3),
+//! [`v1::connect::on_reply`] (the connector's reply table) and [`v1::session`] (what their
+//! outcomes do to a session). The tasks in [`session`] move bytes and time. Not here: the
+//! messenger (registry, dispatch, policies per peer type: msgr-core), authentication
+//! (msgr-auth), msgr v2 (a second dialect beside [`v1`], next).
 //!
 //! The messenger (msgr-core) implements [`Host`]; [`testing::TestHost`] is a small
 //! implementation for tests, with an in-memory network ([`testing::TestNet`]).
@@ -38,11 +42,12 @@
 //!   failed ([`HandshakeFailure`]: the peer's answer, e.g. BADPROTOVER with both versions),
 //!   so a tool can report a refusal (and stop) instead of waiting on the retries.
 //! * Replace is transparent (Simple): no RETRY_GLOBAL round trip; a lossy server still looks
-//!   sessions up (one session per peer address). See [`handshake::accept`].
+//!   sessions up (one session per peer address). See [`v1::accept`].
 
+pub mod auth;
 pub mod config;
+pub mod core;
 pub mod error;
-pub mod handshake;
 pub mod hook;
 pub mod host;
 pub mod inject;
@@ -51,15 +56,19 @@ pub mod session;
 #[doc(hidden)]
 pub mod testing;
 pub mod transport;
+pub mod v1;
+pub mod v2;
 
+pub use auth::ProviderAuthorizer;
 pub use config::{ConfigError, InjectConfig, PipeConfig, DEFAULT_MAX_PENDING_BYTES};
+pub use core::ConnState;
 pub use error::{HandshakeFailure, PipeError, SendError};
 pub use hook::{BoxFuture, HandshakeHook, HookAction, Side, Step};
-pub use host::{Authorizer, Host, Incoming, SessionEvent};
+pub use host::{
+    AuthError, Authorizer, ChallengeState, ClientAuthorizer, Host, Incoming, MessageSigner,
+    PeerIdentity, SessionEvent, VerifyOutcome,
+};
 pub use msgr_dispatch::ConnId;
 pub use policy::{Policy, DEFAULT_FEATURES};
-pub use session::state::ConnState;
 pub use session::{KeepaliveAcks, Session, SessionClosed, SessionStats};
 pub use transport::{connect_tcp, BoxTransport, Transport};
-
-pub(crate) use msgr_wire::BANNER;

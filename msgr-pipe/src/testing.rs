@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Mutex, Weak};
 
 use msgr_dispatch::{ConnId, Throttle};
 use msgr_wire::{EntityAddr, EntityName, EntityType};
@@ -40,9 +40,7 @@ pub enum HostEvent {
     },
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
+use msgr_dispatch::lock;
 
 /// Called by [`TestHost`] with each delivered message, on the delivering task (as a
 /// fast-dispatching messenger would), before the message goes to the host's channel.
@@ -416,19 +414,55 @@ impl HandshakeHook for StepLog {
     }
 }
 
-/// An [`Authorizer`] that sends `b"let me in"` and accepts only that.
+/// An [`Authorizer`] that sends `b"let me in"` and accepts only that (replying `b"ok"`,
+/// which its connector side checks); no challenge, no signatures.
 #[derive(Debug, Default)]
 pub struct FixedAuthorizer {
     /// Refuse everything.
     pub refuse: bool,
 }
 
+/// The connector side of [`FixedAuthorizer`].
+#[derive(Debug)]
+struct FixedClient;
+
+impl crate::ClientAuthorizer for FixedClient {
+    fn protocol(&self) -> u32 {
+        msgr_wire::AUTH_NONE
+    }
+
+    fn bytes(&self) -> bytes::Bytes {
+        bytes::Bytes::from_static(b"let me in")
+    }
+
+    fn add_challenge(&mut self, _challenge: &[u8]) -> Result<(), crate::AuthError> {
+        Err(crate::AuthError::BadAuthorizer {
+            reason: "a fixed authorizer cannot answer a challenge",
+        })
+    }
+
+    fn verify_reply(
+        &self,
+        reply: &[u8],
+        _features: u64,
+    ) -> Result<Option<crate::MessageSigner>, crate::AuthError> {
+        if reply == b"ok" {
+            Ok(None)
+        } else {
+            Err(crate::AuthError::BadAuthorizer {
+                reason: "unexpected reply authorizer",
+            })
+        }
+    }
+}
+
 impl Authorizer for FixedAuthorizer {
-    fn build(&self, _peer_type: EntityType, _retry: bool) -> Option<(u32, bytes::Bytes)> {
-        Some((
-            msgr_wire::AUTH_NONE,
-            bytes::Bytes::from_static(b"let me in"),
-        ))
+    fn build(
+        &self,
+        _peer_type: EntityType,
+        _retry: bool,
+    ) -> BoxFuture<'_, Option<Box<dyn crate::ClientAuthorizer>>> {
+        Box::pin(async { Some(Box::new(FixedClient) as Box<dyn crate::ClientAuthorizer>) })
     }
 
     fn verify(
@@ -436,11 +470,23 @@ impl Authorizer for FixedAuthorizer {
         _peer_type: EntityType,
         _protocol: u32,
         authorizer: &[u8],
-    ) -> Result<bytes::Bytes, bytes::Bytes> {
+        _challenge: &mut crate::ChallengeState,
+        _features: u64,
+    ) -> Result<crate::VerifyOutcome, crate::AuthError> {
         if !self.refuse && authorizer == b"let me in" {
-            Ok(bytes::Bytes::from_static(b"ok"))
+            Ok(crate::VerifyOutcome::Accepted {
+                reply: bytes::Bytes::from_static(b"ok"),
+                peer: crate::PeerIdentity {
+                    name: msgr_auth::EntityName::client("fixed"),
+                    global_id: 0,
+                    caps: Default::default(),
+                },
+                signer: None,
+            })
         } else {
-            Err(bytes::Bytes::new())
+            Err(crate::AuthError::BadAuthorizer {
+                reason: "not the fixed authorizer",
+            })
         }
     }
 }
@@ -485,11 +531,7 @@ pub fn new_client_connect(flags: u8) -> msgr_wire::Connect {
         host_type: u32::from(EntityType::CLIENT.0),
         global_seq: 1,
         connect_seq: 0,
-        protocol_version: crate::handshake::proto_version(
-            EntityType::CLIENT,
-            EntityType::OSD,
-            true,
-        ),
+        protocol_version: crate::v1::proto_version(EntityType::CLIENT, EntityType::OSD, true),
         authorizer_protocol: 0,
         flags,
         authorizer: bytes::Bytes::new(),

@@ -6,6 +6,10 @@
 //! monitor runs in the foreground (`-f`) as our child, so that dropping the [`CephMon`], also while a test panics,
 //! stops it and removes the folder.
 //!
+//! [`CephMon::start_cephx`] is the same mon with cephx (`shared/spec/cephx-msgr2.md` §D): `ceph-authtool` makes a
+//! `mon.` key and a `client.admin` key with every cap ([`CephMon::admin_keyring`]), `--mkfs --keyring` gives both
+//! to the mon, `auth_*_required = cephx`, and a reclaim of a global id must present the old ticket.
+//!
 //! Without `ceph-mon` on the PATH the tests skip: [`CephMon::start`] returns `Ok(None)` after printing why, unless
 //! the environment variable [`REQUIRE_ENV`] is set (CI sets it after `.ci/install-ceph`), which makes a missing
 //! Ceph an error.
@@ -45,6 +49,15 @@ const MON_ID: &str = "a";
 const LEADER_LINE: &str = "is new leader";
 /// Attempts at picking a free port that is still free when the mon binds it.
 const PORT_ATTEMPTS: usize = 3;
+
+/// How a test mon authenticates its clients.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MonAuth {
+    /// `auth_*_required = none` ([`CephMon::start`]).
+    None,
+    /// `auth_*_required = cephx`, with `mon.` and `client.admin` keys ([`CephMon::start_cephx`]).
+    Cephx,
+}
 
 /// Whether [`REQUIRE_ENV`] asks for Ceph to be present.
 pub fn ceph_required() -> bool {
@@ -101,16 +114,61 @@ pub fn random_fsid() -> String {
 /// exits with ENOSPC (status 28) when its disk has less than 5 % free, as a CI machine full of build trees may
 /// (seen in a fresh-clone run at 5.5 % free); the tests' mon holds a few kilobytes.
 pub fn write_conf(path: &Path, dir: &Path, fsid: &str, mon: SocketAddr) -> anyhow::Result<()> {
+    write_conf_auth(path, dir, fsid, mon, None)
+}
+
+/// [`write_conf`], with cephx when `admin_keyring` is given (cephx-msgr2.md §D): `auth_*_required = cephx`,
+/// `auth_allow_insecure_global_id_reclaim = false` (a reclaim must present the old ticket), and `client.admin`'s
+/// keyring named in `[client.admin]` so that a `ceph` client (or `msgr mon-command -c`) finds it.
+pub fn write_conf_auth(
+    path: &Path,
+    dir: &Path,
+    fsid: &str,
+    mon: SocketAddr,
+    admin_keyring: Option<&Path>,
+) -> anyhow::Result<()> {
+    write_conf_addrs(path, dir, fsid, mon, None, admin_keyring)
+}
+
+/// [`write_conf_auth`] for a mon on v1 at `mon` and, when given, on msgr2 at `v2`
+/// (`ms_bind_msgr2 = true`, `mon_host = [v2:…,v1:…]`).
+pub fn write_conf_addrs(
+    path: &Path,
+    dir: &Path,
+    fsid: &str,
+    mon: SocketAddr,
+    v2: Option<SocketAddr>,
+    admin_keyring: Option<&Path>,
+) -> anyhow::Result<()> {
+    let addrs = match v2 {
+        Some(v2) => format!("[v2:{v2},v1:{mon}]"),
+        None => format!("v1:{mon}"),
+    };
+    let bind2 = v2.is_some();
+    let auth = if admin_keyring.is_some() {
+        "cephx"
+    } else {
+        "none"
+    };
+    let reclaim = if admin_keyring.is_some() {
+        "auth_allow_insecure_global_id_reclaim = false\n"
+    } else {
+        ""
+    };
+    let client = admin_keyring.map_or(String::new(), |k| {
+        format!("[client.admin]\nkeyring = {}\n", k.display())
+    });
     let dir = dir.display();
     let conf = format!(
         "[global]\n\
          fsid = {fsid}\n\
-         mon_host = v1:{mon}\n\
-         auth_cluster_required = none\n\
-         auth_service_required = none\n\
-         auth_client_required = none\n\
+         mon_host = {addrs}\n\
+         auth_cluster_required = {auth}\n\
+         auth_service_required = {auth}\n\
+         auth_client_required = {auth}\n\
+         {reclaim}\
          ms_bind_msgr1 = true\n\
-         ms_bind_msgr2 = false\n\
+         ms_bind_msgr2 = {bind2}\n\
          mon_data = {dir}/mon.$id\n\
          log_file = {dir}/$name.log\n\
          run_dir = {dir}/run\n\
@@ -118,20 +176,23 @@ pub fn write_conf(path: &Path, dir: &Path, fsid: &str, mon: SocketAddr) -> anyho
          pid_file = {dir}/run/mon.pid\n\
          mon_data_avail_crit = 0\n\
          [mon.{MON_ID}]\n\
-         mon_addr = v1:{mon}\n"
+         mon_addr = {addrs}\n\
+         {client}"
     );
     fs::create_dir_all(format!("{dir}/run"))?;
     fs::write(path, conf).with_context(|| format!("writing {}", path.display()))
 }
 
-/// One `ceph-mon` (`mon.a`, auth none, msgr v1 only) on 127.0.0.1, its folder and its process. Dropping it stops
-/// the mon and removes the folder.
+/// One `ceph-mon` (`mon.a`, auth none or cephx, msgr v1 only) on 127.0.0.1, its folder and its process. Dropping
+/// it stops the mon and removes the folder.
 #[derive(Debug)]
 pub struct CephMon {
+    auth: MonAuth,
     dir: TempDir,
     conf: PathBuf,
     fsid: String,
     addr: SocketAddr,
+    v2: Option<SocketAddr>,
     child: Option<Child>,
 }
 
@@ -140,13 +201,39 @@ impl CephMon {
     /// opened before that are reset by the mon's bootstrap). `Ok(None)` (after printing the reason) when Ceph is
     /// not installed and [`REQUIRE_ENV`] is unset.
     pub fn start() -> anyhow::Result<Option<Self>> {
-        if !ceph_tools_present(&["ceph-mon", "monmaptool"])? {
+        Self::start_with(MonAuth::None)
+    }
+
+    /// [`start`](Self::start) with cephx (cephx-msgr2.md §D): `ceph-authtool` makes a `mon.` key and a
+    /// `client.admin` key with every cap ([`admin_keyring`](Self::admin_keyring)), the mon's keyring holds both.
+    pub fn start_cephx() -> anyhow::Result<Option<Self>> {
+        Self::start_with(MonAuth::Cephx)
+    }
+
+    /// A mon with the given authentication; see [`start`](Self::start).
+    pub fn start_with(auth: MonAuth) -> anyhow::Result<Option<Self>> {
+        Self::start_full(auth, false)
+    }
+
+    /// A mon that also binds msgr2 ([`v2_addr`](Self::v2_addr)), with the given
+    /// authentication; see [`start`](Self::start).
+    pub fn start_v2(auth: MonAuth) -> anyhow::Result<Option<Self>> {
+        Self::start_full(auth, true)
+    }
+
+    fn start_full(auth: MonAuth, v2: bool) -> anyhow::Result<Option<Self>> {
+        let tools: &[&str] = match auth {
+            MonAuth::None => &["ceph-mon", "monmaptool"],
+            MonAuth::Cephx => &["ceph-mon", "monmaptool", "ceph-authtool"],
+        };
+        if !ceph_tools_present(tools)? {
             return Ok(None);
         }
         let mut last_error = None;
         let started = Instant::now();
         for _ in 0..PORT_ATTEMPTS {
-            match Self::create(free_port()?) {
+            let v2_port = if v2 { Some(free_port()?) } else { None };
+            match Self::create(free_port()?, v2_port, auth) {
                 Ok(mon) => {
                     let (addr, dir, took) = (mon.addr, mon.dir().display(), started.elapsed());
                     eprintln!(
@@ -161,14 +248,20 @@ impl CephMon {
         Err(last_error.unwrap_or_else(|| anyhow::anyhow!("no free port")))
     }
 
-    fn create(port: u16) -> anyhow::Result<Self> {
+    fn create(port: u16, v2_port: Option<u16>, auth: MonAuth) -> anyhow::Result<Self> {
         let dir = tempfile::Builder::new()
             .prefix("msgr-ceph-mon-")
             .tempdir()?;
         let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+        let v2 = v2_port.map(|p| SocketAddr::from((Ipv4Addr::LOCALHOST, p)));
         let fsid = random_fsid();
         let conf = dir.path().join("ceph.conf");
-        write_conf(&conf, dir.path(), &fsid, addr)?;
+        let keyrings = match auth {
+            MonAuth::None => None,
+            MonAuth::Cephx => Some(make_keyrings(dir.path())?),
+        };
+        let admin = keyrings.as_ref().map(|(_, admin)| admin.as_path());
+        write_conf_addrs(&conf, dir.path(), &fsid, addr, v2, admin)?;
         let monmap = dir.path().join("monmap");
         run_tool(
             Command::new("monmaptool")
@@ -178,26 +271,39 @@ impl CephMon {
                     &fsid,
                     "--addv",
                     MON_ID,
-                    &format!("[v1:{addr}]"),
+                    &match v2 {
+                        Some(v2) => format!("[v2:{v2},v1:{addr}]"),
+                        None => format!("[v1:{addr}]"),
+                    },
                 ])
                 .arg(&monmap),
         )?;
-        run_tool(
-            Command::new("ceph-mon")
-                .arg("-c")
-                .arg(&conf)
-                .args(["--mkfs", "-i", MON_ID, "--monmap"])
-                .arg(&monmap),
-        )?;
+        let mut mkfs = Command::new("ceph-mon");
+        mkfs.arg("-c")
+            .arg(&conf)
+            .args(["--mkfs", "-i", MON_ID, "--monmap"])
+            .arg(&monmap);
+        if let Some((mon_keyring, _)) = &keyrings {
+            // Copied into the mon's data folder: its keyring from now on (spec §D).
+            mkfs.arg("--keyring").arg(mon_keyring);
+        }
+        run_tool(&mut mkfs)?;
         let mut mon = Self {
+            auth,
             dir,
             conf,
             fsid,
             addr,
+            v2,
             child: None,
         };
         mon.launch()?;
         Ok(mon)
+    }
+
+    /// The mon's msgr2 address, when started with [`start_v2`](Self::start_v2).
+    pub fn v2_addr(&self) -> Option<SocketAddr> {
+        self.v2
     }
 
     /// The mon's v1 address, 127.0.0.1:PORT.
@@ -208,6 +314,22 @@ impl CephMon {
     /// The `ceph.conf` the mon runs with; usable by a `ceph` client.
     pub fn conf_path(&self) -> &Path {
         &self.conf
+    }
+
+    /// How the mon authenticates.
+    pub fn auth(&self) -> MonAuth {
+        self.auth
+    }
+
+    /// `client.admin`'s keyring (every cap) of a cephx mon; `None` with auth none.
+    pub fn admin_keyring(&self) -> Option<PathBuf> {
+        (self.auth == MonAuth::Cephx).then(|| self.dir().join(ADMIN_KEYRING))
+    }
+
+    /// The mon's own keyring (its `mon.` key, and client.admin's) of a cephx mon; `None` with
+    /// auth none. A peer mon authorizes with tickets minted from the `mon.` key.
+    pub fn mon_keyring(&self) -> Option<PathBuf> {
+        (self.auth == MonAuth::Cephx).then(|| self.dir().join(MON_KEYRING))
     }
 
     /// The cluster's fsid, 36-character UUID form.
@@ -368,6 +490,41 @@ impl Drop for CephMon {
             eprintln!("stopping ceph-mon in {}: {e:#}", self.dir().display());
         }
     }
+}
+
+/// The file name of `client.admin`'s keyring in a cephx mon's folder.
+const ADMIN_KEYRING: &str = "admin.keyring";
+
+/// The file name of the mon's own keyring (`mon.` and, imported, `client.admin`).
+const MON_KEYRING: &str = "mon.keyring";
+
+/// Makes the keyrings of a cephx mon in `dir` (spec §D): `mon.keyring` with a `mon.` key and, imported,
+/// `client.admin`'s from `admin.keyring` (caps `allow *` on mon, osd, mds, mgr). Returns both paths.
+fn make_keyrings(dir: &Path) -> anyhow::Result<(PathBuf, PathBuf)> {
+    let mon = dir.join(MON_KEYRING);
+    let admin = dir.join(ADMIN_KEYRING);
+    run_tool(
+        Command::new("ceph-authtool")
+            .arg("--create-keyring")
+            .arg(&mon)
+            .args(["--gen-key", "-n", "mon.", "--cap", "mon", "allow *"]),
+    )?;
+    let mut create_admin = Command::new("ceph-authtool");
+    create_admin
+        .arg("--create-keyring")
+        .arg(&admin)
+        .args(["--gen-key", "-n", "client.admin"]);
+    for service in ["mon", "osd", "mds", "mgr"] {
+        create_admin.args(["--cap", service, "allow *"]);
+    }
+    run_tool(&mut create_admin)?;
+    run_tool(
+        Command::new("ceph-authtool")
+            .arg(&mon)
+            .arg("--import-keyring")
+            .arg(&admin),
+    )?;
+    Ok((mon, admin))
 }
 
 /// Whether the file at `path` holds `needle` after its first `from` bytes.

@@ -28,9 +28,10 @@ use crate::key::CryptoKey;
 use crate::AuthError;
 
 use super::types::{
-    CephXAuthorize, CephXAuthorizeChallenge, CephXAuthorizeReply, CephXServiceTicketInfo,
-    CephXTicketBlob,
+    AuthCapsInfo, AuthTicket, CephXAuthorize, CephXAuthorizeChallenge, CephXAuthorizeReply,
+    CephXServiceTicketInfo, CephXTicketBlob,
 };
+use crate::EntityName;
 
 /// `secret_id` of a ticket made with the service's general key (mon ↔ mon).
 pub const GENERAL_SECRET_ID: u64 = u64::MAX;
@@ -255,4 +256,116 @@ pub(crate) fn verify_authorizer_from(
         reply: Bytes::from(reply),
         info: Box::new(info),
     })
+}
+
+/// A ticket for service `service_id` sealed with the service's own key (`secret_id` =
+/// [`GENERAL_SECRET_ID`]), as a mon mints one from its `mon.` key for its peers (the cephx
+/// spec's §B.4): the holder of `service_key` can talk to any daemon that knows it. Returns
+/// the ticket and the session key inside it.
+pub fn general_service_ticket(
+    service_key: &CryptoKey,
+    name: EntityName,
+    global_id: u64,
+    now: UTime,
+    validity: UTime,
+    rng: &mut dyn rand::RngCore,
+) -> Result<(CephXTicketBlob, CryptoKey), AuthError> {
+    let session_key = CryptoKey::generate(&mut &mut *rng, now);
+    let info = CephXServiceTicketInfo {
+        ticket: AuthTicket {
+            name,
+            global_id,
+            auid: u64::MAX,
+            created: now,
+            expires: now.saturating_add(validity),
+            caps: AuthCapsInfo {
+                allow_all: true,
+                caps: Bytes::new(),
+            },
+            flags: 0,
+        },
+        session_key: session_key.clone(),
+    };
+    let blob = enc_bl(service_key, &info)?;
+    Ok((
+        CephXTicketBlob {
+            secret_id: GENERAL_SECRET_ID,
+            blob: Bytes::from(blob),
+        },
+        session_key,
+    ))
+}
+
+#[cfg(test)]
+mod general_ticket_tests {
+    use rand::SeedableRng;
+
+    use super::*;
+    use crate::provider::ServiceKeyStore;
+    use crate::{Keyring, ENTITY_MON};
+
+    /// A ticket minted from the `mon.` key opens a connection to a service that has that key
+    /// (what a mon does for its peers), through the challenge, with the reply's nonce + 1.
+    #[test]
+    fn a_general_ticket_verifies_with_the_service_key() {
+        let ring = Keyring::parse("[mon.]\n\tkey = AQD1NxVrtSVxJBAAnGRFWVacYFtcg3wdL5GO2Q==\n")
+            .expect("keyring");
+        let mon_key = ring
+            .key(&EntityName::new(ENTITY_MON, ""))
+            .expect("mon.")
+            .clone();
+        let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+        let now = UTime::from_secs(1_700_000_000);
+        let (ticket, session_key) = general_service_ticket(
+            &mon_key,
+            EntityName::new(ENTITY_MON, ""),
+            0,
+            now,
+            UTime::from_secs(3600),
+            &mut rng,
+        )
+        .expect("minted");
+        assert_eq!(ticket.secret_id, GENERAL_SECRET_ID);
+        let mut a = CephXAuthorizer::build(0, ENTITY_MON, ticket, session_key, 77).expect("built");
+        let store = ServiceKeyStore {
+            keyring: ring,
+            ..ServiceKeyStore::default()
+        };
+        let mut challenge = ChallengeState::default();
+        let v = verify_authorizer(
+            &store,
+            ENTITY_MON,
+            a.bytes(),
+            Some(&mut challenge),
+            now,
+            &mut rng,
+        )
+        .expect("verifies");
+        let Verification::Challenge(c) = v else {
+            panic!("challenged first");
+        };
+        a.add_challenge(&c).expect("answered");
+        let v = verify_authorizer(
+            &store,
+            ENTITY_MON,
+            a.bytes(),
+            Some(&mut challenge),
+            now,
+            &mut rng,
+        )
+        .expect("verifies");
+        let Verification::Accepted { reply, info } = v else {
+            panic!("accepted after the challenge");
+        };
+        assert_eq!(info.ticket.name, EntityName::new(ENTITY_MON, ""));
+        a.verify_reply(&reply).expect("nonce + 1");
+        // Another key does not open it.
+        let other = Keyring::parse("[mon.]\n\tkey = AQBmPhVrUfonABAAz1Hntf8c579RTfTJ47CacA==\n")
+            .expect("keyring");
+        let store = ServiceKeyStore {
+            keyring: other,
+            ..ServiceKeyStore::default()
+        };
+        assert!(verify_authorizer(&store, ENTITY_MON, a.bytes(), None, now, &mut rng).is_err());
+    }
 }

@@ -27,7 +27,7 @@ use crate::cephx::{
 use crate::codec::{get_blob, Decode, Encode};
 use crate::envelope::decode_decrypt;
 use crate::signature::{MessageSigner, SignatureFormat};
-use crate::{AuthError, CryptoKey, EntityName, UTime, CEPH_AUTH_CEPHX, ENTITY_AUTH};
+use crate::{AuthError, CryptoKey, EntityName, Secret, UTime, CEPH_AUTH_CEPHX, ENTITY_AUTH};
 
 /// The cephx client of one entity.
 pub struct CephxClient {
@@ -44,7 +44,21 @@ pub struct CephxClient {
     tickets: BTreeMap<u32, ServiceTicket>,
     rotating: Option<RotatingSecrets>,
     last_request: Option<u16>,
+    /// msgr2 mon mode: the connection secret the mon handed out (secure mode).
+    connection_secret: Option<Secret>,
     rng: Box<dyn rand::RngCore + Send>,
+}
+
+/// A length-prefixed string holding secret bytes (`encode(std::string)`).
+struct SecretString(Secret);
+
+impl Decode for SecretString {
+    fn decode(buf: &mut impl bytes::Buf) -> Result<Self, AuthError> {
+        Ok(SecretString(Secret::new(get_blob(
+            buf,
+            "connection secret string",
+        )?)))
+    }
 }
 
 impl std::fmt::Debug for CephxClient {
@@ -79,6 +93,7 @@ impl CephxClient {
             tickets: BTreeMap::new(),
             rotating: None,
             last_request: None,
+            connection_secret: None,
             rng,
         }
     }
@@ -89,6 +104,12 @@ impl CephxClient {
     pub fn with_extra_tickets(mut self, on: bool) -> Self {
         self.extra_tickets = on;
         self
+    }
+
+    /// The msgr2 connection secret of the last GET_AUTH_SESSION_KEY (secure mode with a mon;
+    /// `None` in crc mode and over v1).
+    pub fn connection_secret(&self) -> Option<&Secret> {
+        self.connection_secret.as_ref()
     }
 
     /// The ticket of a service (AUTH included).
@@ -142,7 +163,15 @@ impl CephxClient {
                 })?;
         let auth = got.swap_remove(auth_pos);
         if !p.is_empty() {
-            let _connection_secret = get_blob(p, "connection secret")?;
+            // msgr2 mon mode: `encrypt(AUTH session key, string secret)`, the secret empty in
+            // crc mode (cephx spec §E.4); v1 sends an empty blob.
+            let cbl = get_blob(p, "connection secret")?;
+            self.connection_secret = if cbl.is_empty() {
+                None
+            } else {
+                let s: SecretString = decode_decrypt(&auth.session_key, &mut &cbl[..])?;
+                (!s.0.is_empty()).then_some(s.0)
+            };
             if !p.is_empty() {
                 let extra = get_blob(p, "extra tickets")?;
                 if !extra.is_empty() {
@@ -170,6 +199,17 @@ impl CephxClient {
 impl AuthClient for CephxClient {
     fn protocol(&self) -> u32 {
         CEPH_AUTH_CEPHX
+    }
+
+    fn rotating_secrets(&self) -> Option<RotatingSecrets> {
+        self.rotating.clone()
+    }
+
+    fn v2_session(&self) -> (Option<CryptoKey>, Option<Secret>) {
+        (
+            self.auth.as_ref().map(|t| t.session_key.clone()),
+            self.connection_secret.clone(),
+        )
     }
 
     fn name(&self) -> &EntityName {

@@ -26,9 +26,9 @@ mod none;
 
 use bytes::Bytes;
 
-use crate::cephx::{AuthCapsInfo, ChallengeState};
+use crate::cephx::{AuthCapsInfo, ChallengeState, RotatingSecrets};
 use crate::signature::MessageSigner;
-use crate::{AuthError, EntityName, UTime, CEPH_AUTH_UNKNOWN};
+use crate::{AuthError, CryptoKey, EntityName, Secret, UTime, CEPH_AUTH_UNKNOWN};
 
 pub use cephx_client::{CephxClient, CephxClientAuthorizer};
 pub use cephx_server::{CephxAuthServer, CephxAuthorizerVerifier, ServiceKeyStore, TicketTtls};
@@ -64,6 +64,19 @@ pub trait AuthClient: Send {
     ) -> Result<ClientProgress, AuthError>;
     /// Whether tickets are due for renewal (send `build_request` again).
     fn needs_renewal(&self, now: UTime) -> bool;
+    /// msgr2 mon mode, once authenticated: the key that signs the handshake (AUTH_SIGNATURE;
+    /// the AUTH ticket's session key for cephx, none for `none`) and the connection secret
+    /// the mon handed out for secure mode (none in crc mode).
+    fn v2_session(&self) -> (Option<CryptoKey>, Option<Secret>) {
+        (None, None)
+    }
+
+    /// The rotating secrets of our own service type, for a daemon entity (OSD, MDS, MGR) that
+    /// fetched them (CEPHX_GET_ROTATING_KEY): what it verifies its clients' tickets with.
+    fn rotating_secrets(&self) -> Option<RotatingSecrets> {
+        None
+    }
+
     /// An authorizer for a connection to a service of type `service_id`.
     fn build_authorizer(
         &mut self,

@@ -162,6 +162,57 @@ impl MessengerConfig {
     }
 }
 
+/// One `key = value` option of a ceph.conf that applies to an entity, as
+/// [`ceph_conf_options`] returns it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CephConfOption {
+    /// The section it is in (`global`, `client`, `client.admin`).
+    pub section: String,
+    /// The key as written (trimmed).
+    pub key: String,
+    /// The key in Ceph's normal form: blanks and dashes become underscores (`mon_host`).
+    pub name: String,
+    /// The value, unquoted and unescaped (metavariables such as `$name` left as written).
+    pub value: String,
+    /// 1-based line of the key.
+    pub line: usize,
+}
+
+/// Every option of a ceph.conf (this module's grammar) that applies to `entity`
+/// (`client.admin`): those of `[global]`, then `[TYPE]`, then `[TYPE.ID]`, each section's in
+/// file order, so the last one of a name is the one in effect. For the options that are not the
+/// messenger's (`mon_host`, `keyring`, `auth_client_required`, ...), which a mon client reads;
+/// nothing is checked beyond the syntax. `origin` names the text in errors.
+///
+/// ```
+/// let conf = "[global]\nmon_host = v1:10.0.0.1:6789\n[client.admin]\nkeyring = /k\n[client.bob]\nkeyring = /b\n";
+/// let opts = msgr_core::ceph_conf_options(conf, "ceph.conf", "client.admin").unwrap();
+/// let keyring = opts.iter().rev().find(|o| o.name == "keyring").unwrap();
+/// assert_eq!((keyring.value.as_str(), keyring.line), ("/k", 4));
+/// ```
+pub fn ceph_conf_options(
+    text: &str,
+    origin: &str,
+    entity: &str,
+) -> Result<Vec<CephConfOption>, ConfigError> {
+    let (ty, _id) = entity
+        .split_once('.')
+        .filter(|(ty, id)| !id.is_empty() && ty.parse::<EntityType>().is_ok())
+        .ok_or_else(|| ConfigError::EntityName(entity.to_owned()))?;
+    let lines = parse(text, origin)?;
+    Ok(["global", ty, entity]
+        .iter()
+        .flat_map(|s| lines.iter().filter(move |l| l.section == *s))
+        .map(|l| CephConfOption {
+            section: l.section.clone(),
+            key: l.key.clone(),
+            name: l.name.clone(),
+            value: l.value.clone(),
+            line: l.line,
+        })
+        .collect())
+}
+
 fn bad(origin: &str, l: &Line, message: String) -> ConfigError {
     ConfigError::BadValue {
         origin: origin.to_owned(),

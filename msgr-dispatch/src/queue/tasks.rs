@@ -95,7 +95,7 @@ pub(super) struct Shared<M: Send + 'static, E: Send + 'static> {
 
 impl<M: Send + 'static, E: Send + 'static> Shared<M, E> {
     pub(super) fn lock(&self) -> MutexGuard<'_, State<M, E>> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        crate::lock(&self.state)
     }
 
     /// Puts a message on the priority queue, even while draining (used by the local task).

@@ -13,22 +13,28 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::state::{ConnState, Outgoing, SessionState};
 use super::{
-    accept, driver, Counters, Inner, KeepaliveAcks, Link, NewSession, Session, SessionClosed,
-    SessionStats, Shared, Watchers,
+    acceptor, connector, core_config, Counters, Inner, KeepaliveAcks, Link, NewSession, Session,
+    SessionClosed, SessionStats, Shared, Watchers,
 };
 use crate::config::PipeConfig;
+use crate::core::{ConnState, Outgoing, SessionCore};
 use crate::error::{HandshakeFailure, PipeError, SendError};
 use crate::host::{Host, Incoming, SessionEvent};
 use crate::inject::mix_seed;
 use crate::policy::Policy;
 use crate::transport::Transport;
+use crate::v1::V1State;
 
 impl Session {
     pub(crate) fn create(p: NewSession) -> Session {
         let rng = SmallRng::seed_from_u64(mix_seed(p.config.inject.seed, &p.id.to_le_bytes()));
-        let st = SessionState::new(p.phase, p.policy.lossy, rng);
+        let core = SessionCore::new(
+            p.phase,
+            p.policy.lossy,
+            core_config(&p.config, &p.policy),
+            rng,
+        );
         let (watchers, state_rx, ack_rx) = Watchers::new(p.phase);
         let inner = Arc::new_cyclic(|weak: &Weak<Inner>| {
             let delay = (p.config.inject.delay_probability > 0.0).then(|| {
@@ -53,14 +59,14 @@ impl Session {
                 peer_type: p.peer_type,
                 policy: p.policy,
                 shared: Mutex::new(Shared {
-                    st,
+                    core,
+                    v1: V1State::default(),
                     link: Link {
                         epoch: 0,
                         socket: None,
                         attempt: None,
                         attempt_gen: 0,
                         replacing: false,
-                        reconnect_at: None,
                         peer_name: None,
                         sockets: 0,
                     },
@@ -91,7 +97,7 @@ impl Session {
         let span = tracing::debug_span!("session", conn = d.id, peer = %d.peer_addr, peer_type = %d.peer_type);
         self.inner
             .tracker
-            .spawn(tracing::Instrument::instrument(driver::run(d), span));
+            .spawn(tracing::Instrument::instrument(connector::run(d), span));
     }
 
     /// Starts an outgoing session to `peer_addr` and registers it with the host. If the host
@@ -153,7 +159,7 @@ impl Session {
         socket_peer: SocketAddr,
         config: PipeConfig,
     ) -> Result<Session, PipeError> {
-        accept::accept(host, Box::new(stream), socket_peer, Arc::new(config)).await
+        acceptor::accept(host, Box::new(stream), socket_peer, Arc::new(config)).await
     }
 
     /// [`Session::accept`] with a shared config.
@@ -163,7 +169,7 @@ impl Session {
         socket_peer: SocketAddr,
         config: Arc<PipeConfig>,
     ) -> Result<Session, PipeError> {
-        accept::accept(host, Box::new(stream), socket_peer, config).await
+        acceptor::accept(host, Box::new(stream), socket_peer, config).await
     }
 
     fn permit_size(&self, msg: &Message) -> u64 {
@@ -250,10 +256,10 @@ impl Session {
     /// Asks for a keepalive (KEEPALIVE2 if negotiated). Does not wake a standby session.
     pub fn send_keepalive(&self) {
         let mut sh = self.inner.lock();
-        if sh.st.phase == ConnState::Closed {
+        if sh.core.phase() == ConnState::Closed {
             return;
         }
-        sh.st.queue_keepalive();
+        sh.core.queue_keepalive();
         if let Some(s) = &sh.link.socket {
             s.wake.notify_one();
         }
@@ -266,11 +272,8 @@ impl Session {
     pub fn mark_disposable(&self) {
         let close_now = {
             let mut sh = self.inner.lock();
-            match sh.st.phase {
-                ConnState::Open => {
-                    sh.st.disposable = true;
-                    false
-                }
+            match sh.core.phase() {
+                ConnState::Open => !sh.core.mark_disposable(),
                 ConnState::Closed => false,
                 _ => true,
             }
@@ -304,7 +307,7 @@ impl Session {
 
     /// The session's state.
     pub fn state(&self) -> ConnState {
-        self.inner.lock().st.phase
+        self.inner.lock().core.phase()
     }
 
     /// The peer's address (the key the session is registered under).
@@ -324,12 +327,12 @@ impl Session {
 
     /// Negotiated features (0 before the first handshake).
     pub fn features(&self) -> u64 {
-        self.inner.lock().st.features
+        self.inner.lock().core.features()
     }
 
     /// Whether the session is lossy (the connector learns it from the acceptor's reply).
     pub fn is_lossy(&self) -> bool {
-        self.inner.lock().st.lossy
+        self.inner.lock().core.is_lossy()
     }
 
     /// The policy the session was created with.
@@ -339,12 +342,16 @@ impl Session {
 
     /// When the last KEEPALIVE / KEEPALIVE2 arrived.
     pub fn last_keepalive(&self) -> Option<Instant> {
-        self.inner.lock().st.last_keepalive
+        self.inner
+            .lock()
+            .core
+            .last_keepalive()
+            .map(Instant::from_std)
     }
 
     /// The stamp echoed by the last KEEPALIVE2_ACK: our clock when we sent that keepalive.
     pub fn last_keepalive_ack(&self) -> Option<Timespec> {
-        self.inner.lock().st.last_keepalive_ack
+        self.inner.lock().core.last_keepalive_ack()
     }
 
     /// Subscribes to the KEEPALIVE2_ACKs handled from now on (subscribe before
@@ -403,9 +410,9 @@ impl Session {
         let (queued, unacked, resends) = {
             let sh = self.inner.lock();
             (
-                sh.st.queued_len() as u64,
-                sh.st.unacked_len() as u64,
-                sh.st.resent,
+                sh.core.queued_len() as u64,
+                sh.core.unacked_len() as u64,
+                sh.core.resent(),
             )
         };
         let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
@@ -427,7 +434,7 @@ impl Session {
     /// Sequence numbers `(out_seq, in_seq, connect_seq)`, for tests and diagnostics.
     pub fn seqs(&self) -> (u64, u64, u32) {
         let sh = self.inner.lock();
-        (sh.st.out_seq, sh.st.in_seq, sh.st.connect_seq)
+        (sh.core.out_seq(), sh.core.in_seq(), sh.v1.connect_seq())
     }
 
     /// Payload bytes currently counted against `max_pending_bytes`.

@@ -1,16 +1,25 @@
-//! [`Session`]: one per peer session, surviving broken sockets (Ceph's Connection + Pipe).
+//! The drivers of a [`Session`]: they move bytes and time in and out of the session's
+//! sans-IO state ([`SessionCore`] and msgr v1's [`V1State`], under one lock).
 //!
 //! # Tasks
-//! Each session has a *driver* task (reconnects, standby, wait, see `driver.rs`) and, while a
-//! socket is attached, a reader and a writer task for that socket. What the reader's
-//! deliveries queue, the reader writes itself when the writer task is idle (`writer.rs`). Every attached socket has
-//! an *epoch*; a task whose epoch is no longer the session's current one exits, and its fault
-//! reports are ignored.
+//! Each session has a *connector* task (outgoing attempts, backoff, standby and wait:
+//! `connector.rs`) and, while a socket is attached, a *reader* (bytes into the v1 decoder,
+//! frames into the core, accepted messages to the host: `reader.rs`) and a *writer* (what
+//! [`SessionCore::poll_transmit`] gives, through the v1 encoder, onto the socket:
+//! `writer.rs`). What the reader's deliveries queue, the reader writes itself when the
+//! writer task is idle (the inline-reply path, behind `writer::Pen`). The acceptor handshake
+//! runs on the accepting task (`acceptor.rs`). Every attached socket has an *epoch*; a task
+//! whose epoch is no longer the session's current one exits, and its fault reports are
+//! ignored.
+//!
+//! Not here: protocol rules. Sequence numbers, ACK policy, timers, fault and backoff
+//! decisions are the core's ([`crate::core`]); the handshake tables and v1's counters are
+//! the dialect's ([`crate::v1`]).
 //!
 //! # Locks
-//! * `Inner::shared` (a `std::sync::Mutex`) guards the protocol state and the socket link.
-//!   It is held for short, non-blocking sections only, never across an `.await`, and never
-//!   while calling a [`Host`] method.
+//! * `Inner::shared` (a `std::sync::Mutex`) guards the core, the dialect state and the socket
+//!   link. It is held for short, non-blocking sections only, never across an `.await`, and
+//!   never while calling a [`Host`] method.
 //! * `Inner::deliver_lock` serialises deliveries of one session (so a reader of a replaced
 //!   socket cannot deliver after the reader of the new one). Order: `deliver_lock` before
 //!   `shared`; `Host::deliver` is called with `deliver_lock` held but not `shared`.
@@ -21,16 +30,15 @@
 //! # Watchers
 //! [`Session::watch_state`] and [`Session::keepalive_acks`] are `tokio::sync::watch`
 //! channels whose senders live in `Shared`, under the session lock. `Inner::lock` returns a
-//! guard that, when dropped, publishes `st.phase` if it changed while the lock was held: every
-//! phase change, wherever it is assigned, is published, in order, with no `.await` and no
+//! guard that, when dropped, publishes the core's events ([`SessionCore::poll_event`]):
+//! every phase change, wherever it happens, is published, in order, with no `.await` and no
 //! [`Host`] call under the lock. `Closed` is final: publishing it drops both senders, which
 //! ends every waiter.
 
-pub mod state;
-
-mod accept;
-mod driver;
+mod acceptor;
+mod connector;
 mod handle;
+mod handshake_io;
 mod reader;
 mod writer;
 
@@ -46,22 +54,16 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::PipeConfig;
+use crate::core::{
+    ConnState, CoreConfig, Event, FaultAction, FaultCause, FaultPolicy, Outgoing, SessionCore,
+};
 use crate::error::{HandshakeFailure, PipeError, SendError};
-use crate::host::{Host, Incoming, SessionEvent};
+use crate::host::{Host, Incoming, MessageSigner, SessionEvent};
 use crate::inject::{internal_delay, mix_seed};
 use crate::policy::Policy;
 use crate::transport::BoxTransport;
-use state::{ConnState, FaultAction, FaultCause, FaultPolicy, Outgoing, SessionState};
-
-/// Messages with at least this many payload bytes have their segment CRCs computed when they
-/// are queued (see `Inner::queue`); smaller ones are sealed whole by the writer.
-const PRESEAL_MIN: u64 = 64 * 1024;
-
-/// Whether `Inner::queue` computed `o`'s segment lengths and CRCs already
-/// ([`msgr_wire::Message::seal_segments`]): the writer then only seals the header.
-fn presealed(o: &Outgoing) -> bool {
-    o.payload_len() >= PRESEAL_MIN
-}
+use crate::v1::codec::presealed;
+use crate::v1::V1State;
 
 /// Counters of one session.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -100,9 +102,6 @@ struct Counters {
     acks_out: AtomicU64,
     faults: AtomicU64,
     handshakes: AtomicU64,
-    /// Messages queued for sending (bumped under the session lock): the reader checks it
-    /// around a delivery to learn that the writer will carry an ACK with a reply.
-    queued: AtomicU64,
 }
 
 fn bump(c: &AtomicU64, n: u64) {
@@ -143,8 +142,6 @@ struct Link {
     attempt_gen: u64,
     /// An incoming socket is replacing (or opening) this session.
     replacing: bool,
-    /// Earliest time of the next outgoing attempt.
-    reconnect_at: Option<Instant>,
     /// The peer's entity name, from received messages.
     peer_name: Option<EntityName>,
     /// Sockets attached so far (seeds fault injection).
@@ -152,7 +149,10 @@ struct Link {
 }
 
 struct Shared {
-    st: SessionState,
+    /// The protocol-neutral session.
+    core: SessionCore,
+    /// msgr v1's part of it.
+    v1: V1State,
     link: Link,
     watchers: Watchers,
 }
@@ -184,31 +184,33 @@ impl Watchers {
 }
 
 impl Shared {
-    /// Publishes the current phase; `Closed` (final) also closes both channels.
-    fn publish_phase(&mut self) {
-        let phase = self.st.phase;
-        if let Some(tx) = &self.watchers.state {
-            tx.send_replace(phase);
-        }
-        if phase == ConnState::Closed {
-            self.watchers.state = None;
-            self.watchers.keepalive_ack = None;
-        }
-    }
-
-    /// A KEEPALIVE2_ACK echoing `stamp` was handled: wakes [`Session::keepalive_acks`] waiters.
-    fn publish_keepalive_ack(&self, stamp: Timespec) {
-        if let Some(tx) = &self.watchers.keepalive_ack {
-            tx.send_replace(Some(stamp));
+    /// Publishes the core's events: phases to [`Session::watch_state`] watchers (`Closed`,
+    /// final, also closes both channels), keepalive acks to [`Session::keepalive_acks`].
+    fn publish_events(&mut self) {
+        while let Some(ev) = self.core.poll_event() {
+            match ev {
+                Event::Phase(phase) => {
+                    if let Some(tx) = &self.watchers.state {
+                        tx.send_replace(phase);
+                    }
+                    if phase == ConnState::Closed {
+                        self.watchers.state = None;
+                        self.watchers.keepalive_ack = None;
+                    }
+                }
+                Event::KeepaliveAck(stamp) => {
+                    if let Some(tx) = &self.watchers.keepalive_ack {
+                        tx.send_replace(Some(stamp));
+                    }
+                }
+            }
         }
     }
 }
 
-/// The session lock held: [`Shared`], plus the phase it had when locked. Dropping it publishes
-/// the phase to [`Session::watch_state`] watchers if it changed (see the module docs).
+/// The session lock held. Dropping it publishes the core's events (see the module docs).
 struct Locked<'a> {
     guard: MutexGuard<'a, Shared>,
-    phase: ConnState,
 }
 
 impl Deref for Locked<'_> {
@@ -226,9 +228,7 @@ impl DerefMut for Locked<'_> {
 
 impl Drop for Locked<'_> {
     fn drop(&mut self) {
-        if self.guard.st.phase != self.phase {
-            self.guard.publish_phase();
-        }
+        self.guard.publish_events();
     }
 }
 
@@ -299,7 +299,6 @@ impl Link {
         if let Some((_, t)) = self.attempt.take() {
             t.cancel();
         }
-        self.reconnect_at = None;
     }
 
     fn is_current(&self, epoch: u64) -> bool {
@@ -370,33 +369,34 @@ impl PartialEq for Session {
 
 impl Eq for Session {}
 
-/// Where a deadline goes when its duration is too large to add to a clock reading.
-const FAR_FUTURE: std::time::Duration = std::time::Duration::from_secs(86_400 * 365 * 30);
-
-/// `now + d`, saturating [`FAR_FUTURE`] ahead instead of overflowing.
-fn later(d: std::time::Duration) -> Instant {
-    let now = Instant::now();
-    now.checked_add(d).unwrap_or_else(|| now + FAR_FUTURE)
+/// The core's configuration for a session with `policy`.
+fn core_config(config: &PipeConfig, policy: &Policy) -> CoreConfig {
+    CoreConfig {
+        fault: FaultPolicy {
+            server: policy.server,
+            standby: policy.standby,
+            initial_backoff: config.initial_backoff,
+            max_backoff: config.max_backoff,
+        },
+        read_timeout: config.read_timeout,
+        ack_batch: config.ack_batch,
+        ack_bytes: config.ack_bytes,
+        ack_delay: config.ack_delay,
+    }
 }
 
-fn relock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
+/// The driver's clock reading, as the core takes it (tokio's clock: paused in tests).
+fn now() -> std::time::Instant {
+    Instant::now().into_std()
 }
+
+use msgr_dispatch::lock as relock;
 
 impl Inner {
     /// Locks the session; phase changes are published when the guard drops.
     fn lock(&self) -> Locked<'_> {
-        let guard = relock(&self.shared);
-        let phase = guard.st.phase;
-        Locked { guard, phase }
-    }
-
-    fn fault_policy(&self) -> FaultPolicy {
-        FaultPolicy {
-            server: self.policy.server,
-            standby: self.policy.standby,
-            initial_backoff: self.config.initial_backoff,
-            max_backoff: self.config.max_backoff,
+        Locked {
+            guard: relock(&self.shared),
         }
     }
 
@@ -448,10 +448,10 @@ impl Inner {
                 s.cancel.cancel();
             }
             sh.link.replacing = false;
-            let action = sh.st.on_fault(&self.fault_policy(), FaultCause::Error);
-            self.apply_action(&mut sh, action);
+            let Shared { core, v1, .. } = &mut *sh;
+            let action = v1.fault(core, now(), FaultCause::Error);
             let dropped = if matches!(action, FaultAction::Close { .. }) {
-                sh.st.discard_all()
+                sh.core.close()
             } else {
                 Vec::new()
             };
@@ -484,15 +484,6 @@ impl Inner {
         }
     }
 
-    /// Records what the driver must do next after `action`.
-    fn apply_action(&self, sh: &mut Shared, action: FaultAction) {
-        sh.link.reconnect_at = match action {
-            FaultAction::Reconnect { after } => Some(later(after)),
-            FaultAction::Wait { max } => Some(later(max)),
-            _ => None,
-        };
-    }
-
     /// Ends the session for good: no socket, queues discarded, unregistered, the given event
     /// delivered once, every task told to stop.
     fn close(self: &Arc<Self>, event: Option<SessionEvent>) {
@@ -501,7 +492,6 @@ impl Inner {
         }
         let dropped = {
             let mut sh = self.lock();
-            sh.st.phase = ConnState::Closed;
             if let Some(s) = sh.link.socket.take() {
                 s.cancel.cancel();
             }
@@ -509,7 +499,7 @@ impl Inner {
                 t.cancel();
             }
             sh.link.replacing = false;
-            sh.st.discard_all()
+            sh.core.close()
         };
         drop(dropped);
         self.discard_delayed();
@@ -527,7 +517,7 @@ impl Inner {
     /// Ends a session that was never registered nor started.
     fn discard_unregistered(&self) {
         self.ended.store(true, Ordering::Release);
-        self.lock().st.phase = ConnState::Closed;
+        drop(self.lock().core.close());
         self.closed.cancel();
         self.tracker.close();
     }
@@ -573,25 +563,34 @@ impl Inner {
             out.msg.seal_segments(self.config.crc);
         }
         let mut sh = self.lock();
-        if sh.st.phase == ConnState::Closed {
+        if sh.core.phase() == ConnState::Closed {
             return Err(SendError::Closed);
         }
-        sh.st.queue(out);
-        bump(&self.counters.queued, 1);
+        sh.core.send(out);
         if let Some(s) = sh.link.socket.as_mut() {
             s.message_queued();
         }
-        if sh.st.phase == ConnState::Standby && !self.policy.server {
+        if sh.core.phase() == ConnState::Standby && !self.policy.server {
             drop(sh);
             self.driver_wake.notify_one();
         }
         Ok(())
     }
 
-    /// Starts the reader and writer of an attached socket.
-    fn spawn_socket(self: &Arc<Self>, slot: SlotHandle, t: BoxTransport, features: u64) {
+    /// Starts the reader and writer of an attached socket. `signer`: the handshake's, used
+    /// if the host signs messages and MSG_AUTH was negotiated (the cephx spec's §C).
+    fn spawn_socket(
+        self: &Arc<Self>,
+        slot: SlotHandle,
+        t: BoxTransport,
+        features: u64,
+        signer: Option<MessageSigner>,
+    ) {
+        let signs = self.host.authorizer().is_some_and(|a| a.sign_messages())
+            && msgr_wire::features::has(features, msgr_wire::features::MSG_AUTH);
+        let signer = signer.filter(|_| signs);
         let (r, w) = tokio::io::split(t);
-        let pen = Arc::new(writer::Pen::new(w, features, self));
+        let pen = Arc::new(writer::Pen::new(w, features, signer.clone(), self));
         self.tracker.spawn(reader::run(
             self.clone(),
             reader::Socket {
@@ -602,6 +601,7 @@ impl Inner {
             },
             r,
             features,
+            signer,
         ));
         self.tracker.spawn(writer::run(
             self.clone(),

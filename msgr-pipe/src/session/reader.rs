@@ -1,29 +1,39 @@
-//! The reader task of one socket: decodes frames, takes the inbound throttles before a
-//! message body is read, checks sequence numbers, delivers, handles ACK / keepalives / CLOSE.
+//! The reader task of one socket, a driver: bytes into the v1 decoder, each frame into the
+//! core ([`SessionCore::handle_message`], [`SessionCore::handle_control`]), accepted
+//! messages to the host; the inbound throttles are taken before a message body is read.
+//! When the socket has nothing to read it asks the core for the one deadline to arm
+//! ([`SessionCore::handle_idle`]) and hands it the expiry ([`SessionCore::handle_timeout`]):
+//! the delayed ACK and the read timeout are the core's rules, not this loop's.
+//!
+//! [`SessionCore::handle_message`]: crate::core::SessionCore::handle_message
+//! [`SessionCore::handle_control`]: crate::core::SessionCore::handle_control
+//! [`SessionCore::handle_idle`]: crate::core::SessionCore::handle_idle
+//! [`SessionCore::handle_timeout`]: crate::core::SessionCore::handle_timeout
 
 use std::future::{poll_fn, Future};
 use std::io;
 use std::panic::AssertUnwindSafe;
 use std::pin::pin;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::Poll;
 
 use bytes::BytesMut;
 use msgr_dispatch::{Throttle, ThrottlePermit};
-use msgr_wire::{FooterKind, Frame, FrameDecoder, Message, MsgHeader};
+use msgr_wire::{FooterKind, FrameDecoder, Message, MsgHeader};
 use tokio::io::{AsyncReadExt, ReadHalf};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use super::state::{InSeq, Outgoing};
 use super::writer::{self, Pen};
-use super::{bump, relock, Inner, FAR_FUTURE};
+use super::{bump, now, relock, Inner};
+use crate::core::{Control, InSeq, Outgoing};
 use crate::error::PipeError;
 use crate::host::Incoming;
+use crate::host::MessageSigner;
 use crate::transport::BoxTransport;
+use crate::v1::codec::{check_signature, inbound, Inbound};
 
 /// Bytes reserved for each read when no large body is pending.
 const READ_CHUNK: usize = 64 * 1024;
@@ -55,10 +65,11 @@ pub(super) async fn run(
     socket: Socket,
     mut r: ReadHalf<BoxTransport>,
     features: u64,
+    signer: Option<MessageSigner>,
 ) {
     let epoch = socket.epoch;
     let span = tracing::debug_span!("reader", conn = inner.id, peer = %inner.peer_addr, epoch);
-    let res = read_loop(&inner, &socket, &mut r, features)
+    let res = read_loop(&inner, &socket, &mut r, features, signer.as_ref())
         .instrument(span)
         .await;
     if let Err(e) = res {
@@ -156,6 +167,7 @@ async fn read_loop(
     socket: &Socket,
     r: &mut ReadHalf<BoxTransport>,
     features: u64,
+    signer: Option<&MessageSigner>,
 ) -> Result<(), PipeError> {
     let (epoch, cancel) = (socket.epoch, &socket.cancel);
     let cfg = inner.config.clone();
@@ -163,14 +175,14 @@ async fn read_loop(
     let mut dec = FrameDecoder::new(cfg.limits, FooterKind::for_features(features), cfg.crc);
     let mut buf = BytesMut::with_capacity(READ_CHUNK);
     let mut held: Option<Permits> = None;
-    // Messages and payload bytes delivered since the reader last asked for an ACK.
-    let (mut unacked, mut unacked_bytes) = (0u32, 0u64);
-    // When the delayed ACK for them is due (see `PipeConfig::ack_delay`).
-    let mut ack_due: Option<Instant> = None;
     // Messages were delivered since the last `end_delivery` (see `SocketSlot::delivering`).
     let mut delivering = false;
     // Messages an ACK released, dropped outside the session lock; reused across ACKs.
     let mut acked: Vec<Outgoing> = Vec::new();
+    // The one timer of this socket, armed for the core's earliest deadline. It is only
+    // re-armed when that deadline moves earlier or when it fires (a fresh timer per read cost
+    // a timer-wheel insert and removal per message on round trips); firing early is harmless:
+    // the core then has nothing due and gives the next deadline.
     let deadline = tokio::time::sleep(cfg.read_timeout);
     tokio::pin!(deadline);
     // Registered with the token once, not once per read.
@@ -189,8 +201,12 @@ async fn read_loop(
                     return Err(e.into());
                 }
             };
-            match frame {
-                Frame::Msg(m) => {
+            match inbound(frame) {
+                Inbound::Message(m) => {
+                    if signer.is_some_and(|s| !check_signature(s, &m)) {
+                        tracing::warn!(seq = m.header.seq, "signature check failed");
+                        return Err(PipeError::BadSignature { seq: m.header.seq });
+                    }
                     let permits = match held.take() {
                         Some(p) => p,
                         None => match try_acquire(inner, dispatch.as_ref(), &m.header) {
@@ -201,26 +217,11 @@ async fn read_loop(
                             }
                         },
                     };
-                    unacked_bytes = unacked_bytes.saturating_add(m.header.payload_len());
-                    unacked += 1;
-                    match handle_msg(inner, epoch, m, permits)? {
-                        Delivered::Duplicate => {}
-                        // The delivery queued a message (a reply, say): the writer takes the
-                        // ACK with it, so none is owed (no timer, no wake-up of our own).
-                        Delivered::Replied => {
-                            delivering = true;
-                            (unacked, unacked_bytes) = (0, 0);
-                        }
-                        Delivered::Quiet => {
-                            delivering = true;
-                            if unacked >= cfg.ack_batch || unacked_bytes >= cfg.ack_bytes {
-                                inner.wake_writer();
-                                (unacked, unacked_bytes) = (0, 0);
-                            }
-                        }
+                    if handle_msg(inner, epoch, m, permits)? {
+                        delivering = true;
                     }
                 }
-                other => handle_control(inner, epoch, other, &mut acked)?,
+                Inbound::Control(c) => handle_control(inner, epoch, c, &mut acked)?,
             }
         }
         // Every whole frame is handled: what the deliveries queued goes out now, before any
@@ -253,19 +254,10 @@ async fn read_loop(
         let n = match poll_fn(|cx| Poll::Ready(read.as_mut().poll(cx))).await {
             Poll::Ready(res) => res?,
             Poll::Pending => {
-                // Each wait may last at most `read_timeout`. One timer serves every read: it is
-                // only re-armed when it fires early (a fresh timer per read cost a timer-wheel
-                // insert and removal per message on round trips).
-                let started = Instant::now();
-                // Only a wait with messages unacknowledged starts the `ack_delay` clock (the
-                // timer is pulled in to it); data arriving before it expires pushes it out
-                // again, so a streaming peer gets an ACK every `ack_batch` messages or
-                // `ack_bytes` bytes, and a quiet one `ack_delay` after its last message.
-                if unacked > 0 {
-                    // (A delay too long to add to a clock reading arms nothing: the ACK then
-                    // waits for `ack_batch` / `ack_bytes`.)
-                    if let Some(due) = started.checked_add(cfg.ack_delay.min(cfg.read_timeout)) {
-                        ack_due = Some(due);
+                // Nothing to read: the core arms its idle timers (read timeout, delayed ACK)
+                // and gives the earliest deadline.
+                if let Some(due) = idle(inner, epoch)? {
+                    if due < deadline.deadline() {
                         deadline.as_mut().reset(due);
                         deadline_unpolled = true;
                     }
@@ -298,21 +290,7 @@ async fn read_loop(
                         Woke::Read(res) => break res?,
                         Woke::Cancelled => return Err(PipeError::Superseded),
                         Woke::Deadline => {
-                            let now = Instant::now();
-                            if ack_due.is_some_and(|due| now >= due) {
-                                ack_due = None;
-                                if unacked > 0 {
-                                    inner.wake_writer();
-                                    (unacked, unacked_bytes) = (0, 0);
-                                }
-                            }
-                            let next = match started.checked_add(cfg.read_timeout) {
-                                Some(due) if now >= due => {
-                                    return Err(PipeError::ReadTimeout(cfg.read_timeout));
-                                }
-                                Some(due) => ack_due.map_or(due, |a| a.min(due)),
-                                None => now + FAR_FUTURE,
-                            };
+                            let next = timeout(inner, epoch, cfg.read_timeout)?;
                             deadline.as_mut().reset(next);
                             deadline_unpolled = true;
                         }
@@ -326,6 +304,45 @@ async fn read_loop(
     }
 }
 
+/// The socket has nothing to read: the core's earliest deadline.
+fn idle(inner: &Inner, epoch: u64) -> Result<Option<Instant>, PipeError> {
+    let mut sh = inner.lock();
+    if !sh.link.is_current(epoch) {
+        return Err(PipeError::Superseded);
+    }
+    Ok(sh.core.handle_idle(now()).map(Instant::from_std))
+}
+
+/// The socket's timer fired: the core handles what is due (a delayed ACK wakes the writer,
+/// a silent socket faults); the next deadline to arm.
+fn timeout(
+    inner: &Inner,
+    epoch: u64,
+    read_timeout: std::time::Duration,
+) -> Result<Instant, PipeError> {
+    let mut sh = inner.lock();
+    if !sh.link.is_current(epoch) {
+        return Err(PipeError::Superseded);
+    }
+    let expired = sh.core.handle_timeout(now());
+    if expired.idle {
+        return Err(PipeError::ReadTimeout(read_timeout));
+    }
+    if expired.ack {
+        if let Some(s) = &sh.link.socket {
+            s.wake.notify_one();
+        }
+    }
+    // Always armed while open (the read timeout); a deadline too far to represent waits
+    // a year, and is re-armed then.
+    let now = Instant::now();
+    Ok(sh
+        .core
+        .poll_timeout()
+        .map(Instant::from_std)
+        .unwrap_or_else(|| now + std::time::Duration::from_secs(86_400 * 365)))
+}
+
 /// What ended a wait for data.
 enum Woke {
     Read(io::Result<usize>),
@@ -333,25 +350,13 @@ enum Woke {
     Cancelled,
 }
 
-/// What became of a received message.
-enum Delivered {
-    /// Already received: dropped.
-    Duplicate,
-    /// Delivered.
-    Quiet,
-    /// Delivered, and a message was queued on this session after its seq was accepted
-    /// (during the delivery: a reply from fast dispatch, say), so the writer's next batch
-    /// carries the ACK for it.
-    Replied,
-}
-
-/// Accepts and delivers one message.
+/// Accepts and delivers one message; true if it was delivered (not a duplicate).
 fn handle_msg(
     inner: &Arc<Inner>,
     epoch: u64,
     m: Message,
     permits: Permits,
-) -> Result<Delivered, PipeError> {
+) -> Result<bool, PipeError> {
     let seq = m.header.seq;
     if !m.footer.is_complete() {
         tracing::warn!(seq, "aborted message (footer without COMPLETE)");
@@ -363,8 +368,8 @@ fn handle_msg(
         if !sh.link.is_current(epoch) {
             return Err(PipeError::Superseded);
         }
-        let in_seq = sh.st.in_seq;
-        let v = sh.st.accept_incoming(seq);
+        let in_seq = sh.core.in_seq();
+        let (v, ack_now) = sh.core.handle_message(seq, m.header.payload_len());
         if v == InSeq::Gap {
             tracing::warn!(seq, in_seq, "missed message? accepting a gap");
         }
@@ -373,13 +378,16 @@ fn handle_msg(
             // What the delivery queues is sent when the reader's deliveries end.
             if let Some(s) = sh.link.socket.as_mut() {
                 s.delivering = true;
+                if ack_now {
+                    s.wake.notify_one();
+                }
             }
         }
         v
     };
     if verdict == InSeq::Duplicate {
         tracing::debug!(seq, "dropping duplicate message");
-        return Ok(Delivered::Duplicate);
+        return Ok(false);
     }
     tracing::trace!(
         seq,
@@ -389,9 +397,6 @@ fn handle_msg(
     );
     bump(&inner.counters.msgs_in, 1);
     bump(&inner.counters.bytes_in, m.header.payload_len());
-    // Read after the seq was accepted under the session lock: a queue that bumps it later
-    // takes that lock later too, so the writer's batch for it sees the new `in_seq`.
-    let queued = inner.counters.queued.load(Ordering::Acquire);
     let incoming = Incoming {
         msg: m,
         policy_permits: permits.policy,
@@ -404,17 +409,13 @@ fn handle_msg(
         tracing::error!(seq, "delivery panicked; faulting the socket");
         return Err(PipeError::DeliveryPanicked { seq });
     }
-    Ok(if inner.counters.queued.load(Ordering::Acquire) != queued {
-        Delivered::Replied
-    } else {
-        Delivered::Quiet
-    })
+    Ok(true)
 }
 
 fn handle_control(
     inner: &Arc<Inner>,
     epoch: u64,
-    frame: Frame,
+    c: Control,
     acked: &mut Vec<Outgoing>,
 ) -> Result<(), PipeError> {
     {
@@ -422,33 +423,19 @@ fn handle_control(
         if !sh.link.is_current(epoch) {
             return Err(PipeError::Superseded);
         }
-        match frame {
-            Frame::Ack(seq) => {
-                tracing::trace!(seq, "ack");
-                bump(&inner.counters.acks_in, 1);
-                sh.st.handle_ack_into(seq, acked);
-            }
-            Frame::Keepalive => {
-                tracing::trace!("keepalive");
-                sh.st.on_keepalive(Instant::now());
-            }
-            Frame::Keepalive2(ts) => {
-                tracing::trace!(?ts, "keepalive2");
-                sh.st.on_keepalive2(Instant::now(), ts);
-                if let Some(s) = &sh.link.socket {
-                    s.wake.notify_one();
-                }
-            }
-            Frame::Keepalive2Ack(ts) => {
-                tracing::trace!(?ts, "keepalive2 ack");
-                sh.st.on_keepalive2_ack(ts);
-                sh.publish_keepalive_ack(ts);
-            }
-            Frame::Close => {
+        tracing::trace!(?c, "control frame");
+        match c {
+            Control::Close => {
                 tracing::debug!("peer sent CLOSE");
                 return Err(PipeError::PeerClosed);
             }
-            Frame::Msg(_) => {}
+            Control::Ack(_) => bump(&inner.counters.acks_in, 1),
+            _ => {}
+        }
+        if sh.core.handle_control(now(), c, acked) {
+            if let Some(s) = &sh.link.socket {
+                s.wake.notify_one();
+            }
         }
     }
     // Outside the session lock: permits go back, payloads are freed.

@@ -1,8 +1,9 @@
-//! The sending side of one socket: keepalive, keepalive2 acks, then every queued message in
-//! one vectored write (head, front, middle, data, footer per message, payloads not copied),
-//! then one ACK if `in_seq` advanced on a lossless session. Small pieces (frame heads, footers,
-//! control frames, segments under 8 KiB) are staged in one buffer; larger segments go out
-//! from their own buffers without a copy.
+//! The sending side of one socket, a driver: what [`SessionCore::poll_transmit`] gives
+//! (keepalives, keepalive acks, a batch of messages, the ACK owed), encoded by the v1
+//! [`Encoder`] into one vectored write (payloads not copied: small pieces are staged in one
+//! buffer, segments of 8 KiB or more go out from their own buffers).
+//!
+//! [`SessionCore::poll_transmit`]: crate::core::SessionCore::poll_transmit
 //!
 //! Who writes: the write half and its buffers ([`Out`]) sit in a [`Pen`] whenever nobody is
 //! writing. The writer task takes them when woken and writes until the session has nothing
@@ -18,17 +19,19 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::task::{ready, Context, Poll, Waker};
 
-use bytes::{BufMut, Bytes, BytesMut};
-use msgr_wire::{features, FooterKind, Tag, Timespec, Wire};
+use bytes::{Bytes, BytesMut};
+use msgr_wire::{features, FooterKind};
 use tokio::io::{AsyncWrite, WriteHalf};
 use tokio::sync::Notify;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
 use tracing::Instrument;
 
-use super::state::Outgoing;
-use super::{bump, presealed, relock, Inner, Shared};
+use super::{bump, relock, Inner, Shared};
+use crate::core::{BatchLimits, Outgoing};
 use crate::error::PipeError;
+use crate::host::MessageSigner;
 use crate::transport::{poll_write_chain, BoxTransport};
+use crate::v1::codec::{stage_len, Encoder};
 
 pub(super) async fn run(
     inner: Arc<Inner>,
@@ -48,72 +51,9 @@ pub(super) async fn run(
     }
 }
 
-/// Segments shorter than this are copied into the staging buffer with the frame heads and
-/// footers (fewer, larger writes); longer ones are written from their own buffers, uncopied.
-const COPY_THRESHOLD: usize = 8 * 1024;
-
-fn push_segment(chain: &mut VecDeque<Bytes>, stage: &mut BytesMut, seg: &Bytes) {
-    if seg.len() < COPY_THRESHOLD {
-        stage.put_slice(seg);
-    } else {
-        if !stage.is_empty() {
-            chain.push_back(stage.split().freeze());
-        }
-        chain.push_back(seg.clone());
-    }
-}
-
 /// Messages with at most this many payload bytes are staged under the session lock (see
-/// `SessionState::take_batch_staged`); every segment of one is below `COPY_THRESHOLD`.
+/// [`BatchLimits::small`]); every segment of one is below the copy threshold.
 const SMALL_MESSAGE: u64 = 512;
-
-/// Seals `o` with its seq (and the `src` stamped when it was queued) and appends its frame:
-/// head, segments (small ones copied into `stage`, large ones queued on `chain` after the
-/// staged bytes so far) and footer.
-fn stage_message(
-    o: &mut Outgoing,
-    crc: msgr_wire::CrcFlags,
-    kind: FooterKind,
-    chain: &mut VecDeque<Bytes>,
-    stage: &mut BytesMut,
-) {
-    let src = o.msg.header.src;
-    if presealed(o) {
-        o.msg.seal_header(o.seq, src, crc);
-    } else {
-        o.msg.seal(o.seq, src, crc);
-    }
-    stage.put_slice(&o.msg.frame_head());
-    for seg in [&o.msg.front, &o.msg.middle, &o.msg.data] {
-        push_segment(chain, stage, seg);
-    }
-    let (footer, len) = o.msg.frame_footer(kind);
-    stage.put_slice(footer.get(..len).unwrap_or(&footer));
-}
-
-/// A KEEPALIVE2 stamped with our clock now.
-fn put_keepalive2(stage: &mut BytesMut) {
-    stage.put_u8(Tag::Keepalive2.byte());
-    Timespec::now().encode(stage);
-}
-
-/// Bytes the batch puts into the staging buffer, so it is reserved once, not regrown.
-fn stage_len(msgs: &[Outgoing]) -> usize {
-    let small = |b: &Bytes| if b.len() < COPY_THRESHOLD { b.len() } else { 0 };
-    let msgs: usize = msgs
-        .iter()
-        .map(|o| {
-            msgr_wire::FRAME_HEAD_LEN
-                + msgr_wire::FOOTER_LEN
-                + small(&o.msg.front)
-                + small(&o.msg.middle)
-                + small(&o.msg.data)
-        })
-        .sum();
-    // The ACK and a nudging KEEPALIVE2: a tag and 8 bytes each (other keepalives are staged
-    // already).
-    msgs + 9 + 9
-}
 
 /// Most messages taken for one write: bounds the batch vector and the staging buffer when
 /// messages are tiny (4 MiB of 64-byte messages would be 65,536 of them).
@@ -141,6 +81,8 @@ pub(super) struct Out {
     batch: Written,
     /// The `ack_requests` count the last nudge answered.
     nudged_for: u64,
+    /// Signs every message (an authorized connection).
+    signer: Option<MessageSigner>,
 }
 
 /// What one batch carries, for the session counters.
@@ -166,7 +108,12 @@ struct PenSlot {
 
 impl Pen {
     /// A pen holding the sending side of a newly attached socket.
-    pub(super) fn new(w: WriteHalf<BoxTransport>, features: u64, inner: &Inner) -> Pen {
+    pub(super) fn new(
+        w: WriteHalf<BoxTransport>,
+        features: u64,
+        signer: Option<MessageSigner>,
+        inner: &Inner,
+    ) -> Pen {
         let out = Out {
             w,
             kind: FooterKind::for_features(features),
@@ -176,6 +123,7 @@ impl Pen {
             msgs: Vec::new(),
             batch: Written::default(),
             nudged_for: inner.ack_requests.load(Ordering::Acquire),
+            signer,
         };
         Pen {
             slot: Mutex::new(PenSlot {
@@ -208,12 +156,10 @@ impl Pen {
 
 /// What [`Out::take`] took from the session under its lock, to stage outside it.
 struct Taken {
-    /// Small messages already staged, and their payload bytes.
-    staged: usize,
-    staged_bytes: u64,
+    /// What the core's transmit produced.
+    tx: crate::core::Transmit,
     /// A KEEPALIVE2 after the messages, for a sender out of budget (its answer brings the ACK).
     nudge: bool,
-    ack: Option<u64>,
 }
 
 impl Out {
@@ -232,95 +178,92 @@ impl Out {
         Ok(())
     }
 
-    /// The part of [`fill`](Self::fill) under the session lock: control frames and small
-    /// messages are staged, larger messages are taken into `msgs`.
+    fn encoder<'a>(
+        crc: msgr_wire::CrcFlags,
+        kind: FooterKind,
+        ka2: bool,
+        chain: &'a mut VecDeque<Bytes>,
+        stage: &'a mut BytesMut,
+        signer: Option<&'a MessageSigner>,
+    ) -> Encoder<'a> {
+        Encoder {
+            crc,
+            kind,
+            ka2,
+            chain,
+            stage,
+            signer,
+        }
+    }
+
+    /// The part of [`fill`](Self::fill) under the session lock: the core's transmit, control
+    /// frames and small messages encoded, larger messages taken into `msgs`.
     fn take(&mut self, sh: &mut Shared, inner: &Inner) -> Taken {
-        let crc = inner.config.crc;
-        let kind = self.kind;
+        let limits = BatchLimits {
+            max_bytes: inner.config.write_batch_bytes,
+            max_msgs: WRITE_BATCH_MSGS,
+            small: SMALL_MESSAGE,
+        };
         let Out {
-            chain, stage, msgs, ..
+            chain,
+            stage,
+            msgs,
+            kind,
+            ka2,
+            signer,
+            ..
         } = self;
-        let (keepalive, ka2_acks) = sh.st.take_control();
-        if keepalive {
-            if self.ka2 {
-                put_keepalive2(stage);
-            } else {
-                stage.put_u8(Tag::Keepalive.byte());
-            }
-        }
-        for ts in &ka2_acks {
-            stage.put_u8(Tag::Keepalive2Ack.byte());
-            ts.encode(stage);
-        }
         msgs.clear();
-        let (mut staged, mut staged_bytes) = (0, 0);
-        if sh.st.has_messages() {
-            // Small messages of a lossless session are sealed and copied into the staging
-            // buffer right here, so the sent list keeps the only copy (no clone of each
-            // message for the writer); larger ones are cloned and staged outside the lock
-            // (their CRCs take longer).
-            let mut stage_small = |o: &mut Outgoing| {
-                stage_message(o, crc, kind, chain, stage);
-            };
-            (staged, staged_bytes) = sh.st.take_batch_staged(
-                inner.config.write_batch_bytes,
-                WRITE_BATCH_MSGS,
-                Some((SMALL_MESSAGE, &mut stage_small)),
-                msgs,
-            );
-        }
-        let ack = sh.st.take_ack();
+        let mut enc = Self::encoder(inner.config.crc, *kind, *ka2, chain, stage, signer.as_ref());
+        let tx = sh.core.poll_transmit(&limits, &mut enc, msgs);
         // A sender waits for budget and this batch leaves nothing queued (all the sender
         // waits for is written): end it with a KEEPALIVE2. While messages stay queued the
         // writer is the bottleneck, and the peer's own ACKs keep up.
         let requests = inner.ack_requests.load(Ordering::Acquire);
         let nudge = self.ka2
             && !inner.policy.lossy
-            && !sh.st.has_messages()
+            && !sh.core.has_messages()
             && inner.blocked_senders.load(Ordering::Acquire) > 0
-            && (requests != self.nudged_for || staged > 0 || !msgs.is_empty());
+            && (requests != self.nudged_for || tx.staged > 0 || !self.msgs.is_empty());
         self.nudged_for = requests;
-        Taken {
-            staged,
-            staged_bytes,
-            nudge,
-            ack,
-        }
+        Taken { tx, nudge }
     }
 
-    /// The part of [`fill`](Self::fill) outside the session lock: stages the larger
+    /// The part of [`fill`](Self::fill) outside the session lock: encodes the larger
     /// messages, the nudge and the ACK, and closes the chain.
     fn stage_taken(&mut self, t: Taken, inner: &Inner) {
-        let crc = inner.config.crc;
-        let kind = self.kind;
         let Out {
-            chain, stage, msgs, ..
+            chain,
+            stage,
+            msgs,
+            kind,
+            ka2,
+            signer,
+            ..
         } = self;
         stage.reserve(stage_len(msgs));
-        let mut bytes = t.staged_bytes;
+        let mut enc = Self::encoder(inner.config.crc, *kind, *ka2, chain, stage, signer.as_ref());
+        let mut bytes = t.tx.staged_bytes;
         for o in msgs.iter_mut() {
             bytes += o.payload_len();
-            stage_message(o, crc, kind, chain, stage);
+            enc.encode_message(o);
         }
         if t.nudge {
-            put_keepalive2(stage);
+            enc.keepalive2();
         }
-        if let Some(seq) = t.ack {
-            stage.put_u8(Tag::Ack.byte());
-            stage.put_u64_le(seq);
+        if let Some(seq) = t.tx.ack {
+            enc.ack(seq);
         }
-        if !stage.is_empty() {
-            chain.push_back(stage.split().freeze());
-        }
+        enc.finish();
         if chain.is_empty() {
             return;
         }
-        let n = msgs.len() + t.staged;
-        tracing::trace!(msgs = n, ack = ?t.ack, "writing");
+        let n = msgs.len() + t.tx.staged;
+        tracing::trace!(msgs = n, ack = ?t.tx.ack, "writing");
         self.batch = Written {
             msgs: n as u64,
             bytes,
-            ack: t.ack.is_some(),
+            ack: t.tx.ack.is_some(),
         };
     }
 
@@ -439,7 +382,7 @@ pub(super) fn end_delivery(
         };
         let taken = out.take(&mut sh, inner);
         // More than one batch was queued: the writer task sends the rest.
-        let more = sh.st.writer_has_work();
+        let more = sh.core.wants_transmit();
         (out, taken, more)
     };
     out.stage_taken(taken, inner);

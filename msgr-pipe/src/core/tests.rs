@@ -1,15 +1,167 @@
-use std::time::Duration;
+//! Unit tests of the core's rules (and of msgr v1's bookkeeping where a rule involves it),
+//! through a small shim with the old `SessionState` vocabulary.
+
+use std::ops::{Deref, DerefMut};
+use std::time::{Duration, Instant};
 
 use msgr_dispatch::Throttle;
 use msgr_wire::{features, Message, Timespec, PRIO_HIGHEST};
 use rand::rngs::SmallRng;
 use rand::SeedableRng;
-use tokio::time::Instant;
 
 use super::*;
+use crate::core::{
+    BatchLimits, ConnState, Control, CoreConfig, Established, FaultAction, FaultCause, FaultPolicy,
+    FrameSink, InSeq, Outgoing,
+};
+use crate::v1::V1State;
 
-fn st(lossy: bool) -> SessionState {
-    SessionState::new(ConnState::Open, lossy, SmallRng::seed_from_u64(1))
+/// A core and its v1 state, with the operations the tests name.
+struct S {
+    core: SessionCore,
+    v1: V1State,
+}
+
+impl Deref for S {
+    type Target = SessionCore;
+    fn deref(&self) -> &SessionCore {
+        &self.core
+    }
+}
+
+impl DerefMut for S {
+    fn deref_mut(&mut self) -> &mut SessionCore {
+        &mut self.core
+    }
+}
+
+/// Records what `poll_transmit` hands the dialect.
+#[derive(Default)]
+struct Rec {
+    keepalive: bool,
+    acks: Vec<Timespec>,
+    staged: Vec<(u64, u64)>,
+    forbid_messages: bool,
+}
+
+impl FrameSink for Rec {
+    fn keepalive(&mut self) {
+        self.keepalive = true;
+    }
+    fn keepalive_ack(&mut self, stamp: Timespec) {
+        self.acks.push(stamp);
+    }
+    fn message(&mut self, o: &mut Outgoing) {
+        assert!(!self.forbid_messages, "a message was staged");
+        self.staged.push((tag(o), o.seq));
+    }
+}
+
+fn config() -> CoreConfig {
+    CoreConfig {
+        fault: fp(),
+        read_timeout: Duration::from_secs(900),
+        ack_batch: 64,
+        ack_bytes: 1 << 20,
+        ack_delay: Duration::from_millis(5),
+    }
+}
+
+impl S {
+    fn new(phase: ConnState, lossy: bool) -> S {
+        S {
+            core: SessionCore::new(phase, lossy, config(), SmallRng::seed_from_u64(1)),
+            v1: V1State::default(),
+        }
+    }
+    fn queue(&mut self, o: Outgoing) {
+        self.core.send(o);
+    }
+    fn take_batch(&mut self, max_bytes: u64) -> Vec<Outgoing> {
+        let mut out = Vec::new();
+        let limits = BatchLimits {
+            max_bytes,
+            max_msgs: usize::MAX,
+            small: 0,
+        };
+        self.core.take_batch::<Rec>(&limits, None, &mut out);
+        out
+    }
+    fn take_batch_staged(
+        &mut self,
+        max_bytes: u64,
+        max_msgs: usize,
+        small: u64,
+        rec: &mut Rec,
+        out: &mut Vec<Outgoing>,
+    ) -> (usize, u64) {
+        let limits = BatchLimits {
+            max_bytes,
+            max_msgs,
+            small,
+        };
+        self.core.take_batch(&limits, Some(rec), out)
+    }
+    fn handle_ack(&mut self, seq: u64) -> Vec<Outgoing> {
+        let mut done = Vec::new();
+        self.core
+            .handle_control(Instant::now(), Control::Ack(seq), &mut done);
+        done
+    }
+    fn accept_incoming(&mut self, seq: u64) -> InSeq {
+        self.core.handle_message(seq, 0).0
+    }
+    /// The ACK of a transmit (the session must have no message queued).
+    fn take_ack(&mut self) -> Option<u64> {
+        let (tx, _) = self.transmit_control();
+        tx
+    }
+    /// A transmit of a session with no message queued: its ACK and its control frames.
+    fn transmit_control(&mut self) -> (Option<u64>, Rec) {
+        let mut rec = Rec {
+            forbid_messages: true,
+            ..Rec::default()
+        };
+        let mut out = Vec::new();
+        let limits = BatchLimits {
+            max_bytes: u64::MAX,
+            max_msgs: usize::MAX,
+            small: u64::MAX,
+        };
+        let tx = self.core.poll_transmit(&limits, &mut rec, &mut out);
+        assert!(out.is_empty());
+        (tx.ack, rec)
+    }
+    fn on_fault(&mut self, p: &FaultPolicy, cause: FaultCause) -> FaultAction {
+        self.core.config.fault = *p;
+        self.v1.fault(&mut self.core, Instant::now(), cause)
+    }
+    fn opened(&mut self) {
+        let est = Established {
+            features: self.core.features,
+            lossy: self.core.lossy,
+        };
+        self.core.opened(est);
+        self.v1.committed();
+    }
+    fn wake_from_standby(&mut self) -> bool {
+        self.v1.wake_from_standby(&mut self.core)
+    }
+    fn reset_session(&mut self) -> Vec<Outgoing> {
+        self.v1.reset();
+        self.core.reset_session()
+    }
+    fn connect_seq(&self) -> u32 {
+        self.v1.connect_seq()
+    }
+}
+
+fn st(lossy: bool) -> S {
+    S::new(ConnState::Open, lossy)
+}
+
+fn new_st(phase: ConnState) -> S {
+    S::new(phase, false)
 }
 
 fn m(tag: u64, prio: u16) -> Outgoing {
@@ -71,19 +223,21 @@ fn staged_batches_are_runs_of_small_or_large_messages() {
     s.queue(m(2, 127));
     s.queue(Outgoing::new(Message::new(1, vec![0u8; 100]), None));
     s.queue(m(4, 127));
-    let mut seen = Vec::new();
-    let mut f = |o: &mut Outgoing| seen.push((tag(o), o.seq));
+    let mut rec = Rec::default();
     let mut out = Vec::new();
     assert_eq!(
-        s.take_batch_staged(u64::MAX, 10, Some((8, &mut f)), &mut out),
+        s.take_batch_staged(u64::MAX, 10, 8, &mut rec, &mut out),
         (2, 16)
     );
     assert!(out.is_empty());
-    assert_eq!(seen, vec![(1, 1), (2, 2)]);
+    assert_eq!(rec.staged, vec![(1, 1), (2, 2)]);
     assert_eq!(s.unacked_len(), 2);
-    let mut f = |_: &mut Outgoing| panic!("a large message was staged");
+    let mut rec = Rec {
+        forbid_messages: true,
+        ..Rec::default()
+    };
     assert_eq!(
-        s.take_batch_staged(u64::MAX, 10, Some((8, &mut f)), &mut out),
+        s.take_batch_staged(u64::MAX, 10, 8, &mut rec, &mut out),
         (0, 0)
     );
     assert_eq!(out.iter().map(|o| o.seq).collect::<Vec<_>>(), vec![3]);
@@ -91,10 +245,9 @@ fn staged_batches_are_runs_of_small_or_large_messages() {
     // Lossy sessions never stage: the original goes to the writer.
     let mut l = st(true);
     l.queue(m(5, 127));
-    let mut f = |_: &mut Outgoing| panic!("lossy message staged");
     out.clear();
     assert_eq!(
-        l.take_batch_staged(u64::MAX, 10, Some((8, &mut f)), &mut out),
+        l.take_batch_staged(u64::MAX, 10, 8, &mut rec, &mut out),
         (0, 0)
     );
     assert_eq!(out.len(), 1);
@@ -210,10 +363,10 @@ fn reset_session_discards_everything() {
     }
     drop(s.take_batch(1));
     s.in_seq = 9;
-    s.connect_seq = 4;
+    s.v1 = V1State::with(4, false, false, None);
     let gone = s.reset_session();
     assert_eq!(gone.len(), 3);
-    assert_eq!((s.in_seq, s.connect_seq), (0, 0));
+    assert_eq!((s.in_seq, s.connect_seq()), (0, 0));
     assert!(s.out_seq <= 0x7fff_ffff);
     assert!(!s.has_messages());
     assert_eq!(s.unacked_len(), 0);
@@ -227,15 +380,27 @@ fn reset_session_discards_everything() {
 fn keepalives() {
     let mut s = st(false);
     let now = Instant::now();
-    s.on_keepalive2(now, Timespec::new(5, 6));
+    let mut done = Vec::new();
+    assert!(
+        s.handle_control(now, Control::Keepalive2(Timespec::new(5, 6)), &mut done),
+        "a KEEPALIVE2 asks for a transmission (its ack)"
+    );
     assert_eq!(s.last_keepalive, Some(now));
     s.queue_keepalive();
-    assert!(s.writer_has_work());
-    let (ka, acks) = s.take_control();
-    assert!(ka);
-    assert_eq!(acks, vec![Timespec::new(5, 6)]);
-    s.on_keepalive2_ack(Timespec::new(1, 2));
+    assert!(s.wants_transmit());
+    let (ack, rec) = s.transmit_control();
+    assert_eq!(ack, None);
+    assert!(rec.keepalive);
+    assert_eq!(rec.acks, vec![Timespec::new(5, 6)]);
+    assert!(!s.wants_transmit());
+    s.handle_control(now, Control::Keepalive2Ack(Timespec::new(1, 2)), &mut done);
     assert_eq!(s.last_keepalive_ack, Some(Timespec::new(1, 2)));
+    while let Some(ev) = s.poll_event() {
+        if ev == Event::KeepaliveAck(Timespec::new(1, 2)) {
+            return;
+        }
+    }
+    panic!("no KeepaliveAck event");
 }
 
 #[test]
@@ -252,7 +417,7 @@ fn lossy_fault_after_open_closes_with_reset() {
 
 #[test]
 fn lossy_fault_before_open_retries() {
-    let mut s = SessionState::new(ConnState::Connecting, true, SmallRng::seed_from_u64(1));
+    let mut s = S::new(ConnState::Connecting, true);
     assert!(matches!(
         s.on_fault(&fp(), FaultCause::Error),
         FaultAction::Reconnect { .. }
@@ -263,24 +428,25 @@ fn lossy_fault_before_open_retries() {
 fn lossless_open_fault_bumps_connect_seq_and_reconnects_now() {
     let mut s = st(false);
     s.opened();
-    s.connect_seq = 3;
+    s.v1 = V1State::with(3, false, false, None);
     s.queue(m(1, 127));
     drop(s.take_batch(u64::MAX));
     assert_eq!(
         s.on_fault(&fp(), FaultCause::Error),
         FaultAction::Reconnect {
-            after: Duration::ZERO
+            after: Duration::ZERO,
+            renew: true
         }
     );
-    assert_eq!(s.connect_seq, 4);
+    assert_eq!(s.connect_seq(), 4);
     assert_eq!(s.queued_len(), 1, "sent message requeued");
     assert_eq!(s.phase, ConnState::Connecting);
 }
 
-fn delays(s: &mut SessionState, n: usize) -> Vec<u128> {
+fn delays(s: &mut S, n: usize) -> Vec<u128> {
     (0..n)
         .map(|_| match s.on_fault(&fp(), FaultCause::Error) {
-            FaultAction::Reconnect { after } => after.as_millis(),
+            FaultAction::Reconnect { after, .. } => after.as_millis(),
             other => panic!("{other:?}"),
         })
         .collect()
@@ -289,15 +455,16 @@ fn delays(s: &mut SessionState, n: usize) -> Vec<u128> {
 #[test]
 fn consecutive_failed_attempts_double_the_backoff_up_to_max() {
     // Ceph's Pipe::fault: the first failure retries at once, then 0.2, 0.4, ... 15 s.
-    let mut s = SessionState::new(ConnState::Connecting, false, SmallRng::seed_from_u64(1));
-    s.connect_seq = 2;
+    let mut s = new_st(ConnState::Connecting);
+    s.v1 = V1State::with(2, false, false, None);
     assert_eq!(
         delays(&mut s, 11),
         vec![0, 200, 400, 800, 1600, 3200, 6400, 12800, 15000, 15000, 15000]
     );
     assert_eq!(s.failed_attempts(), 11);
     assert_eq!(
-        s.connect_seq, 2,
+        s.connect_seq(),
+        2,
         "a failed attempt does not bump connect_seq"
     );
     // Thousands of failures neither overflow nor exceed the cap.
@@ -306,7 +473,7 @@ fn consecutive_failed_attempts_double_the_backoff_up_to_max() {
 
 #[test]
 fn a_successful_handshake_resets_the_backoff() {
-    let mut s = SessionState::new(ConnState::Connecting, false, SmallRng::seed_from_u64(1));
+    let mut s = new_st(ConnState::Connecting);
     assert_eq!(delays(&mut s, 4), vec![0, 200, 400, 800]);
     s.opened();
     assert_eq!(s.failed_attempts(), 0);
@@ -319,11 +486,11 @@ fn a_successful_handshake_resets_the_backoff() {
 fn sessions_that_die_right_after_opening_reconnect_at_once() {
     // Ceph's fault rates: every handshake succeeds, every session lives a few socket
     // operations. Each fault reconnects at once, however short the session was.
-    let mut s = SessionState::new(ConnState::Connecting, false, SmallRng::seed_from_u64(1));
+    let mut s = new_st(ConnState::Connecting);
     for round in 0..50u32 {
         s.opened();
         assert_eq!(delays(&mut s, 1), vec![0], "round {round}");
-        assert_eq!(s.connect_seq, round + 1);
+        assert_eq!(s.connect_seq(), round + 1);
     }
 }
 
@@ -341,7 +508,7 @@ fn a_peer_that_hangs_up_during_every_handshake_is_backed_off() {
 
 #[test]
 fn waking_from_standby_starts_without_backoff() {
-    let mut s = SessionState::new(ConnState::Connecting, false, SmallRng::seed_from_u64(1));
+    let mut s = new_st(ConnState::Connecting);
     assert_eq!(delays(&mut s, 3), vec![0, 200, 400]);
     let p = FaultPolicy {
         standby: true,
@@ -360,13 +527,13 @@ fn standby_and_server() {
     p.standby = true;
     let mut s = st(false);
     s.opened();
-    s.connect_seq = 1;
+    s.v1 = V1State::with(1, false, false, None);
     assert_eq!(s.on_fault(&p, FaultCause::Error), FaultAction::Standby);
     s.queue_keepalive();
     assert!(!s.wake_from_standby(), "a keepalive does not wake standby");
     s.queue(m(1, 127));
     assert!(s.wake_from_standby());
-    assert_eq!(s.connect_seq, 2);
+    assert_eq!(s.connect_seq(), 2);
     assert_eq!(s.phase, ConnState::Connecting);
 
     let mut p = fp();
@@ -379,7 +546,7 @@ fn standby_and_server() {
 
 #[test]
 fn wait_after_race_lost() {
-    let mut s = SessionState::new(ConnState::Connecting, false, SmallRng::seed_from_u64(1));
+    let mut s = new_st(ConnState::Connecting);
     assert_eq!(
         s.on_fault(&fp(), FaultCause::RaceLost),
         FaultAction::Wait {
@@ -391,9 +558,8 @@ fn wait_after_race_lost() {
 
 #[test]
 fn accepted_never_opened_closes_quietly() {
-    let mut s = SessionState::new(ConnState::Accepting, false, SmallRng::seed_from_u64(1));
-    s.accepted_new = true;
-    s.created_by_accept = true;
+    let mut s = new_st(ConnState::Accepting);
+    s.v1 = V1State::with(1, true, true, None);
     assert_eq!(
         s.on_fault(&fp(), FaultCause::Error),
         FaultAction::Close { reset: false }
@@ -402,53 +568,50 @@ fn accepted_never_opened_closes_quietly() {
 
 #[test]
 fn accepted_never_opened_with_queued_messages_connects_out() {
-    let mut s = SessionState::new(ConnState::Accepting, false, SmallRng::seed_from_u64(1));
-    s.accepted_new = true;
-    s.created_by_accept = true;
-    s.connect_seq = 1;
+    let mut s = new_st(ConnState::Accepting);
+    s.v1 = V1State::with(1, true, true, None);
     s.queue(m(1, 127));
     assert!(matches!(
         s.on_fault(&fp(), FaultCause::Error),
         FaultAction::Reconnect { .. }
     ));
-    assert_eq!(s.connect_seq, 0, "the peer never saw our reply");
+    assert_eq!(s.connect_seq(), 0, "the peer never saw our reply");
     assert_eq!(s.phase, ConnState::Connecting);
 }
 
 #[test]
 fn accepted_after_reply_waits_for_the_peer() {
-    let mut s = SessionState::new(ConnState::Accepting, false, SmallRng::seed_from_u64(1));
-    s.created_by_accept = true;
-    s.connect_seq = 1;
+    let mut s = new_st(ConnState::Accepting);
+    s.v1 = V1State::with(1, false, true, None);
     assert_eq!(s.on_fault(&fp(), FaultCause::Error), FaultAction::Standby);
-    assert_eq!(s.connect_seq, 1);
+    assert_eq!(s.connect_seq(), 1);
 }
 
 #[test]
 fn failed_replace_after_reply_acts_as_if_open() {
-    let mut s = SessionState::new(ConnState::Accepting, false, SmallRng::seed_from_u64(1));
-    s.connect_seq = 1;
+    let mut s = new_st(ConnState::Accepting);
+    s.v1 = V1State::with(1, false, false, None);
     s.queue(m(1, 127));
     assert_eq!(
         s.on_fault(&fp(), FaultCause::Error),
         FaultAction::Reconnect {
-            after: Duration::ZERO
+            after: Duration::ZERO,
+            renew: true
         }
     );
-    assert_eq!(s.connect_seq, 2);
+    assert_eq!(s.connect_seq(), 2);
 }
 
 #[test]
 fn failed_replace_of_a_connecting_session_restores_it() {
-    let mut s = SessionState::new(ConnState::Accepting, false, SmallRng::seed_from_u64(1));
-    s.saved_connect_seq = Some(0);
-    s.connect_seq = 1;
+    let mut s = new_st(ConnState::Accepting);
+    s.v1 = V1State::with(1, false, false, Some(0));
     s.queue(m(1, 127));
     assert!(matches!(
         s.on_fault(&fp(), FaultCause::Error),
         FaultAction::Reconnect { .. }
     ));
-    assert_eq!(s.connect_seq, 0, "never opened: back to 0, no bump");
+    assert_eq!(s.connect_seq(), 0, "never opened: back to 0, no bump");
     assert_eq!(s.queued_len(), 1);
 }
 
@@ -497,8 +660,8 @@ mod model {
     }
 
     struct Pair {
-        a: SessionState,
-        b: SessionState,
+        a: S,
+        b: S,
         wire: VecDeque<Outgoing>,
         acks: VecDeque<u64>,
         got: Vec<u64>,

@@ -1,28 +1,27 @@
 //! The acceptor handshake (spec §5.2): banner and addresses, then connect / reply rounds
-//! decided by table 5.3 ([`crate::handshake::accept::decide`]) until the socket is attached to
+//! decided by table 5.3 ([`crate::v1::accept::decide`]) until the socket is attached to
 //! a new session or replaces an existing one.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
-use msgr_wire::{
-    features, Banner, Connect, ConnectReply, EntityAddr, EntityType, Tag, Wire, WireError,
-    ADDR_LEN, BANNER_LEN, CONNECT_LOSSY,
-};
+use msgr_wire::{Connect, ConnectReply, EntityAddr, EntityType, Tag, CONNECT_LOSSY};
 
-use super::state::ConnState;
-use super::{bump, Inner, NewSession, Session, SlotHandle};
+use super::handshake_io::{self as hio, hook};
+use super::{bump, Inner, NewSession, Session, Shared, SlotHandle};
 use crate::config::PipeConfig;
+use crate::core::ConnState;
 use crate::error::PipeError;
-use crate::handshake::accept::{decide, AcceptCtx, AcceptDecision, ExistingView, ReplaceKind};
-use crate::handshake::io::{self as hio, hook};
-use crate::handshake::proto_version;
 use crate::hook::{Side, Step};
-use crate::host::{Host, SessionEvent};
+use crate::host::{ChallengeState, Host, MessageSigner, SessionEvent, VerifyOutcome};
 use crate::inject::{internal_delay, mix_seed, InjectStream};
 use crate::policy::Policy;
 use crate::transport::BoxTransport;
+use crate::v1::accept::{decide, AcceptCtx, AcceptDecision, ExistingView, ReplaceKind};
+use crate::v1::handshake::{Accepted, AcceptorDecide, AcceptorHello, Connected};
+use crate::v1::proto_version;
+use crate::v1::session as v1session;
 
 /// Longest wait for an existing session's own attempt before answering RESETSESSION.
 const ATTEMPT_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
@@ -31,8 +30,8 @@ const ATTEMPT_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 struct Attached {
     session: Session,
     slot: SlotHandle,
-    seq_reply: bool,
-    in_seq: u64,
+    /// Answer SEQ with this `in_seq`, else READY.
+    seq_reply: Option<u64>,
     remote_reset: bool,
 }
 
@@ -100,45 +99,67 @@ async fn run(
     attached: &mut Option<(Session, u64)>,
 ) -> Result<Session, PipeError> {
     let my_addr = host.my_addr();
-    let mut out = BytesMut::with_capacity(BANNER_LEN + 2 * ADDR_LEN);
-    hio::put(&mut out, &Banner);
-    hio::put(&mut out, &my_addr);
-    hio::put(&mut out, &EntityAddr::new(socket_peer, 0));
-    hio::write_all(&mut t, &out).await?;
+    let (hello, bytes) = AcceptorHello::start(&my_addr, socket_peer, config.limits);
+    hio::write_all(&mut t, &bytes).await?;
     hook(config, id, Side::Acceptor, Step::BannerSent).await?;
-
-    let mut b = hio::read_n(&mut t, BANNER_LEN).await?;
-    Banner::decode(&mut b)?;
-    let mut b = hio::read_n(&mut t, ADDR_LEN).await?;
-    let mut peer = EntityAddr::decode(&mut b)?;
-    if peer.is_blank_ip() {
-        peer.addr.set_ip(socket_peer.ip());
-    }
+    let mut buf = BytesMut::new();
+    let (peer, mut wait) = hio::drive(&mut t, &mut buf, hello).await?;
+    let mut challenge = ChallengeState::default();
     tracing::debug!(conn = id, %peer, "peer address");
 
     loop {
-        let connect = hio::read_connect(&mut t, &config.limits).await?;
+        let Connected {
+            connect,
+            peer_type,
+            next,
+        } = hio::drive(&mut t, &mut buf, wait).await?;
         hook(config, id, Side::Acceptor, Step::ConnectReceived).await?;
-        let peer_type = u8::try_from(connect.host_type)
-            .map(EntityType)
-            .map_err(|_| {
-                tracing::warn!(conn = id, host_type = connect.host_type, "bad host type");
-                PipeError::Wire(WireError::TooLong {
-                    what: "host_type",
-                    len: connect.host_type.into(),
-                    limit: 255,
-                })
-            })?;
         let policy = host.policy(peer_type);
         let my_type = host.my_name().ty;
         let expected = proto_version(my_type, peer_type, false);
-        let (authorizer_ok, auth_reply) = match host.authorizer() {
-            None => (true, Bytes::new()),
-            Some(a) => {
-                match a.verify(peer_type, connect.authorizer_protocol, &connect.authorizer) {
-                    Ok(r) => (true, r),
-                    Err(r) => (false, r),
-                }
+        // The authorizer first: a challenge is answered on its own, before the table.
+        let negotiated = connect.features & policy.features_supported;
+        let verdict = host.authorizer().map(|a| {
+            let proto = connect.authorizer_protocol;
+            a.verify(
+                peer_type,
+                proto,
+                &connect.authorizer,
+                &mut challenge,
+                negotiated,
+            )
+        });
+        let (authorizer_ok, auth_reply, signer) = match verdict {
+            None => (true, Bytes::new(), None),
+            Some(Ok(VerifyOutcome::Challenge(bytes))) => {
+                let reply = ConnectReply {
+                    tag: Tag::ChallengeAuthorizer,
+                    features: negotiated | policy.features_required,
+                    global_seq: 0,
+                    connect_seq: 0,
+                    protocol_version: expected,
+                    flags: 0,
+                    authorizer: bytes,
+                };
+                let (w, bytes) = next.reply(&reply);
+                hio::write_all(&mut t, &bytes).await?;
+                tracing::debug!(conn = id, "authorizer challenged");
+                let tag = Tag::ChallengeAuthorizer.byte();
+                hook(config, id, Side::Acceptor, Step::ReplySent(tag)).await?;
+                wait = w;
+                continue;
+            }
+            Some(Ok(VerifyOutcome::Accepted {
+                reply,
+                signer,
+                peer,
+            })) => {
+                tracing::debug!(conn = id, peer = %peer.name, global_id = peer.global_id, "authorizer accepted");
+                (true, reply, signer)
+            }
+            Some(Err(e)) => {
+                tracing::info!(conn = id, %peer, error = %e, "bad authorizer");
+                (false, Bytes::new(), None)
             }
         };
         let ctx = AcceptCtx {
@@ -182,21 +203,31 @@ async fn run(
                     flags: 0,
                     authorizer: auth_reply,
                 };
-                out.clear();
-                hio::put(&mut out, &reply);
-                hio::write_all(&mut t, &out).await?;
+                let (w, bytes) = next.reply(&reply);
+                hio::write_all(&mut t, &bytes).await?;
                 tracing::debug!(conn = id, ?tag, "connect answered");
                 hook(config, id, Side::Acceptor, Step::ReplySent(tag.byte())).await?;
+                wait = w;
                 continue;
             }
             Outcome::Attach(att) => att,
-            Outcome::AwaitAttempt(_) => continue,
+            Outcome::AwaitAttempt(_) => {
+                // Unreachable (the decision loop retries it), but answer as it would.
+                let (w, bytes) = next.reply(&ConnectReply::new(Tag::ResetSession));
+                hio::write_all(&mut t, &bytes).await?;
+                wait = w;
+                continue;
+            }
         };
         *attached = Some((att.session.clone(), att.slot.epoch));
-        return finish(
-            host, config, t, &connect, &policy, expected, auth_reply, att, id,
-        )
-        .await;
+        let reply = Finish {
+            connect: &connect,
+            policy: &policy,
+            expected,
+            auth_reply,
+            signer,
+        };
+        return finish(host, config, t, buf, next, reply, att, id).await;
     }
 }
 
@@ -290,25 +321,46 @@ fn decide_and_attach(
     }
 }
 
+/// What the READY/SEQ reply is made of.
+struct Finish<'a> {
+    connect: &'a Connect,
+    policy: &'a Policy,
+    expected: u32,
+    auth_reply: Bytes,
+    /// Signs and checks the connection's messages (an accepted cephx authorizer).
+    signer: Option<MessageSigner>,
+}
+
+/// Answers READY/SEQ on the attached socket, completes the SEQ exchange and opens.
 #[allow(clippy::too_many_arguments)]
 async fn finish(
     host: &Arc<dyn Host>,
     config: &Arc<PipeConfig>,
     mut t: BoxTransport,
-    connect: &Connect,
-    policy: &Policy,
-    expected: u32,
-    auth_reply: Bytes,
+    mut buf: BytesMut,
+    next: AcceptorDecide,
+    f: Finish<'_>,
     att: Attached,
     id: u64,
 ) -> Result<Session, PipeError> {
+    let Finish {
+        connect,
+        policy,
+        expected,
+        auth_reply,
+        signer,
+    } = f;
     let s = att.session;
     let inner = s.inner.clone();
     if att.remote_reset {
         host.event(&s, SessionEvent::RemoteReset);
     }
     internal_delay(config.inject.internal_delay, "before completing a replace").await;
-    let tag = if att.seq_reply { Tag::Seq } else { Tag::Ready };
+    let tag = if att.seq_reply.is_some() {
+        Tag::Seq
+    } else {
+        Tag::Ready
+    };
     let reply = ConnectReply {
         tag,
         features: policy.features_supported,
@@ -318,32 +370,27 @@ async fn finish(
         flags: if policy.lossy { CONNECT_LOSSY } else { 0 },
         authorizer: auth_reply,
     };
-    let mut out = BytesMut::with_capacity(64);
-    hio::put(&mut out, &reply);
-    if att.seq_reply {
-        hio::put_seq(&mut out, att.in_seq);
-    }
-    hio::write_all(&mut t, &out).await?;
+    let (accepted, bytes) = next.accept(&reply, att.seq_reply);
+    hio::write_all(&mut t, &bytes).await?;
     {
         // The peer may now consider the session open: a later failure keeps it.
         let mut sh = inner.lock();
         if sh.link.is_current(att.slot.epoch) {
-            sh.st.accepted_new = false;
-            sh.st.saved_connect_seq = None;
+            sh.v1.committed();
         }
     }
     hook(config, id, Side::Acceptor, Step::ReplySent(tag.byte())).await?;
-    if att.seq_reply {
-        let acked = hio::read_seq(&mut t).await?;
+    if let Accepted::Seq(seq_wait) = accepted {
+        let acked = hio::drive(&mut t, &mut buf, seq_wait).await?;
         let dropped = {
             let mut sh = inner.lock();
             if !sh.link.is_current(att.slot.epoch) {
                 return Err(PipeError::Superseded);
             }
-            sh.st.discard_requeued_up_to(acked)
+            sh.core.discard_requeued_up_to(acked)
         };
         drop(dropped);
-        tracing::trace!(conn = id, acked, in_seq = att.in_seq, "seq exchanged");
+        tracing::trace!(conn = id, acked, in_seq = ?att.seq_reply, "seq exchanged");
         hook(config, id, Side::Acceptor, Step::SeqExchanged).await?;
     }
     hook(config, id, Side::Acceptor, Step::Ready).await?;
@@ -352,15 +399,15 @@ async fn finish(
         if !sh.link.is_current(att.slot.epoch) {
             return Err(PipeError::Superseded);
         }
-        sh.st.opened();
         sh.link.replacing = false;
-        sh.st.features
+        let Shared { core, v1, .. } = &mut *sh;
+        v1session::accepted(core, v1)
     };
     bump(&inner.counters.handshakes, 1);
     tracing::debug!(conn = inner.id, peer = %inner.peer_addr, features = format_args!("{features:#x}"), "accepted");
     // The event goes up before the first message can (as Ceph queues ACCEPT first).
     host.event(&s, SessionEvent::Accept);
-    inner.spawn_socket(att.slot, t, features);
+    inner.spawn_socket(att.slot, t, features, signer);
     Ok(s)
 }
 
@@ -374,25 +421,15 @@ impl Session {
 impl Inner {
     /// The acceptor's view of this session for table 5.3.
     fn view(&self) -> ExistingView {
-        let sh = self.lock();
-        ExistingView {
-            phase: sh.st.phase,
-            connect_seq: sh.st.connect_seq,
-            peer_global_seq: sh.st.peer_global_seq,
-            lossy: sh.st.lossy,
-            server: self.policy.server,
-            replacing: sh.link.replacing,
-            attempting: sh.link.attempt.is_some(),
-        }
+        self.lock().view(self.policy.server)
     }
 
     /// Row 14: we keep our outgoing connection; make sure it completes.
     fn race_keepalive(&self) {
         let mut sh = self.lock();
-        sh.st.queue_keepalive();
+        sh.core.queue_keepalive();
         // The peer now waits for our connection: do not let it sit out a backoff.
-        if sh.st.phase == ConnState::Connecting && sh.link.attempt.is_none() {
-            sh.link.reconnect_at = None;
+        if sh.link.attempt.is_none() && sh.core.expedite_reconnect() {
             drop(sh);
             self.driver_wake.notify_one();
         }
@@ -401,18 +438,13 @@ impl Inner {
     /// Sets up a brand-new accepted session (rows 6, 18) before it is registered.
     fn begin_open(&self, connect: &Connect, s: &Session) -> Attached {
         let mut sh = self.lock();
-        sh.st.connect_seq = connect.connect_seq.wrapping_add(1);
-        sh.st.peer_global_seq = connect.global_seq;
-        sh.st.features = self.policy.features_supported & connect.features;
-        sh.st.accepted_new = true;
-        sh.st.created_by_accept = true;
+        let Shared { core, v1, .. } = &mut *sh;
+        let att = v1session::open_new(core, v1, connect, self.policy.features_supported);
         sh.link.replacing = true;
-        let slot = sh.link.new_slot();
         Attached {
             session: s.clone(),
-            slot,
-            seq_reply: features::has(connect.features, features::RECONNECT_SEQ),
-            in_seq: sh.st.in_seq,
+            slot: sh.link.new_slot(),
+            seq_reply: att.seq_reply,
             remote_reset: false,
         }
     }
@@ -431,55 +463,17 @@ impl Inner {
             return None;
         }
         let mut sh = self.lock();
-        let now = ExistingView {
-            phase: sh.st.phase,
-            connect_seq: sh.st.connect_seq,
-            peer_global_seq: sh.st.peer_global_seq,
-            lossy: sh.st.lossy,
-            server: self.policy.server,
-            replacing: sh.link.replacing,
-            attempting: sh.link.attempt.is_some(),
-        };
-        if now != *expected || sh.st.phase == ConnState::Closed {
+        if sh.view(self.policy.server) != *expected || sh.core.phase() == ConnState::Closed {
             return None;
-        }
-        let mut dropped = Vec::new();
-        let mut remote_reset = false;
-        let mut peer_reset = false;
-        match kind {
-            // A session that never opened has nothing the peer could have lost: its queue
-            // (messages the application already handed us) is kept.
-            ReplaceKind::LossyExisting if sh.st.was_open => {
-                dropped = sh.st.reset_session();
-                remote_reset = true;
-            }
-            ReplaceKind::LossyExisting => {}
-            ReplaceKind::PeerReset { reset } => {
-                peer_reset = true;
-                if reset && sh.st.was_open {
-                    dropped = sh.st.reset_session();
-                    remote_reset = true;
-                } else {
-                    sh.st.in_seq = 0;
-                    sh.st.in_seq_acked = 0;
-                }
-            }
-            ReplaceKind::ResetCheckZero | ReplaceKind::RaceWon | ReplaceKind::Reconnect => {}
         }
         sh.link.abandon_attempt();
         let slot = sh.link.new_slot();
-        sh.st.requeue_sent();
-        if sh.st.saved_connect_seq.is_none() {
-            sh.st.saved_connect_seq = Some(sh.st.connect_seq);
-        }
-        sh.st.connect_seq = connect.connect_seq.wrapping_add(1);
-        sh.st.peer_global_seq = connect.global_seq;
-        sh.st.features = self.policy.features_supported & connect.features;
-        sh.st.phase = ConnState::Accepting;
         sh.link.replacing = true;
-        let in_seq = sh.st.in_seq;
+        let Shared { core, v1, .. } = &mut *sh;
+        let att = v1session::replace(kind, core, v1, connect, self.policy.features_supported);
         drop(sh);
-        drop(dropped);
+        let (remote_reset, peer_reset) = (att.remote_reset, att.peer_reset);
+        drop(att.dropped);
         tracing::debug!(conn = self.id, peer = %self.peer_addr, ?kind, "replacing session socket");
         if remote_reset || peer_reset {
             self.discard_delayed();
@@ -489,9 +483,22 @@ impl Inner {
         Some(Attached {
             session: s.clone(),
             slot,
-            seq_reply: features::has(connect.features, features::RECONNECT_SEQ) && !peer_reset,
-            in_seq,
+            seq_reply: att.seq_reply,
             remote_reset,
         })
+    }
+}
+
+impl Shared {
+    /// The acceptor's view of this session for table 5.3 (`server`: its policy's).
+    fn view(&self, server: bool) -> ExistingView {
+        let attempting = self.link.attempt.is_some();
+        v1session::view(
+            &self.core,
+            &self.v1,
+            server,
+            self.link.replacing,
+            attempting,
+        )
     }
 }

@@ -1,9 +1,25 @@
-//! The v1 handshake: the acceptor's decision table and the connector's reply handling as pure
-//! functions, plus the small I/O helpers both sides use.
+//! msgr v1 as one dialect of the session core.
+//!
+//! * [`codec`]: the core's frames to v1 bytes and back (the writer's [`codec::Encoder`]).
+//! * [`state`]: v1's per-session counters (`connect_seq`, `peer_global_seq`) and the replace
+//!   bookkeeping, reacting to the core's fault decisions.
+//! * [`handshake`]: the connector and acceptor handshakes as sans-IO machines (bytes in,
+//!   bytes out, states consumed by value).
+//! * [`session`]: what an accept decision or a READY/SEQ does to the session (replace, open).
+//! * [`connect`]: the connector's reply table; [`accept`]: the acceptor's decision table
+//!   (spec §5.3), both pure functions.
+//!
+//! Not here: the neutral session rules ([`crate::core`]), sockets and tasks
+//! ([`crate::session`]), the wire layouts (`msgr_wire`).
 
 pub mod accept;
+pub mod codec;
 pub mod connect;
-pub(crate) mod io;
+pub mod handshake;
+pub mod session;
+pub mod state;
+
+pub use state::V1State;
 
 use msgr_wire::{
     EntityType, MDSC_PROTOCOL, MONC_PROTOCOL, MON_PROTOCOL, OSDC_PROTOCOL, OSD_PROTOCOL,

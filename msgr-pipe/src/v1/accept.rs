@@ -11,7 +11,7 @@
 
 use msgr_wire::Connect;
 
-use crate::session::state::ConnState;
+use crate::core::ConnState;
 
 /// What the acceptor knows about an existing session for the peer's address.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -27,6 +27,9 @@ pub enum ReplyAction {
     },
     /// BADAUTHORIZER for the first time: rebuild the authorizer (forcing a new one) and retry.
     RetryAuthorizer,
+    /// CHALLENGE_AUTHORIZER: answer the challenge (the reply's authorizer bytes) and send the
+    /// connect again.
+    Challenge,
     /// RESETSESSION: reset the session (discard queues, RemoteReset), then retry with cseq 0.
     ResetSession,
     /// WAIT: we lost a connection race.
@@ -83,6 +86,7 @@ pub fn on_reply(
             ReplyAction::Retry
         }
         Tag::Wait => ReplyAction::Wait,
+        Tag::ChallengeAuthorizer => ReplyAction::Challenge,
         Tag::Ready | Tag::Seq => {
             let missing = required & !reply.features;
             if missing != 0 {
@@ -152,6 +156,10 @@ mod tests {
         assert!(matches!(
             on_reply(&mut a, &ConnectReply::new(Tag::Wait), 0, 0),
             ReplyAction::Wait
+        ));
+        assert!(matches!(
+            on_reply(&mut a, &ConnectReply::new(Tag::ChallengeAuthorizer), 0, 0),
+            ReplyAction::Challenge
         ));
         let mut r = ConnectReply::new(Tag::Seq);
         r.features = 0b1;

@@ -1,0 +1,246 @@
+//! The v1 codec adapter: the core's frames to msgr v1 bytes and back.
+//!
+//! [`Encoder`] is the [`FrameSink`] the writer hands to
+//! [`SessionCore::poll_transmit`](crate::core::SessionCore::poll_transmit): tags, frame
+//! heads, segments and footers into one staging buffer, with segments of 8 KiB or more
+//! chained uncopied. [`inbound`] turns a decoded [`Frame`] into a message or the core's
+//! neutral [`Control`].
+//!
+//! Not here: the frame layouts and the stream decoder (`msgr_wire`), sockets.
+
+use std::collections::VecDeque;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use msgr_wire::{CrcFlags, FooterKind, Frame, Message, Tag, Timespec, Wire};
+
+use msgr_auth::signature::{MessageSigner, SignedFields, FOOTER_SIGNED};
+
+use crate::core::{Control, FrameSink, Outgoing};
+
+/// Messages with at least this many payload bytes have their segment CRCs computed when they
+/// are queued (on the sender's task); smaller ones are sealed whole when encoded.
+pub const PRESEAL_MIN: u64 = 64 * 1024;
+
+/// Whether `o`'s segment lengths and CRCs were computed when it was queued
+/// ([`Message::seal_segments`]): encoding then only seals the header.
+pub fn presealed(o: &Outgoing) -> bool {
+    o.payload_len() >= PRESEAL_MIN
+}
+
+/// Segments shorter than this are copied into the staging buffer with the frame heads and
+/// footers (fewer, larger writes); longer ones are written from their own buffers, uncopied.
+pub const COPY_THRESHOLD: usize = 8 * 1024;
+
+/// A received v1 frame, split as the core takes it.
+#[derive(Debug)]
+pub enum Inbound {
+    /// A message, for the sequence check and delivery.
+    Message(Message),
+    /// Anything else.
+    Control(Control),
+}
+
+/// What a v1 message signature covers (the cephx spec's §C): the header CRC as sent, the
+/// footer CRCs, the segment lengths and the seq.
+pub fn signed_fields(m: &Message) -> SignedFields {
+    SignedFields {
+        header_crc: m.header.crc,
+        front_crc: m.footer.front_crc,
+        front_len: m.header.front_len,
+        middle_crc: m.footer.middle_crc,
+        middle_len: m.header.middle_len,
+        data_crc: m.footer.data_crc,
+        data_len: m.header.data_len,
+        seq: m.header.seq,
+    }
+}
+
+/// Checks a received message's signature (a mismatch faults the socket, as Ceph's
+/// "Signature check failed" does).
+pub fn check_signature(signer: &MessageSigner, m: &Message) -> bool {
+    signer.check(&signed_fields(m), m.footer.sig).is_ok()
+}
+
+/// Splits a decoded frame into a message or a neutral control frame.
+pub fn inbound(frame: Frame) -> Inbound {
+    match frame {
+        Frame::Msg(m) => Inbound::Message(m),
+        Frame::Ack(seq) => Inbound::Control(Control::Ack(seq)),
+        Frame::Keepalive => Inbound::Control(Control::Keepalive),
+        Frame::Keepalive2(ts) => Inbound::Control(Control::Keepalive2(ts)),
+        Frame::Keepalive2Ack(ts) => Inbound::Control(Control::Keepalive2Ack(ts)),
+        Frame::Close => Inbound::Control(Control::Close),
+    }
+}
+
+/// Encodes frames into a staging buffer and a chain of buffers to write in order (the
+/// staged bytes so far are frozen onto the chain before each uncopied segment).
+pub struct Encoder<'a> {
+    /// Which CRCs to compute.
+    pub crc: CrcFlags,
+    /// The footer of the negotiated features.
+    pub kind: FooterKind,
+    /// The peer speaks KEEPALIVE2.
+    pub ka2: bool,
+    /// Buffers to write, in order, before `stage`.
+    pub chain: &'a mut VecDeque<Bytes>,
+    /// Small pieces staged for one write.
+    pub stage: &'a mut BytesMut,
+    /// Signs each message (an authorized connection with `cephx_sign_messages`).
+    pub signer: Option<&'a MessageSigner>,
+}
+
+impl Encoder<'_> {
+    fn push_segment(&mut self, seg: &Bytes) {
+        if seg.len() < COPY_THRESHOLD {
+            self.stage.put_slice(seg);
+        } else {
+            if !self.stage.is_empty() {
+                self.chain.push_back(self.stage.split().freeze());
+            }
+            self.chain.push_back(seg.clone());
+        }
+    }
+
+    /// A KEEPALIVE2 stamped with our clock now.
+    pub fn keepalive2(&mut self) {
+        self.stage.put_u8(Tag::Keepalive2.byte());
+        Timespec::now().encode(self.stage);
+    }
+
+    /// An ACK of every message up to `seq`.
+    pub fn ack(&mut self, seq: u64) {
+        self.stage.put_u8(Tag::Ack.byte());
+        self.stage.put_u64_le(seq);
+    }
+
+    /// Seals `o` with its seq (and the `src` stamped when it was queued) and appends its
+    /// frame: head, segments and footer.
+    pub fn encode_message(&mut self, o: &mut Outgoing) {
+        let src = o.msg.header.src;
+        if presealed(o) {
+            o.msg.seal_header(o.seq, src, self.crc);
+        } else {
+            o.msg.seal(o.seq, src, self.crc);
+        }
+        if let Some(signer) = self.signer {
+            // A resend is signed again: its seq and CRCs are those of this sealing.
+            match signer.sign(&signed_fields(&o.msg)) {
+                Ok(sig) => {
+                    o.msg.footer.sig = sig;
+                    o.msg.footer.flags |= FOOTER_SIGNED;
+                }
+                Err(e) => tracing::warn!(error = %e, seq = o.seq, "message left unsigned"),
+            }
+        }
+        self.stage.put_slice(&o.msg.frame_head());
+        for seg in [&o.msg.front, &o.msg.middle, &o.msg.data] {
+            self.push_segment(seg);
+        }
+        let (footer, len) = o.msg.frame_footer(self.kind);
+        self.stage.put_slice(footer.get(..len).unwrap_or(&footer));
+    }
+
+    /// Freezes what is staged onto the chain.
+    pub fn finish(&mut self) {
+        if !self.stage.is_empty() {
+            self.chain.push_back(self.stage.split().freeze());
+        }
+    }
+}
+
+impl FrameSink for Encoder<'_> {
+    fn keepalive(&mut self) {
+        if self.ka2 {
+            self.keepalive2();
+        } else {
+            self.stage.put_u8(Tag::Keepalive.byte());
+        }
+    }
+
+    fn keepalive_ack(&mut self, stamp: Timespec) {
+        self.stage.put_u8(Tag::Keepalive2Ack.byte());
+        stamp.encode(self.stage);
+    }
+
+    fn message(&mut self, o: &mut Outgoing) {
+        self.encode_message(o);
+    }
+}
+
+/// Bytes a batch of `msgs` puts into the staging buffer, so it is reserved once, not
+/// regrown: heads, footers and small segments, plus an ACK and a KEEPALIVE2.
+pub fn stage_len(msgs: &[Outgoing]) -> usize {
+    let small = |b: &Bytes| if b.len() < COPY_THRESHOLD { b.len() } else { 0 };
+    let msgs: usize = msgs
+        .iter()
+        .map(|o| {
+            msgr_wire::FRAME_HEAD_LEN
+                + msgr_wire::FOOTER_LEN
+                + small(&o.msg.front)
+                + small(&o.msg.middle)
+                + small(&o.msg.data)
+        })
+        .sum();
+    msgs + 9 + 9
+}
+
+#[cfg(test)]
+mod tests {
+    use msgr_wire::{FrameDecoder, Limits};
+
+    use super::*;
+
+    /// What the encoder writes, the stream decoder reads back as the same frames.
+    #[test]
+    fn encodes_what_the_decoder_reads() {
+        let (mut chain, mut stage) = (VecDeque::new(), BytesMut::new());
+        let mut e = Encoder {
+            crc: CrcFlags::default(),
+            kind: FooterKind::New,
+            ka2: true,
+            chain: &mut chain,
+            stage: &mut stage,
+            signer: None,
+        };
+        let mut small = Outgoing::new(Message::new(7, b"front".to_vec()), None);
+        small.seq = 1;
+        let mut big = Outgoing::new(
+            Message::new(8, Vec::new()).with_data(vec![9u8; 3 * COPY_THRESHOLD]),
+            None,
+        );
+        big.seq = 2;
+        e.keepalive();
+        e.keepalive_ack(Timespec::new(3, 4));
+        e.message(&mut small);
+        e.message(&mut big);
+        e.ack(2);
+        e.finish();
+        assert!(
+            chain.len() >= 3,
+            "the large data segment is chained uncopied"
+        );
+        let mut wire = BytesMut::new();
+        for b in &chain {
+            wire.extend_from_slice(b);
+        }
+        let mut dec = FrameDecoder::new(Limits::default(), FooterKind::New, CrcFlags::default());
+        let mut got = Vec::new();
+        while let Some(f) = dec.decode(&mut wire).expect("valid stream") {
+            got.push(inbound(f));
+        }
+        assert!(matches!(got[0], Inbound::Control(Control::Keepalive2(_))));
+        assert!(matches!(
+            got[1],
+            Inbound::Control(Control::Keepalive2Ack(t)) if t == Timespec::new(3, 4)
+        ));
+        assert!(
+            matches!(&got[2], Inbound::Message(m) if m.header.seq == 1 && m.front[..] == b"front"[..])
+        );
+        assert!(
+            matches!(&got[3], Inbound::Message(m) if m.header.seq == 2 && m.data.len() == 3 * COPY_THRESHOLD)
+        );
+        assert!(matches!(got[4], Inbound::Control(Control::Ack(2))));
+        assert_eq!(got.len(), 5);
+    }
+}

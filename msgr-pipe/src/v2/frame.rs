@@ -1,0 +1,744 @@
+//! msgr2.1 (rev1) frames, sans-IO: the banner, then frames of one to four segments in crc
+//! mode or secure mode (AES-128-GCM), encoded into a buffer and decoded from a stream (the
+//! cephx spec's §E.1, §E.2).
+//!
+//! crc mode: `preamble(32) ‖ seg0 ‖ crc32c(-1, seg0)`, then for frames of more than one
+//! segment `seg1 ‖ seg2 ‖ seg3 ‖ epilogue(13)`. secure mode: the preamble and the first 48
+//! bytes of seg0 in one GCM operation (96 bytes with the tag), the rest of seg0 in a second,
+//! the other segments and the epilogue in a third; each operation uses the current nonce and
+//! then increments its counter.
+//!
+//! Bad input is a typed [`FrameError`]; no length a peer declares is allocated beyond the
+//! [`FrameLimits`]. Not here: what the frames mean (the v2 handshake and session), the
+//! connection secret's derivation (msgr-auth).
+
+use aes_gcm::aead::AeadInPlace;
+use aes_gcm::{Aes128Gcm, KeyInit, Nonce, Tag as GcmTag};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use msgr_wire::crc32c;
+
+/// The banner's magic, `ceph v2\n`.
+pub const BANNER_MAGIC: &[u8; 8] = b"ceph v2\n";
+/// Protocol feature bit 0: msgr2.1 (the rev1 frame format).
+pub const FEATURE_REVISION_1: u64 = 1;
+/// Protocol feature bit 1: compression (Quincy+; not spoken here).
+pub const FEATURE_COMPRESSION: u64 = 2;
+
+/// Preamble length.
+pub const PREAMBLE_LEN: usize = 32;
+/// Most segments of a frame.
+pub const MAX_SEGMENTS: usize = 4;
+/// `late_status` of a complete frame (low nibble compared).
+pub const LATE_STATUS_COMPLETE: u8 = 0x0e;
+/// crc-mode epilogue: late status and three CRCs.
+const CRC_EPILOGUE_LEN: usize = 13;
+/// secure-mode epilogue: late status padded to a block.
+const SECURE_EPILOGUE_LEN: usize = 16;
+/// GCM tag length.
+const TAG_LEN: usize = 16;
+/// seg0 bytes carried with the preamble in secure mode.
+const SECURE_INLINE: usize = 48;
+/// Most bytes a banner's payload may declare (Pacific sends 16).
+const MAX_BANNER_PAYLOAD: usize = 4096;
+
+/// Frame tags (msgr2.1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
+#[allow(missing_docs)]
+pub enum Tag {
+    Hello = 1,
+    AuthRequest = 2,
+    AuthBadMethod = 3,
+    AuthReplyMore = 4,
+    AuthRequestMore = 5,
+    AuthDone = 6,
+    AuthSignature = 7,
+    ClientIdent = 8,
+    ServerIdent = 9,
+    IdentMissingFeatures = 10,
+    SessionReconnect = 11,
+    SessionReset = 12,
+    SessionRetry = 13,
+    SessionRetryGlobal = 14,
+    SessionReconnectOk = 15,
+    Wait = 16,
+    Message = 17,
+    Keepalive2 = 18,
+    Keepalive2Ack = 19,
+    Ack = 20,
+}
+
+impl Tag {
+    /// The tag of a raw byte.
+    pub fn from_byte(b: u8) -> Option<Tag> {
+        use Tag::*;
+        Some(match b {
+            1 => Hello,
+            2 => AuthRequest,
+            3 => AuthBadMethod,
+            4 => AuthReplyMore,
+            5 => AuthRequestMore,
+            6 => AuthDone,
+            7 => AuthSignature,
+            8 => ClientIdent,
+            9 => ServerIdent,
+            10 => IdentMissingFeatures,
+            11 => SessionReconnect,
+            12 => SessionReset,
+            13 => SessionRetry,
+            14 => SessionRetryGlobal,
+            15 => SessionReconnectOk,
+            16 => Wait,
+            17 => Message,
+            18 => Keepalive2,
+            19 => Keepalive2Ack,
+            20 => Ack,
+            _ => return None,
+        })
+    }
+}
+
+/// Why bytes from a peer are not a msgr2.1 stream.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FrameError {
+    /// Not `ceph v2\n`.
+    #[error("not a msgr2 banner")]
+    BadBanner,
+    /// The banner's payload length is out of bounds.
+    #[error("banner payload of {0} bytes")]
+    BadBannerLen(usize),
+    /// The peer requires protocol features we lack.
+    #[error("peer requires msgr2 features {0:#x} we lack")]
+    MissingFeatures(u64),
+    /// The preamble's CRC does not match.
+    #[error("preamble crc mismatch")]
+    PreambleCrc,
+    /// A segment's CRC does not match.
+    #[error("segment {0} crc mismatch")]
+    SegmentCrc(usize),
+    /// Unknown tag.
+    #[error("unknown frame tag {0}")]
+    UnknownTag(u8),
+    /// `num_segments` outside 1..=4, or a segment declared past the count.
+    #[error("bad segment count {0}")]
+    BadSegments(u8),
+    /// A segment longer than the limits.
+    #[error("segment of {len} bytes over the limit of {limit}")]
+    TooLong {
+        /// Declared length.
+        len: u64,
+        /// The limit.
+        limit: u64,
+    },
+    /// The frame was aborted by its sender (late status).
+    #[error("frame aborted by the sender")]
+    Aborted,
+    /// A GCM tag did not verify (secure mode): the bytes were altered or the keys differ.
+    #[error("secure frame does not authenticate")]
+    Decrypt,
+}
+
+/// Bounds on what a peer may declare.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FrameLimits {
+    /// Longest segment 0 (control payloads, message header).
+    pub max_control: u32,
+    /// Longest other segment (front, middle, data).
+    pub max_segment: u32,
+}
+
+impl Default for FrameLimits {
+    fn default() -> Self {
+        FrameLimits {
+            max_control: 16 << 20,
+            max_segment: 256 << 20,
+        }
+    }
+}
+
+/// One frame: a tag and one to four segments (trailing empty ones not counted).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Frame {
+    /// Its tag.
+    pub tag: Tag,
+    /// Its segments (at least one; at most four).
+    pub segments: Vec<Bytes>,
+}
+
+impl Frame {
+    /// A one-segment (control) frame.
+    pub fn control(tag: Tag, payload: impl Into<Bytes>) -> Frame {
+        Frame {
+            tag,
+            segments: vec![payload.into()],
+        }
+    }
+
+    /// Segment `i`, empty if absent.
+    pub fn segment(&self, i: usize) -> &[u8] {
+        self.segments.get(i).map_or(&[][..], |b| &b[..])
+    }
+}
+
+/// The banner: `ceph v2\n`, `u16 payload_len` (16), `u64 supported`, `u64 required`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Banner {
+    /// Protocol features supported.
+    pub supported: u64,
+    /// Protocol features required.
+    pub required: u64,
+}
+
+impl Banner {
+    /// What we send: revision 1 supported, nothing required.
+    pub const OURS: Banner = Banner {
+        supported: FEATURE_REVISION_1,
+        required: 0,
+    };
+
+    /// Appends the banner.
+    pub fn encode(&self, out: &mut BytesMut) {
+        out.put_slice(BANNER_MAGIC);
+        out.put_u16_le(16);
+        out.put_u64_le(self.supported);
+        out.put_u64_le(self.required);
+    }
+
+    /// Takes a banner from the front of `buf` once it is all there; checks that we have what
+    /// the peer requires and that it speaks revision 1.
+    pub fn decode(buf: &mut BytesMut) -> Result<Option<Banner>, FrameError> {
+        let have = buf.len().min(BANNER_MAGIC.len());
+        if buf[..have] != BANNER_MAGIC[..have] {
+            return Err(FrameError::BadBanner);
+        }
+        if buf.len() < 10 {
+            return Ok(None);
+        }
+        let len = usize::from(u16::from_le_bytes([buf[8], buf[9]]));
+        if !(16..=MAX_BANNER_PAYLOAD).contains(&len) {
+            return Err(FrameError::BadBannerLen(len));
+        }
+        if buf.len() < 10 + len {
+            return Ok(None);
+        }
+        buf.advance(10);
+        let mut p = buf.split_to(len);
+        let b = Banner {
+            supported: p.get_u64_le(),
+            required: p.get_u64_le(),
+        };
+        let missing = b.required & !Banner::OURS.supported;
+        if missing != 0 {
+            return Err(FrameError::MissingFeatures(missing));
+        }
+        if b.supported & FEATURE_REVISION_1 == 0 {
+            return Err(FrameError::MissingFeatures(FEATURE_REVISION_1));
+        }
+        Ok(Some(b))
+    }
+}
+
+/// The preamble's fields.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Preamble {
+    tag: u8,
+    num_segments: u8,
+    lens: [u32; MAX_SEGMENTS],
+    aligns: [u16; MAX_SEGMENTS],
+}
+
+impl Preamble {
+    fn of(frame: &Frame) -> Preamble {
+        let mut lens = [0u32; MAX_SEGMENTS];
+        for (l, s) in lens.iter_mut().zip(&frame.segments) {
+            *l = u32::try_from(s.len()).unwrap_or(u32::MAX);
+        }
+        let used = lens.iter().rposition(|l| *l != 0).map_or(1, |i| i + 1);
+        let mut aligns = [0u16; MAX_SEGMENTS];
+        for (i, a) in aligns.iter_mut().enumerate().take(used) {
+            *a = if frame.tag == Tag::Message && i == 3 {
+                4096
+            } else {
+                8
+            };
+        }
+        Preamble {
+            tag: frame.tag as u8,
+            num_segments: u8::try_from(used).unwrap_or(1),
+            lens,
+            aligns,
+        }
+    }
+
+    fn encode(&self) -> [u8; PREAMBLE_LEN] {
+        let mut b = [0u8; PREAMBLE_LEN];
+        b[0] = self.tag;
+        b[1] = self.num_segments;
+        for i in 0..MAX_SEGMENTS {
+            let at = 2 + 6 * i;
+            b[at..at + 4].copy_from_slice(&self.lens[i].to_le_bytes());
+            b[at + 4..at + 6].copy_from_slice(&self.aligns[i].to_le_bytes());
+        }
+        let crc = crc32c(0, &b[..28]);
+        b[28..].copy_from_slice(&crc.to_le_bytes());
+        b
+    }
+
+    fn decode(b: &[u8], limits: &FrameLimits) -> Result<Preamble, FrameError> {
+        let mut raw = [0u8; PREAMBLE_LEN];
+        raw.copy_from_slice(b.get(..PREAMBLE_LEN).ok_or(FrameError::PreambleCrc)?);
+        let crc = u32::from_le_bytes([raw[28], raw[29], raw[30], raw[31]]);
+        if crc32c(0, &raw[..28]) != crc {
+            return Err(FrameError::PreambleCrc);
+        }
+        let n = raw[1];
+        if !(1..=4).contains(&n) {
+            return Err(FrameError::BadSegments(n));
+        }
+        let mut lens = [0u32; MAX_SEGMENTS];
+        let mut aligns = [0u16; MAX_SEGMENTS];
+        for i in 0..MAX_SEGMENTS {
+            let at = 2 + 6 * i;
+            lens[i] = u32::from_le_bytes([raw[at], raw[at + 1], raw[at + 2], raw[at + 3]]);
+            aligns[i] = u16::from_le_bytes([raw[at + 4], raw[at + 5]]);
+            if i >= usize::from(n) && lens[i] != 0 {
+                return Err(FrameError::BadSegments(n));
+            }
+            let limit = if i == 0 {
+                limits.max_control
+            } else {
+                limits.max_segment
+            };
+            if lens[i] > limit {
+                return Err(FrameError::TooLong {
+                    len: lens[i].into(),
+                    limit: limit.into(),
+                });
+            }
+        }
+        Tag::from_byte(raw[0]).ok_or(FrameError::UnknownTag(raw[0]))?;
+        Ok(Preamble {
+            tag: raw[0],
+            num_segments: n,
+            lens,
+            aligns,
+        })
+    }
+
+    fn len(&self, i: usize) -> usize {
+        self.lens[i] as usize
+    }
+
+    /// Bytes of the frame after the preamble, in crc mode.
+    fn crc_rest(&self) -> usize {
+        let mut n = self.len(0) + 4;
+        if self.num_segments > 1 {
+            n += self.len(1) + self.len(2) + self.len(3) + CRC_EPILOGUE_LEN;
+        }
+        n
+    }
+
+    /// Bytes of the frame after the 96-byte head, in secure mode.
+    fn secure_rest(&self) -> usize {
+        let mut n = 0;
+        if self.len(0) > SECURE_INLINE {
+            n += pad16(self.len(0) - SECURE_INLINE) + TAG_LEN;
+        }
+        if self.num_segments > 1 {
+            n += pad16(self.len(1))
+                + pad16(self.len(2))
+                + pad16(self.len(3))
+                + SECURE_EPILOGUE_LEN
+                + TAG_LEN;
+        }
+        n
+    }
+}
+
+fn pad16(n: usize) -> usize {
+    n.div_ceil(16) * 16
+}
+
+/// The AES-GCM state of one direction: key and 12-byte nonce (`u32 fixed ‖ u64 counter`).
+pub struct Gcm {
+    cipher: Aes128Gcm,
+    fixed: u32,
+    counter: u64,
+}
+
+impl std::fmt::Debug for Gcm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gcm").finish_non_exhaustive()
+    }
+}
+
+impl Gcm {
+    /// A direction with `key` and its initial `nonce` (from the connection secret).
+    pub fn new(key: &[u8; 16], nonce: &[u8; 12]) -> Gcm {
+        let fixed = u32::from_le_bytes([nonce[0], nonce[1], nonce[2], nonce[3]]);
+        let mut c = [0u8; 8];
+        c.copy_from_slice(&nonce[4..]);
+        Gcm {
+            cipher: Aes128Gcm::new(key.into()),
+            fixed,
+            counter: u64::from_le_bytes(c),
+        }
+    }
+
+    fn next_nonce(&mut self) -> [u8; 12] {
+        let mut n = [0u8; 12];
+        n[..4].copy_from_slice(&self.fixed.to_le_bytes());
+        n[4..].copy_from_slice(&self.counter.to_le_bytes());
+        self.counter = self.counter.wrapping_add(1);
+        n
+    }
+
+    /// Encrypts `buf` in place and appends the tag.
+    fn seal(&mut self, buf: &mut BytesMut, from: usize) {
+        let nonce = self.next_nonce();
+        let tag = self
+            .cipher
+            .encrypt_in_place_detached(Nonce::from_slice(&nonce), b"", &mut buf[from..])
+            // Fails only for inputs beyond GCM's 64 GiB bound, far above any frame's.
+            .unwrap_or_default();
+        buf.put_slice(&tag);
+    }
+
+    /// Decrypts `ct ‖ tag` (the whole of `buf`) in place; the plaintext is `buf` minus the tag.
+    fn open(&mut self, buf: &mut BytesMut) -> Result<(), FrameError> {
+        let nonce = self.next_nonce();
+        if buf.len() < TAG_LEN {
+            return Err(FrameError::Decrypt);
+        }
+        let at = buf.len() - TAG_LEN;
+        let tag = GcmTag::clone_from_slice(&buf[at..]);
+        buf.truncate(at);
+        self.cipher
+            .decrypt_in_place_detached(Nonce::from_slice(&nonce), b"", &mut buf[..], &tag)
+            .map_err(|_| FrameError::Decrypt)
+    }
+}
+
+/// Encodes frames in the current mode (crc until [`Encoder::secure`]).
+#[derive(Debug, Default)]
+pub struct Encoder {
+    gcm: Option<Gcm>,
+}
+
+impl Encoder {
+    /// From now on, frames are sealed with `gcm`.
+    pub fn secure(&mut self, gcm: Gcm) {
+        self.gcm = Some(gcm);
+    }
+
+    /// Whether frames are sealed.
+    pub fn is_secure(&self) -> bool {
+        self.gcm.is_some()
+    }
+
+    /// Appends `frame`.
+    pub fn encode(&mut self, frame: &Frame, out: &mut BytesMut) {
+        let pre = Preamble::of(frame);
+        match &mut self.gcm {
+            None => {
+                out.put_slice(&pre.encode());
+                let s0 = frame.segment(0);
+                out.put_slice(s0);
+                out.put_u32_le(crc32c(u32::MAX, s0));
+                if pre.num_segments > 1 {
+                    let mut crcs = [0u32; 3];
+                    for (i, crc) in crcs.iter_mut().enumerate() {
+                        let s = frame.segment(i + 1);
+                        out.put_slice(s);
+                        // A used segment's CRC (0xffffffff when empty); unused ones are 0.
+                        *crc = if i + 1 < usize::from(pre.num_segments) {
+                            crc32c(u32::MAX, s)
+                        } else {
+                            0
+                        };
+                    }
+                    out.put_u8(LATE_STATUS_COMPLETE);
+                    for c in crcs {
+                        out.put_u32_le(c);
+                    }
+                }
+            }
+            Some(gcm) => {
+                let s0 = frame.segment(0);
+                let start = out.len();
+                out.put_slice(&pre.encode());
+                let inline = s0.len().min(SECURE_INLINE);
+                out.put_slice(&s0[..inline]);
+                out.put_bytes(0, SECURE_INLINE - inline);
+                gcm.seal(out, start);
+                if s0.len() > SECURE_INLINE {
+                    let start = out.len();
+                    let rest = &s0[SECURE_INLINE..];
+                    out.put_slice(rest);
+                    out.put_bytes(0, pad16(rest.len()) - rest.len());
+                    gcm.seal(out, start);
+                }
+                if pre.num_segments > 1 {
+                    let start = out.len();
+                    for i in 1..MAX_SEGMENTS {
+                        let s = frame.segment(i);
+                        out.put_slice(s);
+                        out.put_bytes(0, pad16(s.len()) - s.len());
+                    }
+                    out.put_u8(LATE_STATUS_COMPLETE);
+                    out.put_bytes(0, SECURE_EPILOGUE_LEN - 1);
+                    gcm.seal(out, start);
+                }
+            }
+        }
+    }
+}
+
+/// Decodes a stream of frames (after the banner), in the current mode.
+#[derive(Debug)]
+pub struct Decoder {
+    limits: FrameLimits,
+    gcm: Option<Gcm>,
+    /// Secure mode: a head already decrypted (its nonce used), waiting for the rest.
+    head: Option<(Preamble, BytesMut)>,
+}
+
+impl Decoder {
+    /// A crc-mode decoder.
+    pub fn new(limits: FrameLimits) -> Decoder {
+        Decoder {
+            limits,
+            gcm: None,
+            head: None,
+        }
+    }
+
+    /// From now on, frames are opened with `gcm`.
+    pub fn secure(&mut self, gcm: Gcm) {
+        self.gcm = Some(gcm);
+    }
+
+    /// Takes the next frame from the front of `buf` once it is all there.
+    pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Frame>, FrameError> {
+        if self.gcm.is_none() {
+            return self.decode_crc(buf);
+        }
+        self.decode_secure(buf)
+    }
+
+    fn decode_crc(&mut self, buf: &mut BytesMut) -> Result<Option<Frame>, FrameError> {
+        if buf.len() < PREAMBLE_LEN {
+            return Ok(None);
+        }
+        let pre = Preamble::decode(&buf[..PREAMBLE_LEN], &self.limits)?;
+        if buf.len() < PREAMBLE_LEN + pre.crc_rest() {
+            buf.reserve(PREAMBLE_LEN + pre.crc_rest() - buf.len());
+            return Ok(None);
+        }
+        buf.advance(PREAMBLE_LEN);
+        let s0 = buf.split_to(pre.len(0)).freeze();
+        if buf.get_u32_le() != crc32c(u32::MAX, &s0) {
+            return Err(FrameError::SegmentCrc(0));
+        }
+        let mut segments = vec![s0];
+        if pre.num_segments > 1 {
+            let rest: Vec<Bytes> = (1..MAX_SEGMENTS)
+                .map(|i| buf.split_to(pre.len(i)).freeze())
+                .collect();
+            let late = buf.get_u8();
+            let crcs = [buf.get_u32_le(), buf.get_u32_le(), buf.get_u32_le()];
+            if late & 0x0f != LATE_STATUS_COMPLETE & 0x0f {
+                return Err(FrameError::Aborted);
+            }
+            for (i, s) in rest.iter().enumerate() {
+                if i + 1 < usize::from(pre.num_segments) && crcs[i] != crc32c(u32::MAX, s) {
+                    return Err(FrameError::SegmentCrc(i + 1));
+                }
+            }
+            segments.extend(rest.into_iter().take(usize::from(pre.num_segments) - 1));
+        }
+        Ok(Some(Frame {
+            tag: Tag::from_byte(pre.tag).ok_or(FrameError::UnknownTag(pre.tag))?,
+            segments,
+        }))
+    }
+
+    fn decode_secure(&mut self, buf: &mut BytesMut) -> Result<Option<Frame>, FrameError> {
+        let Some(gcm) = self.gcm.as_mut() else {
+            return Ok(None);
+        };
+        if self.head.is_none() {
+            let head_len = PREAMBLE_LEN + SECURE_INLINE + TAG_LEN;
+            if buf.len() < head_len {
+                return Ok(None);
+            }
+            let mut head = buf.split_to(head_len);
+            gcm.open(&mut head)?;
+            let pre = Preamble::decode(&head[..PREAMBLE_LEN], &self.limits)?;
+            head.advance(PREAMBLE_LEN);
+            self.head = Some((pre, head));
+        }
+        let Some((pre, _)) = &self.head else {
+            return Ok(None);
+        };
+        let rest = pre.secure_rest();
+        if buf.len() < rest {
+            buf.reserve(rest - buf.len());
+            return Ok(None);
+        }
+        let Some((pre, inline)) = self.head.take() else {
+            return Ok(None);
+        };
+        let len0 = pre.len(0);
+        let mut s0 = BytesMut::with_capacity(len0);
+        s0.put_slice(&inline[..len0.min(SECURE_INLINE)]);
+        if len0 > SECURE_INLINE {
+            let mut more = buf.split_to(pad16(len0 - SECURE_INLINE) + TAG_LEN);
+            gcm.open(&mut more)?;
+            s0.put_slice(&more[..len0 - SECURE_INLINE]);
+        }
+        let mut segments = vec![s0.freeze()];
+        if pre.num_segments > 1 {
+            let n = pad16(pre.len(1)) + pad16(pre.len(2)) + pad16(pre.len(3));
+            let mut tail = buf.split_to(n + SECURE_EPILOGUE_LEN + TAG_LEN);
+            gcm.open(&mut tail)?;
+            let late = tail[n];
+            if late & 0x0f != LATE_STATUS_COMPLETE & 0x0f {
+                return Err(FrameError::Aborted);
+            }
+            let mut tail = tail.freeze();
+            for i in 1..usize::from(pre.num_segments) {
+                let s = tail.split_to(pad16(pre.len(i)));
+                segments.push(s.slice(..pre.len(i)));
+            }
+        }
+        Ok(Some(Frame {
+            tag: Tag::from_byte(pre.tag).ok_or(FrameError::UnknownTag(pre.tag))?,
+            segments,
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frames() -> Vec<Frame> {
+        vec![
+            Frame::control(Tag::Hello, Bytes::from_static(b"\x08hello")),
+            Frame::control(Tag::Wait, Bytes::new()),
+            Frame::control(Tag::AuthRequest, Bytes::from(vec![7u8; 100])),
+            Frame {
+                tag: Tag::Message,
+                segments: vec![
+                    Bytes::from(vec![1u8; 41]),
+                    Bytes::from(vec![2u8; 5]),
+                    Bytes::new(),
+                    Bytes::from(vec![3u8; 5000]),
+                ],
+            },
+            Frame {
+                tag: Tag::Message,
+                segments: vec![Bytes::from(vec![1u8; 41]), Bytes::from(vec![9u8; 17])],
+            },
+        ]
+    }
+
+    fn roundtrip(secure: bool) {
+        let mut enc = Encoder::default();
+        let mut dec = Decoder::new(FrameLimits::default());
+        if secure {
+            enc.secure(Gcm::new(&[5; 16], &[1; 12]));
+            dec.secure(Gcm::new(&[5; 16], &[1; 12]));
+        }
+        let mut wire = BytesMut::new();
+        for f in frames() {
+            enc.encode(&f, &mut wire);
+        }
+        // Fed one byte at a time: every frame comes out whole, once.
+        let mut buf = BytesMut::new();
+        let mut got = Vec::new();
+        for b in wire.iter() {
+            buf.put_u8(*b);
+            while let Some(f) = dec.decode(&mut buf).expect("valid") {
+                got.push(f);
+            }
+        }
+        assert!(buf.is_empty());
+        let want: Vec<Frame> = frames()
+            .into_iter()
+            .map(|mut f| {
+                while f.segments.len() > 1 && f.segments.last().is_some_and(|s| s.is_empty()) {
+                    f.segments.pop();
+                }
+                f
+            })
+            .collect();
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn crc_mode_round_trips_byte_by_byte() {
+        roundtrip(false);
+    }
+
+    #[test]
+    fn secure_mode_round_trips_byte_by_byte() {
+        roundtrip(true);
+    }
+
+    #[test]
+    fn a_flipped_bit_is_a_typed_error_in_both_modes() {
+        for secure in [false, true] {
+            for at in [0usize, 5, 31, 33, 40, 60, 100] {
+                let mut enc = Encoder::default();
+                let mut dec = Decoder::new(FrameLimits::default());
+                if secure {
+                    enc.secure(Gcm::new(&[5; 16], &[1; 12]));
+                    dec.secure(Gcm::new(&[5; 16], &[1; 12]));
+                }
+                let mut wire = BytesMut::new();
+                enc.encode(&frames()[2], &mut wire);
+                wire[at] ^= 0x10;
+                let r = dec.decode(&mut wire);
+                assert!(r.is_err(), "secure {secure} byte {at}: {r:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn declared_lengths_are_bounded() {
+        let mut enc = Encoder::default();
+        let mut wire = BytesMut::new();
+        enc.encode(
+            &Frame::control(Tag::Hello, Bytes::from(vec![0u8; 64])),
+            &mut wire,
+        );
+        let mut dec = Decoder::new(FrameLimits {
+            max_control: 32,
+            max_segment: 32,
+        });
+        assert_eq!(
+            dec.decode(&mut wire),
+            Err(FrameError::TooLong { len: 64, limit: 32 })
+        );
+    }
+
+    #[test]
+    fn banners() {
+        let mut b = BytesMut::new();
+        Banner::OURS.encode(&mut b);
+        assert_eq!(b.len(), 26);
+        assert_eq!(Banner::decode(&mut b.clone().split_to(12)), Ok(None));
+        assert_eq!(Banner::decode(&mut b), Ok(Some(Banner::OURS)));
+        let mut v1 = BytesMut::from(&b"ceph v027"[..]);
+        assert_eq!(Banner::decode(&mut v1), Err(FrameError::BadBanner));
+        let mut b = BytesMut::new();
+        Banner {
+            supported: 3,
+            required: 2,
+        }
+        .encode(&mut b);
+        assert_eq!(Banner::decode(&mut b), Err(FrameError::MissingFeatures(2)));
+    }
+}
