@@ -125,14 +125,25 @@ fn corrupt_stream_prints_frames_then_the_offset_and_fails() {
     assert!(stderr.contains("front crc mismatch"), "{stderr}");
     assert!(stderr.contains("offset 378"), "{stderr}");
 
-    // With --no-crc the whole stream is printed and the bad message says crc_ok=false.
-    let out = dump_with(&path, "acceptor", false, &["--no-crc"]);
-    assert!(out.status.success());
-    let stdout = String::from_utf8(out.stdout).unwrap();
-    let msgs: Vec<&str> = stdout.lines().filter(|l| l.contains(" msg ")).collect();
-    assert_eq!(msgs.len(), 8, "{stdout}");
-    assert!(msgs[0].ends_with("crc_ok=false"), "{}", msgs[0]);
-    assert!(msgs[1].ends_with("crc_ok=true"), "{}", msgs[1]);
+    // With --continue (or its old name --no-crc) the whole stream is printed and the bad
+    // message says which CRC failed.
+    for flag in ["--continue", "--no-crc"] {
+        let out = dump_with(&path, "acceptor", false, &[flag]);
+        assert!(out.status.success(), "{flag}");
+        let stdout = String::from_utf8(out.stdout).unwrap();
+        let msgs: Vec<&str> = stdout.lines().filter(|l| l.contains(" msg ")).collect();
+        assert_eq!(msgs.len(), 8, "{stdout}");
+        assert!(
+            msgs[0].ends_with(
+                "crc_ok=false crc_error=\"front crc mismatch: footer says 0x572c0b9f, bytes give 0xde143730\""
+            ),
+            "{}",
+            msgs[0]
+        );
+        assert!(msgs[1].ends_with("crc_ok=true"), "{}", msgs[1]);
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        assert!(stderr.contains("1 messages with CRC errors"), "{stderr}");
+    }
 
     // Cut inside a message: the stream ended inside a frame.
     std::fs::write(&path, &original[..400]).unwrap();

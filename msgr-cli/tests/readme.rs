@@ -6,8 +6,10 @@
 //! `HOST` is `127.0.0.1`; `msgr serve ... &` starts a `msgr serve` child on a free loopback port
 //! and later commands use that port for the README's; a daemon address no command started
 //! (`v1:HOST:6789`) gets a `msgr serve` of its own (a `mon.0` on the mon port); benchmarks are
-//! shortened: `--duration` becomes 0.05 s, one without `--count` or `--duration` gets `--quick
-//! --duration 0.05`, and each gets `--idle-connections 20` unless it asks for a number. A
+//! shortened: `-t`/`--time` becomes 0.5 s, `--duration` 0.05 s, one without `-t`, `--count` or
+//! `--duration` gets `--quick --duration 0.05`, each gets `--idle-connections 20` unless it asks
+//! for a number, and `--plot FILE` writes into the target's temporary folder; a file named
+//! from the repository's root (`msgr-cli/tests/data/...`) is found there. A
 //! command that needs Ceph itself (`ceph ...`) runs only when `ceph-mon` is on the PATH, and
 //! must when `MSGR_REQUIRE_CEPH=1`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -91,7 +93,15 @@ fn shorten(args: &mut Vec<String>) {
         return;
     }
     let has = |args: &[String], flag: &str| args.iter().any(|a| a == flag);
-    if let Some(i) = args.iter().position(|a| a == "--duration") {
+    if let Some(i) = args.iter().position(|a| a == "--plot") {
+        let ext = args[i + 1].rsplit('.').next().unwrap_or("svg").to_owned();
+        let path =
+            std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("readme-plot.{ext}"));
+        args[i + 1] = path.display().to_string();
+    }
+    if let Some(i) = args.iter().position(|a| a == "-t" || a == "--time") {
+        args[i + 1] = "0.5".to_owned();
+    } else if let Some(i) = args.iter().position(|a| a == "--duration") {
         args[i + 1] = "0.05".to_owned();
     } else if !has(args, "--count") {
         if !has(args, "--quick") {
@@ -176,6 +186,13 @@ fn every_readme_command_runs() {
             *arg = arg.replacen(&format!(":{port}"), &format!(":{}", ports[&port]), 1);
         }
         shorten(&mut args);
+        // A file of the repository named from its root (`msgr-cli/tests/data/...`).
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        for arg in args.iter_mut().skip(1) {
+            if arg.contains('/') && root.join(&*arg).exists() {
+                *arg = root.join(&*arg).display().to_string();
+            }
+        }
         let (out, took) = run_within(msgr().args(&args), Duration::from_secs(60));
         assert!(
             out.status.success(),

@@ -205,3 +205,151 @@ impl Drop for LogOnFailure<'_> {
         }
     }
 }
+
+/// Ceph's own `ceph` CLI against msgr-pipe's sans-IO v2 acceptor (mon role, cephx from a keyring with
+/// client.admin's `key`) on a loopback socket, in `mode` (`crc` or `secure`), with `cli_key`: the tags the
+/// acceptor saw after the handshake (the CLI's first requests), or the handshake error.
+async fn ceph_cli_against_our_acceptor(
+    key: &msgr_auth::CryptoKey,
+    cli_key: &msgr_auth::CryptoKey,
+    mode: &str,
+) -> anyhow::Result<Result<Vec<u16>, msgr_pipe::v2::connect::HandshakeError>> {
+    use msgr_pipe::v2::accept::{Acceptor, AcceptorConfig};
+    let mut ring = Keyring::new();
+    ring.insert(
+        EntityName::client("admin"),
+        msgr_auth::KeyringEntry {
+            key: key.clone(),
+            caps: Default::default(),
+        },
+    );
+    let server = std::sync::Arc::new(msgr_auth::provider::CephxAuthServer::new(
+        ring,
+        msgr_auth::provider::TicketTtls::default(),
+        4300,
+        Box::new(rand::rngs::StdRng::from_entropy()),
+    ));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let dir = tempfile::tempdir()?;
+    let keyring = dir.path().join("cli.keyring");
+    let mut cli_ring = Keyring::new();
+    cli_ring.insert(
+        EntityName::client("admin"),
+        msgr_auth::KeyringEntry {
+            key: cli_key.clone(),
+            caps: Default::default(),
+        },
+    );
+    std::fs::write(&keyring, cli_ring.to_text())?;
+    let conf = dir.path().join("ceph.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "[global]\nmon_host = v2:{addr}\nauth_client_required = cephx\nkeyring = {}\nlog_file = {}/client.log\nadmin_socket = \n",
+            keyring.display(),
+            dir.path().display()
+        ),
+    )?;
+    let mut cli = tokio::process::Command::new("ceph")
+        .arg("-c")
+        .arg(&conf)
+        .args([
+            "--connect-timeout",
+            "10",
+            "--ms_mon_client_mode",
+            mode,
+            "status",
+        ])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()?;
+    let (mut sock, peer) = tokio::time::timeout(WAIT, listener.accept()).await??;
+    let cfg = AcceptorConfig {
+        entity_type: msgr_wire::EntityType::MON,
+        global_id: 0,
+        my_addrs: msgr_ceph::EntityAddrVec(vec![msgr_ceph::EntityAddr::v2(addr, 0)]),
+        socket_peer: peer,
+        features_supported: msgr_wire::features::ALL_PACIFIC,
+        features_required: 0,
+        allowed_modes: vec![CON_MODE_SECURE, CON_MODE_CRC],
+        lossy: true,
+        global_seq: 1,
+        limits: FrameLimits::default(),
+    };
+    let mut a = Acceptor::new(cfg, server);
+    let mut buf = vec![0u8; 64 << 10];
+    let result = loop {
+        while let Some(out) = a.poll_transmit() {
+            sock.write_all(&out).await?;
+        }
+        let n = tokio::time::timeout(WAIT, sock.read(&mut buf)).await??;
+        ensure!(n > 0, "the CLI closed the connection ({a:?})");
+        match a.handle_input(UTime::now(), &buf[..n]) {
+            Ok(true) => break Ok(()),
+            Ok(false) => {}
+            Err(e) => break Err(e),
+        }
+    };
+    while let Some(out) = a.poll_transmit() {
+        sock.write_all(&out).await?;
+    }
+    if let Err(e) = result {
+        let _ = cli.kill().await;
+        return Ok(Err(e));
+    }
+    let mut acc = a.finish().context("open")?;
+    let mut inbuf = std::mem::take(&mut acc.leftover);
+    let mut types = Vec::new();
+    while types.is_empty() {
+        while let Some(f) = acc.decoder.decode(&mut inbuf)? {
+            if f.tag == Tag::Message {
+                types.push(u16::from_le_bytes([f.segment(0)[16], f.segment(0)[17]]));
+            }
+        }
+        if !types.is_empty() {
+            break;
+        }
+        let n = tokio::time::timeout(WAIT, sock.read(&mut buf)).await??;
+        ensure!(n > 0, "the CLI closed the session before a request");
+        inbuf.extend_from_slice(&buf[..n]);
+    }
+    let _ = cli.kill().await;
+    Ok(Ok(types))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cephs_own_cli_authenticates_to_our_v2_acceptor_in_both_modes() -> anyhow::Result<()> {
+    if !msgr_tests::ceph::ceph_tools_present(&["ceph"])? {
+        return Ok(());
+    }
+    let key = msgr_auth::CryptoKey::aes(rand::random());
+    for mode in ["crc", "secure"] {
+        let types = ceph_cli_against_our_acceptor(&key, &key, mode).await??;
+        eprintln!("ceph CLI over v2 {mode}: first requests {types:x?}");
+        // Its first request after the handshake: MMonGetMap (type 5), then MMonSubscribe.
+        const MMON_GET_MAP: u16 = 5;
+        ensure!(
+            types.first().is_some_and(|t| [
+                MMON_GET_MAP,
+                msgr_ceph::MMonSubscribe::TYPE,
+                msgr_ceph::MMonGetVersion::TYPE
+            ]
+            .contains(t)),
+            "{types:x?}"
+        );
+    }
+    let wrong =
+        ceph_cli_against_our_acceptor(&key, &msgr_auth::CryptoKey::aes(rand::random()), "secure")
+            .await?;
+    ensure!(
+        matches!(
+            wrong,
+            Err(msgr_pipe::v2::connect::HandshakeError::AuthRefused { result: -13, .. })
+        ),
+        "{wrong:?}"
+    );
+    Ok(())
+}

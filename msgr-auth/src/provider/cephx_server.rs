@@ -29,8 +29,8 @@ use crate::codec::{put_blob, Decode, Encode};
 use crate::envelope::{decode_decrypt_enc_bl, enc_bl, encode_encrypt};
 use crate::signature::{MessageSigner, SignatureFormat};
 use crate::{
-    entity_type_name, AuthError, CryptoKey, EntityName, Keyring, UTime, CEPH_AUTH_CEPHX, EACCES,
-    ENTITY_AUTH, ENTITY_MDS, ENTITY_MGR, ENTITY_MON, ENTITY_OSD,
+    entity_type_name, AuthError, CryptoKey, EntityName, Keyring, Secret, UTime, CEPH_AUTH_CEPHX,
+    EACCES, ENTITY_AUTH, ENTITY_MDS, ENTITY_MGR, ENTITY_MON, ENTITY_OSD,
 };
 
 /// `EINVAL`, for requests that do not decode.
@@ -252,6 +252,8 @@ impl AuthServer for CephxAuthServer {
             reclaim,
             server_challenge,
             peer: None,
+            secret_len: 0,
+            v2: (None, None),
         };
         (
             Box::new(s),
@@ -273,6 +275,19 @@ struct CephxSession {
     reclaim: bool,
     server_challenge: u64,
     peer: Option<PeerIdentity>,
+    /// msgr2 secure mode: the connection secret's length (0: none).
+    secret_len: usize,
+    /// The AUTH session key and connection secret of the last authentication (msgr2).
+    v2: (Option<CryptoKey>, Option<Secret>),
+}
+
+/// A string of secret bytes, as the cbl encrypts it.
+struct SecretStr<'a>(&'a [u8]);
+
+impl Encode for SecretStr<'_> {
+    fn encode(&self, buf: &mut impl bytes::BufMut) {
+        put_blob(buf, self.0);
+    }
 }
 
 impl CephxSession {
@@ -319,8 +334,22 @@ impl CephxSession {
         .encode(out);
         encode_ticket_reply(&secret, std::slice::from_ref(&auth), old_key.as_ref(), out)
             .map_err(|_| EACCES)?;
-        if req.other_keys != 0 {
-            put_blob(out, &[]); // no connection secret over v1
+        let secret = (self.secret_len > 0).then(|| {
+            let mut s = vec![0u8; self.secret_len];
+            ks.rng.fill_bytes(&mut s);
+            Secret::new(s)
+        });
+        if req.other_keys != 0 || secret.is_some() {
+            // The connection secret (msgr2 secure mode), else an empty blob (v1).
+            match &secret {
+                Some(s) => {
+                    let mut cbl = Vec::new();
+                    encode_encrypt(&auth.session_key, &SecretStr(s.expose()), &mut cbl)
+                        .map_err(|_| EACCES)?;
+                    put_blob(out, &cbl);
+                }
+                None => put_blob(out, &[]),
+            }
             let extra = ks
                 .grants(&self.name, self.global_id, req.other_keys, now)
                 .map_err(|_| EACCES)?;
@@ -341,6 +370,7 @@ impl CephxSession {
             allow_all: false,
             caps: cb.freeze(),
         };
+        self.v2 = (Some(auth.session_key.clone()), secret);
         self.peer = Some(PeerIdentity {
             name: self.name.clone(),
             global_id: self.global_id,
@@ -390,6 +420,14 @@ impl CephxSession {
 }
 
 impl AuthServerSession for CephxSession {
+    fn want_connection_secret(&mut self, len: usize) {
+        self.secret_len = len;
+    }
+
+    fn v2_session(&self) -> (Option<CryptoKey>, Option<Secret>) {
+        self.v2.clone()
+    }
+
     fn handle_request(&mut self, now: UTime, payload: &[u8]) -> ServerReply {
         let mut p = payload;
         let Ok(header) = CephXRequestHeader::decode(&mut p) else {

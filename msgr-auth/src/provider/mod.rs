@@ -140,6 +140,16 @@ pub trait AuthServer: Send + Sync {
 pub trait AuthServerSession: Send {
     /// Handles the payload of an MAuth after negotiation.
     fn handle_request(&mut self, now: UTime, payload: &[u8]) -> ServerReply;
+
+    /// msgr2 secure mode: hand the client a random connection secret of `len` bytes with its
+    /// AUTH session key (cephx's `cbl`); call before the request that authenticates.
+    fn want_connection_secret(&mut self, _len: usize) {}
+
+    /// msgr2, once authenticated: the key that signs the handshake (AUTH_SIGNATURE) and the
+    /// connection secret handed out.
+    fn v2_session(&self) -> (Option<CryptoKey>, Option<Secret>) {
+        (None, None)
+    }
 }
 
 /// What a service answers a connect's authorizer.

@@ -18,10 +18,12 @@ mod idle;
 mod msgr;
 pub mod payload;
 pub mod plan;
+mod plot;
 mod progress;
 mod raw;
 mod report;
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::bail;
@@ -39,6 +41,10 @@ const DEFAULT_SECONDS: f64 = 0.5;
 const QUICK_SECONDS: f64 = 0.25;
 /// Rounds per case of the default plan.
 const DEFAULT_ROUNDS: usize = 6;
+/// With `-t`, rounds are dropped (down to one) before a run gets shorter than this.
+const BUDGET_RUN_SECONDS: f64 = 0.1;
+/// With `-t`, the shortest run allowed: below it setup would outweigh the measurement.
+const MIN_RUN_SECONDS: f64 = 0.02;
 
 /// Options of `msgr bench`.
 #[derive(Debug, Clone, Args)]
@@ -68,6 +74,17 @@ pub struct BenchArgs {
     /// Length of each run: seconds, or with a suffix (250ms, 2s) [default: 0.5, 0.25 with --quick].
     #[arg(long, value_parser = plan::parse_duration)]
     pub duration: Option<Duration>,
+    /// The whole run's time budget (seconds, or 30s, 2m), split evenly across cases,
+    /// transports and rounds (rounds are dropped, down to one, before a run gets shorter than
+    /// 0.1 s); the expected duration is printed first. Setup and teardown of each run come on
+    /// top; idle connections are not measured unless --idle-connections asks.
+    #[arg(short = 't', long = "time", value_parser = plan::parse_duration, conflicts_with_all = ["duration", "count"])]
+    pub time: Option<Duration>,
+    /// Draw the results to FILE (.svg, or .html for the SVG in a page): the round-trip latency
+    /// histogram of each request/response case and the rate by message size, msgr beside raw
+    /// TCP.
+    #[arg(long, value_name = "FILE")]
+    pub plot: Option<std::path::PathBuf>,
     /// Rounds per case: the transports take turns, one run each per round, so both meet the
     /// same machine weather; a case's rate is its median round, its latency percentiles are
     /// over every round trip of every round, and its ratios to raw TCP are the median of the
@@ -161,21 +178,45 @@ impl BenchArgs {
             .collect()
     }
 
-    fn limit(&self) -> Limit {
-        match (self.count, self.duration) {
-            (Some(n), _) => Limit::Count(n),
-            (None, Some(d)) => Limit::Duration(d),
-            (None, None) if self.quick => Limit::Duration(Duration::from_secs_f64(QUICK_SECONDS)),
-            (None, None) => Limit::Duration(Duration::from_secs_f64(DEFAULT_SECONDS)),
+    /// How long each run lasts and how many rounds there are: from `-t` (the budget split
+    /// over cases, transports and rounds), or from `--count`/`--duration`/`--rounds`.
+    fn schedule(&self, cases: usize, transports: usize) -> anyhow::Result<Schedule> {
+        let asked_rounds = self.rounds.map(usize::from);
+        let Some(budget) = self.time else {
+            let limit = match (self.count, self.duration) {
+                (Some(n), _) => Limit::Count(n),
+                (None, Some(d)) => Limit::Duration(d),
+                (None, None) if self.quick => {
+                    Limit::Duration(Duration::from_secs_f64(QUICK_SECONDS))
+                }
+                (None, None) => Limit::Duration(Duration::from_secs_f64(DEFAULT_SECONDS)),
+            };
+            let rounds = match asked_rounds {
+                Some(n) => n,
+                None if self.quick || self.count.is_some() => 1,
+                None => DEFAULT_ROUNDS,
+            };
+            return Ok(Schedule { limit, rounds });
+        };
+        let per_round = (cases * transports).max(1) as f64;
+        let seconds = budget.as_secs_f64();
+        let rounds = asked_rounds.unwrap_or_else(|| {
+            let most = if self.quick { 1 } else { DEFAULT_ROUNDS };
+            // The epsilon keeps 1.2 s / (2 x 0.1 s) at 6, not 5.999...
+            ((seconds / (per_round * BUDGET_RUN_SECONDS) + 1e-9) as usize).clamp(1, most)
+        });
+        let run = seconds / (per_round * rounds as f64);
+        if run < MIN_RUN_SECONDS {
+            bail!(
+                "-t {seconds} s is too short for {} runs ({cases} cases x {transports} transports x {rounds} rounds): each needs at least {} ms",
+                per_round as usize * rounds,
+                (MIN_RUN_SECONDS * 1000.0) as u64
+            );
         }
-    }
-
-    fn rounds(&self) -> usize {
-        match self.rounds {
-            Some(n) => usize::from(n),
-            None if self.quick || self.count.is_some() => 1,
-            None => DEFAULT_ROUNDS,
-        }
+        Ok(Schedule {
+            limit: Limit::Duration(Duration::from_secs_f64(run)),
+            rounds,
+        })
     }
 
     fn transports(&self) -> Vec<Transport> {
@@ -216,6 +257,12 @@ impl BenchArgs {
         if self.duration.is_some_and(|d| d.is_zero()) {
             bail!("--duration 0: a run needs some time");
         }
+        if self.time.is_some_and(|d| d.is_zero()) {
+            bail!("-t 0: the run needs some time");
+        }
+        if let Some(path) = &self.plot {
+            plot::Format::of(path)?;
+        }
         if self.inject_socket_failures == 1 {
             bail!("--inject-socket-failures 1 fails every socket operation: nothing could flow");
         }
@@ -238,11 +285,54 @@ impl BenchArgs {
         let custom = self.mode.is_some() || !self.size.is_empty();
         match self.idle_connections {
             Some(n) => n,
-            None if custom || self.transport == Transports::Raw => 0,
+            // A time budget covers the runs; idle connections only when asked for.
+            None if custom || self.transport == Transports::Raw || self.time.is_some() => 0,
             None if self.quick => 100,
             None => 1000,
         }
     }
+}
+
+/// How long each run lasts and how many rounds a case has.
+#[derive(Debug, Clone, Copy)]
+struct Schedule {
+    limit: Limit,
+    rounds: usize,
+}
+
+/// `1 case`, `2 cases`.
+fn plural(n: usize, what: &str) -> String {
+    if n == 1 {
+        format!("{n} {what}")
+    } else {
+        format!("{n} {what}s")
+    }
+}
+
+/// The line printed before the runs: what will run and how long it should take.
+fn expected_line(cases: usize, transports: usize, schedule: Schedule, idle: usize) -> String {
+    let runs = cases * transports * schedule.rounds;
+    let what = format!(
+        "{} x {} x {} = {}",
+        plural(cases, "case"),
+        plural(transports, "transport"),
+        plural(schedule.rounds, "round"),
+        plural(runs, "run")
+    );
+    let mut line = match schedule.limit {
+        Limit::Duration(d) => format!(
+            "expected duration: {:.1} s ({what} of {:.3} s, plus setup)",
+            d.as_secs_f64() * runs as f64,
+            d.as_secs_f64()
+        ),
+        Limit::Count(n) => {
+            format!("expected duration: unknown ({what} of {n} msgs/conn; it depends on the rate)")
+        }
+    };
+    if idle > 0 {
+        line.push_str(&format!(", then {idle} idle connections"));
+    }
+    line
 }
 
 /// Runs `msgr bench` on a runtime of its own; `Err` when the run fails or loses messages on a
@@ -258,15 +348,25 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
 async fn run_plan(args: BenchArgs) -> anyhow::Result<()> {
     let cases = args.cases();
     let transports = args.transports();
-    let limit = args.limit();
+    let schedule = args.schedule(cases.len(), transports.len())?;
+    let limit = schedule.limit;
     let faulty = msgr::Options::from_args(&args).await?;
     let options = msgr::Options {
         inject: msgr_core::InjectConfig::default(),
         ..faulty.clone()
     };
     let idle = args.idle_connections();
-    let rounds = args.rounds();
-    let progress = Progress::new(cases.len() * transports.len() * rounds + usize::from(idle > 0));
+    let rounds = schedule.rounds;
+    // First, on standard error (standard output stays the JSON object alone with --json).
+    eprintln!(
+        "{}",
+        expected_line(cases.len(), transports.len(), schedule, idle)
+    );
+    let mut progress = Progress::new(
+        cases.len() * transports.len() * rounds + usize::from(idle > 0),
+        !args.json,
+    );
+    let mut plot = plot::Plot::default();
     let mut report = Report::new(args.policy);
     for case in &cases {
         let mut outcomes: Vec<Vec<Outcome>> = transports.iter().map(|_| Vec::new()).collect();
@@ -295,7 +395,9 @@ async fn run_plan(args: BenchArgs) -> anyhow::Result<()> {
             for outcome in done {
                 integrity.add(outcome.integrity);
             }
-            report.add(Run::new(transport, case, done), integrity);
+            let run = Run::new(transport, case, done);
+            plot.add(case, &run, done);
+            report.add(run, integrity);
         }
     }
     if idle > 0 {
@@ -305,6 +407,10 @@ async fn run_plan(args: BenchArgs) -> anyhow::Result<()> {
         report.idle = Some(memory);
     }
     progress.clear();
+    if let Some(path) = &args.plot {
+        plot.write(path, &report)?;
+        eprintln!("plot written to {}", path.display());
+    }
     report.peak_rss_bytes = crate::rss::peak_rss_bytes().unwrap_or(0);
     if args.json {
         report.print_table(&mut std::io::stderr())?;
@@ -411,7 +517,12 @@ pub fn new_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 100_000_000_000, 3).expect("constant bounds are valid")
 }
 
-/// Decides when a sender has sent enough: by count, or by time looked at every ~64 KiB sent.
+/// Messages the senders of the current run have sent, published every ~64 KiB per sender
+/// (one relaxed add, not one per message): what the live rate on a terminal reads.
+pub static SENT: AtomicU64 = AtomicU64::new(0);
+
+/// Decides when a sender has sent enough: by count, or by time looked at every ~64 KiB sent;
+/// at the same points it publishes its progress to [`SENT`].
 #[derive(Debug)]
 pub struct Stopper {
     limit: Limit,
@@ -433,10 +544,14 @@ impl Stopper {
 
     /// Whether the sender should stop before sending message `seq`.
     pub fn done(&mut self, seq: u64) -> bool {
+        let checkpoint = seq % self.every == 0;
+        if checkpoint && seq > 0 {
+            SENT.fetch_add(self.every, Ordering::Relaxed);
+        }
         match self.limit {
             Limit::Count(n) => seq >= n,
             Limit::Duration(d) => {
-                if !self.stopped && seq % self.every == 0 && self.start.elapsed() >= d {
+                if !self.stopped && checkpoint && self.start.elapsed() >= d {
                     self.stopped = true;
                 }
                 self.stopped

@@ -1,0 +1,611 @@
+//! The msgr2.1 acceptor handshake as a sans-IO machine, in the mon role: a client
+//! authenticates with `none` or `cephx` through msgr-auth's [`AuthServer`] (AUTH_REQUEST,
+//! AUTH_REPLY_MORE / AUTH_REQUEST_MORE rounds, AUTH_DONE, or AUTH_BAD_METHOD), the connection
+//! mode is the first of the client's that we allow, AUTH_SIGNATURE is checked both ways, and
+//! CLIENT_IDENT is answered with SERVER_IDENT (or IDENT_MISSING_FEATURES). Bytes in with
+//! [`Acceptor::handle_input`], bytes out with [`Acceptor::poll_transmit`].
+//!
+//! Not here yet: authorizer mode (a service verifying tickets), SESSION_RECONNECT and the
+//! lossless session phase, and the drivers that run it on sockets.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use msgr_auth::connection_secret::{split_connection_secret, CONNECTION_SECRET_LEN};
+use msgr_auth::provider::{AuthServer, AuthServerSession, ServerReply};
+use msgr_auth::signature::{auth_signature, auth_signature_matches};
+use msgr_auth::{Decode, EntityName, UTime};
+use msgr_ceph::{EntityAddr as Addr2, EntityAddrVec};
+use msgr_wire::EntityType;
+
+use super::connect::{HandshakeError, CON_MODE_SECURE};
+use super::frame::{Banner, Decoder, Encoder, Frame, FrameLimits, Gcm, Tag};
+
+/// AUTH_REQUEST payload marker of mon mode.
+const AUTH_MODE_MON: u8 = 10;
+/// `EOPNOTSUPP`, as Ceph answers a method it does not allow.
+const ENOTSUP: i32 = -95;
+
+/// What the acceptor side offers.
+#[derive(Debug, Clone)]
+pub struct AcceptorConfig {
+    /// Our entity type (a mon).
+    pub entity_type: EntityType,
+    /// Our entity number, sent in SERVER_IDENT.
+    pub global_id: u64,
+    /// The addresses we announce (v2 and v1).
+    pub my_addrs: EntityAddrVec,
+    /// The connecting socket's address (told to the client in our HELLO).
+    pub socket_peer: SocketAddr,
+    /// Session features we support and require.
+    pub features_supported: u64,
+    /// See `features_supported`.
+    pub features_required: u64,
+    /// Connection modes we allow (Ceph's `ms_mon_service_mode`).
+    pub allowed_modes: Vec<u32>,
+    /// Sessions are lossy (a mon's client sessions are).
+    pub lossy: bool,
+    /// Our global seq for this connection.
+    pub global_seq: u64,
+    /// Bounds on what the peer may declare.
+    pub limits: FrameLimits,
+}
+
+/// What an accepted handshake established.
+#[derive(Debug)]
+pub struct Accepted {
+    /// The client's entity name, as it authenticated.
+    pub peer_name: EntityName,
+    /// Its global id.
+    pub peer_global_id: u64,
+    /// Features both ends support.
+    pub features: u64,
+    /// The negotiated mode.
+    pub con_mode: u32,
+    /// The client's session cookie.
+    pub client_cookie: u64,
+    /// The client's addresses (CLIENT_IDENT).
+    pub peer_addrs: EntityAddrVec,
+    /// The frame codec, in the negotiated mode.
+    pub encoder: Encoder,
+    /// See `encoder`.
+    pub decoder: Decoder,
+    /// Bytes received after CLIENT_IDENT (the first frames of the session).
+    pub leftover: BytesMut,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Banner,
+    Hello,
+    Auth,
+    Signature,
+    Ident,
+    Open,
+}
+
+impl Phase {
+    fn name(self) -> &'static str {
+        match self {
+            Phase::Banner => "reading the banner",
+            Phase::Hello => "waiting for HELLO",
+            Phase::Auth => "authenticating",
+            Phase::Signature => "checking AUTH_SIGNATURE",
+            Phase::Ident => "waiting for CLIENT_IDENT",
+            Phase::Open => "open",
+        }
+    }
+}
+
+/// The acceptor; see the module docs.
+pub struct Acceptor {
+    cfg: AcceptorConfig,
+    server: Arc<dyn AuthServer>,
+    session: Option<Box<dyn AuthServerSession>>,
+    phase: Phase,
+    enc: Encoder,
+    dec: Decoder,
+    inbuf: BytesMut,
+    out: BytesMut,
+    logs: Option<(Vec<u8>, Vec<u8>)>,
+    expected_signature: Option<[u8; 32]>,
+    con_mode: u32,
+    method: u32,
+    peer_name: Option<EntityName>,
+    peer_global_id: u64,
+    done: Option<(u64, u64, EntityAddrVec)>,
+}
+
+impl std::fmt::Debug for Acceptor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Acceptor")
+            .field("phase", &self.phase)
+            .finish_non_exhaustive()
+    }
+}
+
+fn malformed(what: &'static str) -> HandshakeError {
+    HandshakeError::Malformed(what)
+}
+
+fn get_u32(p: &mut &[u8], what: &'static str) -> Result<u32, HandshakeError> {
+    (p.len() >= 4)
+        .then(|| p.get_u32_le())
+        .ok_or(malformed(what))
+}
+
+fn get_u64(p: &mut &[u8], what: &'static str) -> Result<u64, HandshakeError> {
+    (p.len() >= 8)
+        .then(|| p.get_u64_le())
+        .ok_or(malformed(what))
+}
+
+fn get_blob<'a>(p: &mut &'a [u8], what: &'static str) -> Result<&'a [u8], HandshakeError> {
+    let n = get_u32(p, what)? as usize;
+    if p.len() < n {
+        return Err(malformed(what));
+    }
+    let (b, rest) = p.split_at(n);
+    *p = rest;
+    Ok(b)
+}
+
+fn put_blob(b: &mut BytesMut, data: &[u8]) {
+    b.put_u32_le(u32::try_from(data.len()).unwrap_or(u32::MAX));
+    b.put_slice(data);
+}
+
+impl Acceptor {
+    /// An acceptor authenticating clients with `server`; our banner is queued.
+    pub fn new(cfg: AcceptorConfig, server: Arc<dyn AuthServer>) -> Acceptor {
+        let mut a = Acceptor {
+            dec: Decoder::new(cfg.limits),
+            cfg,
+            server,
+            session: None,
+            phase: Phase::Banner,
+            enc: Encoder::default(),
+            inbuf: BytesMut::new(),
+            out: BytesMut::new(),
+            logs: Some((Vec::new(), Vec::new())),
+            expected_signature: None,
+            con_mode: 0,
+            method: 0,
+            peer_name: None,
+            peer_global_id: 0,
+            done: None,
+        };
+        let mut b = BytesMut::new();
+        Banner::OURS.encode(&mut b);
+        a.queue_raw(&b);
+        a
+    }
+
+    fn queue_raw(&mut self, bytes: &[u8]) {
+        if let Some((tx, _)) = &mut self.logs {
+            tx.extend_from_slice(bytes);
+        }
+        self.out.extend_from_slice(bytes);
+    }
+
+    fn send(&mut self, frame: &Frame) {
+        let mut b = BytesMut::new();
+        self.enc.encode(frame, &mut b);
+        self.queue_raw(&b);
+    }
+
+    /// Bytes to write, if any.
+    pub fn poll_transmit(&mut self) -> Option<Bytes> {
+        (!self.out.is_empty()).then(|| self.out.split().freeze())
+    }
+
+    /// Bytes from the client; true once the handshake is complete. An error is final (an
+    /// AUTH_BAD_METHOD was queued first when the client's authentication was refused).
+    pub fn handle_input(&mut self, now: UTime, data: &[u8]) -> Result<bool, HandshakeError> {
+        self.inbuf.extend_from_slice(data);
+        while self.phase != Phase::Open {
+            let before = self.inbuf.len();
+            let snapshot = self.logs.is_some().then(|| self.inbuf.clone());
+            if self.phase == Phase::Banner {
+                if Banner::decode(&mut self.inbuf)?.is_none() {
+                    return Ok(false);
+                }
+                self.log_rx(snapshot, before);
+                self.phase = Phase::Hello;
+                continue;
+            }
+            let Some(frame) = self.dec.decode(&mut self.inbuf)? else {
+                return Ok(false);
+            };
+            self.log_rx(snapshot, before);
+            self.handle_frame(now, frame)?;
+        }
+        Ok(true)
+    }
+
+    fn log_rx(&mut self, snapshot: Option<BytesMut>, before: usize) {
+        if let (Some((_, rx)), Some(s)) = (&mut self.logs, snapshot) {
+            rx.extend_from_slice(&s[..before - self.inbuf.len()]);
+        }
+    }
+
+    fn handle_frame(&mut self, now: UTime, frame: Frame) -> Result<(), HandshakeError> {
+        let mut p = frame.segment(0);
+        match (self.phase, frame.tag) {
+            (Phase::Hello, Tag::Hello) => {
+                let mut b = BytesMut::new();
+                b.put_u8(self.cfg.entity_type.0);
+                Addr2::v2(self.cfg.socket_peer, 0).encode(&mut b);
+                self.send(&Frame::control(Tag::Hello, b.freeze()));
+                self.phase = Phase::Auth;
+            }
+            (Phase::Auth, Tag::AuthRequest) => self.auth_request(now, &mut p)?,
+            (Phase::Auth, Tag::AuthRequestMore) => {
+                let payload = get_blob(&mut p, "AUTH_REQUEST_MORE")?;
+                let session = self
+                    .session
+                    .as_mut()
+                    .ok_or(malformed("AUTH_REQUEST_MORE before AUTH_REQUEST"))?;
+                let reply = session.handle_request(now, payload);
+                self.answer(reply)?;
+            }
+            (Phase::Signature, Tag::AuthSignature) => {
+                let ok = self
+                    .expected_signature
+                    .as_ref()
+                    .is_some_and(|e| auth_signature_matches(e, p));
+                if !ok {
+                    return Err(HandshakeError::BadSignature);
+                }
+                self.phase = Phase::Ident;
+            }
+            (Phase::Ident, Tag::ClientIdent) => self.client_ident(&mut p)?,
+            (phase, tag) => {
+                return Err(HandshakeError::Unexpected {
+                    tag,
+                    phase: phase.name(),
+                })
+            }
+        }
+        Ok(())
+    }
+
+    fn bad_method(&mut self, result: i32) -> HandshakeError {
+        let mut b = BytesMut::new();
+        b.put_u32_le(self.method);
+        b.put_i32_le(result);
+        b.put_u32_le(1);
+        b.put_u32_le(self.server.protocol());
+        b.put_u32_le(u32::try_from(self.cfg.allowed_modes.len()).unwrap_or(0));
+        for m in &self.cfg.allowed_modes {
+            b.put_u32_le(*m);
+        }
+        self.send(&Frame::control(Tag::AuthBadMethod, b.freeze()));
+        HandshakeError::AuthRefused {
+            method: self.method,
+            result,
+            allowed: vec![self.server.protocol()],
+        }
+    }
+
+    fn auth_request(&mut self, now: UTime, p: &mut &[u8]) -> Result<(), HandshakeError> {
+        self.method = get_u32(p, "AUTH_REQUEST method")?;
+        let n = get_u32(p, "AUTH_REQUEST modes")? as usize;
+        if p.len() < n.saturating_mul(4) {
+            return Err(malformed("AUTH_REQUEST modes"));
+        }
+        let modes: Vec<u32> = (0..n).map(|_| p.get_u32_le()).collect();
+        let mut payload = get_blob(p, "AUTH_REQUEST payload")?;
+        if self.method != self.server.protocol() {
+            return Err(self.bad_method(ENOTSUP));
+        }
+        let Some(mode) = modes
+            .iter()
+            .copied()
+            .find(|m| self.cfg.allowed_modes.contains(m))
+        else {
+            return Err(self.bad_method(ENOTSUP));
+        };
+        self.con_mode = mode;
+        if payload.first() != Some(&AUTH_MODE_MON) {
+            return Err(malformed("AUTH_REQUEST: not mon mode"));
+        }
+        payload.advance(1);
+        let name = EntityName::decode(&mut payload).map_err(|_| malformed("AUTH_REQUEST name"))?;
+        let global_id = get_u64(&mut payload, "AUTH_REQUEST global id")?;
+        let (mut session, reply) = self.server.start_session(&name, global_id, now);
+        if mode == CON_MODE_SECURE {
+            session.want_connection_secret(CONNECTION_SECRET_LEN);
+        }
+        self.peer_name = Some(name);
+        self.session = Some(session);
+        self.answer(reply)
+    }
+
+    /// The auth server's answer: more, done, or refused.
+    fn answer(&mut self, reply: ServerReply) -> Result<(), HandshakeError> {
+        if reply.result < 0 {
+            return Err(self.bad_method(reply.result));
+        }
+        self.peer_global_id = reply.global_id;
+        let mut b = BytesMut::new();
+        if reply.authenticated.is_none() {
+            put_blob(&mut b, &reply.payload);
+            self.send(&Frame::control(Tag::AuthReplyMore, b.freeze()));
+            return Ok(());
+        }
+        b.put_u64_le(reply.global_id);
+        b.put_u32_le(self.con_mode);
+        put_blob(&mut b, &reply.payload);
+        self.send(&Frame::control(Tag::AuthDone, b.freeze()));
+        // The logs end with AUTH_DONE; from here on, the negotiated mode.
+        let (tx, rx) = self.logs.take().unwrap_or_default();
+        let (key, secret) = self
+            .session
+            .as_ref()
+            .map(|s| s.v2_session())
+            .unwrap_or((None, None));
+        if self.con_mode == CON_MODE_SECURE {
+            let secret = secret.ok_or(HandshakeError::BadMode(self.con_mode))?;
+            let keys = split_connection_secret(&secret, true).map_err(HandshakeError::Auth)?;
+            self.enc.secure(Gcm::new(&keys.key, &keys.tx_nonce));
+            self.dec.secure(Gcm::new(&keys.key, &keys.rx_nonce));
+        }
+        self.expected_signature = Some(auth_signature(key.as_ref(), &tx));
+        let ours = auth_signature(key.as_ref(), &rx);
+        self.send(&Frame::control(
+            Tag::AuthSignature,
+            Bytes::copy_from_slice(&ours),
+        ));
+        self.phase = Phase::Signature;
+        Ok(())
+    }
+
+    fn client_ident(&mut self, p: &mut &[u8]) -> Result<(), HandshakeError> {
+        let addrs = EntityAddrVec::decode(p).map_err(|_| malformed("CLIENT_IDENT addrs"))?;
+        let _target = Addr2::decode(p).map_err(|_| malformed("CLIENT_IDENT target"))?;
+        let _global_id = get_u64(p, "CLIENT_IDENT")?;
+        let _global_seq = get_u64(p, "CLIENT_IDENT")?;
+        let supported = get_u64(p, "CLIENT_IDENT")?;
+        let required = get_u64(p, "CLIENT_IDENT")?;
+        let _flags = get_u64(p, "CLIENT_IDENT")?;
+        let cookie = get_u64(p, "CLIENT_IDENT")?;
+        let missing = self.cfg.features_required & !supported;
+        if missing != 0 {
+            let mut b = BytesMut::new();
+            b.put_u64_le(missing);
+            self.send(&Frame::control(Tag::IdentMissingFeatures, b.freeze()));
+            return Err(HandshakeError::MissingFeatures(missing));
+        }
+        let theirs = required & !self.cfg.features_supported;
+        if theirs != 0 {
+            return Err(HandshakeError::MissingFeatures(theirs));
+        }
+        let mut b = BytesMut::new();
+        self.cfg.my_addrs.encode(&mut b);
+        b.put_u64_le(self.cfg.global_id);
+        b.put_u64_le(self.cfg.global_seq);
+        b.put_u64_le(self.cfg.features_supported);
+        b.put_u64_le(self.cfg.features_required);
+        b.put_u64_le(u64::from(self.cfg.lossy));
+        b.put_u64_le(0); // server cookie: lossy sessions have none
+        self.send(&Frame::control(Tag::ServerIdent, b.freeze()));
+        self.done = Some((supported & self.cfg.features_supported, cookie, addrs));
+        self.phase = Phase::Open;
+        Ok(())
+    }
+
+    /// The codec and what the handshake established; `None` before CLIENT_IDENT.
+    pub fn finish(self) -> Option<Accepted> {
+        let (features, client_cookie, peer_addrs) = self.done?;
+        Some(Accepted {
+            peer_name: self.peer_name?,
+            peer_global_id: self.peer_global_id,
+            features,
+            con_mode: self.con_mode,
+            client_cookie,
+            peer_addrs,
+            encoder: self.enc,
+            decoder: self.dec,
+            leftover: self.inbuf,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use msgr_auth::provider::{
+        AuthClient, CephxAuthServer, CephxClient, NoneAuthServer, NoneClient, TicketTtls,
+    };
+    use msgr_auth::{CryptoKey, Keyring, KeyringEntry, ENTITY_MON};
+    use rand::SeedableRng;
+
+    use super::super::connect::{Connector, ConnectorConfig, CON_MODE_CRC};
+    use super::*;
+
+    fn rng(s: u64) -> Box<rand::rngs::StdRng> {
+        Box::new(rand::rngs::StdRng::seed_from_u64(s))
+    }
+
+    fn key() -> CryptoKey {
+        CryptoKey::aes([3; 16])
+    }
+
+    fn cephx_server() -> Arc<dyn AuthServer> {
+        let mut ring = Keyring::new();
+        ring.insert(
+            EntityName::client("admin"),
+            KeyringEntry {
+                key: key(),
+                caps: Default::default(),
+            },
+        );
+        Arc::new(CephxAuthServer::new(
+            ring,
+            TicketTtls::default(),
+            4100,
+            rng(1),
+        ))
+    }
+
+    fn pair(
+        client_modes: Vec<u32>,
+        server_modes: Vec<u32>,
+        auth: Box<dyn AuthClient>,
+        server: Arc<dyn AuthServer>,
+    ) -> (Connector, Acceptor) {
+        let mon: SocketAddr = "127.0.0.1:3300".parse().expect("addr");
+        let cfg = ConnectorConfig {
+            entity_type: EntityType::CLIENT,
+            peer: mon,
+            nonce: 9,
+            features_supported: msgr_wire::features::ALL_PACIFIC,
+            features_required: 0,
+            modes: client_modes,
+            global_seq: 1,
+            client_cookie: 77,
+            limits: FrameLimits::default(),
+        };
+        let acfg = AcceptorConfig {
+            entity_type: EntityType::MON,
+            global_id: 0,
+            my_addrs: EntityAddrVec(vec![Addr2::v2(mon, 0)]),
+            socket_peer: "127.0.0.1:40000".parse().expect("addr"),
+            features_supported: msgr_wire::features::ALL_PACIFIC,
+            features_required: 0,
+            allowed_modes: server_modes,
+            lossy: true,
+            global_seq: 1,
+            limits: FrameLimits::default(),
+        };
+        (Connector::new(cfg, auth), Acceptor::new(acfg, server))
+    }
+
+    /// Moves bytes both ways, in chunks of `chunk`, until both ends are open or one fails.
+    fn run(c: &mut Connector, a: &mut Acceptor, chunk: usize) -> Result<(), HandshakeError> {
+        let now = UTime::now();
+        for _ in 0..10_000 {
+            let mut progressed = false;
+            while let Some(b) = c.poll_transmit() {
+                progressed = true;
+                for part in b.chunks(chunk) {
+                    a.handle_input(now, part)?;
+                }
+            }
+            while let Some(b) = a.poll_transmit() {
+                progressed = true;
+                for part in b.chunks(chunk) {
+                    c.handle_input(now, part)?;
+                }
+            }
+            if c.is_open() || !progressed {
+                return Ok(());
+            }
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn none_cephx_crc_and_secure_open_both_ends_and_frames_flow() {
+        type Case = (Box<dyn AuthClient>, Arc<dyn AuthServer>, u32);
+        let cases: Vec<Case> = vec![
+            (
+                Box::new(NoneClient::new(EntityName::client("admin"))),
+                Arc::new(NoneAuthServer::new(4100)),
+                CON_MODE_CRC,
+            ),
+            (
+                Box::new(CephxClient::new(
+                    EntityName::client("admin"),
+                    key(),
+                    ENTITY_MON,
+                    rng(2),
+                )),
+                cephx_server(),
+                CON_MODE_CRC,
+            ),
+            (
+                Box::new(CephxClient::new(
+                    EntityName::client("admin"),
+                    key(),
+                    ENTITY_MON,
+                    rng(2),
+                )),
+                cephx_server(),
+                CON_MODE_SECURE,
+            ),
+        ];
+        for (chunk, (auth, server, mode)) in [1usize, 7, 4096].into_iter().zip(cases) {
+            let (mut c, mut a) = pair(
+                vec![mode],
+                vec![CON_MODE_SECURE, CON_MODE_CRC],
+                auth,
+                server,
+            );
+            run(&mut c, &mut a, chunk).expect("opens");
+            let mut est = c.finish().expect("client open");
+            let mut acc = a.finish().expect("server open");
+            assert_eq!((est.con_mode, acc.con_mode), (mode, mode));
+            assert_eq!(acc.peer_name, EntityName::client("admin"));
+            assert_eq!(est.global_id, 4100);
+            assert_eq!(acc.client_cookie, 77);
+            assert!(est.lossy);
+            // A frame each way in the negotiated mode.
+            let mut wire = BytesMut::new();
+            est.encoder
+                .encode(&Frame::control(Tag::Keepalive2, vec![1u8; 8]), &mut wire);
+            let got = acc
+                .decoder
+                .decode(&mut wire)
+                .expect("decodes")
+                .expect("whole");
+            assert_eq!(got.tag, Tag::Keepalive2);
+            acc.encoder
+                .encode(&Frame::control(Tag::Ack, vec![2u8; 8]), &mut wire);
+            let got = est
+                .decoder
+                .decode(&mut wire)
+                .expect("decodes")
+                .expect("whole");
+            assert_eq!(got.tag, Tag::Ack);
+        }
+    }
+
+    #[test]
+    fn a_wrong_key_gets_auth_bad_method_and_no_mode_in_common_too() {
+        let (mut c, mut a) = pair(
+            vec![CON_MODE_SECURE],
+            vec![CON_MODE_SECURE],
+            Box::new(CephxClient::new(
+                EntityName::client("admin"),
+                CryptoKey::aes([9; 16]),
+                ENTITY_MON,
+                rng(2),
+            )),
+            cephx_server(),
+        );
+        let e = run(&mut c, &mut a, 64).expect_err("refused");
+        assert!(
+            matches!(e, HandshakeError::AuthRefused { result: -13, .. }),
+            "{e}"
+        );
+        // The client reads the AUTH_BAD_METHOD.
+        let b = a.poll_transmit().expect("AUTH_BAD_METHOD queued");
+        let e = c.handle_input(UTime::now(), &b).expect_err("refused");
+        assert!(
+            matches!(e, HandshakeError::AuthRefused { result: -13, .. }),
+            "{e}"
+        );
+        let (mut c, mut a) = pair(
+            vec![CON_MODE_SECURE],
+            vec![CON_MODE_CRC],
+            Box::new(NoneClient::new(EntityName::client("admin"))),
+            Arc::new(NoneAuthServer::new(1)),
+        );
+        assert!(matches!(
+            run(&mut c, &mut a, 64),
+            Err(HandshakeError::AuthRefused { result: -95, .. })
+        ));
+    }
+}
