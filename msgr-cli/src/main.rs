@@ -1,6 +1,7 @@
 //! `msgr`: serve, ping, bench, dump and mon-command.
 
 mod bench;
+mod ceph_opts;
 mod dump;
 mod mon_command;
 mod peer;

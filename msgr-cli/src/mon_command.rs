@@ -23,11 +23,10 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use bytes::Bytes;
 use clap::Args;
-use msgr_core::MessengerConfig;
-use msgr_monc::{parse_mon_host, ClientOptions, MonClient, MonClientConfig, MonClientError};
+use msgr_monc::{MonClient, MonClientConfig, MonClientError};
 
 use crate::bench::plan::parse_duration;
 
@@ -110,52 +109,16 @@ async fn mon_command(args: &MonCommandArgs) -> anyhow::Result<i32> {
     Ok(reply.errno.saturating_neg().max(0))
 }
 
-/// The ceph.conf to read: `-c`, else Ceph's search.
-fn conf_path(args: &MonCommandArgs) -> Option<PathBuf> {
-    if let Some(c) = &args.conf {
-        return Some(c.clone());
-    }
-    let mut candidates = Vec::new();
-    if let Some(c) = std::env::var_os("CEPH_CONF") {
-        return Some(PathBuf::from(c));
-    }
-    candidates.push(PathBuf::from("/etc/ceph/ceph.conf"));
-    if let Some(home) = std::env::var_os("HOME") {
-        candidates.push(PathBuf::from(home).join(".ceph/ceph.conf"));
-    }
-    candidates.push(PathBuf::from("ceph.conf"));
-    candidates.into_iter().find(|p| p.is_file())
-}
-
 fn client_config(args: &MonCommandArgs) -> anyhow::Result<MonClientConfig> {
-    let name: msgr_auth::EntityName = args
-        .name
-        .parse()
-        .with_context(|| format!("bad name {:?} (expected TYPE.ID)", args.name))?;
-    let conf = conf_path(args);
-    let (mut options, messenger) = match &conf {
-        Some(path) => (
-            ClientOptions::from_ceph_conf_file(path, &name)?,
-            MessengerConfig::from_ceph_conf_file(path, &name.to_string())?,
-        ),
-        None => (ClientOptions::new(name), MessengerConfig::default()),
-    };
-    if let Some(m) = &args.mon {
-        options.mon_host = parse_mon_host(m)?;
-    }
-    if options.mon_host.is_empty() {
-        bail!("no mon address: give -m v1:IP:PORT, or a ceph.conf with mon_host (-c FILE)");
-    }
-    if let Some(k) = &args.keyring {
-        if !k.is_file() {
-            bail!("{}: no such keyring", k.display());
-        }
-        options.keyring = vec![k.clone()];
-    }
+    let mut config = crate::ceph_opts::mon_client_config(
+        &args.name,
+        args.conf.as_deref(),
+        args.keyring.as_deref(),
+        args.mon.as_deref(),
+    )?;
+    let options = &mut config.options;
     if let Some(t) = args.connect_timeout {
         options.mount_timeout = t;
     }
-    let mut config = MonClientConfig::new(options);
-    config.messenger = messenger;
     Ok(config)
 }

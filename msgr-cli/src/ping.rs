@@ -16,9 +16,35 @@
 //! the summary is printed, and the exit status is 1. A refused handshake (BADPROTOVER,
 //! FEATURES, BADAUTHORIZER, a peer at another address) ends it as soon as the peer answers,
 //! with that answer in the message. As `ping -c N`, `--count N` exits 1 when fewer than N
-//! keepalives were answered; without it, a run where none was answered fails.
+//! keepalives were answered; without it, a run where none was answered fails. Errors are one
+//! line on standard error (`msgr ping: ...`), exit status 1.
+//!
+//! With cephx, as `ceph`'s tools: given any of `-c/--conf` (a ceph.conf: `mon_host`,
+//! `keyring`, `auth_client_required`, from `[global]`, `[client]`, `[client.NAME]`),
+//! `-k/--keyring`, `-m/--mon`, the ping first authenticates with a mon as `-n/--name`
+//! (default `client.admin`) through msgr-monc's `MonClient` (cephx when a key is found, else
+//! `none` if allowed), within `--timeout`, then names its messenger `client.GLOBAL_ID` (as
+//! librados; a daemon name such as `osd.3` is kept) and
+//! presents an authorizer from the client's ticket for the daemon's service (answering
+//! CHALLENGE_AUTHORIZER, checking the reply, signing messages), so an OSD of a cephx cluster
+//! accepts it:
+//!
+//! ```text
+//! $ msgr ping v1:127.0.0.1:6800/4242 -c ceph.conf --count 3
+//! AUTH client.admin with mon v1:127.0.0.1:40000/0 in 4.210 ms: global id 4123 (cephx)
+//! PING v1:127.0.0.1:6800/4242: handshake with a osd in 1.520 ms
+//! ...
+//! ```
+//!
+//! A refusal by the mon (wrong key, unknown entity) ends the ping at once with that error.
+//! Without these options nothing is read and no mon is asked: the messenger is `TYPE.-1` (or
+//! `TYPE.N` for a numeric name) and sends no authorizer. Not here: the ceph.conf's `ms_*`
+//! options for the ping's own messenger (the mon client takes them), `$CEPH_CONF` and the
+//! default conf search (a plain `msgr ping ADDR` reads no file).
 
+use std::io::Write;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -26,9 +52,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::{bail, Context};
 use clap::Args;
 use msgr_core::{
-    BoxFuture, Connection, Dispatched, Dispatcher, Messenger, MessengerConfig, PolicyConfig,
-    PolicyKind, Received,
+    Authorizer, BoxFuture, Connection, Dispatched, Dispatcher, Messenger, MessengerConfig,
+    PolicyConfig, PolicyKind, Received,
 };
+use msgr_monc::{parse_mon_host, ClientOptions, MonClient, MonClientConfig};
 use msgr_wire::{EntityAddr, EntityName, EntityType, Timespec};
 use tokio::sync::Notify;
 
@@ -40,30 +67,48 @@ pub struct PingArgs {
     /// The daemon: `v1:HOST:PORT` (HOST may be a name; `v1:` and a `/NONCE` are optional).
     pub addr: String,
     /// Stop after this many replies (or timeouts); default: until Ctrl-C.
-    #[arg(long, short = 'c')]
+    #[arg(long)]
     pub count: Option<u64>,
     /// Time between keepalives: seconds, or with a suffix (200ms).
     #[arg(long, short = 'i', default_value = "1", value_parser = parse_duration)]
     pub interval: Duration,
-    /// How long to wait for the handshake and for each reply.
+    /// How long to wait for the handshake and for each reply (and, with `-c`/`-k`/`-m`, for a
+    /// mon to authenticate with).
     #[arg(long, short = 'W', default_value = "5", value_parser = parse_duration)]
     pub timeout: Duration,
     /// The daemon's entity type (mon, osd, mds, mgr): it decides the protocol version offered
     /// in the handshake. Default: mon on port 6789, osd elsewhere (as `msgr serve`).
     #[arg(long)]
     pub peer_type: Option<String>,
-    /// This client's entity name.
-    #[arg(long, default_value = "client.-1")]
+    /// Who to authenticate as with `-c`/`-k`/`-m` (TYPE.ID); its type (and a numeric ID) name
+    /// the messenger otherwise.
+    #[arg(long, short = 'n', default_value = "client.admin")]
     pub name: String,
+    /// A ceph.conf (mon_host, keyring, auth_client_required): authenticate with a mon first.
+    #[arg(long, short = 'c')]
+    pub conf: Option<PathBuf>,
+    /// The keyring holding the name's key (instead of the conf's `keyring`).
+    #[arg(long, short = 'k')]
+    pub keyring: Option<PathBuf>,
+    /// The mon(s), as mon_host (v1:IP:PORT, comma-separated; instead of the conf's mon_host).
+    #[arg(long = "mon", short = 'm')]
+    pub mon: Option<String>,
 }
 
-/// Runs `msgr ping`.
+/// Runs `msgr ping`; on failure prints one line (`msgr ping: ...`) and exits 1.
 pub fn run(args: PingArgs) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()?;
-    runtime.block_on(ping(args))
+    let result = runtime.block_on(ping(args));
+    drop(runtime);
+    let _ = std::io::stdout().flush();
+    if let Err(e) = result {
+        eprintln!("msgr ping: {e:#}");
+        std::process::exit(1);
+    }
+    Ok(())
 }
 
 /// What the handshake came to.
@@ -131,10 +176,111 @@ impl std::error::Error for Refused {}
 
 async fn ping(args: PingArgs) -> anyhow::Result<()> {
     let target = crate::peer::resolve(&args.addr, args.timeout).await?;
-    let name: EntityName = args
+    let auth_name: msgr_auth::EntityName = args
         .name
         .parse()
-        .with_context(|| format!("{:?} is not an entity name", args.name))?;
+        .with_context(|| format!("{:?} is not an entity name (TYPE.ID)", args.name))?;
+    let Some(options) = mon_options(&args, &auth_name)? else {
+        return ping_types(&args, target, unauthenticated_name(&auth_name)?, None).await;
+    };
+    let mut config = MonClientConfig::new(options);
+    if let Some(path) = &args.conf {
+        // The mon client's messenger takes the conf's ms_* options, as `msgr mon-command`'s.
+        config.messenger = MessengerConfig::from_ceph_conf_file(path, &auth_name.to_string())?;
+    }
+    let client = MonClient::new(config).await?;
+    let result = async {
+        let mon = authenticate(&client, &auth_name).await?;
+        // A client is named after its global id (librados' `set_myname`); a daemon keeps its own.
+        let name = if auth_name.ty == msgr_auth::ENTITY_CLIENT {
+            let id = i64::try_from(client.global_id()).context("global id out of range")?;
+            EntityName::new(EntityType::CLIENT, id)
+        } else {
+            unauthenticated_name(&auth_name)?
+        };
+        tracing::debug!(%name, %mon, "authenticated");
+        ping_types(&args, target, name, Some(client.authorizer())).await
+    }
+    .await;
+    client.shutdown().await;
+    result
+}
+
+/// The mon client's options when any of `-c`, `-k`, `-m` is given (else `None`: no
+/// authentication), as `msgr mon-command` reads them; `--timeout` bounds the hunt for a mon.
+fn mon_options(
+    args: &PingArgs,
+    name: &msgr_auth::EntityName,
+) -> anyhow::Result<Option<ClientOptions>> {
+    if args.conf.is_none() && args.keyring.is_none() && args.mon.is_none() {
+        return Ok(None);
+    }
+    let mut options = match &args.conf {
+        Some(path) => ClientOptions::from_ceph_conf_file(path, name)?,
+        None => ClientOptions::new(name.clone()),
+    };
+    if let Some(m) = &args.mon {
+        options.mon_host = parse_mon_host(m)?;
+    }
+    if options.mon_host.is_empty() {
+        bail!("no mon address to authenticate with: give -m v1:IP:PORT, or a ceph.conf with mon_host (-c FILE)");
+    }
+    if let Some(k) = &args.keyring {
+        if !k.is_file() {
+            bail!("{}: no such keyring", k.display());
+        }
+        options.keyring = vec![k.clone()];
+    }
+    options.mount_timeout = args.timeout;
+    Ok(Some(options))
+}
+
+/// Authenticates `client` and prints the `AUTH` line; the mon that answered. An error is
+/// one line naming the entity and the mon's answer (EACCES for a wrong key).
+async fn authenticate(client: &MonClient, name: &msgr_auth::EntityName) -> anyhow::Result<String> {
+    let start = Instant::now();
+    client
+        .authenticate()
+        .await
+        .map_err(|e| anyhow::anyhow!("authenticating with the mon: {e}"))?;
+    let took = start.elapsed();
+    let mon = client
+        .current_mon()
+        .await
+        .map_or_else(|| "?".to_owned(), |m| EntityAddr::new(m, 0).to_string());
+    let method = match client.auth_methods().first() {
+        Some(&msgr_auth::CEPH_AUTH_CEPHX) => "cephx",
+        _ => "none",
+    };
+    println!(
+        "AUTH {name} with mon {mon} in {:.3} ms: global id {} ({method})",
+        took.as_secs_f64() * 1e3,
+        client.global_id()
+    );
+    Ok(mon)
+}
+
+/// The entity type of `name` for the messenger (client, osd, ...).
+fn messenger_type(name: &msgr_auth::EntityName) -> anyhow::Result<EntityType> {
+    msgr_auth::entity_type_name(name.ty)
+        .and_then(|t| t.parse().ok())
+        .with_context(|| format!("{name}: not an entity type the messenger knows"))
+}
+
+/// The messenger's name without authentication: `TYPE.N` for a numeric id, else `TYPE.-1`
+/// (Ceph's name before a mon gives a client its global id).
+fn unauthenticated_name(name: &msgr_auth::EntityName) -> anyhow::Result<EntityName> {
+    let num = name.id.parse::<i64>().unwrap_or(-1);
+    Ok(EntityName::new(messenger_type(name)?, num))
+}
+
+/// Tries the candidate peer types in turn (see [`ping_as`]) until one is not refused.
+async fn ping_types(
+    args: &PingArgs,
+    target: EntityAddr,
+    name: EntityName,
+    authorizer: Option<Arc<dyn Authorizer>>,
+) -> anyhow::Result<()> {
     // The peer type decides the protocol version offered. Unless told, try the likely one
     // first (mon on 6789, osd elsewhere, as `msgr serve`), then the others.
     let candidates: Vec<EntityType> = match &args.peer_type {
@@ -156,7 +302,7 @@ async fn ping(args: PingArgs) -> anyhow::Result<()> {
     };
     let mut refused: Vec<Refused> = Vec::new();
     for peer_type in candidates {
-        match ping_as(&args, target, name, peer_type).await {
+        match ping_as(args, target, name, peer_type, authorizer.clone()).await {
             Err(e) => match e.downcast::<Refused>() {
                 Ok(r) => refused.push(r),
                 Err(e) => return Err(e),
@@ -186,6 +332,7 @@ async fn ping_as(
     target: EntityAddr,
     name: EntityName,
     peer_type: EntityType,
+    authorizer: Option<Arc<dyn Authorizer>>,
 ) -> anyhow::Result<()> {
     let events = Arc::new(Events::default());
     let bind = if target.addr.is_ipv4() {
@@ -199,9 +346,13 @@ async fn ping_as(
         ..MessengerConfig::default()
     };
     config.pipe.handshake_timeout = args.timeout;
-    let messenger = Messenger::builder(name)
+    let mut builder = Messenger::builder(name)
         .config(config)
-        .dispatcher(events.clone())
+        .dispatcher(events.clone());
+    if let Some(a) = authorizer {
+        builder = builder.authorizer(a);
+    }
+    let messenger = builder
         .start()
         .await
         .context("starting the client messenger")?;
@@ -412,4 +563,59 @@ fn summary(shown: &str, sent: u64, rtts: &[f64], elapsed: Duration) {
     let avg = sorted.iter().sum::<f64>() / sorted.len() as f64;
     let p99 = sorted[((sorted.len() as f64 * 0.99).ceil() as usize).clamp(1, sorted.len()) - 1];
     println!("rtt min/avg/max/p99 = {min:.3}/{avg:.3}/{max:.3}/{p99:.3} ms");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn auth(name: &str) -> msgr_auth::EntityName {
+        name.parse().unwrap_or_else(|e| panic!("{name}: {e}"))
+    }
+
+    #[test]
+    fn messenger_name_without_a_mon() {
+        // Ceph's name before a mon gives a client its global id; a daemon keeps its number.
+        for (given, expected) in [
+            ("client.admin", "client.-1"),
+            ("client.42", "client.42"),
+            ("osd.3", "osd.3"),
+            ("mon.a", "mon.-1"),
+        ] {
+            let name = unauthenticated_name(&auth(given)).map(|n| n.to_string());
+            assert_eq!(name.ok().as_deref(), Some(expected), "{given}");
+        }
+    }
+
+    #[test]
+    fn mon_options_only_with_an_auth_option() {
+        let base = PingArgs {
+            addr: "v1:127.0.0.1:6800".into(),
+            count: None,
+            interval: Duration::from_secs(1),
+            timeout: Duration::from_secs(5),
+            peer_type: None,
+            name: "client.admin".into(),
+            conf: None,
+            keyring: None,
+            mon: None,
+        };
+        let name = auth("client.admin");
+        assert!(matches!(mon_options(&base, &name), Ok(None)));
+        let with_mon = PingArgs {
+            mon: Some("v1:127.0.0.1:3300".into()),
+            ..base
+        };
+        let options = mon_options(&with_mon, &name)
+            .ok()
+            .flatten()
+            .map(|o| (o.mon_host, o.mount_timeout));
+        assert_eq!(
+            options,
+            Some((
+                vec![SocketAddr::from(([127, 0, 0, 1], 3300))],
+                Duration::from_secs(5)
+            ))
+        );
+    }
 }

@@ -408,6 +408,7 @@ pub async fn start_server(
     policy: PolicyKind,
     dispatcher: Arc<ServeDispatcher>,
     tune: impl FnOnce(&mut MessengerConfig),
+    authorizer: Option<Arc<dyn msgr_core::Authorizer>>,
 ) -> anyhow::Result<Messenger> {
     let mut config = MessengerConfig {
         bind_addr: bind,
@@ -415,9 +416,13 @@ pub async fn start_server(
         ..MessengerConfig::default()
     };
     tune(&mut config);
-    let messenger = Messenger::builder(name)
+    let mut builder = Messenger::builder(name)
         .config(config)
-        .dispatcher(dispatcher)
+        .dispatcher(dispatcher);
+    if let Some(a) = authorizer {
+        builder = builder.authorizer(a);
+    }
+    let messenger = builder
         .start()
         .await
         .with_context(|| format!("starting a messenger on {bind}"))?;
@@ -433,17 +438,24 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let file = args.file_config(&args.name)?;
     let dispatcher = ServeDispatcher::new(args.mode, args.verify, args.log_messages);
     let nonce = announced_nonce(name, args.nonce.or(file.as_ref().and_then(|f| f.nonce)));
-    let messenger = start_server(bind, name, args.policy.kind(), dispatcher.clone(), |c| {
-        if let Some(file) = file {
-            // The command line's address, name and policy; the file's everything else.
-            let (bind_addr, default_policy) = (c.bind_addr, c.default_policy.clone());
-            *c = file;
-            c.bind_addr = bind_addr;
-            c.default_policy = default_policy;
-            c.name = None;
-        }
-        c.nonce = nonce;
-    })
+    let messenger = start_server(
+        bind,
+        name,
+        args.policy.kind(),
+        dispatcher.clone(),
+        |c| {
+            if let Some(file) = file {
+                // The command line's address, name and policy; the file's everything else.
+                let (bind_addr, default_policy) = (c.bind_addr, c.default_policy.clone());
+                *c = file;
+                c.bind_addr = bind_addr;
+                c.default_policy = default_policy;
+                c.name = None;
+            }
+            c.nonce = nonce;
+        },
+        None,
+    )
     .await?;
     println!("{}", messenger.addr());
     eprintln!(

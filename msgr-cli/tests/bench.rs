@@ -140,3 +140,44 @@ fn injected_socket_failures_are_measured_beside_the_fault_free_run() {
         assert_eq!(report[key], 0, "{key}: {report}");
     }
 }
+
+#[test]
+fn cephx_runs_beside_the_unsigned_ones_with_verified_payloads() {
+    let report = bench_json(&[
+        "--mode",
+        "rr",
+        "--size",
+        "4K",
+        "--depth",
+        "4",
+        "--count",
+        "300",
+        "--cephx",
+        "--verify",
+        "--transport",
+        "msgr",
+    ]);
+    let clean = run(&report, "msgr");
+    let signed = run(&report, "msgr-cephx");
+    assert_eq!(signed["messages"], 300, "{report}");
+    assert_eq!(signed["faults"], 0, "no signature failed: {report}");
+    let ratio = signed["rate_vs_unsigned"]
+        .as_f64()
+        .expect("rate_vs_unsigned");
+    let expected = signed["msgs_per_s"].as_f64().unwrap() / clean["msgs_per_s"].as_f64().unwrap();
+    assert!(
+        (ratio - expected).abs() < 0.01 * expected.max(1.0),
+        "{ratio} vs {expected}"
+    );
+    for key in ["lost", "duplicated", "reordered", "corrupted"] {
+        assert_eq!(report[key], 0, "{key}: {report}");
+    }
+    // --cephx needs the embedded server (its keys are made in the process).
+    let (out, _) = run_within(
+        msgr()
+            .args(["bench", "--cephx", "--server", "127.0.0.1:1"])
+            .arg("--json"),
+        HANG,
+    );
+    assert!(!out.status.success());
+}

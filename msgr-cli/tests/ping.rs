@@ -1,7 +1,8 @@
 //! `msgr ping` tells a dead peer from a live one: a `msgr serve` killed with SIGKILL ends the
 //! ping with "session to the peer lost" and exit 1 (not "no reply" for ever); unanswered
 //! keepalives count as lost and `--count N` exits 1 when fewer than N were answered; `msgr
-//! serve --name mon.N` announces nonce 0 as a ceph-mon, `--nonce` sets it.
+//! serve --name mon.N` announces nonce 0 as a ceph-mon, `--nonce` sets it; errors in the auth
+//! options (`-c`, `-k`, `-m`, `-n`) are one line and exit 1 before anything is sent.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -145,4 +146,44 @@ fn serve_as_a_mon_announces_nonce_0_and_nonce_sets_it() {
         "an osd's nonce is random: {}",
         random.addr
     );
+}
+
+/// The auth options fail before anything is sent, with one line and exit 1: a missing keyring, a
+/// conf without mon_host, a bad name. (Against a real cephx OSD: `tests/tests/interop_osd.rs`.)
+#[test]
+fn auth_options_errors_are_one_line() {
+    let server = Serve::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let empty_conf = dir.path().join("ceph.conf");
+    std::fs::write(&empty_conf, "[global]\n").unwrap();
+    let missing = dir.path().join("missing.keyring");
+    let cases: [(Vec<&str>, &str); 3] = [
+        (
+            vec!["-m", "v1:127.0.0.1:1", "-k", missing.to_str().unwrap()],
+            "no such keyring",
+        ),
+        (vec!["-c", empty_conf.to_str().unwrap()], "no mon address"),
+        (
+            vec!["-n", "admin", "-m", "v1:127.0.0.1:1"],
+            "not an entity name",
+        ),
+    ];
+    for (args, expect) in cases {
+        let (out, took) = run_within(
+            msgr()
+                .args(["ping", &server.addr, "--count", "1"])
+                .args(&args),
+            Duration::from_secs(30),
+        );
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {stdout}{stderr}");
+        assert!(stdout.is_empty(), "{args:?}: nothing pinged: {stdout}");
+        assert_eq!(stderr.lines().count(), 1, "{args:?}: {stderr}");
+        assert!(
+            stderr.starts_with("msgr ping: ") && stderr.contains(expect),
+            "{args:?}: {expect:?} not in {stderr}"
+        );
+        assert!(took < Duration::from_secs(5), "{args:?} took {took:?}");
+    }
 }

@@ -145,6 +145,11 @@ async fn a_challenged_authorizer_opens_the_session_and_every_message_is_signed_b
         "{tags:?}"
     );
     assert_eq!(s.stats().faults, 0);
+    // Both ends say how the session is authenticated.
+    assert_eq!(s.auth(), (msgr_auth::CEPH_AUTH_CEPHX, true));
+    let theirs = p.osd.sessions();
+    assert_eq!(theirs.len(), 1);
+    assert_eq!(theirs[0].auth(), (msgr_auth::CEPH_AUTH_CEPHX, true));
 }
 
 #[tokio::test(start_paused = true)]

@@ -41,7 +41,7 @@ pub const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 /// `--connect-timeout 10`.
 pub const CLI_TIMEOUT: Duration = Duration::from_secs(30);
 /// How often conditions are polled while waiting (the port, the process's exit).
-const POLL: Duration = Duration::from_millis(25);
+pub(crate) const POLL: Duration = Duration::from_millis(25);
 /// The mon's id, `mon.a`.
 const MON_ID: &str = "a";
 /// What the mon logs (cluster log, level 0, so also at default log levels) once it won its election, after its
@@ -493,7 +493,7 @@ impl Drop for CephMon {
 }
 
 /// The file name of `client.admin`'s keyring in a cephx mon's folder.
-const ADMIN_KEYRING: &str = "admin.keyring";
+pub(crate) const ADMIN_KEYRING: &str = "admin.keyring";
 
 /// The file name of the mon's own keyring (`mon.` and, imported, `client.admin`).
 const MON_KEYRING: &str = "mon.keyring";
@@ -536,7 +536,8 @@ fn log_contains_after(path: &Path, from: u64, needle: &str) -> bool {
     String::from_utf8_lossy(&bytes[start..]).contains(needle)
 }
 
-fn run_tool(command: &mut Command) -> anyhow::Result<()> {
+/// Runs a Ceph tool to its end; its output in the error when it fails.
+pub(crate) fn run_tool(command: &mut Command) -> anyhow::Result<()> {
     let output = command
         .stdin(Stdio::null())
         .output()
@@ -552,7 +553,7 @@ fn run_tool(command: &mut Command) -> anyhow::Result<()> {
 }
 
 /// Polls `child` for exit until `timeout`; `None` if it still runs.
-fn wait_exit(child: &mut Child, timeout: Duration) -> io::Result<Option<ExitStatus>> {
+pub(crate) fn wait_exit(child: &mut Child, timeout: Duration) -> io::Result<Option<ExitStatus>> {
     let deadline = Instant::now() + timeout;
     loop {
         if let Some(status) = child.try_wait()? {
@@ -565,7 +566,8 @@ fn wait_exit(child: &mut Child, timeout: Duration) -> io::Result<Option<ExitStat
     }
 }
 
-fn tail(path: &Path, lines: usize) -> String {
+/// The last `lines` lines of the file at `path`, for error messages.
+pub(crate) fn tail(path: &Path, lines: usize) -> String {
     let mut text = String::new();
     if fs::File::open(path)
         .and_then(|mut f| f.read_to_string(&mut text))

@@ -48,6 +48,7 @@ pub async fn idle_connections(n: usize) -> anyhow::Result<IdleMemory> {
         verify: false,
         inject: msgr_core::InjectConfig::default(),
         crc_data: true,
+        auth: None,
     };
     for batch in 0..n.div_ceil(50) {
         let mut opening = JoinSet::new();

@@ -109,6 +109,12 @@ pub struct BenchArgs {
     /// Send data segments without a CRC (Ceph's `ms_crc_data = false`; header CRCs stay).
     #[arg(long)]
     pub no_crc_data: bool,
+    /// Also measure the messenger with cephx, beside the unsigned runs in the same rounds
+    /// (`msgr-cephx`, with its `rate_vs_unsigned`): an in-memory cephx mon issues the client a
+    /// ticket, the embedded server verifies it with the mon's rotating keys (challenged), and
+    /// every message is signed and checked (CEPHX_V2 signatures, as Pacific).
+    #[arg(long, conflicts_with = "server")]
+    pub cephx: bool,
     /// Seed of the fault injection, so a failing run can be replayed.
     #[arg(long, value_name = "S", default_value_t = 0)]
     pub seed: u64,
@@ -229,6 +235,9 @@ impl BenchArgs {
         // so the faults' cost is a ratio of two runs of the same case a moment apart.
         if self.injects() && transports.contains(&Transport::Msgr) {
             transports.push(Transport::MsgrFaults);
+        }
+        if self.cephx && transports.contains(&Transport::Msgr) {
+            transports.push(Transport::MsgrCephx);
         }
         transports
     }
@@ -355,6 +364,10 @@ async fn run_plan(args: BenchArgs) -> anyhow::Result<()> {
         inject: msgr_core::InjectConfig::default(),
         ..faulty.clone()
     };
+    let cephx = msgr::Options {
+        auth: args.cephx.then(msgr::BenchAuth::cephx).transpose()?,
+        ..options.clone()
+    };
     let idle = args.idle_connections();
     let rounds = schedule.rounds;
     // First, on standard error (standard output stays the JSON object alone with --json).
@@ -382,6 +395,7 @@ async fn run_plan(args: BenchArgs) -> anyhow::Result<()> {
                     Transport::RawTcp => raw::run(*case, limit, args.verify).await?,
                     Transport::Msgr => msgr::run(*case, limit, &options).await?,
                     Transport::MsgrFaults => msgr::run(*case, limit, &faulty).await?,
+                    Transport::MsgrCephx => msgr::run(*case, limit, &cephx).await?,
                 };
                 progress.finish(&format!(
                     "{}{of}",

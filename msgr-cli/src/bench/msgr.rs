@@ -20,7 +20,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use bytes::Bytes;
-use msgr_core::{Connection, Messenger, MessengerConfig, PolicyConfig, PolicyKind};
+use msgr_core::{
+    Authorizer, Connection, Messenger, MessengerConfig, PolicyConfig, PolicyKind,
+    ProviderAuthorizer,
+};
 use msgr_wire::{EntityAddr, EntityName, EntityType, Message};
 use tokio::sync::Barrier;
 use tokio::task::JoinSet;
@@ -51,6 +54,71 @@ pub struct Options {
     pub inject: msgr_core::InjectConfig,
     /// Data CRCs on (the default) or off.
     pub crc_data: bool,
+    /// cephx on both ends (`--cephx`): authorizers, signatures.
+    pub auth: Option<BenchAuth>,
+}
+
+/// The authorizers of a cephx bench: the embedded server verifies what the client presents.
+#[derive(Clone)]
+pub struct BenchAuth {
+    server: Arc<dyn Authorizer>,
+    client: Arc<dyn Authorizer>,
+}
+
+impl std::fmt::Debug for BenchAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("BenchAuth(cephx)")
+    }
+}
+
+impl BenchAuth {
+    /// A throw-away cephx world: an in-memory mon with a random `client.admin` key issues the
+    /// client its OSD ticket; the server (osd.0) verifies with the mon's rotating OSD keys,
+    /// challenging each connection.
+    pub fn cephx() -> anyhow::Result<BenchAuth> {
+        use msgr_auth::provider::{
+            AuthClient, AuthServer, CephxAuthServer, CephxAuthorizerVerifier, CephxClient,
+            ClientProgress, ServiceKeyStore, TicketTtls,
+        };
+        use msgr_auth::{CryptoKey, EntityName as AuthName, Keyring, KeyringEntry, UTime};
+        use rand::SeedableRng;
+        let entropy = || Box::new(rand::rngs::StdRng::from_entropy());
+        let key = CryptoKey::aes(rand::random());
+        let admin = AuthName::client("admin");
+        let mut ring = Keyring::new();
+        ring.insert(
+            admin.clone(),
+            KeyringEntry {
+                key: key.clone(),
+                caps: [("osd".to_owned(), "allow *".to_owned())].into(),
+            },
+        );
+        let mon = CephxAuthServer::new(ring, TicketTtls::default(), 4100, entropy());
+        let now = UTime::now();
+        let mut client = CephxClient::new(admin, key, msgr_auth::ENTITY_OSD, entropy());
+        let (mut session, reply) = mon.start_session(client.name(), 0, now);
+        client.set_global_id(reply.global_id);
+        let mut progress = client.handle_reply(now, reply.result, &reply.payload)?;
+        while progress == ClientProgress::More {
+            let reply = session.handle_request(now, &client.build_request(now)?);
+            progress = client.handle_reply(now, reply.result, &reply.payload)?;
+        }
+        let mut store = ServiceKeyStore::default();
+        store.rotating.insert(
+            msgr_auth::ENTITY_OSD,
+            mon.rotating_secrets(msgr_auth::ENTITY_OSD, now),
+        );
+        let verifier = CephxAuthorizerVerifier::new(
+            msgr_auth::ENTITY_OSD,
+            Arc::new(std::sync::RwLock::new(store)),
+            true,
+            entropy(),
+        );
+        Ok(BenchAuth {
+            server: Arc::new(ProviderAuthorizer::new().with_verifier(Arc::new(verifier))),
+            client: Arc::new(ProviderAuthorizer::new().with_client(Box::new(client))),
+        })
+    }
 }
 
 impl Options {
@@ -73,6 +141,7 @@ impl Options {
             verify: args.verify,
             inject,
             crc_data: !args.no_crc_data,
+            auth: None,
         })
     }
 
@@ -106,9 +175,16 @@ pub async fn run(case: Case, limit: Limit, options: &Options) -> anyhow::Result<
             };
             let dispatcher = ServeDispatcher::new(mode, options.verify, false);
             let bind = SocketAddr::from(([127, 0, 0, 1], 0));
-            let messenger =
-                serve::start_server(bind, EntityName::osd(0), policy, dispatcher, options.tune())
-                    .await?;
+            let auth = options.auth.as_ref().map(|a| a.server.clone());
+            let messenger = serve::start_server(
+                bind,
+                EntityName::osd(0),
+                policy,
+                dispatcher,
+                options.tune(),
+                auth,
+            )
+            .await?;
             let addr = messenger.addr();
             (Some(messenger), addr)
         }
@@ -396,10 +472,11 @@ pub(super) async fn start_client(
         ..MessengerConfig::default()
     };
     (options.tune())(&mut config);
-    Messenger::builder(EntityName::client(-1))
+    let mut builder = Messenger::builder(EntityName::client(-1))
         .config(config)
-        .dispatcher(side)
-        .start()
-        .await
-        .context("starting a client messenger")
+        .dispatcher(side);
+    if let Some(auth) = &options.auth {
+        builder = builder.authorizer(auth.client.clone());
+    }
+    builder.start().await.context("starting a client messenger")
 }

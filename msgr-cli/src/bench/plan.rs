@@ -41,6 +41,10 @@ pub enum Transport {
     /// [`Transport::Msgr`] without it, in the same rounds.
     #[serde(rename = "msgr-faults")]
     MsgrFaults,
+    /// The msgr messenger with cephx: authorized sessions, every message signed and checked;
+    /// measured beside [`Transport::Msgr`], in the same rounds.
+    #[serde(rename = "msgr-cephx")]
+    MsgrCephx,
 }
 
 impl fmt::Display for Transport {
@@ -49,6 +53,7 @@ impl fmt::Display for Transport {
             Transport::Msgr => "msgr",
             Transport::RawTcp => "raw-tcp",
             Transport::MsgrFaults => "msgr-faults",
+            Transport::MsgrCephx => "msgr-cephx",
         })
     }
 }

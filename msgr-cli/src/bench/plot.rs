@@ -139,6 +139,7 @@ fn color(transport: Transport) -> RGBColor {
         Transport::RawTcp => RGBColor(31, 119, 180),
         Transport::Msgr => RGBColor(214, 39, 40),
         Transport::MsgrFaults => RGBColor(255, 127, 14),
+        Transport::MsgrCephx => RGBColor(148, 103, 189),
     }
 }
 

@@ -62,6 +62,9 @@ pub struct Run {
     /// runs), paired by round like `rate_vs_raw`: what the injected faults cost.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rate_vs_fault_free: Option<f64>,
+    /// With cephx: the rate as a fraction of the unsigned run's (paired by round).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate_vs_unsigned: Option<f64>,
     /// Socket faults, reconnects and resends of the client sessions (msgr runs).
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
     pub session: Option<SessionCounts>,
@@ -127,6 +130,7 @@ impl Run {
             rate_vs_raw: None,
             p50_vs_raw: None,
             rate_vs_fault_free: None,
+            rate_vs_unsigned: None,
             session,
         }
     }
@@ -257,6 +261,13 @@ impl Report {
                 run.p50_vs_raw = paired_ratio(&run.round_rtt_p50_us, &raw.round_rtt_p50_us)
                     .or_else(|| ratio(run.rtt_p50_us?, raw.rtt_p50_us?));
             }
+            if run.transport == Transport::MsgrCephx {
+                if let Some(base) = clean.iter().find(|c| c.same_case(run)) {
+                    run.rate_vs_unsigned =
+                        paired_ratio(&run.round_msgs_per_s, &base.round_msgs_per_s)
+                            .or_else(|| ratio(run.msgs_per_s, base.msgs_per_s));
+                }
+            }
             if run.transport == Transport::MsgrFaults {
                 if let Some(base) = clean.iter().find(|c| c.same_case(run)) {
                     run.rate_vs_fault_free =
@@ -333,6 +344,15 @@ impl Report {
             self.peak_rss_bytes as f64 / (1 << 20) as f64
         )?;
         for run in &self.runs {
+            if let Some(r) = run.rate_vs_unsigned {
+                writeln!(
+                    out,
+                    "with cephx (signed), {} {}: {} msgs/s, {r} of the unsigned rate",
+                    run.mode,
+                    human_size(run.size),
+                    group(run.msgs_per_s),
+                )?;
+            }
             if let Some(r) = run.rate_vs_fault_free {
                 writeln!(
                     out,

@@ -407,7 +407,12 @@ async fn finish(
     tracing::debug!(conn = inner.id, peer = %inner.peer_addr, features = format_args!("{features:#x}"), "accepted");
     // The event goes up before the first message can (as Ceph queues ACCEPT first).
     host.event(&s, SessionEvent::Accept);
-    inner.spawn_socket(att.slot, t, features, signer);
+    let proto = if host.authorizer().is_some() {
+        connect.authorizer_protocol
+    } else {
+        0
+    };
+    inner.spawn_socket(att.slot, t, features, signer, proto);
     Ok(s)
 }
 

@@ -111,7 +111,7 @@ async fn attempt(inner: &Arc<Inner>) {
         _ = inner.closed.cancelled() => Err(PipeError::SessionClosed),
     };
     match res {
-        Ok((t, opened, signer)) => finish(inner, gen, t, &opened, signer),
+        Ok((t, opened, signer, proto)) => finish(inner, gen, t, &opened, signer, proto),
         Err(e) => failed(inner, gen, &e),
     }
 }
@@ -121,7 +121,7 @@ async fn connect_once(
     inner: &Arc<Inner>,
     gen: u64,
     sockets: u64,
-) -> Result<(BoxTransport, Opened, Option<MessageSigner>), PipeError> {
+) -> Result<(BoxTransport, Opened, Option<MessageSigner>, u32), PipeError> {
     let t = match inner.host.dial(inner.peer_addr).await {
         Ok(t) => t,
         Err(e) => {
@@ -138,8 +138,8 @@ async fn connect_once(
     } else {
         t
     };
-    let (opened, signer) = handshake(inner, gen, &mut t).await?;
-    Ok((t, opened, signer))
+    let (opened, signer, proto) = handshake(inner, gen, &mut t).await?;
+    Ok((t, opened, signer, proto))
 }
 
 fn addr_matches(dialled: &EntityAddr, got: &EntityAddr) -> bool {
@@ -156,7 +156,7 @@ async fn handshake(
     inner: &Arc<Inner>,
     gen: u64,
     t: &mut BoxTransport,
-) -> Result<(Opened, Option<MessageSigner>), PipeError> {
+) -> Result<(Opened, Option<MessageSigner>, u32), PipeError> {
     let cfg = &inner.config;
     let id = inner.id;
     let host = &inner.host;
@@ -311,7 +311,8 @@ async fn handshake(
             }
         };
         hook(cfg, id, Side::Connector, Step::Ready).await?;
-        return Ok((opened, signer));
+        let proto = auth.as_ref().map_or(0, |a| a.protocol());
+        return Ok((opened, signer, proto));
     }
 }
 
@@ -348,6 +349,7 @@ fn finish(
     t: BoxTransport,
     opened: &Opened,
     signer: Option<MessageSigner>,
+    auth_protocol: u32,
 ) {
     let (reply, cseq) = (&opened.reply, opened.connect_seq_sent);
     let (slot, features) = {
@@ -377,7 +379,7 @@ fn finish(
     tracing::debug!(conn = inner.id, peer = %inner.peer_addr, features = format_args!("{features:#x}"), "connected");
     // The event goes up before the first message can (as Ceph queues CONNECT first).
     inner.host.event(&inner.session(), SessionEvent::Connect);
-    inner.spawn_socket(slot, t, features, signer);
+    inner.spawn_socket(slot, t, features, signer, auth_protocol);
 }
 
 /// The attempt failed: fault handling, or close for errors that must not be retried.

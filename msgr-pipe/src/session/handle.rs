@@ -69,6 +69,7 @@ impl Session {
                         replacing: false,
                         peer_name: None,
                         sockets: 0,
+                        auth: (0, false),
                     },
                     watchers,
                 }),
@@ -333,6 +334,13 @@ impl Session {
     /// Whether the session is lossy (the connector learns it from the acceptor's reply).
     pub fn is_lossy(&self) -> bool {
         self.inner.lock().core.is_lossy()
+    }
+
+    /// How the current (or last) socket was authenticated: the authorizer protocol
+    /// (`CEPH_AUTH_NONE` 1, `CEPH_AUTH_CEPHX` 2; 0 when none was exchanged) and whether its
+    /// messages are signed and checked.
+    pub fn auth(&self) -> (u32, bool) {
+        self.inner.lock().link.auth
     }
 
     /// The policy the session was created with.

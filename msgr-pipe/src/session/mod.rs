@@ -146,6 +146,10 @@ struct Link {
     peer_name: Option<EntityName>,
     /// Sockets attached so far (seeds fault injection).
     sockets: u64,
+    /// How the current socket was authenticated: the authorizer protocol
+    /// (`CEPH_AUTH_NONE` or `CEPH_AUTH_CEPHX`; 0 without one) and whether its messages are
+    /// signed and checked.
+    auth: (u32, bool),
 }
 
 struct Shared {
@@ -585,10 +589,12 @@ impl Inner {
         t: BoxTransport,
         features: u64,
         signer: Option<MessageSigner>,
+        auth_protocol: u32,
     ) {
         let signs = self.host.authorizer().is_some_and(|a| a.sign_messages())
             && msgr_wire::features::has(features, msgr_wire::features::MSG_AUTH);
         let signer = signer.filter(|_| signs);
+        self.lock().link.auth = (auth_protocol, signer.is_some());
         let (r, w) = tokio::io::split(t);
         let pen = Arc::new(writer::Pen::new(w, features, signer.clone(), self));
         self.tracker.spawn(reader::run(

@@ -257,7 +257,10 @@ async fn read_loop(
                 // Nothing to read: the core arms its idle timers (read timeout, delayed ACK)
                 // and gives the earliest deadline.
                 if let Some(due) = idle(inner, epoch)? {
-                    if due < deadline.deadline() {
+                    // Re-armed when the deadline moves earlier, or when the timer already
+                    // fired while this task was busy reading: that wake-up is spent, and a
+                    // spent timer would not wake the wait (a partition would never time out).
+                    if due < deadline.deadline() || deadline.is_elapsed() {
                         deadline.as_mut().reset(due);
                         deadline_unpolled = true;
                     }
