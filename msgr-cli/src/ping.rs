@@ -55,7 +55,7 @@ use msgr_core::{
     Authorizer, BoxFuture, Connection, Dispatched, Dispatcher, Messenger, MessengerConfig,
     PolicyConfig, PolicyKind, Received,
 };
-use msgr_monc::{parse_mon_host, ClientOptions, MonClient, MonClientConfig};
+use msgr_monc::{MonClient, MonClientConfig};
 use msgr_wire::{EntityAddr, EntityName, EntityType, Timespec};
 use tokio::sync::Notify;
 
@@ -180,14 +180,9 @@ async fn ping(args: PingArgs) -> anyhow::Result<()> {
         .name
         .parse()
         .with_context(|| format!("{:?} is not an entity name (TYPE.ID)", args.name))?;
-    let Some(options) = mon_options(&args, &auth_name)? else {
+    let Some(config) = mon_options(&args)? else {
         return ping_types(&args, target, unauthenticated_name(&auth_name)?, None).await;
     };
-    let mut config = MonClientConfig::new(options);
-    if let Some(path) = &args.conf {
-        // The mon client's messenger takes the conf's ms_* options, as `msgr mon-command`'s.
-        config.messenger = MessengerConfig::from_ceph_conf_file(path, &auth_name.to_string())?;
-    }
     let client = MonClient::new(config).await?;
     let result = async {
         let mon = authenticate(&client, &auth_name).await?;
@@ -206,33 +201,21 @@ async fn ping(args: PingArgs) -> anyhow::Result<()> {
     result
 }
 
-/// The mon client's options when any of `-c`, `-k`, `-m` is given (else `None`: no
-/// authentication), as `msgr mon-command` reads them; `--timeout` bounds the hunt for a mon.
-fn mon_options(
-    args: &PingArgs,
-    name: &msgr_auth::EntityName,
-) -> anyhow::Result<Option<ClientOptions>> {
+/// The mon client's configuration when any of `-c`, `-k`, `-m` is given (else `None`: no
+/// authentication), as `msgr mon-command` reads them (`ceph_opts`); `--timeout` bounds the
+/// hunt for a mon.
+fn mon_options(args: &PingArgs) -> anyhow::Result<Option<MonClientConfig>> {
     if args.conf.is_none() && args.keyring.is_none() && args.mon.is_none() {
         return Ok(None);
     }
-    let mut options = match &args.conf {
-        Some(path) => ClientOptions::from_ceph_conf_file(path, name)?,
-        None => ClientOptions::new(name.clone()),
-    };
-    if let Some(m) = &args.mon {
-        options.mon_host = parse_mon_host(m)?;
-    }
-    if options.mon_host.is_empty() {
-        bail!("no mon address to authenticate with: give -m v1:IP:PORT, or a ceph.conf with mon_host (-c FILE)");
-    }
-    if let Some(k) = &args.keyring {
-        if !k.is_file() {
-            bail!("{}: no such keyring", k.display());
-        }
-        options.keyring = vec![k.clone()];
-    }
-    options.mount_timeout = args.timeout;
-    Ok(Some(options))
+    let mut config = crate::ceph_opts::mon_client_config(
+        &args.name,
+        args.conf.as_deref(),
+        args.keyring.as_deref(),
+        args.mon.as_deref(),
+    )?;
+    config.options.mount_timeout = args.timeout;
+    Ok(Some(config))
 }
 
 /// Authenticates `client` and prints the `AUTH` line; the mon that answered. An error is
@@ -600,16 +583,15 @@ mod tests {
             keyring: None,
             mon: None,
         };
-        let name = auth("client.admin");
-        assert!(matches!(mon_options(&base, &name), Ok(None)));
+        assert!(matches!(mon_options(&base), Ok(None)));
         let with_mon = PingArgs {
             mon: Some("v1:127.0.0.1:3300".into()),
             ..base
         };
-        let options = mon_options(&with_mon, &name)
+        let options = mon_options(&with_mon)
             .ok()
             .flatten()
-            .map(|o| (o.mon_host, o.mount_timeout));
+            .map(|c| (c.options.mon_host, c.options.mount_timeout));
         assert_eq!(
             options,
             Some((

@@ -1,6 +1,7 @@
 //! The client side of a msgr bench job: the dispatcher that times echoes, keeps the rr window,
 //! catches the end of a run, and (lossless rr) sends the next request from fast dispatch.
 
+use msgr_dispatch::lock;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -71,17 +72,17 @@ impl ClientSide {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, ClientState> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        lock(&self.state)
     }
 
     pub(super) fn start_pump(&self, pump: Pump) {
-        *self.pump.lock().unwrap_or_else(|e| e.into_inner()) = Some(pump);
+        *lock(&self.pump) = Some(pump);
     }
 
     /// Sends the next message of a dispatcher-driven run, or its end marker once the limit
     /// is reached.
     pub(super) fn advance(&self) {
-        let mut guard = self.pump.lock().unwrap_or_else(|e| e.into_inner());
+        let mut guard = lock(&self.pump);
         let Some(pump) = guard.as_mut() else {
             return;
         };
@@ -101,7 +102,7 @@ impl ClientSide {
 
     /// Messages a dispatcher-driven run has sent so far.
     pub(super) fn pumped(&self) -> u64 {
-        let guard = self.pump.lock().unwrap_or_else(|e| e.into_inner());
+        let guard = lock(&self.pump);
         guard.as_ref().map_or(0, |p| p.next)
     }
 
