@@ -354,7 +354,9 @@ async fn ping_with(
 ) -> anyhow::Result<()> {
     let shown = target.to_string();
     let start = Instant::now();
-    let conn = messenger.connect(target, peer_type).context("connecting")?;
+    let conn = messenger
+        .connect_lazy(target, peer_type)
+        .context("connecting")?;
     // Subscribed before the keepalive goes out, so its ack cannot slip by.
     let first_ack = conn.keepalive_acked();
     conn.send_keepalive();

@@ -21,7 +21,15 @@ use msgr_core::{
 use msgr_wire::{EntityAddr, EntityName, Message};
 use serde::Serialize;
 
+use std::time::Duration;
+
+use prometheus_client::registry::Registry;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
 use crate::bench::payload::{self, Integrity, SeqTracker};
+
+mod report;
 
 /// Message type of a bench data message (echoed in echo mode, counted in sink mode).
 pub const MSG_BENCH_DATA: u16 = 0x7b00;
@@ -68,6 +76,30 @@ pub struct ServeArgs {
     /// `[TYPE.ID]` for `--name`, as Ceph reads them (other options are skipped).
     #[arg(short = 'c', long = "conf", value_name = "CEPH_CONF")]
     pub conf: Option<std::path::PathBuf>,
+    /// Serve Prometheus metrics at `http://ADDR/metrics` (per peer: messages and bytes in and
+    /// out, faults, reconnects, resends, queue depths, keepalive RTT; per messenger: totals,
+    /// sessions by state, dispatch queue, throttles). Port 0 lets the kernel choose; the
+    /// address is printed on stderr.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics: Option<SocketAddr>,
+    /// Print one line of rates to stderr every SECS seconds, like iperf3's interval reports.
+    #[arg(long, value_name = "SECS", value_parser = parse_interval)]
+    pub stats_interval: Option<Duration>,
+    /// Send a KEEPALIVE2 on every open session every SECS seconds; the acks' round trips
+    /// feed the keepalive RTT histogram of `--metrics`.
+    #[arg(long, value_name = "SECS", value_parser = parse_interval)]
+    pub keepalive: Option<Duration>,
+}
+
+/// Parses a positive number of seconds (fractions allowed, at least 1 ms).
+fn parse_interval(s: &str) -> Result<Duration, String> {
+    let secs: f64 = s
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number of seconds"))?;
+    if !(0.001..=86_400.0).contains(&secs) {
+        return Err(format!("{s} s is outside 0.001..=86400"));
+    }
+    Ok(Duration::from_secs_f64(secs))
 }
 
 impl ServeArgs {
@@ -222,10 +254,10 @@ impl ServeDispatcher {
         }
     }
 
-    /// Every connection's counts.
-    pub fn connections(&self) -> Vec<ConnCounts> {
+    /// Every peer's counts, by address.
+    pub fn peers(&self) -> Vec<(EntityAddr, ConnCounts)> {
         let conns = self.conns.lock().unwrap_or_else(|e| e.into_inner());
-        conns.values().cloned().collect()
+        conns.iter().map(|(a, c)| (*a, c.clone())).collect()
     }
 
     fn handle(&self, received: Received) {
@@ -432,8 +464,36 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         args.mode,
         args.policy
     );
+    let side = CancellationToken::new();
+    let tasks = TaskTracker::new();
+    if let Some(at) = args.metrics {
+        let listener = tokio::net::TcpListener::bind(at)
+            .await
+            .with_context(|| format!("binding the metrics address {at}"))?;
+        eprintln!(
+            "msgr serve: metrics on http://{}/metrics",
+            listener.local_addr()?
+        );
+        let mut registry = Registry::default();
+        msgr_core::metrics::register(&mut registry, &messenger);
+        tasks.spawn(msgr_core::metrics::serve_http(
+            listener,
+            Arc::new(registry),
+            side.clone(),
+        ));
+    }
+    if let Some(every) = args.stats_interval {
+        tasks.spawn(report::intervals(messenger.clone(), every, side.clone()));
+    }
+    if let Some(every) = args.keepalive {
+        tasks.spawn(report::keepalives(messenger.clone(), every, side.clone()));
+    }
     wait_for_signal().await?;
     eprintln!("msgr serve: shutting down");
+    side.cancel();
+    tasks.close();
+    tasks.wait().await;
+    let live = messenger.stats();
     messenger.shutdown();
     messenger.wait().await;
     let stats = dispatcher.stats();
@@ -441,12 +501,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         "{} messages ({} bytes) received on {} connections, {} sent back, {} send errors",
         stats.messages_in, stats.bytes_in, stats.connections, stats.messages_out, stats.send_errors
     );
-    for conn in dispatcher.connections() {
-        println!(
-            "  {}: {} messages, {} bytes",
-            conn.peer, conn.messages, conn.bytes
-        );
-    }
+    print!("{}", report::peer_table(&dispatcher.peers(), &live));
     Ok(())
 }
 
@@ -475,6 +530,15 @@ async fn wait_for_signal() -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn intervals_are_positive_seconds() {
+        assert_eq!(parse_interval("1"), Ok(Duration::from_secs(1)));
+        assert_eq!(parse_interval("0.25"), Ok(Duration::from_millis(250)));
+        for bad in ["0", "-1", "x", "1e9", "NaN", ""] {
+            assert!(parse_interval(bad).is_err(), "{bad:?} accepted");
+        }
+    }
 
     #[test]
     fn a_mon_announces_nonce_0_unless_told() {

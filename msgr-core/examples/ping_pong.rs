@@ -1,12 +1,18 @@
-//! Two messengers exchanging typed messages: the client sends `Ping { n }`, the server
-//! answers `Pong { n }` on the same connection. Run with
-//! `cargo run -p msgr-core --example ping_pong`.
+//! Two messengers exchanging typed messages through [`Dispatcher`]s: the client sends
+//! `Ping { n }`, the server answers `Pong { n }` on the same connection. The pattern for an
+//! application that reacts to every message as it comes (for request/response and streams,
+//! see `request_reply.rs`). Run with `cargo run -p msgr-core --example ping_pong`; `cargo
+//! test -p msgr-core --examples` runs it as a test.
+//!
+//! A dispatcher answers with [`Connection::queue`](msgr_core::Connection::queue), which never
+//! waits: awaiting `send` there would stall the messenger's one dispatch task on a slow peer.
 
 use std::sync::Arc;
 
-use msgr_core::{BoxFuture, Dispatched, Dispatcher, Messenger, Policy, Received};
-use msgr_wire::typed::{decode_typed, encode_typed, TypedMessage};
-use msgr_wire::{EntityName, EntityType};
+use msgr_core::wire::typed::{decode_typed, encode_typed, TypedMessage};
+use msgr_core::{
+    BoxFuture, Dispatched, Dispatcher, EntityName, EntityType, Messenger, Policy, Received,
+};
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
@@ -36,7 +42,8 @@ impl Dispatcher for Server {
                 return Dispatched::Pass(m);
             };
             if let Ok(pong) = encode_typed(&Pong { n: ping.n }) {
-                let _ = m.conn.send(pong).await;
+                // Never wait in a dispatcher: `queue` does not.
+                let _ = m.conn.queue(pong);
             }
             Dispatched::Handled
         })
@@ -77,11 +84,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .start()
         .await?;
 
-    let conn = client.connect(server.addr(), EntityType::OSD)?;
+    // Resolves once the session is open, or says why it did not.
+    let conn = client.connect(server.addr(), EntityType::OSD).await?;
     for n in 1..=3 {
         conn.send(encode_typed(&Ping { n })?).await?;
         let pong = pongs.recv().await.ok_or("client stopped")?;
         println!("ping {n} -> pong {}", pong.n);
+        assert_eq!(pong.n, n);
     }
 
     for m in [&client, &server] {
@@ -89,4 +98,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         m.wait().await;
     }
     Ok(())
+}
+
+#[cfg(test)]
+#[test]
+fn example_runs() {
+    if let Err(e) = main() {
+        panic!("ping_pong failed: {e}");
+    }
 }

@@ -158,6 +158,8 @@ impl MessengerBuilder {
             counted: Mutex::new(HashSet::new()),
             span: tracing::debug_span!("msgr", %name),
             loopback: Arc::new(Loopback::new(name, features, me.clone())),
+            calls: Arc::default(),
+            rtt: Mutex::default(),
             config,
         });
         let accepter = Accepter::spawn(

@@ -13,6 +13,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::call::Calls;
 use crate::dispatcher::{Permits, Received};
 use crate::error::SendError;
 use crate::messenger::Inner;
@@ -30,6 +31,8 @@ pub const LOOPBACK_ID: ConnId = 0;
 #[derive(Clone)]
 pub struct Connection {
     kind: Kind,
+    /// The messenger's calls waiting for replies ([`Connection::call`]).
+    calls: Arc<Calls>,
 }
 
 #[derive(Clone)]
@@ -39,15 +42,30 @@ enum Kind {
 }
 
 impl Connection {
-    pub(crate) fn remote(session: Session) -> Self {
+    pub(crate) fn remote(session: Session, calls: Arc<Calls>) -> Self {
         Connection {
             kind: Kind::Remote(session),
+            calls,
         }
     }
 
-    pub(crate) fn loopback(lb: Arc<Loopback>) -> Self {
+    pub(crate) fn loopback(lb: Arc<Loopback>, calls: Arc<Calls>) -> Self {
         Connection {
             kind: Kind::Loopback(lb),
+            calls,
+        }
+    }
+
+    pub(crate) fn calls(&self) -> &Arc<Calls> {
+        &self.calls
+    }
+
+    /// Sends a [`call`](Self::call)'s request: as [`send`](Self::send), except that on the
+    /// loopback the request itself is not taken for its own reply.
+    pub(crate) async fn send_request(&self, msg: Message) -> Result<(), SendError> {
+        match &self.kind {
+            Kind::Remote(s) => s.send(msg).await.map_err(map_send),
+            Kind::Loopback(lb) => lb.deliver(self, msg, false),
         }
     }
 
@@ -56,7 +74,7 @@ impl Connection {
     pub async fn send(&self, msg: Message) -> Result<(), SendError> {
         match &self.kind {
             Kind::Remote(s) => s.send(msg).await.map_err(map_send),
-            Kind::Loopback(lb) => lb.send(self, msg),
+            Kind::Loopback(lb) => lb.deliver(self, msg, true),
         }
     }
 
@@ -65,7 +83,7 @@ impl Connection {
     pub fn try_send(&self, msg: Message) -> Result<(), SendError> {
         match &self.kind {
             Kind::Remote(s) => s.try_send(msg).map_err(map_send),
-            Kind::Loopback(lb) => lb.send(self, msg),
+            Kind::Loopback(lb) => lb.deliver(self, msg, true),
         }
     }
 
@@ -75,7 +93,7 @@ impl Connection {
     pub fn queue(&self, msg: Message) -> Result<(), SendError> {
         match &self.kind {
             Kind::Remote(s) => s.queue(msg).map_err(map_send),
-            Kind::Loopback(lb) => lb.send(self, msg),
+            Kind::Loopback(lb) => lb.deliver(self, msg, true),
         }
     }
 
@@ -362,7 +380,9 @@ impl Loopback {
         self.closed.cancel();
     }
 
-    fn send(&self, conn: &Connection, mut msg: Message) -> Result<(), SendError> {
+    /// Seals `msg` and hands it to our own dispatchers, or, when `replies` and a
+    /// [`Connection::call`] on the loopback waits for its tid, to that call.
+    fn deliver(&self, conn: &Connection, mut msg: Message, replies: bool) -> Result<(), SendError> {
         if self.is_closed() {
             return Err(SendError::Closed);
         }
@@ -373,11 +393,17 @@ impl Loopback {
         self.bytes
             .fetch_add(u64::try_from(size).unwrap_or(u64::MAX), Ordering::Relaxed);
         let priority = msg.header.priority;
-        let received = Received {
+        let mut received = Received {
             msg,
             conn: conn.clone(),
             permits: Permits::default(),
         };
+        if replies {
+            match conn.calls.complete(LOOPBACK_ID, received) {
+                Ok(()) => return Ok(()),
+                Err(r) => received = r,
+            }
+        }
         messenger
             .queue
             .local_delivery(priority, received, ThrottlePermit::empty());

@@ -95,13 +95,24 @@ impl Host for Inner {
             dispatch_permit,
         } = incoming;
         let priority = msg.header.priority;
-        let received = Received {
+        let mut received = Received {
             msg,
-            conn: Connection::remote(session.clone()),
+            conn: Connection::remote(session.clone(), Arc::clone(&self.calls)),
             permits: Permits {
                 inner: policy_permits,
             },
         };
+        let mut dispatch_permit = dispatch_permit;
+        if let Some(tx) = self.calls.take(session.id(), received.msg.header.tid) {
+            // A reply to a `Connection::call` goes to its caller, holding the dispatch
+            // throttle's permit too until the caller drops it. A call that ended an instant
+            // ago hands it back: it is dispatched, the permit still inside.
+            received.permits.inner.extend(dispatch_permit.take());
+            match tx.send(received) {
+                Ok(()) => return,
+                Err(r) => received = r,
+            }
+        }
         if let Some(chain) = self.handler.chain() {
             chain.fast_preprocess(&received);
         }
@@ -121,7 +132,7 @@ impl Host for Inner {
             // Messages of the session that was reset are not delivered (Ceph discards them).
             self.queue.discard(session.id());
         }
-        let conn = Connection::remote(session.clone());
+        let conn = Connection::remote(session.clone(), Arc::clone(&self.calls));
         self.queue
             .enqueue_event(session.id(), ConnEvent { conn, kind });
     }

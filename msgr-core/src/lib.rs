@@ -4,17 +4,20 @@
 //! `Pipe`s and `DispatchQueue`:
 //!
 //! * [`Messenger`] — an entity name and a listening address; [`connect`](Messenger::connect)
-//!   returns the one session per peer address (outgoing or accepted), `send_to`, `mark_down`
+//!   (awaits the session's opening) and [`connect_lazy`](Messenger::connect_lazy) (does not)
+//!   give the one session per peer address (outgoing or accepted), `send_to`, `mark_down`
 //!   (of one address or all), `rebind`, `shutdown` + `wait`, statistics, and local delivery
 //!   when it sends to itself ([`Messenger::loopback`]).
 //! * The Accepter — a task that accepts TCP connections (`TCP_NODELAY`) and hands each to
 //!   `msgr_pipe::Session::accept`, within a connection-count limit, until shutdown or rebind.
 //! * [`Connection`] — a cheap handle to a session: `send` (waits while the session holds too
-//!   many unsent and unacknowledged bytes), `try_send`, `send_keepalive`, `mark_down`,
-//!   peer address and name, negotiated features, state, keepalive stamps, counters.
+//!   many unsent and unacknowledged bytes), `try_send`, `call` (request/response by `tid`),
+//!   `send_keepalive`, `mark_down`, peer address and name, negotiated features, state,
+//!   keepalive stamps, counters.
 //! * [`Dispatcher`] — receives messages (normal and fast dispatch) and connection events
 //!   (connect, accept, reset, remote reset, refused); several form a chain in which each may
 //!   pass a message on. [`Received`] holds the policy throttle permits until dropped.
+//!   [`StreamDispatcher`] is one that makes them a [`Stream`](futures_core::Stream).
 //! * [`MessengerConfig`] — every setting, with documented defaults, readable with serde.
 //!   Per peer type a [`Policy`] (spec §7) decides lossy/lossless, server, standby and reset
 //!   detection, required features and inbound throttles.
@@ -30,30 +33,58 @@
 //! (msgr-dispatch). There is no authentication beyond the `Authorizer` hook, no msgr2, and
 //! no address vectors (one IPv4 or IPv6 address per messenger).
 //!
-//! Additions to and departures from `DESIGN.md`: [`Messenger::connect`] returns a `Result`
-//! (it fails once the messenger is shut down); [`Messenger::shutdown`] only starts the
+//! Additions to and departures from `DESIGN.md`: [`Messenger::connect`] is async and resolves
+//! once the session is open, or with a [`ConnectError`]; [`Messenger::connect_lazy`] returns
+//! a `Result` at once (it fails once the messenger is shut down); [`Messenger::shutdown`] only starts the
 //! shutdown and [`Messenger::wait`] finishes it; [`Messenger::connection`] looks a session up
 //! without connecting; [`Connection::queue`] sends without waiting on backpressure (for
 //! replies from dispatchers); the dispatch queue carries connection events with their
 //! [`Connection`] rather than bare `SessionEvent`s.
 //!
-//! ```no_run
-//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
-//! use msgr_core::{Messenger, Policy};
-//! use msgr_wire::{EntityName, EntityType, Message};
+//! For tokio users (`msgr-core` re-exports the wire types, so it is the one dependency):
 //!
+//! * [`Messenger::connect`]`.await` resolves once the session is open, or with the typed
+//!   reason it did not open ([`ConnectError`]: refused, unreachable, closed);
+//!   [`Messenger::connect_lazy`] returns at once and connects in the background.
+//! * [`Connection::call`]`.await` sends a request and waits for the reply with its `tid`.
+//! * [`StreamDispatcher`] turns received messages into a bounded, back-pressured
+//!   [`Incoming`] stream, instead of implementing [`Dispatcher`].
+//! * The `metrics` feature adds a Prometheus collector and a `/metrics` responder.
+//!
+//! `examples/` has the recommended patterns (`cargo run -p msgr-core --example request_reply`);
+//! they run as tests.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use std::sync::Arc;
+//! use std::time::Duration;
+//! use msgr_core::{EntityName, EntityType, Message, Messenger, Policy, StreamDispatcher};
+//!
+//! // A server that reads its messages as a stream and answers each with the request's tid.
+//! let (dispatcher, mut incoming) = StreamDispatcher::new(16);
 //! let server = Messenger::builder(EntityName::osd(0))
 //!     .bind("127.0.0.1:0".parse()?)
 //!     .default_policy(Policy::stateless_server(0))
+//!     .dispatcher(Arc::new(dispatcher))
 //!     .start()
 //!     .await?;
+//! tokio::spawn(async move {
+//!     while let Some(req) = incoming.recv().await {
+//!         let reply = Message::new(2, req.msg.front.clone()).with_tid(req.msg.header.tid);
+//!         let _ = req.conn.queue(reply);
+//!     }
+//! });
+//!
 //! let client = Messenger::builder(EntityName::client(-1))
 //!     .bind("127.0.0.1:0".parse()?)
 //!     .default_policy(Policy::lossy_client(0))
 //!     .start()
 //!     .await?;
-//! let conn = client.connect(server.addr(), EntityType::OSD)?;
-//! conn.send(Message::new(2, "hello")).await?;
+//! let conn = client.connect(server.addr(), EntityType::OSD).await?;
+//! let reply = conn.call(Message::new(1, "hello"), Duration::from_secs(5)).await?;
+//! assert_eq!(&reply.msg.front[..], b"hello");
+//! drop(reply);
 //! for m in [&client, &server] {
 //!     m.shutdown();
 //!     m.wait().await;
@@ -63,31 +94,46 @@
 
 mod accepter;
 mod builder;
+mod call;
 mod config;
+mod connect;
 mod connection;
 mod dispatcher;
 mod error;
 mod host;
 mod messenger;
+#[cfg(feature = "metrics")]
+pub mod metrics;
 mod stats;
+mod stream;
 pub mod testing;
 #[cfg(test)]
 mod tests;
 
 pub use builder::MessengerBuilder;
+pub use call::CallError;
 pub use config::{
     ceph_conf_options, CephConfOption, InjectConfig, MessengerConfig, PipeConfig, PolicyConfig,
     PolicyKind, DEFAULT_DISPATCH_THROTTLE_BYTES, DEFAULT_MAX_PENDING_BYTES,
 };
+pub use connect::ConnectError;
 pub use connection::{Connection, LOOPBACK_ID};
 pub use dispatcher::{BoxFuture, Dispatched, Dispatcher, Permits, Received};
 pub use error::{ConfigError, CoreError, SendError};
 pub use messenger::Messenger;
-pub use stats::{ConnectionStats, MessengerStats, ThrottleReading};
+pub use stats::{ConnectionStats, MessengerStats, RttHistogram, ThrottleReading, RTT_BUCKETS};
+pub use stream::{Incoming, StreamDispatcher};
 
 pub use msgr_dispatch::{ConnId, QueueCounters};
 pub use msgr_pipe::{
     AuthError, Authorizer, ChallengeState, ClientAuthorizer, ConnState, HandshakeFailure,
     KeepaliveAcks, MessageSigner, PeerIdentity, PipeError, Policy, ProviderAuthorizer,
     SessionClosed, SessionEvent, SessionStats, VerifyOutcome,
+};
+/// The whole wire codec (feature bits, tags, the typed messages, the decoders).
+pub use msgr_wire as wire;
+/// What applications use of the wire codec, so that `msgr-core` is the one dependency:
+/// messages and their header, addresses, entity names and types, stamps, CRC flags.
+pub use msgr_wire::{
+    CrcFlags, EntityAddr, EntityName, EntityType, Message, MsgHeader, Timespec, WireError,
 };

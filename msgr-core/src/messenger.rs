@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
 use msgr_dispatch::{ConnId, DispatchQueue, QueueCounters, ShutdownMode, Throttle};
-use msgr_pipe::{Authorizer, Host, PipeConfig, Policy, Session, SessionStats};
+use msgr_pipe::{Authorizer, Host, KeepaliveAcks, PipeConfig, Policy, Session, SessionStats};
 use msgr_wire::{EntityAddr, EntityName, EntityType};
 use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
@@ -27,12 +27,13 @@ use tracing::Instrument;
 
 use crate::accepter::{self, Accepter};
 use crate::builder::MessengerBuilder;
+use crate::call::Calls;
 use crate::config::MessengerConfig;
 use crate::connection::{Connection, Loopback};
 use crate::dispatcher::Received;
 use crate::error::{CoreError, SendError};
 use crate::host::{ConnEvent, QueueHandler};
-use crate::stats::{ConnectionStats, MessengerStats, ThrottleReading};
+use crate::stats::{ConnectionStats, MessengerStats, RttHistogram, ThrottleReading};
 
 /// A messenger: an entity name, a listening address, sessions to peers, and the dispatchers
 /// that receive their messages. A cheap cloneable handle; see the crate docs.
@@ -72,8 +73,19 @@ pub(crate) struct Inner {
     /// Accepted sessions holding a connection-limit permit.
     pub(crate) counted: Mutex<HashSet<ConnId>>,
     pub(crate) loopback: Arc<Loopback>,
+    /// Calls waiting for their reply ([`Connection::call`]).
+    pub(crate) calls: Arc<Calls>,
+    /// Keepalive round trips: per live session, and of every session.
+    pub(crate) rtt: Mutex<RttBook>,
     /// The messenger's span: its name; its tasks run inside it.
     pub(crate) span: tracing::Span,
+}
+
+/// The keepalive round trips the session watchers measure.
+#[derive(Default)]
+pub(crate) struct RttBook {
+    pub(crate) sessions: HashMap<ConnId, RttHistogram>,
+    pub(crate) total: RttHistogram,
 }
 
 pub(crate) use msgr_dispatch::lock;
@@ -132,13 +144,25 @@ impl Messenger {
     /// The connection to ourselves: messages sent on it are delivered to our own
     /// dispatchers through the dispatch queue's local path.
     pub fn loopback(&self) -> Connection {
-        Connection::loopback(Arc::clone(&self.inner.loopback))
+        Connection::loopback(
+            Arc::clone(&self.inner.loopback),
+            Arc::clone(&self.inner.calls),
+        )
     }
 
-    /// The connection to `addr`: the registered session's if there is one (outgoing or
-    /// accepted), else a new outgoing session that connects in the background. Our own
-    /// address gives the loopback.
-    pub fn connect(
+    /// The connection to `addr` at once, without waiting for the session to open (tonic's
+    /// `connect_lazy`): the registered session's if there is one (outgoing or accepted),
+    /// else a new outgoing session that connects in the background, its outcome told by
+    /// dispatcher events, [`Connection::watch_state`] and the session's handshake failures.
+    /// Our own address gives the loopback. [`connect`](Self::connect) awaits the outcome.
+    ///
+    /// ```no_run
+    /// # fn f(m: msgr_core::Messenger, addr: msgr_core::EntityAddr) -> Result<(), msgr_core::CoreError> {
+    /// let conn = m.connect_lazy(addr, msgr_core::EntityType::OSD)?;
+    /// conn.try_send(msgr_core::Message::new(0x7001, "queued until the session opens")).ok();
+    /// # Ok(()) }
+    /// ```
+    pub fn connect_lazy(
         &self,
         addr: EntityAddr,
         peer_type: EntityType,
@@ -151,15 +175,17 @@ impl Messenger {
         }
         let host: Arc<dyn Host> = self.inner.clone();
         let s = Session::connect_shared(host, addr, peer_type, Arc::clone(&self.inner.pipe));
-        Ok(Connection::remote(s))
+        Ok(Connection::remote(s, Arc::clone(&self.inner.calls)))
     }
 
     /// The registered session to `addr`, if any; never connects.
     pub fn connection(&self, addr: &EntityAddr) -> Option<Connection> {
-        self.inner.lookup(addr).map(Connection::remote)
+        self.inner
+            .lookup(addr)
+            .map(|s| Connection::remote(s, Arc::clone(&self.inner.calls)))
     }
 
-    /// Sends `msg` to `addr` over [`connect`](Self::connect)'s connection.
+    /// Sends `msg` to `addr` over [`connect_lazy`](Self::connect_lazy)'s connection.
     pub async fn send_to(
         &self,
         addr: EntityAddr,
@@ -167,7 +193,7 @@ impl Messenger {
         msg: msgr_wire::Message,
     ) -> Result<(), SendError> {
         let conn = self
-            .connect(addr, peer_type)
+            .connect_lazy(addr, peer_type)
             .map_err(|_| SendError::Shutdown)?;
         conn.send(msg).await
     }
@@ -325,6 +351,10 @@ impl Messenger {
         let sessions: Vec<Session> = lock(&inner.sessions).values().cloned().collect();
         let mut total = *lock(&inner.retired);
         let mut connections = Vec::with_capacity(sessions.len());
+        let (rtts, keepalive_rtt) = {
+            let book = lock(&inner.rtt);
+            (book.sessions.clone(), book.total.clone())
+        };
         for s in sessions {
             let st = s.stats();
             crate::stats::add(&mut total, &st);
@@ -332,8 +362,10 @@ impl Messenger {
                 id: s.id(),
                 peer_addr: s.peer_addr(),
                 peer_type: s.peer_type(),
+                peer_name: s.peer_name(),
                 state: s.state(),
                 stats: st,
+                keepalive_rtt: rtts.get(&s.id()).cloned().unwrap_or_default(),
             });
         }
         let lb = self.loopback().stats();
@@ -346,7 +378,14 @@ impl Messenger {
             dispatch: inner.queue.counters(),
             dispatch_throttle_bytes: inner.dispatch_throttle.current(),
             tasks: inner.tracker.len(),
+            keepalive_rtt,
+            pending_calls: inner.calls.len(),
         }
+    }
+
+    /// [`Connection::call`]s waiting for their reply now, over every connection.
+    pub fn pending_calls(&self) -> usize {
+        self.inner.calls.len()
     }
 }
 
@@ -437,17 +476,44 @@ impl Inner {
         }
     }
 
+    /// Measures the round trip of every KEEPALIVE2_ACK `acks` sees, until the session ends.
+    async fn follow_keepalives(&self, s: &Session, mut acks: KeepaliveAcks) {
+        let closed = s.closed();
+        tokio::pin!(closed);
+        loop {
+            tokio::select! {
+                () = &mut closed => break,
+                ack = acks.next() => match ack {
+                    Ok(stamp) => {
+                        if let Some(rtt) = crate::stats::rtt_of(stamp) {
+                            let mut book = lock(&self.rtt);
+                            book.sessions.entry(s.id()).or_default().observe(rtt);
+                            book.total.observe(rtt);
+                        }
+                    }
+                    Err(_) => {
+                        closed.as_mut().await;
+                        break;
+                    }
+                },
+            }
+        }
+        lock(&self.rtt).sessions.remove(&s.id());
+    }
+
     /// Follows a registered session until it ends, so `wait` covers it, and keeps its
     /// counters in the totals afterwards.
     pub(crate) fn watch(&self, s: Session) {
         let Some(me) = self.me.upgrade() else { return };
         let shutting_down = self.cancel.is_cancelled();
+        // Subscribed now, not when the task first runs: an ack may come before that.
+        let acks = s.keepalive_acks();
         self.tracker.spawn(
             async move {
                 if shutting_down {
                     s.mark_down();
                 }
-                s.closed().await;
+                me.follow_keepalives(&s, acks).await;
                 me.unregister(&s);
                 let st = SessionStats {
                     queued: 0,

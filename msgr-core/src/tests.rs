@@ -190,7 +190,7 @@ async fn chain_passes_messages_on_and_loopback_delivers() {
         .await
         .expect("start");
     // connect() to our own address is the loopback.
-    let lb = m.connect(m.addr(), EntityType::OSD).expect("running");
+    let lb = m.connect_lazy(m.addr(), EntityType::OSD).expect("running");
     assert!(lb.is_loopback());
     assert_eq!(lb, m.loopback());
     lb.send(Message::new(1, Bytes::from_static(b"a")))
@@ -215,12 +215,12 @@ async fn connection_reuse_and_mark_down_semantics() {
     let client = messenger(EntityName::client(-1), Policy::lossy_client(0), cp).await;
 
     let conn = client
-        .connect(server.addr(), EntityType::OSD)
+        .connect_lazy(server.addr(), EntityType::OSD)
         .expect("running");
     assert_eq!(
         conn,
         client
-            .connect(server.addr(), EntityType::OSD)
+            .connect_lazy(server.addr(), EntityType::OSD)
             .expect("running")
     );
     conn.send(Message::new(7, Bytes::from_static(b"x")))
@@ -231,7 +231,7 @@ async fn connection_reuse_and_mark_down_semantics() {
     // The server's connect() to the client returns the accepted session.
     assert_eq!(
         server
-            .connect(client.addr(), EntityType::CLIENT)
+            .connect_lazy(client.addr(), EntityType::CLIENT)
             .expect("running"),
         accepted
     );
@@ -260,7 +260,7 @@ async fn connection_reuse_and_mark_down_semantics() {
 
     // Connection::mark_down delivers none.
     let conn = client
-        .connect(server.addr(), EntityType::OSD)
+        .connect_lazy(server.addr(), EntityType::OSD)
         .expect("running");
     conn.send(Message::new(7, Bytes::new()))
         .await
@@ -291,7 +291,7 @@ async fn rebind_avoids_ports_and_changes_nonce() {
     assert_eq!(server.addr(), new);
     stop(&server).await;
     assert!(server.rebind(&[]).await.is_err());
-    assert!(server.connect(old, EntityType::OSD).is_err());
+    assert!(server.connect_lazy(old, EntityType::OSD).is_err());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -339,7 +339,7 @@ async fn policy_permits_live_as_long_as_the_message() {
     let (cp, _crx) = Probe::new(None, false);
     let client = messenger(EntityName::client(-1), Policy::lossy_client(0), cp).await;
     let conn = client
-        .connect(server.addr(), EntityType::OSD)
+        .connect_lazy(server.addr(), EntityType::OSD)
         .expect("running");
     conn.send(Message::new(5, vec![0u8; 1000]))
         .await
@@ -380,7 +380,7 @@ async fn sender_backpressure_waits_or_fails() {
     let gone = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = msgr_wire::EntityAddr::new(gone.local_addr().expect("addr"), 1);
     drop(gone);
-    let conn = client.connect(addr, EntityType::OSD).expect("running");
+    let conn = client.connect_lazy(addr, EntityType::OSD).expect("running");
     conn.try_send(Message::new(1, vec![0u8; 600]))
         .expect("fits");
     assert!(matches!(
@@ -423,7 +423,9 @@ async fn connection_limit_admits_one_session_at_a_time() {
         }
     };
     let (c1, mut rx1) = client(1).await;
-    let conn1 = c1.connect(server.addr(), EntityType::OSD).expect("running");
+    let conn1 = c1
+        .connect_lazy(server.addr(), EntityType::OSD)
+        .expect("running");
     conn1
         .send(Message::new(3, Bytes::new()))
         .await
@@ -433,7 +435,9 @@ async fn connection_limit_admits_one_session_at_a_time() {
 
     // A second client is turned away while the first session lives...
     let (c2, mut rx2) = client(2).await;
-    let conn2 = c2.connect(server.addr(), EntityType::OSD).expect("running");
+    let conn2 = c2
+        .connect_lazy(server.addr(), EntityType::OSD)
+        .expect("running");
     conn2
         .send(Message::new(3, Bytes::new()))
         .await
@@ -463,7 +467,9 @@ async fn mark_down_all_and_rebind_reset_every_session() {
     for n in 1..=2 {
         let (cp, mut crx) = Probe::new(None, false);
         let c = messenger(EntityName::client(n), Policy::lossy_client(0), cp).await;
-        let conn = c.connect(server.addr(), EntityType::OSD).expect("running");
+        let conn = c
+            .connect_lazy(server.addr(), EntityType::OSD)
+            .expect("running");
         conn.send(Message::new(3, Bytes::new()))
             .await
             .expect("send");
@@ -494,7 +500,9 @@ async fn mark_down_all_and_rebind_reset_every_session() {
     // New sessions (once each lossy client saw its reset), then a rebind: one reset each.
     for (c, crx) in &mut clients {
         while !matches!(next(crx).await, Seen::Reset(_)) {}
-        let conn = c.connect(server.addr(), EntityType::OSD).expect("running");
+        let conn = c
+            .connect_lazy(server.addr(), EntityType::OSD)
+            .expect("running");
         conn.send(Message::new(3, Bytes::new()))
             .await
             .expect("send");
@@ -533,7 +541,9 @@ async fn wildcard_bind_learns_its_address() {
     let client = messenger_with(EntityName::client(-1), any, Policy::lossy_client(0), cp).await;
     let mut target = server.addr();
     target.addr.set_ip("127.0.0.1".parse().expect("literal"));
-    let conn = client.connect(target, EntityType::OSD).expect("running");
+    let conn = client
+        .connect_lazy(target, EntityType::OSD)
+        .expect("running");
     conn.send(Message::new(3, Bytes::new()))
         .await
         .expect("send");
@@ -558,7 +568,7 @@ async fn configured_nonce_is_used_and_a_mon_style_zero_nonce_is_reachable() {
     assert_ne!(client.addr().nonce, 0, "random nonce by default");
     // A client dials a mon as Ceph does, with nonce 0 in the address it checks.
     let conn = client
-        .connect(server.addr(), EntityType::MON)
+        .connect_lazy(server.addr(), EntityType::MON)
         .expect("connect");
     conn.send(Message::new(2 /* CEPH_MSG_PING */, Bytes::new()))
         .await

@@ -40,7 +40,7 @@ async fn keepalive_acks_and_state_changes_are_awaited() {
     let server = messenger(EntityName::osd(0), Policy::stateless_server(0)).await;
     let client = messenger(EntityName::client(-1), Policy::lossy_client(0)).await;
     let conn = client
-        .connect(server.addr(), EntityType::OSD)
+        .connect_lazy(server.addr(), EntityType::OSD)
         .expect("connect");
     let mut state = conn.watch_state();
     tokio::time::timeout(WAIT, state.wait_for(|s| *s == ConnState::Open))

@@ -77,7 +77,7 @@ async fn renamed_client_sends_under_its_new_name() {
     assert_eq!(client.name(), EntityName::client(-1));
 
     let conn = client
-        .connect(server.addr(), EntityType::OSD)
+        .connect_lazy(server.addr(), EntityType::OSD)
         .expect("connect");
     conn.send(Message::new(TY, Bytes::from_static(b"first")))
         .await

@@ -192,7 +192,7 @@ async fn try_mon(
 ) -> Result<Connection, Attempt> {
     let conn = sh
         .messenger
-        .connect(EntityAddr::new(mon, 0), EntityType::MON)
+        .connect_lazy(EntityAddr::new(mon, 0), EntityType::MON)
         .map_err(|_| Attempt::Next(Lost::Shutdown))?;
     st.conn = Some(conn.clone());
     st.last_ack = None;

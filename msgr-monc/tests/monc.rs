@@ -484,7 +484,9 @@ async fn the_authorizer_hook_opens_signed_sessions_to_a_service() {
             .start()
             .await
             .unwrap();
-    let conn = app.connect(osd.addr(), msgr_wire::EntityType::OSD).unwrap();
+    let conn = app
+        .connect_lazy(osd.addr(), msgr_wire::EntityType::OSD)
+        .unwrap();
     for i in 0..5u64 {
         conn.send(msgr_wire::Message::new(0x4242, i.to_le_bytes().to_vec()))
             .await

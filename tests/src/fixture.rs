@@ -452,7 +452,7 @@ impl Fixture {
     /// A client connection to the server.
     pub fn connect(&self) -> Connection {
         self.client
-            .connect(self.server.addr(), EntityType::OSD)
+            .connect_lazy(self.server.addr(), EntityType::OSD)
             .expect("client is running")
     }
 

@@ -732,7 +732,8 @@ impl Workload {
         }
         let client = self.rng.gen_range(0..self.cfg.clients);
         let server = self.rng.gen_range(0..self.cfg.servers);
-        let Ok(conn) = self.clients[client].connect(self.servers[server].addr(), EntityType::OSD)
+        let Ok(conn) =
+            self.clients[client].connect_lazy(self.servers[server].addr(), EntityType::OSD)
         else {
             return;
         };

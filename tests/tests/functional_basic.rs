@@ -87,7 +87,7 @@ async fn name_addr_test() {
         .expect("server has the accepted connection");
     let again = f
         .server
-        .connect(f.client.addr(), EntityType::CLIENT)
+        .connect_lazy(f.client.addr(), EntityType::CLIENT)
         .expect("server running");
     assert_eq!(accepted, again, "connect returns the accepted connection");
     assert_eq!(f.srv.count(&again), 1);
@@ -133,7 +133,7 @@ async fn feature_test() {
     )
     .await;
     let conn = client
-        .connect(f.server.addr(), EntityType::OSD)
+        .connect_lazy(f.server.addr(), EntityType::OSD)
         .expect("running");
     round_trip(&cli, &conn).await;
     assert_eq!(cli.count(&conn), 1);
@@ -190,7 +190,7 @@ async fn simple_test_fast_dispatch() {
     )
     .await;
     let conn = client
-        .connect(server.addr(), EntityType::OSD)
+        .connect_lazy(server.addr(), EntityType::OSD)
         .expect("running");
     for n in 1..=3 {
         round_trip(&cli, &conn).await;
@@ -235,7 +235,7 @@ async fn shutdown_while_peers_connect() {
         let hammer = hammer.clone();
         async move {
             for _ in 0..200 {
-                let Ok(c) = hammer.connect(target, EntityType::OSD) else {
+                let Ok(c) = hammer.connect_lazy(target, EntityType::OSD) else {
                     return;
                 };
                 let _ = c.send(ping()).await;
@@ -258,7 +258,7 @@ async fn shutdown_while_peers_connect() {
     assert!(f.server.loopback().send(ping()).await.is_err());
     assert!(f
         .server
-        .connect(f.client.addr(), EntityType::CLIENT)
+        .connect_lazy(f.client.addr(), EntityType::CLIENT)
         .is_err());
 
     load.await.expect("load task");

@@ -173,8 +173,12 @@ async fn markdown_test() {
     let mut lost_rounds = 0;
     let mut last = md.count.load(Ordering::SeqCst);
     for round in 0..ROUNDS {
-        let c1 = client.connect(s1.addr(), EntityType::OSD).expect("running");
-        let c2 = client.connect(s2.addr(), EntityType::OSD).expect("running");
+        let c1 = client
+            .connect_lazy(s1.addr(), EntityType::OSD)
+            .expect("running");
+        let c2 = client
+            .connect_lazy(s2.addr(), EntityType::OSD)
+            .expect("running");
         assert_ne!(c1, c2);
         let mut lost = 0;
         for c in [&c1, &c2] {

@@ -52,7 +52,7 @@ async fn stateful_test() {
     assert_eq!(f.srv.count(&kept), 1, "server does not lose state");
     let again = f
         .server
-        .connect(f.client.addr(), msgr_wire::EntityType::CLIENT)
+        .connect_lazy(f.client.addr(), msgr_wire::EntityType::CLIENT)
         .expect("running");
     assert_eq!(again, kept, "connect returns the kept session");
 

@@ -104,7 +104,7 @@ async fn connector_session(mon: &mut CephMon) -> anyhow::Result<()> {
     let mon_addr = EntityAddr::new(mon.addr(), 0);
 
     // The handshake: the mon answers SEQ (we advertise RECONNECT_SEQ, spec §9.4) with its full feature set.
-    let conn = client.connect(mon_addr, EntityType::MON)?;
+    let conn = client.connect_lazy(mon_addr, EntityType::MON)?;
     inbox.event(conn.id(), Ev::Connect).await?;
     assert_eq!(conn.state(), ConnState::Open);
     let hs = steps.steps_of(conn.id());
@@ -534,7 +534,7 @@ async fn renamed_session(mon: &CephMon) -> anyhow::Result<()> {
     let client = lossy_client(inbox.clone(), Script::new()).await?;
     assert_eq!(client.name(), EntityName::client(-1));
     let mon_addr = EntityAddr::new(mon.addr(), 0);
-    let conn = client.connect(mon_addr, EntityType::MON)?;
+    let conn = client.connect_lazy(mon_addr, EntityType::MON)?;
 
     // MAuth as client.-1: the reply carries our global id, which becomes our name.
     conn.send(mauth()).await?;

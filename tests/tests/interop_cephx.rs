@@ -418,7 +418,7 @@ async fn a_peer_mon_authorizes_with_the_mon_key_and_messages_are_signed_both_way
         key: mon_key(&mon)?,
     }))
     .await?;
-    let conn = m.connect(
+    let conn = m.connect_lazy(
         msgr_wire::EntityAddr::new(mon.addr(), 0),
         msgr_wire::EntityType::MON,
     )?;
@@ -518,7 +518,7 @@ async fn a_wrong_signature_gets_the_connection_dropped_by_the_mon() -> anyhow::R
         key: mon_key(&mon)?,
     })))
     .await?;
-    let conn = m.connect(
+    let conn = m.connect_lazy(
         msgr_wire::EntityAddr::new(mon.addr(), 0),
         msgr_wire::EntityType::MON,
     )?;
@@ -735,7 +735,7 @@ async fn a_msgr_osd_verifies_tickets_the_real_mon_issued_with_its_rotating_keys(
             .authorizer(admin.authorizer())
             .start()
             .await?;
-    let conn = app.connect(osd.addr(), msgr_wire::EntityType::OSD)?;
+    let conn = app.connect_lazy(osd.addr(), msgr_wire::EntityType::OSD)?;
     for i in 0..3u64 {
         conn.send(msgr_wire::Message::new(0x4242, i.to_le_bytes().to_vec()))
             .await?;
@@ -759,7 +759,7 @@ async fn a_msgr_osd_verifies_tickets_the_real_mon_issued_with_its_rotating_keys(
         ))
         .start()
         .await?;
-    let bad = stranger.connect(osd.addr(), msgr_wire::EntityType::OSD)?;
+    let bad = stranger.connect_lazy(osd.addr(), msgr_wire::EntityType::OSD)?;
     let mut failures = bad
         .session()
         .context("a remote session")?

@@ -275,7 +275,7 @@ async fn a_ticket_from_the_mon_opens_a_signed_session_the_osd_keeps() -> anyhow:
         let mut messages = Vec::new();
 
         let started = Instant::now();
-        let conn = m.connect(cluster.osd_addr(), EntityType::OSD)?;
+        let conn = m.connect_lazy(cluster.osd_addr(), EntityType::OSD)?;
         let event = next_event(&mut events, &mut messages).await?;
         let handshake = started.elapsed();
         ensure!(
@@ -363,7 +363,7 @@ async fn a_wrong_signing_key_gets_the_session_dropped_by_the_osd() -> anyhow::Re
         });
         let (m, mut events) = osd_client(client.global_id(), Some(hook)).await?;
         let mut messages = Vec::new();
-        let conn = m.connect(cluster.osd_addr(), EntityType::OSD)?;
+        let conn = m.connect_lazy(cluster.osd_addr(), EntityType::OSD)?;
         // The authorizer is good: the handshake succeeds.
         let event = next_event(&mut events, &mut messages).await?;
         ensure!(
@@ -421,7 +421,7 @@ async fn no_ticket_is_refused_with_badauthorizer() -> anyhow::Result<()> {
         let (m, mut events) = osd_client(4242, None).await?;
         let mut messages = Vec::new();
         let started = Instant::now();
-        let conn = m.connect(cluster.osd_addr(), EntityType::OSD)?;
+        let conn = m.connect_lazy(cluster.osd_addr(), EntityType::OSD)?;
         let mut failures = conn
             .session()
             .context("a remote session")?

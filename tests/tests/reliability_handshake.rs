@@ -38,7 +38,7 @@ async fn node(name: EntityName, policy: Policy, server: bool) -> Node {
 impl Node {
     fn conn_to(&self, other: &Node) -> Connection {
         self.m
-            .connect(other.m.addr(), other.m.name().ty)
+            .connect_lazy(other.m.addr(), other.m.name().ty)
             .expect("running")
     }
 

@@ -57,7 +57,7 @@ async fn bench() -> Bench {
         .await
         .expect("client starts");
     let conn = client
-        .connect(server.addr(), EntityType::OSD)
+        .connect_lazy(server.addr(), EntityType::OSD)
         .expect("client running");
     let b = Bench {
         server,

@@ -93,7 +93,7 @@ pub async fn idle_connections(n: usize) -> anyhow::Result<IdleMemory> {
 async fn open_idle(options: &Options, addr: EntityAddr) -> anyhow::Result<Messenger> {
     let side = ClientSide::new(1, false, Instant::now());
     let messenger = start_client(options, side.clone()).await?;
-    let conn = messenger.connect(addr, EntityType::OSD)?;
+    let conn = messenger.connect_lazy(addr, EntityType::OSD)?;
     conn.send(end_message(0)).await?;
     if let Err(e) = side.wait_end(options.timeout()).await {
         messenger.shutdown();

@@ -266,7 +266,7 @@ impl Job {
         side: &Arc<ClientSide>,
         ready: Arc<Barrier>,
     ) -> anyhow::Result<JobResult> {
-        let mut conn = messenger.connect(self.addr, EntityType::OSD)?;
+        let mut conn = messenger.connect_lazy(self.addr, EntityType::OSD)?;
         // One round trip before the clock starts: the handshake is not measured. A refused
         // handshake ends the job (and the run) as soon as the peer answers.
         let refusal_conn = conn.clone();
@@ -326,7 +326,7 @@ impl Job {
         let mut answered = false;
         for _ in 0..tries {
             if !conn.is_connected() {
-                conn = messenger.connect(self.addr, EntityType::OSD)?;
+                conn = messenger.connect_lazy(self.addr, EntityType::OSD)?;
             }
             self.send(messenger, &mut conn, end_message(seq)).await?;
             if side.wait_end(self.options.timeout()).await.is_ok() {
@@ -413,7 +413,7 @@ impl Job {
         e: msgr_core::SendError,
     ) -> anyhow::Result<()> {
         if self.options.policy == PolicyArg::Lossy {
-            *conn = messenger.connect(self.addr, EntityType::OSD)?;
+            *conn = messenger.connect_lazy(self.addr, EntityType::OSD)?;
             return Ok(());
         }
         Err(e).with_context(|| format!("sending to {}", self.addr))

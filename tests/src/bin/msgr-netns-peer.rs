@@ -223,7 +223,7 @@ async fn client(server: EntityAddr, read_timeout: Option<Duration>) -> anyhow::R
         .start()
         .await
         .context("starting the client messenger")?;
-    let conn = messenger.connect(server, EntityType::OSD)?;
+    let conn = messenger.connect_lazy(server, EntityType::OSD)?;
     let mut states = conn.watch_state();
     tokio::spawn(async move {
         loop {
