@@ -8,6 +8,7 @@ mod peer;
 mod ping;
 mod rss;
 mod serve;
+mod serve_auth;
 
 use clap::{Parser, Subcommand};
 

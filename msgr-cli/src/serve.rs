@@ -47,9 +47,19 @@ pub struct ServeArgs {
     /// is the first line printed.
     #[arg(long, default_value = "0.0.0.0:6800")]
     pub bind: String,
-    /// Entity name, `TYPE.NUM`.
-    #[arg(long, default_value = "osd.0")]
+    /// Entity name, `TYPE.NUM`. With `-k`/`-m`: `mon.N` serves the mon role (a cephx auth
+    /// server for the keyring's entities, so Ceph's own clients authenticate to it); a daemon
+    /// name (`osd.N`) authenticates to the mons as that entity and verifies its clients'
+    /// authorizers with the rotating keys the mon gives it, signing their sessions.
+    #[arg(short = 'n', long, default_value = "osd.0")]
     pub name: String,
+    /// The keyring holding the name's key (a daemon), or the entities a mon serves.
+    #[arg(short = 'k', long)]
+    pub keyring: Option<std::path::PathBuf>,
+    /// The mon(s) a daemon authenticates to, as mon_host: v1:IP:PORT, [v2:…,v1:…], … (else
+    /// the conf's `mon_host`).
+    #[arg(short = 'm', long = "mon")]
+    pub mon: Option<String>,
     /// The nonce announced with the address [default: 0 for a mon, as a ceph-mon binds
     /// (clients dial a mon with nonce 0); random otherwise, as an OSD].
     #[arg(long)]
@@ -244,7 +254,7 @@ impl ServeDispatcher {
 
     /// The totals so far.
     pub fn stats(&self) -> ServeStats {
-        let conns = self.conns.lock().unwrap_or_else(|e| e.into_inner());
+        let conns = msgr_dispatch::lock(&self.conns);
         ServeStats {
             messages_in: conns.values().map(|c| c.messages).sum(),
             bytes_in: conns.values().map(|c| c.bytes).sum(),
@@ -256,7 +266,7 @@ impl ServeDispatcher {
 
     /// Every peer's counts, by address.
     pub fn peers(&self) -> Vec<(EntityAddr, ConnCounts)> {
-        let conns = self.conns.lock().unwrap_or_else(|e| e.into_inner());
+        let conns = msgr_dispatch::lock(&self.conns);
         conns.iter().map(|(a, c)| (*a, c.clone())).collect()
     }
 
@@ -265,7 +275,7 @@ impl ServeDispatcher {
         // By address, not session: a lossy client that reconnects keeps its counts.
         let key = conn.peer_addr();
         if self.log {
-            log_message(&msg);
+            log_message(&msg, &conn);
         }
         let reply = self.account(key, &conn, &msg);
         match (self.mode, msg.header.ty) {
@@ -281,7 +291,7 @@ impl ServeDispatcher {
 
     /// Counts `msg` for its connection; for a sink's end marker, builds the answer.
     fn account(&self, key: EntityAddr, conn: &Connection, msg: &Message) -> Option<Message> {
-        let mut conns = self.conns.lock().unwrap_or_else(|e| e.into_inner());
+        let mut conns = msgr_dispatch::lock(&self.conns);
         let counts = conns.entry(key).or_insert_with(|| ConnCounts {
             peer: conn
                 .peer_name()
@@ -344,8 +354,22 @@ pub fn echo_of(msg: Message) -> Message {
     reply
 }
 
+/// The mon role with `--log-messages`: each message is logged, then handled by the mon.
+struct LogThenPass(Arc<dyn msgr_core::Dispatcher>);
+
+impl msgr_core::Dispatcher for LogThenPass {
+    fn dispatch(&self, msg: Received) -> BoxFuture<'_, msgr_core::Dispatched> {
+        log_message(&msg.msg, &msg.conn);
+        self.0.dispatch(msg)
+    }
+
+    fn handle_reset(&self, conn: &Connection) {
+        self.0.handle_reset(conn);
+    }
+}
+
 /// One JSON line describing a received message.
-fn log_message(msg: &Message) {
+fn log_message(msg: &Message, conn: &Connection) {
     #[derive(Serialize)]
     struct Line<'a> {
         src: String,
@@ -357,7 +381,17 @@ fn log_message(msg: &Message) {
         middle: usize,
         data: usize,
         crc: &'a str,
+        /// How the session was authenticated: `none` or `cephx`.
+        auth: &'a str,
+        /// Whether the message's signature was checked.
+        signed: bool,
     }
+    let (protocol, signed) = conn.session().map_or((0, false), |s| s.auth());
+    let auth = if protocol == msgr_auth::CEPH_AUTH_CEPHX {
+        "cephx"
+    } else {
+        "none"
+    };
     let crc = if msg.footer.flags & msgr_wire::FOOTER_NOCRC != 0 {
         "data-unchecked"
     } else {
@@ -372,6 +406,8 @@ fn log_message(msg: &Message) {
         middle: msg.middle.len(),
         data: msg.data.len(),
         crc,
+        auth,
+        signed,
     };
     if let Ok(text) = serde_json::to_string(&line) {
         println!("{text}");
@@ -410,15 +446,31 @@ pub async fn start_server(
     tune: impl FnOnce(&mut MessengerConfig),
     authorizer: Option<Arc<dyn msgr_core::Authorizer>>,
 ) -> anyhow::Result<Messenger> {
+    start_server_with(bind, name, policy, dispatcher, tune, authorizer, None).await
+}
+
+/// [`start_server`], with `front` ahead of `dispatcher` in the chain (the mon role).
+#[allow(clippy::too_many_arguments)]
+async fn start_server_with(
+    bind: SocketAddr,
+    name: EntityName,
+    policy: PolicyKind,
+    dispatcher: Arc<ServeDispatcher>,
+    tune: impl FnOnce(&mut MessengerConfig),
+    authorizer: Option<Arc<dyn msgr_core::Authorizer>>,
+    front: Option<Arc<dyn msgr_core::Dispatcher>>,
+) -> anyhow::Result<Messenger> {
     let mut config = MessengerConfig {
         bind_addr: bind,
         default_policy: PolicyConfig::new(policy),
         ..MessengerConfig::default()
     };
     tune(&mut config);
-    let mut builder = Messenger::builder(name)
-        .config(config)
-        .dispatcher(dispatcher);
+    let mut builder = Messenger::builder(name).config(config);
+    if let Some(front) = front {
+        builder = builder.dispatcher(front);
+    }
+    let mut builder = builder.dispatcher(dispatcher);
     if let Some(a) = authorizer {
         builder = builder.authorizer(a);
     }
@@ -438,7 +490,34 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let file = args.file_config(&args.name)?;
     let dispatcher = ServeDispatcher::new(args.mode, args.verify, args.log_messages);
     let nonce = announced_nonce(name, args.nonce.or(file.as_ref().and_then(|f| f.nonce)));
-    let messenger = start_server(
+    // A mon's monmap names its address: a port is chosen first if none was given.
+    let bind = if bind.port() == 0 && args.keyring.is_some() {
+        std::net::TcpListener::bind(bind)?.local_addr()?
+    } else {
+        bind
+    };
+    let role = crate::serve_auth::role(
+        &args.name,
+        args.keyring.as_deref(),
+        args.mon.as_deref(),
+        args.conf.as_deref(),
+        bind,
+    )
+    .await?;
+    let (authorizer, front) = match &role {
+        crate::serve_auth::Role::Open => (None, None),
+        crate::serve_auth::Role::Mon(service) => {
+            let mon = service.dispatcher();
+            let front: Arc<dyn msgr_core::Dispatcher> = if args.log_messages {
+                Arc::new(LogThenPass(mon))
+            } else {
+                mon
+            };
+            (None, Some(front))
+        }
+        crate::serve_auth::Role::Daemon { authorizer, .. } => (Some(authorizer.clone()), None),
+    };
+    let messenger = start_server_with(
         bind,
         name,
         args.policy.kind(),
@@ -454,15 +533,17 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             }
             c.nonce = nonce;
         },
-        None,
+        authorizer,
+        front,
     )
     .await?;
     println!("{}", messenger.addr());
     eprintln!(
-        "msgr serve: {name} listening on {} ({:?} mode, {:?} policy); Ctrl-C stops",
+        "msgr serve: {name} listening on {} ({:?} mode, {:?} policy, {}); Ctrl-C stops",
         messenger.addr(),
         args.mode,
-        args.policy
+        args.policy,
+        role.label()
     );
     let side = CancellationToken::new();
     let tasks = TaskTracker::new();
@@ -496,6 +577,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let live = messenger.stats();
     messenger.shutdown();
     messenger.wait().await;
+    if let crate::serve_auth::Role::Daemon { client, .. } = &role {
+        client.shutdown().await;
+    }
     let stats = dispatcher.stats();
     println!(
         "{} messages ({} bytes) received on {} connections, {} sent back, {} send errors",

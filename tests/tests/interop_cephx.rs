@@ -14,6 +14,8 @@
 //! | [`a_wrong_signature_gets_the_connection_dropped_by_the_mon`] | the same with a wrong signing key: the handshake succeeds, the first message makes the mon drop the socket ("Message signature does not match contents" in its log), on every reconnect; no reply |
 //! | [`cephs_own_cli_authenticates_to_a_msgr_mon_and_goes_on`] | Ceph's `ceph` CLI against a msgr messenger in the mon role (`MonService`, cephx from a keyring): negotiation and cephx rounds accepted, then its next requests (MMonSubscribe, then the command); with a wrong key it is refused and asks nothing |
 //! | [`a_msgr_osd_verifies_tickets_the_real_mon_issued_with_its_rotating_keys`] | `osd.0` registered with the real mon (`auth get-or-create`) authenticates and gets the OSD rotating keys; a messenger named osd.0 with `MonClient::authorizer` verifies client.admin's real OSD ticket (challenged), its messages arrive signed; a ticket from another mon is refused for good |
+//! | [`msgr_serve_as_osd_verifies_real_tickets_and_a_signed_bench_runs_through_it`] | `msgr serve -n osd.0 -k … -c …` fetches the real mon's rotating keys; `msgr bench --server … -c … --verify` authenticates as client.admin and runs 200 verified round trips through it, every message logged `"auth":"cephx","signed":true`; without a ticket the bench is refused |
+//! | [`cephs_own_cli_authenticates_to_msgr_serve_as_mon`] | Ceph's own `ceph` CLI authenticates to `msgr serve -n mon.0 -k …` (MAuth rounds logged) and goes on to MMonSubscribe; with a wrong key it does not |
 //! | [`mon_command_cli_against_cephx_and_none_mons`] | `msgr mon-command`: output on stdout, exit 0; an unknown command exits 22 with the mon's status on stderr; a wrong key exits 13 with one line; the same against the auth-none mon |
 
 use std::path::PathBuf;
@@ -815,4 +817,240 @@ fn forged_admin() -> msgr_auth::provider::CephxClient {
         progress = c.handle_reply(now, reply.result, &reply.payload);
     }
     c
+}
+
+/// `msgr serve ARGS` as a child: its address (first line of stdout) and the process (killed on drop).
+async fn msgr_serve(
+    bin: &PathBuf,
+    args: &[&str],
+) -> anyhow::Result<(String, tokio::process::Child)> {
+    use tokio::io::AsyncBufReadExt;
+    let mut child = tokio::process::Command::new(bin)
+        .arg("serve")
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()?;
+    let stdout = child.stdout.take().context("stdout")?;
+    let mut lines = tokio::io::BufReader::new(stdout).lines();
+    let addr = tokio::time::timeout(WAIT, lines.next_line())
+        .await
+        .context("msgr serve prints its address")??
+        .context("msgr serve ended before printing its address")?;
+    // The rest of stdout (its --log-messages lines) is gathered for the test to read.
+    Ok((addr, child_with_lines(child, lines)))
+}
+
+/// Re-attaches the rest of stdout to the child (read later by `serve_log`).
+fn child_with_lines(
+    child: tokio::process::Child,
+    lines: tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
+) -> tokio::process::Child {
+    let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let sink = log.clone();
+    tokio::spawn(async move {
+        let mut lines = lines;
+        while let Ok(Some(l)) = lines.next_line().await {
+            sink.lock().map(|mut v| v.push(l)).ok();
+        }
+    });
+    SERVE_LOG.with(|l| *l.borrow_mut() = Some(log));
+    child
+}
+
+thread_local! {
+    static SERVE_LOG: std::cell::RefCell<Option<std::sync::Arc<std::sync::Mutex<Vec<String>>>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn msgr_serve_as_osd_verifies_real_tickets_and_a_signed_bench_runs_through_it(
+) -> anyhow::Result<()> {
+    let Some(mon) = CephMon::start_cephx()? else {
+        return Ok(());
+    };
+    let Some(bin) = msgr_binary()? else {
+        return Ok(());
+    };
+    let admin = MonClient::new(config(&mon, "client.admin")?).await?;
+    tokio::time::timeout(WAIT, admin.authenticate()).await??;
+    let osd_key = register_osd(&admin).await?;
+    admin.shutdown().await;
+    let dir = tempfile::tempdir()?;
+    let keyring = dir.path().join("osd.0.keyring");
+    let mut ring = Keyring::new();
+    ring.insert(
+        "osd.0".parse()?,
+        KeyringEntry {
+            key: osd_key,
+            caps: Default::default(),
+        },
+    );
+    std::fs::write(&keyring, ring.to_text())?;
+    let conf = mon.conf_path().to_str().context("utf-8 path")?.to_owned();
+    let kr = keyring.to_str().context("utf-8 path")?.to_owned();
+    let (addr, mut serve) = msgr_serve(
+        &bin,
+        &[
+            "-n",
+            "osd.0",
+            "-k",
+            &kr,
+            "-c",
+            &conf,
+            "--bind",
+            "127.0.0.1:0",
+            "--log-messages",
+        ],
+    )
+    .await?;
+    // A verified bench through it, with client.admin's real ticket, every message signed.
+    let out = tokio::time::timeout(
+        WAIT,
+        tokio::process::Command::new(&bin)
+            .args([
+                "bench", "--server", &addr, "-c", &conf, "--mode", "rr", "--size", "4K",
+            ])
+            .args(["--count", "200", "--verify", "--json"])
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await??;
+    ensure!(
+        out.status.success(),
+        "bench through msgr serve -n osd.0: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    for key in ["lost", "duplicated", "reordered", "corrupted"] {
+        ensure!(report[key] == 0, "{key}: {report}");
+    }
+    let log = SERVE_LOG
+        .with(|l| l.borrow().clone())
+        .context("serve's log")?;
+    let lines = log.lock().map(|v| v.clone()).unwrap_or_default();
+    let signed = lines
+        .iter()
+        .filter(|l| l.contains("\"auth\":\"cephx\"") && l.contains("\"signed\":true"))
+        .count();
+    ensure!(
+        signed >= 200,
+        "{signed} signed cephx messages logged of {}",
+        lines.len()
+    );
+    // Without a ticket the bench is refused.
+    let out = tokio::time::timeout(
+        WAIT,
+        tokio::process::Command::new(&bin)
+            .args([
+                "bench", "--server", &addr, "--mode", "rr", "--size", "4K", "--count", "10",
+                "--json",
+            ])
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await??;
+    ensure!(!out.status.success(), "an unauthenticated bench ran");
+    let _ = serve.kill().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cephs_own_cli_authenticates_to_msgr_serve_as_mon() -> anyhow::Result<()> {
+    if !ceph::ceph_tools_present(&["ceph"])? {
+        return Ok(());
+    }
+    let Some(bin) = msgr_binary()? else {
+        return Ok(());
+    };
+    let dir = tempfile::tempdir()?;
+    let key = random_key();
+    let mut ring = Keyring::new();
+    ring.insert(
+        EntityName::client("admin"),
+        KeyringEntry {
+            key: key.clone(),
+            caps: [("mon".to_owned(), "allow *".to_owned())].into(),
+        },
+    );
+    let keyring = dir.path().join("mon.keyring");
+    std::fs::write(&keyring, ring.to_text())?;
+    let kr = keyring.to_str().context("utf-8")?.to_owned();
+    let (addr, mut serve) = msgr_serve(
+        &bin,
+        &[
+            "-n",
+            "mon.0",
+            "-k",
+            &kr,
+            "--bind",
+            "127.0.0.1:0",
+            "--log-messages",
+        ],
+    )
+    .await?;
+    let log = SERVE_LOG
+        .with(|l| l.borrow().clone())
+        .context("serve's log")?;
+    let sock: std::net::SocketAddr = addr
+        .trim_start_matches("v1:")
+        .split('/')
+        .next()
+        .context("addr")?
+        .parse()?;
+    // Runs `ceph status` with `cli_key` until serve logged `want` requests after
+    // authentication (MMonSubscribe, type 15), or for at most a few seconds.
+    let run_cli = |cli_key: CryptoKey| {
+        let dir = dir.path().to_owned();
+        let log = log.clone();
+        async move {
+            let mut cli_ring = Keyring::new();
+            cli_ring.insert(
+                EntityName::client("admin"),
+                KeyringEntry {
+                    key: cli_key,
+                    caps: Default::default(),
+                },
+            );
+            let n: u32 = rand::random();
+            let cli_keyring = dir.join(format!("cli-{n}.keyring"));
+            std::fs::write(&cli_keyring, cli_ring.to_text())?;
+            let conf = dir.join(format!("cli-{n}.conf"));
+            ceph::write_conf_auth(&conf, &dir, &ceph::random_fsid(), sock, Some(&cli_keyring))?;
+            let subscribes = || {
+                log.lock()
+                    .map(|v| v.iter().filter(|l| l.contains("\"type\":15,")).count())
+                    .unwrap_or(0)
+            };
+            let before = subscribes();
+            let mut cli =
+                ceph::ceph_cli_command_at(&conf, &format!("v1:{sock}"), &["status"]).spawn()?;
+            let started = Instant::now();
+            // Polls serve's log while the CLI runs (it never finishes: our mon has no status).
+            while subscribes() == before && started.elapsed() < Duration::from_secs(5) {
+                if let Ok(Some(_)) = cli.try_wait() {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            let _ = cli.kill().await;
+            anyhow::Ok(subscribes() - before)
+        }
+    };
+    let good = run_cli(key.clone()).await?;
+    ensure!(
+        good > 0,
+        "the CLI did not go on to subscribe after authenticating"
+    );
+    let bad = run_cli(random_key()).await?;
+    ensure!(bad == 0, "a CLI with a wrong key subscribed");
+    let mauths = log
+        .lock()
+        .map(|v| v.iter().filter(|l| l.contains("\"type\":17,")).count())
+        .unwrap_or(0);
+    ensure!(mauths >= 3, "MAuth rounds logged: {mauths}");
+    let _ = serve.kill().await;
+    Ok(())
 }

@@ -53,6 +53,20 @@ pub struct BenchArgs {
     /// embedded server; only the msgr transport is measured then.
     #[arg(long, value_name = "ADDR")]
     pub server: Option<String>,
+    /// With `--server`: a ceph.conf to authenticate with (mon_host, keyring, auth options):
+    /// the bench's client authenticates to the mons first and presents its ticket to the
+    /// server (`msgr serve -n osd.N`), its messages signed.
+    #[arg(short = 'c', long = "conf", requires = "server")]
+    pub conf: Option<std::path::PathBuf>,
+    /// With `--server`: who to authenticate as.
+    #[arg(short = 'n', long, default_value = "client.admin")]
+    pub name: String,
+    /// With `--server`: the keyring holding the name's key.
+    #[arg(short = 'k', long, requires = "server")]
+    pub keyring: Option<std::path::PathBuf>,
+    /// With `--server`: the mon(s) to authenticate to (else the conf's `mon_host`).
+    #[arg(short = 'm', long = "mon", requires = "server")]
+    pub mon: Option<String>,
     /// Which transports to measure.
     #[arg(long, value_enum, default_value_t = Transports::Both)]
     pub transport: Transports,

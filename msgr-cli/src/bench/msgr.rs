@@ -63,6 +63,8 @@ pub struct Options {
 pub struct BenchAuth {
     server: Arc<dyn Authorizer>,
     client: Arc<dyn Authorizer>,
+    /// The mon client lending `client` its tickets (a remote server's bench), kept alive.
+    _monc: Option<Arc<msgr_monc::MonClient>>,
 }
 
 impl std::fmt::Debug for BenchAuth {
@@ -117,6 +119,28 @@ impl BenchAuth {
         Ok(BenchAuth {
             server: Arc::new(ProviderAuthorizer::new().with_verifier(Arc::new(verifier))),
             client: Arc::new(ProviderAuthorizer::new().with_client(Box::new(client))),
+            _monc: None,
+        })
+    }
+
+    /// Against a remote server: the tickets of a mon client that authenticates as `-n` with
+    /// `-c`/`-k`/`-m` (Ceph's options).
+    pub async fn from_mons(args: &BenchArgs) -> anyhow::Result<BenchAuth> {
+        let config = crate::ceph_opts::mon_client_config(
+            &args.name,
+            args.conf.as_deref(),
+            args.keyring.as_deref(),
+            args.mon.as_deref(),
+        )?;
+        let monc = msgr_monc::MonClient::new(config).await?;
+        monc.authenticate()
+            .await
+            .with_context(|| format!("authenticating as {}", args.name))?;
+        let client = monc.authorizer();
+        Ok(BenchAuth {
+            server: Arc::new(ProviderAuthorizer::new()),
+            client,
+            _monc: Some(Arc::new(monc)),
         })
     }
 }
@@ -135,13 +159,22 @@ impl Options {
             seed: args.seed,
             ..msgr_core::InjectConfig::default()
         };
+        // Against a remote server, cephx when any of -c/-k/-m is given: a mon client
+        // authenticates first and lends the bench's messengers its authorizer.
+        let auth = if server.is_some()
+            && (args.conf.is_some() || args.keyring.is_some() || args.mon.is_some())
+        {
+            Some(BenchAuth::from_mons(args).await?)
+        } else {
+            None
+        };
         Ok(Options {
             server,
             policy: args.policy,
             verify: args.verify,
             inject,
             crc_data: !args.no_crc_data,
-            auth: None,
+            auth,
         })
     }
 
