@@ -95,4 +95,9 @@ impl Authorizer for TicketAuthorizer {
         self.verifier
             .verify(authorizer, challenge, features, msgr_auth::UTime::now())
     }
+
+    /// Ceph's `cephx_sign_messages`, from the client's options.
+    fn sign_messages(&self) -> bool {
+        self.shared.options.cephx_sign_messages
+    }
 }

@@ -6,7 +6,7 @@
 //! | `mon_host` | none | [`ClientOptions::mon_host`] (see [`parse_mon_host`](crate::parse_mon_host)) |
 //! | `keyring` | `/etc/ceph/$cluster.$name.keyring,/etc/ceph/$cluster.keyring,/etc/ceph/keyring,/etc/ceph/keyring.bin` | [`ClientOptions::keyring`]: the list, metavariables expanded; the first file that exists is read |
 //! | `auth_client_required` | `cephx, none` | [`ClientOptions::auth_client_required`], in preference order |
-//! | `cephx_sign_messages` | true | carried (signing is the messenger's) |
+//! | `cephx_sign_messages` | true | the messenger signs and checks its messages on sessions `MonClient::authorizer` authorizes (off: neither) |
 //! | `cephx_require_signatures` | false | carried |
 //! | `client_mount_timeout` | 300 s | [`ClientOptions::mount_timeout`]: how long to hunt for a mon |
 //! | `mon_client_hunt_interval` | 3 s | [`ClientOptions::hunt_interval`]: how long one mon gets to answer |
