@@ -100,4 +100,9 @@ impl Authorizer for TicketAuthorizer {
     fn sign_messages(&self) -> bool {
         self.shared.options.cephx_sign_messages
     }
+
+    /// Ceph's `cephx_require_signatures`, from the client's options.
+    fn require_signatures(&self) -> bool {
+        self.shared.options.cephx_require_signatures
+    }
 }

@@ -7,7 +7,7 @@
 //! | `keyring` | `/etc/ceph/$cluster.$name.keyring,/etc/ceph/$cluster.keyring,/etc/ceph/keyring,/etc/ceph/keyring.bin` | [`ClientOptions::keyring`]: the list, metavariables expanded; the first file that exists is read |
 //! | `auth_client_required` | `cephx, none` | [`ClientOptions::auth_client_required`], in preference order |
 //! | `cephx_sign_messages` | true | the messenger signs and checks its messages on sessions `MonClient::authorizer` authorizes (off: neither) |
-//! | `cephx_require_signatures` | false | carried |
+//! | `cephx_require_signatures` | false | the sessions `MonClient::authorizer` serves require `MSG_AUTH` of the peer (FEATURES otherwise) |
 //! | `client_mount_timeout` | 300 s | [`ClientOptions::mount_timeout`]: how long to hunt for a mon |
 //! | `mon_client_hunt_interval` | 3 s | [`ClientOptions::hunt_interval`]: how long one mon gets to answer |
 //! | `mon_client_ping_interval` | 10 s | [`ClientOptions::ping_interval`]: keepalives to the mon |

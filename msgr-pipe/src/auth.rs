@@ -23,6 +23,7 @@ pub struct ProviderAuthorizer {
     client: Option<Mutex<Box<dyn AuthClient>>>,
     verifier: Option<Arc<dyn AuthorizerVerifier>>,
     sign_messages: bool,
+    require_signatures: bool,
 }
 
 impl std::fmt::Debug for ProviderAuthorizer {
@@ -31,6 +32,7 @@ impl std::fmt::Debug for ProviderAuthorizer {
             .field("client", &self.client.is_some())
             .field("verifier", &self.verifier.is_some())
             .field("sign_messages", &self.sign_messages)
+            .field("require_signatures", &self.require_signatures)
             .finish()
     }
 }
@@ -48,6 +50,7 @@ impl ProviderAuthorizer {
             client: None,
             verifier: None,
             sign_messages: true,
+            require_signatures: false,
         }
     }
 
@@ -66,6 +69,12 @@ impl ProviderAuthorizer {
     /// Ceph's `cephx_sign_messages` (default true).
     pub fn with_sign_messages(mut self, on: bool) -> Self {
         self.sign_messages = on;
+        self
+    }
+
+    /// Ceph's `cephx_require_signatures` (default false).
+    pub fn with_require_signatures(mut self, on: bool) -> Self {
+        self.require_signatures = on;
         self
     }
 
@@ -120,5 +129,9 @@ impl Authorizer for ProviderAuthorizer {
 
     fn sign_messages(&self) -> bool {
         self.sign_messages
+    }
+
+    fn require_signatures(&self) -> bool {
+        self.require_signatures
     }
 }

@@ -84,6 +84,23 @@ pub trait Authorizer: Send + Sync + 'static {
     fn sign_messages(&self) -> bool {
         true
     }
+
+    /// Ceph's `cephx_require_signatures` (default false): every peer must support message
+    /// signatures (`MSG_AUTH`); an acceptor answers FEATURES to a connect without it, a
+    /// connector refuses a READY without it.
+    fn require_signatures(&self) -> bool {
+        false
+    }
+}
+
+/// The features a host's authentication requires of every peer: `MSG_AUTH` when it requires
+/// signatures.
+pub(crate) fn auth_required_features(host: &dyn Host) -> u64 {
+    if host.authorizer().is_some_and(|a| a.require_signatures()) {
+        msgr_wire::features::MSG_AUTH
+    } else {
+        0
+    }
 }
 
 /// What a messenger provides to its sessions.

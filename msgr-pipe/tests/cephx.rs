@@ -382,3 +382,33 @@ async fn a_bad_signature_faults_the_socket_and_nothing_is_delivered() {
         }
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn requiring_signatures_refuses_a_peer_without_msg_auth() {
+    let mon = mon(1);
+    let client = ProviderAuthorizer::new().with_client(Box::new(admin(&mon, 2)));
+    let osd = ProviderAuthorizer::new()
+        .with_verifier(osd_verifier(&mon))
+        .with_require_signatures(true);
+    let net = TestNet::new(1 << 16);
+    let mut old = Policy::lossless_client(0);
+    old.features_supported &= !msgr_wire::features::MSG_AUTH;
+    let (c, _crx) = host(1, old, PipeConfig::default(), &net);
+    let (o, _orx) = host(2, Policy::stateful_server(0), PipeConfig::default(), &net);
+    c.set_authorizer(Some(Arc::new(client)));
+    o.set_authorizer(Some(Arc::new(osd)));
+    let s = c.connect(addr(2), EntityType::OSD);
+    s.send(msg(1)).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(30), s.closed())
+        .await
+        .expect("refused for good");
+    let f = s.handshake_failures().borrow().clone().expect("a failure");
+    assert!(
+        matches!(
+            *f.error,
+            msgr_pipe::PipeError::MissingFeatures { missing } if missing == msgr_wire::features::MSG_AUTH
+        ),
+        "{}",
+        f.error
+    );
+}

@@ -134,7 +134,9 @@ async fn run(
             Some(Ok(VerifyOutcome::Challenge(bytes))) => {
                 let reply = ConnectReply {
                     tag: Tag::ChallengeAuthorizer,
-                    features: negotiated | policy.features_required,
+                    features: negotiated
+                        | policy.features_required
+                        | crate::host::auth_required_features(&**host),
                     global_seq: 0,
                     connect_seq: 0,
                     protocol_version: expected,
@@ -164,7 +166,8 @@ async fn run(
         };
         let ctx = AcceptCtx {
             expected_proto: expected,
-            features_required: policy.features_required,
+            features_required: policy.features_required
+                | crate::host::auth_required_features(&**host),
             resetcheck: policy.resetcheck,
             authorizer_ok,
             peer_wins_race: peer.race_cmp(&my_addr) == std::cmp::Ordering::Less,
@@ -196,7 +199,8 @@ async fn run(
                 let reply = ConnectReply {
                     tag,
                     features: (connect.features & policy.features_supported)
-                        | policy.features_required,
+                        | policy.features_required
+                        | crate::host::auth_required_features(&**host),
                     global_seq,
                     connect_seq,
                     protocol_version: expected,

@@ -168,7 +168,7 @@ async fn handshake(
     };
     let features = Features {
         supported: policy.features_supported,
-        required: policy.features_required,
+        required: policy.features_required | crate::host::auth_required_features(&**host),
     };
     let (hello, banner) = ConnectorHello::start(at, cfg.limits, features);
     hio::write_all(t, &banner).await?;
