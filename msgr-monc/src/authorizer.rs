@@ -8,8 +8,10 @@
 //! kept current at each renewal), challenging them as Ceph's daemons do; a client accepts no
 //! one.
 //!
-//! Not here: forcing a ticket renewal after a BADAUTHORIZER (the retry presents a fresh
-//! authorizer, new nonce, from the tickets the tick task keeps renewed).
+//! After a BADAUTHORIZER the retry is built on a fresh ticket: the refused one is forgotten and
+//! a new one fetched from the mon first (Ceph's `ceph_x_invalidate_authorizer`).
+//!
+//! Not here: the MAuth exchange itself (`tick.rs` renews, `session.rs` authenticates).
 
 use std::sync::Arc;
 
@@ -55,8 +57,21 @@ impl Authorizer for TicketAuthorizer {
             {
                 return None;
             }
-            let now = self.shared.clock.now();
             let mut st = self.shared.state.lock().await;
+            if retry {
+                // The service refused the ticket: a new one from the mon first.
+                let service = u32::from(peer_type.0);
+                if let Some(auth) = st.auth.as_mut() {
+                    auth.client_mut().invalidate_ticket(service);
+                }
+                if let Err(e) = crate::session::ensure_session(&self.shared, &mut st).await {
+                    tracing::warn!(%peer_type, error = %e, "no mon session to renew the ticket on");
+                }
+                if let Err(e) = crate::tick::renew(&self.shared, &mut st).await {
+                    tracing::warn!(%peer_type, error = %e, "no fresh ticket after BADAUTHORIZER");
+                }
+            }
+            let now = self.shared.clock.now();
             let auth = st.auth.as_mut()?;
             match auth
                 .client_mut()
@@ -64,7 +79,7 @@ impl Authorizer for TicketAuthorizer {
             {
                 Ok(a) => {
                     if retry {
-                        tracing::info!(%peer_type, "BADAUTHORIZER: presenting a fresh authorizer");
+                        tracing::info!(%peer_type, "BADAUTHORIZER: presenting a fresh ticket");
                     }
                     Some(a)
                 }

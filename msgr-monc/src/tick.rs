@@ -17,7 +17,7 @@ use crate::session::{
 use crate::MonClientError;
 
 /// Renews the tickets due, on the open session.
-async fn renew(sh: &Shared, st: &mut State) -> Result<(), MonClientError> {
+pub(crate) async fn renew(sh: &Shared, st: &mut State) -> Result<(), MonClientError> {
     let Some(conn) = st.conn.clone().filter(|c| c.state() != ConnState::Closed) else {
         return Ok(());
     };

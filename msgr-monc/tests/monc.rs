@@ -12,6 +12,7 @@
 //! | [`renews_service_tickets_at_three_quarters`] | paused clock: GET_PRINCIPAL_SESSION_KEY between 2700 s and 2701 s after authentication, not before; the new OSD ticket verifies |
 //! | [`a_silent_mon_is_left_after_the_ping_timeout`] | paused clock, a frozen relay: still on the mon 100 s on (acked keepalives), then on the next mon 30-31 s after the freeze, same global id |
 //! | [`the_authorizer_hook_opens_signed_sessions_to_a_service`] | a messenger with `MonClient::authorizer` opens a session to an OSD messenger verifying with the mon's rotating keys (challenged), its messages arrive signed; a dropped client builds no authorizer |
+//! | [`badauthorizer_is_retried_once_on_a_fresh_ticket_from_the_mon`] | an OSD that refuses the first authorizer: the client forgets that ticket, asks the mon for a new one (one GET_PRINCIPAL_SESSION_KEY) and the retry opens the session |
 //! | [`renews_the_auth_ticket_with_the_old_one_at_54_hours`] | paused clock: GET_AUTH_SESSION_KEY with the old ticket between 194,400 and 194,401 s, on the same session, same global id |
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -515,5 +516,99 @@ async fn the_authorizer_hook_opens_signed_sessions_to_a_service() {
         .is_none());
     app.shutdown();
     osd.shutdown();
+    mon.stop().await;
+}
+
+/// Refuses the first authorizer it sees, then verifies with `inner`.
+struct RefuseFirst {
+    inner: msgr_core::ProviderAuthorizer,
+    refused: std::sync::atomic::AtomicU32,
+}
+
+impl msgr_core::Authorizer for RefuseFirst {
+    fn build(
+        &self,
+        peer_type: msgr_wire::EntityType,
+        retry: bool,
+    ) -> msgr_core::BoxFuture<'_, Option<Box<dyn msgr_core::ClientAuthorizer>>> {
+        self.inner.build(peer_type, retry)
+    }
+    fn verify(
+        &self,
+        peer_type: msgr_wire::EntityType,
+        protocol: u32,
+        authorizer: &[u8],
+        challenge: &mut ChallengeState,
+        features: u64,
+    ) -> Result<VerifyOutcome, msgr_auth::AuthError> {
+        use std::sync::atomic::Ordering;
+        if self.refused.fetch_add(1, Ordering::AcqRel) == 0 {
+            return Err(msgr_auth::AuthError::BadAuthorizer {
+                reason: "the test refuses the first one",
+            });
+        }
+        self.inner
+            .verify(peer_type, protocol, authorizer, challenge, features)
+    }
+}
+
+#[tokio::test]
+async fn badauthorizer_is_retried_once_on_a_fresh_ticket_from_the_mon() {
+    let server = cephx_server();
+    let mon = ScriptedMon::start(Arc::new(server.clone()), keyring()).await;
+    let client = MonClient::new(config(&[&mon], "client.admin", key(1)))
+        .await
+        .unwrap();
+    client.authenticate().await.unwrap();
+    let rounds_before = mon.auth_log().len();
+    let mut store = ServiceKeyStore::default();
+    store.rotating.insert(
+        ENTITY_OSD,
+        server.rotating_secrets(ENTITY_OSD, UTime::now()),
+    );
+    let verifier =
+        CephxAuthorizerVerifier::new(ENTITY_OSD, Arc::new(RwLock::new(store)), false, seeded(4));
+    let (tx, mut osd_rx) = tokio::sync::mpsc::unbounded_channel();
+    let osd = msgr_core::Messenger::builder(msgr_wire::EntityName::osd(0))
+        .bind("127.0.0.1:0".parse().unwrap())
+        .dispatcher(Arc::new(Inbox(tx)))
+        .authorizer(Arc::new(RefuseFirst {
+            inner: msgr_core::ProviderAuthorizer::new().with_verifier(Arc::new(verifier)),
+            refused: std::sync::atomic::AtomicU32::new(0),
+        }))
+        .start()
+        .await
+        .unwrap();
+    let (ctx, _crx) = tokio::sync::mpsc::unbounded_channel();
+    let app =
+        msgr_core::Messenger::builder(msgr_wire::EntityName::client(client.global_id() as i64))
+            .dispatcher(Arc::new(Inbox(ctx)))
+            .authorizer(client.authorizer())
+            .start()
+            .await
+            .unwrap();
+    let conn = app
+        .connect_lazy(osd.addr(), msgr_wire::EntityType::OSD)
+        .unwrap();
+    conn.send(msgr_wire::Message::new(0x4242, 7u64.to_le_bytes().to_vec()))
+        .await
+        .unwrap();
+    let m = tokio::time::timeout(Duration::from_secs(10), osd_rx.recv())
+        .await
+        .expect("delivered after the retry")
+        .expect("open");
+    assert_eq!(m.front[..], 7u64.to_le_bytes()[..]);
+    // Between the refusal and the retry the client asked the mon for a new OSD ticket
+    // (GET_PRINCIPAL_SESSION_KEY, 0x0200).
+    let log = mon.auth_log();
+    let fresh: Vec<_> = log[rounds_before..]
+        .iter()
+        .filter(|s| s.request_type == Some(0x0200))
+        .collect();
+    assert_eq!(fresh.len(), 1, "{log:?}");
+    assert_eq!(fresh[0].result, 0);
+    app.shutdown();
+    osd.shutdown();
+    client.shutdown().await;
     mon.stop().await;
 }

@@ -205,6 +205,10 @@ impl AuthClient for CephxClient {
         self.rotating.clone()
     }
 
+    fn invalidate_ticket(&mut self, service_id: u32) {
+        self.tickets.remove(&service_id);
+    }
+
     fn v2_session(&self) -> (Option<CryptoKey>, Option<Secret>) {
         (
             self.auth.as_ref().map(|t| t.session_key.clone()),

@@ -71,6 +71,10 @@ pub trait AuthClient: Send {
         (None, None)
     }
 
+    /// Forgets the ticket for `service_id` (a service refused an authorizer built from it):
+    /// the next [`build_request`](AuthClient::build_request) asks the mon for a new one.
+    fn invalidate_ticket(&mut self, _service_id: u32) {}
+
     /// The rotating secrets of our own service type, for a daemon entity (OSD, MDS, MGR) that
     /// fetched them (CEPHX_GET_ROTATING_KEY): what it verifies its clients' tickets with.
     fn rotating_secrets(&self) -> Option<RotatingSecrets> {
