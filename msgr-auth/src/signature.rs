@@ -96,6 +96,11 @@ impl PartialEq for MessageSigner {
 impl Eq for MessageSigner {}
 
 impl MessageSigner {
+    /// The connection's session key (msgr2 signs its handshake with it: AUTH_SIGNATURE).
+    pub fn key(&self) -> &CryptoKey {
+        &self.key
+    }
+
     /// A signer with the connection's session key (a key of type none cannot sign: every
     /// `sign` is then [`AuthError::NoCipher`]).
     pub fn new(key: CryptoKey, format: SignatureFormat) -> Self {

@@ -60,6 +60,75 @@ impl Default for InjectConfig {
     }
 }
 
+/// A msgr2 connection mode.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ConMode {
+    /// Frames carry CRCs; nothing is encrypted (integrity against accidents only).
+    Crc,
+    /// Frames are sealed with AES-128-GCM under the connection secret (needs cephx).
+    Secure,
+}
+
+impl ConMode {
+    /// The mode's number on the wire (`CON_MODE_CRC` 1, `CON_MODE_SECURE` 2).
+    pub fn wire(self) -> u32 {
+        match self {
+            ConMode::Crc => crate::v2::connect::CON_MODE_CRC,
+            ConMode::Secure => crate::v2::connect::CON_MODE_SECURE,
+        }
+    }
+
+    /// Parses Ceph's option syntax: modes separated by spaces or commas, in order of
+    /// preference (`"secure crc"`).
+    pub fn parse_list(s: &str) -> Result<Vec<ConMode>, ConfigError> {
+        let modes = s
+            .split(|c: char| c == ',' || c.is_whitespace())
+            .filter(|w| !w.is_empty())
+            .map(|w| match w {
+                "crc" => Ok(ConMode::Crc),
+                "secure" => Ok(ConMode::Secure),
+                other => Err(ConfigError::ConMode(other.to_string())),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if modes.is_empty() {
+            return Err(ConfigError::ConMode(s.to_string()));
+        }
+        Ok(modes)
+    }
+}
+
+/// msgr2 connection modes, each list in order of preference.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ConModes {
+    /// What we offer when we connect (Ceph's `ms_client_mode`, default `crc secure`).
+    pub client: Vec<ConMode>,
+    /// What we allow when we accept (Ceph's `ms_service_mode`, default `crc secure`).
+    pub service: Vec<ConMode>,
+}
+
+impl Default for ConModes {
+    fn default() -> Self {
+        ConModes {
+            client: vec![ConMode::Crc, ConMode::Secure],
+            service: vec![ConMode::Crc, ConMode::Secure],
+        }
+    }
+}
+
+impl ConModes {
+    /// The client list as wire numbers.
+    pub fn client_wire(&self) -> Vec<u32> {
+        self.client.iter().map(|m| m.wire()).collect()
+    }
+
+    /// The service list as wire numbers.
+    pub fn service_wire(&self) -> Vec<u32> {
+        self.service.iter().map(|m| m.wire()).collect()
+    }
+}
+
 /// The default bound of a session's queued plus unacknowledged payload bytes
 /// ([`PipeConfig::max_pending_bytes`]): 64 MiB.
 pub const DEFAULT_MAX_PENDING_BYTES: u64 = 64 << 20;
@@ -82,6 +151,7 @@ pub const DEFAULT_MAX_PENDING_BYTES: u64 = 64 << 20;
 /// | `write_batch_bytes` | 4 MiB | — (payload bytes the writer takes per vectored write) |
 /// | `default_priority` | 127 | `ms_default_send_priority`-like, for messages with priority 0 |
 /// | `inject` | all off | `ms_inject_*` |
+/// | `con_modes` | `crc secure` both ways | `ms_client_mode`, `ms_service_mode` (msgr2) |
 /// | `hook` | none (not serialised) | — |
 ///
 /// msgr-core's file loaders (`MessengerConfig::from_toml_str`, `from_ceph_conf_str`) take the
@@ -136,6 +206,8 @@ pub struct PipeConfig {
     pub default_priority: u16,
     /// Fault injection.
     pub inject: InjectConfig,
+    /// msgr2 connection modes offered and allowed.
+    pub con_modes: ConModes,
     /// Handshake hook for deterministic tests.
     #[serde(skip)]
     pub hook: Option<Arc<dyn HandshakeHook>>,
@@ -158,6 +230,7 @@ impl fmt::Debug for PipeConfig {
             .field("write_batch_bytes", &self.write_batch_bytes)
             .field("default_priority", &self.default_priority)
             .field("inject", &self.inject)
+            .field("con_modes", &self.con_modes)
             .field("hook", &self.hook.is_some())
             .finish()
     }
@@ -182,6 +255,7 @@ impl PartialEq for PipeConfig {
             write_batch_bytes,
             default_priority,
             inject,
+            con_modes,
             hook,
         } = self;
         *read_timeout == other.read_timeout
@@ -198,6 +272,7 @@ impl PartialEq for PipeConfig {
             && *write_batch_bytes == other.write_batch_bytes
             && *default_priority == other.default_priority
             && *inject == other.inject
+            && *con_modes == other.con_modes
             && match (hook, &other.hook) {
                 (None, None) => true,
                 (Some(a), Some(b)) => Arc::ptr_eq(a, b),
@@ -223,6 +298,7 @@ impl Default for PipeConfig {
             write_batch_bytes: 4 << 20,
             default_priority: msgr_wire::PRIO_DEFAULT,
             inject: InjectConfig::default(),
+            con_modes: ConModes::default(),
             hook: None,
         }
     }
@@ -246,6 +322,9 @@ pub enum ConfigError {
     /// A probability outside [0, 1].
     #[error("delay_probability {0} is not in [0, 1]")]
     Probability(f64),
+    /// Not a list of msgr2 connection modes (`crc`, `secure`).
+    #[error("{0:?} is not a list of msgr2 connection modes (crc, secure)")]
+    ConMode(String),
 }
 
 impl PipeConfig {
@@ -266,6 +345,12 @@ impl PipeConfig {
         let p = self.inject.delay_probability;
         if !(0.0..=1.0).contains(&p) {
             return Err(ConfigError::Probability(p));
+        }
+        if self.con_modes.client.is_empty() {
+            return Err(ConfigError::ConMode("ms_client_mode (empty)".into()));
+        }
+        if self.con_modes.service.is_empty() {
+            return Err(ConfigError::ConMode("ms_service_mode (empty)".into()));
         }
         Ok(())
     }

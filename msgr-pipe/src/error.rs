@@ -96,6 +96,27 @@ pub enum PipeError {
     /// be (or our authorizer could not be built or answered).
     #[error("authentication failed: {0}")]
     Auth(msgr_auth::AuthError),
+    /// A msgr2 handshake failed (frames, authentication, refusal, WAIT).
+    #[error("msgr2 handshake: {0}")]
+    V2Handshake(crate::v2::connect::HandshakeError),
+    /// A msgr2 frame in the session phase is not what it claims (short payload).
+    #[error("malformed msgr2 {0} frame")]
+    MalformedFrame(&'static str),
+}
+
+impl From<crate::v2::connect::HandshakeError> for PipeError {
+    fn from(e: crate::v2::connect::HandshakeError) -> Self {
+        match e {
+            crate::v2::connect::HandshakeError::RaceLost => PipeError::RaceLost,
+            e => PipeError::V2Handshake(e),
+        }
+    }
+}
+
+impl From<crate::v2::frame::FrameError> for PipeError {
+    fn from(e: crate::v2::frame::FrameError) -> Self {
+        PipeError::V2Handshake(e.into())
+    }
 }
 
 impl PipeError {
@@ -108,7 +129,7 @@ impl PipeError {
                 | PipeError::BadProtoVer { .. }
                 | PipeError::AuthorizerRefused
                 | PipeError::SessionClosed
-        )
+        ) || matches!(self, PipeError::V2Handshake(e) if e.is_fatal())
     }
 }
 
@@ -145,6 +166,8 @@ impl Clone for PipeError {
             PipeError::Aborted { seq } => PipeError::Aborted { seq: *seq },
             PipeError::BadSignature { seq } => PipeError::BadSignature { seq: *seq },
             PipeError::Auth(e) => PipeError::Auth(e.clone()),
+            PipeError::V2Handshake(e) => PipeError::V2Handshake(e.clone()),
+            PipeError::MalformedFrame(w) => PipeError::MalformedFrame(w),
         }
     }
 }
@@ -166,7 +189,7 @@ impl PipeError {
                 | PipeError::UnexpectedTag { .. }
                 | PipeError::Wire(_)
                 | PipeError::Auth(_)
-        )
+        ) || matches!(self, PipeError::V2Handshake(e) if e.is_refusal())
     }
 }
 

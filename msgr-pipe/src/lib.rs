@@ -60,7 +60,9 @@ pub mod v1;
 pub mod v2;
 
 pub use auth::ProviderAuthorizer;
-pub use config::{ConfigError, InjectConfig, PipeConfig, DEFAULT_MAX_PENDING_BYTES};
+pub use config::{
+    ConMode, ConModes, ConfigError, InjectConfig, PipeConfig, DEFAULT_MAX_PENDING_BYTES,
+};
 pub use core::ConnState;
 pub use error::{HandshakeFailure, PipeError, SendError};
 pub use hook::{BoxFuture, HandshakeHook, HookAction, Side, Step};

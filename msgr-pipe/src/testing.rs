@@ -257,7 +257,8 @@ impl Host for TestHost {
 }
 
 /// An in-memory network: hosts listen on their address; dialling creates a duplex stream
-/// and runs [`Session::accept`] on the listening host.
+/// and runs [`Session::accept`] on the listening host ([`Session::accept_v2`] if its address
+/// is a `v2:` one).
 #[derive(Clone, Default)]
 pub struct TestNet {
     inner: Arc<NetInner>,
@@ -342,8 +343,13 @@ impl TestNet {
         let (a, b) = tokio::io::duplex(size);
         let config = target.config();
         tokio::spawn(async move {
+            let v2 = target.my_addr().is_v2();
             let host: Arc<dyn Host> = target;
-            let _ = Session::accept_shared(host, b, from, config).await;
+            let _ = if v2 {
+                Session::accept_v2(host, b, from, config).await
+            } else {
+                Session::accept_shared(host, b, from, config).await
+            };
         });
         Ok(Box::new(a))
     }

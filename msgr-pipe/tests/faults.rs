@@ -82,6 +82,39 @@ async fn lossless_with(seed: u64, one_in: u32, n: u64, policy: Policy, delay: f6
     lossless_base(PipeConfig::default(), seed, one_in, n, policy, delay).await
 }
 
+/// The protocol the hosts of this thread's test speak (v1 unless a msgr2 test says so).
+fn v2() -> bool {
+    V2.with(|v| v.get())
+}
+
+thread_local! {
+    static V2: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f` with hosts that speak msgr2 (paused-clock tests run on the test's own thread).
+async fn over_v2<F: std::future::Future>(f: F) -> F::Output {
+    V2.with(|v| v.set(true));
+    let out = f.await;
+    V2.with(|v| v.set(false));
+    out
+}
+
+fn mk_host(
+    n: u32,
+    policy: Policy,
+    cfg: PipeConfig,
+    net: &TestNet,
+) -> (
+    std::sync::Arc<msgr_pipe::testing::TestHost>,
+    tokio::sync::mpsc::UnboundedReceiver<msgr_pipe::testing::HostEvent>,
+) {
+    if v2() {
+        host_v2(n, policy, cfg, net)
+    } else {
+        host(n, policy, cfg, net)
+    }
+}
+
 async fn lossless_base(
     mut cfg: PipeConfig,
     seed: u64,
@@ -103,10 +136,11 @@ async fn lossless_base(
     // Only bounds a failure; the liveness claims are the gap and elapsed checks below.
     let limit = Duration::from_secs(600);
     let net = TestNet::new(4 * 1024);
-    let (a, mut arx) = host(1, policy.clone(), cfg.clone(), &net);
-    let (b, mut brx) = host(2, policy, cfg, &net);
+    let (a, mut arx) = mk_host(1, policy.clone(), cfg.clone(), &net);
+    let (b, mut brx) = mk_host(2, policy, cfg, &net);
     let sa = a.connect(b.my_addr(), EntityType::OSD);
     let sb = b.connect(a.my_addr(), EntityType::OSD);
+    assert_eq!(sa.peer_addr().is_v2(), v2());
     let ta = tokio::spawn(send_all(a.clone(), b.my_addr(), sa, n));
     let tb = tokio::spawn(send_all(b.clone(), a.my_addr(), sb, n));
     let faults = || pair_faults(&a, &b);
@@ -172,6 +206,44 @@ async fn ceph_rate_one_in_30() {
     }
     report("1/30", run);
     assert!(run.faults > 30, "only {} faults", run.faults);
+}
+
+/// msgr2: the same stream at Ceph's rate, resumed with SESSION_RECONNECT after each fault.
+#[tokio::test(start_paused = true)]
+async fn msgr2_ceph_rate_one_in_30() {
+    let mut run = Run::default();
+    for seed in [1, 2, 3] {
+        run = run.add(
+            over_v2(lossless_under_faults(
+                seed,
+                30,
+                300,
+                Policy::lossless_peer(0),
+            ))
+            .await,
+        );
+    }
+    report("msgr2 1/30", run);
+    assert!(run.faults > 30, "only {} faults", run.faults);
+}
+
+/// msgr2 with delayed delivery and internal delays (the race windows of a replace).
+#[tokio::test(start_paused = true)]
+async fn msgr2_with_delayed_delivery_and_internal_delays() {
+    let mut run = Run::default();
+    for seed in [9, 10] {
+        run = run.add(over_v2(lossless_with(seed, 100, 500, Policy::lossless_peer(0), 0.5)).await);
+    }
+    report("msgr2 1/100 with delays", run);
+    assert!(run.faults > 2, "only {} faults", run.faults);
+}
+
+/// msgr2 client to stateful server under faults.
+#[tokio::test(start_paused = true)]
+async fn msgr2_client_and_stateful_server_under_faults() {
+    for seed in [11, 12, 13] {
+        over_v2(client_server_under_faults(seed, 40, 300)).await;
+    }
 }
 
 #[tokio::test(start_paused = true)]
@@ -307,8 +379,8 @@ async fn client_server_under_faults(seed: u64, one_in: u32, n: u64) {
     cfg.inject.socket_failures = one_in;
     cfg.inject.seed = seed;
     let net = TestNet::new(4 * 1024);
-    let (a, mut arx) = host(1, Policy::lossless_client(0), cfg.clone(), &net);
-    let (b, mut brx) = host(2, Policy::stateful_server(0), cfg, &net);
+    let (a, mut arx) = mk_host(1, Policy::lossless_client(0), cfg.clone(), &net);
+    let (b, mut brx) = mk_host(2, Policy::stateful_server(0), cfg, &net);
     let sa = a.connect(b.my_addr(), EntityType::OSD);
     let ta = {
         let sa = sa.clone();

@@ -268,6 +268,9 @@ fn our_connector_sends_what_the_real_client_sends_up_to_auth() {
         global_seq: 1,
         client_cookie: 7,
         limits: FrameLimits::default(),
+        lossy: false,
+        my_addr: None,
+        resume: None,
     };
     let mut c = Connector::new(
         cfg,

@@ -24,12 +24,38 @@ pub const AF_INET6: u16 = 10;
 /// order, IPv6 flowinfo in network order and scope id little-endian), zero padded.
 /// Families other than `AF_INET`/`AF_INET6` decode as the blank address `0.0.0.0:0`, which
 /// encodes with family `AF_INET`.
+///
+/// The address also says which protocol it is reached with ([`AddrType`], Ceph's
+/// `entity_addr_t::type`): `v1:` (legacy, the default) or `v2:` (msgr2). The legacy layout
+/// does not carry it; a v2 address and a v1 address of the same socket are different peers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct EntityAddr {
     /// Per-process-instance id (mons use 0).
     pub nonce: u32,
     /// IP address and port.
     pub addr: SocketAddr,
+    /// The protocol spoken at this address.
+    pub ty: AddrType,
+}
+
+/// Which protocol an address speaks (Ceph's `entity_addr_t::type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub enum AddrType {
+    /// msgr v1 (`v1:`, Ceph's `TYPE_LEGACY`), the default.
+    #[default]
+    Legacy,
+    /// msgr2 (`v2:`, Ceph's `TYPE_MSGR2`).
+    Msgr2,
+}
+
+impl AddrType {
+    /// The prefix of its string form: `v1` or `v2`.
+    pub fn prefix(self) -> &'static str {
+        match self {
+            AddrType::Legacy => "v1",
+            AddrType::Msgr2 => "v2",
+        }
+    }
 }
 
 impl EntityAddr {
@@ -37,11 +63,35 @@ impl EntityAddr {
     pub const BLANK: EntityAddr = EntityAddr {
         nonce: 0,
         addr: SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0)),
+        ty: AddrType::Legacy,
     };
 
-    /// An address from its parts.
+    /// A v1 (legacy) address from its parts.
     pub const fn new(addr: SocketAddr, nonce: u32) -> Self {
-        EntityAddr { nonce, addr }
+        EntityAddr {
+            nonce,
+            addr,
+            ty: AddrType::Legacy,
+        }
+    }
+
+    /// A msgr2 address from its parts.
+    pub const fn v2(addr: SocketAddr, nonce: u32) -> Self {
+        EntityAddr {
+            nonce,
+            addr,
+            ty: AddrType::Msgr2,
+        }
+    }
+
+    /// The same socket and nonce, reached with `ty`.
+    pub const fn with_type(self, ty: AddrType) -> Self {
+        EntityAddr { ty, ..self }
+    }
+
+    /// True for a msgr2 address.
+    pub fn is_v2(&self) -> bool {
+        self.ty == AddrType::Msgr2
     }
 
     /// True if the IP is `0.0.0.0` or `::` (the port and nonce may still be set).
@@ -84,7 +134,7 @@ impl EntityAddr {
     fn from_sockaddr(nonce: u32, sa: &[u8; 128]) -> Self {
         let [f0, f1, rest @ ..] = *sa;
         match socket_addr_from_sockaddr(u16::from_be_bytes([f0, f1]), &rest) {
-            Some(addr) => EntityAddr { nonce, addr },
+            Some(addr) => EntityAddr::new(addr, nonce),
             None => EntityAddr {
                 nonce,
                 ..EntityAddr::BLANK
@@ -147,7 +197,7 @@ pub fn socket_addr_from_sockaddr(
 impl From<SocketAddr> for EntityAddr {
     /// The address with nonce 0 (what monitors use).
     fn from(addr: SocketAddr) -> Self {
-        EntityAddr { nonce: 0, addr }
+        EntityAddr::new(addr, 0)
     }
 }
 
@@ -179,15 +229,18 @@ impl Wire for EntityAddr {
 }
 
 impl fmt::Display for EntityAddr {
-    /// `v1:IP:PORT/NONCE`, with the IPv6 address in brackets.
+    /// `v1:IP:PORT/NONCE` (or `v2:`), with the IPv6 address in brackets.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "v1:{}/{}", self.addr, self.nonce)
+        write!(f, "{}:{}/{}", self.ty.prefix(), self.addr, self.nonce)
     }
 }
 
-/// A string that is not `[v1:]IP:PORT[/NONCE]`.
+/// A string that is not `[v1:|v2:]IP:PORT[/NONCE]` (or a vector of them).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid address {input:?}: expected [v1:]IP:PORT[/NONCE], IPv6 in brackets")]
+#[error(
+    "invalid address {input:?}: expected [v1:|v2:]IP:PORT[/NONCE] (IPv6 in brackets) or a \
+     vector [v2:IP:PORT,v1:IP:PORT]"
+)]
 pub struct ParseAddrError {
     input: String,
 }
@@ -195,15 +248,53 @@ pub struct ParseAddrError {
 impl FromStr for EntityAddr {
     type Err = ParseAddrError;
 
+    /// `v1:IP:PORT[/NONCE]`, `v2:IP:PORT[/NONCE]`, or without a prefix (v1).
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let err = || ParseAddrError { input: s.into() };
-        let rest = s.strip_prefix("v1:").unwrap_or(s);
+        let (ty, rest) = if let Some(r) = s.strip_prefix("v2:") {
+            (AddrType::Msgr2, r)
+        } else {
+            (AddrType::Legacy, s.strip_prefix("v1:").unwrap_or(s))
+        };
         let (sock, nonce) = match rest.rsplit_once('/') {
             Some((sock, nonce)) => (sock, nonce.parse().map_err(|_| err())?),
             None => (rest, 0),
         };
         let addr = sock.parse().map_err(|_| err())?;
-        Ok(EntityAddr { nonce, addr })
+        Ok(EntityAddr { nonce, addr, ty })
+    }
+}
+
+/// Parses one address or an address vector as Ceph writes them: `v2:IP:PORT`,
+/// `v1:IP:PORT`, `IP:PORT` (v1), or `[v2:IP:3300,v1:IP:6789]`. Entries keep their order.
+pub fn parse_addrs(s: &str) -> Result<Vec<EntityAddr>, ParseAddrError> {
+    let s = s.trim();
+    let err = || ParseAddrError { input: s.into() };
+    match s.strip_prefix('[').and_then(|r| r.strip_suffix(']')) {
+        // An IPv6 socket address also starts with '[': only a vector has a prefix inside.
+        Some(inner) if inner.starts_with("v1:") || inner.starts_with("v2:") => {
+            let addrs = inner
+                .split(',')
+                .map(|a| a.trim().parse())
+                .collect::<Result<Vec<EntityAddr>, _>>()
+                .map_err(|_| err())?;
+            if addrs.is_empty() {
+                return Err(err());
+            }
+            Ok(addrs)
+        }
+        _ => Ok(vec![s.parse()?]),
+    }
+}
+
+/// The address to reach a peer that offers `addrs`: its v2 one when it has one (and
+/// `prefer_v2`), else its first.
+pub fn pick_addr(addrs: &[EntityAddr], prefer_v2: bool) -> Option<EntityAddr> {
+    let v2 = addrs.iter().find(|a| a.is_v2());
+    let v1 = addrs.iter().find(|a| !a.is_v2());
+    match (prefer_v2, v2, v1) {
+        (true, Some(a), _) | (false, _, Some(a)) => Some(*a),
+        _ => addrs.first().copied(),
     }
 }
 

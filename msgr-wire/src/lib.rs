@@ -49,8 +49,8 @@ pub mod typed;
 use bytes::{Buf, BufMut};
 
 pub use addr::{
-    put_sockaddr_after_family, socket_addr_from_sockaddr, EntityAddr, ParseAddrError, AF_INET,
-    AF_INET6, SOCKADDR_AFTER_FAMILY_LEN,
+    parse_addrs, pick_addr, put_sockaddr_after_family, socket_addr_from_sockaddr, AddrType,
+    EntityAddr, ParseAddrError, AF_INET, AF_INET6, SOCKADDR_AFTER_FAMILY_LEN,
 };
 pub use connect::{Banner, Connect, ConnectReply};
 pub use consts::*;

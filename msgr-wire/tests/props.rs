@@ -22,7 +22,7 @@ fn arb_addr() -> impl Strategy<Value = EntityAddr> {
             SocketAddr::V6(SocketAddrV6::new(Ipv6Addr::from(ip), port, flow, scope))
         },
     );
-    (prop_oneof![v4, v6], any::<u32>()).prop_map(|(addr, nonce)| EntityAddr { nonce, addr })
+    (prop_oneof![v4, v6], any::<u32>()).prop_map(|(addr, nonce)| EntityAddr::new(addr, nonce))
 }
 
 fn arb_name() -> impl Strategy<Value = EntityName> {

@@ -76,6 +76,9 @@ fn config(mon: &CephMon, modes: Vec<u32>) -> anyhow::Result<ConnectorConfig> {
         global_seq: 1,
         client_cookie: rand::random::<u64>() | 1,
         limits: FrameLimits::default(),
+        lossy: false,
+        my_addr: None,
+        resume: None,
     })
 }
 
@@ -278,6 +281,7 @@ async fn ceph_cli_against_our_acceptor(
         lossy: true,
         global_seq: 1,
         limits: FrameLimits::default(),
+        decide_sessions: false,
     };
     let mut a = Acceptor::new(cfg, server);
     let mut buf = vec![0u8; 64 << 10];

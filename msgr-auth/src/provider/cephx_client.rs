@@ -391,4 +391,14 @@ impl ClientAuthorizer for CephxClientAuthorizer {
             SignatureFormat::for_features(features),
         )))
     }
+    fn verify_reply_v2(
+        &mut self,
+        reply: &[u8],
+    ) -> Result<(Option<CryptoKey>, Option<Secret>), AuthError> {
+        let secret = self.0.verify_reply(reply)?;
+        Ok((
+            Some(self.0.session_key().clone()),
+            secret.map(|s| Secret::new(s.to_vec())),
+        ))
+    }
 }

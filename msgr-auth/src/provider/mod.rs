@@ -101,6 +101,16 @@ pub trait ClientAuthorizer: Send {
     /// in the format of the negotiated `features`.
     fn verify_reply(&self, reply: &[u8], features: u64)
         -> Result<Option<MessageSigner>, AuthError>;
+    /// msgr2 (AUTH_DONE in authorizer mode): checks the reply authorizer like
+    /// [`ClientAuthorizer::verify_reply`] and returns the key that signs the handshake
+    /// (AUTH_SIGNATURE) and the connection secret the reply carried (secure mode). `none`
+    /// has neither.
+    fn verify_reply_v2(
+        &mut self,
+        reply: &[u8],
+    ) -> Result<(Option<CryptoKey>, Option<Secret>), AuthError> {
+        self.verify_reply(reply, 0).map(|_| (None, None))
+    }
 }
 
 /// Who an authenticated peer is.

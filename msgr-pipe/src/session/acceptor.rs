@@ -27,15 +27,15 @@ use crate::v1::session as v1session;
 const ATTEMPT_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// A socket attached (not yet open) to a session.
-struct Attached {
-    session: Session,
-    slot: SlotHandle,
+pub(super) struct Attached {
+    pub session: Session,
+    pub slot: SlotHandle,
     /// Answer SEQ with this `in_seq`, else READY.
-    seq_reply: Option<u64>,
-    remote_reset: bool,
+    pub seq_reply: Option<u64>,
+    pub remote_reset: bool,
 }
 
-enum Outcome {
+pub(super) enum Outcome {
     Reply {
         tag: Tag,
         global_seq: u32,
@@ -46,12 +46,13 @@ enum Outcome {
     AwaitAttempt(Session),
 }
 
-/// Runs the acceptor side on `t`; see [`Session::accept`].
+/// Runs the acceptor side on `t` (msgr2 if `v2`); see [`Session::accept`].
 pub(super) async fn accept(
     host: Arc<dyn Host>,
     t: BoxTransport,
     socket_peer: SocketAddr,
     config: Arc<PipeConfig>,
+    v2: bool,
 ) -> Result<Session, PipeError> {
     let id = host.new_conn_id();
     let n = config.inject.socket_failures;
@@ -70,10 +71,13 @@ pub(super) async fn accept(
     let mut attached: Option<(Session, u64)> = None;
     let timeout = config.handshake_timeout;
     let res = tracing::Instrument::instrument(
-        tokio::time::timeout(
-            timeout,
-            run(&host, t, socket_peer, &config, id, &mut attached),
-        ),
+        tokio::time::timeout(timeout, async {
+            if v2 {
+                super::v2::accept(&host, t, socket_peer, &config, id, &mut attached).await
+            } else {
+                run(&host, t, socket_peer, &config, id, &mut attached).await
+            }
+        }),
         span,
     )
     .await;
@@ -238,7 +242,7 @@ async fn run(
 /// Evaluates the table against the registered session (retrying when the registry or the
 /// existing session changed under us) and performs Open / Replace / Wait.
 #[allow(clippy::too_many_arguments)]
-fn decide_and_attach(
+pub(super) fn decide_and_attach(
     host: &Arc<dyn Host>,
     config: &Arc<PipeConfig>,
     connect: &Connect,

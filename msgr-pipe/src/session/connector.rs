@@ -111,17 +111,23 @@ async fn attempt(inner: &Arc<Inner>) {
         _ = inner.closed.cancelled() => Err(PipeError::SessionClosed),
     };
     match res {
-        Ok((t, opened, signer, proto)) => finish(inner, gen, t, &opened, signer, proto),
+        Ok(Some((t, opened, signer, proto))) => finish(inner, gen, t, &opened, signer, proto),
+        // msgr2 finished its own attempt.
+        Ok(None) => {}
         Err(e) => failed(inner, gen, &e),
     }
 }
 
-/// TCP (or test transport) connect, fault injection wrapper, handshake.
+/// What a v1 handshake hands to [`finish`].
+type V1Done = (BoxTransport, Opened, Option<MessageSigner>, u32);
+
+/// TCP (or test transport) connect, fault injection wrapper, handshake. A msgr2 attempt
+/// completes inside ([`super::v2::connect`]) and gives `None`.
 async fn connect_once(
     inner: &Arc<Inner>,
     gen: u64,
     sockets: u64,
-) -> Result<(BoxTransport, Opened, Option<MessageSigner>, u32), PipeError> {
+) -> Result<Option<V1Done>, PipeError> {
     let t = match inner.host.dial(inner.peer_addr).await {
         Ok(t) => t,
         Err(e) => {
@@ -138,8 +144,12 @@ async fn connect_once(
     } else {
         t
     };
+    if inner.peer_addr.is_v2() {
+        super::v2::connect(inner, gen, t).await?;
+        return Ok(None);
+    }
     let (opened, signer, proto) = handshake(inner, gen, &mut t).await?;
-    Ok((t, opened, signer, proto))
+    Ok(Some((t, opened, signer, proto)))
 }
 
 fn addr_matches(dialled: &EntityAddr, got: &EntityAddr) -> bool {

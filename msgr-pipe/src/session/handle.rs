@@ -61,6 +61,7 @@ impl Session {
                 shared: Mutex::new(Shared {
                     core,
                     v1: V1State::default(),
+                    v2: super::v2::V2Ids::default(),
                     link: Link {
                         epoch: 0,
                         socket: None,
@@ -160,7 +161,7 @@ impl Session {
         socket_peer: SocketAddr,
         config: PipeConfig,
     ) -> Result<Session, PipeError> {
-        acceptor::accept(host, Box::new(stream), socket_peer, Arc::new(config)).await
+        acceptor::accept(host, Box::new(stream), socket_peer, Arc::new(config), false).await
     }
 
     /// [`Session::accept`] with a shared config.
@@ -170,7 +171,19 @@ impl Session {
         socket_peer: SocketAddr,
         config: Arc<PipeConfig>,
     ) -> Result<Session, PipeError> {
-        acceptor::accept(host, Box::new(stream), socket_peer, config).await
+        acceptor::accept(host, Box::new(stream), socket_peer, config, false).await
+    }
+
+    /// [`Session::accept_shared`] for a socket accepted on a msgr2 listener: the msgr2
+    /// acceptor handshake (authorizer mode through the host's hook, crc or secure as
+    /// [`PipeConfig::con_modes`] allows), then the session rules of v1's table 5.3.
+    pub async fn accept_v2<S: Transport>(
+        host: Arc<dyn Host>,
+        stream: S,
+        socket_peer: SocketAddr,
+        config: Arc<PipeConfig>,
+    ) -> Result<Session, PipeError> {
+        acceptor::accept(host, Box::new(stream), socket_peer, config, true).await
     }
 
     fn permit_size(&self, msg: &Message) -> u64 {

@@ -40,6 +40,7 @@ mod connector;
 mod handle;
 mod handshake_io;
 mod reader;
+mod v2;
 mod writer;
 
 use std::ops::{Deref, DerefMut};
@@ -155,8 +156,10 @@ struct Link {
 struct Shared {
     /// The protocol-neutral session.
     core: SessionCore,
-    /// msgr v1's part of it.
+    /// msgr v1's part of it (its counters serve msgr2 sessions too).
     v1: V1State,
+    /// msgr2's cookies of it.
+    v2: v2::V2Ids,
     link: Link,
     watchers: Watchers,
 }
@@ -582,8 +585,8 @@ impl Inner {
         Ok(())
     }
 
-    /// Starts the reader and writer of an attached socket. `signer`: the handshake's, used
-    /// if the host signs messages and MSG_AUTH was negotiated (the cephx spec's §C).
+    /// Starts the reader and writer of an attached v1 socket. `signer`: the handshake's,
+    /// used if the host signs messages and MSG_AUTH was negotiated (the cephx spec's §C).
     fn spawn_socket(
         self: &Arc<Self>,
         slot: SlotHandle,
@@ -596,8 +599,39 @@ impl Inner {
             && msgr_wire::features::has(features, msgr_wire::features::MSG_AUTH);
         let signer = signer.filter(|_| signs);
         self.lock().link.auth = (auth_protocol, signer.is_some());
+        let codec = writer::OutCodec::v1(features, signer.clone());
+        self.spawn_tasks(slot, t, codec, reader::InCodec::V1 { features, signer });
+    }
+
+    /// Starts the reader and writer of an attached msgr2 socket, with the frame codec the
+    /// handshake left in its mode, the peer's name and the bytes read past the handshake.
+    fn spawn_socket_v2(
+        self: &Arc<Self>,
+        slot: SlotHandle,
+        t: BoxTransport,
+        codec: V2Codec,
+        auth_protocol: u32,
+    ) {
+        // msgr2 signs no message: the frames' CRCs (crc) or GCM tags (secure) cover them.
+        self.lock().link.auth = (auth_protocol, false);
+        let out = writer::OutCodec::V2(Box::new(codec.encoder));
+        let inc = reader::InCodec::V2 {
+            dec: Box::new(codec.decoder),
+            peer: codec.peer,
+            leftover: codec.leftover,
+        };
+        self.spawn_tasks(slot, t, out, inc);
+    }
+
+    fn spawn_tasks(
+        self: &Arc<Self>,
+        slot: SlotHandle,
+        t: BoxTransport,
+        out: writer::OutCodec,
+        inc: reader::InCodec,
+    ) {
         let (r, w) = tokio::io::split(t);
-        let pen = Arc::new(writer::Pen::new(w, features, signer.clone(), self));
+        let pen = Arc::new(writer::Pen::new(w, out, self));
         self.tracker.spawn(reader::run(
             self.clone(),
             reader::Socket {
@@ -607,8 +641,7 @@ impl Inner {
                 pen: pen.clone(),
             },
             r,
-            features,
-            signer,
+            inc,
         ));
         self.tracker.spawn(writer::run(
             self.clone(),
@@ -625,6 +658,16 @@ impl Inner {
             s.wake.notify_one();
         }
     }
+}
+
+/// A msgr2 socket's codec as its handshake left it.
+struct V2Codec {
+    encoder: crate::v2::frame::Encoder,
+    decoder: crate::v2::frame::Decoder,
+    /// The peer's name: the sender of its messages.
+    peer: EntityName,
+    /// Bytes read past the handshake.
+    leftover: bytes::BytesMut,
 }
 
 /// Parameters of a new session.

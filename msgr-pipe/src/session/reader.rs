@@ -19,7 +19,7 @@ use std::task::Poll;
 
 use bytes::BytesMut;
 use msgr_dispatch::{Throttle, ThrottlePermit};
-use msgr_wire::{FooterKind, FrameDecoder, Message, MsgHeader};
+use msgr_wire::{EntityName, FooterKind, FrameDecoder, Message, MsgHeader};
 use tokio::io::{AsyncReadExt, ReadHalf};
 use tokio::sync::Notify;
 use tokio::time::Instant;
@@ -60,16 +60,78 @@ pub(super) struct Socket {
     pub pen: Arc<Pen>,
 }
 
+/// How one socket's bytes are decoded.
+pub(super) enum InCodec {
+    /// msgr v1 with the negotiated features; a signer checks each message's signature.
+    V1 {
+        features: u64,
+        signer: Option<MessageSigner>,
+    },
+    /// msgr2: the connection's frame decoder (crc or secure mode), the peer's name (the
+    /// sender of every message), and the bytes read past the handshake.
+    V2 {
+        dec: Box<crate::v2::frame::Decoder>,
+        peer: EntityName,
+        leftover: BytesMut,
+    },
+}
+
+/// The decoder of either dialect.
+enum Dec {
+    V1(FrameDecoder, Option<MessageSigner>),
+    V2(Box<crate::v2::frame::Decoder>, EntityName),
+}
+
+impl Dec {
+    /// The next whole frame in `buf`, as the core takes it, with a v2 message's `ack_seq`.
+    fn next(&mut self, buf: &mut BytesMut) -> Result<Option<(Inbound, u64)>, PipeError> {
+        match self {
+            Dec::V1(dec, signer) => {
+                let Some(frame) = dec.decode(buf)? else {
+                    return Ok(None);
+                };
+                let inb = inbound(frame);
+                if let (Inbound::Message(m), Some(s)) = (&inb, signer.as_ref()) {
+                    if !check_signature(s, m) {
+                        tracing::warn!(seq = m.header.seq, "signature check failed");
+                        return Err(PipeError::BadSignature { seq: m.header.seq });
+                    }
+                }
+                Ok(Some((inb, 0)))
+            }
+            Dec::V2(dec, peer) => match dec.decode(buf)? {
+                Some(frame) => crate::v2::session::inbound(frame, *peer).map(Some),
+                None => Ok(None),
+            },
+        }
+    }
+
+    /// v1: the header of a message whose body is still being read.
+    fn pending_header(&self) -> Option<MsgHeader> {
+        match self {
+            Dec::V1(dec, _) => dec.pending_header().copied(),
+            Dec::V2(..) => None,
+        }
+    }
+
+    /// v1: bytes of the footer after a message's body.
+    fn footer_len(&self) -> usize {
+        match self {
+            Dec::V1(dec, _) => dec.footer_kind().wire_len(),
+            Dec::V2(..) => 0,
+        }
+    }
+}
+
 pub(super) async fn run(
     inner: Arc<Inner>,
     socket: Socket,
     mut r: ReadHalf<BoxTransport>,
-    features: u64,
-    signer: Option<MessageSigner>,
+    codec: InCodec,
 ) {
     let epoch = socket.epoch;
     let span = tracing::debug_span!("reader", conn = inner.id, peer = %inner.peer_addr, epoch);
-    let res = read_loop(&inner, &socket, &mut r, features, signer.as_ref())
+    let res = read_loop(&inner, &socket, &mut r, codec)
         .instrument(span)
         .await;
     if let Err(e) = res {
@@ -166,14 +228,23 @@ async fn read_loop(
     inner: &Arc<Inner>,
     socket: &Socket,
     r: &mut ReadHalf<BoxTransport>,
-    features: u64,
-    signer: Option<&MessageSigner>,
+    codec: InCodec,
 ) -> Result<(), PipeError> {
     let (epoch, cancel) = (socket.epoch, &socket.cancel);
     let cfg = inner.config.clone();
     let dispatch = inner.host.dispatch_throttle();
-    let mut dec = FrameDecoder::new(cfg.limits, FooterKind::for_features(features), cfg.crc);
-    let mut buf = BytesMut::with_capacity(READ_CHUNK);
+    let (mut dec, mut buf) = match codec {
+        InCodec::V1 { features, signer } => {
+            let kind = FooterKind::for_features(features);
+            let dec = FrameDecoder::new(cfg.limits, kind, cfg.crc);
+            (Dec::V1(dec, signer), BytesMut::with_capacity(READ_CHUNK))
+        }
+        InCodec::V2 {
+            dec,
+            peer,
+            leftover,
+        } => (Dec::V2(dec, peer), leftover),
+    };
     let mut held: Option<Permits> = None;
     // Messages were delivered since the last `end_delivery` (see `SocketSlot::delivering`).
     let mut delivering = false;
@@ -193,20 +264,20 @@ async fn read_loop(
     let (mut deadline_unpolled, mut cancel_unpolled) = (true, true);
     loop {
         loop {
-            let frame = match dec.decode(&mut buf) {
+            let (frame, ack_seq) = match dec.next(&mut buf) {
                 Ok(Some(f)) => f,
                 Ok(None) => break,
                 Err(e) => {
                     tracing::warn!(error = %e, "peer sent a corrupt stream");
-                    return Err(e.into());
+                    return Err(e);
                 }
             };
-            match inbound(frame) {
+            if ack_seq > 0 {
+                // msgr2 piggybacks what the peer received on each message.
+                handle_control(inner, epoch, Control::Ack(ack_seq), &mut acked)?;
+            }
+            match frame {
                 Inbound::Message(m) => {
-                    if signer.is_some_and(|s| !check_signature(s, &m)) {
-                        tracing::warn!(seq = m.header.seq, "signature check failed");
-                        return Err(PipeError::BadSignature { seq: m.header.seq });
-                    }
                     let permits = match held.take() {
                         Some(p) => p,
                         None => match try_acquire(inner, dispatch.as_ref(), &m.header) {
@@ -230,7 +301,7 @@ async fn read_loop(
             writer::end_delivery(inner, epoch, &socket.pen, &socket.wake)?;
         }
         if held.is_none() {
-            if let Some(h) = dec.pending_header().copied() {
+            if let Some(h) = dec.pending_header() {
                 held = Some(match try_acquire(inner, dispatch.as_ref(), &h) {
                     Some(p) => p,
                     None => {
@@ -240,7 +311,7 @@ async fn read_loop(
                 });
                 let want = usize::try_from(h.payload_len())
                     .unwrap_or(usize::MAX)
-                    .saturating_add(dec.footer_kind().wire_len());
+                    .saturating_add(dec.footer_len());
                 buf.reserve(want.saturating_sub(buf.len()));
             }
         }

@@ -27,11 +27,13 @@ use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
 use tracing::Instrument;
 
 use super::{bump, relock, Inner, Shared};
+use crate::core::FrameSink;
 use crate::core::{BatchLimits, Outgoing};
 use crate::error::PipeError;
 use crate::host::MessageSigner;
 use crate::transport::{poll_write_chain, BoxTransport};
 use crate::v1::codec::{stage_len, Encoder};
+use crate::v2::session::Sink as V2Sink;
 
 pub(super) async fn run(
     inner: Arc<Inner>,
@@ -65,9 +67,8 @@ const WRITE_BATCH_MSGS: usize = 1024;
 /// it back.
 pub(super) struct Out {
     w: WriteHalf<BoxTransport>,
-    kind: FooterKind,
-    /// The peer speaks KEEPALIVE2.
-    ka2: bool,
+    /// The dialect's encoding state.
+    codec: OutCodec,
     /// Bytes of the batch written so far, then the rest of it after a partial write.
     chain: VecDeque<Bytes>,
     // Reused across batches: once a batch's write completes, its frozen part is dropped and
@@ -81,8 +82,99 @@ pub(super) struct Out {
     batch: Written,
     /// The `ack_requests` count the last nudge answered.
     nudged_for: u64,
-    /// Signs every message (an authorized connection).
-    signer: Option<MessageSigner>,
+    /// Our `in_seq` when the batch was taken: msgr2 messages carry it as `ack_seq`.
+    in_seq: u64,
+}
+
+/// How one socket's frames are encoded.
+pub(super) enum OutCodec {
+    /// msgr v1: the footer of the negotiated features, KEEPALIVE2 if the peer speaks it, a
+    /// signer on an authorized connection.
+    V1 {
+        kind: FooterKind,
+        ka2: bool,
+        signer: Option<MessageSigner>,
+    },
+    /// msgr2: the connection's frame encoder (crc or secure mode).
+    V2(Box<crate::v2::frame::Encoder>),
+}
+
+impl OutCodec {
+    /// v1's codec for a socket with `features`.
+    pub(super) fn v1(features: u64, signer: Option<MessageSigner>) -> OutCodec {
+        OutCodec::V1 {
+            kind: FooterKind::for_features(features),
+            ka2: features::has(features, features::MSGR_KEEPALIVE2),
+            signer,
+        }
+    }
+
+    fn ka2(&self) -> bool {
+        match self {
+            OutCodec::V1 { ka2, .. } => *ka2,
+            OutCodec::V2(_) => true,
+        }
+    }
+}
+
+/// The encoder of either dialect, over one batch's buffers.
+enum Sink<'a> {
+    V1(Encoder<'a>),
+    V2(V2Sink<'a>),
+}
+
+impl Sink<'_> {
+    fn encode_message(&mut self, o: &mut Outgoing) {
+        match self {
+            Sink::V1(e) => e.encode_message(o),
+            Sink::V2(e) => e.encode_message(o),
+        }
+    }
+
+    fn keepalive2(&mut self) {
+        match self {
+            Sink::V1(e) => e.keepalive2(),
+            Sink::V2(e) => e.keepalive2(),
+        }
+    }
+
+    fn ack(&mut self, seq: u64) {
+        match self {
+            Sink::V1(e) => e.ack(seq),
+            Sink::V2(e) => e.ack(seq),
+        }
+    }
+
+    /// v1: freezes what is staged onto the chain (v2's frames stay staged: the caller
+    /// moves them).
+    fn finish(&mut self) {
+        if let Sink::V1(e) = self {
+            e.finish();
+        }
+    }
+}
+
+impl FrameSink for Sink<'_> {
+    fn keepalive(&mut self) {
+        match self {
+            Sink::V1(e) => e.keepalive(),
+            Sink::V2(e) => e.keepalive(),
+        }
+    }
+
+    fn keepalive_ack(&mut self, stamp: msgr_wire::Timespec) {
+        match self {
+            Sink::V1(e) => e.keepalive_ack(stamp),
+            Sink::V2(e) => e.keepalive_ack(stamp),
+        }
+    }
+
+    fn message(&mut self, o: &mut Outgoing) {
+        match self {
+            Sink::V1(e) => FrameSink::message(e, o),
+            Sink::V2(e) => FrameSink::message(e, o),
+        }
+    }
 }
 
 /// What one batch carries, for the session counters.
@@ -108,22 +200,16 @@ struct PenSlot {
 
 impl Pen {
     /// A pen holding the sending side of a newly attached socket.
-    pub(super) fn new(
-        w: WriteHalf<BoxTransport>,
-        features: u64,
-        signer: Option<MessageSigner>,
-        inner: &Inner,
-    ) -> Pen {
+    pub(super) fn new(w: WriteHalf<BoxTransport>, codec: OutCodec, inner: &Inner) -> Pen {
         let out = Out {
             w,
-            kind: FooterKind::for_features(features),
-            ka2: features::has(features, features::MSGR_KEEPALIVE2),
+            codec,
             chain: VecDeque::new(),
             stage: BytesMut::new(),
             msgs: Vec::new(),
             batch: Written::default(),
             nudged_for: inner.ack_requests.load(Ordering::Acquire),
-            signer,
+            in_seq: 0,
         };
         Pen {
             slot: Mutex::new(PenSlot {
@@ -180,19 +266,25 @@ impl Out {
 
     fn encoder<'a>(
         crc: msgr_wire::CrcFlags,
-        kind: FooterKind,
-        ka2: bool,
+        codec: &'a mut OutCodec,
         chain: &'a mut VecDeque<Bytes>,
         stage: &'a mut BytesMut,
-        signer: Option<&'a MessageSigner>,
-    ) -> Encoder<'a> {
-        Encoder {
-            crc,
-            kind,
-            ka2,
-            chain,
-            stage,
-            signer,
+        in_seq: u64,
+    ) -> Sink<'a> {
+        match codec {
+            OutCodec::V1 { kind, ka2, signer } => Sink::V1(Encoder {
+                crc,
+                kind: *kind,
+                ka2: *ka2,
+                chain,
+                stage,
+                signer: signer.as_ref(),
+            }),
+            OutCodec::V2(enc) => Sink::V2(V2Sink {
+                enc,
+                out: stage,
+                in_seq,
+            }),
         }
     }
 
@@ -208,19 +300,19 @@ impl Out {
             chain,
             stage,
             msgs,
-            kind,
-            ka2,
-            signer,
+            codec,
+            in_seq,
             ..
         } = self;
         msgs.clear();
-        let mut enc = Self::encoder(inner.config.crc, *kind, *ka2, chain, stage, signer.as_ref());
+        *in_seq = sh.core.in_seq();
+        let mut enc = Self::encoder(inner.config.crc, codec, chain, stage, *in_seq);
         let tx = sh.core.poll_transmit(&limits, &mut enc, msgs);
         // A sender waits for budget and this batch leaves nothing queued (all the sender
         // waits for is written): end it with a KEEPALIVE2. While messages stay queued the
         // writer is the bottleneck, and the peer's own ACKs keep up.
         let requests = inner.ack_requests.load(Ordering::Acquire);
-        let nudge = self.ka2
+        let nudge = self.codec.ka2()
             && !inner.policy.lossy
             && !sh.core.has_messages()
             && inner.blocked_senders.load(Ordering::Acquire) > 0
@@ -236,13 +328,13 @@ impl Out {
             chain,
             stage,
             msgs,
-            kind,
-            ka2,
-            signer,
+            codec,
+            in_seq,
             ..
         } = self;
         stage.reserve(stage_len(msgs));
-        let mut enc = Self::encoder(inner.config.crc, *kind, *ka2, chain, stage, signer.as_ref());
+        let v2 = matches!(codec, OutCodec::V2(_));
+        let mut enc = Self::encoder(inner.config.crc, codec, chain, stage, *in_seq);
         let mut bytes = t.tx.staged_bytes;
         for o in msgs.iter_mut() {
             bytes += o.payload_len();
@@ -255,6 +347,9 @@ impl Out {
             enc.ack(seq);
         }
         enc.finish();
+        if v2 && !stage.is_empty() {
+            chain.push_back(stage.split().freeze());
+        }
         if chain.is_empty() {
             return;
         }

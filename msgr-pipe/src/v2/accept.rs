@@ -15,17 +15,80 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 use msgr_auth::connection_secret::{split_connection_secret, CONNECTION_SECRET_LEN};
 use msgr_auth::provider::{AuthServer, AuthServerSession, ServerReply};
 use msgr_auth::signature::{auth_signature, auth_signature_matches};
-use msgr_auth::{Decode, EntityName, UTime};
+use msgr_auth::{CryptoKey, Decode, EntityName, Secret, UTime};
 use msgr_ceph::{EntityAddr as Addr2, EntityAddrVec};
 use msgr_wire::EntityType;
 
 use super::connect::{HandshakeError, CON_MODE_SECURE};
 use super::frame::{Banner, Decoder, Encoder, Frame, FrameLimits, Gcm, Tag};
+use crate::host::{Authorizer, ChallengeState, VerifyOutcome};
 
 /// AUTH_REQUEST payload marker of mon mode.
 const AUTH_MODE_MON: u8 = 10;
 /// `EOPNOTSUPP`, as Ceph answers a method it does not allow.
 const ENOTSUP: i32 = -95;
+
+/// How the acceptor authenticates its clients.
+pub enum ServerAuth {
+    /// The mon role: clients authenticate in mon mode through an auth server (`none` or
+    /// `cephx` rounds; the answer carries the tickets).
+    Mon(Arc<dyn AuthServer>),
+    /// A service (a daemon, a peer messenger): clients present authorizers (authorizer
+    /// mode), checked by the host's hook; without one, every client is accepted (`none`).
+    Service(Option<Arc<dyn Authorizer>>),
+}
+
+impl ServerAuth {
+    fn protocol(&self) -> Option<u32> {
+        match self {
+            ServerAuth::Mon(s) => Some(s.protocol()),
+            ServerAuth::Service(_) => None,
+        }
+    }
+}
+
+/// CLIENT_IDENT, for the driver to decide (session mode).
+#[derive(Debug, Clone)]
+pub struct ClientIdent {
+    /// The client's addresses.
+    pub addrs: EntityAddrVec,
+    /// Its global id (entity number).
+    pub global_id: u64,
+    /// Its global seq for this connection.
+    pub global_seq: u64,
+    /// The features both ends support.
+    pub features: u64,
+    /// It asks for a lossy session.
+    pub lossy: bool,
+    /// Its session cookie.
+    pub client_cookie: u64,
+}
+
+/// SESSION_RECONNECT, for the driver to decide (session mode).
+#[derive(Debug, Clone)]
+pub struct Reconnect {
+    /// The client's addresses.
+    pub addrs: EntityAddrVec,
+    /// Its session cookie.
+    pub client_cookie: u64,
+    /// Our cookie, as it remembers it.
+    pub server_cookie: u64,
+    /// Its global seq for this connection.
+    pub global_seq: u64,
+    /// Its reconnects of the session so far.
+    pub connect_seq: u64,
+    /// What it received of ours.
+    pub msg_seq: u64,
+}
+
+/// What the client asks once authenticated, when the driver decides sessions.
+#[derive(Debug, Clone)]
+pub enum Pending {
+    /// A new session.
+    Ident(ClientIdent),
+    /// Resume a lossless session.
+    Reconnect(Reconnect),
+}
 
 /// What the acceptor side offers.
 #[derive(Debug, Clone)]
@@ -50,6 +113,10 @@ pub struct AcceptorConfig {
     pub global_seq: u64,
     /// Bounds on what the peer may declare.
     pub limits: FrameLimits,
+    /// CLIENT_IDENT and SESSION_RECONNECT are handed to the driver ([`Acceptor::pending`])
+    /// instead of being answered here (a messenger's sessions; the mon role answers
+    /// CLIENT_IDENT itself).
+    pub decide_sessions: bool,
 }
 
 /// What an accepted handshake established.
@@ -73,6 +140,11 @@ pub struct Accepted {
     pub decoder: Decoder,
     /// Bytes received after CLIENT_IDENT (the first frames of the session).
     pub leftover: BytesMut,
+    /// The client's entity type (its HELLO).
+    pub peer_type: EntityType,
+    /// The session key of an accepted cephx authorizer (signs nothing in msgr2 past the
+    /// handshake; kept for the host's view of the connection).
+    pub authenticated: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,6 +154,7 @@ enum Phase {
     Auth,
     Signature,
     Ident,
+    Deciding,
     Open,
 }
 
@@ -93,6 +166,7 @@ impl Phase {
             Phase::Auth => "authenticating",
             Phase::Signature => "checking AUTH_SIGNATURE",
             Phase::Ident => "waiting for CLIENT_IDENT",
+            Phase::Deciding => "deciding the session",
             Phase::Open => "open",
         }
     }
@@ -101,8 +175,14 @@ impl Phase {
 /// The acceptor; see the module docs.
 pub struct Acceptor {
     cfg: AcceptorConfig,
-    server: Arc<dyn AuthServer>,
+    server: ServerAuth,
     session: Option<Box<dyn AuthServerSession>>,
+    /// Authorizer mode: the challenge state across AUTH_REQUEST_MORE rounds.
+    challenge: ChallengeState,
+    /// Authorizer mode: the session key (and connection secret) of the accepted authorizer.
+    service_session: Option<(Option<CryptoKey>, Option<Secret>)>,
+    peer_type: EntityType,
+    pending: Option<Pending>,
     phase: Phase,
     enc: Encoder,
     dec: Decoder,
@@ -157,13 +237,23 @@ fn put_blob(b: &mut BytesMut, data: &[u8]) {
 }
 
 impl Acceptor {
-    /// An acceptor authenticating clients with `server`; our banner is queued.
+    /// An acceptor authenticating clients with `server` (the mon role); our banner is
+    /// queued.
     pub fn new(cfg: AcceptorConfig, server: Arc<dyn AuthServer>) -> Acceptor {
+        Acceptor::with_auth(cfg, ServerAuth::Mon(server))
+    }
+
+    /// An acceptor authenticating clients as `server` says; our banner is queued.
+    pub fn with_auth(cfg: AcceptorConfig, server: ServerAuth) -> Acceptor {
         let mut a = Acceptor {
             dec: Decoder::new(cfg.limits),
             cfg,
             server,
             session: None,
+            challenge: ChallengeState::default(),
+            service_session: None,
+            peer_type: EntityType(0),
+            pending: None,
             phase: Phase::Banner,
             enc: Encoder::default(),
             inbuf: BytesMut::new(),
@@ -202,9 +292,12 @@ impl Acceptor {
 
     /// Bytes from the client; true once the handshake is complete. An error is final (an
     /// AUTH_BAD_METHOD was queued first when the client's authentication was refused).
+    ///
+    /// With [`AcceptorConfig::decide_sessions`], true also means that CLIENT_IDENT or
+    /// SESSION_RECONNECT waits in [`Acceptor::pending`] for the driver's answer.
     pub fn handle_input(&mut self, now: UTime, data: &[u8]) -> Result<bool, HandshakeError> {
         self.inbuf.extend_from_slice(data);
-        while self.phase != Phase::Open {
+        while self.phase != Phase::Open && self.phase != Phase::Deciding {
             let before = self.inbuf.len();
             let snapshot = self.logs.is_some().then(|| self.inbuf.clone());
             if self.phase == Phase::Banner {
@@ -234,6 +327,7 @@ impl Acceptor {
         let mut p = frame.segment(0);
         match (self.phase, frame.tag) {
             (Phase::Hello, Tag::Hello) => {
+                self.peer_type = EntityType(*p.first().ok_or(malformed("HELLO"))?);
                 let mut b = BytesMut::new();
                 b.put_u8(self.cfg.entity_type.0);
                 Addr2::v2(self.cfg.socket_peer, 0).encode(&mut b);
@@ -243,6 +337,9 @@ impl Acceptor {
             (Phase::Auth, Tag::AuthRequest) => self.auth_request(now, &mut p)?,
             (Phase::Auth, Tag::AuthRequestMore) => {
                 let payload = get_blob(&mut p, "AUTH_REQUEST_MORE")?;
+                if let ServerAuth::Service(_) = self.server {
+                    return self.verify_authorizer(payload);
+                }
                 let session = self
                     .session
                     .as_mut()
@@ -260,6 +357,24 @@ impl Acceptor {
                 }
                 self.phase = Phase::Ident;
             }
+            (Phase::Ident, Tag::ClientIdent) if self.cfg.decide_sessions => {
+                let ident = self.read_ident(&mut p)?;
+                self.pending = Some(Pending::Ident(ident));
+                self.phase = Phase::Deciding;
+            }
+            (Phase::Ident, Tag::SessionReconnect) if self.cfg.decide_sessions => {
+                let r = Reconnect {
+                    addrs: EntityAddrVec::decode(&mut p)
+                        .map_err(|_| malformed("SESSION_RECONNECT addrs"))?,
+                    client_cookie: get_u64(&mut p, "SESSION_RECONNECT")?,
+                    server_cookie: get_u64(&mut p, "SESSION_RECONNECT")?,
+                    global_seq: get_u64(&mut p, "SESSION_RECONNECT")?,
+                    connect_seq: get_u64(&mut p, "SESSION_RECONNECT")?,
+                    msg_seq: get_u64(&mut p, "SESSION_RECONNECT")?,
+                };
+                self.pending = Some(Pending::Reconnect(r));
+                self.phase = Phase::Deciding;
+            }
             (Phase::Ident, Tag::ClientIdent) => self.client_ident(&mut p)?,
             (phase, tag) => {
                 return Err(HandshakeError::Unexpected {
@@ -275,8 +390,11 @@ impl Acceptor {
         let mut b = BytesMut::new();
         b.put_u32_le(self.method);
         b.put_i32_le(result);
-        b.put_u32_le(1);
-        b.put_u32_le(self.server.protocol());
+        let allowed = self.allowed_methods();
+        b.put_u32_le(u32::try_from(allowed.len()).unwrap_or(0));
+        for m in &allowed {
+            b.put_u32_le(*m);
+        }
         b.put_u32_le(u32::try_from(self.cfg.allowed_modes.len()).unwrap_or(0));
         for m in &self.cfg.allowed_modes {
             b.put_u32_le(*m);
@@ -285,7 +403,15 @@ impl Acceptor {
         HandshakeError::AuthRefused {
             method: self.method,
             result,
-            allowed: vec![self.server.protocol()],
+            allowed,
+        }
+    }
+
+    /// The methods we accept: the auth server's, or the authorizer hook's (none and cephx).
+    fn allowed_methods(&self) -> Vec<u32> {
+        match self.server.protocol() {
+            Some(p) => vec![p],
+            None => vec![msgr_auth::CEPH_AUTH_CEPHX, msgr_auth::CEPH_AUTH_NONE],
         }
     }
 
@@ -297,7 +423,11 @@ impl Acceptor {
         }
         let modes: Vec<u32> = (0..n).map(|_| p.get_u32_le()).collect();
         let mut payload = get_blob(p, "AUTH_REQUEST payload")?;
-        if self.method != self.server.protocol() {
+        if self
+            .server
+            .protocol()
+            .is_some_and(|proto| proto != self.method)
+        {
             return Err(self.bad_method(ENOTSUP));
         }
         let Some(mode) = modes
@@ -308,13 +438,17 @@ impl Acceptor {
             return Err(self.bad_method(ENOTSUP));
         };
         self.con_mode = mode;
+        let ServerAuth::Mon(server) = &self.server else {
+            return self.verify_authorizer(payload);
+        };
+        let server = server.clone();
         if payload.first() != Some(&AUTH_MODE_MON) {
             return Err(malformed("AUTH_REQUEST: not mon mode"));
         }
         payload.advance(1);
         let name = EntityName::decode(&mut payload).map_err(|_| malformed("AUTH_REQUEST name"))?;
         let global_id = get_u64(&mut payload, "AUTH_REQUEST global id")?;
-        let (mut session, reply) = self.server.start_session(&name, global_id, now);
+        let (mut session, reply) = server.start_session(&name, global_id, now);
         if mode == CON_MODE_SECURE {
             session.want_connection_secret(CONNECTION_SECRET_LEN);
         }
@@ -335,17 +469,72 @@ impl Acceptor {
             self.send(&Frame::control(Tag::AuthReplyMore, b.freeze()));
             return Ok(());
         }
-        b.put_u64_le(reply.global_id);
-        b.put_u32_le(self.con_mode);
-        put_blob(&mut b, &reply.payload);
-        self.send(&Frame::control(Tag::AuthDone, b.freeze()));
-        // The logs end with AUTH_DONE; from here on, the negotiated mode.
-        let (tx, rx) = self.logs.take().unwrap_or_default();
         let (key, secret) = self
             .session
             .as_ref()
             .map(|s| s.v2_session())
             .unwrap_or((None, None));
+        self.auth_done(reply.global_id, &reply.payload, key, secret)
+    }
+
+    /// Authorizer mode: the host's hook checks the client's authorizer; a challenge is
+    /// answered with AUTH_REPLY_MORE, a refusal with AUTH_BAD_METHOD (−13, as Ceph's
+    /// "could not verify authorizer").
+    fn verify_authorizer(&mut self, payload: &[u8]) -> Result<(), HandshakeError> {
+        let ServerAuth::Service(hook) = &self.server else {
+            return Err(malformed("authorizer for the mon role"));
+        };
+        let Some(hook) = hook.clone() else {
+            // No authentication: accept anyone (v1's behaviour without a hook).
+            return self.auth_done(0, &[], None, None);
+        };
+        let features = self.cfg.features_supported;
+        match hook.verify(
+            self.peer_type,
+            self.method,
+            payload,
+            &mut self.challenge,
+            features,
+        ) {
+            Ok(VerifyOutcome::Challenge(bytes)) => {
+                let mut b = BytesMut::new();
+                put_blob(&mut b, &bytes);
+                self.send(&Frame::control(Tag::AuthReplyMore, b.freeze()));
+                Ok(())
+            }
+            Ok(VerifyOutcome::Accepted {
+                reply,
+                peer,
+                signer,
+            }) => {
+                self.peer_name = Some(peer.name);
+                self.peer_global_id = peer.global_id;
+                let key = signer.map(|s| s.key().clone());
+                self.auth_done(peer.global_id, &reply, key, None)
+            }
+            Err(e) => {
+                tracing::info!(error = %e, "msgr2 authorizer refused");
+                Err(self.bad_method(-13))
+            }
+        }
+    }
+
+    /// AUTH_DONE, then the switch to the negotiated mode and our AUTH_SIGNATURE.
+    fn auth_done(
+        &mut self,
+        global_id: u64,
+        payload: &[u8],
+        key: Option<CryptoKey>,
+        secret: Option<Secret>,
+    ) -> Result<(), HandshakeError> {
+        let mut b = BytesMut::new();
+        b.put_u64_le(global_id);
+        b.put_u32_le(self.con_mode);
+        put_blob(&mut b, payload);
+        self.send(&Frame::control(Tag::AuthDone, b.freeze()));
+        // The logs end with AUTH_DONE; from here on, the negotiated mode.
+        let (tx, rx) = self.logs.take().unwrap_or_default();
+        self.service_session = Some((key.clone(), secret.clone()));
         if self.con_mode == CON_MODE_SECURE {
             let secret = secret.ok_or(HandshakeError::BadMode(self.con_mode))?;
             let keys = split_connection_secret(&secret, true).map_err(HandshakeError::Auth)?;
@@ -362,15 +551,17 @@ impl Acceptor {
         Ok(())
     }
 
-    fn client_ident(&mut self, p: &mut &[u8]) -> Result<(), HandshakeError> {
+    /// Reads CLIENT_IDENT and checks the features both ways (IDENT_MISSING_FEATURES is
+    /// queued when the client lacks ours).
+    fn read_ident(&mut self, p: &mut &[u8]) -> Result<ClientIdent, HandshakeError> {
         let addrs = EntityAddrVec::decode(p).map_err(|_| malformed("CLIENT_IDENT addrs"))?;
         let _target = Addr2::decode(p).map_err(|_| malformed("CLIENT_IDENT target"))?;
-        let _global_id = get_u64(p, "CLIENT_IDENT")?;
-        let _global_seq = get_u64(p, "CLIENT_IDENT")?;
+        let global_id = get_u64(p, "CLIENT_IDENT")?;
+        let global_seq = get_u64(p, "CLIENT_IDENT")?;
         let supported = get_u64(p, "CLIENT_IDENT")?;
         let required = get_u64(p, "CLIENT_IDENT")?;
-        let _flags = get_u64(p, "CLIENT_IDENT")?;
-        let cookie = get_u64(p, "CLIENT_IDENT")?;
+        let flags = get_u64(p, "CLIENT_IDENT")?;
+        let client_cookie = get_u64(p, "CLIENT_IDENT")?;
         let missing = self.cfg.features_required & !supported;
         if missing != 0 {
             let mut b = BytesMut::new();
@@ -382,25 +573,126 @@ impl Acceptor {
         if theirs != 0 {
             return Err(HandshakeError::MissingFeatures(theirs));
         }
+        Ok(ClientIdent {
+            addrs,
+            global_id,
+            global_seq,
+            features: supported & self.cfg.features_supported,
+            lossy: flags & 1 != 0,
+            client_cookie,
+        })
+    }
+
+    fn client_ident(&mut self, p: &mut &[u8]) -> Result<(), HandshakeError> {
+        let ident = self.read_ident(p)?;
+        let lossy = self.cfg.lossy;
+        self.server_ident(&ident, lossy, 0);
+        Ok(())
+    }
+
+    /// SERVER_IDENT for `ident`: the session opens (lossy, or lossless with `server_cookie`).
+    fn server_ident(&mut self, ident: &ClientIdent, lossy: bool, server_cookie: u64) {
         let mut b = BytesMut::new();
         self.cfg.my_addrs.encode(&mut b);
         b.put_u64_le(self.cfg.global_id);
         b.put_u64_le(self.cfg.global_seq);
         b.put_u64_le(self.cfg.features_supported);
         b.put_u64_le(self.cfg.features_required);
-        b.put_u64_le(u64::from(self.cfg.lossy));
-        b.put_u64_le(0); // server cookie: lossy sessions have none
+        b.put_u64_le(u64::from(lossy));
+        b.put_u64_le(server_cookie);
         self.send(&Frame::control(Tag::ServerIdent, b.freeze()));
-        self.done = Some((supported & self.cfg.features_supported, cookie, addrs));
+        self.done = Some((ident.features, ident.client_cookie, ident.addrs.clone()));
         self.phase = Phase::Open;
-        Ok(())
+    }
+
+    /// What waits for the driver's answer (session mode), if anything.
+    pub fn pending(&self) -> Option<&Pending> {
+        self.pending.as_ref()
+    }
+
+    fn take_pending(&mut self) -> Option<Pending> {
+        let p = self.pending.take();
+        if p.is_some() {
+            self.phase = Phase::Ident;
+        }
+        p
+    }
+
+    /// Answers the pending CLIENT_IDENT: a new session, `lossy` or lossless with our
+    /// `server_cookie` (non-zero). The handshake is complete.
+    pub fn accept_ident(&mut self, lossy: bool, server_cookie: u64) {
+        if let Some(Pending::Ident(ident)) = self.take_pending() {
+            self.server_ident(&ident, lossy, server_cookie);
+        }
+    }
+
+    /// Answers the pending SESSION_RECONNECT: the session resumes; we received the
+    /// client's messages up to `msg_seq`. The handshake is complete.
+    pub fn reconnect_ok(&mut self, msg_seq: u64) {
+        if let Some(Pending::Reconnect(r)) = self.take_pending() {
+            let mut b = BytesMut::new();
+            b.put_u64_le(msg_seq);
+            self.send(&Frame::control(Tag::SessionReconnectOk, b.freeze()));
+            self.done = Some((self.cfg.features_supported, r.client_cookie, r.addrs));
+            self.phase = Phase::Open;
+        }
+    }
+
+    /// Answers the pending request with SESSION_RESET (`full`: forget everything); the
+    /// client then sends CLIENT_IDENT.
+    pub fn reset(&mut self, full: bool) {
+        if self.take_pending().is_some() {
+            self.send(&Frame::control(Tag::SessionReset, vec![u8::from(full)]));
+        }
+    }
+
+    /// Answers the pending SESSION_RECONNECT with SESSION_RETRY: we hold the session at
+    /// `connect_seq`.
+    pub fn retry(&mut self, connect_seq: u64) {
+        if self.take_pending().is_some() {
+            let mut b = BytesMut::new();
+            b.put_u64_le(connect_seq);
+            self.send(&Frame::control(Tag::SessionRetry, b.freeze()));
+        }
+    }
+
+    /// Answers the pending request with SESSION_RETRY_GLOBAL: ours is at `global_seq`.
+    pub fn retry_global(&mut self, global_seq: u64) {
+        if self.take_pending().is_some() {
+            let mut b = BytesMut::new();
+            b.put_u64_le(global_seq);
+            self.send(&Frame::control(Tag::SessionRetryGlobal, b.freeze()));
+        }
+    }
+
+    /// Answers the pending request with WAIT (our own connection wins a race); the client
+    /// closes this connection.
+    pub fn wait(&mut self) {
+        if self.take_pending().is_some() {
+            self.send(&Frame::control(Tag::Wait, Bytes::new()));
+        }
+    }
+
+    /// The client's entity type (its HELLO).
+    pub fn peer_type(&self) -> EntityType {
+        self.peer_type
+    }
+
+    /// The client's global id (its authentication's or its ident's).
+    pub fn peer_global_id(&self) -> u64 {
+        self.peer_global_id
     }
 
     /// The codec and what the handshake established; `None` before CLIENT_IDENT.
     pub fn finish(self) -> Option<Accepted> {
         let (features, client_cookie, peer_addrs) = self.done?;
+        let peer_name = self
+            .peer_name
+            .unwrap_or_else(|| EntityName::new(u32::from(self.peer_type.0), ""));
         Some(Accepted {
-            peer_name: self.peer_name?,
+            peer_type: self.peer_type,
+            authenticated: self.service_session.as_ref().is_some_and(|s| s.0.is_some()),
+            peer_name,
             peer_global_id: self.peer_global_id,
             features,
             con_mode: self.con_mode,
@@ -466,6 +758,9 @@ mod tests {
             global_seq: 1,
             client_cookie: 77,
             limits: FrameLimits::default(),
+            lossy: false,
+            my_addr: None,
+            resume: None,
         };
         let acfg = AcceptorConfig {
             entity_type: EntityType::MON,
@@ -478,6 +773,7 @@ mod tests {
             lossy: true,
             global_seq: 1,
             limits: FrameLimits::default(),
+            decide_sessions: false,
         };
         (Connector::new(cfg, auth), Acceptor::new(acfg, server))
     }

@@ -12,9 +12,9 @@
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use msgr_auth::connection_secret::split_connection_secret;
-use msgr_auth::provider::{AuthClient, ClientProgress};
+use msgr_auth::provider::{AuthClient, ClientAuthorizer, ClientProgress};
 use msgr_auth::signature::{auth_signature, auth_signature_matches};
-use msgr_auth::{AuthError, CryptoKey, Encode, UTime};
+use msgr_auth::{AuthError, CryptoKey, Encode, Secret, UTime};
 use msgr_ceph::{EntityAddr as Addr2, EntityAddrVec};
 use msgr_wire::EntityType;
 
@@ -74,6 +74,62 @@ pub enum HandshakeError {
     RaceLost,
 }
 
+impl HandshakeError {
+    /// True for answers that retrying cannot change: the session gives up (a refused
+    /// authentication, missing features, no connection mode in common).
+    pub fn is_fatal(&self) -> bool {
+        matches!(
+            self,
+            HandshakeError::AuthRefused { .. }
+                | HandshakeError::MissingFeatures(_)
+                | HandshakeError::BadMode(_)
+        )
+    }
+
+    /// True when the peer's bytes or answer, not a broken socket, ended the handshake.
+    pub fn is_refusal(&self) -> bool {
+        !matches!(self, HandshakeError::RaceLost)
+    }
+}
+
+/// How the connector authenticates.
+pub enum ClientAuth {
+    /// Mon mode: a client authenticating to a mon (`none` or `cephx` rounds).
+    Mon(Box<dyn AuthClient>),
+    /// Authorizer mode: a ticket-bearing authorizer for a service (OSD, MGR, a peer
+    /// messenger), or `none`'s.
+    Authorizer(Box<dyn ClientAuthorizer>),
+}
+
+impl std::fmt::Debug for ClientAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ClientAuth::Mon(c) => write!(f, "Mon(protocol {})", c.protocol()),
+            ClientAuth::Authorizer(a) => write!(f, "Authorizer(protocol {})", a.protocol()),
+        }
+    }
+}
+
+impl ClientAuth {
+    fn protocol(&self) -> u32 {
+        match self {
+            ClientAuth::Mon(c) => c.protocol(),
+            ClientAuth::Authorizer(a) => a.protocol(),
+        }
+    }
+}
+
+/// A lossless session to resume on this connection (SESSION_RECONNECT).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Resume {
+    /// The acceptor's cookie from its SERVER_IDENT.
+    pub server_cookie: u64,
+    /// Reconnects of this session so far.
+    pub connect_seq: u64,
+    /// What we received of the session (`in_seq`).
+    pub msg_seq: u64,
+}
+
 /// What the connector side offers.
 #[derive(Debug, Clone)]
 pub struct ConnectorConfig {
@@ -95,6 +151,13 @@ pub struct ConnectorConfig {
     pub client_cookie: u64,
     /// Bounds on what the peer may declare.
     pub limits: FrameLimits,
+    /// We ask for a lossy session (the ident's flags).
+    pub lossy: bool,
+    /// Our own v2 listening address, announced in CLIENT_IDENT (a client without a listener
+    /// announces the address the peer saw, with our nonce).
+    pub my_addr: Option<std::net::SocketAddr>,
+    /// Resume this lossless session instead of starting one.
+    pub resume: Option<Resume>,
 }
 
 /// What a completed handshake established.
@@ -122,6 +185,20 @@ pub struct Established {
     pub decoder: Decoder,
     /// Bytes received after SERVER_IDENT (the first frames of the session).
     pub leftover: BytesMut,
+    /// The peer's entity type (its HELLO).
+    pub peer_type: EntityType,
+    /// SESSION_RECONNECT_OK: the session resumed, the peer had received our messages up
+    /// to this seq. `None`: a new session (SERVER_IDENT).
+    pub reconnected: Option<u64>,
+    /// The peer answered SESSION_RESET on the way (`true`: a full reset); our session state
+    /// must start over.
+    pub reset: Option<bool>,
+    /// The connect_seq and global_seq the session opened with (after RETRY answers).
+    pub connect_seq: u64,
+    /// See `connect_seq`.
+    pub global_seq: u64,
+    /// The peer's global seq (its SERVER_IDENT; 0 after a reconnect).
+    pub peer_global_seq: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -131,6 +208,7 @@ enum Phase {
     Auth,
     Signature,
     Ident,
+    Reconnect,
     Open,
 }
 
@@ -142,6 +220,7 @@ impl Phase {
             Phase::Auth => "authenticating",
             Phase::Signature => "checking AUTH_SIGNATURE",
             Phase::Ident => "waiting for SERVER_IDENT",
+            Phase::Reconnect => "waiting for SESSION_RECONNECT_OK",
             Phase::Open => "open",
         }
     }
@@ -150,7 +229,12 @@ impl Phase {
 /// The connector; see the module docs.
 pub struct Connector {
     cfg: ConnectorConfig,
-    auth: Box<dyn AuthClient>,
+    auth: ClientAuth,
+    /// Authorizer mode: the session key and connection secret AUTH_DONE established.
+    authorized: Option<(Option<CryptoKey>, Option<Secret>)>,
+    peer_type: EntityType,
+    reconnected: Option<u64>,
+    reset: Option<bool>,
     phase: Phase,
     enc: Encoder,
     dec: Decoder,
@@ -163,7 +247,7 @@ pub struct Connector {
     con_mode: u32,
     global_id: u64,
     learned: Option<Addr2>,
-    done: Option<(u64, EntityAddrVec, u64, bool, u64)>,
+    done: Option<(u64, EntityAddrVec, u64, bool, u64, u64)>,
 }
 
 impl std::fmt::Debug for Connector {
@@ -206,12 +290,21 @@ fn u64_at(p: &mut &[u8], what: &'static str) -> Result<u64, HandshakeError> {
 }
 
 impl Connector {
-    /// A connector authenticating with `auth` (mon mode); the banner is queued.
+    /// A connector authenticating with `auth` in mon mode; the banner is queued.
     pub fn new(cfg: ConnectorConfig, auth: Box<dyn AuthClient>) -> Connector {
+        Connector::with_auth(cfg, ClientAuth::Mon(auth))
+    }
+
+    /// A connector authenticating with `auth` (mon or authorizer mode); the banner is queued.
+    pub fn with_auth(cfg: ConnectorConfig, auth: ClientAuth) -> Connector {
         let mut c = Connector {
             dec: Decoder::new(cfg.limits),
             cfg,
             auth,
+            authorized: None,
+            peer_type: EntityType(0),
+            reconnected: None,
+            reset: None,
             phase: Phase::Banner,
             enc: Encoder::default(),
             inbuf: BytesMut::new(),
@@ -307,7 +400,7 @@ impl Connector {
                 if p.is_empty() {
                     return Err(HandshakeError::Malformed("HELLO"));
                 }
-                p.advance(1);
+                self.peer_type = EntityType(p.get_u8());
                 self.learned = Addr2::decode(&mut p).ok();
                 let req = self.auth_request();
                 self.send(&req);
@@ -315,14 +408,22 @@ impl Connector {
             }
             (Phase::Auth, Tag::AuthReplyMore) => {
                 let payload = bufferlist(&mut p, "AUTH_REPLY_MORE")?;
-                let progress = self
-                    .auth
-                    .handle_reply(now, 0, &payload)
-                    .map_err(HandshakeError::Auth)?;
-                if progress == ClientProgress::Done {
-                    return Err(HandshakeError::Malformed("AUTH_REPLY_MORE after the end"));
-                }
-                let req = self.auth.build_request(now).map_err(HandshakeError::Auth)?;
+                let req = match &mut self.auth {
+                    ClientAuth::Mon(auth) => {
+                        let progress = auth
+                            .handle_reply(now, 0, &payload)
+                            .map_err(HandshakeError::Auth)?;
+                        if progress == ClientProgress::Done {
+                            return Err(HandshakeError::Malformed("AUTH_REPLY_MORE after the end"));
+                        }
+                        auth.build_request(now).map_err(HandshakeError::Auth)?
+                    }
+                    // The service challenges our authorizer: answer with it rebuilt.
+                    ClientAuth::Authorizer(a) => {
+                        a.add_challenge(&payload).map_err(HandshakeError::Auth)?;
+                        a.bytes()
+                    }
+                };
                 let mut b = BytesMut::new();
                 b.put_u32_le(u32::try_from(req.len()).unwrap_or(u32::MAX));
                 b.put_slice(&req);
@@ -342,10 +443,17 @@ impl Connector {
                 self.global_id = u64_at(&mut p, "AUTH_DONE")?;
                 self.con_mode = p.get_u32_le_checked("AUTH_DONE")?;
                 let payload = bufferlist(&mut p, "AUTH_DONE")?;
-                self.auth.set_global_id(self.global_id);
-                self.auth
-                    .handle_reply(now, 0, &payload)
-                    .map_err(HandshakeError::Auth)?;
+                match &mut self.auth {
+                    ClientAuth::Mon(auth) => {
+                        auth.set_global_id(self.global_id);
+                        auth.handle_reply(now, 0, &payload)
+                            .map_err(HandshakeError::Auth)?;
+                    }
+                    ClientAuth::Authorizer(a) => {
+                        let session = a.verify_reply_v2(&payload).map_err(HandshakeError::Auth)?;
+                        self.authorized = Some(session);
+                    }
+                }
                 if !self.cfg.modes.contains(&self.con_mode) {
                     return Err(HandshakeError::BadMode(self.con_mode));
                 }
@@ -359,6 +467,62 @@ impl Connector {
                 if !ok {
                     return Err(HandshakeError::BadSignature);
                 }
+                match self.cfg.resume {
+                    Some(r) => {
+                        let f = self.session_reconnect(r);
+                        self.send(&f);
+                        self.phase = Phase::Reconnect;
+                    }
+                    None => {
+                        let ident = self.client_ident();
+                        self.send(&ident);
+                        self.phase = Phase::Ident;
+                    }
+                }
+            }
+            (Phase::Reconnect, Tag::SessionReconnectOk) => {
+                self.reconnected = Some(u64_at(&mut p, "SESSION_RECONNECT_OK")?);
+                let features = self.cfg.features_supported;
+                let server_cookie = self.cfg.resume.map_or(0, |r| r.server_cookie);
+                self.done = Some((
+                    features,
+                    EntityAddrVec(Vec::new()),
+                    0,
+                    false,
+                    server_cookie,
+                    0,
+                ));
+                self.phase = Phase::Open;
+            }
+            (Phase::Reconnect, Tag::SessionRetry) => {
+                // The peer holds the session at a later connect_seq: try again above it.
+                let theirs = u64_at(&mut p, "SESSION_RETRY")?;
+                if let Some(r) = &mut self.cfg.resume {
+                    r.connect_seq = theirs.saturating_add(1);
+                    let r = *r;
+                    let f = self.session_reconnect(r);
+                    self.send(&f);
+                }
+            }
+            (Phase::Reconnect | Phase::Ident, Tag::SessionRetryGlobal) => {
+                let theirs = u64_at(&mut p, "SESSION_RETRY_GLOBAL")?;
+                self.cfg.global_seq = self.cfg.global_seq.max(theirs).saturating_add(1);
+                match self.cfg.resume {
+                    Some(r) if self.phase == Phase::Reconnect => {
+                        let f = self.session_reconnect(r);
+                        self.send(&f);
+                    }
+                    _ => {
+                        let f = self.client_ident();
+                        self.send(&f);
+                    }
+                }
+            }
+            (Phase::Reconnect, Tag::SessionReset) => {
+                // The peer no longer has our session: start a new one.
+                let full = p.first().is_some_and(|b| *b != 0);
+                self.reset = Some(full);
+                self.cfg.resume = None;
                 let ident = self.client_ident();
                 self.send(&ident);
                 self.phase = Phase::Ident;
@@ -367,7 +531,7 @@ impl Connector {
                 let addrs = EntityAddrVec::decode(&mut p)
                     .map_err(|_| HandshakeError::Malformed("SERVER_IDENT addrs"))?;
                 let peer_global_id = u64_at(&mut p, "SERVER_IDENT")?;
-                let _global_seq = u64_at(&mut p, "SERVER_IDENT")?;
+                let peer_global_seq = u64_at(&mut p, "SERVER_IDENT")?;
                 let supported = u64_at(&mut p, "SERVER_IDENT")?;
                 let required = u64_at(&mut p, "SERVER_IDENT")?;
                 let flags = u64_at(&mut p, "SERVER_IDENT")?;
@@ -386,10 +550,11 @@ impl Connector {
                     peer_global_id,
                     flags & FLAG_LOSSY != 0,
                     cookie,
+                    peer_global_seq,
                 ));
                 self.phase = Phase::Open;
             }
-            (Phase::Ident, Tag::IdentMissingFeatures) => {
+            (Phase::Ident | Phase::Reconnect, Tag::IdentMissingFeatures) => {
                 return Err(HandshakeError::MissingFeatures(u64_at(
                     &mut p,
                     "IDENT_MISSING_FEATURES",
@@ -401,10 +566,17 @@ impl Connector {
     }
 
     fn auth_request(&self) -> Frame {
-        let mut payload = BytesMut::new();
-        payload.put_u8(AUTH_MODE_MON);
-        self.auth.name().encode(&mut payload);
-        payload.put_u64_le(self.auth.global_id());
+        let payload = match &self.auth {
+            ClientAuth::Mon(auth) => {
+                let mut payload = BytesMut::new();
+                payload.put_u8(AUTH_MODE_MON);
+                auth.name().encode(&mut payload);
+                payload.put_u64_le(auth.global_id());
+                payload
+            }
+            // The authorizer's first byte (its version, 1) doubles as AUTH_MODE_AUTHORIZER.
+            ClientAuth::Authorizer(a) => BytesMut::from(&a.bytes()[..]),
+        };
         let mut b = BytesMut::new();
         b.put_u32_le(self.auth.protocol());
         b.put_u32_le(u32::try_from(self.cfg.modes.len()).unwrap_or(0));
@@ -418,7 +590,10 @@ impl Connector {
 
     /// AUTH_DONE handled: the logs end here; switch to the mode; sign what we received.
     fn signed_switch(&mut self) -> Result<(), HandshakeError> {
-        let (key, secret): (Option<CryptoKey>, _) = self.auth.v2_session();
+        let (key, secret): (Option<CryptoKey>, _) = match &self.auth {
+            ClientAuth::Mon(auth) => auth.v2_session(),
+            ClientAuth::Authorizer(_) => self.authorized.take().unwrap_or((None, None)),
+        };
         let (tx, rx) = self.logs.take().unwrap_or_default();
         if self.con_mode == CON_MODE_SECURE {
             let secret = secret.ok_or(HandshakeError::BadMode(self.con_mode))?;
@@ -439,32 +614,56 @@ impl Connector {
     fn client_ident(&self) -> Frame {
         let mut b = BytesMut::new();
         // Our address: the one the peer saw, with our nonce (a client has no listener).
-        let mine = match self.learned {
-            Some(a) => Addr2 {
-                nonce: self.cfg.nonce,
-                ..a
-            },
-            None => Addr2 {
-                ty: 3,
-                nonce: self.cfg.nonce,
-                addr: None,
-            },
-        };
-        EntityAddrVec(vec![mine]).encode(&mut b);
+        EntityAddrVec(vec![self.my_addr()]).encode(&mut b);
         Addr2::v2(self.cfg.peer, 0).encode(&mut b);
         b.put_u64_le(self.global_id);
         b.put_u64_le(self.cfg.global_seq);
         b.put_u64_le(self.cfg.features_supported);
         b.put_u64_le(self.cfg.features_required);
-        b.put_u64_le(0);
+        b.put_u64_le(if self.cfg.lossy { FLAG_LOSSY } else { 0 });
         b.put_u64_le(self.cfg.client_cookie);
         Frame::control(Tag::ClientIdent, b.freeze())
     }
 
+    /// The address we announce: our listener's, else the one the peer saw, with our nonce.
+    fn my_addr(&self) -> Addr2 {
+        match (self.cfg.my_addr, self.learned) {
+            (Some(a), _) => Addr2::v2(a, self.cfg.nonce),
+            (None, Some(a)) => Addr2 {
+                nonce: self.cfg.nonce,
+                ..a
+            },
+            (None, None) => Addr2 {
+                ty: 3,
+                nonce: self.cfg.nonce,
+                addr: None,
+            },
+        }
+    }
+
+    /// SESSION_RECONNECT: our addresses, both cookies, the seqs, what we received.
+    fn session_reconnect(&self, r: Resume) -> Frame {
+        let mut b = BytesMut::new();
+        EntityAddrVec(vec![self.my_addr()]).encode(&mut b);
+        b.put_u64_le(self.cfg.client_cookie);
+        b.put_u64_le(r.server_cookie);
+        b.put_u64_le(self.cfg.global_seq);
+        b.put_u64_le(r.connect_seq);
+        b.put_u64_le(r.msg_seq);
+        Frame::control(Tag::SessionReconnect, b.freeze())
+    }
+
     /// The codec and what the handshake established; `None` before SERVER_IDENT.
     pub fn finish(self) -> Option<Established> {
-        let (features, peer_addrs, peer_global_id, lossy, server_cookie) = self.done?;
+        let (features, peer_addrs, peer_global_id, lossy, server_cookie, peer_global_seq) =
+            self.done?;
         Some(Established {
+            peer_type: self.peer_type,
+            reconnected: self.reconnected,
+            reset: self.reset,
+            connect_seq: self.cfg.resume.map_or(0, |r| r.connect_seq),
+            global_seq: self.cfg.global_seq,
+            peer_global_seq,
             features,
             con_mode: self.con_mode,
             global_id: self.global_id,

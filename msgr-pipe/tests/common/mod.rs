@@ -15,6 +15,23 @@ pub fn addr(n: u32) -> EntityAddr {
     EntityAddr::new(format!("127.0.0.1:{}", 6800 + n).parse().unwrap(), n)
 }
 
+/// A msgr2 address of host `n`.
+pub fn addr_v2(n: u32) -> EntityAddr {
+    addr(n).with_type(msgr_wire::AddrType::Msgr2)
+}
+
+/// A host listening (and announcing) a msgr2 address.
+pub fn host_v2(
+    n: u32,
+    policy: Policy,
+    config: PipeConfig,
+    net: &TestNet,
+) -> (Arc<TestHost>, UnboundedReceiver<HostEvent>) {
+    let (h, rx) = TestHost::new(EntityName::osd(i64::from(n)), addr_v2(n), policy, config);
+    net.attach(&h);
+    (h, rx)
+}
+
 pub fn host(
     n: u32,
     policy: Policy,

@@ -1,0 +1,545 @@
+//! msgr2 on sockets: the drivers of the v2 connector and acceptor machines
+//! ([`crate::v2::connect`], [`crate::v2::accept`]) for a session whose peer address is a
+//! `v2:` one.
+//!
+//! The session rules are the same as v1's, not copied: sequence numbers, resend, faults and
+//! backoff are the core's; the accept decision is v1's table 5.3 ([`crate::v1::accept`]),
+//! fed with what CLIENT_IDENT (a new session: `connect_seq` 0) or SESSION_RECONNECT (an
+//! existing one: its `connect_seq`) says, and its answers are spoken in msgr2's words:
+//! SERVER_IDENT or SESSION_RECONNECT_OK for an attach, SESSION_RESET, SESSION_RETRY,
+//! SESSION_RETRY_GLOBAL, WAIT. A lossless session is resumed only by a client that shows
+//! the server's cookie of it; any other reconnect is answered SESSION_RESET.
+//!
+//! Authentication is inside the handshake (authorizer mode): the connector presents the
+//! host's authorizer (or `none`'s), the acceptor checks it with the host's hook. Secure mode
+//! needs a connection secret, which cephx hands out in mon mode; in authorizer mode msgr
+//! does not mint one yet, so a messenger's own sessions use crc mode (a client that offers
+//! only secure is refused with no mode in common).
+//!
+//! Not here: frames and handshake bytes (the machines), the session phase's codec
+//! ([`crate::v2::session`]), reading and writing (the reader and writer drivers).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use msgr_auth::provider::NoneAuthorizer;
+use msgr_auth::UTime;
+use msgr_ceph::{EntityAddr as Addr2, EntityAddrVec};
+use msgr_wire::{Connect, EntityAddr, EntityName, EntityType, Tag, CONNECT_LOSSY};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::acceptor::{decide_and_attach, Attached, Outcome};
+use super::handshake_io::hook;
+use super::{bump, Inner, Session, Shared, V2Codec};
+use crate::config::PipeConfig;
+use crate::core::{ConnState, Established as CoreEstablished};
+use crate::error::PipeError;
+use crate::hook::{Side, Step};
+use crate::host::{Host, SessionEvent};
+use crate::v1::accept::AcceptCtx;
+use crate::v1::proto_version;
+use crate::v1::session as v1session;
+use crate::v2::accept::{Acceptor, AcceptorConfig, Pending, ServerAuth};
+use crate::v2::connect::{ClientAuth, Connector, ConnectorConfig, Established, Resume};
+use crate::v2::frame::FrameLimits;
+
+/// Most bytes one handshake read takes.
+const HANDSHAKE_READ: usize = 16 * 1024;
+
+/// msgr2's identifiers of a session, beside v1's counters (which v2 shares: `connect_seq`,
+/// the peer's `global_seq`, the replace bookkeeping).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(super) struct V2Ids {
+    /// The connecting side's cookie (ours if we connect, the client's if we accepted).
+    pub client_cookie: u64,
+    /// The accepting side's cookie of a lossless session; 0 before SERVER_IDENT or lossy.
+    pub server_cookie: u64,
+    /// The peer's entity number (from its ident).
+    pub peer_global_id: u64,
+}
+
+/// A fresh non-zero cookie.
+fn cookie() -> u64 {
+    rand::random::<u64>() | 1
+}
+
+/// The frame limits of `config`: segments as large as v1's largest section, control
+/// payloads (handshake frames, `ceph_msg_header2`) up to 1 MiB.
+fn frame_limits(config: &PipeConfig) -> FrameLimits {
+    let l = &config.limits;
+    FrameLimits {
+        max_control: 1 << 20,
+        max_segment: l.max_front.max(l.max_middle).max(l.max_data),
+    }
+}
+
+fn addr2(a: &EntityAddr) -> Addr2 {
+    Addr2::v2(a.addr, a.nonce)
+}
+
+/// The v2 address a client announced (its first v2 one, else its first).
+fn announced(addrs: &EntityAddrVec, socket_peer: SocketAddr) -> EntityAddr {
+    let pick = addrs
+        .0
+        .iter()
+        .find(|a| a.ty == msgr_ceph::ADDR_TYPE_MSGR2)
+        .or_else(|| addrs.0.first());
+    match pick {
+        Some(a) => {
+            let mut sock = a.addr.unwrap_or(socket_peer);
+            if sock.ip().is_unspecified() {
+                sock.set_ip(socket_peer.ip());
+            }
+            EntityAddr::v2(sock, a.nonce)
+        }
+        None => EntityAddr::v2(socket_peer, 0),
+    }
+}
+
+/// Moves a connector's bytes until its handshake is complete.
+async fn run_connector(t: &mut super::BoxTransport, c: &mut Connector) -> Result<(), PipeError> {
+    let mut buf = vec![0u8; HANDSHAKE_READ];
+    loop {
+        while let Some(out) = c.poll_transmit() {
+            t.write_all(&out).await?;
+        }
+        t.flush().await?;
+        if c.is_open() {
+            return Ok(());
+        }
+        let n = t.read(&mut buf).await?;
+        if n == 0 {
+            return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof).into());
+        }
+        let data = buf.get(..n).unwrap_or_default();
+        if c.handle_input(UTime::now(), data)? {
+            while let Some(out) = c.poll_transmit() {
+                t.write_all(&out).await?;
+            }
+            t.flush().await?;
+            return Ok(());
+        }
+    }
+}
+
+/// The connector side of a v2 attempt: the handshake, then the session opens (new, reset,
+/// or resumed) unless the attempt was superseded.
+pub(super) async fn connect(
+    inner: &Arc<Inner>,
+    gen: u64,
+    mut t: super::BoxTransport,
+) -> Result<(), PipeError> {
+    let host = &inner.host;
+    let policy = &inner.policy;
+    let (resume, client_cookie) = {
+        let mut sh = inner.lock();
+        if sh.v2.client_cookie == 0 {
+            sh.v2.client_cookie = cookie();
+        }
+        let resume =
+            (!policy.lossy && sh.v2.server_cookie != 0 && sh.core.was_open()).then(|| Resume {
+                server_cookie: sh.v2.server_cookie,
+                connect_seq: u64::from(sh.v1.connect_seq()),
+                msg_seq: sh.core.in_seq(),
+            });
+        (resume, sh.v2.client_cookie)
+    };
+    let my_name = host.my_name();
+    let auth = match host.authorizer() {
+        Some(p) => p.build(inner.peer_type, false).await,
+        None => None,
+    };
+    let auth = auth.unwrap_or_else(|| {
+        Box::new(NoneAuthorizer {
+            name: msgr_auth::EntityName::new(u32::from(my_name.ty.0), ""),
+            global_id: u64::try_from(my_name.num).unwrap_or(0),
+        })
+    });
+    let auth_protocol = auth.protocol();
+    let my_addr = host.my_addr();
+    let cfg = ConnectorConfig {
+        entity_type: my_name.ty,
+        peer: inner.peer_addr.addr,
+        nonce: my_addr.nonce,
+        features_supported: policy.features_supported,
+        features_required: policy.features_required | crate::host::auth_required_features(&**host),
+        modes: inner.config.con_modes.client_wire(),
+        global_seq: u64::from(host.next_global_seq(0)),
+        client_cookie,
+        limits: frame_limits(&inner.config),
+        lossy: policy.lossy,
+        my_addr: (my_addr.is_v2() && my_addr.addr.port() != 0).then_some(my_addr.addr),
+        resume,
+    };
+    let mut c = Connector::with_auth(cfg, ClientAuth::Authorizer(auth));
+    hook(&inner.config, inner.id, Side::Connector, Step::BannerSent).await?;
+    run_connector(&mut t, &mut c).await?;
+    let est = c.finish().ok_or(PipeError::UnexpectedTag {
+        tag: 0,
+        context: "msgr2 handshake ended without an ident",
+    })?;
+    if let Some(a) = &est.learned_addr {
+        if let Some(sock) = a.addr {
+            host.learn_addr(&EntityAddr::v2(sock, my_addr.nonce));
+        }
+    }
+    if est.reconnected.is_none() && !peer_matches(&inner.peer_addr, &est) {
+        let got = est
+            .peer_addrs
+            .0
+            .first()
+            .and_then(|a| a.addr.map(|s| EntityAddr::v2(s, a.nonce)))
+            .unwrap_or(EntityAddr::BLANK);
+        return Err(PipeError::AddrMismatch {
+            expected: inner.peer_addr,
+            got,
+        });
+    }
+    hook(&inner.config, inner.id, Side::Connector, Step::Ready).await?;
+    finish_connect(inner, gen, t, est, auth_protocol);
+    Ok(())
+}
+
+/// SERVER_IDENT names the peer we dialled (its nonce, when we know it).
+fn peer_matches(dialled: &EntityAddr, est: &Established) -> bool {
+    dialled.nonce == 0 || est.peer_addrs.0.iter().any(|a| a.nonce == dialled.nonce)
+}
+
+/// The connector's handshake completed: apply it to the session and attach the socket.
+fn finish_connect(
+    inner: &Arc<Inner>,
+    gen: u64,
+    t: super::BoxTransport,
+    est: Established,
+    auth_protocol: u32,
+) {
+    let (slot, codec, features, reset) = {
+        let mut sh = inner.lock();
+        if sh.link.attempt.as_ref().map(|a| a.0) != Some(gen)
+            || sh.core.phase() != ConnState::Connecting
+        {
+            tracing::debug!(conn = inner.id, "v2 handshake done but superseded");
+            return;
+        }
+        sh.link.attempt = None;
+        let Shared { core, v1, v2, .. } = &mut *sh;
+        let mut dropped = Vec::new();
+        let reset = est.reset.is_some() && core.was_open();
+        if est.reset.is_some() {
+            // The peer no longer has our session: it starts over.
+            dropped = core.reset_session();
+            v1.reset();
+            v2.server_cookie = 0;
+        }
+        let lossy;
+        let features;
+        match est.reconnected {
+            Some(msg_seq) => {
+                drop(core.discard_requeued_up_to(msg_seq));
+                features = core.features();
+                lossy = core.is_lossy();
+            }
+            None => {
+                v2.server_cookie = est.server_cookie;
+                v2.peer_global_id = est.peer_global_id;
+                if !dropped.is_empty() || core.was_open() {
+                    v1.reset();
+                }
+                features = est.features;
+                lossy = est.lossy;
+            }
+        }
+        v1.committed();
+        core.opened(CoreEstablished { features, lossy });
+        let peer = EntityName {
+            ty: est.peer_type,
+            num: i64::try_from(v2.peer_global_id).unwrap_or(-1),
+        };
+        let slot = sh.link.new_slot();
+        drop(sh);
+        drop(dropped);
+        let codec = V2Codec {
+            encoder: est.encoder,
+            decoder: est.decoder,
+            peer,
+            leftover: est.leftover,
+        };
+        (slot, codec, features, reset)
+    };
+    if reset {
+        inner.discard_delayed();
+        tracing::debug!(conn = inner.id, "peer reset our session (SESSION_RESET)");
+        inner
+            .host
+            .event(&inner.session(), SessionEvent::RemoteReset);
+    }
+    bump(&inner.counters.handshakes, 1);
+    tracing::debug!(conn = inner.id, peer = %inner.peer_addr, features = format_args!("{features:#x}"), "connected (msgr2)");
+    inner.host.event(&inner.session(), SessionEvent::Connect);
+    inner.spawn_socket_v2(slot, t, codec, auth_protocol);
+}
+
+/// Moves an acceptor's bytes until its handshake completes or waits for a decision.
+async fn run_acceptor(
+    t: &mut super::BoxTransport,
+    a: &mut Acceptor,
+    buf: &mut [u8],
+) -> Result<(), PipeError> {
+    loop {
+        let mut wrote = false;
+        while let Some(out) = a.poll_transmit() {
+            t.write_all(&out).await?;
+            wrote = true;
+        }
+        if wrote {
+            t.flush().await?;
+        }
+        let n = t.read(buf).await?;
+        if n == 0 {
+            return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof).into());
+        }
+        let data = buf.get(..n).unwrap_or_default();
+        let res = a.handle_input(UTime::now(), data);
+        // An AUTH_BAD_METHOD or IDENT_MISSING_FEATURES is queued before the error.
+        if res.is_err() {
+            while let Some(out) = a.poll_transmit() {
+                let _ = t.write_all(&out).await;
+            }
+            let _ = t.flush().await;
+        }
+        if res? {
+            return Ok(());
+        }
+    }
+}
+
+/// Runs the v2 acceptor on `t`: authentication, then the session decision for its
+/// CLIENT_IDENT or SESSION_RECONNECT, until the socket is attached (or refused).
+pub(super) async fn accept(
+    host: &Arc<dyn Host>,
+    mut t: super::BoxTransport,
+    socket_peer: SocketAddr,
+    config: &Arc<PipeConfig>,
+    id: u64,
+    attached: &mut Option<(Session, u64)>,
+) -> Result<Session, PipeError> {
+    let my_addr = host.my_addr();
+    let my_name = host.my_name();
+    let base = host.policy(EntityType::CLIENT);
+    let cfg = AcceptorConfig {
+        entity_type: my_name.ty,
+        global_id: u64::try_from(my_name.num).unwrap_or(0),
+        my_addrs: EntityAddrVec(vec![addr2(&my_addr)]),
+        socket_peer,
+        features_supported: base.features_supported,
+        features_required: 0,
+        allowed_modes: config.con_modes.service_wire(),
+        lossy: base.lossy,
+        global_seq: u64::from(host.next_global_seq(0)),
+        limits: frame_limits(config),
+        decide_sessions: true,
+    };
+    let mut a = Acceptor::with_auth(cfg, ServerAuth::Service(host.authorizer()));
+    hook(config, id, Side::Acceptor, Step::BannerSent).await?;
+    let mut buf = vec![0u8; HANDSHAKE_READ];
+    loop {
+        run_acceptor(&mut t, &mut a, &mut buf).await?;
+        let peer_type = a.peer_type();
+        let Some(pending) = a.pending().cloned() else {
+            return Err(PipeError::UnexpectedTag {
+                tag: 0,
+                context: "msgr2 acceptor done without a decision",
+            });
+        };
+        let policy = host.policy(peer_type);
+        let expected = proto_version(my_name.ty, peer_type, false);
+        // msgr2's request as the v1 table reads it: a new session has connect_seq 0.
+        let (peer, connect, reconnect) = match &pending {
+            Pending::Ident(i) => {
+                let missing = policy.features_required & !i.features;
+                if missing != 0 {
+                    return Err(PipeError::MissingFeatures { missing });
+                }
+                let c = synthetic(peer_type, expected, i.features, i.global_seq, 0, i.lossy);
+                (announced(&i.addrs, socket_peer), c, None)
+            }
+            Pending::Reconnect(r) => {
+                let peer = announced(&r.addrs, socket_peer);
+                // Only the session this client was given may be resumed.
+                let known = host.lookup(&peer).is_some_and(|s| {
+                    let sh = s.inner.lock();
+                    sh.v2.server_cookie == r.server_cookie
+                        && sh.v2.client_cookie == r.client_cookie
+                        && sh.core.phase() != ConnState::Closed
+                });
+                if !known {
+                    tracing::debug!(conn = id, %peer, "SESSION_RECONNECT for an unknown session: SESSION_RESET");
+                    a.reset(true);
+                    continue;
+                }
+                let c = synthetic(
+                    peer_type,
+                    expected,
+                    policy.features_supported,
+                    r.global_seq,
+                    r.connect_seq,
+                    false,
+                );
+                (peer, c, Some(r.msg_seq))
+            }
+        };
+        let ctx = AcceptCtx {
+            expected_proto: expected,
+            features_required: 0,
+            resetcheck: policy.resetcheck,
+            authorizer_ok: true,
+            peer_wins_race: peer.race_cmp(&my_addr) == std::cmp::Ordering::Less,
+        };
+        let outcome = decide_and_attach(
+            host, config, &connect, peer, peer_type, &policy, &ctx, id, false,
+        );
+        let att = match outcome {
+            Outcome::Reply {
+                tag: Tag::RetrySession,
+                connect_seq,
+                ..
+            } => {
+                a.retry(u64::from(connect_seq));
+                continue;
+            }
+            Outcome::Reply {
+                tag: Tag::RetryGlobal,
+                global_seq,
+                ..
+            } => {
+                a.retry_global(u64::from(global_seq));
+                continue;
+            }
+            Outcome::Reply { tag: Tag::Wait, .. } => {
+                a.wait();
+                while let Some(out) = a.poll_transmit() {
+                    t.write_all(&out).await?;
+                }
+                t.flush().await?;
+                tracing::debug!(conn = id, %peer, "connection race: WAIT");
+                return Err(PipeError::RaceLost);
+            }
+            Outcome::Reply { .. } | Outcome::AwaitAttempt(_) => {
+                a.reset(true);
+                continue;
+            }
+            Outcome::Attach(att) => att,
+        };
+        *attached = Some((att.session.clone(), att.slot.epoch));
+        return finish_accept(host, config, t, a, att, pending, reconnect, id).await;
+    }
+}
+
+/// A v1 connect carrying what a msgr2 request says, for the accept table.
+fn synthetic(
+    peer_type: EntityType,
+    proto: u32,
+    features: u64,
+    global_seq: u64,
+    connect_seq: u64,
+    lossy: bool,
+) -> Connect {
+    Connect {
+        features,
+        host_type: peer_type.host_type(),
+        global_seq: u32::try_from(global_seq).unwrap_or(u32::MAX),
+        connect_seq: u32::try_from(connect_seq).unwrap_or(u32::MAX),
+        protocol_version: proto,
+        authorizer_protocol: 0,
+        flags: if lossy { CONNECT_LOSSY } else { 0 },
+        authorizer: bytes::Bytes::new(),
+    }
+}
+
+/// Answers SERVER_IDENT or SESSION_RECONNECT_OK on the attached socket and opens.
+#[allow(clippy::too_many_arguments)]
+async fn finish_accept(
+    host: &Arc<dyn Host>,
+    config: &Arc<PipeConfig>,
+    mut t: super::BoxTransport,
+    mut a: Acceptor,
+    att: Attached,
+    pending: Pending,
+    reconnect: Option<u64>,
+    id: u64,
+) -> Result<Session, PipeError> {
+    let s = att.session;
+    let inner = s.inner.clone();
+    if att.remote_reset {
+        host.event(&s, SessionEvent::RemoteReset);
+    }
+    {
+        let mut sh = inner.lock();
+        if !sh.link.is_current(att.slot.epoch) {
+            return Err(PipeError::Superseded);
+        }
+        match (&pending, reconnect) {
+            (Pending::Reconnect(_), Some(acked)) => {
+                drop(sh.core.discard_requeued_up_to(acked));
+                let in_seq = sh.core.in_seq();
+                a.reconnect_ok(in_seq);
+            }
+            (Pending::Ident(i), _) => {
+                let lossy = inner.policy.lossy || i.lossy;
+                let server_cookie = if lossy { 0 } else { cookie() };
+                sh.v2 = V2Ids {
+                    client_cookie: i.client_cookie,
+                    server_cookie,
+                    peer_global_id: i.global_id,
+                };
+                a.accept_ident(lossy, server_cookie);
+            }
+            (Pending::Reconnect(_), None) => a.reset(true),
+        }
+    }
+    while let Some(out) = a.poll_transmit() {
+        t.write_all(&out).await?;
+    }
+    t.flush().await?;
+    let peer_global_id = {
+        let mut sh = inner.lock();
+        if sh.link.is_current(att.slot.epoch) {
+            sh.v1.committed();
+        }
+        sh.v2.peer_global_id
+    };
+    hook(config, id, Side::Acceptor, Step::Ready).await?;
+    let acc = a.finish().ok_or(PipeError::UnexpectedTag {
+        tag: 0,
+        context: "msgr2 acceptor not open after its answer",
+    })?;
+    let features = {
+        let mut sh = inner.lock();
+        if !sh.link.is_current(att.slot.epoch) {
+            return Err(PipeError::Superseded);
+        }
+        sh.link.replacing = false;
+        let Shared { core, v1, .. } = &mut *sh;
+        v1session::accepted(core, v1)
+    };
+    bump(&inner.counters.handshakes, 1);
+    tracing::debug!(conn = inner.id, peer = %inner.peer_addr, features = format_args!("{features:#x}"), "accepted (msgr2)");
+    host.event(&s, SessionEvent::Accept);
+    let peer = EntityName {
+        ty: acc.peer_type,
+        num: i64::try_from(peer_global_id).unwrap_or(-1),
+    };
+    let auth_protocol = if acc.authenticated {
+        msgr_auth::CEPH_AUTH_CEPHX
+    } else {
+        0
+    };
+    let codec = V2Codec {
+        encoder: acc.encoder,
+        decoder: acc.decoder,
+        peer,
+        leftover: acc.leftover,
+    };
+    inner.spawn_socket_v2(att.slot, t, codec, auth_protocol);
+    Ok(s)
+}

@@ -1,0 +1,277 @@
+//! The msgr2.1 codec adapter of the session phase: the core's frames to rev1 frames and back
+//! (the cephx spec's §E.3, §E.7).
+//!
+//! [`Sink`] is the [`FrameSink`] the writer hands to
+//! [`SessionCore::poll_transmit`](crate::core::SessionCore::poll_transmit) on a v2 socket:
+//! MESSAGE frames (`ceph_msg_header2`, front, middle, data), ACK, KEEPALIVE2 and
+//! KEEPALIVE2_ACK, in the connection's mode (crc or secure). [`inbound`] turns a received
+//! frame into a message or the core's neutral [`Control`].
+//!
+//! A message's sender is not in `ceph_msg_header2`: it is the peer of the session (from
+//! CLIENT_IDENT or SERVER_IDENT), filled in by [`inbound`]. There is no v1 footer, CRC or
+//! signature per message in msgr2: the frame's CRCs (crc mode) or its GCM tag (secure mode)
+//! cover it; received messages get a complete footer so the core treats them as v1's.
+//!
+//! Not here: the handshake frames ([`super::connect`], [`super::accept`]), sockets.
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use msgr_wire::{EntityName, Message, MsgFooter, MsgHeader, Timespec};
+
+use super::frame::{Encoder, Frame, Tag};
+use crate::core::{Control, FrameSink, Outgoing};
+use crate::error::PipeError;
+use crate::v1::codec::Inbound;
+
+/// Length of `ceph_msg_header2`.
+pub const HEADER2_LEN: usize = 41;
+
+/// `FOOTER_COMPLETE`: what a whole v2 message counts as for the core.
+const FOOTER_COMPLETE: u8 = 1;
+
+/// Appends `ceph_msg_header2` for `h`, sent with `seq`, acknowledging `ack_seq`.
+pub fn encode_header2(h: &MsgHeader, seq: u64, ack_seq: u64, out: &mut BytesMut) {
+    out.put_u64_le(seq);
+    out.put_u64_le(h.tid);
+    out.put_u16_le(h.ty);
+    out.put_u16_le(h.priority);
+    out.put_u16_le(h.version);
+    out.put_u32_le(0); // data_pre_padding_len
+    out.put_u16_le(h.data_off);
+    out.put_u64_le(ack_seq);
+    out.put_u8(0); // flags
+    out.put_u16_le(h.compat_version);
+    out.put_u16_le(h.reserved);
+}
+
+/// The MESSAGE frame of `o` (its seq already set), acknowledging `ack_seq` in the header.
+pub fn message_frame(o: &Outgoing, ack_seq: u64) -> Frame {
+    let mut h = BytesMut::with_capacity(HEADER2_LEN);
+    encode_header2(&o.msg.header, o.seq, ack_seq, &mut h);
+    Frame {
+        tag: Tag::Message,
+        segments: vec![
+            h.freeze(),
+            o.msg.front.clone(),
+            o.msg.middle.clone(),
+            o.msg.data.clone(),
+        ],
+    }
+}
+
+fn timespec(p: &[u8], what: &'static str) -> Result<Timespec, PipeError> {
+    let mut p = p;
+    if p.len() < 8 {
+        return Err(PipeError::MalformedFrame(what));
+    }
+    Ok(Timespec {
+        sec: p.get_u32_le(),
+        nsec: p.get_u32_le(),
+    })
+}
+
+fn stamp(ts: Timespec) -> Bytes {
+    let mut b = BytesMut::with_capacity(8);
+    b.put_u32_le(ts.sec);
+    b.put_u32_le(ts.nsec);
+    b.freeze()
+}
+
+/// A received session-phase frame as the core takes it. A message's `ack_seq` (what the
+/// peer received of ours) comes back beside it, for the core's ACK handling. `peer` names
+/// the sender.
+pub fn inbound(frame: Frame, peer: EntityName) -> Result<(Inbound, u64), PipeError> {
+    let c = |c| Ok((Inbound::Control(c), 0));
+    match frame.tag {
+        Tag::Message => {
+            let mut p = frame.segment(0);
+            if p.len() < HEADER2_LEN {
+                return Err(PipeError::MalformedFrame("ceph_msg_header2"));
+            }
+            let seq = p.get_u64_le();
+            let tid = p.get_u64_le();
+            let ty = p.get_u16_le();
+            let priority = p.get_u16_le();
+            let version = p.get_u16_le();
+            let _pre_padding = p.get_u32_le();
+            let data_off = p.get_u16_le();
+            let ack_seq = p.get_u64_le();
+            let _flags = p.get_u8();
+            let compat_version = p.get_u16_le();
+            let reserved = p.get_u16_le();
+            let seg = |i: usize| frame.segments.get(i).cloned().unwrap_or_default();
+            let (front, middle, data) = (seg(1), seg(2), seg(3));
+            let len = |b: &Bytes| u32::try_from(b.len()).unwrap_or(u32::MAX);
+            let header = MsgHeader {
+                seq,
+                tid,
+                ty,
+                priority,
+                version,
+                front_len: len(&front),
+                middle_len: len(&middle),
+                data_len: len(&data),
+                data_off,
+                src: peer,
+                compat_version,
+                reserved,
+                crc: 0,
+            };
+            let msg = Message {
+                header,
+                front,
+                middle,
+                data,
+                footer: MsgFooter {
+                    flags: FOOTER_COMPLETE,
+                    ..MsgFooter::default()
+                },
+            };
+            Ok((Inbound::Message(msg), ack_seq))
+        }
+        Tag::Ack => {
+            let mut p = frame.segment(0);
+            if p.len() < 8 {
+                return Err(PipeError::MalformedFrame("ACK"));
+            }
+            c(Control::Ack(p.get_u64_le()))
+        }
+        Tag::Keepalive2 => c(Control::Keepalive2(timespec(
+            frame.segment(0),
+            "KEEPALIVE2",
+        )?)),
+        Tag::Keepalive2Ack => c(Control::Keepalive2Ack(timespec(
+            frame.segment(0),
+            "KEEPALIVE2_ACK",
+        )?)),
+        tag => Err(PipeError::UnexpectedTag {
+            tag: tag as u8,
+            context: "msgr2 session phase",
+        }),
+    }
+}
+
+/// Encodes the session's frames into `out` in the connection's mode.
+pub struct Sink<'a> {
+    /// The connection's frame encoder (crc or secure).
+    pub enc: &'a mut Encoder,
+    /// Where the frames go.
+    pub out: &'a mut BytesMut,
+    /// What we received so far: every MESSAGE carries it as `ack_seq`.
+    pub in_seq: u64,
+}
+
+impl Sink<'_> {
+    /// A KEEPALIVE2 stamped with our clock now.
+    pub fn keepalive2(&mut self) {
+        let f = Frame::control(Tag::Keepalive2, stamp(Timespec::now()));
+        self.enc.encode(&f, self.out);
+    }
+
+    /// An ACK of every message up to `seq`.
+    pub fn ack(&mut self, seq: u64) {
+        let mut b = BytesMut::with_capacity(8);
+        b.put_u64_le(seq);
+        self.enc
+            .encode(&Frame::control(Tag::Ack, b.freeze()), self.out);
+    }
+
+    /// `o`'s MESSAGE frame, with its seq.
+    pub fn encode_message(&mut self, o: &mut Outgoing) {
+        o.msg.header.seq = o.seq;
+        let f = message_frame(o, self.in_seq);
+        self.enc.encode(&f, self.out);
+    }
+}
+
+impl FrameSink for Sink<'_> {
+    fn keepalive(&mut self) {
+        self.keepalive2();
+    }
+
+    fn keepalive_ack(&mut self, stamp_: Timespec) {
+        let f = Frame::control(Tag::Keepalive2Ack, stamp(stamp_));
+        self.enc.encode(&f, self.out);
+    }
+
+    fn message(&mut self, o: &mut Outgoing) {
+        self.encode_message(o);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::frame::{Decoder, FrameLimits};
+    use super::*;
+    use msgr_wire::EntityType;
+
+    #[test]
+    fn a_message_frame_reads_back_with_its_fields_and_the_peer_as_sender() {
+        let mut m = Message::new(0x7001, Bytes::from_static(b"front"));
+        m.header.tid = 42;
+        m.header.priority = 196;
+        m.header.version = 3;
+        m.header.compat_version = 2;
+        m.data = Bytes::from(vec![7u8; 10_000]);
+        let mut o = Outgoing::new(m, None);
+        o.seq = 9;
+        let mut enc = Encoder::default();
+        let mut out = BytesMut::new();
+        let mut sink = Sink {
+            enc: &mut enc,
+            out: &mut out,
+            in_seq: 5,
+        };
+        sink.message(&mut o);
+        sink.ack(4);
+        sink.keepalive_ack(Timespec { sec: 1, nsec: 2 });
+        let mut dec = Decoder::new(FrameLimits::default());
+        let peer = EntityName {
+            ty: EntityType::OSD,
+            num: 3,
+        };
+        let f = dec.decode(&mut out).expect("frame").expect("whole");
+        let (Inbound::Message(got), ack_seq) = inbound(f, peer).expect("message") else {
+            panic!("not a message")
+        };
+        assert_eq!(ack_seq, 5);
+        assert_eq!(got.header.seq, 9);
+        assert_eq!(got.header.tid, 42);
+        assert_eq!(got.header.ty, 0x7001);
+        assert_eq!(got.header.priority, 196);
+        assert_eq!((got.header.version, got.header.compat_version), (3, 2));
+        assert_eq!(got.header.src, peer);
+        assert_eq!(&got.front[..], b"front");
+        assert_eq!(got.data.len(), 10_000);
+        assert_eq!(got.header.data_len, 10_000);
+        assert!(got.footer.is_complete());
+        let f = dec.decode(&mut out).expect("frame").expect("whole");
+        assert!(matches!(
+            inbound(f, peer),
+            Ok((Inbound::Control(Control::Ack(4)), 0))
+        ));
+        let f = dec.decode(&mut out).expect("frame").expect("whole");
+        assert!(matches!(
+            inbound(f, peer),
+            Ok((
+                Inbound::Control(Control::Keepalive2Ack(Timespec { sec: 1, nsec: 2 })),
+                0
+            ))
+        ));
+    }
+
+    #[test]
+    fn short_or_foreign_frames_are_typed_errors() {
+        let peer = EntityName {
+            ty: EntityType::CLIENT,
+            num: 1,
+        };
+        for f in [
+            Frame::control(Tag::Message, vec![0u8; 40]),
+            Frame::control(Tag::Ack, vec![0u8; 7]),
+            Frame::control(Tag::Keepalive2, vec![0u8; 3]),
+            Frame::control(Tag::Hello, vec![0u8; 30]),
+        ] {
+            assert!(inbound(f, peer).is_err());
+        }
+    }
+}
