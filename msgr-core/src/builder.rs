@@ -31,6 +31,7 @@ pub struct MessengerBuilder {
     chain: Chain,
     hook: Option<Arc<dyn HandshakeHook>>,
     authorizer: Option<Arc<dyn Authorizer>>,
+    msgr2: Option<bool>,
 }
 
 impl MessengerBuilder {
@@ -44,6 +45,7 @@ impl MessengerBuilder {
             chain: Chain::default(),
             hook: None,
             authorizer: None,
+            msgr2: None,
         }
     }
 
@@ -56,6 +58,15 @@ impl MessengerBuilder {
     /// The address to listen on (overrides `bind_addr` of the configuration).
     pub fn bind(mut self, addr: SocketAddr) -> Self {
         self.bind = Some(addr);
+        self
+    }
+
+    /// The address to listen on and its protocol: a `v2:` address makes the listener speak
+    /// msgr2 (overrides `bind_addr` and `bind_msgr2` of the configuration; the nonce stays
+    /// the configuration's).
+    pub fn bind_entity(mut self, addr: msgr_wire::EntityAddr) -> Self {
+        self.bind = Some(addr.addr);
+        self.msgr2 = Some(addr.is_v2());
         self
     }
 
@@ -96,6 +107,9 @@ impl MessengerBuilder {
         let mut config = self.config;
         if let Some(addr) = self.bind {
             config.bind_addr = addr;
+        }
+        if let Some(v2) = self.msgr2 {
+            config.bind_msgr2 = v2;
         }
         config.validate()?;
         let name = match &config.name {
@@ -140,7 +154,11 @@ impl MessengerBuilder {
             me: me.clone(),
             name_ty: name.ty,
             name_num: AtomicI64::new(name.num),
-            addr: Mutex::new(EntityAddr::new(local, nonce)),
+            addr: Mutex::new(if config.bind_msgr2 {
+                EntityAddr::v2(local, nonce)
+            } else {
+                EntityAddr::new(local, nonce)
+            }),
             global_seq: Mutex::new(0),
             policies,
             default_policy,

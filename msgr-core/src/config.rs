@@ -121,6 +121,7 @@ pub const DEFAULT_DISPATCH_THROTTLE_BYTES: u64 = 100 << 20;
 /// | `bind_port_min` | 0 (the kernel chooses) | `ms_bind_port_min` (6800) |
 /// | `bind_port_max` | 0 | `ms_bind_port_max` (7300) |
 /// | `bind_avoid_ports` | empty | — |
+/// | `bind_msgr2` | false (the listener speaks v1) | `ms_bind_msgr2` (Ceph binds both) |
 /// | `nonce` | `None` (random, odd) | — |
 /// | `dispatch_throttle_bytes` | 100 MiB | `ms_dispatch_throttle_bytes` |
 /// | `default_policy` | `lossless_client`, no throttles | `Policy()` |
@@ -161,6 +162,10 @@ pub struct MessengerConfig {
     pub bind_port_max: u16,
     /// Ports never bound by the first bind (a rebind adds its own avoid set). Default empty.
     pub bind_avoid_ports: Vec<u16>,
+    /// The listener speaks msgr2, and the messenger's address is a `v2:` one (Ceph's
+    /// `ms_bind_msgr2`; Ceph daemons bind a v2 and a v1 port, msgr one of them). Default
+    /// false: msgr v1. Outgoing sessions speak what their peer's address says either way.
+    pub bind_msgr2: bool,
     /// Nonce of this messenger's address (part of its identity on the wire). Default `None`:
     /// a random odd 32-bit value per messenger, so two processes sharing an IP and port 0 never
     /// collide (spec §9.23). Ceph monitors use 0, and clients dial `v1:IP:PORT` with nonce 0 and
@@ -201,6 +206,7 @@ impl Default for MessengerConfig {
             bind_port_min: 0,
             bind_port_max: 0,
             bind_avoid_ports: Vec::new(),
+            bind_msgr2: false,
             nonce: None,
             dispatch_throttle_bytes: DEFAULT_DISPATCH_THROTTLE_BYTES,
             default_policy: PolicyConfig::new(PolicyKind::LosslessClient),

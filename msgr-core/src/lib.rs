@@ -126,14 +126,15 @@ pub use stream::{Incoming, StreamDispatcher};
 
 pub use msgr_dispatch::{ConnId, QueueCounters};
 pub use msgr_pipe::{
-    AuthError, Authorizer, ChallengeState, ClientAuthorizer, ConnState, HandshakeFailure,
-    KeepaliveAcks, MessageSigner, PeerIdentity, PipeError, Policy, ProviderAuthorizer,
-    SessionClosed, SessionEvent, SessionStats, VerifyOutcome,
+    AuthError, Authorizer, ChallengeState, ClientAuthorizer, ConMode, ConModes, ConnState,
+    HandshakeFailure, KeepaliveAcks, MessageSigner, PeerIdentity, PipeError, Policy,
+    ProviderAuthorizer, SessionClosed, SessionEvent, SessionStats, VerifyOutcome,
 };
 /// The whole wire codec (feature bits, tags, the typed messages, the decoders).
 pub use msgr_wire as wire;
 /// What applications use of the wire codec, so that `msgr-core` is the one dependency:
 /// messages and their header, addresses, entity names and types, stamps, CRC flags.
 pub use msgr_wire::{
-    CrcFlags, EntityAddr, EntityName, EntityType, Message, MsgHeader, Timespec, WireError,
+    parse_addrs, pick_addr, AddrType, CrcFlags, EntityAddr, EntityName, EntityType, Message,
+    MsgHeader, Timespec, WireError,
 };

@@ -463,7 +463,14 @@ impl Inner {
         peer: SocketAddr,
     ) -> Option<Session> {
         let host: Arc<dyn Host> = self.me.upgrade()?;
-        let accept = Session::accept_shared(host, stream, peer, Arc::clone(&self.pipe));
+        let pipe = Arc::clone(&self.pipe);
+        let accept = async {
+            if self.current_addr().is_v2() {
+                Session::accept_v2(host, stream, peer, pipe).await
+            } else {
+                Session::accept_shared(host, stream, peer, pipe).await
+            }
+        };
         tokio::select! {
             () = self.cancel.cancelled() => None,
             r = accept => match r {

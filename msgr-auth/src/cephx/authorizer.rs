@@ -135,6 +135,38 @@ pub trait ServiceSecrets {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ChallengeState {
     outstanding: Option<u64>,
+    /// msgr2 secure mode: an accepted authorizer's reply hands out a connection secret.
+    want_secret: bool,
+    /// The connection secret the accepted authorizer's reply carried.
+    secret: Option<[u8; crate::connection_secret::CONNECTION_SECRET_LEN]>,
+}
+
+impl ChallengeState {
+    /// msgr2 secure mode: the reply to an accepted authorizer carries a fresh connection
+    /// secret (the cephx spec's §E.4, authorizer mode step 4), kept here for the acceptor.
+    pub fn want_connection_secret(&mut self) {
+        self.want_secret = true;
+    }
+
+    /// Whether [`ChallengeState::want_connection_secret`] was asked.
+    pub fn wants_connection_secret(&self) -> bool {
+        self.want_secret
+    }
+
+    /// The connection secret handed out with the accepted authorizer's reply (once).
+    pub fn take_connection_secret(&mut self) -> Option<crate::Secret> {
+        self.secret
+            .take()
+            .map(|s| crate::Secret::new(Bytes::copy_from_slice(&s)))
+    }
+
+    /// Records the connection secret handed out.
+    pub(crate) fn set_connection_secret(
+        &mut self,
+        secret: [u8; crate::connection_secret::CONNECTION_SECRET_LEN],
+    ) {
+        self.secret = Some(secret);
+    }
 }
 
 /// What a service answers an authorizer.
@@ -195,6 +227,29 @@ pub fn verify_authorizer(
         challenge,
         now,
         rng,
+        None,
+    )
+}
+
+/// [`verify_authorizer`] for msgr2 secure mode: an accepted authorizer's reply (struct v2)
+/// carries `secret`, filled here with fresh random bytes (the connection secret).
+pub fn verify_authorizer_with_secret(
+    secrets: &dyn ServiceSecrets,
+    my_service: u32,
+    authorizer: &[u8],
+    challenge: Option<&mut ChallengeState>,
+    now: UTime,
+    rng: &mut dyn rand::RngCore,
+    secret: &mut [u8; crate::connection_secret::CONNECTION_SECRET_LEN],
+) -> Result<Verification, AuthError> {
+    verify_authorizer_from(
+        secrets,
+        my_service,
+        &mut &authorizer[..],
+        challenge,
+        now,
+        rng,
+        Some(secret),
     )
 }
 
@@ -207,6 +262,7 @@ pub(crate) fn verify_authorizer_from(
     challenge: Option<&mut ChallengeState>,
     now: UTime,
     rng: &mut dyn rand::RngCore,
+    conn_secret: Option<&mut [u8; crate::connection_secret::CONNECTION_SECRET_LEN]>,
 ) -> Result<Verification, AuthError> {
     let bad = |reason| AuthError::BadAuthorizer { reason };
     let head = AuthorizerHead::decode(p)?;
@@ -245,11 +301,15 @@ pub(crate) fn verify_authorizer_from(
             }
         }
     }
+    let connection_secret = conn_secret.map(|s| {
+        rng.fill_bytes(s);
+        Bytes::copy_from_slice(&s[..])
+    });
     let reply = encrypt_to_vec(
         &info.session_key,
         &CephXAuthorizeReply {
             nonce_plus_one: msg.nonce.wrapping_add(1),
-            connection_secret: None,
+            connection_secret,
         },
     )?;
     Ok(Verification::Accepted {

@@ -9,8 +9,8 @@ mod types;
 
 pub(crate) use authorizer::verify_authorizer_from;
 pub use authorizer::{
-    general_service_ticket, verify_authorizer, AuthorizerHead, CephXAuthorizer, ChallengeState,
-    ServiceSecrets, Verification, GENERAL_SECRET_ID,
+    general_service_ticket, verify_authorizer, verify_authorizer_with_secret, AuthorizerHead,
+    CephXAuthorizer, ChallengeState, ServiceSecrets, Verification, GENERAL_SECRET_ID,
 };
 pub use challenge::challenge_key;
 pub(crate) use challenge::xor_words;

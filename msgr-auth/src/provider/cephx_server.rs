@@ -19,11 +19,12 @@ use super::{
     AuthServer, AuthServerSession, AuthorizerVerifier, PeerIdentity, ServerReply, VerifyOutcome,
 };
 use crate::cephx::{
-    challenge_key, encode_ticket_reply, verify_authorizer, verify_authorizer_from, AuthCapsInfo,
-    AuthTicket, CephXAuthenticate, CephXRequestHeader, CephXResponseHeader, CephXServerChallenge,
-    CephXServiceTicketInfo, CephXServiceTicketRequest, CephXTicketBlob, ChallengeState,
-    RotatingSecrets, ServiceSecrets, TicketGrant, Verification, CEPHX_GET_AUTH_SESSION_KEY,
-    CEPHX_GET_PRINCIPAL_SESSION_KEY, CEPHX_GET_ROTATING_KEY, GENERAL_SECRET_ID,
+    challenge_key, encode_ticket_reply, verify_authorizer, verify_authorizer_from,
+    verify_authorizer_with_secret, AuthCapsInfo, AuthTicket, CephXAuthenticate, CephXRequestHeader,
+    CephXResponseHeader, CephXServerChallenge, CephXServiceTicketInfo, CephXServiceTicketRequest,
+    CephXTicketBlob, ChallengeState, RotatingSecrets, ServiceSecrets, TicketGrant, Verification,
+    CEPHX_GET_AUTH_SESSION_KEY, CEPHX_GET_PRINCIPAL_SESSION_KEY, CEPHX_GET_ROTATING_KEY,
+    GENERAL_SECRET_ID,
 };
 use crate::codec::{put_blob, Decode, Encode};
 use crate::envelope::{decode_decrypt_enc_bl, enc_bl, encode_encrypt};
@@ -383,7 +384,7 @@ impl CephxSession {
         let mut ks = self.server.lock();
         // No challenge on this path (the mon's MAuth), so the generator is never drawn from.
         let mut rng = rand::rngs::mock::StepRng::new(0, 0);
-        let v = verify_authorizer_from(&*ks, ENTITY_AUTH, p, None, now, &mut rng)
+        let v = verify_authorizer_from(&*ks, ENTITY_AUTH, p, None, now, &mut rng, None)
             .map_err(|_| EACCES)?;
         let Verification::Accepted { info, .. } = v else {
             return Err(EACCES);
@@ -490,12 +491,32 @@ impl AuthorizerVerifier for CephxAuthorizerVerifier {
     ) -> Result<VerifyOutcome, AuthError> {
         let keys = self.keys.read().unwrap_or_else(|p| p.into_inner());
         let mut rng = self.rng.lock().unwrap_or_else(|p| p.into_inner());
-        let state = if self.challenge {
-            Some(challenge)
-        } else {
-            None
+        let want_secret = challenge.wants_connection_secret();
+        let mut secret = [0u8; crate::connection_secret::CONNECTION_SECRET_LEN];
+        let verdict = {
+            let state = if self.challenge {
+                Some(&mut *challenge)
+            } else {
+                None
+            };
+            if want_secret {
+                verify_authorizer_with_secret(
+                    &*keys,
+                    self.service_id,
+                    authorizer,
+                    state,
+                    now,
+                    &mut **rng,
+                    &mut secret,
+                )?
+            } else {
+                verify_authorizer(&*keys, self.service_id, authorizer, state, now, &mut **rng)?
+            }
         };
-        match verify_authorizer(&*keys, self.service_id, authorizer, state, now, &mut **rng)? {
+        if want_secret && matches!(verdict, Verification::Accepted { .. }) {
+            challenge.set_connection_secret(secret);
+        }
+        match verdict {
             Verification::Challenge(c) => Ok(VerifyOutcome::Challenge(c)),
             Verification::Accepted { reply, info } => {
                 let peer = PeerIdentity {

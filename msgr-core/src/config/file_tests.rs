@@ -375,6 +375,7 @@ fn everything_set() -> MessengerConfig {
         bind_port_min: 6801,
         bind_port_max: 6900,
         bind_avoid_ports: vec![6802, 6803],
+        bind_msgr2: true,
         nonce: Some(0),
         dispatch_throttle_bytes: 1 << 20,
         default_policy: PolicyConfig::new(PolicyKind::LossyClient),
@@ -412,6 +413,8 @@ fn everything_set() -> MessengerConfig {
     p.limits.max_data = 1 << 21;
     p.limits.max_message = 1 << 22;
     p.limits.max_authorizer = 1024;
+    p.con_modes.client = vec![msgr_pipe::ConMode::Secure];
+    p.con_modes.service = vec![msgr_pipe::ConMode::Secure, msgr_pipe::ConMode::Crc];
     p.crc.header = false;
     p.crc.data = false;
     p.max_pending_bytes = 1 << 24;

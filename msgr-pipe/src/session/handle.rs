@@ -71,6 +71,7 @@ impl Session {
                         peer_name: None,
                         sockets: 0,
                         auth: (0, false),
+                        con_mode: None,
                     },
                     watchers,
                 }),
@@ -354,6 +355,12 @@ impl Session {
     /// messages are signed and checked.
     pub fn auth(&self) -> (u32, bool) {
         self.inner.lock().link.auth
+    }
+
+    /// The msgr2 connection mode of the current socket (crc, or secure: AES-128-GCM on
+    /// every frame); `None` for a v1 session or before the first handshake.
+    pub fn con_mode(&self) -> Option<crate::config::ConMode> {
+        self.inner.lock().link.con_mode
     }
 
     /// The policy the session was created with.

@@ -151,6 +151,8 @@ struct Link {
     /// (`CEPH_AUTH_NONE` or `CEPH_AUTH_CEPHX`; 0 without one) and whether its messages are
     /// signed and checked.
     auth: (u32, bool),
+    /// msgr2: the current socket's connection mode (`None` on v1).
+    con_mode: Option<crate::config::ConMode>,
 }
 
 struct Shared {
@@ -598,7 +600,11 @@ impl Inner {
         let signs = self.host.authorizer().is_some_and(|a| a.sign_messages())
             && msgr_wire::features::has(features, msgr_wire::features::MSG_AUTH);
         let signer = signer.filter(|_| signs);
-        self.lock().link.auth = (auth_protocol, signer.is_some());
+        {
+            let mut sh = self.lock();
+            sh.link.auth = (auth_protocol, signer.is_some());
+            sh.link.con_mode = None;
+        }
         let codec = writer::OutCodec::v1(features, signer.clone());
         self.spawn_tasks(slot, t, codec, reader::InCodec::V1 { features, signer });
     }
@@ -613,7 +619,15 @@ impl Inner {
         auth_protocol: u32,
     ) {
         // msgr2 signs no message: the frames' CRCs (crc) or GCM tags (secure) cover them.
-        self.lock().link.auth = (auth_protocol, false);
+        {
+            let mut sh = self.lock();
+            sh.link.auth = (auth_protocol, false);
+            sh.link.con_mode = Some(if codec.encoder.is_secure() {
+                crate::config::ConMode::Secure
+            } else {
+                crate::config::ConMode::Crc
+            });
+        }
         let out = writer::OutCodec::V2(Box::new(codec.encoder));
         let inc = reader::InCodec::V2 {
             dec: Box::new(codec.decoder),

@@ -489,6 +489,9 @@ impl Acceptor {
             return self.auth_done(0, &[], None, None);
         };
         let features = self.cfg.features_supported;
+        if self.con_mode == CON_MODE_SECURE {
+            self.challenge.want_connection_secret();
+        }
         match hook.verify(
             self.peer_type,
             self.method,
@@ -510,7 +513,8 @@ impl Acceptor {
                 self.peer_name = Some(peer.name);
                 self.peer_global_id = peer.global_id;
                 let key = signer.map(|s| s.key().clone());
-                self.auth_done(peer.global_id, &reply, key, None)
+                let secret = self.challenge.take_connection_secret();
+                self.auth_done(peer.global_id, &reply, key, secret)
             }
             Err(e) => {
                 tracing::info!(error = %e, "msgr2 authorizer refused");
