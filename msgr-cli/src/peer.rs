@@ -1,4 +1,10 @@
-//! Finding a daemon from what a person types: `v1:HOST:PORT[/NONCE]`.
+//! Finding a daemon from what a person types: `v1:HOST:PORT[/NONCE]`, `v2:HOST:PORT[/NONCE]`,
+//! `HOST:PORT` (v1), or an address vector `[v2:HOST:3300,v1:HOST:6789]` (its v2 entry is used,
+//! as Ceph's clients prefer msgr2).
+//!
+//! msgr2: the peer's address is checked in its SERVER_IDENT against the nonce when one is given;
+//! without one, any instance at that address is accepted (msgr2's banner does not carry the
+//! address, so nothing is learned up front). The probe checks that the port speaks msgr2.
 //!
 //! A msgr v1 connector must name the peer's exact address, nonce included, or the handshake
 //! fails ("wrong peer at address"). Monitors use nonce 0, but OSDs and `msgr serve` pick one at
@@ -18,10 +24,31 @@ use tokio::net::TcpStream;
 /// Resolves `[v1:]HOST:PORT[/NONCE]` to the daemon's entity address, learning the nonce from
 /// the daemon's banner when it is not given.
 pub async fn resolve(text: &str, timeout: Duration) -> anyhow::Result<EntityAddr> {
-    if text.starts_with("v2:") {
-        bail!(
-            "{text}: msgr speaks msgr v1 only; use the daemon's v1 address (a mon's is port 6789)"
-        );
+    let text = text.trim();
+    if let Some(inner) = text.strip_prefix('[').and_then(|r| r.strip_suffix(']')) {
+        if inner.starts_with("v1:") || inner.starts_with("v2:") {
+            let entries: Vec<&str> = inner.split(',').map(str::trim).collect();
+            let pick = entries
+                .iter()
+                .find(|e| e.starts_with("v2:"))
+                .or_else(|| entries.first())
+                .with_context(|| format!("{text:?}: an empty address vector"))?;
+            return Box::pin(resolve(pick, timeout)).await;
+        }
+    }
+    if let Some(rest) = text.strip_prefix("v2:") {
+        let (host_port, nonce) = match rest.rsplit_once('/') {
+            Some((hp, nonce)) => {
+                let nonce: u32 = nonce
+                    .parse()
+                    .with_context(|| format!("{text:?}: the nonce after '/' is not a number"))?;
+                (hp, nonce)
+            }
+            None => (rest, 0),
+        };
+        let addr = lookup(host_port, text).await?;
+        probe_v2(addr, timeout).await?;
+        return Ok(EntityAddr::v2(addr, nonce));
     }
     let rest = text.strip_prefix("v1:").unwrap_or(text);
     let (host_port, nonce) = match rest.rsplit_once('/') {
@@ -73,7 +100,7 @@ pub async fn probe(addr: SocketAddr, timeout: Duration) -> anyhow::Result<Entity
             .await
             .with_context(|| format!("{shown}: the peer closed before sending a msgr banner"))?;
         if buf.starts_with(BANNER_V2_PREFIX) {
-            bail!("{shown}: the peer speaks msgr v2 only (use its v1 address)");
+            bail!("{shown}: the peer speaks msgr2 there (use v2:{addr})");
         }
         if &buf[..BANNER_LEN] != BANNER {
             bail!(
@@ -83,6 +110,40 @@ pub async fn probe(addr: SocketAddr, timeout: Duration) -> anyhow::Result<Entity
         }
         let mut rest = &buf[BANNER_LEN..];
         EntityAddr::decode(&mut rest).with_context(|| format!("{shown}: bad address in banner"))
+    };
+    tokio::time::timeout(timeout, work).await.with_context(|| {
+        format!(
+            "{shown}: no msgr banner within {:.1} s",
+            timeout.as_secs_f64()
+        )
+    })?
+}
+
+/// Checks that a msgr2 daemon listens at `addr` (its banner, `ceph v2\n`), then closes.
+pub async fn probe_v2(addr: SocketAddr, timeout: Duration) -> anyhow::Result<()> {
+    let shown = format!("v2:{addr}");
+    let work = async {
+        let mut stream = TcpStream::connect(addr).await.map_err(|e| match e.kind() {
+            std::io::ErrorKind::ConnectionRefused => {
+                anyhow::anyhow!("{shown}: connection refused (is a daemon listening there?)")
+            }
+            _ => anyhow::Error::new(e).context(format!("{shown}: cannot connect")),
+        })?;
+        let mut buf = [0u8; 8];
+        stream
+            .read_exact(&mut buf)
+            .await
+            .with_context(|| format!("{shown}: the peer closed before sending a msgr banner"))?;
+        if &buf == BANNER_V2_PREFIX {
+            Ok(())
+        } else if buf.starts_with(b"ceph v02") {
+            bail!("{shown}: the peer speaks msgr v1 there (use v1:{addr})")
+        } else {
+            bail!(
+                "{shown}: not a msgr2 daemon (banner {:?})",
+                String::from_utf8_lossy(&buf)
+            )
+        }
     };
     tokio::time::timeout(timeout, work).await.with_context(|| {
         format!(
@@ -106,6 +167,10 @@ pub fn refusal_reason(error: &msgr_core::PipeError) -> String {
             format!("wrong peer at address (it announces {got}, we dialled {expected})")
         }
         E::Wire(e) => format!("not a msgr v1 peer ({e})"),
+        E::V2Handshake(msgr_core::V2HandshakeError::AuthRefused { method, result, .. }) => {
+            format!("AUTH_BAD_METHOD (method {method}, result {result})")
+        }
+        E::V2Handshake(e) => format!("msgr2: {e}"),
         other => other.to_string(),
     }
 }

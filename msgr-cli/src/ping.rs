@@ -64,7 +64,9 @@ use crate::bench::plan::parse_duration;
 /// Options of `msgr ping`.
 #[derive(Debug, Clone, Args)]
 pub struct PingArgs {
-    /// The daemon: `v1:HOST:PORT` (HOST may be a name; `v1:` and a `/NONCE` are optional).
+    /// The daemon: `v1:HOST:PORT` (HOST may be a name; `v1:` and a `/NONCE` are optional),
+    /// `v2:HOST:PORT` for msgr2, or an address vector `[v2:HOST:PORT,v1:HOST:PORT]` (its v2
+    /// entry).
     pub addr: String,
     /// Stop after this many replies (or timeouts); default: until Ctrl-C.
     #[arg(long)]
@@ -264,13 +266,14 @@ async fn ping_types(
     name: EntityName,
     authorizer: Option<Arc<dyn Authorizer>>,
 ) -> anyhow::Result<()> {
-    // The peer type decides the protocol version offered. Unless told, try the likely one
-    // first (mon on 6789, osd elsewhere, as `msgr serve`), then the others.
+    // The peer type decides the protocol version offered (v1) or the auth mode (msgr2: mon
+    // mode to a mon). Unless told, try the likely one first (mon on 6789 and 3300, osd
+    // elsewhere, as `msgr serve`), then the others.
     let candidates: Vec<EntityType> = match &args.peer_type {
         Some(ty) => vec![ty
             .parse()
             .with_context(|| format!("{ty:?} is not an entity type (mon, osd, mds, mgr)"))?],
-        None if target.addr.port() == 6789 => vec![
+        None if matches!(target.addr.port(), 6789 | 3300) => vec![
             EntityType::MON,
             EntityType::OSD,
             EntityType::MDS,

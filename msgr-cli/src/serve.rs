@@ -43,8 +43,9 @@ pub const MSG_BENCH_END_ACK: u16 = 0x7b02;
 /// Options of `msgr serve`.
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
-    /// Address to listen on, `[v1:]IP:PORT`; port 0 lets the kernel choose. The bound address
-    /// is the first line printed.
+    /// Address to listen on: `v1:IP:PORT` (or `IP:PORT`) for msgr v1, `v2:IP:PORT` for msgr2,
+    /// or a vector `[v2:IP:PORT,v1:IP:PORT]`, whose v2 entry is bound (msgr listens on one
+    /// port); port 0 lets the kernel choose. The bound address is the first line printed.
     #[arg(long, default_value = "0.0.0.0:6800")]
     pub bind: String,
     /// Entity name, `TYPE.NUM`. With `-k`/`-m`: `mon.N` serves the mon role (a cephx auth
@@ -152,12 +153,16 @@ impl ServePolicy {
     }
 }
 
-/// Parses `[v1:]IP:PORT[/NONCE]` (the nonce is ignored) into a socket address.
-pub fn parse_socket_addr(s: &str) -> anyhow::Result<SocketAddr> {
-    let addr: msgr_wire::EntityAddr = s
-        .parse()
-        .with_context(|| format!("{s:?} is not an address like v1:127.0.0.1:6800"))?;
-    Ok(addr.addr)
+/// Parses a listening address: `v1:IP:PORT`, `IP:PORT`, `v2:IP:PORT` or a vector
+/// `[v2:IP:PORT,v1:IP:PORT]` (its v2 entry). Returns the socket address and whether it
+/// speaks msgr2. The nonce, if written, is ignored (`--nonce` sets it).
+pub fn parse_bind(s: &str) -> anyhow::Result<(SocketAddr, bool)> {
+    let addrs = msgr_wire::parse_addrs(s).with_context(|| {
+        format!("{s:?} is not an address like v1:127.0.0.1:6800 or v2:127.0.0.1:3300")
+    })?;
+    let addr = msgr_wire::pick_addr(&addrs, true)
+        .with_context(|| format!("{s:?}: an empty address vector"))?;
+    Ok((addr.addr, addr.is_v2()))
 }
 
 /// Counts of one connection (as seen by the server).
@@ -482,7 +487,7 @@ async fn start_server_with(
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let bind = parse_socket_addr(&args.bind)?;
+    let (bind, msgr2) = parse_bind(&args.bind)?;
     let name: EntityName = args
         .name
         .parse()
@@ -532,6 +537,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 c.name = None;
             }
             c.nonce = nonce;
+            c.bind_msgr2 = msgr2;
         },
         authorizer,
         front,

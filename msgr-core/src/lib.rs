@@ -125,6 +125,8 @@ pub use stats::{ConnectionStats, MessengerStats, RttHistogram, ThrottleReading, 
 pub use stream::{Incoming, StreamDispatcher};
 
 pub use msgr_dispatch::{ConnId, QueueCounters};
+/// Why a msgr2 handshake failed (inside [`PipeError::V2Handshake`]).
+pub use msgr_pipe::v2::connect::HandshakeError as V2HandshakeError;
 pub use msgr_pipe::{
     AuthError, Authorizer, ChallengeState, ClientAuthorizer, ConMode, ConModes, ConnState,
     HandshakeFailure, KeepaliveAcks, MessageSigner, PeerIdentity, PipeError, Policy,

@@ -91,6 +91,22 @@ pub trait Authorizer: Send + Sync + 'static {
     fn require_signatures(&self) -> bool {
         false
     }
+
+    /// msgr2, connector to a mon: a fresh auth client that authenticates inside the
+    /// handshake (mon mode: AUTH_REQUEST with the entity's name, the cephx rounds, AUTH_DONE
+    /// with the connection secret of secure mode). The client is dropped when the handshake
+    /// ends, so an implementation that wants its tickets keeps them from there. `None`:
+    /// auth `none` in mon mode, as this messenger's entity.
+    fn mon_client(&self) -> Option<Box<dyn msgr_auth::provider::AuthClient>> {
+        None
+    }
+
+    /// msgr2, acceptor in the mon role: the auth server that authenticates clients asking
+    /// in mon mode (Ceph's CLI, a MonClient). `None`: such clients are accepted as with auth
+    /// `none` when no authorizer check applies.
+    fn auth_server(&self) -> Option<Arc<dyn msgr_auth::provider::AuthServer>> {
+        None
+    }
 }
 
 /// The features a host's authentication requires of every peer: `MSG_AUTH` when it requires

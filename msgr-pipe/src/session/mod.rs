@@ -619,15 +619,8 @@ impl Inner {
         auth_protocol: u32,
     ) {
         // msgr2 signs no message: the frames' CRCs (crc) or GCM tags (secure) cover them.
-        {
-            let mut sh = self.lock();
-            sh.link.auth = (auth_protocol, false);
-            sh.link.con_mode = Some(if codec.encoder.is_secure() {
-                crate::config::ConMode::Secure
-            } else {
-                crate::config::ConMode::Crc
-            });
-        }
+        // (The mode was recorded when the session opened.)
+        self.lock().link.auth = (auth_protocol, false);
         let out = writer::OutCodec::V2(Box::new(codec.encoder));
         let inc = reader::InCodec::V2 {
             dec: Box::new(codec.decoder),
@@ -671,6 +664,15 @@ impl Inner {
         if let Some(s) = &sh.link.socket {
             s.wake.notify_one();
         }
+    }
+}
+
+/// The connection mode a msgr2 encoder is in.
+fn con_mode_of(enc: &crate::v2::frame::Encoder) -> crate::config::ConMode {
+    if enc.is_secure() {
+        crate::config::ConMode::Secure
+    } else {
+        crate::config::ConMode::Crc
     }
 }
 

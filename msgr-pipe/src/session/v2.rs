@@ -22,7 +22,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use msgr_auth::provider::NoneAuthorizer;
+use msgr_auth::provider::{NoneAuthorizer, NoneClient};
 use msgr_auth::UTime;
 use msgr_ceph::{EntityAddr as Addr2, EntityAddrVec};
 use msgr_wire::{Connect, EntityAddr, EntityName, EntityType, Tag, CONNECT_LOSSY};
@@ -56,6 +56,11 @@ pub(super) struct V2Ids {
     pub server_cookie: u64,
     /// The peer's entity number (from its ident).
     pub peer_global_id: u64,
+}
+
+/// Our entity name as auth `none` presents it (`client.admin` style: the number as the id).
+fn auth_name(name: EntityName) -> msgr_auth::EntityName {
+    msgr_auth::EntityName::new(u32::from(name.ty.0), name.num.max(0).to_string())
 }
 
 /// A fresh non-zero cookie.
@@ -145,17 +150,28 @@ pub(super) async fn connect(
         (resume, sh.v2.client_cookie)
     };
     let my_name = host.my_name();
-    let auth = match host.authorizer() {
-        Some(p) => p.build(inner.peer_type, false).await,
-        None => None,
+    let (auth, auth_protocol) = if inner.peer_type == EntityType::MON {
+        // A mon authenticates us inside the handshake (mon mode).
+        let client = host
+            .authorizer()
+            .and_then(|a| a.mon_client())
+            .unwrap_or_else(|| Box::new(NoneClient::new(auth_name(my_name))));
+        let protocol = client.protocol();
+        (ClientAuth::Mon(client), protocol)
+    } else {
+        let built = match host.authorizer() {
+            Some(p) => p.build(inner.peer_type, false).await,
+            None => None,
+        };
+        let a = built.unwrap_or_else(|| {
+            Box::new(NoneAuthorizer {
+                name: auth_name(my_name),
+                global_id: u64::try_from(my_name.num).unwrap_or(0),
+            })
+        });
+        let protocol = a.protocol();
+        (ClientAuth::Authorizer(a), protocol)
     };
-    let auth = auth.unwrap_or_else(|| {
-        Box::new(NoneAuthorizer {
-            name: msgr_auth::EntityName::new(u32::from(my_name.ty.0), ""),
-            global_id: u64::try_from(my_name.num).unwrap_or(0),
-        })
-    });
-    let auth_protocol = auth.protocol();
     let my_addr = host.my_addr();
     let cfg = ConnectorConfig {
         entity_type: my_name.ty,
@@ -171,7 +187,7 @@ pub(super) async fn connect(
         my_addr: (my_addr.is_v2() && my_addr.addr.port() != 0).then_some(my_addr.addr),
         resume,
     };
-    let mut c = Connector::with_auth(cfg, ClientAuth::Authorizer(auth));
+    let mut c = Connector::with_auth(cfg, auth);
     hook(&inner.config, inner.id, Side::Connector, Step::BannerSent).await?;
     run_connector(&mut t, &mut c).await?;
     let est = c.finish().ok_or(PipeError::UnexpectedTag {
@@ -250,6 +266,8 @@ fn finish_connect(
             }
         }
         v1.committed();
+        sh.link.con_mode = Some(super::con_mode_of(&est.encoder));
+        let Shared { core, v2, .. } = &mut *sh;
         core.opened(CoreEstablished { features, lossy });
         let peer = EntityName {
             ty: est.peer_type,
@@ -519,6 +537,7 @@ async fn finish_accept(
             return Err(PipeError::Superseded);
         }
         sh.link.replacing = false;
+        sh.link.con_mode = Some(super::con_mode_of(&acc.encoder));
         let Shared { core, v1, .. } = &mut *sh;
         v1session::accepted(core, v1)
     };

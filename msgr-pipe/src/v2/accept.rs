@@ -438,10 +438,27 @@ impl Acceptor {
             return Err(self.bad_method(ENOTSUP));
         };
         self.con_mode = mode;
-        let ServerAuth::Mon(server) = &self.server else {
-            return self.verify_authorizer(payload);
+        // Mon mode (a client authenticating to us as to a mon): the auth server's rounds;
+        // anything else is an authorizer for a service.
+        let server = match &self.server {
+            ServerAuth::Mon(server) => server.clone(),
+            ServerAuth::Service(hook) => {
+                let mon_mode = payload.first() == Some(&AUTH_MODE_MON);
+                match hook
+                    .as_ref()
+                    .and_then(|h| h.auth_server())
+                    .filter(|_| mon_mode)
+                {
+                    Some(server) => {
+                        if server.protocol() != self.method {
+                            return Err(self.bad_method(ENOTSUP));
+                        }
+                        server
+                    }
+                    None => return self.verify_authorizer(payload),
+                }
+            }
         };
-        let server = server.clone();
         if payload.first() != Some(&AUTH_MODE_MON) {
             return Err(malformed("AUTH_REQUEST: not mon mode"));
         }
