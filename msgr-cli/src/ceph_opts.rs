@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 use msgr_core::MessengerConfig;
-use msgr_monc::{parse_mon_host, ClientOptions, MonClientConfig};
+use msgr_monc::{parse_mon_addrs, ClientOptions, MonClientConfig};
 
 /// The ceph.conf to read: `conf` if given, else the first of Ceph's search that exists.
 pub fn conf_path(conf: Option<&Path>) -> Option<PathBuf> {
@@ -45,7 +45,7 @@ pub fn mon_client_config(
         None => (ClientOptions::new(name), MessengerConfig::default()),
     };
     if let Some(m) = mon {
-        options.mon_host = parse_mon_host(m)?;
+        options.mon_host = parse_mon_addrs(m)?;
     }
     if options.mon_host.is_empty() {
         bail!("no mon address: give -m v1:IP:PORT, or a ceph.conf with mon_host (-c FILE)");

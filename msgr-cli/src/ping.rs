@@ -598,7 +598,7 @@ mod tests {
         assert_eq!(
             options,
             Some((
-                vec![SocketAddr::from(([127, 0, 0, 1], 3300))],
+                vec![EntityAddr::new(SocketAddr::from(([127, 0, 0, 1], 3300)), 0)],
                 Duration::from_secs(5)
             ))
         );

@@ -61,7 +61,7 @@ fn bad_options_exit_1_with_one_line() {
             "no such keyring",
         ),
         (vec!["-c", empty_conf.to_str().unwrap()], "no mon address"),
-        (vec!["-m", "v2:127.0.0.1:3300"], "no msgr v1 address"),
+        (vec!["-m", "v3:127.0.0.1:3300"], "bad mon address"),
         (vec!["-m", "v1:127.0.0.1:6789", "-n", "admin"], "bad name"),
     ] {
         let mut all = args.clone();

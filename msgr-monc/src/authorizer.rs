@@ -121,3 +121,123 @@ impl Authorizer for TicketAuthorizer {
         self.shared.options.cephx_require_signatures
     }
 }
+
+/// The hook of the mon client's own messenger: a session to a msgr2 mon authenticates inside
+/// its handshake (mon mode) with a fresh auth client for the method we prefer (cephx with a
+/// key, else none), which lands in `slot` when the handshake ends, tickets and global id
+/// included, for the session code to take ([`take_handshake_auth`]). Nothing else: no
+/// authorizers (mons authenticate clients themselves), no sessions accepted.
+pub(crate) struct MonModeAuth {
+    pub(crate) name: msgr_auth::EntityName,
+    pub(crate) key: Option<msgr_auth::CryptoKey>,
+    pub(crate) methods: Vec<u32>,
+    pub(crate) want: u32,
+    pub(crate) seed: Option<u64>,
+    pub(crate) slot: Arc<std::sync::Mutex<Option<crate::auth::Auth>>>,
+}
+
+/// Takes the auth client a finished msgr2 handshake left, if any.
+pub(crate) fn take_handshake_auth(
+    slot: &std::sync::Mutex<Option<crate::auth::Auth>>,
+) -> Option<crate::auth::Auth> {
+    slot.lock().unwrap_or_else(|p| p.into_inner()).take()
+}
+
+impl Authorizer for MonModeAuth {
+    fn build(
+        &self,
+        _peer_type: EntityType,
+        _retry: bool,
+    ) -> BoxFuture<'_, Option<Box<dyn ClientAuthorizer>>> {
+        Box::pin(async { None })
+    }
+
+    fn verify(
+        &self,
+        _peer_type: EntityType,
+        _protocol: u32,
+        _authorizer: &[u8],
+        _challenge: &mut ChallengeState,
+        _features: u64,
+    ) -> Result<VerifyOutcome, AuthError> {
+        Err(AuthError::BadAuthorizer {
+            reason: "a client accepts no sessions",
+        })
+    }
+
+    fn sign_messages(&self) -> bool {
+        false
+    }
+
+    fn mon_client(&self) -> Option<Box<dyn msgr_auth::provider::AuthClient>> {
+        let auth = self.methods.iter().find_map(|m| {
+            crate::auth::Auth::for_protocol(
+                None,
+                *m,
+                &self.name,
+                self.key.as_ref(),
+                self.want,
+                self.seed,
+            )
+        })?;
+        Some(Box::new(Deposit {
+            auth,
+            slot: Arc::clone(&self.slot),
+        }))
+    }
+}
+
+/// An auth client that leaves itself in `slot` when dropped (the handshake is over).
+struct Deposit {
+    auth: crate::auth::Auth,
+    slot: Arc<std::sync::Mutex<Option<crate::auth::Auth>>>,
+}
+
+impl Drop for Deposit {
+    fn drop(&mut self) {
+        let placeholder = crate::auth::Auth::None(msgr_auth::provider::NoneClient::new(
+            self.auth.client().name().clone(),
+        ));
+        let a = std::mem::replace(&mut self.auth, placeholder);
+        *self.slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(a);
+    }
+}
+
+impl msgr_auth::provider::AuthClient for Deposit {
+    fn protocol(&self) -> u32 {
+        self.auth.client().protocol()
+    }
+    fn name(&self) -> &msgr_auth::EntityName {
+        self.auth.client().name()
+    }
+    fn global_id(&self) -> u64 {
+        self.auth.client().global_id()
+    }
+    fn set_global_id(&mut self, global_id: u64) {
+        self.auth.client_mut().set_global_id(global_id);
+    }
+    fn build_request(&mut self, now: msgr_auth::UTime) -> Result<bytes::Bytes, AuthError> {
+        self.auth.client_mut().build_request(now)
+    }
+    fn handle_reply(
+        &mut self,
+        now: msgr_auth::UTime,
+        result: i32,
+        payload: &[u8],
+    ) -> Result<msgr_auth::provider::ClientProgress, AuthError> {
+        self.auth.client_mut().handle_reply(now, result, payload)
+    }
+    fn needs_renewal(&self, now: msgr_auth::UTime) -> bool {
+        self.auth.client().needs_renewal(now)
+    }
+    fn v2_session(&self) -> (Option<msgr_auth::CryptoKey>, Option<msgr_auth::Secret>) {
+        self.auth.client().v2_session()
+    }
+    fn build_authorizer(
+        &mut self,
+        service_id: u32,
+        now: msgr_auth::UTime,
+    ) -> Result<Box<dyn ClientAuthorizer>, AuthError> {
+        self.auth.client_mut().build_authorizer(service_id, now)
+    }
+}

@@ -134,6 +134,8 @@ pub(crate) struct Shared {
     /// A daemon's rotating secrets of its own type, as the mon last gave them: what its
     /// authorizer verifier reads.
     pub(crate) service_keys: Arc<std::sync::RwLock<msgr_auth::provider::ServiceKeyStore>>,
+    /// Where a msgr2 mon session's handshake leaves its auth client (`MonModeAuth`).
+    pub(crate) v2_auth: Arc<std::sync::Mutex<Option<crate::auth::Auth>>>,
 }
 
 impl Shared {
@@ -188,10 +190,20 @@ impl MonClient {
         let ty: EntityType = msgr_auth::entity_type_name(name.ty)
             .and_then(|t| t.parse().ok())
             .unwrap_or(EntityType::CLIENT);
+        let v2_auth = Arc::new(std::sync::Mutex::new(None));
+        let mon_mode = crate::authorizer::MonModeAuth {
+            name: name.clone(),
+            key: key.clone(),
+            methods: methods.clone(),
+            want: config.want,
+            seed: config.seed,
+            slot: Arc::clone(&v2_auth),
+        };
         let messenger = Messenger::builder(msgr_wire::EntityName::new(ty, -1))
             .config(config.messenger.clone())
             .policy(EntityType::MON, Policy::lossy_client(0))
             .dispatcher(Arc::new(Router(tx)))
+            .authorizer(Arc::new(mon_mode))
             .start()
             .await?;
         let shared = Arc::new(Shared {
@@ -208,6 +220,7 @@ impl MonClient {
             stats: Mutex::new(MonClientStats::default()),
             cancel: CancellationToken::new(),
             service_keys: Arc::default(),
+            v2_auth,
         });
         let tracker = TaskTracker::new();
         tracker.spawn(crate::tick::ticks(Arc::clone(&shared)));

@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use msgr_auth::{EntityName, CEPH_AUTH_CEPHX, CEPH_AUTH_NONE};
 
-use crate::{parse_mon_host, MonClientError};
+use crate::{parse_mon_addrs, MonClientError};
 
 /// Pacific's default `keyring` search list.
 pub const DEFAULT_KEYRING: &str =
@@ -38,8 +38,9 @@ pub struct ClientOptions {
     pub name: EntityName,
     /// The cluster name (`$cluster`, `ceph`).
     pub cluster: String,
-    /// The mons' v1 addresses (empty when the file has no `mon_host`).
-    pub mon_host: Vec<std::net::SocketAddr>,
+    /// The mons' addresses (empty when the file has no `mon_host`): each one's v1 address,
+    /// or its msgr2 one when it has no v1 address ([`crate::parse_mon_addrs`]).
+    pub mon_host: Vec<msgr_wire::EntityAddr>,
     /// Keyring files to try, in order, metavariables expanded.
     pub keyring: Vec<PathBuf>,
     /// Auth methods allowed, in preference order (`CEPH_AUTH_CEPHX`, `CEPH_AUTH_NONE`).
@@ -97,7 +98,7 @@ impl ClientOptions {
             let v = opt.value.as_str();
             match opt.name.as_str() {
                 "mon_host" => {
-                    o.mon_host = parse_mon_host(v).map_err(|e| bad(e.to_string()))?;
+                    o.mon_host = parse_mon_addrs(v).map_err(|e| bad(e.to_string()))?;
                 }
                 "keyring" => o.keyring = o.expand_list(v),
                 "auth_client_required" | "auth_supported" => {

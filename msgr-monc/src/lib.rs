@@ -57,5 +57,5 @@ mod tick;
 pub use client::{CommandReply, MonClient, MonClientConfig, MonClientStats, DEFAULT_WANT};
 pub use conf::{parse_auth_methods, ClientOptions, DEFAULT_AUTH_CLIENT_REQUIRED, DEFAULT_KEYRING};
 pub use error::{errno_text, MonClientError};
-pub use mon_host::{parse_mon_host, MON_PORT_V1, MON_PORT_V2};
+pub use mon_host::{parse_mon_addrs, parse_mon_host, MON_PORT_V1, MON_PORT_V2};
 pub use service::{AuthSeen, MonService};

@@ -16,6 +16,8 @@
 
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 
+use msgr_wire::EntityAddr;
+
 use crate::MonClientError;
 
 /// The mons' legacy (msgr v1) port, `CEPH_MON_PORT_LEGACY`.
@@ -63,6 +65,77 @@ pub fn parse_mon_host(value: &str) -> Result<Vec<SocketAddr>, MonClientError> {
         return Err(bad("no msgr v1 address (msgr speaks v1 only)".into()));
     }
     Ok(out)
+}
+
+/// The address of each mon of a `mon_host` value (or of `-m`), as msgr reaches it: its v1
+/// address when it has one (msgr's sessions to mons default to v1), else its msgr2 one (an
+/// entry written `v2:IP:PORT`, or a bare port 3300). In the order written, without
+/// duplicates; an entry that does not parse is an error.
+///
+/// ```
+/// use msgr_wire::EntityAddr;
+/// let mons = msgr_monc::parse_mon_addrs("[v2:10.0.0.1:3300,v1:10.0.0.1:6789] v2:10.0.0.2:3300").unwrap();
+/// assert_eq!(mons, vec![
+///     EntityAddr::new("10.0.0.1:6789".parse().unwrap(), 0),
+///     EntityAddr::v2("10.0.0.2:3300".parse().unwrap(), 0),
+/// ]);
+/// ```
+pub fn parse_mon_addrs(value: &str) -> Result<Vec<EntityAddr>, MonClientError> {
+    let bad = |reason: String| MonClientError::BadMonHost {
+        value: value.to_owned(),
+        reason,
+    };
+    let mut out = Vec::new();
+    for entry in split_entries(value).map_err(&bad)? {
+        let (mut v1, mut v2) = (None, None);
+        let parts: Vec<&str> = match entry.strip_prefix('[').and_then(|r| r.strip_suffix(']')) {
+            Some(inner) if !inner.is_empty() && !is_ipv6(inner) => inner
+                .split(',')
+                .map(str::trim)
+                .filter(|a| !a.is_empty())
+                .collect(),
+            _ => vec![entry],
+        };
+        for a in parts {
+            match parse_typed(a).map_err(&bad)? {
+                EitherAddr::V1(x) => {
+                    v1.get_or_insert(x);
+                }
+                EitherAddr::V2(x) => {
+                    v2.get_or_insert(x);
+                }
+            }
+        }
+        let pick = v1
+            .map(|a| EntityAddr::new(a, 0))
+            .or(v2.map(|a| EntityAddr::v2(a, 0)));
+        if let Some(addr) = pick {
+            if !out.contains(&addr) {
+                out.push(addr);
+            }
+        }
+    }
+    if out.is_empty() {
+        return Err(bad("no mon address".into()));
+    }
+    Ok(out)
+}
+
+enum EitherAddr {
+    V1(SocketAddr),
+    V2(SocketAddr),
+}
+
+/// One address with its protocol.
+fn parse_typed(text: &str) -> Result<EitherAddr, String> {
+    if let Some(r) = text.strip_prefix("v2:") {
+        return Ok(EitherAddr::V2(host_port(r, MON_PORT_V2)?));
+    }
+    match parse_one(text)? {
+        Some(a) => Ok(EitherAddr::V1(a)),
+        // A bare port 3300.
+        None => Ok(EitherAddr::V2(host_port(text, MON_PORT_V1)?)),
+    }
 }
 
 /// Splits on commas, semicolons and blanks outside brackets.

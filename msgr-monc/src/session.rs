@@ -150,14 +150,19 @@ pub(crate) async fn open_session(
         }
         let mon = mons[st.next_mon % mons.len()];
         st.next_mon = st.next_mon.wrapping_add(1);
-        if !tried.contains(&mon) {
-            tried.push(mon);
+        if !tried.contains(&mon.addr) {
+            tried.push(mon.addr);
         }
         let attempt_deadline = deadline.min(now + sh.options.hunt_interval);
-        match try_mon(sh, st, mon, attempt_deadline).await {
+        let attempt = if mon.is_v2() {
+            try_mon_v2(sh, st, mon, attempt_deadline).await
+        } else {
+            try_mon(sh, st, mon.addr, attempt_deadline).await
+        };
+        match attempt {
             Ok(conn) => {
                 st.conn = Some(conn.clone());
-                st.mon = Some(mon);
+                st.mon = Some(mon.addr);
                 sh.count(|s| s.sessions += 1);
                 tracing::debug!(%mon, global_id = sh.global_id.load(Ordering::Acquire), "mon session open");
                 return Ok(conn);
@@ -261,12 +266,79 @@ async fn try_mon(
             tracing::warn!(%mon, "mon still asks for more after {MAX_ROUNDS} MAuth rounds; going on with the tickets we have");
         }
     }
+    authenticated(sh, st, conn, mon, deadline).await
+}
+
+/// msgr2: the session authenticates inside its handshake (mon mode, with the auth client
+/// `MonModeAuth` gives it); once the session is open, that client, with its tickets, is
+/// ours. Then subscribe and wait for the monmap, as after MAuth.
+async fn try_mon_v2(
+    sh: &Shared,
+    st: &mut State,
+    mon: EntityAddr,
+    deadline: Instant,
+) -> Result<Connection, Attempt> {
+    drop(crate::authorizer::take_handshake_auth(&sh.v2_auth));
+    let conn = sh
+        .messenger
+        .connect_lazy(mon, EntityType::MON)
+        .map_err(|_| Attempt::Next(Lost::Shutdown))?;
+    st.conn = Some(conn.clone());
+    st.last_ack = None;
+    st.last_ack_at = Instant::now();
+    st.next_ping = Instant::now() + sh.options.ping_interval;
+    let session = conn.session().cloned().ok_or(Attempt::Next(Lost::Reset))?;
+    let mut state = session.watch_state();
+    let mut failures = session.handshake_failures();
+    let opened = tokio::select! {
+        r = state.wait_for(|s| *s == ConnState::Open) => r.is_ok(),
+        f = failures.wait_for(|f| f.as_ref().is_some_and(|f| f.error.is_refusal())) => {
+            let error = f.ok().and_then(|f| f.clone()).map(|f| f.error);
+            if let Some(e) = error {
+                if let msgr_core::PipeError::V2Handshake(
+                    msgr_core::V2HandshakeError::AuthRefused { result, .. },
+                ) = &*e
+                {
+                    return Err(Attempt::Final(MonClientError::AuthRefused {
+                        entity: sh.options.name.to_string(),
+                        result: *result,
+                        mon: mon.addr,
+                    }));
+                }
+                tracing::debug!(%mon, error = %e, "msgr2 handshake refused");
+            }
+            false
+        }
+        _ = tokio::time::sleep_until(deadline) => false,
+        _ = sh.cancel.cancelled() => return Err(Attempt::Next(Lost::Shutdown)),
+    };
+    if !opened {
+        return Err(Attempt::Next(Lost::Timeout));
+    }
+    let auth = crate::authorizer::take_handshake_auth(&sh.v2_auth)
+        .filter(|a| a.client().global_id() != 0)
+        .ok_or(Attempt::Next(Lost::Reset))?;
+    sh.publish_rotating(auth.client());
+    st.auth = Some(auth);
+    authenticated(sh, st, conn, mon.addr, deadline).await
+}
+
+/// Authenticated on `conn`: our global id names the messenger; subscribe and wait for the
+/// monmap.
+async fn authenticated(
+    sh: &Shared,
+    st: &mut State,
+    conn: Connection,
+    mon: SocketAddr,
+    deadline: Instant,
+) -> Result<Connection, Attempt> {
     let global_id = st.auth.as_ref().map_or(0, |a| a.client().global_id());
     sh.global_id.store(global_id, Ordering::Release);
     let gid = i64::try_from(global_id).unwrap_or(i64::MAX);
     let ty = sh.messenger.name().ty;
     // The type is the messenger's own: set_name cannot refuse it.
     let _ = sh.messenger.set_name(EntityName::new(ty, gid));
+    let _ = mon;
     subscribe_all(sh, st.subs.clone(), &conn).await?;
     if sh.monmap.borrow().is_none() {
         wait_for(sh, st, &conn, Some(deadline), |m| {

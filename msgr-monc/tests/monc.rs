@@ -66,7 +66,7 @@ fn cephx_server() -> CephxAuthServer {
 
 fn config(mons: &[&ScriptedMon], name: &str, key: CryptoKey) -> MonClientConfig {
     let mut o = ClientOptions::new(name.parse().expect("name"));
-    o.mon_host = mons.iter().map(|m| m.addr()).collect();
+    o.mon_host = mons.iter().map(|m| m.addr().into()).collect();
     o.auth_client_required = vec![CEPH_AUTH_CEPHX];
     let mut c = MonClientConfig::new(o);
     c.key = Some(key);
@@ -241,7 +241,7 @@ async fn hunts_past_a_dead_mon() {
     let dead_addr = dead.local_addr().unwrap();
     drop(dead);
     let mut cfg = config(&[&mon], "client.admin", key(1));
-    cfg.options.mon_host.insert(0, dead_addr);
+    cfg.options.mon_host.insert(0, dead_addr.into());
     let client = MonClient::new(cfg).await.unwrap();
     let started = Instant::now();
     client.authenticate().await.unwrap();
@@ -403,7 +403,7 @@ async fn a_silent_mon_is_left_after_the_ping_timeout() {
     let b = ScriptedMon::start(Arc::new(server.clone()), keyring()).await;
     let relay = common::Relay::start(a.addr()).await;
     let mut cfg = config(&[&b], "client.admin", key(1));
-    cfg.options.mon_host.insert(0, relay.addr);
+    cfg.options.mon_host.insert(0, relay.addr.into());
     let client = MonClient::new(cfg).await.unwrap();
     client.authenticate().await.unwrap();
     let gid = client.global_id();

@@ -104,6 +104,9 @@ impl ConMode {
 pub struct ConModes {
     /// What we offer when we connect (Ceph's `ms_client_mode`, default `crc secure`).
     pub client: Vec<ConMode>,
+    /// What we offer a mon (Ceph's `ms_mon_client_mode`, default `secure crc`). Only crc is
+    /// offered with auth `none`, which has no connection secret.
+    pub mon_client: Vec<ConMode>,
     /// What we allow when we accept (Ceph's `ms_service_mode`, default `crc secure`).
     pub service: Vec<ConMode>,
 }
@@ -112,6 +115,7 @@ impl Default for ConModes {
     fn default() -> Self {
         ConModes {
             client: vec![ConMode::Crc, ConMode::Secure],
+            mon_client: vec![ConMode::Secure, ConMode::Crc],
             service: vec![ConMode::Crc, ConMode::Secure],
         }
     }
@@ -121,6 +125,11 @@ impl ConModes {
     /// The client list as wire numbers.
     pub fn client_wire(&self) -> Vec<u32> {
         self.client.iter().map(|m| m.wire()).collect()
+    }
+
+    /// The mon client list as wire numbers.
+    pub fn mon_client_wire(&self) -> Vec<u32> {
+        self.mon_client.iter().map(|m| m.wire()).collect()
     }
 
     /// The service list as wire numbers.
@@ -151,7 +160,7 @@ pub const DEFAULT_MAX_PENDING_BYTES: u64 = 64 << 20;
 /// | `write_batch_bytes` | 4 MiB | — (payload bytes the writer takes per vectored write) |
 /// | `default_priority` | 127 | `ms_default_send_priority`-like, for messages with priority 0 |
 /// | `inject` | all off | `ms_inject_*` |
-/// | `con_modes` | `crc secure` both ways | `ms_client_mode`, `ms_service_mode` (msgr2) |
+/// | `con_modes` | `crc secure` (to mons `secure crc`) | `ms_client_mode`, `ms_mon_client_mode`, `ms_service_mode` (msgr2) |
 /// | `hook` | none (not serialised) | — |
 ///
 /// msgr-core's file loaders (`MessengerConfig::from_toml_str`, `from_ceph_conf_str`) take the
@@ -345,6 +354,9 @@ impl PipeConfig {
         let p = self.inject.delay_probability;
         if !(0.0..=1.0).contains(&p) {
             return Err(ConfigError::Probability(p));
+        }
+        if self.con_modes.mon_client.is_empty() {
+            return Err(ConfigError::ConMode("ms_mon_client_mode (empty)".into()));
         }
         if self.con_modes.client.is_empty() {
             return Err(ConfigError::ConMode("ms_client_mode (empty)".into()));

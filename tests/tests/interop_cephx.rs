@@ -36,7 +36,10 @@ const WAIT: Duration = Duration::from_secs(30);
 fn config(mon: &CephMon, name: &str) -> anyhow::Result<MonClientConfig> {
     let name: EntityName = name.parse()?;
     let options = ClientOptions::from_ceph_conf_file(mon.conf_path(), &name)?;
-    ensure!(options.mon_host == vec![mon.addr()], "{options:?}");
+    ensure!(
+        options.mon_host == vec![msgr_wire::EntityAddr::new(mon.addr(), 0)],
+        "{options:?}"
+    );
     Ok(MonClientConfig::new(options))
 }
 

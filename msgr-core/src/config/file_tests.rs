@@ -414,6 +414,7 @@ fn everything_set() -> MessengerConfig {
     p.limits.max_message = 1 << 22;
     p.limits.max_authorizer = 1024;
     p.con_modes.client = vec![msgr_pipe::ConMode::Secure];
+    p.con_modes.mon_client = vec![msgr_pipe::ConMode::Crc];
     p.con_modes.service = vec![msgr_pipe::ConMode::Secure, msgr_pipe::ConMode::Crc];
     p.crc.header = false;
     p.crc.data = false;

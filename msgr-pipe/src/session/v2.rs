@@ -179,7 +179,14 @@ pub(super) async fn connect(
         nonce: my_addr.nonce,
         features_supported: policy.features_supported,
         features_required: policy.features_required | crate::host::auth_required_features(&**host),
-        modes: inner.config.con_modes.client_wire(),
+        modes: if auth_protocol == msgr_auth::CEPH_AUTH_NONE {
+            // `none` has no connection secret: secure mode cannot be keyed.
+            vec![crate::v2::connect::CON_MODE_CRC]
+        } else if inner.peer_type == EntityType::MON {
+            inner.config.con_modes.mon_client_wire()
+        } else {
+            inner.config.con_modes.client_wire()
+        },
         global_seq: u64::from(host.next_global_seq(0)),
         client_cookie,
         limits: frame_limits(&inner.config),
