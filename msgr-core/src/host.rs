@@ -46,18 +46,24 @@ pub(crate) struct SessionHost {
     pub(crate) me: Weak<SessionHost>,
     /// Our name and address.
     pub(crate) identity: Identity,
+    /// The last global seq handed out (Ceph's `global_seq`: one counter per messenger).
     pub(crate) global_seq: Mutex<u32>,
+    /// The policy per peer type, and the default.
     pub(crate) policies: Policies,
+    /// Bytes of received messages not yet dispatched (`dispatch_throttle_bytes`).
     pub(crate) dispatch_throttle: Throttle,
+    /// Builds and verifies authorizers; none: nothing sent, everything accepted.
     pub(crate) authorizer: Option<Arc<dyn Authorizer>>,
     /// The configuration's `pipe` (with the builder's hook), shared by every session.
     pub(crate) pipe: Arc<PipeConfig>,
     /// The registered sessions, ended sessions' counters, keepalive round trips.
     pub(crate) registry: Registry,
+    /// The dispatch queue, and its handler over the dispatcher chain.
     pub(crate) queue: Queue,
     pub(crate) handler: Arc<QueueHandler>,
     /// Calls waiting for their reply ([`Connection::call`]).
     pub(crate) calls: Arc<Calls<Received>>,
+    /// The connection to ourselves; it holds us weakly, as its [`LocalHost`].
     pub(crate) loopback: Arc<Loopback>,
     /// Cancelled when the messenger shuts down.
     pub(crate) cancel: CancellationToken,
