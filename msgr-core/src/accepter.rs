@@ -2,21 +2,29 @@
 //!
 //! As the seed's `Accepter` thread: one task per messenger accepts TCP connections, sets
 //! `TCP_NODELAY`, and runs `Session::accept` for each in its own task. It stops when its
-//! cancellation token fires (shutdown, or rebind). A connection-count limit closes streams
-//! accepted beyond it.
+//! cancellation token fires (shutdown, or rebind). A connection-count limit ([`ConnLimit`])
+//! closes streams accepted beyond it.
+//!
+//! What it does not do: the handshake (msgr-pipe's `Session::accept` does, with the host it
+//! is given), or know the messenger: it gets the narrow [`AcceptContext`] (the sessions'
+//! host as msgr-pipe's `Host`, the pipe settings, the task tracker, the shutdown token, the
+//! span and the limit). It imports only `error`.
 
+use std::collections::HashSet;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::net::{TcpListener, TcpSocket};
-use tokio::sync::Semaphore;
+use msgr_dispatch::{lock, ConnId};
+use msgr_pipe::{Host, PipeConfig, Session};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
 use crate::error::CoreError;
-use crate::messenger::Inner;
 
 /// listen(2) backlog, Ceph's `ms_tcp_listen_backlog`.
 const LISTEN_BACKLOG: u32 = 512;
@@ -75,6 +83,83 @@ fn listen(addr: SocketAddr) -> Result<TcpListener, CoreError> {
     socket.listen(LISTEN_BACKLOG).map_err(err)
 }
 
+/// The connection-count limit (`max_connections`): a permit per accepted session until it
+/// ends. Shared by the accepters of one messenger (a rebind starts a new one, and the
+/// sessions the old one accepted still count).
+pub(crate) struct ConnLimit {
+    permits: Arc<Semaphore>,
+    /// Accepted sessions holding a permit.
+    counted: Mutex<HashSet<ConnId>>,
+}
+
+impl ConnLimit {
+    /// At most `max` accepted sessions at once.
+    pub(crate) fn new(max: usize) -> Self {
+        ConnLimit {
+            permits: Arc::new(Semaphore::new(max)),
+            counted: Mutex::new(HashSet::new()),
+        }
+    }
+
+    /// A permit, if the limit allows one more connection now.
+    fn try_acquire(&self) -> Option<OwnedSemaphorePermit> {
+        Arc::clone(&self.permits).try_acquire_owned().ok()
+    }
+
+    /// Counts an accepted session; false if already counted.
+    fn count(&self, s: &Session) -> bool {
+        lock(&self.counted).insert(s.id())
+    }
+
+    /// Stops counting an ended session.
+    fn uncount(&self, s: &Session) {
+        lock(&self.counted).remove(&s.id());
+    }
+}
+
+/// What the accept loop needs of its messenger.
+pub(crate) struct AcceptContext {
+    /// The sessions' host, handed to every accepted session.
+    pub(crate) host: Arc<dyn Host>,
+    /// The pipe settings of every session.
+    pub(crate) pipe: Arc<PipeConfig>,
+    /// The messenger's task tracker: the accept loop and each handshake run in it.
+    pub(crate) tracker: TaskTracker,
+    /// The messenger's shutdown: abandons the handshakes in progress.
+    pub(crate) shutdown: CancellationToken,
+    /// The messenger's span.
+    pub(crate) span: tracing::Span,
+    /// The connection-count limit, if any.
+    pub(crate) limit: Option<Arc<ConnLimit>>,
+}
+
+impl AcceptContext {
+    /// Runs the acceptor handshake on an accepted stream; the session once open.
+    async fn accept_stream(&self, stream: TcpStream, peer: SocketAddr) -> Option<Session> {
+        let host = Arc::clone(&self.host);
+        let pipe = Arc::clone(&self.pipe);
+        // The listener speaks what the messenger's address says.
+        let v2 = self.host.my_addr().is_v2();
+        let accept = async {
+            if v2 {
+                Session::accept_v2(host, stream, peer, pipe).await
+            } else {
+                Session::accept_shared(host, stream, peer, pipe).await
+            }
+        };
+        tokio::select! {
+            () = self.shutdown.cancelled() => None,
+            r = accept => match r {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    tracing::debug!(%peer, error = %e, "accept failed");
+                    None
+                }
+            },
+        }
+    }
+}
+
 /// A running accepter: stop it with [`Accepter::stop`].
 pub(crate) struct Accepter {
     cancel: CancellationToken,
@@ -82,16 +167,15 @@ pub(crate) struct Accepter {
 }
 
 impl Accepter {
-    /// Starts accepting on `listener` in a task tracked by the messenger.
+    /// Starts accepting on `listener` in a task tracked by the messenger, until `cancel`.
     pub(crate) fn spawn(
-        inner: &Arc<Inner>,
+        cx: AcceptContext,
         listener: TcpListener,
         cancel: CancellationToken,
-        limit: Option<Arc<Semaphore>>,
     ) -> Accepter {
-        let task = inner.tracker.spawn(
-            run(Arc::clone(inner), listener, cancel.clone(), limit).instrument(inner.span.clone()),
-        );
+        let span = cx.span.clone();
+        let tracker = cx.tracker.clone();
+        let task = tracker.spawn(run(Arc::new(cx), listener, cancel.clone()).instrument(span));
         Accepter { cancel, task }
     }
 
@@ -104,12 +188,7 @@ impl Accepter {
     }
 }
 
-async fn run(
-    inner: Arc<Inner>,
-    listener: TcpListener,
-    cancel: CancellationToken,
-    limit: Option<Arc<Semaphore>>,
-) {
+async fn run(cx: Arc<AcceptContext>, listener: TcpListener, cancel: CancellationToken) {
     let local = listener.local_addr().ok();
     tracing::debug!(?local, "accepter started");
     loop {
@@ -127,11 +206,11 @@ async fn run(
                 }
             },
         };
-        let permit = match &limit {
+        let permit = match &cx.limit {
             None => None,
-            Some(sem) => match Arc::clone(sem).try_acquire_owned() {
-                Ok(p) => Some(p),
-                Err(_) => {
+            Some(limit) => match limit.try_acquire() {
+                Some(p) => Some((p, Arc::clone(limit))),
+                None => {
                     tracing::warn!(%peer, "connection limit reached; closing accepted socket");
                     continue;
                 }
@@ -140,20 +219,22 @@ async fn run(
         if let Err(e) = stream.set_nodelay(true) {
             tracing::debug!(%peer, error = %e, "cannot set TCP_NODELAY");
         }
-        let host = Arc::clone(&inner);
+        let accept = Arc::clone(&cx);
         let span = tracing::debug_span!("accept", %peer);
-        inner.tracker.spawn(
+        cx.tracker.spawn(
             async move {
-                let Some(session) = host.accept_stream(stream, peer).await else {
+                let Some(session) = accept.accept_stream(stream, peer).await else {
                     return;
                 };
                 // The permit counts a session until it ends; a socket that joined a session
                 // already counted (a reconnect) gives its permit back at once.
-                if permit.is_some() && host.count_session(&session) {
-                    session.closed().await;
-                    host.uncount_session(&session);
+                if let Some((permit, limit)) = permit {
+                    if limit.count(&session) {
+                        session.closed().await;
+                        limit.uncount(&session);
+                    }
+                    drop(permit);
                 }
-                drop(permit);
             }
             .instrument(span),
         );

@@ -1,11 +1,11 @@
-//! Request/response over a [`Connection`]: [`Connection::call`] and the table of calls
-//! waiting for their reply, matched by the header's `tid`.
+//! Request/response by `tid`: the table of calls waiting for their reply, and [`CallError`].
 //!
-//! A call takes a transaction id (the message's own when it has one, else the next of the
-//! messenger's counter), registers `(connection id, tid)`, sends, and waits for the first
-//! message arriving on that connection with the same `tid`. That reply never reaches the
-//! dispatchers: the messenger hands it to the caller straight from the connection's reader
-//! (or from the loopback's send), holding its throttle permits as any [`Received`] does.
+//! A call ([`Connection::call`](crate::Connection::call), in the `connection` module) takes a
+//! transaction id (the message's own when it has one, else the next of the messenger's
+//! counter), registers `(connection id, tid)` here, sends, and waits for the first message
+//! arriving on that connection with the same `tid`. That reply never reaches the dispatchers:
+//! the sessions' host hands it to the caller straight from the connection's reader (or from
+//! the loopback's send), holding its throttle permits as any `Received` does.
 //!
 //! The entry leaves the table when the reply comes, when the call times out, when the session
 //! ends, or when the caller drops the future, so the table does not grow with calls that
@@ -13,24 +13,25 @@
 //! like any other message (Ceph's Objecter drops a reply whose tid it no longer knows; a
 //! dispatcher may do the same), never to a later call.
 //!
-//! What it does not do: retry, or tell a reply from a request (the peer must copy the
+//! The table is generic over the reply it carries (the crate uses `Received`), so that it
+//! imports no other module but `error`: connections hold it, and what they receive holds
+//! connections.
+//!
+//! What it does not do: send, retry, or tell a reply from a request (the peer must copy the
 //! request's `tid` into its reply, as Ceph's servers do with `MOSDOpReply` and the like).
 
 use std::collections::HashMap;
+use std::fmt;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use msgr_dispatch::ConnId;
-use msgr_wire::Message;
+use msgr_dispatch::{lock, ConnId};
 use tokio::sync::oneshot;
 
-use crate::connection::Connection;
-use crate::dispatcher::Received;
 use crate::error::SendError;
-use crate::messenger::lock;
 
-/// Why [`Connection::call`] returned no reply.
+/// Why [`Connection::call`](crate::Connection::call) returned no reply.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum CallError {
@@ -59,19 +60,36 @@ pub enum CallError {
     },
 }
 
-/// The calls of one messenger waiting for replies.
-#[derive(Debug, Default)]
-pub(crate) struct Calls {
-    pending: Mutex<HashMap<(ConnId, u64), oneshot::Sender<Received>>>,
+/// The calls of one messenger waiting for replies of type `R`.
+pub(crate) struct Calls<R> {
+    pending: Mutex<HashMap<(ConnId, u64), oneshot::Sender<R>>>,
     /// `pending.len()`, read without the lock on every delivered message.
     count: AtomicUsize,
     next_tid: AtomicU64,
 }
 
-impl Calls {
+impl<R> Default for Calls<R> {
+    fn default() -> Self {
+        Calls {
+            pending: Mutex::new(HashMap::new()),
+            count: AtomicUsize::new(0),
+            next_tid: AtomicU64::new(0),
+        }
+    }
+}
+
+impl<R> fmt::Debug for Calls<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Calls")
+            .field("pending", &self.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<R> Calls<R> {
     /// The reply channel of the call waiting for `tid` on `conn`, removed from the table.
     /// One atomic load when no call waits.
-    pub(crate) fn take(&self, conn: ConnId, tid: u64) -> Option<oneshot::Sender<Received>> {
+    pub(crate) fn take(&self, conn: ConnId, tid: u64) -> Option<oneshot::Sender<R>> {
         if tid == 0 || self.count.load(Ordering::Acquire) == 0 {
             return None;
         }
@@ -86,18 +104,22 @@ impl Calls {
         self.count.load(Ordering::Acquire)
     }
 
-    /// Hands `r` to the call waiting for it, if any; gives it back otherwise (no call, or the
-    /// call ended an instant ago).
-    // Handed back to be dispatched, never stored: boxing would only allocate.
-    #[allow(clippy::result_large_err)]
-    pub(crate) fn complete(&self, conn: ConnId, r: Received) -> Result<(), Received> {
-        match self.take(conn, r.msg.header.tid) {
+    /// Hands `r`, a message with `tid` that arrived on `conn`, to the call waiting for it,
+    /// if any; gives it back otherwise (no call, or the call ended an instant ago).
+    pub(crate) fn complete(&self, conn: ConnId, tid: u64, r: R) -> Result<(), R> {
+        match self.take(conn, tid) {
             Some(tx) => tx.send(r),
             None => Err(r),
         }
     }
 
-    fn register(self: &Arc<Self>, conn: ConnId, tid: u64) -> Result<Pending, CallError> {
+    /// Registers a call waiting for `tid` on `conn`; it leaves the table when the returned
+    /// [`Pending`] is dropped.
+    pub(crate) fn register(
+        self: &Arc<Self>,
+        conn: ConnId,
+        tid: u64,
+    ) -> Result<Pending<R>, CallError> {
         let (tx, rx) = oneshot::channel();
         let mut pending = lock(&self.pending);
         if pending.contains_key(&(conn, tid)) {
@@ -112,19 +134,21 @@ impl Calls {
         })
     }
 
-    fn next_tid(&self) -> u64 {
+    /// The next tid of the messenger's counter: 1, 2, 3, …
+    pub(crate) fn next_tid(&self) -> u64 {
         self.next_tid.fetch_add(1, Ordering::Relaxed) + 1
     }
 }
 
 /// A registered call; leaves the table when dropped.
-struct Pending {
-    calls: Arc<Calls>,
+pub(crate) struct Pending<R> {
+    calls: Arc<Calls<R>>,
     key: (ConnId, u64),
-    rx: oneshot::Receiver<Received>,
+    /// Receives the reply; fails if the reply's sender was dropped.
+    pub(crate) rx: oneshot::Receiver<R>,
 }
 
-impl Drop for Pending {
+impl<R> Drop for Pending<R> {
     fn drop(&mut self) {
         let mut pending = lock(&self.calls.pending);
         pending.remove(&self.key);
@@ -132,48 +156,39 @@ impl Drop for Pending {
     }
 }
 
-impl Connection {
-    /// Sends `msg` and waits at most `timeout` for the reply: the first message arriving on
-    /// this connection whose header carries the request's `tid`. The request keeps a `tid`
-    /// it already has (the caller's own numbering, as Ceph's Objecter has); a `tid` of 0 is
-    /// replaced by the next of the messenger's counter. The reply does not go through the
-    /// dispatchers.
-    ///
-    /// The send waits on backpressure as [`send`](Self::send) does, within the same
-    /// `timeout`. Many calls may wait on one connection at once, answered in any order.
-    /// Fails with [`CallError::Timeout`] when no reply came in time (a reply arriving later
-    /// goes to the dispatchers as an ordinary message), [`CallError::Closed`] when the
-    /// session ends first, [`CallError::DuplicateTid`] when another call on this connection
-    /// waits for the same `tid`. Dropping the future forgets the call.
-    ///
-    /// ```no_run
-    /// # async fn f(conn: msgr_core::Connection) -> Result<(), Box<dyn std::error::Error>> {
-    /// use std::time::Duration;
-    /// use msgr_core::Message;
-    ///
-    /// let reply = conn.call(Message::new(0x7001, "ping"), Duration::from_secs(5)).await?;
-    /// println!("{} bytes back from {:?}", reply.msg.front.len(), reply.conn.peer_name());
-    /// # Ok(()) }
-    /// ```
-    pub async fn call(&self, mut msg: Message, timeout: Duration) -> Result<Received, CallError> {
-        if msg.header.tid == 0 {
-            msg.header.tid = self.calls().next_tid();
-        }
-        let tid = msg.header.tid;
-        let mut pending = self.calls().register(self.id(), tid)?;
-        let exchange = async {
-            self.send_request(msg).await?;
-            tokio::select! {
-                biased;
-                r = &mut pending.rx => r.map_err(|_| CallError::Closed { tid }),
-                () = self.closed() => Err(CallError::Closed { tid }),
-            }
-        };
-        let out = match tokio::time::timeout(timeout, exchange).await {
-            Ok(r) => r,
-            Err(_) => Err(CallError::Timeout { tid, timeout }),
-        };
-        drop(pending);
-        out
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reply_reaches_its_call_once_and_the_table_empties() {
+        let calls: Arc<Calls<&'static str>> = Arc::default();
+        let tid = calls.next_tid();
+        assert_eq!(tid, 1);
+        let mut p = calls.register(7, tid).expect("first registration");
+        assert!(matches!(
+            calls.register(7, tid),
+            Err(CallError::DuplicateTid { tid: 1 })
+        ));
+        assert_eq!(calls.len(), 1);
+        assert_eq!(calls.complete(8, tid, "other conn"), Err("other conn"));
+        assert_eq!(calls.complete(7, tid, "reply"), Ok(()));
+        assert_eq!(calls.len(), 0);
+        assert_eq!(p.rx.try_recv(), Ok("reply"));
+        assert_eq!(
+            calls.complete(7, tid, "late"),
+            Err("late"),
+            "no later call gets it"
+        );
+    }
+
+    #[test]
+    fn dropping_the_call_leaves_the_table() {
+        let calls: Arc<Calls<u8>> = Arc::default();
+        let p = calls.register(1, 42).expect("registered");
+        assert_eq!(calls.len(), 1);
+        drop(p);
+        assert_eq!(calls.len(), 0);
+        assert_eq!(calls.complete(1, 42, 9), Err(9));
     }
 }

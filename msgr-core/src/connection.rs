@@ -1,22 +1,29 @@
-//! [`Connection`]: a cheap handle to one peer session, or to the messenger itself.
+//! [`Connection`]: a cheap handle to one peer session, or to the messenger itself; the
+//! [`Received`] messages that arrive on it, holding their throttle [`Permits`]; and
+//! [`Connection::call`], request/response by `tid` over the messenger's table of calls.
+//!
+//! A connection and what is received on it refer to each other (a [`Received`] carries its
+//! connection, a connection's calls wait for [`Received`] replies), so both live here.
+//!
+//! What it does not do: run a session (msgr-pipe does), hold the loopback's state or deliver
+//! its messages (the `loopback` module and its host do), or dispatch (the `dispatcher`
+//! module's chain does). It imports `call`, `loopback` and `error`.
 
 use std::fmt;
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::Arc;
+use std::time::Duration;
 
 use msgr_dispatch::{ConnId, ThrottlePermit};
 use msgr_pipe::session::SessionClosed;
 use msgr_pipe::{ConnState, Session, SessionStats};
-use msgr_wire::{CrcFlags, EntityAddr, EntityName, EntityType, Message, Timespec};
+use msgr_wire::{EntityAddr, EntityName, EntityType, Message, Timespec};
 use tokio::sync::watch;
 use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
 
-use crate::call::Calls;
-use crate::dispatcher::{Permits, Received};
+use crate::call::{CallError, Calls};
 use crate::error::SendError;
-use crate::messenger::Inner;
+use crate::loopback::Loopback;
 
 /// The connection id of the loopback connection (class 0 of the dispatch queue, as Ceph's
 /// local delivery).
@@ -32,7 +39,7 @@ pub const LOOPBACK_ID: ConnId = 0;
 pub struct Connection {
     kind: Kind,
     /// The messenger's calls waiting for replies ([`Connection::call`]).
-    calls: Arc<Calls>,
+    calls: Arc<Calls<Received>>,
 }
 
 #[derive(Clone)]
@@ -42,22 +49,20 @@ enum Kind {
 }
 
 impl Connection {
-    pub(crate) fn remote(session: Session, calls: Arc<Calls>) -> Self {
+    /// A handle to `session`, whose replies to calls go through `calls`.
+    pub(crate) fn remote(session: Session, calls: Arc<Calls<Received>>) -> Self {
         Connection {
             kind: Kind::Remote(session),
             calls,
         }
     }
 
-    pub(crate) fn loopback(lb: Arc<Loopback>, calls: Arc<Calls>) -> Self {
+    /// A handle to the messenger's loopback.
+    pub(crate) fn loopback(lb: Arc<Loopback>, calls: Arc<Calls<Received>>) -> Self {
         Connection {
             kind: Kind::Loopback(lb),
             calls,
         }
-    }
-
-    pub(crate) fn calls(&self) -> &Arc<Calls> {
-        &self.calls
     }
 
     /// Sends a [`call`](Self::call)'s request: as [`send`](Self::send), except that on the
@@ -65,7 +70,7 @@ impl Connection {
     pub(crate) async fn send_request(&self, msg: Message) -> Result<(), SendError> {
         match &self.kind {
             Kind::Remote(s) => s.send(msg).await.map_err(map_send),
-            Kind::Loopback(lb) => lb.deliver(self, msg, false),
+            Kind::Loopback(lb) => lb.send(msg, false),
         }
     }
 
@@ -74,7 +79,7 @@ impl Connection {
     pub async fn send(&self, msg: Message) -> Result<(), SendError> {
         match &self.kind {
             Kind::Remote(s) => s.send(msg).await.map_err(map_send),
-            Kind::Loopback(lb) => lb.deliver(self, msg, true),
+            Kind::Loopback(lb) => lb.send(msg, true),
         }
     }
 
@@ -83,7 +88,7 @@ impl Connection {
     pub fn try_send(&self, msg: Message) -> Result<(), SendError> {
         match &self.kind {
             Kind::Remote(s) => s.try_send(msg).map_err(map_send),
-            Kind::Loopback(lb) => lb.deliver(self, msg, true),
+            Kind::Loopback(lb) => lb.send(msg, true),
         }
     }
 
@@ -93,8 +98,52 @@ impl Connection {
     pub fn queue(&self, msg: Message) -> Result<(), SendError> {
         match &self.kind {
             Kind::Remote(s) => s.queue(msg).map_err(map_send),
-            Kind::Loopback(lb) => lb.deliver(self, msg, true),
+            Kind::Loopback(lb) => lb.send(msg, true),
         }
+    }
+
+    /// Sends `msg` and waits at most `timeout` for the reply: the first message arriving on
+    /// this connection whose header carries the request's `tid`. The request keeps a `tid`
+    /// it already has (the caller's own numbering, as Ceph's Objecter has); a `tid` of 0 is
+    /// replaced by the next of the messenger's counter. The reply does not go through the
+    /// dispatchers.
+    ///
+    /// The send waits on backpressure as [`send`](Self::send) does, within the same
+    /// `timeout`. Many calls may wait on one connection at once, answered in any order.
+    /// Fails with [`CallError::Timeout`] when no reply came in time (a reply arriving later
+    /// goes to the dispatchers as an ordinary message), [`CallError::Closed`] when the
+    /// session ends first, [`CallError::DuplicateTid`] when another call on this connection
+    /// waits for the same `tid`. Dropping the future forgets the call.
+    ///
+    /// ```no_run
+    /// # async fn f(conn: msgr_core::Connection) -> Result<(), Box<dyn std::error::Error>> {
+    /// use std::time::Duration;
+    /// use msgr_core::Message;
+    ///
+    /// let reply = conn.call(Message::new(0x7001, "ping"), Duration::from_secs(5)).await?;
+    /// println!("{} bytes back from {:?}", reply.msg.front.len(), reply.conn.peer_name());
+    /// # Ok(()) }
+    /// ```
+    pub async fn call(&self, mut msg: Message, timeout: Duration) -> Result<Received, CallError> {
+        if msg.header.tid == 0 {
+            msg.header.tid = self.calls.next_tid();
+        }
+        let tid = msg.header.tid;
+        let mut pending = self.calls.register(self.id(), tid)?;
+        let exchange = async {
+            self.send_request(msg).await?;
+            tokio::select! {
+                biased;
+                r = &mut pending.rx => r.map_err(|_| CallError::Closed { tid }),
+                () = self.closed() => Err(CallError::Closed { tid }),
+            }
+        };
+        let out = match tokio::time::timeout(timeout, exchange).await {
+            Ok(r) => r,
+            Err(_) => Err(CallError::Timeout { tid, timeout }),
+        };
+        drop(pending);
+        out
     }
 
     /// Asks for a keepalive (KEEPALIVE2 when negotiated). Does not wake a standby session.
@@ -137,7 +186,7 @@ impl Connection {
     pub fn peer_type(&self) -> EntityType {
         match &self.kind {
             Kind::Remote(s) => s.peer_type(),
-            Kind::Loopback(lb) => lb.name.ty,
+            Kind::Loopback(lb) => lb.initial_name().ty,
         }
     }
 
@@ -153,7 +202,7 @@ impl Connection {
     pub fn features(&self) -> u64 {
         match &self.kind {
             Kind::Remote(s) => s.features(),
-            Kind::Loopback(lb) => lb.features,
+            Kind::Loopback(lb) => lb.features(),
         }
     }
 
@@ -240,11 +289,7 @@ impl Connection {
     pub fn watch_state(&self) -> watch::Receiver<ConnState> {
         match &self.kind {
             Kind::Remote(s) => s.watch_state(),
-            Kind::Loopback(lb) => {
-                let mut rx = lb.state_rx.clone();
-                rx.mark_unchanged();
-                rx
-            }
+            Kind::Loopback(lb) => lb.watch_state(),
         }
     }
 
@@ -282,7 +327,7 @@ impl Connection {
     pub async fn closed(&self) {
         match &self.kind {
             Kind::Remote(s) => s.closed().await,
-            Kind::Loopback(lb) => lb.closed.cancelled().await,
+            Kind::Loopback(lb) => lb.closed().await,
         }
     }
 }
@@ -317,108 +362,58 @@ impl fmt::Debug for Connection {
                 .finish_non_exhaustive(),
             Kind::Loopback(lb) => f
                 .debug_struct("Connection")
-                .field("loopback", &lb.name)
+                .field("loopback", &lb.initial_name())
                 .finish_non_exhaustive(),
         }
     }
 }
 
-/// The loopback: messages a messenger sends to itself go through the dispatch queue's local
-/// delivery path, in order, without a socket or a throttle.
-pub(crate) struct Loopback {
-    name: EntityName,
-    features: u64,
-    messenger: Weak<Inner>,
-    out_seq: AtomicU64,
-    bytes: AtomicU64,
-    shut: AtomicBool,
-    closed: CancellationToken,
-    /// Open, then Closed at shutdown (the sender is dropped then, ending every watcher).
-    state: Mutex<Option<watch::Sender<ConnState>>>,
-    state_rx: watch::Receiver<ConnState>,
+/// A message received on a connection.
+///
+/// It holds the permits of the connection policy's inbound throttles (bytes and message
+/// count, Ceph's `throttler_bytes` / `throttler_messages`): they are given back when this value
+/// is dropped, so an application that keeps messages slows its peers down.
+pub struct Received {
+    /// The message, with its header, segments and footer.
+    pub msg: Message,
+    /// The connection it arrived on; reply through it.
+    pub conn: Connection,
+    /// Policy throttle permits, released on drop.
+    pub permits: Permits,
 }
 
-impl Loopback {
-    pub(crate) fn new(name: EntityName, features: u64, messenger: Weak<Inner>) -> Self {
-        let (state, state_rx) = watch::channel(ConnState::Open);
-        Loopback {
-            name,
-            features,
-            messenger,
-            out_seq: AtomicU64::new(0),
-            bytes: AtomicU64::new(0),
-            shut: AtomicBool::new(false),
-            closed: CancellationToken::new(),
-            state: Mutex::new(Some(state)),
-            state_rx,
-        }
+impl fmt::Debug for Received {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Received")
+            .field("type", &self.msg.header.ty)
+            .field("seq", &self.msg.header.seq)
+            .field("conn", &self.conn)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The policy throttle permits a [`Received`] message holds (none for loopback messages).
+#[derive(Default)]
+pub struct Permits {
+    pub(crate) inner: Vec<ThrottlePermit>,
+}
+
+impl Permits {
+    /// Gives the permits back now instead of when the message is dropped.
+    pub fn release(&mut self) {
+        self.inner.clear();
     }
 
-    /// Our name now (after any `Messenger::set_name`); the name at creation once the
-    /// messenger is gone.
-    fn name(&self) -> EntityName {
-        self.messenger.upgrade().map_or(self.name, |m| m.name())
+    /// Units held, summed over the permits (1 message + payload bytes with both throttles).
+    pub fn amount(&self) -> u64 {
+        self.inner.iter().map(ThrottlePermit::amount).sum()
     }
+}
 
-    fn addr(&self) -> EntityAddr {
-        self.messenger
-            .upgrade()
-            .map_or(EntityAddr::BLANK, |m| m.current_addr())
-    }
-
-    fn is_closed(&self) -> bool {
-        self.shut.load(Ordering::Acquire)
-    }
-
-    /// Ends the loopback: later sends fail.
-    pub(crate) fn close(&self) {
-        self.shut.store(true, Ordering::Release);
-        let state = msgr_dispatch::lock(&self.state).take();
-        if let Some(tx) = state {
-            tx.send_replace(ConnState::Closed);
-        }
-        self.closed.cancel();
-    }
-
-    /// Seals `msg` and hands it to our own dispatchers, or, when `replies` and a
-    /// [`Connection::call`] on the loopback waits for its tid, to that call.
-    fn deliver(&self, conn: &Connection, mut msg: Message, replies: bool) -> Result<(), SendError> {
-        if self.is_closed() {
-            return Err(SendError::Closed);
-        }
-        let messenger = self.messenger.upgrade().ok_or(SendError::Shutdown)?;
-        let seq = self.out_seq.fetch_add(1, Ordering::Relaxed) + 1;
-        msg.seal(seq, messenger.name(), CrcFlags::NONE);
-        let size = msg.front.len() + msg.middle.len() + msg.data.len();
-        self.bytes
-            .fetch_add(u64::try_from(size).unwrap_or(u64::MAX), Ordering::Relaxed);
-        let priority = msg.header.priority;
-        let mut received = Received {
-            msg,
-            conn: conn.clone(),
-            permits: Permits::default(),
-        };
-        if replies {
-            match conn.calls.complete(LOOPBACK_ID, received) {
-                Ok(()) => return Ok(()),
-                Err(r) => received = r,
-            }
-        }
-        messenger
-            .queue
-            .local_delivery(priority, received, ThrottlePermit::empty());
-        Ok(())
-    }
-
-    fn stats(&self) -> SessionStats {
-        let msgs = self.out_seq.load(Ordering::Relaxed);
-        let bytes = self.bytes.load(Ordering::Relaxed);
-        SessionStats {
-            msgs_in: msgs,
-            bytes_in: bytes,
-            msgs_out: msgs,
-            bytes_out: bytes,
-            ..SessionStats::default()
-        }
+impl fmt::Debug for Permits {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Permits")
+            .field("amount", &self.amount())
+            .finish()
     }
 }

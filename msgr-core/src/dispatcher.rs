@@ -1,73 +1,23 @@
-//! The [`Dispatcher`] trait, the messages it receives and the chain of dispatchers.
+//! The [`Dispatcher`] trait, what it answers ([`Dispatched`]) and the chain of dispatchers.
 //!
 //! As Ceph's `Dispatcher`: a messenger hands each received message to its dispatchers in the
 //! order they were added; each one handles it or passes it on. Fast dispatch runs in the
 //! connection's reader task (keep it short, never block); normal dispatch runs on the
 //! messenger's single dispatch task, so it is strictly sequential per messenger. Connection
 //! events go to every dispatcher, in order, on the dispatch task.
+//!
+//! What it does not do: queue, order or throttle (the dispatch queue, whose handler is the
+//! `queue` module, does), or define what is received (`connection` does: [`Received`]). It
+//! imports only `connection`.
 
-use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use msgr_dispatch::ThrottlePermit;
-use msgr_wire::Message;
-
-use crate::connection::Connection;
+use crate::connection::{Connection, Received};
 
 /// A boxed future, as returned by [`Dispatcher::dispatch`] (the trait stays object safe).
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
-
-/// A message received on a connection.
-///
-/// It holds the permits of the connection policy's inbound throttles (bytes and message
-/// count, Ceph's `throttler_bytes` / `throttler_messages`): they are given back when this value
-/// is dropped, so an application that keeps messages slows its peers down.
-pub struct Received {
-    /// The message, with its header, segments and footer.
-    pub msg: Message,
-    /// The connection it arrived on; reply through it.
-    pub conn: Connection,
-    /// Policy throttle permits, released on drop.
-    pub permits: Permits,
-}
-
-impl fmt::Debug for Received {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Received")
-            .field("type", &self.msg.header.ty)
-            .field("seq", &self.msg.header.seq)
-            .field("conn", &self.conn)
-            .finish_non_exhaustive()
-    }
-}
-
-/// The policy throttle permits a [`Received`] message holds (none for loopback messages).
-#[derive(Default)]
-pub struct Permits {
-    pub(crate) inner: Vec<ThrottlePermit>,
-}
-
-impl Permits {
-    /// Gives the permits back now instead of when the message is dropped.
-    pub fn release(&mut self) {
-        self.inner.clear();
-    }
-
-    /// Units held, summed over the permits (1 message + payload bytes with both throttles).
-    pub fn amount(&self) -> u64 {
-        self.inner.iter().map(ThrottlePermit::amount).sum()
-    }
-}
-
-impl fmt::Debug for Permits {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Permits")
-            .field("amount", &self.amount())
-            .finish()
-    }
-}
 
 /// What a dispatcher did with a message.
 // Returned once per dispatch and moved, never stored: boxing would only add an allocation.

@@ -1,43 +1,144 @@
-//! The messenger as the pipes' [`Host`], and the dispatch queue's [`Handler`]: what the
-//! sessions deliver becomes [`Received`] messages and connection events for the dispatcher
-//! chain.
+//! [`SessionHost`]: the messenger as its sessions see it — msgr-pipe's [`Host`] — and as
+//! its loopback sees it ([`LocalHost`]).
+//!
+//! ```text
+//!  reader tasks --Host::deliver / Host::event--+--> dispatch queue --> dispatcher chain
+//!  Loopback::send --LocalHost::deliver_local---+    (a reply to a call goes to its caller)
+//!  acceptor / connector --lookup, register-----> registry (peer addr -> Session)
+//! ```
+//!
+//! The host hands out global seqs and policies, keeps the registry of sessions (with a
+//! watcher task per registered session, which unregisters it when it ends, keeps its
+//! counters in the totals and measures its keepalive round trips), and turns what the
+//! sessions and the loopback deliver into [`Received`] messages and connection events for
+//! the dispatch queue, or into the replies of waiting calls.
+//!
+//! What it does not do: listen (the accepter does), bind, rebind, mark down or shut down
+//! (the `messenger` facade does), or dispatch (the queue's handler does). It imports the
+//! leaf state (`identity`, `policies`, `registry`, `call`, `loopback`), `connection`,
+//! `dispatcher`, `queue` and `stats`; nothing imports it but the facade.
 
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, Weak};
 
-use msgr_dispatch::{BoxFuture, ConnId, Handler, Throttle, ThrottlePermit};
-use msgr_pipe::{Authorizer, Host, Incoming, Policy, Session, SessionEvent};
-use msgr_wire::{EntityAddr, EntityName, EntityType};
-use rand::rngs::SmallRng;
-use rand::{Rng, SeedableRng};
+use msgr_dispatch::{lock, ConnId, Throttle, ThrottlePermit};
+use msgr_pipe::{
+    Authorizer, Host, Incoming, KeepaliveAcks, PipeConfig, Policy, Session, SessionEvent,
+};
+use msgr_wire::{EntityAddr, EntityName, EntityType, Message};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::Instrument;
 
-use crate::connection::Connection;
-use crate::dispatcher::{Chain, EventKind, Permits, Received};
-use crate::messenger::{lock, Inner};
+use crate::call::Calls;
+use crate::connection::{Connection, Permits, Received, LOOPBACK_ID};
+use crate::dispatcher::EventKind;
+use crate::identity::Identity;
+use crate::loopback::{LocalHost, Loopback};
+use crate::policies::Policies;
+use crate::queue::{ConnEvent, Queue, QueueHandler};
+use crate::registry::Registry;
+use crate::stats;
 
-/// A connection event on its way through the dispatch queue.
-pub(crate) struct ConnEvent {
-    pub(crate) conn: Connection,
-    pub(crate) kind: EventKind,
+/// What a messenger's sessions, its accepter and its loopback share: everything the
+/// facade does not own alone. Built once by the messenger's builder.
+pub(crate) struct SessionHost {
+    /// Ourselves, for the watcher tasks `register` spawns.
+    pub(crate) me: Weak<SessionHost>,
+    /// Our name and address.
+    pub(crate) identity: Identity,
+    /// The last global seq handed out (Ceph's `global_seq`: one counter per messenger).
+    pub(crate) global_seq: Mutex<u32>,
+    /// The policy per peer type, and the default.
+    pub(crate) policies: Policies,
+    /// Bytes of received messages not yet dispatched (`dispatch_throttle_bytes`).
+    pub(crate) dispatch_throttle: Throttle,
+    /// Builds and verifies authorizers; none: nothing sent, everything accepted.
+    pub(crate) authorizer: Option<Arc<dyn Authorizer>>,
+    /// The configuration's `pipe` (with the builder's hook), shared by every session.
+    pub(crate) pipe: Arc<PipeConfig>,
+    /// The registered sessions, ended sessions' counters, keepalive round trips.
+    pub(crate) registry: Registry,
+    /// The dispatch queue, and its handler over the dispatcher chain.
+    pub(crate) queue: Queue,
+    pub(crate) handler: Arc<QueueHandler>,
+    /// Calls waiting for their reply ([`Connection::call`]).
+    pub(crate) calls: Arc<Calls<Received>>,
+    /// The connection to ourselves; it holds us weakly, as its [`LocalHost`].
+    pub(crate) loopback: Arc<Loopback>,
+    /// Cancelled when the messenger shuts down.
+    pub(crate) cancel: CancellationToken,
+    /// Every task of the messenger: accepter, handshakes, session watchers.
+    pub(crate) tracker: TaskTracker,
+    /// The messenger's span: its name; its tasks run inside it.
+    pub(crate) span: tracing::Span,
 }
 
-impl Host for Inner {
+impl SessionHost {
+    /// A connection to `session`.
+    pub(crate) fn connection(&self, session: Session) -> Connection {
+        Connection::remote(session, Arc::clone(&self.calls))
+    }
+
+    /// The connection to ourselves.
+    pub(crate) fn loopback_connection(&self) -> Connection {
+        Connection::loopback(Arc::clone(&self.loopback), Arc::clone(&self.calls))
+    }
+
+    /// Measures the round trip of every KEEPALIVE2_ACK `acks` sees, until the session ends.
+    async fn follow_keepalives(&self, s: &Session, mut acks: KeepaliveAcks) {
+        let closed = s.closed();
+        tokio::pin!(closed);
+        loop {
+            tokio::select! {
+                () = &mut closed => break,
+                ack = acks.next() => match ack {
+                    Ok(stamp) => {
+                        if let Some(rtt) = stats::rtt_of(stamp) {
+                            self.registry.observe_rtt(s.id(), rtt);
+                        }
+                    }
+                    Err(_) => {
+                        closed.as_mut().await;
+                        break;
+                    }
+                },
+            }
+        }
+        self.registry.forget_rtt(s.id());
+    }
+
+    /// Follows a registered session until it ends, so `wait` covers it, and keeps its
+    /// counters in the totals afterwards.
+    fn watch(&self, s: Session) {
+        let Some(me) = self.me.upgrade() else { return };
+        let shutting_down = self.cancel.is_cancelled();
+        // Subscribed now, not when the task first runs: an ack may come before that.
+        let acks = s.keepalive_acks();
+        self.tracker.spawn(
+            async move {
+                if shutting_down {
+                    s.mark_down();
+                }
+                me.follow_keepalives(&s, acks).await;
+                me.unregister(&s);
+                me.registry.retire(s.stats());
+            }
+            .instrument(self.span.clone()),
+        );
+    }
+}
+
+impl Host for SessionHost {
     fn my_addr(&self) -> EntityAddr {
-        self.current_addr()
+        self.identity.addr()
     }
 
     fn learn_addr(&self, seen: &EntityAddr) {
-        let mut a = lock(&self.addr);
-        if a.is_blank_ip() && !seen.is_blank_ip() {
-            let port = a.addr.port();
-            a.addr = SocketAddr::new(seen.addr.ip(), port);
-            tracing::debug!(addr = %*a, "learned our address");
-        }
+        self.identity.learn_addr(seen);
     }
 
     fn my_name(&self) -> EntityName {
-        self.name()
+        self.identity.name()
     }
 
     fn next_global_seq(&self, at_least: u32) -> u32 {
@@ -47,10 +148,7 @@ impl Host for Inner {
     }
 
     fn policy(&self, peer_type: EntityType) -> Policy {
-        self.policies
-            .get(&peer_type)
-            .unwrap_or(&self.default_policy)
-            .clone()
+        self.policies.get(peer_type).clone()
     }
 
     fn dispatch_throttle(&self) -> Option<Throttle> {
@@ -62,30 +160,17 @@ impl Host for Inner {
     }
 
     fn lookup(&self, peer_addr: &EntityAddr) -> Option<Session> {
-        lock(&self.sessions).get(peer_addr).cloned()
+        self.registry.lookup(peer_addr)
     }
 
     fn register(&self, session: &Session) -> Result<(), Session> {
-        {
-            let mut map = lock(&self.sessions);
-            let addr = session.peer_addr();
-            if let Some(existing) = map.get(&addr) {
-                if existing != session && !existing.is_closed() {
-                    return Err(existing.clone());
-                }
-            }
-            map.insert(addr, session.clone());
-        }
+        self.registry.insert(session)?;
         self.watch(session.clone());
         Ok(())
     }
 
     fn unregister(&self, session: &Session) {
-        let mut map = lock(&self.sessions);
-        let addr = session.peer_addr();
-        if map.get(&addr) == Some(session) {
-            map.remove(&addr);
-        }
+        self.registry.remove(session);
     }
 
     fn deliver(&self, session: &Session, incoming: Incoming) {
@@ -97,7 +182,7 @@ impl Host for Inner {
         let priority = msg.header.priority;
         let mut received = Received {
             msg,
-            conn: Connection::remote(session.clone(), Arc::clone(&self.calls)),
+            conn: self.connection(session.clone()),
             permits: Permits {
                 inner: policy_permits,
             },
@@ -132,7 +217,7 @@ impl Host for Inner {
             // Messages of the session that was reset are not delivered (Ceph discards them).
             self.queue.discard(session.id());
         }
-        let conn = Connection::remote(session.clone(), Arc::clone(&self.calls));
+        let conn = self.connection(session.clone());
         self.queue
             .enqueue_event(session.id(), ConnEvent { conn, kind });
     }
@@ -142,89 +227,30 @@ impl Host for Inner {
     }
 }
 
-/// The dispatch queue's view of the dispatcher chain.
-pub(crate) struct QueueHandler {
-    /// Taken at the end of `wait`, breaking reference cycles through dispatchers.
-    pub(crate) chain: Mutex<Option<Arc<Chain>>>,
-    /// Event delay injection (Ceph's DispatchQueue sleeps `ms_inject_internal_delays` before
-    /// an event with probability `ms_inject_delay_probability`).
-    event_delay: Option<EventDelay>,
-}
-
-struct EventDelay {
-    delay: Duration,
-    probability: f64,
-    rng: Mutex<SmallRng>,
-}
-
-impl QueueHandler {
-    pub(crate) fn new(chain: Chain, inject: &crate::config::InjectConfig) -> Self {
-        let event_delay = (!inject.internal_delay.is_zero() && inject.delay_probability > 0.0)
-            .then(|| EventDelay {
-                delay: inject.internal_delay,
-                probability: inject.delay_probability,
-                rng: Mutex::new(SmallRng::seed_from_u64(inject.seed)),
-            });
-        QueueHandler {
-            chain: Mutex::new(Some(Arc::new(chain))),
-            event_delay,
-        }
+impl LocalHost for SessionHost {
+    fn name(&self) -> EntityName {
+        self.identity.name()
     }
 
-    pub(crate) fn chain(&self) -> Option<Arc<Chain>> {
-        lock(&self.chain).clone()
+    fn addr(&self) -> EntityAddr {
+        self.identity.addr()
     }
 
-    /// The injected delay before the next event, if the draw hits.
-    fn event_delay(&self) -> Option<Duration> {
-        let d = self.event_delay.as_ref()?;
-        lock(&d.rng).gen_bool(d.probability).then_some(d.delay)
-    }
-}
-
-impl Handler<Received, ConnEvent> for QueueHandler {
-    fn fast_preprocess(&self, m: &Received) {
-        if let Some(c) = self.chain() {
-            c.fast_preprocess(m);
-        }
-    }
-
-    fn can_fast_dispatch(&self, m: &Received) -> bool {
-        self.chain().is_some_and(|c| c.can_fast_dispatch(m))
-    }
-
-    fn fast_dispatch(&self, m: Received) {
-        if let Some(c) = self.chain() {
-            c.fast_dispatch(m);
-        }
-    }
-
-    fn try_fast_dispatch(&self, m: Received) -> Result<(), Received> {
-        match self.chain() {
-            Some(c) => c.try_fast_dispatch(m),
-            None => Err(m),
-        }
-    }
-
-    fn dispatch(&self, m: Received) -> BoxFuture<'_, ()> {
-        let chain = self.chain();
-        Box::pin(async move {
-            if let Some(c) = chain {
-                c.dispatch(m).await;
+    fn deliver_local(&self, msg: Message, replies: bool) {
+        let priority = msg.header.priority;
+        let mut received = Received {
+            msg,
+            conn: self.loopback_connection(),
+            permits: Permits::default(),
+        };
+        if replies {
+            let tid = received.msg.header.tid;
+            match self.calls.complete(LOOPBACK_ID, tid, received) {
+                Ok(()) => return,
+                Err(r) => received = r,
             }
-        })
-    }
-
-    fn event(&self, _conn: ConnId, e: ConnEvent) -> BoxFuture<'_, ()> {
-        let chain = self.chain();
-        let delay = self.event_delay();
-        Box::pin(async move {
-            if let Some(d) = delay {
-                tokio::time::sleep(d).await;
-            }
-            if let Some(c) = chain {
-                c.event(&e.conn, e.kind);
-            }
-        })
+        }
+        self.queue
+            .local_delivery(priority, received, ThrottlePermit::empty());
     }
 }

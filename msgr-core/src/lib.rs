@@ -92,35 +92,53 @@
 //! # Ok(()) }
 //! ```
 
-mod accepter;
-mod builder;
-mod call;
+// The modules, grouped from the leaves up (DESIGN.md draws the layers): a module imports
+// only modules of its own group or of the groups above it, and the `layering` test checks
+// that the imports form no cycle.
+
+// Plain data: errors, settings, counters.
 mod config;
-mod connect;
+mod error;
+mod stats;
+
+// The messenger's shared state, each imported by the layers below and importing none of
+// them: who we are, the policy set, the session table, the calls table, the loopback.
+mod call;
+mod identity;
+mod loopback;
+mod policies;
+mod registry;
+
+// Connections and what arrives on them; the dispatchers; the dispatch queue's handler.
 mod connection;
 mod dispatcher;
-mod error;
+mod queue;
+mod stream;
+
+// The sessions' host (msgr-pipe's `Host`) and the accepter.
+mod accepter;
 mod host;
+
+// The facade (with its builder and `connect`) and its add-ons.
 mod messenger;
 #[cfg(feature = "metrics")]
 pub mod metrics;
-mod stats;
-mod stream;
 pub mod testing;
+
+#[cfg(test)]
+mod layering;
 #[cfg(test)]
 mod tests;
 
-pub use builder::MessengerBuilder;
 pub use call::CallError;
 pub use config::{
     ceph_conf_options, CephConfOption, InjectConfig, MessengerConfig, PipeConfig, PolicyConfig,
     PolicyKind, DEFAULT_DISPATCH_THROTTLE_BYTES, DEFAULT_MAX_PENDING_BYTES,
 };
-pub use connect::ConnectError;
-pub use connection::{Connection, LOOPBACK_ID};
-pub use dispatcher::{BoxFuture, Dispatched, Dispatcher, Permits, Received};
+pub use connection::{Connection, Permits, Received, LOOPBACK_ID};
+pub use dispatcher::{BoxFuture, Dispatched, Dispatcher};
 pub use error::{ConfigError, CoreError, SendError};
-pub use messenger::Messenger;
+pub use messenger::{ConnectError, Messenger, MessengerBuilder};
 pub use stats::{ConnectionStats, MessengerStats, RttHistogram, ThrottleReading, RTT_BUCKETS};
 pub use stream::{Incoming, StreamDispatcher};
 

@@ -16,7 +16,8 @@ use std::task::{Context, Poll};
 
 use tokio::sync::mpsc;
 
-use crate::dispatcher::{BoxFuture, Dispatched, Dispatcher, Received};
+use crate::connection::Received;
+use crate::dispatcher::{BoxFuture, Dispatched, Dispatcher};
 
 /// A [`Dispatcher`] that hands every message to an [`Incoming`] stream, waiting while the
 /// stream holds `capacity` unread messages.

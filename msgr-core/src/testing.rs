@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use crate::Messenger;
+use crate::messenger::Messenger;
 
 /// How long [`stop`] waits for [`Messenger::wait`].
 pub const STOP_WAIT: Duration = Duration::from_secs(10);

@@ -325,7 +325,7 @@ fn throttles(
             ("throttle", name.to_string()),
         ]
     };
-    type Reader = fn(&crate::ThrottleReading) -> u64;
+    type Reader = fn(&crate::stats::ThrottleReading) -> u64;
     let families: [(&str, &str, Reader); 3] = [
         (
             "msgr_throttle_current",

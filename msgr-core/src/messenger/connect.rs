@@ -16,14 +16,16 @@
 //! overall one), or retry: the session's policy does, and a session this call started is
 //! marked down when the call fails, so nothing keeps dialling behind the caller's back. A
 //! session that existed before the call is left as it is.
+//!
+//! It uses only the facade's public methods and the connection's watches.
 
 use std::sync::Arc;
 
 use msgr_pipe::{ConnState, HandshakeFailure, PipeError};
 use msgr_wire::{EntityAddr, EntityType};
 
+use super::Messenger;
 use crate::connection::Connection;
-use crate::messenger::Messenger;
 
 /// Why [`Messenger::connect`] gave no open connection.
 #[derive(Debug, Clone, thiserror::Error)]

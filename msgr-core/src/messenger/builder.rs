@@ -1,24 +1,32 @@
-//! [`MessengerBuilder`]: settings, policies and dispatchers, then `start`.
+//! [`MessengerBuilder`]: settings, policies and dispatchers, then `start`, which validates
+//! the configuration, binds, and assembles the layers: the identity, the policy set, the
+//! dispatch queue over the dispatcher chain, the sessions' host (with its registry, calls
+//! and loopback), the facade, and the first accepter.
+//!
+//! What it does not do: run anything itself (the queue, the accepter and the sessions have
+//! their tasks), or read configuration files (`config` does).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::AtomicI64;
 use std::sync::{Arc, Mutex, Weak};
 
 use msgr_dispatch::{DispatchQueue, Throttle};
-use msgr_pipe::{Authorizer, HandshakeHook, Policy, SessionStats};
+use msgr_pipe::{Authorizer, HandshakeHook, Policy};
 use msgr_wire::{EntityAddr, EntityName, EntityType};
-use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::accepter::{self, Accepter};
-use crate::config::{MessengerConfig, PolicyConfig, PolicyKind};
-use crate::connection::Loopback;
+use super::{Inner, Messenger};
+use crate::accepter::{self, Accepter, ConnLimit};
+use crate::config::MessengerConfig;
 use crate::dispatcher::{Chain, Dispatcher};
-use crate::error::CoreError;
-use crate::host::QueueHandler;
-use crate::messenger::{Inner, Messenger};
+use crate::error::{ConfigError, CoreError};
+use crate::host::SessionHost;
+use crate::identity::Identity;
+use crate::loopback::{LocalHost, Loopback};
+use crate::policies::{self, Policies};
+use crate::queue::QueueHandler;
+use crate::registry::Registry;
 
 /// Configures and starts a [`Messenger`]; made by [`Messenger::builder`].
 #[must_use = "a builder does nothing until started"]
@@ -113,9 +121,7 @@ impl MessengerBuilder {
         }
         config.validate()?;
         let name = match &config.name {
-            Some(n) => n
-                .parse()
-                .map_err(|_| crate::error::ConfigError::EntityName(n.clone()))?,
+            Some(n) => n.parse().map_err(|_| ConfigError::EntityName(n.clone()))?,
             None => self.name,
         };
         if let Some(hook) = self.hook {
@@ -126,13 +132,13 @@ impl MessengerBuilder {
         for (ty, pc) in &config.policies {
             let ty: EntityType = ty
                 .parse()
-                .map_err(|_| crate::error::ConfigError::EntityType(ty.clone()))?;
-            policies.insert(ty, policy_from_config(pc, &config));
+                .map_err(|_| ConfigError::EntityType(ty.clone()))?;
+            policies.insert(ty, policies::from_config(pc, &config));
         }
         policies.extend(self.policies);
         let default_policy = self
             .default_policy
-            .unwrap_or_else(|| policy_from_config(&config.default_policy, &config));
+            .unwrap_or_else(|| policies::from_config(&config.default_policy, &config));
 
         let listener = accepter::bind(
             config.bind_addr,
@@ -140,7 +146,7 @@ impl MessengerBuilder {
             config.bind_port_max,
             &config.bind_avoid_ports,
         )?;
-        let local = listener.local_addr().map_err(|source| CoreError::Bind {
+        let local_addr = listener.local_addr().map_err(|source| CoreError::Bind {
             addr: config.bind_addr,
             source,
         })?;
@@ -148,61 +154,47 @@ impl MessengerBuilder {
         let handler = Arc::new(QueueHandler::new(self.chain, &config.pipe.inject));
         let queue = DispatchQueue::new(config.dispatch.clone(), handler.clone());
         let limit =
-            (config.max_connections > 0).then(|| Arc::new(Semaphore::new(config.max_connections)));
+            (config.max_connections > 0).then(|| Arc::new(ConnLimit::new(config.max_connections)));
         let features = default_policy.features_supported;
-        let inner = Arc::new_cyclic(|me: &Weak<Inner>| Inner {
-            me: me.clone(),
-            name_ty: name.ty,
-            name_num: AtomicI64::new(name.num),
-            addr: Mutex::new(if config.bind_msgr2 {
-                EntityAddr::v2(local, nonce)
-            } else {
-                EntityAddr::new(local, nonce)
-            }),
-            global_seq: Mutex::new(0),
-            policies,
-            default_policy,
-            dispatch_throttle: Throttle::new(config.dispatch_throttle_bytes),
-            authorizer: self.authorizer,
-            pipe,
-            sessions: Mutex::new(HashMap::new()),
-            retired: Mutex::new(SessionStats::default()),
-            queue,
-            handler,
-            cancel: CancellationToken::new(),
-            tracker: TaskTracker::new(),
-            accepter: tokio::sync::Mutex::new(None),
-            limit,
-            counted: Mutex::new(HashSet::new()),
-            span: tracing::debug_span!("msgr", %name),
-            loopback: Arc::new(Loopback::new(name, features, me.clone())),
-            calls: Arc::default(),
-            rtt: Mutex::default(),
-            config,
+        let host = Arc::new_cyclic(|me: &Weak<SessionHost>| {
+            let local: Weak<dyn LocalHost> = me.clone();
+            SessionHost {
+                me: me.clone(),
+                identity: Identity::new(
+                    name,
+                    if config.bind_msgr2 {
+                        EntityAddr::v2(local_addr, nonce)
+                    } else {
+                        EntityAddr::new(local_addr, nonce)
+                    },
+                ),
+                global_seq: Mutex::new(0),
+                policies: Policies::new(policies, default_policy),
+                dispatch_throttle: Throttle::new(config.dispatch_throttle_bytes),
+                authorizer: self.authorizer,
+                pipe,
+                registry: Registry::default(),
+                queue,
+                handler,
+                calls: Arc::default(),
+                loopback: Arc::new(Loopback::new(name, features, local)),
+                cancel: CancellationToken::new(),
+                tracker: TaskTracker::new(),
+                span: tracing::debug_span!("msgr", %name),
+            }
         });
-        let accepter = Accepter::spawn(
-            &inner,
-            listener,
-            inner.cancel.child_token(),
-            inner.limit.clone(),
-        );
-        *inner.accepter.lock().await = Some(accepter);
-        tracing::debug!(%name, addr = %inner.current_addr(), "messenger started");
-        Ok(Messenger { inner })
+        let messenger = Messenger {
+            inner: Arc::new(Inner {
+                host,
+                config,
+                accepter: tokio::sync::Mutex::new(None),
+                limit,
+            }),
+        };
+        let cancel = messenger.inner.host.cancel.child_token();
+        let accepter = Accepter::spawn(messenger.accept_context(), listener, cancel);
+        *messenger.inner.accepter.lock().await = Some(accepter);
+        tracing::debug!(%name, addr = %messenger.addr(), "messenger started");
+        Ok(messenger)
     }
-}
-
-fn policy_from_config(pc: &PolicyConfig, c: &MessengerConfig) -> Policy {
-    let req = c.features_required | pc.features_required;
-    let mut p = match pc.kind {
-        PolicyKind::LossyClient => Policy::lossy_client(req),
-        PolicyKind::LosslessClient => Policy::lossless_client(req),
-        PolicyKind::LosslessPeer => Policy::lossless_peer(req),
-        PolicyKind::LosslessPeerReuse => Policy::lossless_peer_reuse(req),
-        PolicyKind::StatefulServer => Policy::stateful_server(req),
-        PolicyKind::StatelessServer => Policy::stateless_server(req),
-    };
-    p.features_supported = c.features_supported;
-    let throttle = |n: u64| (n > 0).then(|| Throttle::new(n));
-    p.with_throttles(throttle(pc.throttle_bytes), throttle(pc.throttle_messages))
 }
