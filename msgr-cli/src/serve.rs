@@ -512,13 +512,17 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let (authorizer, front) = match &role {
         crate::serve_auth::Role::Open => (None, None),
         crate::serve_auth::Role::Mon(service) => {
+            if msgr2 {
+                service.announce_v2(bind);
+            }
             let mon = service.dispatcher();
             let front: Arc<dyn msgr_core::Dispatcher> = if args.log_messages {
                 Arc::new(LogThenPass(mon))
             } else {
                 mon
             };
-            (None, Some(front))
+            // msgr2 clients authenticate inside the handshake with the mon's auth server.
+            (Some(service.authorizer()), Some(front))
         }
         crate::serve_auth::Role::Daemon { authorizer, .. } => (Some(authorizer.clone()), None),
     };

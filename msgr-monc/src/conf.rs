@@ -253,7 +253,7 @@ mod tests {
     fn bad_values_name_the_line() {
         for (conf, line) in [
             ("[global]\nauth_client_required = kerberos\n", 2),
-            ("[global]\n\n[client]\nmon_host = v2:1.2.3.4:3300\n", 4),
+            ("[global]\n\n[client]\nmon_host = v3:1.2.3.4:3300\n", 4),
             ("[client.admin]\ncephx_sign_messages = maybe\n", 2),
         ] {
             match ClientOptions::from_ceph_conf_str(conf, "f", &EntityName::client("admin")) {

@@ -125,6 +125,23 @@ impl MonService {
         }
     }
 
+    /// The messenger hook of the mon role for msgr2: clients asking in mon mode (Ceph's CLI,
+    /// a MonClient) authenticate inside the handshake with this mon's auth server; anything
+    /// else (v1 connects, msgr2 authorizers of peers) is let in as without a hook, to
+    /// authenticate with MAuth as before.
+    pub fn authorizer(&self) -> Arc<dyn msgr_core::Authorizer> {
+        Arc::new(MonRoleAuth(Arc::clone(&self.inner.server)))
+    }
+
+    /// The monmap names this mon at `addr` with msgr2 (a `v2:` address, nonce 0) instead of
+    /// its v1 one: its messenger listens in msgr2.
+    pub fn announce_v2(&self, addr: std::net::SocketAddr) {
+        let mut map = lock(&self.inner.monmap);
+        for info in map.mons.values_mut() {
+            info.public_addrs = EntityAddrVec(vec![CephAddr::v2(addr, 0)]);
+        }
+    }
+
     /// The dispatcher to give the mon's messenger.
     pub fn dispatcher(&self) -> Arc<dyn Dispatcher> {
         Arc::new(Handler(Arc::clone(&self.inner)))
@@ -174,9 +191,13 @@ impl Inner {
         })
     }
 
-    fn authenticated(&self, conn: ConnId) -> bool {
-        lock(&self.sessions)
-            .get(&conn)
+    /// Authenticated with MAuth on this connection, or (msgr2) inside its handshake: a
+    /// msgr2 session opens only once the mon-mode rounds of [`MonService::authorizer`]'s
+    /// auth server accepted the client.
+    fn authenticated(&self, conn: &Connection) -> bool {
+        let v2 = conn.session().is_some_and(|s| s.con_mode().is_some());
+        v2 || lock(&self.sessions)
+            .get(&conn.id())
             .is_some_and(|s| s.authenticated)
     }
 
@@ -289,7 +310,7 @@ impl Inner {
         let Ok(cmd) = MMonCommand::decode(&mut msg.front.clone()) else {
             return;
         };
-        let authenticated = self.authenticated(conn.id());
+        let authenticated = self.authenticated(conn);
         let json = cmd.cmd.join("");
         lock(&self.commands).push(json.clone());
         let (r, rs, out) = if !authenticated {
@@ -344,7 +365,7 @@ impl Dispatcher for Handler {
     fn dispatch(&self, r: Received) -> BoxFuture<'_, Dispatched> {
         let inner = &self.0;
         let (conn, msg) = (&r.conn, &r.msg);
-        if msg.header.ty != MAuth::TYPE && inner.authenticated(conn.id()) {
+        if msg.header.ty != MAuth::TYPE && inner.authenticated(conn) {
             lock(&inner.requests).push(msg.header.ty);
         }
         match msg.header.ty {
@@ -380,5 +401,45 @@ impl Dispatcher for Handler {
 
     fn handle_reset(&self, conn: &Connection) {
         lock(&self.0.sessions).remove(&conn.id());
+    }
+}
+
+/// See [`MonService::authorizer`].
+struct MonRoleAuth(Arc<dyn AuthServer>);
+
+impl msgr_core::Authorizer for MonRoleAuth {
+    fn build(
+        &self,
+        _peer_type: msgr_wire::EntityType,
+        _retry: bool,
+    ) -> BoxFuture<'_, Option<Box<dyn msgr_core::ClientAuthorizer>>> {
+        Box::pin(async { None })
+    }
+
+    fn verify(
+        &self,
+        peer_type: msgr_wire::EntityType,
+        _protocol: u32,
+        _authorizer: &[u8],
+        _challenge: &mut msgr_core::ChallengeState,
+        _features: u64,
+    ) -> Result<msgr_core::VerifyOutcome, msgr_core::AuthError> {
+        Ok(msgr_core::VerifyOutcome::Accepted {
+            reply: Bytes::new(),
+            peer: msgr_core::PeerIdentity {
+                name: msgr_auth::EntityName::new(u32::from(peer_type.0), ""),
+                global_id: 0,
+                caps: Default::default(),
+            },
+            signer: None,
+        })
+    }
+
+    fn sign_messages(&self) -> bool {
+        false
+    }
+
+    fn auth_server(&self) -> Option<Arc<dyn AuthServer>> {
+        Some(Arc::clone(&self.0))
     }
 }

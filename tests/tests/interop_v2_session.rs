@@ -224,3 +224,160 @@ async fn msgr_mon_command_over_msgr2_with_cephx() -> anyhow::Result<()> {
     ensure!(stdout.contains(mon.fsid()), "{stdout}");
     Ok(())
 }
+
+/// A msgr messenger in the mon role (`MonService`, cephx from a keyring) listening in msgr2,
+/// and Ceph's own `ceph` CLI pointed at it with `ms_mon_client_mode` `mode`: the CLI
+/// authenticates inside the handshake (mon mode, with the service's auth server through the
+/// messenger's hook) and sends its first requests, which the service sees as authenticated;
+/// with another key it is refused and asks nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cephs_own_cli_authenticates_to_a_msgr_mon_over_msgr2_in_both_modes() -> anyhow::Result<()>
+{
+    if !ceph::ceph_tools_present(&["ceph"])? {
+        return Ok(());
+    }
+    let key = msgr_auth::CryptoKey::aes(rand::random());
+    for mode in ["crc", "secure"] {
+        let mon = msgr_mon_v2(&key, &key).await?;
+        let asked = cli_until(&mon, mode, |s| !s.requests().is_empty()).await?;
+        ensure!(
+            asked,
+            "{mode}: the CLI made no request after authenticating"
+        );
+        let first = mon.service.requests()[0];
+        ensure!(
+            [
+                5,
+                msgr_ceph::MMonSubscribe::TYPE,
+                msgr_ceph::MMonGetVersion::TYPE
+            ]
+            .contains(&first),
+            "{mode}: first request {first:#x}"
+        );
+        // No MAuth: authentication happened inside the handshake.
+        ensure!(
+            mon.service.auth_log().is_empty(),
+            "{:?}",
+            mon.service.auth_log()
+        );
+        eprintln!(
+            "ceph CLI over msgr2 {mode}: requests {:x?}",
+            mon.service.requests()
+        );
+        mon.messenger.shutdown();
+    }
+    let wrong = msgr_mon_v2(&key, &msgr_auth::CryptoKey::aes(rand::random())).await?;
+    let asked = cli_until(&wrong, "secure", |s| !s.requests().is_empty()).await?;
+    ensure!(
+        !asked,
+        "a wrong key got through: {:x?}",
+        wrong.service.requests()
+    );
+    wrong.messenger.shutdown();
+    Ok(())
+}
+
+struct MsgrMonV2 {
+    service: msgr_monc::MonService,
+    messenger: Messenger,
+    _dir: tempfile::TempDir,
+    conf: PathBuf,
+    addr: std::net::SocketAddr,
+}
+
+async fn msgr_mon_v2(
+    key: &msgr_auth::CryptoKey,
+    cli_key: &msgr_auth::CryptoKey,
+) -> anyhow::Result<MsgrMonV2> {
+    use msgr_auth::{EntityName as AuthName, Keyring, KeyringEntry};
+    let mut ring = Keyring::new();
+    ring.insert(
+        AuthName::client("admin"),
+        KeyringEntry {
+            key: key.clone(),
+            caps: [("mon".to_owned(), "allow *".to_owned())].into(),
+        },
+    );
+    let server = msgr_auth::provider::CephxAuthServer::new(
+        ring.clone(),
+        msgr_auth::provider::TicketTtls::default(),
+        4200,
+        Box::new(<rand::rngs::StdRng as rand::SeedableRng>::from_entropy()),
+    );
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
+    let fsid = ceph::random_fsid();
+    let service = msgr_monc::MonService::new(Arc::new(server), ring, fsid.parse()?, "a", addr);
+    service.announce_v2(addr);
+    let messenger = Messenger::builder(EntityName::mon(0))
+        .config(msgr_core::MessengerConfig {
+            nonce: Some(0),
+            ..msgr_core::MessengerConfig::default()
+        })
+        .bind_entity(EntityAddr::v2(addr, 0))
+        .default_policy(Policy::stateless_server(0))
+        .dispatcher(service.dispatcher())
+        .authorizer(service.authorizer())
+        .start()
+        .await?;
+    ensure!(messenger.addr().is_v2());
+    let dir = tempfile::tempdir()?;
+    let keyring = dir.path().join("cli.keyring");
+    let mut cli_ring = Keyring::new();
+    cli_ring.insert(
+        AuthName::client("admin"),
+        KeyringEntry {
+            key: cli_key.clone(),
+            caps: Default::default(),
+        },
+    );
+    std::fs::write(&keyring, cli_ring.to_text())?;
+    let conf = dir.path().join("ceph.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "[global]\nfsid = {fsid}\nmon_host = v2:{addr}\nauth_client_required = cephx\n\
+             keyring = {}\nlog_file = {}/client.log\nadmin_socket = \n",
+            keyring.display(),
+            dir.path().display()
+        ),
+    )?;
+    Ok(MsgrMonV2 {
+        service,
+        messenger,
+        _dir: dir,
+        conf,
+        addr,
+    })
+}
+
+/// Runs `ceph status` (with `ms_mon_client_mode` `mode`) against `mon` until the service saw
+/// `done` or [`WAIT`] passed (the CLI does not finish: this mon serves no status).
+async fn cli_until(
+    mon: &MsgrMonV2,
+    mode: &str,
+    done: impl Fn(&msgr_monc::MonService) -> bool,
+) -> anyhow::Result<bool> {
+    let target = format!("v2:{}", mon.addr);
+    let mut child = ceph::ceph_cli_command_at(
+        &mon.conf,
+        &target,
+        &["--ms_mon_client_mode", mode, "status"],
+    )
+    .spawn()?;
+    let started = std::time::Instant::now();
+    let seen = loop {
+        if done(&mon.service) {
+            break true;
+        }
+        if started.elapsed() > Duration::from_secs(15) {
+            break false;
+        }
+        if let Ok(Some(_)) = child.try_wait() {
+            break done(&mon.service);
+        }
+        // Polls the service's log while the CLI runs (its requests have no reply to wait on).
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let _ = child.kill().await;
+    Ok(seen)
+}

@@ -512,10 +512,17 @@ async fn finish_accept(
             (Pending::Ident(i), _) => {
                 let lossy = inner.policy.lossy || i.lossy;
                 let server_cookie = if lossy { 0 } else { cookie() };
+                // The authenticated global id when there is one (a client names itself
+                // with what it had before authenticating).
+                let authenticated = a.peer_global_id();
                 sh.v2 = V2Ids {
                     client_cookie: i.client_cookie,
                     server_cookie,
-                    peer_global_id: i.global_id,
+                    peer_global_id: if authenticated != 0 {
+                        authenticated
+                    } else {
+                        i.global_id
+                    },
                 };
                 a.accept_ident(lossy, server_cookie);
             }

@@ -337,8 +337,12 @@ impl Acceptor {
             (Phase::Auth, Tag::AuthRequest) => self.auth_request(now, &mut p)?,
             (Phase::Auth, Tag::AuthRequestMore) => {
                 let payload = get_blob(&mut p, "AUTH_REQUEST_MORE")?;
-                if let ServerAuth::Service(_) = self.server {
-                    return self.verify_authorizer(payload);
+                // Authorizer mode answers a challenge with the rebuilt authorizer; mon mode
+                // goes on with its auth session's rounds.
+                if self.session.is_none() {
+                    if let ServerAuth::Service(_) = self.server {
+                        return self.verify_authorizer(payload);
+                    }
                 }
                 let session = self
                     .session
