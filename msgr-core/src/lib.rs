@@ -130,7 +130,8 @@ pub use msgr_pipe::{
     KeepaliveAcks, MessageSigner, PeerIdentity, PipeError, Policy, ProviderAuthorizer,
     SessionClosed, SessionEvent, SessionStats, VerifyOutcome,
 };
-/// The whole wire codec (feature bits, tags, the typed messages, the decoders).
+/// The whole wire codec (feature bits, tags, the decoders, and with the `typed` feature the
+/// typed messages, `wire::typed`).
 pub use msgr_wire as wire;
 /// What applications use of the wire codec, so that `msgr-core` is the one dependency:
 /// messages and their header, addresses, entity names and types, stamps, CRC flags.
