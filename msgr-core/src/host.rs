@@ -159,7 +159,9 @@ struct EventDelay {
 
 impl QueueHandler {
     pub(crate) fn new(chain: Chain, inject: &crate::config::InjectConfig) -> Self {
-        let event_delay = (!inject.internal_delay.is_zero() && inject.delay_probability > 0.0)
+        let event_delay = (msgr_pipe::inject::ENABLED
+            && !inject.internal_delay.is_zero()
+            && inject.delay_probability > 0.0)
             .then(|| EventDelay {
                 delay: inject.internal_delay,
                 probability: inject.delay_probability,

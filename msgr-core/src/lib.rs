@@ -49,7 +49,15 @@
 //! * [`Connection::call`]`.await` sends a request and waits for the reply with its `tid`.
 //! * [`StreamDispatcher`] turns received messages into a bounded, back-pressured
 //!   [`Incoming`] stream, instead of implementing [`Dispatcher`].
-//! * The `metrics` feature adds a Prometheus collector and a `/metrics` responder.
+//!
+//! Cargo features (tokio's rule: opt-in, but for what nearly every user wants):
+//!
+//! | feature | default | adds |
+//! |---|---|---|
+//! | `typed` | on | typed messages, serde values in the front, bincode 2 as codec (`wire::typed`) |
+//! | `cbor` | off | the CBOR codec of typed messages; alone (no default features), typed messages without bincode (RUSTSEC-2025-0141) |
+//! | `metrics` | off | a Prometheus collector and a `/metrics` responder (`metrics`) |
+//! | `inject` | off | fault injection, Ceph's `ms_inject_*`; without it [`MessengerConfig::validate`] refuses a setting that asks for it |
 //!
 //! `examples/` has the recommended patterns (`cargo run -p msgr-core --example request_reply`);
 //! they run as tests.
