@@ -146,3 +146,9 @@ pub use msgr_wire as wire;
 pub use msgr_wire::{
     CrcFlags, EntityAddr, EntityName, EntityType, Message, MsgHeader, Timespec, WireError,
 };
+
+/// The README's Rust examples, compiled and run as doc tests of this crate (`cargo test -p
+/// msgr-core --doc`), so the example a new user copies first keeps working.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;
