@@ -223,7 +223,10 @@ impl Default for MessengerConfig {
 impl MessengerConfig {
     /// Checks the settings once; [`MessengerBuilder::start`](crate::MessengerBuilder::start)
     /// calls it. The pipe settings are checked by [`PipeConfig::validate`]
-    /// ([`ConfigError::Pipe`]), plus `pipe.limits.max_message > 0`.
+    /// ([`ConfigError::Pipe`]), plus `pipe.limits.max_message > 0`. Without the `inject`
+    /// feature, a setting that asks for fault injection (`inject.*`, or the dispatch queue's
+    /// `dispatch.event_delay*`) is refused with
+    /// [`msgr_pipe::ConfigError::InjectDisabled`] naming it.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if let Some(name) = &self.name {
             name.parse::<EntityName>()
@@ -246,6 +249,7 @@ impl MessengerConfig {
                 .map_err(|_| ConfigError::EntityType(peer.clone()))?;
         }
         self.pipe.validate()?;
+        self.check_event_delay(msgr_pipe::inject::ENABLED)?;
         if self.pipe.limits.max_message == 0 {
             return Err(ConfigError::Invalid("limits.max_message must be positive"));
         }
@@ -255,6 +259,25 @@ impl MessengerConfig {
             ));
         }
         Ok(())
+    }
+}
+
+impl MessengerConfig {
+    /// The dispatch queue's event delay (Ceph's DispatchQueue side of
+    /// `ms_inject_internal_delays`) is injection too: refused when the build has none.
+    fn check_event_delay(&self, compiled: bool) -> Result<(), ConfigError> {
+        let setting = if !self.dispatch.event_delay.is_zero() {
+            "dispatch.event_delay (ms_inject_internal_delays)"
+        } else if self.dispatch.event_delay_probability > 0.0 {
+            "dispatch.event_delay_probability (ms_inject_delay_probability)"
+        } else {
+            return Ok(());
+        };
+        if compiled {
+            Ok(())
+        } else {
+            Err(msgr_pipe::ConfigError::InjectDisabled { setting }.into())
+        }
     }
 }
 
@@ -464,5 +487,33 @@ mod tests {
         let mut cfg = MessengerConfig::default();
         cfg.pipe.limits.max_message = 0;
         assert!(matches!(cfg.validate(), Err(ConfigError::Invalid(_))));
+    }
+
+    /// Ceph's `ms_inject_internal_delays` sets the dispatch queue's event delay too: a build
+    /// without the `inject` feature refuses it by that name (the pipe's `inject.*` settings
+    /// are msgr-pipe's test); the rule runs here with `compiled == false` whatever the build.
+    #[test]
+    fn event_delay_is_refused_by_a_build_without_injection() {
+        let conf = "[global]\nms_inject_internal_delays = 0.25\n";
+        let cfg = MessengerConfig::from_ceph_conf_str(conf, "ceph.conf", "client.admin").unwrap();
+        assert_eq!(cfg.dispatch.event_delay, Duration::from_millis(250));
+        assert!(cfg.check_event_delay(true).is_ok());
+        let err = cfg.check_event_delay(false).unwrap_err();
+        assert!(matches!(
+            err,
+            ConfigError::Pipe(msgr_pipe::ConfigError::InjectDisabled {
+                setting: "dispatch.event_delay (ms_inject_internal_delays)"
+            })
+        ));
+        assert!(err.to_string().contains("`inject` feature"), "{err}");
+        let mut cfg = MessengerConfig::default();
+        cfg.dispatch.event_delay_probability = 0.5;
+        assert!(matches!(
+            cfg.check_event_delay(false),
+            Err(ConfigError::Pipe(msgr_pipe::ConfigError::InjectDisabled {
+                setting: "dispatch.event_delay_probability (ms_inject_delay_probability)"
+            }))
+        ));
+        assert!(MessengerConfig::default().check_event_delay(false).is_ok());
     }
 }

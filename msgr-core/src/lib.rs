@@ -49,7 +49,15 @@
 //! * [`Connection::call`]`.await` sends a request and waits for the reply with its `tid`.
 //! * [`StreamDispatcher`] turns received messages into a bounded, back-pressured
 //!   [`Incoming`] stream, instead of implementing [`Dispatcher`].
-//! * The `metrics` feature adds a Prometheus collector and a `/metrics` responder.
+//!
+//! Cargo features (tokio's rule: opt-in, but for what nearly every user wants):
+//!
+//! | feature | default | adds |
+//! |---|---|---|
+//! | `typed` | on | typed messages, serde values in the front, bincode 2 as codec (`wire::typed`) |
+//! | `cbor` | off | the CBOR codec of typed messages; alone (no default features), typed messages without bincode (RUSTSEC-2025-0141) |
+//! | `metrics` | off | a Prometheus collector and a `/metrics` responder (`metrics`) |
+//! | `inject` | off | fault injection, Ceph's `ms_inject_*`; without it [`MessengerConfig::validate`] refuses a setting that asks for it |
 //!
 //! `examples/` has the recommended patterns (`cargo run -p msgr-core --example request_reply`);
 //! they run as tests.
@@ -150,7 +158,8 @@ pub use msgr_pipe::{
     HandshakeFailure, KeepaliveAcks, MessageSigner, PeerIdentity, PipeError, Policy,
     ProviderAuthorizer, SessionClosed, SessionEvent, SessionStats, VerifyOutcome,
 };
-/// The whole wire codec (feature bits, tags, the typed messages, the decoders).
+/// The whole wire codec (feature bits, tags, the decoders, and with the `typed` feature the
+/// typed messages, `wire::typed`).
 pub use msgr_wire as wire;
 /// What applications use of the wire codec, so that `msgr-core` is the one dependency:
 /// messages and their header, addresses, entity names and types, stamps, CRC flags.
@@ -158,3 +167,9 @@ pub use msgr_wire::{
     parse_addrs, pick_addr, AddrType, CrcFlags, EntityAddr, EntityName, EntityType, Message,
     MsgHeader, Timespec, WireError,
 };
+
+/// The README's Rust examples, compiled and run as doc tests of this crate (`cargo test -p
+/// msgr-core --doc`), so the example a new user copies first keeps working.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;

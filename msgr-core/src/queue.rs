@@ -47,7 +47,10 @@ struct EventDelay {
 impl QueueHandler {
     /// A handler over `chain`, delaying events as `inject` says.
     pub(crate) fn new(chain: Chain, inject: &InjectConfig) -> Self {
-        let event_delay = (!inject.internal_delay.is_zero() && inject.delay_probability > 0.0)
+        // Nothing is delayed in a build without fault injection (its config is refused).
+        let event_delay = (msgr_pipe::inject::ENABLED
+            && !inject.internal_delay.is_zero()
+            && inject.delay_probability > 0.0)
             .then(|| EventDelay {
                 delay: inject.internal_delay,
                 probability: inject.delay_probability,

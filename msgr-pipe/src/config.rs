@@ -29,6 +29,10 @@ mod secs {
 }
 
 /// Fault injection settings (all off by default). See [`crate::inject`].
+///
+/// The fields are there in every build, so that configuration files keep parsing; without the
+/// crate's `inject` feature, [`PipeConfig::validate`] refuses any setting that would inject
+/// ([`ConfigError::InjectDisabled`]).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct InjectConfig {
@@ -334,6 +338,13 @@ pub enum ConfigError {
     /// Not a list of msgr2 connection modes (`crc`, `secure`).
     #[error("{0:?} is not a list of msgr2 connection modes (crc, secure)")]
     ConMode(String),
+    /// A fault injection setting in a build without the `inject` feature.
+    #[error("{setting} asks for fault injection, which this build leaves out: enable the `inject` feature of msgr-pipe (msgr-core/inject)")]
+    InjectDisabled {
+        /// The setting that asks for injection, by its config name and Ceph's
+        /// (`inject.socket_failures (ms_inject_socket_failures)`, ...).
+        setting: &'static str,
+    },
 }
 
 impl PipeConfig {
@@ -364,7 +375,37 @@ impl PipeConfig {
         if self.con_modes.service.is_empty() {
             return Err(ConfigError::ConMode("ms_service_mode (empty)".into()));
         }
-        Ok(())
+        self.inject.check_compiled(crate::inject::ENABLED)
+    }
+}
+
+impl InjectConfig {
+    /// Whether these settings inject anything: a socket failure rate, an internal delay or a
+    /// delay probability (the seed and `delay_max` alone do not).
+    pub fn injects(&self) -> bool {
+        self.injecting_setting().is_some()
+    }
+
+    /// The first setting that injects, by its config name and Ceph's.
+    fn injecting_setting(&self) -> Option<&'static str> {
+        if self.socket_failures > 0 {
+            Some("inject.socket_failures (ms_inject_socket_failures)")
+        } else if !self.internal_delay.is_zero() {
+            Some("inject.internal_delay (ms_inject_internal_delays)")
+        } else if self.delay_probability > 0.0 {
+            Some("inject.delay_probability (ms_inject_delay_probability)")
+        } else {
+            None
+        }
+    }
+
+    /// Refuses injecting settings when the build has no injection (`compiled == false`):
+    /// [`PipeConfig::validate`]'s rule, apart so that a test can run it in either build.
+    fn check_compiled(&self, compiled: bool) -> Result<(), ConfigError> {
+        match self.injecting_setting() {
+            Some(setting) if !compiled => Err(ConfigError::InjectDisabled { setting }),
+            _ => Ok(()),
+        }
     }
 }
 
@@ -407,5 +448,51 @@ mod tests {
             c.validate(),
             Err(ConfigError::Zero("read_timeout"))
         ));
+    }
+
+    /// Without the `inject` feature every injecting setting is refused by name, and the error
+    /// names the feature; settings that inject nothing (a seed, `delay_max`) pass. The rule runs
+    /// here with `compiled == false` whatever this build is (the tests build has the feature).
+    #[test]
+    fn injection_is_refused_by_a_build_without_it() {
+        let off = InjectConfig {
+            seed: 7,
+            delay_max: Duration::from_secs(3),
+            ..InjectConfig::default()
+        };
+        assert!(!off.injects());
+        assert_eq!(off.check_compiled(false), Ok(()));
+        type Set = fn(&mut InjectConfig);
+        let cases: [(Set, &str); 3] = [
+            (
+                |c| c.socket_failures = 40,
+                "inject.socket_failures (ms_inject_socket_failures)",
+            ),
+            (
+                |c| c.internal_delay = Duration::from_millis(1),
+                "inject.internal_delay (ms_inject_internal_delays)",
+            ),
+            (
+                |c| c.delay_probability = 0.5,
+                "inject.delay_probability (ms_inject_delay_probability)",
+            ),
+        ];
+        for (set, name) in cases {
+            let mut c = off.clone();
+            set(&mut c);
+            assert!(c.injects());
+            assert_eq!(c.check_compiled(true), Ok(()));
+            let err = c.check_compiled(false).unwrap_err();
+            assert_eq!(err, ConfigError::InjectDisabled { setting: name });
+            let text = err.to_string();
+            assert!(
+                text.starts_with(name) && text.contains("`inject` feature"),
+                "{text}"
+            );
+        }
+        // validate() applies the rule of this build.
+        let mut c = PipeConfig::default();
+        c.inject.socket_failures = 40;
+        assert_eq!(c.validate().is_ok(), crate::inject::ENABLED);
     }
 }

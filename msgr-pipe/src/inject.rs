@@ -1,157 +1,66 @@
 //! Fault injection: a transport wrapper that fails socket operations at random (Ceph's
-//! `ms_inject_socket_failures`), and the short internal delays at race-prone points
-//! (`ms_inject_internal_delays`).
+//! `ms_inject_socket_failures`), the short internal delays at race-prone points
+//! (`ms_inject_internal_delays`), and the delay stage that holds received messages back
+//! (`ms_inject_delay_probability`, `ms_inject_delay_max`).
 //!
 //! Everything here is off by default and seeded: the generator of one socket is seeded with
 //! [`InjectConfig::seed`](crate::InjectConfig::seed) mixed with a per-socket key (the local and
 //! remote addresses and the socket's number within its session), so a run replays as far as task
 //! scheduling allows.
+//!
+//! The injection itself is compiled only with the crate's `inject` feature. The drivers call the
+//! same small API either way ([`wrap`], [`internal_delay`], [`lossy_close_delay`],
+//! `delay_stage`); without the feature it compiles to nothing (the transport is handed back
+//! unwrapped, no delay sleeps, the delay stage is a type without values), and
+//! [`PipeConfig::validate`](crate::PipeConfig::validate) refuses a configuration that asks for
+//! injection ([`ConfigError::InjectDisabled`](crate::ConfigError::InjectDisabled)) rather than
+//! ignoring it. [`mix_seed`] is always there: it also seeds each session's own generator.
 
-use std::io;
-use std::pin::Pin;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
-use rand::rngs::SmallRng;
-use rand::{Rng, SeedableRng};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use msgr_dispatch::ConnId;
 
-/// A transport whose read and write operations fail with probability `1/N`.
-///
-/// One roll is made per *operation*: when a `poll_read` / `poll_write` starts a new operation
-/// (the previous one completed). Once a roll hits, the stream is broken for good: every later
-/// read or write fails, as a socket after `shutdown(SHUT_RDWR)` would. `poll_flush` and
-/// `poll_shutdown` are never failed by the roll (only after the break).
-#[derive(Debug)]
-pub struct InjectStream<S> {
-    inner: S,
-    rng: SmallRng,
-    one_in: u32,
-    broken: bool,
-    read_armed: bool,
-    write_armed: bool,
+use crate::config::InjectConfig;
+use crate::host::Incoming;
+use crate::transport::BoxTransport;
+
+#[cfg(feature = "inject")]
+pub use stream::InjectStream;
+
+/// Whether this build has fault injection (the crate's `inject` feature).
+pub const ENABLED: bool = cfg!(feature = "inject");
+
+/// The transport of a new socket, wrapped in an [`InjectStream`] failing one operation in
+/// `one_in` when that is not 0; `seed` is called only then. Without the `inject` feature the
+/// transport is handed back as it is.
+pub fn wrap(t: BoxTransport, one_in: u32, seed: impl FnOnce() -> u64) -> BoxTransport {
+    #[cfg(feature = "inject")]
+    if one_in > 0 {
+        return Box::new(InjectStream::new(t, one_in, seed()));
+    }
+    let _ = (one_in, seed);
+    t
 }
 
-impl<S> InjectStream<S> {
-    /// Wraps `inner`; `one_in == 0` disables injection.
-    pub fn new(inner: S, one_in: u32, seed: u64) -> Self {
-        Self {
-            inner,
-            rng: SmallRng::seed_from_u64(seed),
-            one_in,
-            broken: false,
-            read_armed: false,
-            write_armed: false,
-        }
+/// Sleeps `delay` if it is non-zero: an injected internal delay at a race-prone point.
+/// Without the `inject` feature it returns at once.
+pub async fn internal_delay(delay: Duration, point: &'static str) {
+    #[cfg(feature = "inject")]
+    if !delay.is_zero() {
+        tracing::trace!(point, ?delay, "injected internal delay");
+        tokio::time::sleep(delay).await;
     }
-
-    /// Whether an injected failure has broken this stream.
-    pub fn is_broken(&self) -> bool {
-        self.broken
-    }
-
-    fn roll(&mut self) -> bool {
-        if self.broken {
-            return true;
-        }
-        if self.one_in > 0 && self.rng.gen_range(0..self.one_in) == 0 {
-            tracing::debug!("injecting socket failure");
-            self.broken = true;
-        }
-        self.broken
-    }
-
-    /// One poll of a read or write operation: fails once broken; rolls when `poll` starts a
-    /// new operation of kind `op` (and fails if the roll hits); otherwise runs `poll` on the
-    /// inner stream, and ends the operation when it is ready.
-    fn poll_op<T>(
-        &mut self,
-        op: Op,
-        poll: impl FnOnce(Pin<&mut S>) -> Poll<io::Result<T>>,
-    ) -> Poll<io::Result<T>>
-    where
-        S: Unpin,
-    {
-        if self.broken {
-            return Poll::Ready(Err(injected()));
-        }
-        if !*self.armed(op) {
-            if self.roll() {
-                return Poll::Ready(Err(injected()));
-            }
-            *self.armed(op) = true;
-        }
-        let res = poll(Pin::new(&mut self.inner));
-        if res.is_ready() {
-            *self.armed(op) = false;
-        }
-        res
-    }
-
-    /// Whether an operation of kind `op` is under way (its roll already made).
-    fn armed(&mut self, op: Op) -> &mut bool {
-        match op {
-            Op::Read => &mut self.read_armed,
-            Op::Write => &mut self.write_armed,
-        }
-    }
+    let _ = (delay, point);
 }
 
-/// The two kinds of operation, each with its own roll per operation.
-#[derive(Clone, Copy, Debug)]
-enum Op {
-    Read,
-    Write,
-}
-
-fn injected() -> io::Error {
-    io::Error::new(io::ErrorKind::ConnectionAborted, "injected socket failure")
-}
-
-impl<S: AsyncRead + Unpin> AsyncRead for InjectStream<S> {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        self.get_mut()
-            .poll_op(Op::Read, |inner| inner.poll_read(cx, buf))
-    }
-}
-
-impl<S: AsyncWrite + Unpin> AsyncWrite for InjectStream<S> {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        self.get_mut()
-            .poll_op(Op::Write, |inner| inner.poll_write(cx, buf))
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        self.get_mut()
-            .poll_op(Op::Write, |inner| inner.poll_write_vectored(cx, bufs))
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        if this.broken {
-            return Poll::Ready(Err(injected()));
-        }
-        Pin::new(&mut this.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+/// The internal delay a lossy session's fault waits between stopping and unregistering (the
+/// configured `internal_delay`); zero without the `inject` feature, so the caller's delayed
+/// branch is dead code there.
+pub fn lossy_close_delay(config: &InjectConfig) -> Duration {
+    if ENABLED {
+        config.internal_delay
+    } else {
+        Duration::ZERO
     }
 }
 
@@ -169,71 +78,98 @@ pub fn mix_seed(seed: u64, key: &[u8]) -> u64 {
     z ^ (z >> 31)
 }
 
-/// Sleeps `delay` if it is non-zero: an injected internal delay at a race-prone point.
-pub async fn internal_delay(delay: Duration, point: &'static str) {
-    if !delay.is_zero() {
-        tracing::trace!(point, ?delay, "injected internal delay");
-        tokio::time::sleep(delay).await;
+/// The delay stage of one session: received messages held back before delivery, seeded,
+/// in order (msgr-dispatch's `DelayedDelivery`). Without the `inject` feature a type with no
+/// values, so a session's `Option<DelayStage>` is always `None` and its uses are dead code.
+#[cfg(feature = "inject")]
+pub(crate) type DelayStage = msgr_dispatch::DelayedDelivery<Incoming>;
+
+/// See the `inject` build of this type: without the feature there is no delay stage.
+#[cfg(not(feature = "inject"))]
+#[derive(Debug)]
+pub(crate) enum DelayStage {}
+
+#[cfg(not(feature = "inject"))]
+impl DelayStage {
+    pub(crate) fn push(&self, _: Incoming) {
+        match *self {}
+    }
+
+    pub(crate) fn discard(&self) -> Vec<Incoming> {
+        match *self {}
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        match *self {}
+    }
+
+    pub(crate) async fn flush(&self) -> usize {
+        match *self {}
     }
 }
 
-#[cfg(test)]
+/// The delay stage of session `id`, delivering to `sink`, when `config` asks for one
+/// (`delay_probability > 0`); never without the `inject` feature.
+pub(crate) fn delay_stage(
+    config: &InjectConfig,
+    id: ConnId,
+    sink: impl Fn(Incoming) + Send + Sync + 'static,
+) -> Option<DelayStage> {
+    #[cfg(feature = "inject")]
+    if config.delay_probability > 0.0 {
+        let cfg = msgr_dispatch::DelayConfig {
+            probability: config.delay_probability,
+            max_delay: config.delay_max,
+            seed: config.seed,
+        };
+        return Some(msgr_dispatch::DelayedDelivery::new(cfg, id, sink));
+    }
+    let _ = (config, id, sink);
+    None
+}
+
+#[cfg(feature = "inject")]
+mod stream;
+
+#[cfg(all(test, feature = "inject"))]
 mod tests {
     use super::*;
+    use std::io;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+    /// `wrap` leaves a transport alone (not even computing the seed) at 0, and injects at 1/1.
     #[tokio::test]
-    async fn off_never_fails() {
+    async fn wrap_injects_only_when_asked() {
         let (a, mut b) = tokio::io::duplex(64);
-        let mut a = InjectStream::new(a, 0, 1);
-        for _ in 0..1000 {
-            a.write_all(b"x").await.unwrap();
-            let mut one = [0u8; 1];
-            b.read_exact(&mut one).await.unwrap();
-        }
-        assert!(!a.is_broken());
-    }
-
-    #[tokio::test]
-    async fn fails_and_stays_failed() {
-        let (a, _b) = tokio::io::duplex(1 << 16);
-        let mut a = InjectStream::new(a, 3, 7);
-        let mut n = 0;
-        while a.write_all(b"x").await.is_ok() {
-            n += 1;
-            assert!(n < 10_000);
-        }
-        assert!(a.is_broken());
-        assert!(a.write_all(b"x").await.is_err());
+        let mut seeded = false;
+        let mut t = wrap(Box::new(a), 0, || {
+            seeded = true;
+            0
+        });
+        assert!(!seeded);
+        t.write_all(b"x").await.unwrap();
         let mut one = [0u8; 1];
-        assert!(a.read(&mut one).await.is_err());
+        b.read_exact(&mut one).await.unwrap();
+        let (a, _b) = tokio::io::duplex(64);
+        let mut t = wrap(Box::new(a), 1, || 5);
+        let err = t.write_all(b"x").await.unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::ConnectionAborted);
     }
 
-    /// Operations (alternating writes and reads) that succeed before the injected failure, per
-    /// seed: pins the seeded sequence of rolls.
+    /// The delay stage exists only when a probability is set; the lossy-close delay is the
+    /// configured one in this build.
     #[tokio::test]
-    async fn seeded_failures_replay() {
-        let mut survived = Vec::new();
-        for seed in 0..16 {
-            let (a, mut b) = tokio::io::duplex(1 << 16);
-            let mut a = InjectStream::new(a, 4, seed);
-            let mut n = 0u32;
-            loop {
-                if a.write_all(b"x").await.is_err() {
-                    break;
-                }
-                n += 1;
-                b.write_all(b"y").await.unwrap();
-                let mut one = [0u8; 1];
-                if a.read_exact(&mut one).await.is_err() {
-                    break;
-                }
-                n += 1;
-            }
-            survived.push(n);
-        }
-        // Measured with the rolls written out in each poll method, before `poll_op`.
-        assert_eq!(survived, [2, 0, 4, 3, 6, 10, 4, 4, 10, 0, 2, 1, 3, 2, 0, 3]);
+    async fn delay_stage_and_close_delay_follow_the_config() {
+        let off = InjectConfig::default();
+        assert!(delay_stage(&off, 1, drop).is_none());
+        let on = InjectConfig {
+            delay_probability: 0.5,
+            internal_delay: Duration::from_millis(3),
+            ..InjectConfig::default()
+        };
+        assert!(delay_stage(&on, 1, drop).is_some_and(|d| d.is_empty()));
+        assert_eq!(lossy_close_delay(&on), Duration::from_millis(3));
+        const { assert!(ENABLED) };
     }
 
     #[test]

@@ -7,8 +7,9 @@
 //! CRC, the 21-byte and 13-byte footers, ACK, KEEPALIVE, KEEPALIVE2 (+ack), CLOSE, and the
 //! seed-0 CRC-32C. [`FrameDecoder`] and [`StreamDecoder`] take bytes in any chunking, check
 //! every declared length against [`Limits`] before allocating, never panic, and hand out
-//! payloads as [`bytes::Bytes`] sliced from the input without copying. [`typed`] lets Rust
-//! applications declare message types whose front is serde + bincode.
+//! payloads as [`bytes::Bytes`] sliced from the input without copying. `typed` (features
+//! `typed`/`bincode` and `cbor`) lets Rust applications declare message types whose front is
+//! a serde value, encoded by bincode 2 or CBOR.
 //!
 //! What it does not do: no I/O, no clock, no tasks, no tokio; no handshake or session
 //! decisions (which reply to send, sequence numbers, acks, reconnects: that is `msgr-pipe`);
@@ -44,6 +45,7 @@ mod limits;
 mod message;
 mod stream;
 mod tag;
+#[cfg(any(feature = "bincode", feature = "cbor"))]
 pub mod typed;
 
 use bytes::{Buf, BufMut};

@@ -15,7 +15,7 @@ use crate::core::ConnState;
 use crate::error::PipeError;
 use crate::hook::{Side, Step};
 use crate::host::{ChallengeState, Host, MessageSigner, SessionEvent, VerifyOutcome};
-use crate::inject::{internal_delay, mix_seed, InjectStream};
+use crate::inject::{self, internal_delay, mix_seed};
 use crate::policy::Policy;
 use crate::transport::BoxTransport;
 use crate::v1::accept::{decide, AcceptCtx, AcceptDecision, ExistingView, ReplaceKind};
@@ -55,18 +55,11 @@ pub(super) async fn accept(
     v2: bool,
 ) -> Result<Session, PipeError> {
     let id = host.new_conn_id();
-    let n = config.inject.socket_failures;
-    let t: BoxTransport = if n > 0 {
-        // Keyed by the connection id, so a host with deterministic ids replays.
+    // Keyed by the connection id, so a host with deterministic ids replays.
+    let t = inject::wrap(t, config.inject.socket_failures, || {
         let key = format!("a {} {} {}", host.my_addr(), socket_peer, id);
-        Box::new(InjectStream::new(
-            t,
-            n,
-            mix_seed(config.inject.seed, key.as_bytes()),
-        ))
-    } else {
-        t
-    };
+        mix_seed(config.inject.seed, key.as_bytes())
+    });
     let span = tracing::debug_span!("accept", conn = id, %socket_peer);
     let mut attached: Option<(Session, u64)> = None;
     let timeout = config.handshake_timeout;

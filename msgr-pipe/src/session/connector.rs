@@ -17,7 +17,7 @@ use crate::core::{ConnState, FaultAction, FaultCause};
 use crate::error::PipeError;
 use crate::hook::{Side, Step};
 use crate::host::{ClientAuthorizer, MessageSigner, SessionEvent};
-use crate::inject::{internal_delay, InjectStream};
+use crate::inject::{self, internal_delay};
 use crate::transport::BoxTransport;
 use crate::v1::connect::{Attempt, ReplyAction};
 use crate::v1::handshake::{ConnectFields, ConnectorHello, Features, Opened, Reply, ReplyNext};
@@ -138,12 +138,9 @@ async fn connect_once(
             return Err(e.into());
         }
     };
-    let n = inner.config.inject.socket_failures;
-    let mut t: BoxTransport = if n > 0 {
-        Box::new(InjectStream::new(t, n, inner.socket_seed(sockets, b"c")))
-    } else {
-        t
-    };
+    let mut t = inject::wrap(t, inner.config.inject.socket_failures, || {
+        inner.socket_seed(sockets, b"c")
+    });
     if inner.peer_addr.is_v2() {
         super::v2::connect(inner, gen, t).await?;
         return Ok(None);

@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
-use msgr_dispatch::{ConnId, DelayConfig, DelayedDelivery, Throttle, ThrottlePermit};
+use msgr_dispatch::{ConnId, Throttle, ThrottlePermit};
 use msgr_wire::{EntityAddr, EntityName, EntityType, Message, Timespec};
 use rand::rngs::SmallRng;
 use rand::SeedableRng;
@@ -21,7 +21,7 @@ use crate::config::PipeConfig;
 use crate::core::{ConnState, Outgoing, SessionCore};
 use crate::error::{HandshakeFailure, PipeError, SendError};
 use crate::host::{Host, Incoming, SessionEvent};
-use crate::inject::mix_seed;
+use crate::inject::{self, mix_seed};
 use crate::policy::Policy;
 use crate::transport::Transport;
 use crate::v1::V1State;
@@ -37,18 +37,11 @@ impl Session {
         );
         let (watchers, state_rx, ack_rx) = Watchers::new(p.phase);
         let inner = Arc::new_cyclic(|weak: &Weak<Inner>| {
-            let delay = (p.config.inject.delay_probability > 0.0).then(|| {
-                let weak = weak.clone();
-                let cfg = DelayConfig {
-                    probability: p.config.inject.delay_probability,
-                    max_delay: p.config.inject.delay_max,
-                    seed: p.config.inject.seed,
-                };
-                DelayedDelivery::new(cfg, p.id, move |inc: Incoming| {
-                    if let Some(inner) = weak.upgrade() {
-                        inner.host.deliver(&inner.session(), inc);
-                    }
-                })
+            let weak = weak.clone();
+            let delay = inject::delay_stage(&p.config.inject, p.id, move |inc: Incoming| {
+                if let Some(inner) = weak.upgrade() {
+                    inner.host.deliver(&inner.session(), inc);
+                }
             });
             Inner {
                 id: p.id,

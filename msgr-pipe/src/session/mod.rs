@@ -47,7 +47,7 @@ use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use msgr_dispatch::{ConnId, DelayedDelivery, Throttle};
+use msgr_dispatch::{ConnId, Throttle};
 use msgr_wire::{EntityAddr, EntityName, EntityType, Timespec};
 use tokio::sync::{watch, Notify};
 use tokio::time::Instant;
@@ -60,7 +60,7 @@ use crate::core::{
 };
 use crate::error::{HandshakeFailure, PipeError, SendError};
 use crate::host::{Host, Incoming, MessageSigner, SessionEvent};
-use crate::inject::{internal_delay, mix_seed};
+use crate::inject::{self, internal_delay, mix_seed, DelayStage};
 use crate::policy::Policy;
 use crate::transport::BoxTransport;
 use crate::v1::codec::presealed;
@@ -340,7 +340,7 @@ pub(crate) struct Inner {
     tracker: TaskTracker,
     send_throttle: Throttle,
     counters: Counters,
-    delay: Option<DelayedDelivery<Incoming>>,
+    delay: Option<DelayStage>,
     /// Receivers of the watch channels in `Shared::watchers`, cloned for new subscribers.
     state_rx: watch::Receiver<ConnState>,
     ack_rx: watch::Receiver<Option<Timespec>>,
@@ -477,7 +477,7 @@ impl Inner {
                 // application that got this session from `connect`.
                 let event = (reset || self.handed_out.load(Ordering::Acquire))
                     .then_some(SessionEvent::Reset);
-                let delay = self.config.inject.internal_delay;
+                let delay = inject::lossy_close_delay(&self.config.inject);
                 if delay.is_zero() {
                     self.close(event);
                 } else {
