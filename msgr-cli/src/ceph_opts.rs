@@ -60,3 +60,32 @@ pub fn mon_client_config(
     config.messenger = messenger;
     Ok(config)
 }
+
+/// `--con-mode`: the msgr2 connection mode to offer (crc or secure) instead of Ceph's
+/// preference order (`ms_client_mode` crc then secure; to mons `ms_mon_client_mode` secure
+/// then crc).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ConModeArg {
+    /// CRCs, no encryption.
+    Crc,
+    /// AES-128-GCM (needs cephx).
+    Secure,
+}
+
+impl ConModeArg {
+    /// The messenger's mode.
+    pub fn mode(self) -> msgr_core::ConMode {
+        match self {
+            ConModeArg::Crc => msgr_core::ConMode::Crc,
+            ConModeArg::Secure => msgr_core::ConMode::Secure,
+        }
+    }
+}
+
+/// Offers only `mode` (if given) to every peer, mons included.
+pub fn apply_con_mode(config: &mut msgr_core::MessengerConfig, mode: Option<ConModeArg>) {
+    if let Some(m) = mode {
+        config.pipe.con_modes.client = vec![m.mode()];
+        config.pipe.con_modes.mon_client = vec![m.mode()];
+    }
+}

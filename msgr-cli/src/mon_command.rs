@@ -54,6 +54,10 @@ pub struct MonCommandArgs {
     /// A file whose bytes are the command's input (`ceph -i FILE`).
     #[arg(long, short = 'i')]
     pub in_file: Option<PathBuf>,
+    /// msgr2 to the mon (`-m v2:IP:PORT`): the connection mode to offer, crc or secure
+    /// [default: Ceph's `ms_mon_client_mode`, secure then crc].
+    #[arg(long, value_enum)]
+    pub con_mode: Option<crate::ceph_opts::ConModeArg>,
 }
 
 /// `ETIMEDOUT`: `ceph`'s exit status when no mon answers.
@@ -116,6 +120,7 @@ fn client_config(args: &MonCommandArgs) -> anyhow::Result<MonClientConfig> {
         args.keyring.as_deref(),
         args.mon.as_deref(),
     )?;
+    crate::ceph_opts::apply_con_mode(&mut config.messenger, args.con_mode);
     let options = &mut config.options;
     if let Some(t) = args.connect_timeout {
         options.mount_timeout = t;

@@ -92,9 +92,15 @@ pub struct PingArgs {
     /// The keyring holding the name's key (instead of the conf's `keyring`).
     #[arg(long, short = 'k')]
     pub keyring: Option<PathBuf>,
-    /// The mon(s), as mon_host (v1:IP:PORT, comma-separated; instead of the conf's mon_host).
+    /// The mon(s), as mon_host (v1:IP:PORT, v2:IP:PORT, comma-separated; instead of the
+    /// conf's mon_host).
     #[arg(long = "mon", short = 'm')]
     pub mon: Option<String>,
+    /// msgr2 (a `v2:` address): the connection mode to offer, crc or secure (secure needs
+    /// cephx: `-c`/`-k`/`-m`) [default: Ceph's order, crc then secure; secure then crc to a
+    /// mon].
+    #[arg(long, value_enum)]
+    pub con_mode: Option<crate::ceph_opts::ConModeArg>,
 }
 
 /// Runs `msgr ping`; on failure prints one line (`msgr ping: ...`) and exits 1.
@@ -217,6 +223,7 @@ fn mon_options(args: &PingArgs) -> anyhow::Result<Option<MonClientConfig>> {
         args.mon.as_deref(),
     )?;
     config.options.mount_timeout = args.timeout;
+    crate::ceph_opts::apply_con_mode(&mut config.messenger, args.con_mode);
     Ok(Some(config))
 }
 
@@ -332,6 +339,7 @@ async fn ping_as(
         ..MessengerConfig::default()
     };
     config.pipe.handshake_timeout = args.timeout;
+    crate::ceph_opts::apply_con_mode(&mut config, args.con_mode);
     let mut builder = Messenger::builder(name)
         .config(config)
         .dispatcher(events.clone());
@@ -585,6 +593,7 @@ mod tests {
             conf: None,
             keyring: None,
             mon: None,
+            con_mode: None,
         };
         assert!(matches!(mon_options(&base), Ok(None)));
         let with_mon = PingArgs {

@@ -181,3 +181,58 @@ fn cephx_runs_beside_the_unsigned_ones_with_verified_payloads() {
     );
     assert!(!out.status.success());
 }
+
+#[test]
+fn msgr2_crc_and_secure_run_beside_v1_with_verified_payloads() {
+    let report = bench_json(&[
+        "--mode",
+        "rr",
+        "--size",
+        "4K",
+        "--depth",
+        "4",
+        "--count",
+        "300",
+        "--verify",
+        "--transport",
+        "msgr",
+    ]);
+    let v1 = run(&report, "msgr");
+    for transport in ["msgr-v2", "msgr-v2-secure"] {
+        let v2 = run(&report, transport);
+        assert_eq!(v2["messages"], 300, "{report}");
+        let ratio = v2["rate_vs_v1"].as_f64().expect("rate_vs_v1");
+        let expected = v2["msgs_per_s"].as_f64().unwrap() / v1["msgs_per_s"].as_f64().unwrap();
+        assert!(
+            (ratio - expected).abs() < 0.01 * expected.max(1.0),
+            "{transport}: {ratio} vs {expected}"
+        );
+    }
+    assert!(run(&report, "msgr-v2-secure")["rate_vs_crc"]
+        .as_f64()
+        .is_some());
+    for key in ["lost", "duplicated", "reordered", "corrupted"] {
+        assert_eq!(report[key], 0, "{key}: {report}");
+    }
+    // One protocol and mode alone: only that run, besides raw TCP.
+    let report = bench_json(&[
+        "--mode",
+        "stream",
+        "--size",
+        "64",
+        "--count",
+        "2000",
+        "--protocol",
+        "v2",
+        "--con-mode",
+        "secure",
+    ]);
+    let transports: Vec<&str> = report["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["transport"].as_str().unwrap())
+        .collect();
+    assert_eq!(transports, ["raw-tcp", "msgr-v2-secure"], "{report}");
+    assert_eq!(report["lost"], 0);
+}

@@ -46,6 +46,14 @@ impl Auth {
         }
     }
 
+    /// The auth client, boxed.
+    pub(crate) fn boxed(self) -> Box<dyn AuthClient> {
+        match self {
+            Auth::None(c) => Box::new(c),
+            Auth::Cephx(c) => c,
+        }
+    }
+
     pub(crate) fn client(&self) -> &(dyn AuthClient + 'static) {
         match self {
             Auth::None(c) => c,

@@ -120,6 +120,25 @@ impl Authorizer for TicketAuthorizer {
     fn require_signatures(&self) -> bool {
         self.shared.options.cephx_require_signatures
     }
+
+    /// msgr2 to a mon (a messenger that pings or talks to mons with this hook): a fresh auth
+    /// client as this client's entity, with its key and methods.
+    fn mon_client(&self) -> Option<Box<dyn msgr_auth::provider::AuthClient>> {
+        let sh = &self.shared;
+        sh.methods
+            .iter()
+            .find_map(|m| {
+                crate::auth::Auth::for_protocol(
+                    None,
+                    *m,
+                    &sh.options.name,
+                    sh.key.as_ref(),
+                    sh.want,
+                    sh.seed,
+                )
+            })
+            .map(crate::auth::Auth::boxed)
+    }
 }
 
 /// The hook of the mon client's own messenger: a session to a msgr2 mon authenticates inside

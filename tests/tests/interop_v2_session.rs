@@ -381,3 +381,63 @@ async fn cli_until(
     let _ = child.kill().await;
     Ok(seen)
 }
+
+/// `--con-mode` from the command line against a cephx mon's msgr2 address: `msgr ping
+/// --con-mode secure` authenticates with the mon (mon mode, secure) and pings it in secure
+/// mode; `msgr mon-command --con-mode crc` runs its command in crc mode.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn con_mode_on_ping_and_mon_command_against_a_cephx_mon() -> anyhow::Result<()> {
+    let Some(bin) = msgr_binary()? else {
+        return Ok(());
+    };
+    let Some(mon) = CephMon::start_v2(MonAuth::Cephx)? else {
+        return Ok(());
+    };
+    let target = format!("v2:{}", mon.v2_addr().context("v2 address")?);
+    let keyring = mon.admin_keyring().context("a keyring")?;
+    let keyring = keyring.to_str().context("utf-8 path")?;
+    let run = |args: Vec<&str>| {
+        let mut c = tokio::process::Command::new(&bin);
+        c.args(args);
+        async move {
+            let out = tokio::time::timeout(WAIT, c.output())
+                .await
+                .context("msgr ends")??;
+            let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+            let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+            ensure!(out.status.success(), "{stdout}\n{stderr}");
+            Ok::<_, anyhow::Error>(stdout)
+        }
+    };
+    let ping = run(vec![
+        "ping",
+        "--count",
+        "2",
+        "-i",
+        "0.1",
+        "--peer-type",
+        "mon",
+        "--con-mode",
+        "secure",
+        "-k",
+        keyring,
+        "-m",
+        &target,
+        &target,
+    ])
+    .await?;
+    ensure!(ping.contains("2 sent, 2 received"), "{ping}");
+    let dump = run(vec![
+        "mon-command",
+        "--con-mode",
+        "crc",
+        "-m",
+        &target,
+        "-k",
+        keyring,
+        r#"{"prefix": "mon dump", "format": "json"}"#,
+    ])
+    .await?;
+    ensure!(dump.contains(mon.fsid()), "{dump}");
+    Ok(())
+}

@@ -49,6 +49,8 @@ pub async fn idle_connections(n: usize) -> anyhow::Result<IdleMemory> {
         inject: msgr_core::InjectConfig::default(),
         crc_data: true,
         auth: None,
+        v2: false,
+        con_mode: None,
     };
     for batch in 0..n.div_ceil(50) {
         let mut opening = JoinSet::new();

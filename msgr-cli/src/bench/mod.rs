@@ -129,6 +129,16 @@ pub struct BenchArgs {
     /// every message is signed and checked (CEPHX_V2 signatures, as Pacific).
     #[arg(long, conflicts_with = "server")]
     pub cephx: bool,
+    /// Which protocol the embedded server and client speak: v1, v2 (msgr2 in the mode of
+    /// `--con-mode`, crc by default), or both (the default plan: msgr v1, msgr2 crc and msgr2
+    /// secure side by side in the same rounds). Against `--server` its address decides.
+    #[arg(long, value_enum)]
+    pub protocol: Option<ProtocolArg>,
+    /// msgr2's connection mode: crc, or secure (AES-128-GCM; the embedded server and client
+    /// authenticate with cephx from a throw-away keyring the bench makes, so nothing needs
+    /// setting up) [default: Ceph's preference, crc then secure].
+    #[arg(long, value_enum)]
+    pub con_mode: Option<ConModeArg>,
     /// Seed of the fault injection, so a failing run can be replayed.
     #[arg(long, value_name = "S", default_value_t = 0)]
     pub seed: u64,
@@ -155,6 +165,17 @@ pub enum Transports {
     /// The raw-TCP baseline only.
     Raw,
 }
+
+/// `msgr bench --protocol`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ProtocolArg {
+    /// msgr v1 only.
+    V1,
+    /// msgr2 only.
+    V2,
+}
+
+pub use crate::ceph_opts::ConModeArg;
 
 /// The session policy of the bench's client (the server takes the matching server policy).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -245,6 +266,24 @@ impl BenchArgs {
             (Transports::Msgr, _) | (Transports::Both, true) => vec![Transport::Msgr],
             (Transports::Both, false) => vec![Transport::RawTcp, Transport::Msgr],
         };
+        // The embedded server speaks each protocol asked for; v1 is `msgr`, the baseline of
+        // the faults and cephx runs.
+        if self.server.is_none() && transports.contains(&Transport::Msgr) {
+            let secure = Transport::MsgrV2Secure;
+            let v2 = match self.con_mode {
+                Some(ConModeArg::Crc) => vec![Transport::MsgrV2],
+                Some(ConModeArg::Secure) => vec![secure],
+                None => vec![Transport::MsgrV2, secure],
+            };
+            match self.protocol {
+                Some(ProtocolArg::V1) => {}
+                Some(ProtocolArg::V2) => {
+                    transports.retain(|t| *t != Transport::Msgr);
+                    transports.extend(v2);
+                }
+                None => transports.extend(v2),
+            }
+        }
         // With injection the messenger runs twice per round, without and with the faults,
         // so the faults' cost is a ratio of two runs of the same case a moment apart.
         if self.injects() && transports.contains(&Transport::Msgr) {
@@ -382,6 +421,20 @@ async fn run_plan(args: BenchArgs) -> anyhow::Result<()> {
         auth: args.cephx.then(msgr::BenchAuth::cephx).transpose()?,
         ..options.clone()
     };
+    let v2_crc = msgr::Options {
+        v2: true,
+        con_mode: Some(msgr_core::ConMode::Crc),
+        ..options.clone()
+    };
+    let v2_secure = msgr::Options {
+        v2: true,
+        con_mode: Some(msgr_core::ConMode::Secure),
+        auth: transports
+            .contains(&Transport::MsgrV2Secure)
+            .then(msgr::BenchAuth::cephx)
+            .transpose()?,
+        ..options.clone()
+    };
     let idle = args.idle_connections();
     let rounds = schedule.rounds;
     // First, on standard error (standard output stays the JSON object alone with --json).
@@ -410,6 +463,8 @@ async fn run_plan(args: BenchArgs) -> anyhow::Result<()> {
                     Transport::Msgr => msgr::run(*case, limit, &options).await?,
                     Transport::MsgrFaults => msgr::run(*case, limit, &faulty).await?,
                     Transport::MsgrCephx => msgr::run(*case, limit, &cephx).await?,
+                    Transport::MsgrV2 => msgr::run(*case, limit, &v2_crc).await?,
+                    Transport::MsgrV2Secure => msgr::run(*case, limit, &v2_secure).await?,
                 };
                 progress.finish(&format!(
                     "{}{of}",

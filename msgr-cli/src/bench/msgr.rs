@@ -56,6 +56,10 @@ pub struct Options {
     pub crc_data: bool,
     /// cephx on both ends (`--cephx`): authorizers, signatures.
     pub auth: Option<BenchAuth>,
+    /// The embedded server listens in msgr2 (the client follows its address).
+    pub v2: bool,
+    /// msgr2's connection mode offered by the client (`None`: Ceph's order, crc then secure).
+    pub con_mode: Option<msgr_core::ConMode>,
 }
 
 /// The authorizers of a cephx bench: the embedded server verifies what the client presents.
@@ -175,6 +179,8 @@ impl Options {
             inject,
             crc_data: !args.no_crc_data,
             auth,
+            v2: args.protocol == Some(super::ProtocolArg::V2),
+            con_mode: args.con_mode.map(super::ConModeArg::mode),
         })
     }
 
@@ -189,6 +195,10 @@ impl Options {
         move |config: &mut MessengerConfig| {
             config.pipe.inject = self.inject.clone();
             config.pipe.crc.data = self.crc_data;
+            config.bind_msgr2 = self.v2;
+            if let Some(mode) = self.con_mode {
+                config.pipe.con_modes.client = vec![mode];
+            }
         }
     }
 }

@@ -31,7 +31,7 @@ impl fmt::Display for Mode {
 /// Which implementation carries the messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum Transport {
-    /// The msgr messenger, msgr v1 on the wire.
+    /// The msgr messenger, msgr v1 on the wire (msgr2 against a `v2:` server).
     #[serde(rename = "msgr")]
     Msgr,
     /// A plain TCP stream with a 4-byte length before each message: the baseline.
@@ -45,6 +45,13 @@ pub enum Transport {
     /// measured beside [`Transport::Msgr`], in the same rounds.
     #[serde(rename = "msgr-cephx")]
     MsgrCephx,
+    /// The msgr messenger speaking msgr2 in crc mode (auth none).
+    #[serde(rename = "msgr-v2")]
+    MsgrV2,
+    /// The msgr messenger speaking msgr2 in secure mode: cephx from a throw-away keyring
+    /// (an in-memory mon), every frame sealed with AES-128-GCM.
+    #[serde(rename = "msgr-v2-secure")]
+    MsgrV2Secure,
 }
 
 impl fmt::Display for Transport {
@@ -54,6 +61,8 @@ impl fmt::Display for Transport {
             Transport::RawTcp => "raw-tcp",
             Transport::MsgrFaults => "msgr-faults",
             Transport::MsgrCephx => "msgr-cephx",
+            Transport::MsgrV2 => "msgr-v2",
+            Transport::MsgrV2Secure => "msgr-v2-secure",
         })
     }
 }

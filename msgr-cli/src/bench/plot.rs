@@ -140,6 +140,8 @@ fn color(transport: Transport) -> RGBColor {
         Transport::Msgr => RGBColor(214, 39, 40),
         Transport::MsgrFaults => RGBColor(255, 127, 14),
         Transport::MsgrCephx => RGBColor(148, 103, 189),
+        Transport::MsgrV2 => RGBColor(44, 160, 44),
+        Transport::MsgrV2Secure => RGBColor(140, 86, 75),
     }
 }
 

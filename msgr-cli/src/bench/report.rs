@@ -65,6 +65,12 @@ pub struct Run {
     /// With cephx: the rate as a fraction of the unsigned run's (paired by round).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rate_vs_unsigned: Option<f64>,
+    /// msgr2 runs: the rate as a fraction of msgr v1's in the same rounds (paired by round).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate_vs_v1: Option<f64>,
+    /// msgr2 secure runs: the rate as a fraction of msgr2 crc's (paired by round).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate_vs_crc: Option<f64>,
     /// Socket faults, reconnects and resends of the client sessions (msgr runs).
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
     pub session: Option<SessionCounts>,
@@ -131,6 +137,8 @@ impl Run {
             p50_vs_raw: None,
             rate_vs_fault_free: None,
             rate_vs_unsigned: None,
+            rate_vs_v1: None,
+            rate_vs_crc: None,
             session,
         }
     }
@@ -250,6 +258,7 @@ impl Report {
         };
         let raws = of(Transport::RawTcp, &self.runs);
         let clean = of(Transport::Msgr, &self.runs);
+        let crc = of(Transport::MsgrV2, &self.runs);
         for run in self
             .runs
             .iter_mut()
@@ -266,6 +275,18 @@ impl Report {
                     run.rate_vs_unsigned =
                         paired_ratio(&run.round_msgs_per_s, &base.round_msgs_per_s)
                             .or_else(|| ratio(run.msgs_per_s, base.msgs_per_s));
+                }
+            }
+            if matches!(run.transport, Transport::MsgrV2 | Transport::MsgrV2Secure) {
+                if let Some(base) = clean.iter().find(|c| c.same_case(run)) {
+                    run.rate_vs_v1 = paired_ratio(&run.round_msgs_per_s, &base.round_msgs_per_s)
+                        .or_else(|| ratio(run.msgs_per_s, base.msgs_per_s));
+                }
+            }
+            if run.transport == Transport::MsgrV2Secure {
+                if let Some(base) = crc.iter().find(|c| c.same_case(run)) {
+                    run.rate_vs_crc = paired_ratio(&run.round_msgs_per_s, &base.round_msgs_per_s)
+                        .or_else(|| ratio(run.msgs_per_s, base.msgs_per_s));
                 }
             }
             if run.transport == Transport::MsgrFaults {
@@ -357,6 +378,20 @@ impl Report {
                 writeln!(
                     out,
                     "with faults injected, {} {}: {} msgs/s, {r} of the fault-free rate",
+                    run.mode,
+                    human_size(run.size),
+                    group(run.msgs_per_s),
+                )?;
+            }
+            if let Some(r) = run.rate_vs_v1 {
+                let crc = run
+                    .rate_vs_crc
+                    .map(|c| format!(", {c} of msgr2 crc's"))
+                    .unwrap_or_default();
+                writeln!(
+                    out,
+                    "{}, {} {}: {} msgs/s, {r} of msgr v1's rate{crc}",
+                    run.transport,
                     run.mode,
                     human_size(run.size),
                     group(run.msgs_per_s),
