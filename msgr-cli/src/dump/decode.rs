@@ -20,6 +20,8 @@ pub struct Options {
     pub footer: Option<FooterKind>,
     /// Go on after CRC mismatches, naming them on the message.
     pub keep_going: bool,
+    /// msgr2: the connection secret that opens secure frames (`--secret`).
+    pub secret: Option<super::v2::Secret>,
 }
 
 /// A decoded item and where it lies in its stream.
