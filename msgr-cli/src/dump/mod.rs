@@ -369,6 +369,40 @@ mod tests {
     }
 
     #[test]
+    fn garbage_msgr2_captures_never_panic() {
+        const V2: &[u8] = include_bytes!("../../tests/data/v2-crc-cephx-status.pcap");
+        const SECURE: &[u8] = include_bytes!("../../tests/data/v2-secure-cephx-status.pcap");
+        let mut rng = Rng(0x7632_6475_6d70);
+        // A secret that opens nothing: the secure frames are tried and refused.
+        let secret = v2::Secret::from_hex(&"5a".repeat(64)).ok();
+        for capture in [V2, SECURE] {
+            for _ in 0..100 {
+                let mut bytes = capture.to_vec();
+                for _ in 0..1 + rng.below(32) {
+                    let at = rng.below(bytes.len());
+                    if let Some(b) = bytes.get_mut(at) {
+                        *b ^= 1 << rng.below(8);
+                    }
+                }
+                let len = run_capture(&bytes);
+                assert!(len < 64 * capture.len(), "{len}");
+                for keep_going in [false, true] {
+                    let opts = Options {
+                        footer: None,
+                        keep_going,
+                        secret,
+                    };
+                    let mut out = Vec::new();
+                    let _ = dump_capture(capture::Format::Pcap, &bytes, opts, false, &mut out);
+                }
+            }
+            for cut in (0..capture.len()).step_by(1499) {
+                run_capture(capture.get(..cut).unwrap_or_default());
+            }
+        }
+    }
+
+    #[test]
     fn garbage_tcp_payloads_never_panic_and_output_stays_bounded() {
         let mut rng = Rng(42);
         // The real capture with every TCP payload byte of one connection replaced, one

@@ -220,7 +220,9 @@ pub fn decode(bytes: &[u8], side: Side, opts: Options, switch: Switch, complete:
                     fields,
                 });
             }
-            Ok(None) if buf.is_empty() => break End::Complete,
+            // Nothing left, and nothing taken by this call (a secure head waiting for its
+            // rest is a cut frame).
+            Ok(None) if buf.is_empty() && at(&buf) == start => break End::Complete,
             Ok(None) => {
                 let what = if complete {
                     "a frame"
@@ -381,6 +383,41 @@ mod tests {
         assert!(Secret::from_hex(&format!("{}zz", "ab".repeat(63))).is_err());
         // A multi-byte character never splits a digit pair into a panic.
         assert!(Secret::from_hex(&format!("é{}", "a".repeat(126))).is_err());
+    }
+
+    #[test]
+    fn a_sealed_head_without_its_rest_is_a_cut() {
+        use msgr_pipe::v2::frame::{Encoder, Frame};
+        let secret = Secret([9; SECRET_LEN]);
+        let mut wire = BytesMut::new();
+        Banner::OURS.encode(&mut wire);
+        let mut enc = Encoder::default();
+        let mut done = BytesMut::new();
+        done.extend_from_slice(&[0; 8]);
+        done.extend_from_slice(&CON_MODE_SECURE.to_le_bytes());
+        done.extend_from_slice(&[0; 4]);
+        enc.encode(&Frame::control(Tag::AuthDone, done.freeze()), &mut wire);
+        let sealed_at = wire.len() as u64;
+        enc.secure(secret.gcm(Side::Acceptor));
+        enc.encode(
+            &Frame::control(Tag::AuthSignature, vec![7u8; 200]),
+            &mut wire,
+        );
+        let opts = Options {
+            secret: Some(secret),
+            ..Options::default()
+        };
+        let whole = decode(&wire, Side::Acceptor, opts, Switch::Guess, true);
+        assert_eq!(whole.end, End::Complete);
+        assert_eq!(whole.items.last().map(|i| i.kind), Some("auth_signature"));
+        // Just the 96-byte head: it opens and takes every byte left, and the frame is cut.
+        let head_end = usize::try_from(sealed_at).unwrap_or(usize::MAX) + 96;
+        let cut = decode(&wire[..head_end], Side::Acceptor, opts, Switch::Guess, true);
+        assert!(
+            matches!(cut.end, End::Cut { offset, .. } if offset == sealed_at),
+            "{:?}",
+            cut.end
+        );
     }
 
     #[test]
