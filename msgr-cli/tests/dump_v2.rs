@@ -1,7 +1,8 @@
 //! `msgr dump` on msgr2: the real Pacific captures in crc mode (auth none and cephx) decode
 //! frame by frame, the secure one stops each side after AUTH_DONE with the encrypted note, a
 //! flipped byte is a marked CRC error that `--continue` goes past, and `--secret` opens the
-//! mon's first sealed frame of the cephx spec's vector §G.4.
+//! mon's first sealed frame of the cephx spec's vector §G.4 and, with the secret derived from
+//! client.admin's key and the mon's AUTH_DONE, the whole real secure status connection.
 #![allow(clippy::unwrap_used)]
 
 use std::path::PathBuf;
@@ -367,4 +368,106 @@ fn secret_opens_the_mons_first_sealed_frame_of_vector_g4() {
     let out = dump(&[file, "--side", "acceptor", "--secret", &G4_SECRET[2..]]);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("128 hex digits"), "{}", stderr(&out));
+}
+
+/// The first crc frame of `tag` whose segment 0 is `len` bytes, at or after byte `from` of
+/// `pcap` (a frame small enough to sit in one packet), and where it starts.
+fn frame_in(pcap: &[u8], from: usize, tag: Tag, len: u32) -> (usize, Frame) {
+    let mut head = vec![tag as u8, 1];
+    head.extend_from_slice(&len.to_le_bytes());
+    head.extend_from_slice(&8u16.to_le_bytes());
+    let at = from
+        + pcap[from..]
+            .windows(head.len())
+            .position(|w| w == head)
+            .unwrap();
+    let mut dec = msgr_pipe::v2::frame::Decoder::new(Default::default());
+    let frame = dec
+        .decode(&mut BytesMut::from(&pcap[at..]))
+        .unwrap()
+        .unwrap();
+    (at, frame)
+}
+
+/// The status connection's secret, as its client derived it: client.admin's key opens the
+/// AUTH ticket of the mon's AUTH_DONE (after its challenge, AUTH_REPLY_MORE), and the
+/// ticket's session key the connection secret in it (the cephx spec's §E.4).
+fn status_connection_secret(pcap: &[u8]) -> String {
+    use msgr_auth::provider::AuthClient;
+    use msgr_auth::provider::CephxClient;
+    use rand::SeedableRng;
+
+    let keyring = std::fs::read_to_string(data("v2-cephx.client.admin.keyring")).unwrap();
+    let keyring = msgr_auth::Keyring::parse(&keyring).unwrap();
+    let admin = msgr_auth::EntityName::client("admin");
+    // The status connection's AUTH_DONE carries 824 bytes (the hunt's 274).
+    let (done_at, done) = frame_in(pcap, 0, Tag::AuthDone, 8 + 4 + 4 + 824);
+    let mut reply_at = None;
+    let mut from = 0;
+    while let Some(at) = pcap[from..done_at]
+        .windows(2)
+        .position(|w| w == [Tag::AuthReplyMore as u8, 1])
+    {
+        reply_at = Some(from + at);
+        from += at + 1;
+    }
+    let (_, challenge) = frame_in(pcap, reply_at.unwrap(), Tag::AuthReplyMore, 4 + 9);
+    let now = msgr_auth::UTime {
+        sec: 1_796_554_336,
+        nsec: 0,
+    };
+    let mut client = CephxClient::new(
+        admin.clone(),
+        keyring.key(&admin).unwrap().clone(),
+        0,
+        Box::new(rand::rngs::StdRng::seed_from_u64(1)),
+    );
+    client
+        .handle_reply(now, 0, &challenge.segment(0)[4..])
+        .unwrap();
+    client.build_request(now).unwrap();
+    client.handle_reply(now, 0, &done.segment(0)[16..]).unwrap();
+    let secret = client.connection_secret().unwrap().expose();
+    assert_eq!(secret.len(), 64);
+    secret.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[test]
+fn the_derived_secret_opens_the_real_secure_status_connection() {
+    let path = data("v2-secure-cephx-status.pcap");
+    let secret = status_connection_secret(&std::fs::read(&path).unwrap());
+    let out = dump(&[path.to_str().unwrap(), "--json", "--secret", &secret]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let all = json_lines(&out);
+    assert!(!all
+        .iter()
+        .any(|l| l["kind"] == "error" || l["kind"] == "cut"));
+    // The status connection decodes whole, both directions through AES-GCM: the same
+    // frames as the crc capture's, the secure mode's AUTH_SIGNATUREs included.
+    let crc = json_lines(&dump(&[
+        data("v2-crc-cephx-status.pcap").to_str().unwrap(),
+        "--json",
+    ]));
+    for from in ["connector", "acceptor"] {
+        assert_eq!(
+            kinds(&side(&all, 2, from)),
+            kinds(&side(&crc, 2, from)),
+            "{from}"
+        );
+    }
+    let done = side(&all, 2, "acceptor")
+        .into_iter()
+        .find(|l| l["kind"] == "auth_done")
+        .unwrap();
+    assert_eq!(done["con_mode_name"], "secure");
+    // The hunt connection had its own secret: its sides end with the note.
+    for from in ["connector", "acceptor"] {
+        let hunt = side(&all, 1, from);
+        let last = hunt.last().unwrap();
+        assert_eq!(last["kind"], "encrypted");
+        assert!(last["note"]
+            .as_str()
+            .unwrap()
+            .starts_with("--secret does not open it"));
+    }
 }

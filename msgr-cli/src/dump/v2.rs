@@ -16,8 +16,8 @@
 //! connector's switch is guessed: a preamble that fails its CRC right after an auth request
 //! is taken as the first sealed frame. Without `--secret` the rest of a sealed side is one
 //! `encrypted` line with its length; with it, the side is opened with the secret's key and
-//! that side's nonce (§E.5: the connector sends with `secret[28..40]`, the acceptor with
-//! `secret[16..28]`). A secret that does not open the first sealed frame (another
+//! that side's nonce (§E.5, msgr-auth's `split_connection_secret`: the connector sends with
+//! `secret[28..40]`, the acceptor with `secret[16..28]`). A secret that does not open the first sealed frame (another
 //! connection's) gives the same `encrypted` line, with a note, not an error.
 //!
 //! With `keep_going` a crc frame whose segment CRCs fail is shown anyway, marked
@@ -25,6 +25,7 @@
 //! so a bad preamble always ends the side. Not here: pairing the sides (`session`), v1.
 
 use bytes::BytesMut;
+use msgr_auth::connection_secret::split_connection_secret;
 use msgr_pipe::v2::frame::{Banner, Decoder, FrameError, FrameLimits, Gcm, Tag};
 use msgr_wire::{EntityName, EntityType, Side};
 
@@ -35,9 +36,16 @@ use super::frames2::{self, CON_MODE_SECURE};
 /// Length of a connection secret.
 pub const SECRET_LEN: usize = 64;
 
-/// A msgr2 connection secret (`--secret`): the AES-GCM key and both directions' nonces.
+/// A msgr2 connection secret (`--secret`), split by msgr-auth's rule into the AES-GCM key
+/// and the nonce each side sends with.
 #[derive(Clone, Copy)]
-pub struct Secret([u8; SECRET_LEN]);
+pub struct Secret {
+    key: [u8; 16],
+    /// The connector's tx nonce (the client's).
+    connector: [u8; 12],
+    /// The acceptor's tx nonce (the server's: crossed).
+    acceptor: [u8; 12],
+}
 
 impl std::fmt::Debug for Secret {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -56,27 +64,29 @@ impl Secret {
                 s.len()
             ));
         }
-        let mut out = [0u8; SECRET_LEN];
-        for (i, b) in out.iter_mut().enumerate() {
+        let mut bytes = vec![0u8; SECRET_LEN];
+        for (i, b) in bytes.iter_mut().enumerate() {
             let digits = s.get(2 * i..2 * i + 2).unwrap_or_default();
             *b = u8::from_str_radix(digits, 16)
                 .map_err(|_| format!("not a hex byte at digit {}: {digits:?}", 2 * i))?;
         }
-        Ok(Secret(out))
+        let secret = msgr_auth::Secret::new(bytes);
+        let split = |server| split_connection_secret(&secret, server).map_err(|e| e.to_string());
+        let (client, server) = (split(false)?, split(true)?);
+        Ok(Secret {
+            key: client.key,
+            connector: client.tx_nonce,
+            acceptor: server.tx_nonce,
+        })
     }
 
-    /// The GCM state `side` sends with: key `[0..16]`; the acceptor's nonce `[16..28]` (the
-    /// client's rx), the connector's `[28..40]` (its tx).
+    /// The GCM state `side` sends with.
     fn gcm(&self, side: Side) -> Gcm {
-        let mut key = [0u8; 16];
-        key.copy_from_slice(&self.0[..16]);
-        let at = match side {
-            Side::Acceptor => 16,
-            Side::Connector => 28,
+        let nonce = match side {
+            Side::Acceptor => &self.acceptor,
+            Side::Connector => &self.connector,
         };
-        let mut nonce = [0u8; 12];
-        nonce.copy_from_slice(&self.0[at..at + 12]);
-        Gcm::new(&key, &nonce)
+        Gcm::new(&self.key, nonce)
     }
 }
 
@@ -386,9 +396,17 @@ mod tests {
     }
 
     #[test]
+    fn the_nonces_are_crossed_as_in_the_spec() {
+        let hex: String = (0..SECRET_LEN as u8).map(|b| format!("{b:02x}")).collect();
+        let s = Secret::from_hex(&hex).unwrap();
+        assert_eq!(s.key[0], 0);
+        assert_eq!((s.acceptor[0], s.connector[0]), (16, 28));
+    }
+
+    #[test]
     fn a_sealed_head_without_its_rest_is_a_cut() {
         use msgr_pipe::v2::frame::{Encoder, Frame};
-        let secret = Secret([9; SECRET_LEN]);
+        let secret = Secret::from_hex(&"09".repeat(SECRET_LEN)).unwrap();
         let mut wire = BytesMut::new();
         Banner::OURS.encode(&mut wire);
         let mut enc = Encoder::default();
