@@ -64,7 +64,7 @@ pub struct DumpArgs {
     /// Print one JSON object per line.
     #[arg(long)]
     pub json: bool,
-    /// Footer layout: from the features seen in the stream, or forced.
+    /// msgr v1 footer layout: from the features seen in the stream, or forced.
     #[arg(long, value_enum, default_value_t = FooterArg::Auto)]
     pub footer: FooterArg,
     /// Go on after CRC mismatches, naming them on the message or msgr2 frame

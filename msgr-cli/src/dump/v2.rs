@@ -439,6 +439,51 @@ mod tests {
     }
 
     #[test]
+    fn alone_a_connector_turns_secure_at_the_garbled_preamble_after_its_auth_request() {
+        use msgr_pipe::v2::frame::{Encoder, Frame};
+        let secret = Secret::from_hex(&"3c".repeat(SECRET_LEN)).unwrap();
+        let mut wire = BytesMut::new();
+        Banner::OURS.encode(&mut wire);
+        let mut enc = Encoder::default();
+        let mut req = BytesMut::new();
+        req.extend_from_slice(&2u32.to_le_bytes());
+        req.extend_from_slice(&1u32.to_le_bytes());
+        req.extend_from_slice(&2u32.to_le_bytes());
+        req.extend_from_slice(&0u32.to_le_bytes());
+        enc.encode(&Frame::control(Tag::AuthRequest, req.freeze()), &mut wire);
+        let sealed_at = wire.len() as u64;
+        enc.secure(secret.gcm(Side::Connector));
+        enc.encode(
+            &Frame::control(Tag::AuthSignature, vec![1u8; 32]),
+            &mut wire,
+        );
+        let kinds = |s: &Stream| s.items.iter().map(|i| i.kind).collect::<Vec<_>>();
+
+        let plain = decode(
+            &wire,
+            Side::Connector,
+            Options::default(),
+            Switch::Guess,
+            true,
+        );
+        assert_eq!(plain.end, End::Complete);
+        assert_eq!(kinds(&plain), ["banner", "auth_request", "encrypted"]);
+        assert_eq!(plain.items[2].offset, sealed_at);
+        assert_eq!(plain.items[2].fields[0], ("bytes", Val::U(96)));
+
+        let opts = Options {
+            secret: Some(secret),
+            ..Options::default()
+        };
+        let opened = decode(&wire, Side::Connector, opts, Switch::Guess, true);
+        assert_eq!(opened.end, End::Complete);
+        assert_eq!(kinds(&opened), ["banner", "auth_request", "auth_signature"]);
+        // Told by the acceptor's side, the switch is not guessed: after request 1.
+        let told = decode(&wire, Side::Connector, opts, Switch::AfterRequests(1), true);
+        assert_eq!(kinds(&told), kinds(&opened));
+    }
+
+    #[test]
     fn a_bare_banner_is_complete_and_a_cut_one_is_cut() {
         let mut b = BytesMut::new();
         Banner::OURS.encode(&mut b);
