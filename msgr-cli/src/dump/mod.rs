@@ -48,7 +48,7 @@ use anyhow::Context;
 use msgr_wire::{FooterKind, Side};
 
 use decode::{End, Options};
-use describe::{describe, Line};
+use describe::Line;
 
 /// Arguments of `msgr dump`.
 #[derive(Debug, clap::Args)]
@@ -172,27 +172,14 @@ fn dump_raw(
     json: bool,
     out: &mut impl Write,
 ) -> anyhow::Result<()> {
-    let (lines, end, crc_errors, malformed) = if bytes.starts_with(b"ceph v2") {
-        let s = v2::decode(bytes, side, opts, v2::Switch::Guess, true);
-        (s.items, s.end, s.crc_errors, s.malformed)
-    } else {
-        let s = decode::decode(bytes, side, opts, true);
-        let crc_errors = s.crc_errors();
-        let lines = s
-            .items
-            .iter()
-            .map(|d| {
-                let (kind, fields) = describe(&d.item, d.crc_error.as_deref());
-                describe::Described {
-                    offset: d.offset,
-                    end: d.end,
-                    kind,
-                    fields,
-                }
-            })
-            .collect();
-        (lines, s.end, crc_errors, 0)
-    };
+    let (lines, crc_errors, end, malformed) =
+        if bytes.starts_with(msgr_pipe::v2::frame::BANNER_MAGIC) {
+            let s = v2::decode(bytes, side, opts, v2::Switch::Guess, true);
+            (s.items, s.crc_errors, s.end, s.malformed)
+        } else {
+            let s = decode::decode(bytes, side, opts, true);
+            (s.described(), s.crc_errors(), s.end, 0)
+        };
     for d in lines {
         let line = Line {
             context: vec![],

@@ -22,7 +22,7 @@ use std::net::SocketAddr;
 use msgr_wire::{FooterKind, Item, Limits, Side, StreamDecoder};
 
 use super::decode::{self, End, Options};
-use super::describe::{describe, Described, Fields, Line, Val};
+use super::describe::{Described, Fields, Line, Val};
 use super::tcp::{self, Connection};
 use super::v2;
 
@@ -297,24 +297,10 @@ struct SideLines {
 
 impl SideLines {
     fn of_v1(d: decode::Stream) -> SideLines {
-        let crc_errors = d.crc_errors();
-        let items = d
-            .items
-            .iter()
-            .map(|d| {
-                let (kind, fields) = describe(&d.item, d.crc_error.as_deref());
-                Described {
-                    offset: d.offset,
-                    end: d.end,
-                    kind,
-                    fields,
-                }
-            })
-            .collect();
         SideLines {
-            items,
+            items: d.described(),
+            crc_errors: d.crc_errors(),
             end: d.end,
-            crc_errors,
         }
     }
 }
