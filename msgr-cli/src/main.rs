@@ -29,8 +29,8 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Complete the handshake with a daemon and time KEEPALIVE2 round trips, like ping.
     Ping(ping::PingArgs),
-    /// Decode msgr v1 traffic from a pcap/pcapng capture, or one side's raw bytes: one line per
-    /// handshake item and frame.
+    /// Decode msgr v1 and msgr2 traffic from a pcap/pcapng capture, or one side's raw bytes: one
+    /// line per handshake item and frame (msgr2 secure mode with --secret).
     Dump(dump::DumpArgs),
     /// Authenticate with a mon (none or cephx) and run a mon command, as `ceph` does.
     #[command(name = "mon-command")]

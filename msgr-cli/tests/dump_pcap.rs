@@ -161,21 +161,23 @@ fn a_real_v1_capture_is_split_paired_and_decoded_like_the_split_streams() {
 }
 
 #[test]
-fn msgr2_connections_are_listed_and_skipped() {
+fn msgr2_connections_are_decoded_with_roles_from_the_bytes() {
     let path = here("tests/data", "v2-crc-authnone-status.pcap");
     let out = dump(&[path.to_str().unwrap(), "--json"], None);
     assert!(out.status.success(), "{}", stderr(&out));
     let all = lines(&out);
-    assert_eq!(all.len(), 2, "{all:?}");
-    for l in &all {
-        assert_eq!(l["kind"], "connection");
+    let conns: Vec<&Value> = all.iter().filter(|l| l["kind"] == "connection").collect();
+    assert_eq!(conns.len(), 2, "{all:?}");
+    for l in conns {
         assert_eq!(l["protocol"], "msgr2");
-        assert_eq!(l["skipped"], "msgr2 is not decoded yet");
-        // No v1 bytes to tell the roles: the SYN tells them.
-        assert_eq!(l["roles_from"], "syn");
+        assert_eq!(l["skipped"], Value::Null);
+        // The connector asks (AUTH_REQUEST), the acceptor answers (AUTH_DONE).
+        assert_eq!(l["roles_from"], "bytes");
         assert_eq!(l["acceptor"], "127.0.0.1:33319");
     }
-    assert!(stderr(&out).contains("2 TCP connections, 0 decoded as msgr v1"));
+    // Both connections' frames, 1 + 15 and 1 + 23 lines (tests/dump_v2.rs checks them).
+    assert_eq!(all.len(), 40);
+    assert!(stderr(&out).contains("2 TCP connections, 0 decoded as msgr v1, 2 as msgr2"));
 }
 
 #[test]

@@ -8,6 +8,7 @@
 //! named on the message, and decoding goes on with the next frame (the header's lengths
 //! are trusted; they are bounded by the input).
 
+use super::describe::{describe, Described};
 use bytes::BytesMut;
 use msgr_wire::{
     crc32c, CrcFlags, FooterKind, Frame, Item, Limits, Side, StreamDecoder, WireError,
@@ -20,6 +21,8 @@ pub struct Options {
     pub footer: Option<FooterKind>,
     /// Go on after CRC mismatches, naming them on the message.
     pub keep_going: bool,
+    /// msgr2: the connection secret that opens secure frames (`--secret`).
+    pub secret: Option<super::v2::Secret>,
 }
 
 /// A decoded item and where it lies in its stream.
@@ -77,6 +80,22 @@ impl Stream {
     /// Number of messages whose CRCs did not verify.
     pub fn crc_errors(&self) -> usize {
         self.items.iter().filter(|d| d.crc_error.is_some()).count()
+    }
+
+    /// The items as lines' kinds and fields ([`describe`]).
+    pub fn described(&self) -> Vec<Described> {
+        self.items
+            .iter()
+            .map(|d| {
+                let (kind, fields) = describe(&d.item, d.crc_error.as_deref());
+                Described {
+                    offset: d.offset,
+                    end: d.end,
+                    kind,
+                    fields,
+                }
+            })
+            .collect()
     }
 }
 

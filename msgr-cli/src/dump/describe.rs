@@ -122,6 +122,19 @@ fn describe_frame(frame: &Frame, crc_error: Option<&str>) -> (&'static str, Fiel
     }
 }
 
+/// A decoded item as its line's kind and fields, and where it lies in its stream.
+#[derive(Debug, Clone)]
+pub struct Described {
+    /// Offset of its first byte.
+    pub offset: u64,
+    /// Offset just past its last byte.
+    pub end: u64,
+    /// The line's kind.
+    pub kind: &'static str,
+    /// Its fields.
+    pub fields: Fields,
+}
+
 /// One output line: where it comes from (`context`: connection, side, packet; empty for a
 /// raw stream), the byte offset in its stream, the kind and the fields.
 #[derive(Debug, Clone)]

@@ -1,33 +1,44 @@
-//! `msgr dump`: decode msgr v1 traffic from a pcap or pcapng capture, or from one side's
-//! raw bytes.
+//! `msgr dump`: decode msgr v1 and msgr2 traffic from a pcap or pcapng capture, or from one
+//! side's raw bytes.
 //!
 //! A capture (told by its magic number; `FILE` `-` reads standard input) is split into TCP
 //! connections ([`tcp`]; IPv4 and IPv6 over the link types of [`packet`]), each direction's
-//! segments put back in sequence order, the connector and the acceptor found from the bytes
-//! ([`session`]), both sides decoded and their items printed in capture order, each with
-//! its connection number, side, packet number and stream offset. msgr2 connections are
-//! listed and skipped; so is TCP that is not Ceph. A raw stream (any other file) is one
-//! side's bytes from its banner on, and needs `--side`.
+//! segments put back in sequence order, the protocol told by the banner, the connector and
+//! the acceptor found from the bytes ([`session`]), both sides decoded and their items
+//! printed in capture order, each with its connection number, side, packet number and
+//! stream offset. TCP that is not Ceph is listed and skipped. A raw stream (any other file)
+//! is one side's bytes from its banner on, and needs `--side`.
+//!
+//! msgr v1 is decoded by msgr-wire's `StreamDecoder` ([`decode`]); msgr2 by msgr-pipe's
+//! sans-IO frame decoder ([`v2`]), a line per frame named after its tag (`hello`,
+//! `auth_request`, `auth_done`, `client_ident`, `msg`, `ack`, ...; [`frames2`]). A msgr2
+//! connection in secure mode is sealed from AUTH_SIGNATURE on: its sides end with one
+//! `encrypted` line (how many bytes) unless `--secret HEX` gives the connection secret, which
+//! opens them.
 //!
 //! Text lines are `[conn=N from=SIDE packet=N time=SECONDS] @OFFSET KIND key=value ...`; with `--json`,
 //! one object per line with the same keys ([`describe`]). A message names its type
 //! (`type_name`, from [`names`]) and says whether its CRCs verify (`crc_ok`); with
 //! `--continue` (alias `--no-crc`) a CRC mismatch does not stop the decoding: the message
-//! says which CRC failed (`crc_error`) and the next frame follows. Without it the first
-//! mismatch ends that side with an error.
+//! (a msgr2 frame of any tag) says which CRC failed (`crc_error`) and the next frame follows.
+//! Without it the first mismatch ends that side with an error.
 //!
 //! Exit status: 1 if the input cannot be read, is empty, or a side's bytes are corrupt (a
 //! raw stream's also if it ends inside an item); a capture's missing bytes (`gap` lines)
 //! and sides cut short by the capture's end (`cut` lines) are reported, not errors. What it
-//! does not do: decode msgr2, decrypt, follow a side past bytes the capture missed.
+//! does not do: derive a connection secret from the keys, decode msgr2.0 (rev0) or
+//! compressed frames, look inside auth payloads, follow a side past bytes the capture
+//! missed.
 
 mod capture;
 mod decode;
 mod describe;
+mod frames2;
 mod names;
 mod packet;
 mod session;
 mod tcp;
+mod v2;
 
 use std::collections::BTreeMap;
 use std::io::{BufWriter, Read, Write};
@@ -37,27 +48,38 @@ use anyhow::Context;
 use msgr_wire::{FooterKind, Side};
 
 use decode::{End, Options};
-use describe::{describe, Line};
+use describe::Line;
 
 /// Arguments of `msgr dump`.
 #[derive(Debug, clap::Args)]
 pub struct DumpArgs {
-    /// A pcap or pcapng capture, or the raw bytes one side of a connection wrote from its
-    /// banner on (`-`: standard input).
+    /// A pcap or pcapng capture (msgr v1 and msgr2 connections), or the raw bytes one side of
+    /// a connection wrote from its banner on (`-`: standard input).
     pub file: PathBuf,
     /// For a raw stream: which side wrote the bytes (a capture's sides are found from the
-    /// bytes).
+    /// bytes). A msgr2 connector's stream turns secure where its peer's AUTH_DONE said; alone,
+    /// that is guessed (the first garbled preamble after an auth request).
     #[arg(long, value_enum)]
     pub side: Option<SideArg>,
     /// Print one JSON object per line.
     #[arg(long)]
     pub json: bool,
-    /// Footer layout: from the features seen in the stream, or forced.
+    /// msgr v1 footer layout: from the features seen in the stream, or forced.
     #[arg(long, value_enum, default_value_t = FooterArg::Auto)]
     pub footer: FooterArg,
-    /// Go on after CRC mismatches, naming them on the message (`crc_ok=false crc_error=...`).
+    /// Go on after CRC mismatches, naming them on the message or msgr2 frame
+    /// (`crc_ok=false crc_error=...`).
     #[arg(long = "continue", alias = "no-crc")]
     pub keep_going: bool,
+    /// msgr2 secure mode: the connection secret (64 bytes as 128 hex digits, as cephx's
+    /// AUTH_DONE hands it to both ends) that decrypts the sealed frames. Without it a secure
+    /// side ends with one `encrypted` line.
+    #[arg(long, value_name = "HEX", value_parser = parse_secret)]
+    pub secret: Option<v2::Secret>,
+}
+
+fn parse_secret(s: &str) -> Result<v2::Secret, String> {
+    v2::Secret::from_hex(s)
 }
 
 /// The `--footer` values.
@@ -103,6 +125,7 @@ pub fn run(args: DumpArgs) -> anyhow::Result<()> {
             FooterArg::Old => Some(FooterKind::Old),
         },
         keep_going: args.keep_going,
+        secret: args.secret,
     };
     let mut out = BufWriter::new(std::io::stdout().lock());
     let result = match capture::Format::sniff(&bytes) {
@@ -149,22 +172,30 @@ fn dump_raw(
     json: bool,
     out: &mut impl Write,
 ) -> anyhow::Result<()> {
-    let stream = decode::decode(bytes, side, opts, true);
-    for d in &stream.items {
-        let (kind, fields) = describe(&d.item, d.crc_error.as_deref());
+    let (lines, crc_errors, end, malformed) =
+        if bytes.starts_with(msgr_pipe::v2::frame::BANNER_MAGIC) {
+            let s = v2::decode(bytes, side, opts, v2::Switch::Guess, true);
+            (s.items, s.crc_errors, s.end, s.malformed)
+        } else {
+            let s = decode::decode(bytes, side, opts, true);
+            (s.described(), s.crc_errors(), s.end, 0)
+        };
+    for d in lines {
         let line = Line {
             context: vec![],
             offset: Some(d.offset),
-            kind,
-            fields,
+            kind: d.kind,
+            fields: d.fields,
         };
         emit(out, json, &line)?;
     }
-    let crc_errors = stream.crc_errors();
     if crc_errors > 0 {
         eprintln!("{crc_errors} messages with CRC errors (marked crc_ok=false)");
     }
-    match stream.end {
+    if malformed > 0 {
+        anyhow::bail!("{malformed} frames with malformed payloads (marked malformed=...)");
+    }
+    match end {
         End::Complete => Ok(()),
         End::Cut { offset, what } => anyhow::bail!("at byte offset {offset}: {what}"),
         End::Corrupt { error, .. } => Err(anyhow::anyhow!(error)),
@@ -190,6 +221,7 @@ fn dump_capture(
     }
     let mut corrupt = 0;
     let mut decoded = 0;
+    let mut decoded_v2 = 0;
     let mut crc_errors = 0;
     let times: Vec<f64> = read.packets.iter().map(|p| p.time).collect();
     for (i, conn) in conns.list.iter().enumerate() {
@@ -198,12 +230,13 @@ fn dump_capture(
             emit(out, json, line)?;
         }
         corrupt += usize::from(report.corrupt);
-        decoded += usize::from(report.decoded);
+        decoded += usize::from(report.protocol == Some(session::Protocol::V1));
+        decoded_v2 += usize::from(report.protocol == Some(session::Protocol::V2));
         crc_errors += report.crc_errors;
     }
     // The summary goes to stderr: stdout stays one item per line.
     eprintln!(
-        "{} packets, {} TCP connections, {decoded} decoded as msgr v1",
+        "{} packets, {} TCP connections, {decoded} decoded as msgr v1, {decoded_v2} as msgr2",
         read.packets.len(),
         conns.list.len()
     );
@@ -217,7 +250,12 @@ fn dump_capture(
         eprintln!("{crc_errors} messages with CRC errors (marked crc_ok=false)");
     }
     if corrupt > 0 {
-        anyhow::bail!("{corrupt} connections have corrupt msgr v1 bytes (see the error lines)");
+        let what = match (decoded, decoded_v2) {
+            (_, 0) => "msgr v1 bytes (see the error lines)",
+            (0, _) => "msgr2 bytes (see the error and malformed lines)",
+            _ => "bytes (see the error and malformed lines)",
+        };
+        anyhow::bail!("{corrupt} connections have corrupt {what}");
     }
     Ok(())
 }
@@ -258,6 +296,7 @@ mod tests {
                 let opts = Options {
                     footer: None,
                     keep_going,
+                    secret: None,
                 };
                 let _ = dump_capture(format, bytes, opts, json, &mut out);
                 len = out.len();
@@ -313,6 +352,40 @@ mod tests {
             let len = rng.below(600);
             bytes.extend((0..len).map(|_| rng.next() as u8));
             run_capture(&bytes);
+        }
+    }
+
+    #[test]
+    fn garbage_msgr2_captures_never_panic() {
+        const V2: &[u8] = include_bytes!("../../tests/data/v2-crc-cephx-status.pcap");
+        const SECURE: &[u8] = include_bytes!("../../tests/data/v2-secure-cephx-status.pcap");
+        let mut rng = Rng(0x7632_6475_6d70);
+        // A secret that opens nothing: the secure frames are tried and refused.
+        let secret = v2::Secret::from_hex(&"5a".repeat(64)).ok();
+        for capture in [V2, SECURE] {
+            for _ in 0..100 {
+                let mut bytes = capture.to_vec();
+                for _ in 0..1 + rng.below(32) {
+                    let at = rng.below(bytes.len());
+                    if let Some(b) = bytes.get_mut(at) {
+                        *b ^= 1 << rng.below(8);
+                    }
+                }
+                let len = run_capture(&bytes);
+                assert!(len < 64 * capture.len(), "{len}");
+                for keep_going in [false, true] {
+                    let opts = Options {
+                        footer: None,
+                        keep_going,
+                        secret,
+                    };
+                    let mut out = Vec::new();
+                    let _ = dump_capture(capture::Format::Pcap, &bytes, opts, false, &mut out);
+                }
+            }
+            for cut in (0..capture.len()).step_by(1499) {
+                run_capture(capture.get(..cut).unwrap_or_default());
+            }
         }
     }
 

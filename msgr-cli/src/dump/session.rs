@@ -10,15 +10,21 @@
 //! the side that sent the SYN is the connector, and failing that, the side seen first; the
 //! connection line says which rule decided (`roles_from`). The connector's footer layout
 //! follows the features of the acceptor's reply (what was negotiated) unless `--footer` is
-//! given. Each item carries the number and time of the packet that completed it. msgr2 connections (banner `ceph v2`) are listed and skipped.
+//! given. Each item carries the number and time of the packet that completed it.
+//!
+//! msgr2 connections (banner `ceph v2`) are decoded by [`v2`], the roles found the same way
+//! from the frames each side wrote (a connector asks, an acceptor answers); the acceptor's
+//! side is decoded first, and its AUTH_DONE tells when the connector's frames turn secure.
+//! TCP without a Ceph banner is listed and skipped.
 
 use std::net::SocketAddr;
 
 use msgr_wire::{FooterKind, Item, Limits, Side, StreamDecoder};
 
 use super::decode::{self, End, Options};
-use super::describe::{describe, Fields, Line, Val};
+use super::describe::{Described, Fields, Line, Val};
 use super::tcp::{self, Connection};
+use super::v2;
 
 /// The protocol a side's first bytes show.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,8 +64,8 @@ pub struct Report {
     pub lines: Vec<Line>,
     /// Corrupt bytes (or CRC mismatches without `--continue`) in a decoded side.
     pub corrupt: bool,
-    /// Whether it was decoded as msgr v1.
-    pub decoded: bool,
+    /// The protocol it was decoded as (`None`: skipped).
+    pub protocol: Option<Protocol>,
     /// Messages whose CRCs did not verify (with `--continue`).
     pub crc_errors: usize,
 }
@@ -108,16 +114,17 @@ pub fn report(
         p => p,
     };
     // The first side's role, and the rule that decided it.
-    let by_bytes = (protocol == Protocol::V1)
-        .then(|| {
-            role_from_bytes(&first.bytes).or_else(|| {
-                second
-                    .as_ref()
-                    .and_then(|(_, s)| role_from_bytes(&s.bytes))
-                    .map(other)
-            })
-        })
-        .flatten();
+    let role_of: fn(&[u8]) -> Option<Side> = match protocol {
+        Protocol::V1 => role_from_bytes,
+        Protocol::V2 => v2::role_from_bytes,
+        Protocol::Unknown => |_: &[u8]| None,
+    };
+    let by_bytes = role_of(&first.bytes).or_else(|| {
+        second
+            .as_ref()
+            .and_then(|(_, s)| role_of(&s.bytes))
+            .map(other)
+    });
     let (first_role, roles_from) = match by_bytes {
         Some(side) => (side, "bytes"),
         None if conn.first.sent_syn => (Side::Connector, "syn"),
@@ -148,7 +155,7 @@ pub fn report(
             .map_or(0, |(_, _, st)| st.bytes.len() as u64)
     };
     let mut out = Report {
-        decoded: protocol == Protocol::V1,
+        protocol: Some(protocol).filter(|p| *p != Protocol::Unknown),
         ..Report::default()
     };
     let mut fields: Fields = vec![
@@ -171,11 +178,8 @@ pub fn report(
             Val::U(sides.iter().map(|(_, _, s)| s.conflicting).sum()),
         ),
     ];
-    if protocol != Protocol::V1 {
-        let why = match protocol {
-            Protocol::V2 => "msgr2 is not decoded yet",
-            _ => "no ceph banner: not Ceph, or the capture started after the connection did",
-        };
+    if protocol == Protocol::Unknown {
+        let why = "no ceph banner: not Ceph, or the capture started after the connection did";
         fields.push(("skipped", Val::S(why.into())));
     }
     out.lines.push(Line {
@@ -184,19 +188,34 @@ pub fn report(
         kind: "connection",
         fields,
     });
-    if protocol != Protocol::V1 {
+    if protocol == Protocol::Unknown {
         return out;
     }
     let mut items: Vec<(u64, Line)> = Vec::new();
     let mut footer = opts.footer;
+    let mut switch = v2::Switch::Guess;
     for (side, _, stream) in &sides {
-        let side_opts = Options { footer, ..opts };
         let complete = stream.gap.is_none();
-        let decoded = decode::decode(&stream.bytes, *side, side_opts, complete);
-        if *side == Side::Acceptor && !footer_forced {
-            footer = decoded.reply_features().map(FooterKind::for_features);
-        }
-        out.crc_errors += decoded.crc_errors();
+        let decoded = if protocol == Protocol::V2 {
+            let d = v2::decode(&stream.bytes, *side, opts, switch, complete);
+            if *side == Side::Acceptor {
+                switch = d.connector_switch;
+            }
+            out.corrupt |= d.malformed > 0;
+            SideLines {
+                items: d.items,
+                end: d.end,
+                crc_errors: d.crc_errors,
+            }
+        } else {
+            let side_opts = Options { footer, ..opts };
+            let d = decode::decode(&stream.bytes, *side, side_opts, complete);
+            if *side == Side::Acceptor && !footer_forced {
+                footer = d.reply_features().map(FooterKind::for_features);
+            }
+            SideLines::of_v1(d)
+        };
+        out.crc_errors += decoded.crc_errors;
         let ctx = |packet: Option<u64>| -> Fields {
             vec![
                 ("conn", Val::U(id as u64)),
@@ -210,16 +229,15 @@ pub fn report(
                 ),
             ]
         };
-        for d in &decoded.items {
+        for d in decoded.items {
             let packet = stream.packet_at(d.end.saturating_sub(1));
-            let (kind, fields) = describe(&d.item, d.crc_error.as_deref());
             items.push((
                 packet.unwrap_or(u64::MAX),
                 Line {
                     context: ctx(packet),
                     offset: Some(d.offset),
-                    kind,
-                    fields,
+                    kind: d.kind,
+                    fields: d.fields,
                 },
             ));
         }
@@ -268,6 +286,23 @@ pub fn report(
     items.sort_by_key(|(packet, _)| *packet);
     out.lines.extend(items.into_iter().map(|(_, line)| line));
     out
+}
+
+/// One side's lines, from either protocol.
+struct SideLines {
+    items: Vec<Described>,
+    end: End,
+    crc_errors: usize,
+}
+
+impl SideLines {
+    fn of_v1(d: decode::Stream) -> SideLines {
+        SideLines {
+            items: d.described(),
+            crc_errors: d.crc_errors(),
+            end: d.end,
+        }
+    }
 }
 
 /// The packet after which a side's problems are reported: its last one.

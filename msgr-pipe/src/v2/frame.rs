@@ -495,12 +495,21 @@ impl Encoder {
 }
 
 /// Decodes a stream of frames (after the banner), in the current mode.
+///
+/// A crc-mode frame is taken whole before its CRCs are checked, so after a
+/// [`FrameError::SegmentCrc`] the stream stands at the next frame. With
+/// [`Decoder::keep_damaged`] (for tools that show damaged streams, `msgr dump --continue`)
+/// such a frame is returned anyway and [`Decoder::take_damage`] names its first bad segment.
 #[derive(Debug)]
 pub struct Decoder {
     limits: FrameLimits,
     gcm: Option<Gcm>,
     /// Secure mode: a head already decrypted (its nonce used), waiting for the rest.
     head: Option<(Preamble, BytesMut)>,
+    /// Return crc-mode frames whose segment CRCs fail, with the failure in `damage`.
+    keep_damaged: bool,
+    /// The segment CRC failure of the frame just returned (with `keep_damaged`).
+    damage: Option<FrameError>,
 }
 
 impl Decoder {
@@ -510,7 +519,22 @@ impl Decoder {
             limits,
             gcm: None,
             head: None,
+            keep_damaged: false,
+            damage: None,
         }
+    }
+
+    /// From now on, a crc-mode frame whose segment CRCs fail is returned like a good one;
+    /// [`Decoder::take_damage`] says which segment failed. The preamble's CRC is still
+    /// checked (the lengths depend on it), and secure frames are still authenticated.
+    pub fn keep_damaged(&mut self) {
+        self.keep_damaged = true;
+    }
+
+    /// The segment CRC failure ([`FrameError::SegmentCrc`]) of the frame `decode` returned
+    /// last, if it had one (only with [`Decoder::keep_damaged`]); cleared by the call.
+    pub fn take_damage(&mut self) -> Option<FrameError> {
+        self.damage.take()
     }
 
     /// From now on, frames are opened with `gcm`.
@@ -520,6 +544,7 @@ impl Decoder {
 
     /// Takes the next frame from the front of `buf` once it is all there.
     pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Frame>, FrameError> {
+        self.damage = None;
         if self.gcm.is_none() {
             return self.decode_crc(buf);
         }
@@ -535,11 +560,11 @@ impl Decoder {
             buf.reserve(PREAMBLE_LEN + pre.crc_rest() - buf.len());
             return Ok(None);
         }
+        // The whole frame is taken before any CRC is judged: an error leaves the stream at
+        // the next frame.
         buf.advance(PREAMBLE_LEN);
         let s0 = buf.split_to(pre.len(0)).freeze();
-        if buf.get_u32_le() != crc32c(u32::MAX, &s0) {
-            return Err(FrameError::SegmentCrc(0));
-        }
+        let mut bad = (buf.get_u32_le() != crc32c(u32::MAX, &s0)).then_some(0);
         let mut segments = vec![s0];
         if pre.num_segments > 1 {
             let rest: Vec<Bytes> = (1..MAX_SEGMENTS)
@@ -552,10 +577,16 @@ impl Decoder {
             }
             for (i, s) in rest.iter().enumerate() {
                 if i + 1 < usize::from(pre.num_segments) && crcs[i] != crc32c(u32::MAX, s) {
-                    return Err(FrameError::SegmentCrc(i + 1));
+                    bad = bad.or(Some(i + 1));
                 }
             }
             segments.extend(rest.into_iter().take(usize::from(pre.num_segments) - 1));
+        }
+        if let Some(i) = bad {
+            if !self.keep_damaged {
+                return Err(FrameError::SegmentCrc(i));
+            }
+            self.damage = Some(FrameError::SegmentCrc(i));
         }
         Ok(Some(Frame {
             tag: Tag::from_byte(pre.tag).ok_or(FrameError::UnknownTag(pre.tag))?,
@@ -703,6 +734,40 @@ mod tests {
                 let r = dec.decode(&mut wire);
                 assert!(r.is_err(), "secure {secure} byte {at}: {r:?}");
             }
+        }
+    }
+
+    #[test]
+    fn a_segment_crc_error_consumes_its_frame_and_keep_damaged_returns_it() {
+        for (at, segment) in [(PREAMBLE_LEN + 3, 0), (PREAMBLE_LEN + 41 + 4 + 2, 1)] {
+            let mut enc = Encoder::default();
+            let mut wire = BytesMut::new();
+            let msg = Frame {
+                tag: Tag::Message,
+                segments: vec![
+                    Bytes::from(vec![7u8; 41]),
+                    Bytes::from_static(b"front"),
+                    Bytes::new(),
+                    Bytes::from_static(b"data"),
+                ],
+            };
+            enc.encode(&msg, &mut wire);
+            enc.encode(&frames()[0], &mut wire);
+            wire[at] ^= 0x01;
+            let mut strict = Decoder::new(FrameLimits::default());
+            let mut copy = wire.clone();
+            assert_eq!(
+                strict.decode(&mut copy),
+                Err(FrameError::SegmentCrc(segment))
+            );
+            assert_eq!(strict.decode(&mut copy), Ok(Some(frames()[0].clone())));
+            let mut lenient = Decoder::new(FrameLimits::default());
+            lenient.keep_damaged();
+            let damaged = lenient.decode(&mut wire).unwrap().unwrap();
+            assert_eq!(damaged.tag, Tag::Message);
+            assert_eq!(lenient.take_damage(), Some(FrameError::SegmentCrc(segment)));
+            assert_eq!(lenient.decode(&mut wire), Ok(Some(frames()[0].clone())));
+            assert_eq!(lenient.take_damage(), None);
         }
     }
 
