@@ -116,11 +116,9 @@ fn bench_rounds_alternate_the_transports_and_report_the_median() {
         .filter(|l| l.contains(" round "))
         .map(|l| l.split_whitespace().next().unwrap_or(""))
         .collect();
-    assert_eq!(
-        order,
-        ["raw-tcp", "msgr", "raw-tcp", "msgr", "raw-tcp", "msgr"],
-        "{stderr}"
-    );
+    // Each round: raw TCP, msgr v1, msgr2 crc, msgr2 secure.
+    let round = ["raw-tcp", "msgr", "msgr-v2", "msgr-v2-secure"];
+    assert_eq!(order, round.repeat(3), "{stderr}");
     // With --json: each run is its median round, over all the rounds' messages.
     let out = msgr()
         .args(args)

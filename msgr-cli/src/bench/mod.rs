@@ -266,6 +266,14 @@ impl BenchArgs {
             (Transports::Msgr, _) | (Transports::Both, true) => vec![Transport::Msgr],
             (Transports::Both, false) => vec![Transport::RawTcp, Transport::Msgr],
         };
+        // With injection the messenger runs twice per round, without and with the faults,
+        // so the faults' cost is a ratio of two runs of the same case a moment apart.
+        if self.injects() && transports.contains(&Transport::Msgr) {
+            transports.push(Transport::MsgrFaults);
+        }
+        if self.cephx && transports.contains(&Transport::Msgr) {
+            transports.push(Transport::MsgrCephx);
+        }
         // The embedded server speaks each protocol asked for; v1 is `msgr`, the baseline of
         // the faults and cephx runs.
         if self.server.is_none() && transports.contains(&Transport::Msgr) {
@@ -283,14 +291,6 @@ impl BenchArgs {
                 }
                 None => transports.extend(v2),
             }
-        }
-        // With injection the messenger runs twice per round, without and with the faults,
-        // so the faults' cost is a ratio of two runs of the same case a moment apart.
-        if self.injects() && transports.contains(&Transport::Msgr) {
-            transports.push(Transport::MsgrFaults);
-        }
-        if self.cephx && transports.contains(&Transport::Msgr) {
-            transports.push(Transport::MsgrCephx);
         }
         transports
     }
