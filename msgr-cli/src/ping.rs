@@ -65,8 +65,9 @@ use crate::bench::plan::parse_duration;
 #[derive(Debug, Clone, Args)]
 pub struct PingArgs {
     /// The daemon: `v1:HOST:PORT` (HOST may be a name; `v1:` and a `/NONCE` are optional),
-    /// `v2:HOST:PORT` for msgr2, or an address vector `[v2:HOST:PORT,v1:HOST:PORT]` (its v2
-    /// entry).
+    /// `v2:HOST:PORT[/NONCE]` for msgr2 (a daemon other than a mon refuses a connection that
+    /// does not name its nonce, as its osdmap entry does), or an address vector
+    /// `[v2:HOST:PORT,v1:HOST:PORT]` (its v2 entry).
     pub addr: String,
     /// Stop after this many replies (or timeouts); default: until Ctrl-C.
     #[arg(long)]

@@ -261,6 +261,7 @@ fn our_connector_sends_what_the_real_client_sends_up_to_auth() {
     let cfg = ConnectorConfig {
         entity_type: msgr_wire::EntityType::CLIENT,
         peer: "127.0.0.1:33319".parse().unwrap(),
+        peer_nonce: 0,
         nonce: 1,
         features_supported: msgr_wire::features::ALL_PACIFIC,
         features_required: 0,

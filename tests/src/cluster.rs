@@ -18,8 +18,10 @@
 //! [`STOP_TIMEOUT`](crate::ceph::STOP_TIMEOUT)), then the mon, then removes the folder. As for [`CephMon`], a
 //! missing Ceph skips (`Ok(None)` after printing why) unless [`REQUIRE_ENV`](crate::ceph::REQUIRE_ENV) is set.
 //!
-//! Not here: a mgr (`ceph -s` shows zeros without one), msgr v2 (the OSD binds v1 only, as the mon), more OSDs,
-//! pools.
+//! [`CephCluster::start_v2`] starts the same cluster with the mon and the OSD bound to msgr2 as well
+//! (`ms_bind_msgr2 = true`): [`CephCluster::osd_v2_addr`] is the OSD's v2 address.
+//!
+//! Not here: a mgr (`ceph -s` shows zeros without one), more OSDs, pools.
 
 use std::fs;
 use std::net::SocketAddr;
@@ -57,6 +59,7 @@ const ASSIMILATED: &str = "[global]\n\
 pub struct CephCluster {
     osd: Option<Child>,
     osd_addr: EntityAddr,
+    osd_v2_addr: Option<EntityAddr>,
     osd_uuid: String,
     started_in: Duration,
     /// Dropped after the OSD is stopped (by [`Drop`]): stops the mon and removes the folder.
@@ -67,17 +70,34 @@ impl CephCluster {
     /// Starts the mon and the OSD and waits until the OSD is up in the osdmap. `Ok(None)` (after printing the
     /// reason) when Ceph (with `ceph-osd`) is not installed and [`REQUIRE_ENV`](crate::ceph::REQUIRE_ENV) is unset.
     pub async fn start() -> anyhow::Result<Option<Self>> {
+        Self::start_with(false).await
+    }
+
+    /// [`start`](Self::start) with the mon and the OSD bound to msgr2 as well as v1.
+    pub async fn start_v2() -> anyhow::Result<Option<Self>> {
+        Self::start_with(true).await
+    }
+
+    async fn start_with(v2: bool) -> anyhow::Result<Option<Self>> {
         if !ceph_tools_present(&["ceph-mon", "monmaptool", "ceph-authtool", "ceph-osd"])? {
             return Ok(None);
         }
         let started = Instant::now();
         // The mon's start blocks (processes, polls): off the runtime's threads.
-        let Some(mon) = tokio::task::spawn_blocking(CephMon::start_cephx).await?? else {
+        let start = move || {
+            if v2 {
+                CephMon::start_v2(crate::ceph::MonAuth::Cephx)
+            } else {
+                CephMon::start_cephx()
+            }
+        };
+        let Some(mon) = tokio::task::spawn_blocking(start).await?? else {
             return Ok(None);
         };
         let mut cluster = CephCluster {
             osd: None,
             osd_addr: EntityAddr::new(SocketAddr::from(([127, 0, 0, 1], 0)), 0),
+            osd_v2_addr: None,
             osd_uuid: random_fsid(),
             started_in: Duration::ZERO,
             mon,
@@ -189,6 +209,7 @@ impl CephCluster {
             )
             .await?;
             if let Some(addr) = up_v1_addr(&dump)? {
+                self.osd_v2_addr = up_v2_addr(&dump)?;
                 return Ok(addr);
             }
             if Instant::now() >= deadline {
@@ -201,6 +222,12 @@ impl CephCluster {
     /// The OSD's v1 address, `127.0.0.1:PORT/PID`.
     pub fn osd_addr(&self) -> EntityAddr {
         self.osd_addr
+    }
+
+    /// The OSD's msgr2 address, `v2:127.0.0.1:PORT/PID`, when started with
+    /// [`start_v2`](Self::start_v2).
+    pub fn osd_v2_addr(&self) -> Option<EntityAddr> {
+        self.osd_v2_addr
     }
 
     /// The OSD's pid while it runs (also its address's nonce).
@@ -351,6 +378,33 @@ pub fn up_v1_addr(dump: &str) -> anyhow::Result<Option<EntityAddr>> {
         .and_then(|n| u32::try_from(n).ok())
         .with_context(|| format!("bad nonce {v1}"))?;
     Ok(Some(EntityAddr::new(addr, nonce)))
+}
+
+/// osd.0's msgr2 public address from an `osd dump -f json`, if it is up and has one.
+pub fn up_v2_addr(dump: &str) -> anyhow::Result<Option<EntityAddr>> {
+    let dump: serde_json::Value = serde_json::from_str(dump).context("osd dump is not JSON")?;
+    let Some(osd) = dump["osds"]
+        .as_array()
+        .and_then(|osds| osds.iter().find(|o| o["osd"] == OSD_ID && o["up"] == 1))
+    else {
+        return Ok(None);
+    };
+    let Some(v2) = osd["public_addrs"]["addrvec"]
+        .as_array()
+        .and_then(|a| a.iter().find(|a| a["type"] == "v2"))
+    else {
+        return Ok(None);
+    };
+    let addr: SocketAddr = v2["addr"]
+        .as_str()
+        .context("addr")?
+        .parse()
+        .with_context(|| format!("bad address {v2}"))?;
+    let nonce = v2["nonce"]
+        .as_u64()
+        .and_then(|n| u32::try_from(n).ok())
+        .with_context(|| format!("bad nonce {v2}"))?;
+    Ok(Some(EntityAddr::v2(addr, nonce)))
 }
 
 #[cfg(test)]

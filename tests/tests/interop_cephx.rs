@@ -514,6 +514,51 @@ impl msgr_pipe::Authorizer for BadSigner {
     }
 }
 
+/// msgr2 between mons: a messenger named `mon.1` connects to the real mon's v2 address with
+/// an authorizer from a ticket minted with the `mon.` key (authorizer mode, challenged by the
+/// mon), in crc mode and in secure mode (the mon's authorizer reply carries the connection
+/// secret), and the mon answers its request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_mon_over_msgr2_in_crc_and_secure_mode() -> anyhow::Result<()> {
+    let Some(mon) = ceph::CephMon::start_v2(ceph::MonAuth::Cephx)? else {
+        return Ok(());
+    };
+    let v2 = mon.v2_addr().context("v2 address")?;
+    for mode in [msgr_pipe::ConMode::Crc, msgr_pipe::ConMode::Secure] {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let mut config = msgr_core::MessengerConfig::default();
+        config.pipe.con_modes.client = vec![mode];
+        let m = msgr_core::Messenger::builder(msgr_wire::EntityName::new(
+            msgr_wire::EntityType::MON,
+            1,
+        ))
+        .config(config)
+        .policy(
+            msgr_wire::EntityType::MON,
+            msgr_pipe::Policy::lossless_peer(0),
+        )
+        .dispatcher(Arc::new(Inbox(tx)))
+        .authorizer(Arc::new(MonPeer {
+            key: mon_key(&mon)?,
+        }))
+        .start()
+        .await?;
+        let conn = m.connect_lazy(msgr_wire::EntityAddr::v2(v2, 0), msgr_wire::EntityType::MON)?;
+        conn.send(get_version(7)).await?;
+        let reply = tokio::time::timeout(WAIT, rx.recv())
+            .await
+            .context("the mon answers over msgr2")?
+            .context("messenger ended")?;
+        ensure!(reply.header.tid == 7, "{:?}", reply.header);
+        let session = conn.session().context("a session")?;
+        ensure!(session.con_mode() == Some(mode), "{:?}", session.con_mode());
+        ensure!(session.auth().0 == msgr_auth::CEPH_AUTH_CEPHX);
+        ensure!(conn.stats().faults == 0, "{:?}", conn.stats());
+        m.shutdown();
+    }
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_signature_gets_the_connection_dropped_by_the_mon() -> anyhow::Result<()> {
     let Some(mon) = CephMon::start_cephx()? else {

@@ -616,3 +616,66 @@ async fn msgr_ping_authenticates_then_pings_the_osd() -> anyhow::Result<()> {
     run.await
         .with_context(|| format!("the cluster's output:\n{}", cluster.output_tail()))
 }
+
+/// msgr2 to a real OSD: with the mon and osd.0 bound to msgr2 too, `msgr ping v2:OSD -c conf
+/// --con-mode crc|secure` authenticates with the mon, presents its OSD ticket in authorizer
+/// mode (the OSD challenges it; in secure mode its reply carries the connection secret) and
+/// gets three keepalive replies, in each mode.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn msgr_ping_reaches_the_osds_v2_address_in_crc_and_secure_mode() -> anyhow::Result<()> {
+    let Some(bin) = msgr_binary()? else {
+        return Ok(());
+    };
+    let Some(cluster) = CephCluster::start_v2().await? else {
+        return Ok(());
+    };
+    let run = async {
+        let osd = cluster
+            .osd_v2_addr()
+            .context("osd.0 announces a v2 address")?
+            .to_string();
+        ensure!(osd.starts_with("v2:"), "{osd}");
+        let conf = cluster
+            .conf_path()
+            .to_str()
+            .context("utf-8 path")?
+            .to_owned();
+        for mode in ["crc", "secure"] {
+            // (A shorter interval than the default second only to keep the test short.)
+            let (code, out, err, took) = msgr(
+                &bin,
+                &[
+                    "ping",
+                    &osd,
+                    "-c",
+                    &conf,
+                    "--con-mode",
+                    mode,
+                    "--count",
+                    "3",
+                    "--interval",
+                    "0.1",
+                ],
+            )
+            .await?;
+            eprintln!("msgr ping {mode}: exit {code} after {took:.2?}\n{out}{err}");
+            if code != 0 {
+                let log = std::fs::read_to_string(cluster.osd_log_path()).unwrap_or_default();
+                let tail: Vec<&str> = log.lines().rev().take(30).collect();
+                eprintln!(
+                    "osd log tail:\n{}",
+                    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+                );
+            }
+            ensure!(code == 0, "{mode}: exit {code}: {out}{err}");
+            ensure!(out.contains("3 sent, 3 received, 0% lost"), "{mode}: {out}");
+            ensure!(
+                out.contains(&format!("PING {osd}: handshake with a osd")),
+                "{mode}: {out}"
+            );
+        }
+        Ok(())
+    };
+    run.await
+        .with_context(|| format!("the cluster's output:\n{}", cluster.output_tail()))
+}

@@ -69,6 +69,7 @@ fn config(mon: &CephMon, modes: Vec<u32>) -> anyhow::Result<ConnectorConfig> {
     Ok(ConnectorConfig {
         entity_type: msgr_wire::EntityType::CLIENT,
         peer: mon.v2_addr().context("a v2 mon")?,
+        peer_nonce: 0,
         nonce: rand::random(),
         features_supported: msgr_wire::features::ALL_PACIFIC,
         features_required: 0,

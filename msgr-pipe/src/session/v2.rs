@@ -150,8 +150,10 @@ pub(super) async fn connect(
         (resume, sh.v2.client_cookie)
     };
     let my_name = host.my_name();
-    let (auth, auth_protocol) = if inner.peer_type == EntityType::MON {
-        // A mon authenticates us inside the handshake (mon mode).
+    // A mon authenticates its clients inside the handshake (mon mode); a mon connecting to
+    // a peer mon presents an authorizer, as to any service (Ceph's mon-to-mon sessions).
+    let mon_mode = inner.peer_type == EntityType::MON && my_name.ty != EntityType::MON;
+    let (auth, auth_protocol) = if mon_mode {
         let client = host
             .authorizer()
             .and_then(|a| a.mon_client())
@@ -176,13 +178,14 @@ pub(super) async fn connect(
     let cfg = ConnectorConfig {
         entity_type: my_name.ty,
         peer: inner.peer_addr.addr,
+        peer_nonce: inner.peer_addr.nonce,
         nonce: my_addr.nonce,
         features_supported: policy.features_supported,
         features_required: policy.features_required | crate::host::auth_required_features(&**host),
         modes: if auth_protocol == msgr_auth::CEPH_AUTH_NONE {
             // `none` has no connection secret: secure mode cannot be keyed.
             vec![crate::v2::connect::CON_MODE_CRC]
-        } else if inner.peer_type == EntityType::MON {
+        } else if mon_mode {
             inner.config.con_modes.mon_client_wire()
         } else {
             inner.config.con_modes.client_wire()

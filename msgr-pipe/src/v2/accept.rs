@@ -776,6 +776,7 @@ mod tests {
         let cfg = ConnectorConfig {
             entity_type: EntityType::CLIENT,
             peer: mon,
+            peer_nonce: 0,
             nonce: 9,
             features_supported: msgr_wire::features::ALL_PACIFIC,
             features_required: 0,

@@ -137,6 +137,9 @@ pub struct ConnectorConfig {
     pub entity_type: EntityType,
     /// The peer's v2 address (its HELLO is told where we reached it).
     pub peer: std::net::SocketAddr,
+    /// The peer's nonce, as we know it (0 for a mon, or when unknown): CLIENT_IDENT's target
+    /// names it, and a daemon refuses a target that is not its address ("not us").
+    pub peer_nonce: u32,
     /// Our nonce.
     pub nonce: u32,
     /// Session features we support and require.
@@ -379,7 +382,7 @@ impl Connector {
     fn hello(&self) -> Frame {
         let mut p = BytesMut::new();
         p.put_u8(self.cfg.entity_type.0);
-        Addr2::v2(self.cfg.peer, 0).encode(&mut p);
+        Addr2::v2(self.cfg.peer, self.cfg.peer_nonce).encode(&mut p);
         Frame::control(Tag::Hello, p.freeze())
     }
 
@@ -615,7 +618,7 @@ impl Connector {
         let mut b = BytesMut::new();
         // Our address: the one the peer saw, with our nonce (a client has no listener).
         EntityAddrVec(vec![self.my_addr()]).encode(&mut b);
-        Addr2::v2(self.cfg.peer, 0).encode(&mut b);
+        Addr2::v2(self.cfg.peer, self.cfg.peer_nonce).encode(&mut b);
         b.put_u64_le(self.global_id);
         b.put_u64_le(self.cfg.global_seq);
         b.put_u64_le(self.cfg.features_supported);
