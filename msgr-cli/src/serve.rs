@@ -44,8 +44,9 @@ pub const MSG_BENCH_END_ACK: u16 = 0x7b02;
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
     /// Address to listen on: `v1:IP:PORT` (or `IP:PORT`) for msgr v1, `v2:IP:PORT` for msgr2,
-    /// or a vector `[v2:IP:PORT,v1:IP:PORT]`, whose v2 entry is bound (msgr listens on one
-    /// port); port 0 lets the kernel choose. The bound address is the first line printed.
+    /// or a vector `[v2:IP:PORT,v1:IP:PORT]` for both on two ports, as Ceph's daemons listen;
+    /// port 0 lets the kernel choose. The bound address (a vector when both) is the first line
+    /// printed.
     #[arg(long, default_value = "0.0.0.0:6800")]
     pub bind: String,
     /// Entity name, `TYPE.NUM`. With `-k`/`-m`: `mon.N` serves the mon role (a cephx auth
@@ -153,16 +154,50 @@ impl ServePolicy {
     }
 }
 
+/// Where `msgr serve` listens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bind {
+    /// The first listener's address.
+    pub addr: SocketAddr,
+    /// It speaks msgr2.
+    pub msgr2: bool,
+    /// A second listener, msgr v1, beside a msgr2 one.
+    pub v1: Option<SocketAddr>,
+}
+
 /// Parses a listening address: `v1:IP:PORT`, `IP:PORT`, `v2:IP:PORT` or a vector
-/// `[v2:IP:PORT,v1:IP:PORT]` (its v2 entry). Returns the socket address and whether it
-/// speaks msgr2. The nonce, if written, is ignored (`--nonce` sets it).
-pub fn parse_bind(s: &str) -> anyhow::Result<(SocketAddr, bool)> {
+/// `[v2:IP:PORT,v1:IP:PORT]` (both protocols, on two listeners). The nonce, if written, is
+/// ignored (`--nonce` sets it).
+pub fn parse_bind(s: &str) -> anyhow::Result<Bind> {
     let addrs = msgr_wire::parse_addrs(s).with_context(|| {
         format!("{s:?} is not an address like v1:127.0.0.1:6800 or v2:127.0.0.1:3300")
     })?;
-    let addr = msgr_wire::pick_addr(&addrs, true)
+    let first = msgr_wire::pick_addr(&addrs, true)
         .with_context(|| format!("{s:?}: an empty address vector"))?;
-    Ok((addr.addr, addr.is_v2()))
+    let v1 = addrs
+        .iter()
+        .find(|a| !a.is_v2())
+        .filter(|_| first.is_v2())
+        .map(|a| a.addr);
+    Ok(Bind {
+        addr: first.addr,
+        msgr2: first.is_v2(),
+        v1,
+    })
+}
+
+/// `addrs` as Ceph writes a daemon's addresses: one address, or a vector of them.
+pub fn show_addrs(addrs: &[msgr_wire::EntityAddr]) -> String {
+    match addrs {
+        [one] => one.to_string(),
+        many => format!(
+            "[{}]",
+            many.iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(",")
+        ),
+    }
 }
 
 /// Counts of one connection (as seen by the server).
@@ -487,7 +522,11 @@ async fn start_server_with(
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let (bind, msgr2) = parse_bind(&args.bind)?;
+    let Bind {
+        addr: bind,
+        msgr2,
+        v1: bind_v1,
+    } = parse_bind(&args.bind)?;
     let name: EntityName = args
         .name
         .parse()
@@ -542,15 +581,16 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             }
             c.nonce = nonce;
             c.bind_msgr2 = msgr2;
+            c.bind_v1_addr = bind_v1;
         },
         authorizer,
         front,
     )
     .await?;
-    println!("{}", messenger.addr());
+    let shown = show_addrs(&messenger.addrs());
+    println!("{shown}");
     eprintln!(
-        "msgr serve: {name} listening on {} ({:?} mode, {:?} policy, {}); Ctrl-C stops",
-        messenger.addr(),
+        "msgr serve: {name} listening on {shown} ({:?} mode, {:?} policy, {}); Ctrl-C stops",
         args.mode,
         args.policy,
         role.label()

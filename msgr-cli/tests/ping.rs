@@ -187,3 +187,50 @@ fn auth_options_errors_are_one_line() {
         assert!(took < Duration::from_secs(5), "{args:?} took {took:?}");
     }
 }
+
+/// `msgr serve --bind [v2:...,v1:...]` listens with both protocols, as Ceph's daemons do, and
+/// prints both addresses as a vector; `msgr ping` reaches it through each (the vector itself
+/// picks the v2 entry) and says which protocol answered.
+#[test]
+fn serve_binds_v2_and_v1_at_once_and_ping_reaches_both() {
+    use std::io::BufRead;
+    let mut child = msgr()
+        .args(["serve", "--bind", "[v2:127.0.0.1:0,v1:127.0.0.1:0]"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start msgr serve");
+    let mut lines = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+    let mut first = String::new();
+    lines.read_line(&mut first).expect("first line");
+    std::thread::spawn(move || for _ in lines.lines() {});
+    let vector = first.trim().to_owned();
+    let inner = vector
+        .strip_prefix('[')
+        .and_then(|v| v.strip_suffix(']'))
+        .unwrap_or_else(|| panic!("not a vector: {vector:?}"));
+    let (v2, v1) = inner.split_once(',').expect("two addresses");
+    assert!(
+        v2.starts_with("v2:127.0.0.1:") && v1.starts_with("v1:127.0.0.1:"),
+        "{vector}"
+    );
+    assert_eq!(
+        v2.rsplit('/').next(),
+        v1.rsplit('/').next(),
+        "one nonce: {vector}"
+    );
+    for (target, shown) in [(v2, v2), (v1, v1), (vector.as_str(), v2)] {
+        let (out, _) = run_within(
+            msgr().args(["ping", target, "--count", "1"]),
+            Duration::from_secs(30),
+        );
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(0), "{target}: {stdout}");
+        assert!(
+            stdout.contains(&format!("keepalive2 reply from {shown}: seq=1")),
+            "{target}: {stdout}"
+        );
+    }
+    child.kill().expect("kill msgr serve");
+    child.wait().expect("reap msgr serve");
+}

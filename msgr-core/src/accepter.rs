@@ -131,6 +131,8 @@ pub(crate) struct AcceptContext {
     pub(crate) span: tracing::Span,
     /// The connection-count limit, if any.
     pub(crate) limit: Option<Arc<ConnLimit>>,
+    /// The listener speaks msgr2 (else msgr v1).
+    pub(crate) v2: bool,
 }
 
 impl AcceptContext {
@@ -138,8 +140,7 @@ impl AcceptContext {
     async fn accept_stream(&self, stream: TcpStream, peer: SocketAddr) -> Option<Session> {
         let host = Arc::clone(&self.host);
         let pipe = Arc::clone(&self.pipe);
-        // The listener speaks what the messenger's address says.
-        let v2 = self.host.my_addr().is_v2();
+        let v2 = self.v2;
         let accept = async {
             if v2 {
                 Session::accept_v2(host, stream, peer, pipe).await

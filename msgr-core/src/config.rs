@@ -122,6 +122,7 @@ pub const DEFAULT_DISPATCH_THROTTLE_BYTES: u64 = 100 << 20;
 /// | `bind_port_max` | 0 | `ms_bind_port_max` (7300) |
 /// | `bind_avoid_ports` | empty | — |
 /// | `bind_msgr2` | false (the listener speaks v1) | `ms_bind_msgr2` (Ceph binds both) |
+/// | `bind_v1_addr` | `None` | — (with `bind_msgr2`: a second listener, msgr v1, as Ceph's daemons bind both) |
 /// | `nonce` | `None` (random, odd) | — |
 /// | `dispatch_throttle_bytes` | 100 MiB | `ms_dispatch_throttle_bytes` |
 /// | `default_policy` | `lossless_client`, no throttles | `Policy()` |
@@ -166,6 +167,10 @@ pub struct MessengerConfig {
     /// `ms_bind_msgr2`; Ceph daemons bind a v2 and a v1 port, msgr one of them). Default
     /// false: msgr v1. Outgoing sessions speak what their peer's address says either way.
     pub bind_msgr2: bool,
+    /// With `bind_msgr2`: also listen for msgr v1 at this address (port 0: the kernel
+    /// chooses), as Ceph's daemons listen on a v2 and a v1 port and announce both
+    /// (`Messenger::addrs`). Default `None`: one listener.
+    pub bind_v1_addr: Option<SocketAddr>,
     /// Nonce of this messenger's address (part of its identity on the wire). Default `None`:
     /// a random odd 32-bit value per messenger, so two processes sharing an IP and port 0 never
     /// collide (spec §9.23). Ceph monitors use 0, and clients dial `v1:IP:PORT` with nonce 0 and
@@ -207,6 +212,7 @@ impl Default for MessengerConfig {
             bind_port_max: 0,
             bind_avoid_ports: Vec::new(),
             bind_msgr2: false,
+            bind_v1_addr: None,
             nonce: None,
             dispatch_throttle_bytes: DEFAULT_DISPATCH_THROTTLE_BYTES,
             default_policy: PolicyConfig::new(PolicyKind::LosslessClient),

@@ -133,6 +133,10 @@ impl Host for SessionHost {
         self.identity.addr()
     }
 
+    fn my_addrs(&self) -> Vec<EntityAddr> {
+        self.identity.addrs()
+    }
+
     fn learn_addr(&self, seen: &EntityAddr) {
         self.identity.learn_addr(seen);
     }

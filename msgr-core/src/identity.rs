@@ -23,6 +23,8 @@ pub(crate) struct Identity {
     /// [`Identity::name`]), so one atomic load and no lock.
     num: AtomicI64,
     addr: Mutex<EntityAddr>,
+    /// A second address, msgr v1's, when the messenger listens with both protocols.
+    v1_addr: Mutex<Option<EntityAddr>>,
 }
 
 impl Identity {
@@ -32,7 +34,20 @@ impl Identity {
             ty: name.ty,
             num: AtomicI64::new(name.num),
             addr: Mutex::new(addr),
+            v1_addr: Mutex::new(None),
         }
+    }
+
+    /// Also listens with msgr v1 at `addr` (same nonce as the first address).
+    pub(crate) fn set_v1_addr(&self, addr: Option<EntityAddr>) {
+        *lock(&self.v1_addr) = addr;
+    }
+
+    /// Every address we listen on: the first (msgr2's when bound to both), then v1's.
+    pub(crate) fn addrs(&self) -> Vec<EntityAddr> {
+        let mut out = vec![self.addr()];
+        out.extend(*lock(&self.v1_addr));
+        out
     }
 
     /// Our entity name now: the fixed type and the current number.
@@ -63,15 +78,22 @@ impl Identity {
             a.addr = SocketAddr::new(seen.addr.ip(), port);
             tracing::debug!(addr = %*a, "learned our address");
         }
+        if let Some(v1) = lock(&self.v1_addr).as_mut() {
+            if v1.is_blank_ip() && !seen.is_blank_ip() {
+                v1.addr = SocketAddr::new(seen.addr.ip(), v1.addr.port());
+            }
+        }
     }
 
     /// Whether `addr` is ours: equal, or equal but for the IP while ours is still blank.
     pub(crate) fn is_self(&self, addr: &EntityAddr) -> bool {
-        let mine = self.addr();
-        *addr == mine
-            || (mine.is_blank_ip()
-                && addr.nonce == mine.nonce
-                && addr.addr.port() == mine.addr.port())
+        self.addrs().iter().any(|mine| {
+            addr == mine
+                || (mine.is_blank_ip()
+                    && addr.nonce == mine.nonce
+                    && addr.addr.port() == mine.addr.port()
+                    && addr.ty == mine.ty)
+        })
     }
 
     /// Moves to `port` with a new nonce (as Ceph's rebind, so peers see a new instance);
@@ -80,7 +102,17 @@ impl Identity {
         let mut a = lock(&self.addr);
         a.addr.set_port(port);
         a.nonce = a.nonce.wrapping_add(1_000_000);
+        if let Some(v1) = lock(&self.v1_addr).as_mut() {
+            v1.nonce = a.nonce;
+        }
         *a
+    }
+
+    /// The v1 listener of a dual-bound messenger moved to `port` (after [`Identity::rebind`]).
+    pub(crate) fn rebind_v1(&self, port: u16) {
+        if let Some(v1) = lock(&self.v1_addr).as_mut() {
+            v1.addr.set_port(port);
+        }
     }
 }
 

@@ -134,3 +134,56 @@ async fn a_lossless_msgr2_stream_survives_socket_faults() {
     stop(&a).await;
     stop(&b).await;
 }
+
+/// A messenger bound to both protocols, as Ceph's daemons are: `addrs()` gives its msgr2 and
+/// its v1 address (same nonce, two ports), and a v1 client and a msgr2 client each get their
+/// calls answered through the listener of their protocol.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_messenger_bound_to_both_protocols_serves_each_on_its_port() {
+    let config = MessengerConfig {
+        bind_v1_addr: Some("127.0.0.1:0".parse().unwrap()),
+        ..MessengerConfig::default()
+    };
+    let (s, mut si) = messenger(
+        EntityName::osd(0),
+        Policy::stateless_server(0),
+        config,
+        "v2:127.0.0.1:0",
+    )
+    .await;
+    let addrs = s.addrs();
+    assert_eq!(addrs.len(), 2, "{addrs:?}");
+    let (v2, v1) = (addrs[0], addrs[1]);
+    assert!(v2.is_v2() && !v1.is_v2(), "{addrs:?}");
+    assert_eq!(v2.nonce, v1.nonce);
+    assert_ne!(v2.addr.port(), v1.addr.port());
+    let server = tokio::spawn(async move {
+        for _ in 0..2 {
+            let req = next(&mut si).await;
+            let reply = Message::new(0x7202, req.msg.front.clone()).with_tid(req.msg.header.tid);
+            req.conn.queue(reply).unwrap();
+        }
+    });
+    for (target, bind) in [(v2, "127.0.0.1:0"), (v1, "127.0.0.1:0")] {
+        let (c, _ci) = messenger(
+            EntityName::client(-1),
+            Policy::lossy_client(0),
+            MessengerConfig::default(),
+            bind,
+        )
+        .await;
+        let conn = c.connect(target, EntityType::OSD).await.unwrap();
+        let reply = conn
+            .call(Message::new(0x7201, target.to_string().into_bytes()), WAIT)
+            .await
+            .expect("reply");
+        assert_eq!(reply.msg.front, target.to_string().into_bytes());
+        // A received message holds its throttle permits: let it go before stopping.
+        drop(reply);
+        let session = conn.session().expect("a session");
+        assert_eq!(session.con_mode().is_some(), target.is_v2(), "{target}");
+        stop(&c).await;
+    }
+    server.await.unwrap();
+    stop(&s).await;
+}

@@ -109,6 +109,16 @@ pub trait Authorizer: Send + Sync + 'static {
     }
 }
 
+/// Our address in the protocol a session speaks (`v2`: msgr2): the one of that type among
+/// [`Host::my_addrs`], else [`Host::my_addr`] (a messenger bound to one protocol announces
+/// that address whatever a connection speaks, as before).
+pub(crate) fn my_addr_for(host: &dyn Host, v2: bool) -> EntityAddr {
+    host.my_addrs()
+        .into_iter()
+        .find(|a| a.is_v2() == v2)
+        .unwrap_or_else(|| host.my_addr())
+}
+
 /// The features a host's authentication requires of every peer: `MSG_AUTH` when it requires
 /// signatures.
 pub(crate) fn auth_required_features(host: &dyn Host) -> u64 {
@@ -129,6 +139,11 @@ pub(crate) fn auth_required_features(host: &dyn Host) -> u64 {
 pub trait Host: Send + Sync + 'static {
     /// Our address as we announce it (port 0 and blank IP for a client that never bound).
     fn my_addr(&self) -> EntityAddr;
+    /// Every address we listen on, one per protocol (a messenger bound to msgr2 and v1 has
+    /// both; msgr2's SERVER_IDENT announces them all). The default: [`Host::my_addr`] alone.
+    fn my_addrs(&self) -> Vec<EntityAddr> {
+        vec![self.my_addr()]
+    }
     /// The address a peer saw us at (learn our IP if ours is blank).
     fn learn_addr(&self, seen: &EntityAddr);
     /// Our entity name (the `src` of every message we send).

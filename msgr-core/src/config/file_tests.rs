@@ -376,6 +376,7 @@ fn everything_set() -> MessengerConfig {
         bind_port_max: 6900,
         bind_avoid_ports: vec![6802, 6803],
         bind_msgr2: true,
+        bind_v1_addr: Some(SocketAddr::from(([127, 0, 0, 1], 6789))),
         nonce: Some(0),
         dispatch_throttle_bytes: 1 << 20,
         default_policy: PolicyConfig::new(PolicyKind::LossyClient),

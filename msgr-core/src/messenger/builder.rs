@@ -150,6 +150,17 @@ impl MessengerBuilder {
             addr: config.bind_addr,
             source,
         })?;
+        // A second listener, msgr v1, beside a msgr2 one.
+        let v1_listener = match config.bind_v1_addr.filter(|_| config.bind_msgr2) {
+            Some(at) => {
+                let l = accepter::bind(at, 0, 0, &[])?;
+                let local = l
+                    .local_addr()
+                    .map_err(|source| CoreError::Bind { addr: at, source })?;
+                Some((l, local))
+            }
+            None => None,
+        };
         let nonce = config.nonce.unwrap_or_else(|| rand::random::<u32>() | 1);
         let handler = Arc::new(QueueHandler::new(self.chain, &config.pipe.inject));
         let queue = DispatchQueue::new(config.dispatch.clone(), handler.clone());
@@ -183,17 +194,28 @@ impl MessengerBuilder {
                 span: tracing::debug_span!("msgr", %name),
             }
         });
+        if let Some((_, local)) = &v1_listener {
+            host.identity
+                .set_v1_addr(Some(EntityAddr::new(*local, nonce)));
+        }
+        let v2 = config.bind_msgr2;
         let messenger = Messenger {
             inner: Arc::new(Inner {
                 host,
                 config,
                 accepter: tokio::sync::Mutex::new(None),
+                accepter_v1: tokio::sync::Mutex::new(None),
                 limit,
             }),
         };
         let cancel = messenger.inner.host.cancel.child_token();
-        let accepter = Accepter::spawn(messenger.accept_context(), listener, cancel);
+        let accepter = Accepter::spawn(messenger.accept_context(v2), listener, cancel);
         *messenger.inner.accepter.lock().await = Some(accepter);
+        if let Some((l, _)) = v1_listener {
+            let cancel = messenger.inner.host.cancel.child_token();
+            let accepter = Accepter::spawn(messenger.accept_context(false), l, cancel);
+            *messenger.inner.accepter_v1.lock().await = Some(accepter);
+        }
         tracing::debug!(%name, addr = %messenger.addr(), "messenger started");
         Ok(messenger)
     }

@@ -55,6 +55,8 @@ struct Inner {
     config: MessengerConfig,
     /// The running accepter; replaced on rebind, taken at shutdown.
     accepter: tokio::sync::Mutex<Option<Accepter>>,
+    /// The msgr v1 accepter beside a msgr2 one (`bind_v1_addr`), if any.
+    accepter_v1: tokio::sync::Mutex<Option<Accepter>>,
     /// The connection-count limit every accepter shares, if any.
     limit: Option<Arc<ConnLimit>>,
 }
@@ -70,6 +72,13 @@ impl Messenger {
     /// Our address as announced to peers (IP learned from the first peer when bound to any).
     pub fn addr(&self) -> EntityAddr {
         self.inner.host.identity.addr()
+    }
+
+    /// Every address we listen on: [`addr`](Self::addr), then msgr v1's when the messenger
+    /// listens with both protocols (`bind_msgr2` with `bind_v1_addr`), as Ceph's daemons
+    /// announce `[v2:IP:P2,v1:IP:P1]`.
+    pub fn addrs(&self) -> Vec<EntityAddr> {
+        self.inner.host.identity.addrs()
     }
 
     /// Our entity name: the one the messenger was built with, or the last one given to
@@ -216,10 +225,27 @@ impl Messenger {
         })?;
         let new = inner.host.identity.rebind(local.port());
         *accepter = Some(Accepter::spawn(
-            self.accept_context(),
+            self.accept_context(new.is_v2()),
             listener,
             inner.host.cancel.child_token(),
         ));
+        // The v1 listener of a dual-bound messenger moves too.
+        let mut v1 = inner.accepter_v1.lock().await;
+        if let Some(a) = v1.take() {
+            a.stop().await;
+            let at = SocketAddr::new(inner.config.bind_addr.ip(), 0);
+            let listener = accepter::bind(at, 0, 0, &[local.port()])?;
+            let port = listener
+                .local_addr()
+                .map_err(|source| CoreError::Bind { addr: at, source })?
+                .port();
+            inner.host.identity.rebind_v1(port);
+            *v1 = Some(Accepter::spawn(
+                self.accept_context(false),
+                listener,
+                inner.host.cancel.child_token(),
+            ));
+        }
         tracing::debug!(%old, %new, "rebound");
         Ok(new)
     }
@@ -250,6 +276,9 @@ impl Messenger {
         let host = &self.inner.host;
         host.cancel.cancelled().await;
         if let Some(a) = self.inner.accepter.lock().await.take() {
+            a.stop().await;
+        }
+        if let Some(a) = self.inner.accepter_v1.lock().await.take() {
             a.stop().await;
         }
         // Sessions registered while shutdown began were marked down by their watchers.
@@ -335,8 +364,8 @@ impl Messenger {
     }
 
     /// What a new accepter needs: the host, the pipe settings, the tracker, the shutdown
-    /// token, the span and the limit.
-    fn accept_context(&self) -> AcceptContext {
+    /// token, the span, the limit, and the protocol it speaks (`v2`: msgr2).
+    fn accept_context(&self, v2: bool) -> AcceptContext {
         let host = &self.inner.host;
         AcceptContext {
             host: Arc::clone(host) as Arc<dyn Host>,
@@ -345,6 +374,7 @@ impl Messenger {
             shutdown: host.cancel.clone(),
             span: host.span.clone(),
             limit: self.inner.limit.clone(),
+            v2,
         }
     }
 

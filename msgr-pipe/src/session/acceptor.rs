@@ -95,7 +95,7 @@ async fn run(
     id: u64,
     attached: &mut Option<(Session, u64)>,
 ) -> Result<Session, PipeError> {
-    let my_addr = host.my_addr();
+    let my_addr = crate::host::my_addr_for(&**host, false);
     let (hello, bytes) = AcceptorHello::start(&my_addr, socket_peer, config.limits);
     hio::write_all(&mut t, &bytes).await?;
     hook(config, id, Side::Acceptor, Step::BannerSent).await?;

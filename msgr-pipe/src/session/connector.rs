@@ -215,7 +215,7 @@ async fn handshake(
             authorizer,
         };
         let at = next.attempt();
-        let (wait, bytes) = next.send(&host.my_addr(), fields);
+        let (wait, bytes) = next.send(&crate::host::my_addr_for(&**host, false), fields);
         hio::write_all(t, &bytes).await?;
         tracing::trace!(
             conn = id,

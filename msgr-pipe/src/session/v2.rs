@@ -78,8 +78,13 @@ fn frame_limits(config: &PipeConfig) -> FrameLimits {
     }
 }
 
+/// `a` as msgr2 writes addresses (its type kept: `v2` or `v1`).
 fn addr2(a: &EntityAddr) -> Addr2 {
-    Addr2::v2(a.addr, a.nonce)
+    if a.is_v2() {
+        Addr2::v2(a.addr, a.nonce)
+    } else {
+        Addr2::v1(a.addr, a.nonce)
+    }
 }
 
 /// The v2 address a client announced (its first v2 one, else its first).
@@ -174,7 +179,7 @@ pub(super) async fn connect(
         let protocol = a.protocol();
         (ClientAuth::Authorizer(a), protocol)
     };
-    let my_addr = host.my_addr();
+    let my_addr = crate::host::my_addr_for(&**host, true);
     let cfg = ConnectorConfig {
         entity_type: my_name.ty,
         peer: inner.peer_addr.addr,
@@ -351,13 +356,16 @@ pub(super) async fn accept(
     id: u64,
     attached: &mut Option<(Session, u64)>,
 ) -> Result<Session, PipeError> {
-    let my_addr = host.my_addr();
+    let my_addr = crate::host::my_addr_for(&**host, true);
     let my_name = host.my_name();
     let base = host.policy(EntityType::CLIENT);
+    // Every address we listen on, msgr2's first, as Ceph's daemons announce them.
+    let mut mine = host.my_addrs();
+    mine.sort_by_key(|a| !a.is_v2());
     let cfg = AcceptorConfig {
         entity_type: my_name.ty,
         global_id: u64::try_from(my_name.num).unwrap_or(0),
-        my_addrs: EntityAddrVec(vec![addr2(&my_addr)]),
+        my_addrs: EntityAddrVec(mine.iter().map(addr2).collect()),
         socket_peer,
         features_supported: base.features_supported,
         features_required: 0,

@@ -283,6 +283,7 @@ impl Out {
             OutCodec::V2(enc) => Sink::V2(V2Sink {
                 enc,
                 out: stage,
+                chain,
                 in_seq,
             }),
         }

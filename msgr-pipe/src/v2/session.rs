@@ -150,12 +150,15 @@ pub fn inbound(frame: Frame, peer: EntityName) -> Result<(Inbound, u64), PipeErr
     }
 }
 
-/// Encodes the session's frames into `out` in the connection's mode.
+/// Encodes the session's frames into `out` in the connection's mode; in crc mode, large
+/// segments go onto `chain` uncopied (after what `out` held, frozen onto it first).
 pub struct Sink<'a> {
     /// The connection's frame encoder (crc or secure).
     pub enc: &'a mut Encoder,
     /// Where the frames go.
     pub out: &'a mut BytesMut,
+    /// Buffers to write, in order, before `out`.
+    pub chain: &'a mut std::collections::VecDeque<Bytes>,
     /// What we received so far: every MESSAGE carries it as `ack_seq`.
     pub in_seq: u64,
 }
@@ -179,7 +182,8 @@ impl Sink<'_> {
     pub fn encode_message(&mut self, o: &mut Outgoing) {
         o.msg.header.seq = o.seq;
         let f = message_frame(o, self.in_seq);
-        self.enc.encode(&f, self.out);
+        self.enc
+            .encode_chained(&f, self.out, self.chain, crate::v1::codec::COPY_THRESHOLD);
     }
 }
 
@@ -216,14 +220,20 @@ mod tests {
         o.seq = 9;
         let mut enc = Encoder::default();
         let mut out = BytesMut::new();
+        let mut chain = std::collections::VecDeque::new();
         let mut sink = Sink {
             enc: &mut enc,
             out: &mut out,
+            chain: &mut chain,
             in_seq: 5,
         };
         sink.message(&mut o);
         sink.ack(4);
         sink.keepalive_ack(Timespec { sec: 1, nsec: 2 });
+        // The 10,000-byte data segment went out uncopied.
+        assert!(chain.iter().any(|c| c.len() == 10_000));
+        chain.push_back(out.split().freeze());
+        let mut out: BytesMut = chain.iter().flat_map(|c| c.iter().copied()).collect();
         let mut dec = Decoder::new(FrameLimits::default());
         let peer = EntityName {
             ty: EntityType::OSD,
