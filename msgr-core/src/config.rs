@@ -52,6 +52,9 @@
 //! | `ms_inject_internal_delays` | 0 | `inject.internal_delay` and `dispatch.event_delay` | seconds |
 //! | `ms_inject_delay_probability` | 0 | `inject.delay_probability` and `dispatch.event_delay_probability` | probability |
 //! | `ms_inject_delay_max` | 1 | `inject.delay_max` | seconds |
+//! | `ms_client_mode` | crc secure | `con_modes.client` | msgr2 modes, by preference |
+//! | `ms_service_mode` | crc secure | `con_modes.service` | msgr2 modes, by preference |
+//! | `ms_mon_client_mode` | secure crc | `con_modes.mon_client` | msgr2 modes, by preference |
 //! | `ms_pq_max_tokens_per_priority` | 16777216 | `dispatch.max_tokens_per_priority` | bytes |
 //! | `ms_pq_min_cost` | 65536 | `dispatch.min_cost` | size |
 //!
@@ -63,9 +66,10 @@
 //! socket sets `TCP_NODELAY`) and `ms_bind_msgr1` (true: msgr speaks v1).
 //!
 //! Ceph options with no counterpart in msgr, skipped in a ceph.conf (refused in TOML, like any
-//! unknown key): `ms_bind_msgr2`, `ms_type`, `ms_public_type`, `ms_cluster_type`,
-//! `ms_mon_client_mode`, `ms_mon_cluster_mode`, `ms_mon_service_mode`, `ms_client_mode`,
-//! `ms_cluster_mode`, `ms_service_mode`, `ms_learn_addr_from_peer`, `ms_bind_ipv4`,
+//! unknown key): `ms_bind_msgr2` (msgr binds msgr2 with `bind_msgr2`, not from a ceph.conf,
+//! where Ceph's default true is everywhere), `ms_type`, `ms_public_type`, `ms_cluster_type`,
+//! `ms_mon_cluster_mode`, `ms_mon_service_mode`,
+//! `ms_cluster_mode`, `ms_learn_addr_from_peer`, `ms_bind_ipv4`,
 //! `ms_bind_ipv6`, `ms_bind_prefer_ipv4`, `ms_bind_retry_count`, `ms_bind_retry_delay`,
 //! `ms_bind_before_connect`, `ms_tcp_listen_backlog`, `ms_tcp_rcvbuf`,
 //! `ms_tcp_prefetch_max_size`, `ms_rwthread_stack_bytes`, `ms_die_on_bad_msg`,

@@ -20,6 +20,8 @@ pub(super) enum Unit {
     Ratio,
     /// A `bool`: `true`/`false` in any case, or an integer (0 is false).
     Bool,
+    /// A `str` of msgr2 connection modes in order of preference (`"secure crc"`).
+    Modes,
 }
 
 /// How one of msgr's fields is serialized, so a Ceph value can be written in its shape.
@@ -33,6 +35,8 @@ pub(super) enum Repr {
     Bool,
     /// serde's own `Duration` shape, `{ secs, nanos }` (msgr-dispatch's `event_delay`).
     SecsNanos,
+    /// A list of strings (msgr2 connection modes).
+    List,
 }
 
 /// One Ceph option msgr maps.
@@ -145,6 +149,24 @@ pub(super) const MAPPED: &[CephOption] = &[
         &[("inject.delay_max", Repr::Number)],
     ),
     opt(
+        "ms_client_mode",
+        Unit::Modes,
+        "crc secure",
+        &[("con_modes.client", Repr::List)],
+    ),
+    opt(
+        "ms_service_mode",
+        Unit::Modes,
+        "crc secure",
+        &[("con_modes.service", Repr::List)],
+    ),
+    opt(
+        "ms_mon_client_mode",
+        Unit::Modes,
+        "secure crc",
+        &[("con_modes.mon_client", Repr::List)],
+    ),
+    opt(
         "ms_pq_max_tokens_per_priority",
         Unit::Count,
         "16777216",
@@ -188,12 +210,9 @@ pub(super) const IGNORED: &[&str] = &[
     "ms_type",
     "ms_public_type",
     "ms_cluster_type",
-    "ms_mon_client_mode",
     "ms_mon_cluster_mode",
     "ms_mon_service_mode",
-    "ms_client_mode",
     "ms_cluster_mode",
-    "ms_service_mode",
     "ms_learn_addr_from_peer",
     "ms_bind_ipv4",
     "ms_bind_ipv6",
@@ -299,6 +318,23 @@ pub(super) fn parse_value(unit: Unit, repr: Repr, text: &str) -> Result<toml::Va
             int(n)
         }
         Unit::Bytes => int(parse_size(text)?),
+        Unit::Modes => {
+            let modes = msgr_pipe::ConMode::parse_list(text).map_err(|e| e.to_string())?;
+            Ok(toml::Value::Array(
+                modes
+                    .iter()
+                    .map(|m| {
+                        toml::Value::String(
+                            match m {
+                                msgr_pipe::ConMode::Crc => "crc",
+                                msgr_pipe::ConMode::Secure => "secure",
+                            }
+                            .into(),
+                        )
+                    })
+                    .collect(),
+            ))
+        }
         Unit::Secs | Unit::Ratio => {
             let f: f64 = text
                 .parse()

@@ -69,6 +69,15 @@ const MAPPINGS: &[Check] = &[
     ("ms_pq_min_cost", "128K", |c| {
         c.dispatch.min_cost == 128 << 10
     }),
+    ("ms_client_mode", "secure", |c| {
+        c.pipe.con_modes.client == [msgr_pipe::ConMode::Secure]
+    }),
+    ("ms_service_mode", "secure, crc", |c| {
+        c.pipe.con_modes.service == [msgr_pipe::ConMode::Secure, msgr_pipe::ConMode::Crc]
+    }),
+    ("ms_mon_client_mode", "crc", |c| {
+        c.pipe.con_modes.mon_client == [msgr_pipe::ConMode::Crc]
+    }),
 ];
 
 #[test]
@@ -103,6 +112,10 @@ fn ceph_names_are_toml_aliases_in_msgr_units() {
         ("ms_inject_delay_max = 3", MAPPINGS[13].2),
         ("ms_pq_max_tokens_per_priority = 33554432", MAPPINGS[14].2),
         ("ms_pq_min_cost = 131072", MAPPINGS[15].2),
+        // msgr2 modes: a list in msgr's form, or a string in Ceph's.
+        ("ms_client_mode = [\"secure\"]", MAPPINGS[16].2),
+        ("ms_service_mode = \"secure crc\"", MAPPINGS[17].2),
+        ("ms_mon_client_mode = \"crc\"", MAPPINGS[18].2),
     ] {
         let cfg = toml(line).unwrap_or_else(|e| panic!("{line}: {e}"));
         assert!(check(&cfg), "{line}: {cfg:?}");
