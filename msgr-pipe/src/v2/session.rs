@@ -29,7 +29,7 @@ pub const HEADER2_LEN: usize = 41;
 const FOOTER_COMPLETE: u8 = 1;
 
 /// Appends `ceph_msg_header2` for `h`, sent with `seq`, acknowledging `ack_seq`.
-pub fn encode_header2(h: &MsgHeader, seq: u64, ack_seq: u64, out: &mut BytesMut) {
+pub fn encode_header2(h: &MsgHeader, seq: u64, ack_seq: u64, out: &mut impl BufMut) {
     out.put_u64_le(seq);
     out.put_u64_le(h.tid);
     out.put_u16_le(h.ty);
@@ -181,9 +181,16 @@ impl Sink<'_> {
     /// `o`'s MESSAGE frame, with its seq.
     pub fn encode_message(&mut self, o: &mut Outgoing) {
         o.msg.header.seq = o.seq;
-        let f = message_frame(o, self.in_seq);
-        self.enc
-            .encode_chained(&f, self.out, self.chain, crate::v1::codec::COPY_THRESHOLD);
+        let mut head = [0u8; HEADER2_LEN];
+        encode_header2(&o.msg.header, o.seq, self.in_seq, &mut &mut head[..]);
+        let m = &o.msg;
+        self.enc.encode_message(
+            &head,
+            [&m.front, &m.middle, &m.data],
+            self.out,
+            self.chain,
+            crate::v1::codec::COPY_THRESHOLD,
+        );
     }
 }
 
