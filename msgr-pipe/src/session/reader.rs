@@ -272,10 +272,6 @@ async fn read_loop(
                     return Err(e);
                 }
             };
-            if ack_seq > 0 {
-                // msgr2 piggybacks what the peer received on each message.
-                handle_control(inner, epoch, Control::Ack(ack_seq), &mut acked)?;
-            }
             match frame {
                 Inbound::Message(m) => {
                     let permits = match held.take() {
@@ -288,7 +284,9 @@ async fn read_loop(
                             }
                         },
                     };
-                    if handle_msg(inner, epoch, m, permits)? {
+                    // msgr2 piggybacks what the peer received on each message: taken under
+                    // the same lock as the message (no extra lock per message).
+                    if handle_msg(inner, epoch, m, permits, ack_seq, &mut acked)? {
                         delivering = true;
                     }
                 }
@@ -430,6 +428,8 @@ fn handle_msg(
     epoch: u64,
     m: Message,
     permits: Permits,
+    ack_seq: u64,
+    acked: &mut Vec<Outgoing>,
 ) -> Result<bool, PipeError> {
     let seq = m.header.seq;
     if !m.footer.is_complete() {
@@ -441,6 +441,11 @@ fn handle_msg(
         let mut sh = inner.lock();
         if !sh.link.is_current(epoch) {
             return Err(PipeError::Superseded);
+        }
+        if ack_seq > 0 && sh.core.handle_control(now(), Control::Ack(ack_seq), acked) {
+            if let Some(s) = &sh.link.socket {
+                s.wake.notify_one();
+            }
         }
         let in_seq = sh.core.in_seq();
         let (v, ack_now) = sh.core.handle_message(seq, m.header.payload_len());
@@ -459,6 +464,8 @@ fn handle_msg(
         }
         v
     };
+    // Outside the session lock: what the piggybacked ACK released (permits, payloads).
+    acked.clear();
     if verdict == InSeq::Duplicate {
         tracing::debug!(seq, "dropping duplicate message");
         return Ok(false);
