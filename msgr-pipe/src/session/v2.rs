@@ -147,9 +147,10 @@ pub(super) async fn connect(
         }
         // A lossless session the server gave us a cookie for is resumed, even if it never
         // opened here (our attempt failed after SERVER_IDENT: the server's side is open).
+        // A reconnect's connect_seq is at least 1: 0 is a new session to the accept table.
         let resume = (!policy.lossy && sh.v2.server_cookie != 0).then(|| Resume {
             server_cookie: sh.v2.server_cookie,
-            connect_seq: u64::from(sh.v1.connect_seq()),
+            connect_seq: u64::from(sh.v1.connect_seq()).max(1),
             msg_seq: sh.core.in_seq(),
         });
         (resume, sh.v2.client_cookie)
@@ -231,11 +232,12 @@ pub(super) async fn connect(
 
 /// SERVER_IDENT of a new session: the server considers it open from now on, so it is ours
 /// before we open it (as v1's connector commits READY before opening, and as Ceph's client
-/// takes the server cookie at SERVER_IDENT): the cookie, the peer's id and features, and
-/// the `connect_seq` the server holds (v1's `ready`). If this attempt fails before it
-/// opens, the next one resumes the session with SESSION_RECONNECT; without this it sent a
-/// new CLIENT_IDENT, which the server took for a restarted peer and reset the session,
-/// dropping what it had queued for us.
+/// takes the server cookie at SERVER_IDENT): the cookie, the peer's id and features. If
+/// this attempt fails before it opens, the next one resumes the session with
+/// SESSION_RECONNECT; without this it sent a new CLIENT_IDENT, which the server took for a
+/// restarted peer and reset the session, dropping what it had queued for us. (Our
+/// `connect_seq` stays as it is: raising it here made a crossing CLIENT_IDENT of the
+/// peer's superseded attempt look like a restarted peer.)
 fn commit_ident(inner: &Inner, gen: u64, est: &Established) -> Result<(), PipeError> {
     let mut sh = inner.lock();
     if sh.link.attempt.as_ref().map(|a| a.0) != Some(gen) {
@@ -245,9 +247,6 @@ fn commit_ident(inner: &Inner, gen: u64, est: &Established) -> Result<(), PipeEr
         sh.v2.server_cookie = est.server_cookie;
         sh.v2.peer_global_id = est.peer_global_id;
         sh.v2.features = est.features;
-        let cseq = u32::try_from(est.connect_seq).unwrap_or(u32::MAX);
-        let gseq = u32::try_from(est.peer_global_seq).unwrap_or(u32::MAX);
-        sh.v1.ready(cseq, gseq);
     }
     Ok(())
 }
