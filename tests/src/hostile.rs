@@ -360,11 +360,9 @@ impl RawV2Peer {
                 Ok(Ok(0)) | Ok(Err(_)) => return Some(tags),
                 Ok(Ok(n)) => inbuf.extend_from_slice(&buf[..n]),
             }
-            loop {
-                match dec.decode(&mut inbuf) {
-                    Ok(Some(f)) => tags.push(f.tag),
-                    Ok(None) | Err(_) => break,
-                }
+            // A frame that does not decode ends the reading of frames (not of the socket).
+            while let Ok(Some(f)) = dec.decode(&mut inbuf) {
+                tags.push(f.tag);
             }
         }
     }
