@@ -15,6 +15,7 @@ fuzz_target!(|input: &[u8]| {
     let limits = FrameLimits {
         max_control: 1 << 16,
         max_segment: 1 << 20,
+        max_message: 2 << 20,
     };
     let mut stream = BytesMut::new();
     if control & 1 != 0 {

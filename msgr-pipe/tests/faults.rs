@@ -246,6 +246,60 @@ async fn msgr2_client_and_stateful_server_under_faults() {
     }
 }
 
+/// msgr2 at 1/200 and 1/600: rarer faults on longer streams, each resumed with
+/// SESSION_RECONNECT (the v1 runs' seeds and sizes).
+#[tokio::test(start_paused = true)]
+async fn msgr2_one_in_200_and_600() {
+    let mut run = Run::default();
+    for seed in [31, 32, 33] {
+        run = run.add(
+            over_v2(lossless_under_faults(
+                seed,
+                200,
+                2000,
+                Policy::lossless_peer(0),
+            ))
+            .await,
+        );
+    }
+    report("msgr2 1/200", run);
+    assert!(run.faults > 10, "only {} faults", run.faults);
+    let mut run = Run::default();
+    for seed in [4, 5, 6] {
+        run = run.add(
+            over_v2(lossless_under_faults(
+                seed,
+                600,
+                6000,
+                Policy::lossless_peer(0),
+            ))
+            .await,
+        );
+    }
+    report("msgr2 1/600", run);
+    assert!(run.faults > 3, "only {} faults", run.faults);
+}
+
+/// msgr2 with lossless_peer_reuse on both sides (resetcheck: a reconnect the acceptor does
+/// not know is answered SESSION_RESET).
+#[tokio::test(start_paused = true)]
+async fn msgr2_lossless_client_policy_one_in_100() {
+    let mut run = Run::default();
+    for seed in [7, 8] {
+        run = run.add(
+            over_v2(lossless_under_faults(
+                seed,
+                100,
+                1000,
+                Policy::lossless_peer_reuse(0),
+            ))
+            .await,
+        );
+    }
+    report("msgr2 1/100 peer_reuse", run);
+    assert!(run.faults > 5, "only {} faults", run.faults);
+}
+
 #[tokio::test(start_paused = true)]
 async fn one_in_200() {
     let mut run = Run::default();
@@ -291,6 +345,13 @@ async fn with_delayed_delivery_and_internal_delays() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn multi_threaded_under_faults() {
     multi_threaded_seeds(0, 2).await;
+}
+
+/// The same on msgr2 (the test's body runs on this thread, so `over_v2` reaches the hosts
+/// it makes; their tasks run on the runtime's workers).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn msgr2_multi_threaded_under_faults() {
+    over_v2(multi_threaded_seeds(0, 2)).await;
 }
 
 async fn multi_threaded_seeds(first: u64, seeds: u64) {

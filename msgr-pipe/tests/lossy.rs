@@ -67,14 +67,15 @@ async fn settle(
 
 /// Sends `0..N` in bursts, each message on the current session, a new session when the
 /// current one reports itself closed, with socket failures at one in `one_in` on both hosts.
-async fn run(seed: u64, one_in: u32) -> Run {
+async fn run(proto: Proto, seed: u64, one_in: u32) -> Run {
     let mut cfg = PipeConfig::default();
     cfg.inject.socket_failures = one_in;
     cfg.inject.seed = seed;
     let net = TestNet::new(4 * 1024);
-    let (a, mut arx) = host(1, Policy::lossy_client(0), cfg.clone(), &net);
-    let (b, mut brx) = host(2, Policy::stateless_server(0), cfg, &net);
+    let (a, mut arx) = proto.host(1, Policy::lossy_client(0), cfg.clone(), &net);
+    let (b, mut brx) = proto.host(2, Policy::stateless_server(0), cfg, &net);
     let mut s = a.connect(b.my_addr(), EntityType::OSD);
+    assert_eq!(s.peer_addr().is_v2(), proto == Proto::V2);
     let mut starts = vec![0];
     let mut got = Vec::new();
     for i in 0..N {
@@ -149,12 +150,22 @@ fn check(seed: u64, r: &Run) -> usize {
 /// burst each: at least `N - BURST * resets` delivered.
 #[tokio::test(start_paused = true)]
 async fn lossy_under_faults_delivers_a_prefix_of_each_session() {
+    lossy_under_faults(Proto::V1).await;
+}
+
+/// The same over msgr2: a lossy session's fault ends it (no SESSION_RECONNECT).
+#[tokio::test(start_paused = true)]
+async fn msgr2_lossy_under_faults_delivers_a_prefix_of_each_session() {
+    lossy_under_faults(Proto::V2).await;
+}
+
+async fn lossy_under_faults(proto: Proto) {
     let mut resets = 0;
     for seed in [21, 22, 23, 24, 25] {
-        let r = run(seed, 40).await;
+        let r = run(proto, seed, 40).await;
         let delivered = check(seed, &r);
         eprintln!(
-            "seed {seed}: {delivered} of {N} delivered, {} sessions, {} resets",
+            "{proto:?} seed {seed}: {delivered} of {N} delivered, {} sessions, {} resets",
             r.starts.len() - 1,
             r.resets
         );

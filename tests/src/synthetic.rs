@@ -20,6 +20,9 @@
 //! empties and every throttle reads 0 before shutdown, each messenger's `wait` returns with no
 //! task and no connection left, and the counts of reset events are checked against the policy.
 //!
+//! The same workload runs on msgr2 with [`WorkloadConfig::msgr2`]: every messenger listens
+//! on a `v2:` address, so every session is a msgr2 one, held to the same checks.
+//!
 //! Everything random comes from one seed (printed as `seed=N`; replay with `MSGR_SEED=N`),
 //! including the fault-injection seeds of every messenger. Task scheduling is not seeded, so a
 //! replay follows the same operations but not necessarily the same interleaving.
@@ -154,6 +157,9 @@ pub struct WorkloadConfig {
     /// Only for configurations without expected resets: fast-dispatched messages are not
     /// ordered with connection events, so forgiveness on a reset could race a new pong.
     pub fast_dispatch: bool,
+    /// Every messenger listens on (and so every session speaks) msgr2 instead of v1
+    /// (`MessengerConfig::bind_msgr2`).
+    pub msgr2: bool,
 }
 
 impl WorkloadConfig {
@@ -199,6 +205,7 @@ impl WorkloadConfig {
             drain: Duration::from_secs(120),
             expect_no_client_resets: false,
             fast_dispatch: false,
+            msgr2: false,
         }
     }
 
@@ -675,6 +682,7 @@ impl Workload {
             let mut config = MessengerConfig {
                 bind_addr: "127.0.0.1:0".parse()?,
                 dispatch_throttle_bytes: cfg.dispatch_throttle,
+                bind_msgr2: cfg.msgr2,
                 ..MessengerConfig::default()
             };
             config.pipe.inject = InjectConfig {

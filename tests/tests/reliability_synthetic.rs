@@ -5,7 +5,8 @@
 //! still range from 32 B to 4 MiB) with the messenger's default backoffs. Each test has a
 //! fixed seed, so CI runs the same workloads every time; `synthetic_random_seed` explores one
 //! fresh seed per run. Every test prints its seed; `MSGR_SEED=N` replays one. `MSGR_SOAK=1`
-//! runs Ceph's sizes. A run proves something only if it carried traffic: each must verify a
+//! runs Ceph's sizes. The `synthetic_msgr2_*` tests run the same configurations (by the
+//! same constructors) with every messenger on msgr2. A run proves something only if it carried traffic: each must verify a
 //! minimum of pongs, and each run with injection must have seen faults.
 
 use std::time::Duration;
@@ -47,7 +48,13 @@ async fn run(cfg: WorkloadConfig) {
     let sends = (cfg.ops as u64 * u64::from(cfg.mix.send) / 100).max(1);
     let lossy = cfg.client_policy.lossy;
     let min_pongs = sends / 4;
+    let msgr2 = cfg.msgr2;
     let w = Workload::start(cfg).await.expect("messengers start");
+    assert!(
+        w.messengers().all(|m| m.addr().is_v2() == msgr2),
+        "{name}: every messenger speaks {}",
+        if msgr2 { "msgr2" } else { "v1" }
+    );
     let report = w.run().await;
     assert!(
         report.failures.is_empty(),
@@ -188,6 +195,11 @@ async fn synthetic_inject_lossless_peer_delayed() {
 async fn synthetic_stress_peer_reuse() {
     let _running = RUNNING.acquire().await.expect("never closed");
     let seed = seed_from_env("synthetic_stress_peer_reuse", 1008);
+    run(stress_peer_reuse(seed)).await;
+}
+
+/// SyntheticStressTest1's configuration (see the test of that name).
+fn stress_peer_reuse(seed: u64) -> WorkloadConfig {
     let mut cfg = sized(WorkloadConfig::inject(
         "stress_peer_reuse",
         seed,
@@ -201,7 +213,7 @@ async fn synthetic_stress_peer_reuse() {
     cfg.mix.drop = 20;
     cfg.mix.send = 50;
     cfg.pause = (Duration::from_micros(500), Duration::from_micros(1500));
-    run(cfg).await;
+    cfg
 }
 
 /// SyntheticInjectTest without drops: stateful_server / lossless_client, 1/30, 16 MiB
@@ -234,4 +246,69 @@ async fn synthetic_random_seed() {
     let _running = RUNNING.acquire().await.expect("never closed");
     let seed = random_seed("synthetic_random_seed");
     run(stateful_inject("random_seed", seed)).await;
+}
+
+/// The same configuration with every messenger on msgr2 (name prefixed `msgr2_`).
+fn over_msgr2(mut cfg: WorkloadConfig) -> WorkloadConfig {
+    cfg.msgr2 = true;
+    cfg.name = format!("msgr2_{}", cfg.name);
+    cfg
+}
+
+/// SyntheticInjectTest over msgr2: stateful_server / lossless_client, 1/30, policy
+/// throttles, delayed delivery; lossless sessions resume with SESSION_RECONNECT, and the
+/// clients never see a reset or a remote reset.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn synthetic_msgr2_inject_stateful_lossless_client() {
+    let _running = RUNNING.acquire().await.expect("never closed");
+    let seed = seed_from_env("synthetic_msgr2_inject_stateful_lossless_client", 2002);
+    run(over_msgr2(stateful_inject(
+        "inject_stateful_lossless_client",
+        seed,
+    )))
+    .await;
+}
+
+/// SyntheticInjectTest2 over msgr2: lossless_peer_reuse on both sides, 1/30, drops both
+/// ways. Ignored: it finds a known msgr2 bug (a ping lost without a reset on a
+/// lossless_peer_reuse session, in about half the runs of seed 2003, and in every run before
+/// this branch's msgr2 fixes); run it with `--ignored` to reproduce.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "known msgr2 bug: lossless_peer_reuse loses a message without a reset under 1/30 faults"]
+async fn synthetic_msgr2_inject_peer_reuse() {
+    let _running = RUNNING.acquire().await.expect("never closed");
+    let seed = seed_from_env("synthetic_msgr2_inject_peer_reuse", 2003);
+    run(over_msgr2(sized(WorkloadConfig::inject(
+        "inject_peer_reuse",
+        seed,
+        Policy::lossless_peer_reuse(0),
+        Policy::lossless_peer_reuse(0),
+        30,
+    ))))
+    .await;
+}
+
+/// SyntheticInjectTest3 over msgr2: stateless_server / lossy_client, 1/600 (order,
+/// duplicates, bytes, one reset per failed lossy session).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn synthetic_msgr2_inject_stateless_lossy() {
+    let _running = RUNNING.acquire().await.expect("never closed");
+    let seed = seed_from_env("synthetic_msgr2_inject_stateless_lossy", 2004);
+    run(over_msgr2(sized(WorkloadConfig::inject(
+        "inject_stateless_lossy",
+        seed,
+        Policy::stateless_server(0),
+        Policy::lossy_client(0),
+        600,
+    ))))
+    .await;
+}
+
+/// SyntheticStressTest1 over msgr2: lossless_peer_reuse on both sides, no injected
+/// faults, many drops.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn synthetic_msgr2_stress_peer_reuse() {
+    let _running = RUNNING.acquire().await.expect("never closed");
+    let seed = seed_from_env("synthetic_msgr2_stress_peer_reuse", 2008);
+    run(over_msgr2(stress_peer_reuse(seed))).await;
 }

@@ -140,6 +140,7 @@ fn limits_for(len: usize) -> FrameLimits {
     FrameLimits {
         max_control: d.max_control.min(len),
         max_segment: d.max_segment.min(len),
+        max_message: d.max_message.min(u64::from(len)),
     }
 }
 

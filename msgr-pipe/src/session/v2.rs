@@ -56,6 +56,8 @@ pub(super) struct V2Ids {
     pub server_cookie: u64,
     /// The peer's entity number (from its ident).
     pub peer_global_id: u64,
+    /// The features SERVER_IDENT negotiated, for a session resumed before it ever opened.
+    pub features: u64,
 }
 
 /// Our entity name as auth `none` presents it (`client.admin` style: the number as the id).
@@ -68,13 +70,15 @@ fn cookie() -> u64 {
     rand::random::<u64>() | 1
 }
 
-/// The frame limits of `config`: segments as large as v1's largest section, control
-/// payloads (handshake frames, `ceph_msg_header2`) up to 1 MiB.
+/// The frame limits of `config`: segments as large as v1's largest section, all of a
+/// message's segments together as large as v1's `max_message`, control payloads
+/// (handshake frames, `ceph_msg_header2`) up to 1 MiB.
 fn frame_limits(config: &PipeConfig) -> FrameLimits {
     let l = &config.limits;
     FrameLimits {
         max_control: 1 << 20,
         max_segment: l.max_front.max(l.max_middle).max(l.max_data),
+        max_message: l.max_message,
     }
 }
 
@@ -146,12 +150,14 @@ pub(super) async fn connect(
         if sh.v2.client_cookie == 0 {
             sh.v2.client_cookie = cookie();
         }
-        let resume =
-            (!policy.lossy && sh.v2.server_cookie != 0 && sh.core.was_open()).then(|| Resume {
-                server_cookie: sh.v2.server_cookie,
-                connect_seq: u64::from(sh.v1.connect_seq()),
-                msg_seq: sh.core.in_seq(),
-            });
+        // A lossless session the server gave us a cookie for is resumed, even if it never
+        // opened here (our attempt failed after SERVER_IDENT: the server's side is open).
+        // A reconnect's connect_seq is at least 1: 0 is a new session to the accept table.
+        let resume = (!policy.lossy && sh.v2.server_cookie != 0).then(|| Resume {
+            server_cookie: sh.v2.server_cookie,
+            connect_seq: u64::from(sh.v1.connect_seq()).max(1),
+            msg_seq: sh.core.in_seq(),
+        });
         (resume, sh.v2.client_cookie)
     };
     let my_name = host.my_name();
@@ -226,8 +232,30 @@ pub(super) async fn connect(
             got,
         });
     }
+    commit_ident(inner, gen, &est)?;
     hook(&inner.config, inner.id, Side::Connector, Step::Ready).await?;
     finish_connect(inner, gen, t, est, auth_protocol);
+    Ok(())
+}
+
+/// SERVER_IDENT of a new session: the server considers it open from now on, so it is ours
+/// before we open it (as v1's connector commits READY before opening, and as Ceph's client
+/// takes the server cookie at SERVER_IDENT): the cookie, the peer's id and features. If
+/// this attempt fails before it opens, the next one resumes the session with
+/// SESSION_RECONNECT; without this it sent a new CLIENT_IDENT, which the server took for a
+/// restarted peer and reset the session, dropping what it had queued for us. (Our
+/// `connect_seq` stays as it is: raising it here made a crossing CLIENT_IDENT of the
+/// peer's superseded attempt look like a restarted peer.)
+fn commit_ident(inner: &Inner, gen: u64, est: &Established) -> Result<(), PipeError> {
+    let mut sh = inner.lock();
+    if sh.link.attempt.as_ref().map(|a| a.0) != Some(gen) {
+        return Err(PipeError::Superseded);
+    }
+    if est.reconnected.is_none() && est.reset.is_none() && !sh.core.was_open() {
+        sh.v2.server_cookie = est.server_cookie;
+        sh.v2.peer_global_id = est.peer_global_id;
+        sh.v2.features = est.features;
+    }
     Ok(())
 }
 
@@ -267,7 +295,12 @@ fn finish_connect(
         match est.reconnected {
             Some(msg_seq) => {
                 drop(core.discard_requeued_up_to(msg_seq));
-                features = core.features();
+                // Resumed before it ever opened: the features its SERVER_IDENT gave.
+                features = if core.was_open() {
+                    core.features()
+                } else {
+                    v2.features
+                };
                 lossy = core.is_lossy();
             }
             None => {
@@ -534,6 +567,7 @@ async fn finish_accept(
                     } else {
                         i.global_id
                     },
+                    features: i.features,
                 };
                 a.accept_ident(lossy, server_cookie);
             }

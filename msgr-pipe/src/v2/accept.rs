@@ -427,11 +427,9 @@ impl Acceptor {
         }
         let modes: Vec<u32> = (0..n).map(|_| p.get_u32_le()).collect();
         let mut payload = get_blob(p, "AUTH_REQUEST payload")?;
-        if self
-            .server
-            .protocol()
-            .is_some_and(|proto| proto != self.method)
-        {
+        // A method we do not speak is refused, whoever authenticates (as Ceph's
+        // AuthRegistry::is_supported_method); without a hook, only none and cephx pass.
+        if !self.allowed_methods().contains(&self.method) {
             return Err(self.bad_method(ENOTSUP));
         }
         let Some(mode) = modes
@@ -929,5 +927,64 @@ mod tests {
             run(&mut c, &mut a, 64),
             Err(HandshakeError::AuthRefused { result: -95, .. })
         ));
+    }
+
+    /// A service acceptor without an authorizer hook (any client accepted) still refuses an
+    /// AUTH_REQUEST whose method is neither none nor cephx: AUTH_BAD_METHOD (-95, the
+    /// methods it allows), then the error.
+    #[test]
+    fn an_unknown_auth_method_gets_auth_bad_method_without_a_hook() {
+        let acfg = AcceptorConfig {
+            entity_type: EntityType::OSD,
+            global_id: 0,
+            my_addrs: EntityAddrVec(vec![Addr2::v2("127.0.0.1:6800".parse().expect("addr"), 1)]),
+            socket_peer: "127.0.0.1:40000".parse().expect("addr"),
+            features_supported: msgr_wire::features::ALL_PACIFIC,
+            features_required: 0,
+            allowed_modes: vec![CON_MODE_CRC],
+            lossy: true,
+            global_seq: 1,
+            limits: FrameLimits::default(),
+            decide_sessions: true,
+        };
+        let mut a = Acceptor::with_auth(acfg, ServerAuth::Service(None));
+        let mut wire = BytesMut::new();
+        Banner::OURS.encode(&mut wire);
+        let mut enc = Encoder::default();
+        let mut hello = BytesMut::new();
+        hello.put_u8(EntityType::CLIENT.0);
+        Addr2::v2("127.0.0.1:6800".parse().expect("addr"), 0).encode(&mut hello);
+        enc.encode(&Frame::control(Tag::Hello, hello.freeze()), &mut wire);
+        let mut req = BytesMut::new();
+        req.put_u32_le(99); // no such method
+        req.put_u32_le(1);
+        req.put_u32_le(CON_MODE_CRC);
+        put_blob(&mut req, b"\x01anything");
+        enc.encode(&Frame::control(Tag::AuthRequest, req.freeze()), &mut wire);
+        let e = a
+            .handle_input(UTime::now(), &wire)
+            .expect_err("unknown method refused");
+        assert!(
+            matches!(
+                e,
+                HandshakeError::AuthRefused {
+                    method: 99,
+                    result: -95,
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        // Our banner, HELLO, then AUTH_BAD_METHOD naming the method and what we allow.
+        let mut out = BytesMut::new();
+        while let Some(b) = a.poll_transmit() {
+            out.extend_from_slice(&b);
+        }
+        assert_eq!(Banner::decode(&mut out), Ok(Some(Banner::OURS)));
+        let mut dec = Decoder::new(FrameLimits::default());
+        let tags: Vec<Tag> = std::iter::from_fn(|| dec.decode(&mut out).expect("frames"))
+            .map(|f| f.tag)
+            .collect();
+        assert_eq!(tags, [Tag::Hello, Tag::AuthBadMethod]);
     }
 }

@@ -145,6 +145,9 @@ pub struct FrameLimits {
     pub max_control: u32,
     /// Longest other segment (front, middle, data).
     pub max_segment: u32,
+    /// Most bytes of the other segments together (a message's front, middle and data: v1's
+    /// `max_message`), checked from the preamble before anything is reserved.
+    pub max_message: u64,
 }
 
 impl Default for FrameLimits {
@@ -152,6 +155,7 @@ impl Default for FrameLimits {
         FrameLimits {
             max_control: 16 << 20,
             max_segment: 256 << 20,
+            max_message: 256 << 20,
         }
     }
 }
@@ -323,6 +327,13 @@ impl Preamble {
                     limit: limit.into(),
                 });
             }
+        }
+        let body: u64 = lens[1..].iter().map(|l| u64::from(*l)).sum();
+        if body > limits.max_message {
+            return Err(FrameError::TooLong {
+                len: body,
+                limit: limits.max_message,
+            });
         }
         Tag::from_byte(raw[0]).ok_or(FrameError::UnknownTag(raw[0]))?;
         Ok(Preamble {
@@ -984,11 +995,54 @@ mod tests {
         let mut dec = Decoder::new(FrameLimits {
             max_control: 32,
             max_segment: 32,
+            max_message: 64,
         });
         assert_eq!(
             dec.decode(&mut wire),
             Err(FrameError::TooLong { len: 64, limit: 32 })
         );
+    }
+
+    /// Segments each within `max_segment` but together over `max_message` are refused from
+    /// the preamble alone, before the decoder reserves room for them.
+    #[test]
+    fn declared_message_total_is_bounded() {
+        let limits = FrameLimits {
+            max_control: 1 << 20,
+            max_segment: 128 << 20,
+            max_message: 128 << 20,
+        };
+        let body = Bytes::from(vec![7u8; 16]);
+        let frame = Frame {
+            tag: Tag::Message,
+            segments: vec![Bytes::from(vec![0u8; 41]), body.clone(), Bytes::new(), body],
+        };
+        let mut wire = BytesMut::new();
+        Encoder::default().encode(&frame, &mut wire);
+        let mut pre = [0u8; PREAMBLE_LEN];
+        pre.copy_from_slice(&wire[..PREAMBLE_LEN]);
+        // Front and data of 100 MiB each: 200 MiB in all; the preamble's CRC made anew.
+        for at in [2 + 6, 2 + 18] {
+            pre[at..at + 4].copy_from_slice(&(100u32 << 20).to_le_bytes());
+        }
+        let crc = crc32c(0, &pre[..28]);
+        pre[28..].copy_from_slice(&crc.to_le_bytes());
+        let mut head = BytesMut::from(&pre[..]);
+        let mut dec = Decoder::new(limits);
+        assert_eq!(
+            dec.decode(&mut head),
+            Err(FrameError::TooLong {
+                len: 200 << 20,
+                limit: 128 << 20
+            })
+        );
+        assert!(head.capacity() < 1 << 20, "{} reserved", head.capacity());
+        // Within the total, the same declaration waits for its body.
+        let mut dec = Decoder::new(FrameLimits {
+            max_message: 256 << 20,
+            ..limits
+        });
+        assert_eq!(dec.decode(&mut BytesMut::from(&pre[..])), Ok(None));
     }
 
     #[test]

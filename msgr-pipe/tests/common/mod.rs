@@ -32,6 +32,43 @@ pub fn host_v2(
     (h, rx)
 }
 
+/// The protocol a test's hosts speak: the suites that prove v1's session semantics run on
+/// msgr2 too by taking one of these.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Proto {
+    /// msgr v1 (`v1:` addresses, the v1 acceptor).
+    V1,
+    /// msgr2.1 (`v2:` addresses, the v2 acceptor).
+    V2,
+}
+
+impl Proto {
+    /// Both, v1 first.
+    pub const BOTH: [Proto; 2] = [Proto::V1, Proto::V2];
+
+    /// The address of host `n` in this protocol.
+    pub fn addr(self, n: u32) -> EntityAddr {
+        match self {
+            Proto::V1 => addr(n),
+            Proto::V2 => addr_v2(n),
+        }
+    }
+
+    /// Host `n` speaking this protocol ([`host`] or [`host_v2`]).
+    pub fn host(
+        self,
+        n: u32,
+        policy: Policy,
+        config: PipeConfig,
+        net: &TestNet,
+    ) -> (Arc<TestHost>, UnboundedReceiver<HostEvent>) {
+        match self {
+            Proto::V1 => host(n, policy, config, net),
+            Proto::V2 => host_v2(n, policy, config, net),
+        }
+    }
+}
+
 pub fn host(
     n: u32,
     policy: Policy,
