@@ -62,7 +62,7 @@ mod tests {
         let client = split_connection_secret(&secret, false).unwrap();
         let gcm = aes_gcm::Aes128Gcm::new_from_slice(&client.key).unwrap();
         let plain = gcm
-            .decrypt(aes_gcm::Nonce::from_slice(&client.rx_nonce), &frame[..])
+            .decrypt(&aes_gcm::Nonce::from(client.rx_nonce), &frame[..])
             .unwrap();
         // preamble: tag 7 (AUTH_SIGNATURE), 1 segment of 32 bytes aligned 8, 3 unused
         // segments, 2 reserved bytes, crc.

@@ -2,11 +2,11 @@
 //! one byte on encryption, and Ceph's lenient unpadding on decryption (strip `min(last, 16)`
 //! bytes, check nothing else: the cephx magic is what rejects a wrong key).
 //!
-//! The cipher is RustCrypto's (`aes` 0.8, `cbc` 0.1); nothing here is hand-written crypto.
+//! The cipher is RustCrypto's (`aes` 0.9, `cbc` 0.2); nothing here is hand-written crypto.
 //! Not here: the cephx envelope (`envelope.rs`), AES-GCM (msgr2 secure mode).
 
 use aes::cipher::block_padding::{NoPadding, Pkcs7};
-use aes::cipher::{BlockDecryptMut, BlockEncryptMut, KeyIvInit};
+use aes::cipher::{BlockModeDecrypt, BlockModeEncrypt, KeyIvInit};
 
 use crate::key::{CryptoKey, KeyType, AES_KEY_LEN};
 use crate::AuthError;
@@ -38,7 +38,7 @@ fn aes_key(key: &CryptoKey) -> Result<&[u8], AuthError> {
 pub fn aes_cbc_encrypt(key: &CryptoKey, plain: &[u8]) -> Result<Vec<u8>, AuthError> {
     let enc =
         Encryptor::new_from_slices(aes_key(key)?, CEPH_AES_IV).map_err(|_| AuthError::NoCipher)?;
-    Ok(enc.encrypt_padded_vec_mut::<Pkcs7>(plain))
+    Ok(enc.encrypt_padded_vec::<Pkcs7>(plain))
 }
 
 /// Ceph's `CryptoKey::decrypt`: the input must be a non-zero multiple of 16 bytes; the last
@@ -50,7 +50,7 @@ pub fn aes_cbc_decrypt(key: &CryptoKey, cipher: &[u8]) -> Result<Vec<u8>, AuthEr
     let dec =
         Decryptor::new_from_slices(aes_key(key)?, CEPH_AES_IV).map_err(|_| AuthError::Decrypt)?;
     let mut out = dec
-        .decrypt_padded_vec_mut::<NoPadding>(cipher)
+        .decrypt_padded_vec::<NoPadding>(cipher)
         .map_err(|_| AuthError::Decrypt)?;
     let pad = usize::from(out.last().copied().unwrap_or(0)).min(BLOCK_LEN);
     out.truncate(out.len() - pad);

@@ -10,7 +10,7 @@
 //! options and `MSG_AUTH`), the CRCs themselves (`msgr-wire`).
 
 use aes::cipher::block_padding::NoPadding;
-use aes::cipher::{BlockEncryptMut, InnerIvInit, KeyInit};
+use aes::cipher::{BlockModeEncrypt, InnerIvInit, KeyInit};
 use subtle::ConstantTimeEq;
 
 use crate::cephx::xor_words;
@@ -129,7 +129,7 @@ impl MessageSigner {
     fn cbc<const N: usize>(&self, mut block: [u8; N]) -> Result<[u8; N], AuthError> {
         let cipher = self.cipher.as_deref().cloned().ok_or(AuthError::NoCipher)?;
         let enc = cbc::Encryptor::<aes::Aes128>::inner_iv_init(cipher, CEPH_AES_IV.into());
-        enc.encrypt_padded_mut::<NoPadding>(&mut block, N)
+        enc.encrypt_padded::<NoPadding>(&mut block, N)
             .map_err(|_| AuthError::NoCipher)?;
         Ok(block)
     }
@@ -306,11 +306,11 @@ mod tests {
 /// session key over every byte one side received (or sent) up to and including AUTH_DONE.
 /// Without a session key (auth `none`) the signature is 32 zero bytes, as Ceph sends.
 pub fn auth_signature(key: Option<&CryptoKey>, bytes: &[u8]) -> [u8; 32] {
-    use hmac::{Hmac, Mac};
+    use hmac::{Hmac, KeyInit as _, Mac};
     let Some(key) = key else {
         return [0; 32];
     };
-    let Ok(mut mac) = <Hmac<sha2::Sha256> as Mac>::new_from_slice(key.secret().expose()) else {
+    let Ok(mut mac) = <Hmac<sha2::Sha256>>::new_from_slice(key.secret().expose()) else {
         return [0; 32];
     };
     mac.update(bytes);

@@ -12,7 +12,7 @@
 //! [`FrameLimits`]. Not here: what the frames mean (the v2 handshake and session), the
 //! connection secret's derivation (msgr-auth).
 
-use aes_gcm::aead::AeadInPlace;
+use aes_gcm::aead::AeadInOut;
 use aes_gcm::{Aes128Gcm, KeyInit, Nonce, Tag as GcmTag};
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use msgr_wire::crc32c;
@@ -417,7 +417,7 @@ impl Gcm {
         let nonce = self.next_nonce();
         let tag = self
             .cipher
-            .encrypt_in_place_detached(Nonce::from_slice(&nonce), b"", &mut buf[from..])
+            .encrypt_inout_detached(&Nonce::from(nonce), b"", (&mut buf[from..]).into())
             // Fails only for inputs beyond GCM's 64 GiB bound, far above any frame's.
             .unwrap_or_default();
         buf.put_slice(&tag);
@@ -430,10 +430,10 @@ impl Gcm {
             return Err(FrameError::Decrypt);
         }
         let at = buf.len() - TAG_LEN;
-        let tag = GcmTag::clone_from_slice(&buf[at..]);
+        let tag = GcmTag::try_from(&buf[at..]).map_err(|_| FrameError::Decrypt)?;
         buf.truncate(at);
         self.cipher
-            .decrypt_in_place_detached(Nonce::from_slice(&nonce), b"", &mut buf[..], &tag)
+            .decrypt_inout_detached(&Nonce::from(nonce), b"", (&mut buf[..]).into(), &tag)
             .map_err(|_| FrameError::Decrypt)
     }
 }
