@@ -184,29 +184,58 @@ impl Frame {
     }
 }
 
+/// Segment 0 of at most this many bytes is copied out of the read buffer by
+/// [`Decoder::decode_parts`] (`ceph_msg_header2` is 41): cheaper than sharing the buffer.
+const INLINE_HEAD: usize = 64;
+
 /// A decoded frame as [`Decoder::decode_parts`] gives it: the tag and its segments in a
-/// fixed array, with no vector to allocate and free per frame (the session phase's path).
+/// fixed array, with no vector to allocate and free per frame (the session phase's path);
+/// a short segment 0 (a message's header) is held inline, the buffer not shared for it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Parts {
-    /// Its tag.
-    pub tag: Tag,
-    /// How many segments the preamble declared (1 to 4).
-    pub count: usize,
+    tag: Tag,
+    count: usize,
+    /// Segment 0 when it is short: its bytes and length (`segments[0]` is then empty).
+    inline: Option<([u8; INLINE_HEAD], usize)>,
     /// The segments; those from `count` on are empty.
-    pub segments: [Bytes; MAX_SEGMENTS],
+    segments: [Bytes; MAX_SEGMENTS],
 }
 
 impl Parts {
+    /// Its tag.
+    pub fn tag(&self) -> Tag {
+        self.tag
+    }
+
+    /// How many segments the preamble declared (1 to 4).
+    pub fn count(&self) -> usize {
+        self.count
+    }
+
     /// Segment `i`, empty if absent.
     pub fn segment(&self, i: usize) -> &[u8] {
-        self.segments.get(i).map_or(&[][..], |b| &b[..])
+        match (i, &self.inline) {
+            (0, Some((bytes, len))) => bytes.get(..*len).unwrap_or_default(),
+            _ => self.segments.get(i).map_or(&[][..], |b| &b[..]),
+        }
+    }
+
+    /// Segments 1 to 3 (a message's front, middle and data), moved out.
+    pub fn into_payload(self) -> [Bytes; MAX_SEGMENTS - 1] {
+        let [_, front, middle, data] = self.segments;
+        [front, middle, data]
     }
 
     /// The [`Frame`] of these parts (its first `count` segments).
     pub fn into_frame(self) -> Frame {
+        let head = Bytes::copy_from_slice(self.segment(0));
+        let mut segments: Vec<Bytes> = self.segments.into_iter().take(self.count).collect();
+        if let (Some(s0), true) = (segments.first_mut(), self.inline.is_some()) {
+            *s0 = head;
+        }
         Frame {
             tag: self.tag,
-            segments: self.segments.into_iter().take(self.count).collect(),
+            segments,
         }
     }
 }
@@ -222,6 +251,7 @@ impl From<Frame> for Parts {
         Parts {
             tag: f.tag,
             count,
+            inline: None,
             segments,
         }
     }
@@ -340,8 +370,9 @@ impl Preamble {
     }
 
     fn decode(b: &[u8], limits: &FrameLimits) -> Result<Preamble, FrameError> {
-        let mut raw = [0u8; PREAMBLE_LEN];
-        raw.copy_from_slice(b.get(..PREAMBLE_LEN).ok_or(FrameError::PreambleCrc)?);
+        let raw: &[u8; PREAMBLE_LEN] = b
+            .first_chunk::<PREAMBLE_LEN>()
+            .ok_or(FrameError::PreambleCrc)?;
         let crc = u32::from_le_bytes([raw[28], raw[29], raw[30], raw[31]]);
         if crc32c(0, &raw[..28]) != crc {
             return Err(FrameError::PreambleCrc);
@@ -850,8 +881,23 @@ impl Decoder {
         let used = usize::from(pre.num_segments);
         let mut segments: [Bytes; MAX_SEGMENTS] = Default::default();
         let [s0, rest @ ..] = &mut segments;
-        *s0 = take_segment(buf, pre.len(0));
-        let mut bad = (buf.get_u32_le() != rx.crc_of(0, s0)).then_some(0);
+        let len0 = pre.len(0);
+        let mut inline = None;
+        let crc0 = if len0 <= INLINE_HEAD {
+            let mut head = [0u8; INLINE_HEAD];
+            let from = buf.get(..len0).unwrap_or_default();
+            if let Some(to) = head.get_mut(..from.len()) {
+                to.copy_from_slice(from);
+            }
+            let crc = rx.crc_of(0, from);
+            buf.advance(len0);
+            inline = Some((head, len0));
+            crc
+        } else {
+            *s0 = take_segment(buf, len0);
+            rx.crc_of(0, s0)
+        };
+        let mut bad = (buf.get_u32_le() != crc0).then_some(0);
         if used > 1 {
             for (i, s) in rest.iter_mut().enumerate() {
                 *s = take_segment(buf, pre.len(i + 1));
@@ -876,6 +922,7 @@ impl Decoder {
         Ok(Some(Parts {
             tag: Tag::from_byte(pre.tag).ok_or(FrameError::UnknownTag(pre.tag))?,
             count: used,
+            inline,
             segments,
         }))
     }
@@ -936,6 +983,7 @@ impl Decoder {
         Ok(Some(Parts {
             tag: Tag::from_byte(pre.tag).ok_or(FrameError::UnknownTag(pre.tag))?,
             count: used,
+            inline: None,
             segments,
         }))
     }

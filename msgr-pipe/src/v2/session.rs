@@ -82,7 +82,7 @@ fn stamp(ts: Timespec) -> Bytes {
 pub fn inbound(frame: impl Into<Parts>, peer: EntityName) -> Result<(Inbound, u64), PipeError> {
     let frame: Parts = frame.into();
     let c = |c| Ok((Inbound::Control(c), 0));
-    match frame.tag {
+    match frame.tag() {
         Tag::Message => {
             let mut p = frame.segment(0);
             if p.len() < HEADER2_LEN {
@@ -99,7 +99,7 @@ pub fn inbound(frame: impl Into<Parts>, peer: EntityName) -> Result<(Inbound, u6
             let _flags = p.get_u8();
             let compat_version = p.get_u16_le();
             let reserved = p.get_u16_le();
-            let [_, front, middle, data] = frame.segments;
+            let [front, middle, data] = frame.into_payload();
             let len = |b: &Bytes| u32::try_from(b.len()).unwrap_or(u32::MAX);
             let header = MsgHeader {
                 seq,
