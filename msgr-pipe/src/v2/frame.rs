@@ -456,6 +456,17 @@ impl Preamble {
     }
 }
 
+/// `crc32c(seed, seg)`, with no call for an empty segment (a message's middle, and its front
+/// or data, are often empty: two of its four segment CRCs).
+#[inline(always)]
+fn segment_crc(seed: u32, seg: &[u8]) -> u32 {
+    if seg.is_empty() {
+        seed
+    } else {
+        crc32c(seed, seg)
+    }
+}
+
 fn pad16(n: usize) -> usize {
     n.div_ceil(16) * 16
 }
@@ -632,7 +643,7 @@ impl Encoder {
                         stage.put_slice(seg);
                     }
                     *crc = if i + 1 < used {
-                        known.unwrap_or_else(|| crc32c(u32::MAX, seg))
+                        known.unwrap_or_else(|| segment_crc(u32::MAX, seg))
                     } else {
                         0
                     };
@@ -792,8 +803,10 @@ impl CrcRx {
     fn crc_of(&self, i: usize, seg: &[u8]) -> u32 {
         match i.cmp(&self.seg) {
             std::cmp::Ordering::Less => self.crcs.get(i).copied().unwrap_or(0),
-            std::cmp::Ordering::Equal => crc32c(self.crc, seg.get(self.done..).unwrap_or_default()),
-            std::cmp::Ordering::Greater => crc32c(u32::MAX, seg),
+            std::cmp::Ordering::Equal => {
+                segment_crc(self.crc, seg.get(self.done..).unwrap_or_default())
+            }
+            std::cmp::Ordering::Greater => segment_crc(u32::MAX, seg),
         }
     }
 }
