@@ -30,6 +30,35 @@ pub fn crc32c(seed: u32, data: &[u8]) -> u32 {
     crate_crc32c(seed, data)
 }
 
+/// The CRC with seed `to` of the `len` bytes whose CRC with seed `from` is `crc`, without
+/// reading them: `crc32c_reseed(crc32c(a, d), a, b, d.len()) == crc32c(b, d)`.
+///
+/// With no inversions the CRC is linear in the seed: crc(s, d) = crc(0, d) ^ s·x^(8·len)
+/// mod P, so changing the seed adds (a ^ b)·x^(8·len), one carry-less multiplication chain
+/// of O(log len) steps on x86_64. msgr2 hashes its segments from seed `0xffffffff` where
+/// msgr v1 uses 0: a message whose CRCs were computed for v1 when it was queued is sent on
+/// msgr2 without hashing its bytes a second time.
+pub fn crc32c_reseed(crc: u32, from: u32, to: u32, len: usize) -> u32 {
+    let delta = from ^ to;
+    if delta == 0 || len == 0 {
+        return crc ^ delta;
+    }
+    #[cfg(target_arch = "x86_64")]
+    if let Some(moved) = x86::shift(delta, len) {
+        return crc ^ moved;
+    }
+    // Elsewhere: the delta moved over `len` zero bytes, the slow way.
+    let zeros = [0u8; 4096];
+    let mut moved = delta;
+    let mut left = len;
+    while left > 0 {
+        let n = left.min(zeros.len());
+        moved = crate_crc32c(moved, zeros.get(..n).unwrap_or_default());
+        left -= n;
+    }
+    crc ^ moved
+}
+
 /// The reference: the `crc32c` crate, with Ceph's convention (no inversions).
 #[inline]
 fn crate_crc32c(seed: u32, data: &[u8]) -> u32 {
@@ -226,8 +255,9 @@ mod x86 {
         acc
     }
 
-    /// `crc` moved over `n` zero bytes (crc·x^(8n) mod P), for tests.
-    #[cfg(test)]
+    /// `crc` moved over `n` zero bytes (crc·x^(8n) mod P), if the CPU has SSE 4.2 and
+    /// PCLMULQDQ.
+    #[inline]
     pub(super) fn shift(crc: u32, n: usize) -> Option<u32> {
         if is_x86_feature_detected!("sse4.2") && is_x86_feature_detected!("pclmulqdq") {
             // SAFETY: SSE 4.2 and PCLMULQDQ were detected just above.
@@ -423,6 +453,23 @@ mod tests {
                 if let Some(got) = super::x86::shift(crc, n) {
                     assert_eq!(got, crate_crc32c(crc, &zeros), "n {n}, crc {crc:#x}");
                 }
+            }
+        }
+    }
+
+    /// Changing the seed of a computed CRC equals hashing the bytes again with the new seed,
+    /// for msgr2's seed (-1) from v1's (0) and for arbitrary pairs, empty input included.
+    #[test]
+    fn reseed_equals_hashing_again() {
+        for n in [0usize, 1, 7, 64, 191, 192, 4096, 65_537, 1 << 20] {
+            let data = buffer(n, 0x0123_4567_89AB_CDEF ^ n as u64);
+            for (from, to) in [(0u32, u32::MAX), (u32::MAX, 0), (5, 0xDEAD_BEEF), (7, 7)] {
+                let crc = crc32c(from, &data);
+                assert_eq!(
+                    super::crc32c_reseed(crc, from, to, n),
+                    crc32c(to, &data),
+                    "n {n}, {from:#x} -> {to:#x}"
+                );
             }
         }
     }

@@ -56,7 +56,7 @@ pub use addr::{
 };
 pub use connect::{Banner, Connect, ConnectReply};
 pub use consts::*;
-pub use crc::crc32c;
+pub use crc::{crc32c, crc32c_reseed};
 pub use decoder::FrameDecoder;
 pub use entity::{EntityName, EntityType, ParseEntityError};
 pub use error::{Segment, WireError};

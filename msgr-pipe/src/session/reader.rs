@@ -99,7 +99,7 @@ impl Dec {
                 }
                 Ok(Some((inb, 0)))
             }
-            Dec::V2(dec, peer) => match dec.decode(buf)? {
+            Dec::V2(dec, peer) => match dec.decode_parts(buf)? {
                 Some(frame) => crate::v2::session::inbound(frame, *peer).map(Some),
                 None => Ok(None),
             },
@@ -250,6 +250,9 @@ async fn read_loop(
     let mut delivering = false;
     // Messages an ACK released, dropped outside the session lock; reused across ACKs.
     let mut acked: Vec<Outgoing> = Vec::new();
+    // The highest ack_seq a msgr2 message carried on this socket: every message repeats
+    // it, and only a higher one releases anything (ACKs are cumulative).
+    let mut piggybacked = 0u64;
     // The one timer of this socket, armed for the core's earliest deadline. It is only
     // re-armed when that deadline moves earlier or when it fires (a fresh timer per read cost
     // a timer-wheel insert and removal per message on round trips); firing early is harmless:
@@ -286,6 +289,12 @@ async fn read_loop(
                     };
                     // msgr2 piggybacks what the peer received on each message: taken under
                     // the same lock as the message (no extra lock per message).
+                    let ack_seq = if ack_seq > piggybacked {
+                        piggybacked = ack_seq;
+                        ack_seq
+                    } else {
+                        0
+                    };
                     if handle_msg(inner, epoch, m, permits, ack_seq, &mut acked)? {
                         delivering = true;
                     }
@@ -422,7 +431,8 @@ enum Woke {
     Cancelled,
 }
 
-/// Accepts and delivers one message; true if it was delivered (not a duplicate).
+/// Accepts and delivers one message, after the ACK of our messages up to `ack_seq` it
+/// carries (msgr2; 0: none new); true if it was delivered (not a duplicate).
 fn handle_msg(
     inner: &Arc<Inner>,
     epoch: u64,

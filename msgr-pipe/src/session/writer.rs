@@ -285,6 +285,7 @@ impl Out {
                 out: stage,
                 chain,
                 in_seq,
+                crc,
             }),
         }
     }

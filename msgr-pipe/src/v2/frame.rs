@@ -184,6 +184,79 @@ impl Frame {
     }
 }
 
+/// Segment 0 of at most this many bytes is copied out of the read buffer by
+/// [`Decoder::decode_parts`] (`ceph_msg_header2` is 41): cheaper than sharing the buffer.
+const INLINE_HEAD: usize = 64;
+
+/// A decoded frame as [`Decoder::decode_parts`] gives it: the tag and its segments in a
+/// fixed array, with no vector to allocate and free per frame (the session phase's path);
+/// a short segment 0 (a message's header) is held inline, the buffer not shared for it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Parts {
+    tag: Tag,
+    count: usize,
+    /// Segment 0 when it is short: its bytes and length (`segments[0]` is then empty).
+    inline: Option<([u8; INLINE_HEAD], usize)>,
+    /// The segments; those from `count` on are empty.
+    segments: [Bytes; MAX_SEGMENTS],
+}
+
+impl Parts {
+    /// Its tag.
+    pub fn tag(&self) -> Tag {
+        self.tag
+    }
+
+    /// How many segments the preamble declared (1 to 4).
+    pub fn count(&self) -> usize {
+        self.count
+    }
+
+    /// Segment `i`, empty if absent.
+    pub fn segment(&self, i: usize) -> &[u8] {
+        match (i, &self.inline) {
+            (0, Some((bytes, len))) => bytes.get(..*len).unwrap_or_default(),
+            _ => self.segments.get(i).map_or(&[][..], |b| &b[..]),
+        }
+    }
+
+    /// Segments 1 to 3 (a message's front, middle and data), moved out.
+    pub fn into_payload(self) -> [Bytes; MAX_SEGMENTS - 1] {
+        let [_, front, middle, data] = self.segments;
+        [front, middle, data]
+    }
+
+    /// The [`Frame`] of these parts (its first `count` segments).
+    pub fn into_frame(self) -> Frame {
+        let head = Bytes::copy_from_slice(self.segment(0));
+        let mut segments: Vec<Bytes> = self.segments.into_iter().take(self.count).collect();
+        if let (Some(s0), true) = (segments.first_mut(), self.inline.is_some()) {
+            *s0 = head;
+        }
+        Frame {
+            tag: self.tag,
+            segments,
+        }
+    }
+}
+
+impl From<Frame> for Parts {
+    /// A frame's first four segments (a frame has at most four).
+    fn from(f: Frame) -> Parts {
+        let count = f.segments.len().clamp(1, MAX_SEGMENTS);
+        let mut segments: [Bytes; MAX_SEGMENTS] = Default::default();
+        for (to, from) in segments.iter_mut().zip(f.segments) {
+            *to = from;
+        }
+        Parts {
+            tag: f.tag,
+            count,
+            inline: None,
+            segments,
+        }
+    }
+}
+
 /// The banner: `ceph v2\n`, `u16 payload_len` (16), `u64 supported`, `u64 required`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Banner {
@@ -297,8 +370,9 @@ impl Preamble {
     }
 
     fn decode(b: &[u8], limits: &FrameLimits) -> Result<Preamble, FrameError> {
-        let mut raw = [0u8; PREAMBLE_LEN];
-        raw.copy_from_slice(b.get(..PREAMBLE_LEN).ok_or(FrameError::PreambleCrc)?);
+        let raw: &[u8; PREAMBLE_LEN] = b
+            .first_chunk::<PREAMBLE_LEN>()
+            .ok_or(FrameError::PreambleCrc)?;
         let crc = u32::from_le_bytes([raw[28], raw[29], raw[30], raw[31]]);
         if crc32c(0, &raw[..28]) != crc {
             return Err(FrameError::PreambleCrc);
@@ -348,6 +422,14 @@ impl Preamble {
         self.lens[i] as usize
     }
 
+    /// Where segment `i` starts in a crc-mode frame (from the preamble's first byte).
+    fn crc_offset(&self, i: usize) -> usize {
+        if i == 0 {
+            return PREAMBLE_LEN;
+        }
+        PREAMBLE_LEN + self.len(0) + 4 + (1..i).map(|j| self.len(j)).sum::<usize>()
+    }
+
     /// Bytes of the frame after the preamble, in crc mode.
     fn crc_rest(&self) -> usize {
         let mut n = self.len(0) + 4;
@@ -371,6 +453,17 @@ impl Preamble {
                 + TAG_LEN;
         }
         n
+    }
+}
+
+/// `crc32c(seed, seg)`, with no call for an empty segment (a message's middle, and its front
+/// or data, are often empty: two of its four segment CRCs).
+#[inline(always)]
+fn segment_crc(seed: u32, seg: &[u8]) -> u32 {
+    if seg.is_empty() {
+        seed
+    } else {
+        crc32c(seed, seg)
     }
 }
 
@@ -517,10 +610,13 @@ impl Encoder {
     /// A MESSAGE frame made of `head` (`ceph_msg_header2`) and `segs` (front, middle, data),
     /// encoded as [`Encoder::encode_chained`] would encode the [`Frame`] of those segments,
     /// without building it (no allocation per message beyond the staging buffer's growth).
+    /// `known` holds segment CRCs (seed `0xffffffff`) the caller already has: those segments
+    /// are not hashed again (crc mode).
     pub fn encode_message(
         &mut self,
         head: &[u8],
         segs: [&Bytes; 3],
+        known: [Option<u32>; 3],
         stage: &mut BytesMut,
         chain: &mut std::collections::VecDeque<Bytes>,
         copy_threshold: usize,
@@ -537,7 +633,7 @@ impl Encoder {
                     return;
                 }
                 let mut crcs = [0u32; 3];
-                for (i, (crc, seg)) in crcs.iter_mut().zip(segs).enumerate() {
+                for (i, ((crc, seg), known)) in crcs.iter_mut().zip(segs).zip(known).enumerate() {
                     if seg.len() >= copy_threshold {
                         if !stage.is_empty() {
                             chain.push_back(stage.split().freeze());
@@ -547,7 +643,7 @@ impl Encoder {
                         stage.put_slice(seg);
                     }
                     *crc = if i + 1 < used {
-                        crc32c(u32::MAX, seg)
+                        known.unwrap_or_else(|| segment_crc(u32::MAX, seg))
                     } else {
                         0
                     };
@@ -636,7 +732,9 @@ impl Encoder {
 /// Decodes a stream of frames (after the banner), in the current mode.
 ///
 /// A crc-mode frame is taken whole before its CRCs are checked, so after a
-/// [`FrameError::SegmentCrc`] the stream stands at the next frame. With
+/// [`FrameError::SegmentCrc`] the stream stands at the next frame. Its segments are hashed
+/// as their bytes arrive (each byte once, by the call after the read that brought it, while
+/// it is still in the cache), not all at once when the frame is complete. With
 /// [`Decoder::keep_damaged`] (for tools that show damaged streams, `msgr dump --continue`)
 /// such a frame is returned anyway and [`Decoder::take_damage`] names its first bad segment.
 #[derive(Debug)]
@@ -645,10 +743,81 @@ pub struct Decoder {
     gcm: Option<Gcm>,
     /// Secure mode: a head already decrypted (its nonce used), waiting for the rest.
     head: Option<(Preamble, BytesMut)>,
+    /// crc mode: the frame whose preamble was read, its segments hashed so far.
+    rx: Option<CrcRx>,
     /// Return crc-mode frames whose segment CRCs fail, with the failure in `damage`.
     keep_damaged: bool,
     /// The segment CRC failure of the frame just returned (with `keep_damaged`).
     damage: Option<FrameError>,
+}
+
+/// A crc-mode frame being received: its preamble and the CRCs of the segment bytes that
+/// have arrived (segment `seg`, `done` bytes of it so far, into `crc`).
+#[derive(Clone, Copy, Debug)]
+struct CrcRx {
+    pre: Preamble,
+    seg: usize,
+    done: usize,
+    crc: u32,
+    crcs: [u32; MAX_SEGMENTS],
+}
+
+impl CrcRx {
+    fn new(pre: Preamble) -> CrcRx {
+        CrcRx {
+            pre,
+            seg: 0,
+            done: 0,
+            crc: u32::MAX,
+            crcs: [0; MAX_SEGMENTS],
+        }
+    }
+
+    /// Hashes the segment bytes `frame` (the frame from its preamble on, as much as has
+    /// arrived) holds past those already hashed.
+    fn fold(&mut self, frame: &[u8]) {
+        let used = usize::from(self.pre.num_segments).min(MAX_SEGMENTS);
+        while self.seg < used {
+            let start = self.pre.crc_offset(self.seg);
+            let len = self.pre.len(self.seg);
+            let have = frame.len().saturating_sub(start).min(len);
+            if have > self.done {
+                if let Some(new) = frame.get(start + self.done..start + have) {
+                    self.crc = crc32c(self.crc, new);
+                }
+                self.done = have;
+            }
+            if self.done < len {
+                return;
+            }
+            if let Some(c) = self.crcs.get_mut(self.seg) {
+                *c = self.crc;
+            }
+            self.seg += 1;
+            self.done = 0;
+            self.crc = u32::MAX;
+        }
+    }
+
+    /// The CRC of segment `i` (all of it, `seg`), hashing only what [`CrcRx::fold`] did not.
+    fn crc_of(&self, i: usize, seg: &[u8]) -> u32 {
+        match i.cmp(&self.seg) {
+            std::cmp::Ordering::Less => self.crcs.get(i).copied().unwrap_or(0),
+            std::cmp::Ordering::Equal => {
+                segment_crc(self.crc, seg.get(self.done..).unwrap_or_default())
+            }
+            std::cmp::Ordering::Greater => segment_crc(u32::MAX, seg),
+        }
+    }
+}
+
+/// The next `len` bytes of `buf`; an empty segment shares nothing.
+fn take_segment(buf: &mut BytesMut, len: usize) -> Bytes {
+    if len == 0 {
+        Bytes::new()
+    } else {
+        buf.split_to(len).freeze()
+    }
 }
 
 impl Decoder {
@@ -658,6 +827,7 @@ impl Decoder {
             limits,
             gcm: None,
             head: None,
+            rx: None,
             keep_damaged: false,
             damage: None,
         }
@@ -683,6 +853,12 @@ impl Decoder {
 
     /// Takes the next frame from the front of `buf` once it is all there.
     pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Frame>, FrameError> {
+        Ok(self.decode_parts(buf)?.map(Parts::into_frame))
+    }
+
+    /// [`Decoder::decode`] without building a [`Frame`]: the segments in an array, no
+    /// allocation per frame.
+    pub fn decode_parts(&mut self, buf: &mut BytesMut) -> Result<Option<Parts>, FrameError> {
         self.damage = None;
         if self.gcm.is_none() {
             return self.decode_crc(buf);
@@ -690,36 +866,65 @@ impl Decoder {
         self.decode_secure(buf)
     }
 
-    fn decode_crc(&mut self, buf: &mut BytesMut) -> Result<Option<Frame>, FrameError> {
-        if buf.len() < PREAMBLE_LEN {
+    fn decode_crc(&mut self, buf: &mut BytesMut) -> Result<Option<Parts>, FrameError> {
+        let rx = match &mut self.rx {
+            Some(rx) => rx,
+            None => {
+                if buf.len() < PREAMBLE_LEN {
+                    return Ok(None);
+                }
+                let pre = Preamble::decode(&buf[..PREAMBLE_LEN], &self.limits)?;
+                self.rx.insert(CrcRx::new(pre))
+            }
+        };
+        let whole = PREAMBLE_LEN + rx.pre.crc_rest();
+        if buf.len() < whole {
+            // Part of the frame: what arrived is hashed now, while it is in the cache.
+            rx.fold(buf);
+            buf.reserve(whole - buf.len());
             return Ok(None);
         }
-        let pre = Preamble::decode(&buf[..PREAMBLE_LEN], &self.limits)?;
-        if buf.len() < PREAMBLE_LEN + pre.crc_rest() {
-            buf.reserve(PREAMBLE_LEN + pre.crc_rest() - buf.len());
+        let Some(rx) = self.rx.take() else {
             return Ok(None);
-        }
+        };
+        let pre = rx.pre;
         // The whole frame is taken before any CRC is judged: an error leaves the stream at
         // the next frame.
         buf.advance(PREAMBLE_LEN);
-        let s0 = buf.split_to(pre.len(0)).freeze();
-        let mut bad = (buf.get_u32_le() != crc32c(u32::MAX, &s0)).then_some(0);
-        let mut segments = vec![s0];
-        if pre.num_segments > 1 {
-            let rest: Vec<Bytes> = (1..MAX_SEGMENTS)
-                .map(|i| buf.split_to(pre.len(i)).freeze())
-                .collect();
+        let used = usize::from(pre.num_segments);
+        let mut segments: [Bytes; MAX_SEGMENTS] = Default::default();
+        let [s0, rest @ ..] = &mut segments;
+        let len0 = pre.len(0);
+        let mut inline = None;
+        let crc0 = if len0 <= INLINE_HEAD {
+            let mut head = [0u8; INLINE_HEAD];
+            let from = buf.get(..len0).unwrap_or_default();
+            if let Some(to) = head.get_mut(..from.len()) {
+                to.copy_from_slice(from);
+            }
+            let crc = rx.crc_of(0, from);
+            buf.advance(len0);
+            inline = Some((head, len0));
+            crc
+        } else {
+            *s0 = take_segment(buf, len0);
+            rx.crc_of(0, s0)
+        };
+        let mut bad = (buf.get_u32_le() != crc0).then_some(0);
+        if used > 1 {
+            for (i, s) in rest.iter_mut().enumerate() {
+                *s = take_segment(buf, pre.len(i + 1));
+            }
             let late = buf.get_u8();
-            let crcs = [buf.get_u32_le(), buf.get_u32_le(), buf.get_u32_le()];
+            let sent = [buf.get_u32_le(), buf.get_u32_le(), buf.get_u32_le()];
             if late & 0x0f != LATE_STATUS_COMPLETE & 0x0f {
                 return Err(FrameError::Aborted);
             }
-            for (i, s) in rest.iter().enumerate() {
-                if i + 1 < usize::from(pre.num_segments) && crcs[i] != crc32c(u32::MAX, s) {
+            for (i, (sent, s)) in sent.iter().zip(rest.iter()).enumerate().take(used - 1) {
+                if *sent != rx.crc_of(i + 1, s) {
                     bad = bad.or(Some(i + 1));
                 }
             }
-            segments.extend(rest.into_iter().take(usize::from(pre.num_segments) - 1));
         }
         if let Some(i) = bad {
             if !self.keep_damaged {
@@ -727,13 +932,15 @@ impl Decoder {
             }
             self.damage = Some(FrameError::SegmentCrc(i));
         }
-        Ok(Some(Frame {
+        Ok(Some(Parts {
             tag: Tag::from_byte(pre.tag).ok_or(FrameError::UnknownTag(pre.tag))?,
+            count: used,
+            inline,
             segments,
         }))
     }
 
-    fn decode_secure(&mut self, buf: &mut BytesMut) -> Result<Option<Frame>, FrameError> {
+    fn decode_secure(&mut self, buf: &mut BytesMut) -> Result<Option<Parts>, FrameError> {
         let Some(gcm) = self.gcm.as_mut() else {
             return Ok(None);
         };
@@ -767,8 +974,11 @@ impl Decoder {
             gcm.open(&mut more)?;
             s0.put_slice(&more[..len0 - SECURE_INLINE]);
         }
-        let mut segments = vec![s0.freeze()];
-        if pre.num_segments > 1 {
+        let used = usize::from(pre.num_segments);
+        let mut segments: [Bytes; MAX_SEGMENTS] = Default::default();
+        let [first, others @ ..] = &mut segments;
+        *first = s0.freeze();
+        if used > 1 {
             let n = pad16(pre.len(1)) + pad16(pre.len(2)) + pad16(pre.len(3));
             let mut tail = buf.split_to(n + SECURE_EPILOGUE_LEN + TAG_LEN);
             gcm.open(&mut tail)?;
@@ -777,13 +987,16 @@ impl Decoder {
                 return Err(FrameError::Aborted);
             }
             let mut tail = tail.freeze();
-            for i in 1..usize::from(pre.num_segments) {
-                let s = tail.split_to(pad16(pre.len(i)));
-                segments.push(s.slice(..pre.len(i)));
+            for (i, s) in others.iter_mut().enumerate().take(used - 1) {
+                let len = pre.len(i + 1);
+                let padded = tail.split_to(pad16(len));
+                *s = padded.slice(..len);
             }
         }
-        Ok(Some(Frame {
+        Ok(Some(Parts {
             tag: Tag::from_byte(pre.tag).ok_or(FrameError::UnknownTag(pre.tag))?,
+            count: used,
+            inline: None,
             segments,
         }))
     }
@@ -850,6 +1063,7 @@ mod tests {
                 b.encode_message(
                     &head,
                     [&segs[0], &segs[1], &segs[2]],
+                    [None; 3],
                     &mut stage,
                     &mut chain,
                     1000,
@@ -929,6 +1143,59 @@ mod tests {
     #[test]
     fn secure_mode_round_trips_byte_by_byte() {
         roundtrip(true);
+    }
+
+    /// A large crc-mode frame fed in reads of any size is hashed as its bytes arrive: it
+    /// comes out whole once, and a bit flipped in any read of any segment is still caught,
+    /// with the segment named.
+    #[test]
+    fn segments_hashed_as_they_arrive_catch_a_flip_in_any_read() {
+        let data: Vec<u8> = (0..100_000u32).map(|i| (i * 7) as u8).collect();
+        let frame = Frame {
+            tag: Tag::Message,
+            segments: vec![
+                Bytes::from(vec![1u8; 41]),
+                Bytes::from(vec![2u8; 3000]),
+                Bytes::new(),
+                Bytes::from(data),
+            ],
+        };
+        let mut wire = BytesMut::new();
+        Encoder::default().encode(&frame, &mut wire);
+        let data_at = PREAMBLE_LEN + 41 + 4 + 3000;
+        let flips = [
+            (None, None),
+            (Some(PREAMBLE_LEN + 40), Some(0)),
+            (Some(PREAMBLE_LEN + 41 + 4 + 1500), Some(1)),
+            (Some(data_at), Some(3)),
+            (Some(data_at + 65_536), Some(3)),
+            (Some(data_at + 99_999), Some(3)),
+        ];
+        for chunk in [1usize, 13, 4096, 65_536, 1 << 20] {
+            for (at, segment) in flips {
+                let mut bytes = wire.clone();
+                if let Some(at) = at {
+                    bytes[at] ^= 0x40;
+                }
+                let mut dec = Decoder::new(FrameLimits::default());
+                let mut buf = BytesMut::new();
+                let mut got = Vec::new();
+                for piece in bytes.chunks(chunk) {
+                    buf.extend_from_slice(piece);
+                    match dec.decode_parts(&mut buf) {
+                        Ok(Some(p)) => got.push(Ok(p.into_frame())),
+                        Ok(None) => {}
+                        Err(e) => got.push(Err(e)),
+                    }
+                }
+                let want = match segment {
+                    None => Ok(frame.clone()),
+                    Some(i) => Err(FrameError::SegmentCrc(i)),
+                };
+                assert_eq!(got, vec![want], "chunk {chunk}, flip {at:?}");
+                assert!(buf.is_empty(), "chunk {chunk}, flip {at:?}");
+            }
+        }
     }
 
     #[test]

@@ -15,12 +15,12 @@
 //! Not here: the handshake frames ([`super::connect`], [`super::accept`]), sockets.
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
-use msgr_wire::{EntityName, Message, MsgFooter, MsgHeader, Timespec};
+use msgr_wire::{crc32c_reseed, CrcFlags, EntityName, Message, MsgFooter, MsgHeader, Timespec};
 
-use super::frame::{Encoder, Frame, Tag};
+use super::frame::{Encoder, Frame, Parts, Tag};
 use crate::core::{Control, FrameSink, Outgoing};
 use crate::error::PipeError;
-use crate::v1::codec::Inbound;
+use crate::v1::codec::{presealed, Inbound};
 
 /// Length of `ceph_msg_header2`.
 pub const HEADER2_LEN: usize = 41;
@@ -78,10 +78,11 @@ fn stamp(ts: Timespec) -> Bytes {
 
 /// A received session-phase frame as the core takes it. A message's `ack_seq` (what the
 /// peer received of ours) comes back beside it, for the core's ACK handling. `peer` names
-/// the sender.
-pub fn inbound(frame: Frame, peer: EntityName) -> Result<(Inbound, u64), PipeError> {
+/// the sender. The segments move into the message (no copy, no reference count touched).
+pub fn inbound(frame: impl Into<Parts>, peer: EntityName) -> Result<(Inbound, u64), PipeError> {
+    let frame: Parts = frame.into();
     let c = |c| Ok((Inbound::Control(c), 0));
-    match frame.tag {
+    match frame.tag() {
         Tag::Message => {
             let mut p = frame.segment(0);
             if p.len() < HEADER2_LEN {
@@ -98,8 +99,7 @@ pub fn inbound(frame: Frame, peer: EntityName) -> Result<(Inbound, u64), PipeErr
             let _flags = p.get_u8();
             let compat_version = p.get_u16_le();
             let reserved = p.get_u16_le();
-            let seg = |i: usize| frame.segments.get(i).cloned().unwrap_or_default();
-            let (front, middle, data) = (seg(1), seg(2), seg(3));
+            let [front, middle, data] = frame.into_payload();
             let len = |b: &Bytes| u32::try_from(b.len()).unwrap_or(u32::MAX);
             let header = MsgHeader {
                 seq,
@@ -161,6 +161,28 @@ pub struct Sink<'a> {
     pub chain: &'a mut std::collections::VecDeque<Bytes>,
     /// What we received so far: every MESSAGE carries it as `ack_seq`.
     pub in_seq: u64,
+    /// The session's CRC settings: which CRCs a message sealed when it was queued holds.
+    pub crc: CrcFlags,
+}
+
+/// The msgr2 CRCs (seed `0xffffffff`) of `m`'s front, middle and data that are known
+/// without hashing them: a large message's v1 CRCs (seed 0) are computed when it is queued
+/// ([`presealed`]), and msgr2's follow from them by [`crc32c_reseed`]. `None` for the
+/// segments to hash.
+fn known_crcs(o: &Outgoing, crc: CrcFlags) -> [Option<u32>; 3] {
+    if !presealed(o) {
+        return [None; 3];
+    }
+    let (m, f) = (&o.msg, &o.msg.footer);
+    let sealed = |len: u32, seg: &Bytes, valid: bool, crc: u32| {
+        (valid && len as usize == seg.len()).then(|| crc32c_reseed(crc, 0, u32::MAX, seg.len()))
+    };
+    let h = &m.header;
+    [
+        sealed(h.front_len, &m.front, crc.header, f.front_crc),
+        sealed(h.middle_len, &m.middle, crc.header, f.middle_crc),
+        sealed(h.data_len, &m.data, !f.is_nocrc(), f.data_crc),
+    ]
 }
 
 impl Sink<'_> {
@@ -183,10 +205,16 @@ impl Sink<'_> {
         o.msg.header.seq = o.seq;
         let mut head = [0u8; HEADER2_LEN];
         encode_header2(&o.msg.header, o.seq, self.in_seq, &mut &mut head[..]);
+        let known = if self.enc.is_secure() {
+            [None; 3]
+        } else {
+            known_crcs(o, self.crc)
+        };
         let m = &o.msg;
         self.enc.encode_message(
             &head,
             [&m.front, &m.middle, &m.data],
+            known,
             self.out,
             self.chain,
             crate::v1::codec::COPY_THRESHOLD,
@@ -233,6 +261,7 @@ mod tests {
             out: &mut out,
             chain: &mut chain,
             in_seq: 5,
+            crc: CrcFlags::default(),
         };
         sink.message(&mut o);
         sink.ack(4);
@@ -246,7 +275,7 @@ mod tests {
             ty: EntityType::OSD,
             num: 3,
         };
-        let f = dec.decode(&mut out).expect("frame").expect("whole");
+        let f = dec.decode_parts(&mut out).expect("frame").expect("whole");
         let (Inbound::Message(got), ack_seq) = inbound(f, peer).expect("message") else {
             panic!("not a message")
         };
@@ -261,12 +290,12 @@ mod tests {
         assert_eq!(got.data.len(), 10_000);
         assert_eq!(got.header.data_len, 10_000);
         assert!(got.footer.is_complete());
-        let f = dec.decode(&mut out).expect("frame").expect("whole");
+        let f = dec.decode_parts(&mut out).expect("frame").expect("whole");
         assert!(matches!(
             inbound(f, peer),
             Ok((Inbound::Control(Control::Ack(4)), 0))
         ));
-        let f = dec.decode(&mut out).expect("frame").expect("whole");
+        let f = dec.decode_parts(&mut out).expect("frame").expect("whole");
         assert!(matches!(
             inbound(f, peer),
             Ok((
@@ -274,6 +303,62 @@ mod tests {
                 0
             ))
         ));
+    }
+
+    /// A large message's CRCs computed for v1 when it was queued (seed 0) are carried over to
+    /// msgr2's seed, not hashed again: the frame is byte for byte the frame of the same
+    /// message encoded from scratch, whichever CRCs the session computes at queue time.
+    #[test]
+    fn a_presealed_message_is_the_same_frame_without_hashing_again() {
+        for flags in [
+            CrcFlags::default(),
+            CrcFlags::NONE,
+            CrcFlags {
+                header: true,
+                data: false,
+            },
+        ] {
+            let mut m = Message::new(0x7001, Bytes::from(vec![3u8; 70_000]));
+            m.middle = Bytes::from(vec![4u8; 100]);
+            m.data = Bytes::from((0..200_000u32).map(|i| i as u8).collect::<Vec<u8>>());
+            let mut o = Outgoing::new(m, None);
+            o.seq = 3;
+            assert!(presealed(&o));
+            let fresh = o.msg.clone();
+            o.msg.seal_segments(flags);
+            let known = known_crcs(&o, flags);
+            // The front (and middle) CRCs are known only when the header CRCs were computed,
+            // the data's only when the data CRC was.
+            assert_eq!(known[0].is_some(), flags.header, "{flags:?}");
+            assert_eq!(known[2].is_some(), flags.data, "{flags:?}");
+            if let Some(c) = known[2] {
+                assert_eq!(c, msgr_wire::crc32c(u32::MAX, &fresh.data));
+            }
+            let (mut enc, mut out, mut chain) = (
+                Encoder::default(),
+                BytesMut::new(),
+                std::collections::VecDeque::new(),
+            );
+            let mut sink = Sink {
+                enc: &mut enc,
+                out: &mut out,
+                chain: &mut chain,
+                in_seq: 1,
+                crc: flags,
+            };
+            sink.message(&mut o);
+            chain.push_back(out.split().freeze());
+            let sent: Vec<u8> = chain.iter().flat_map(|c| c.iter().copied()).collect();
+            let mut head = BytesMut::new();
+            encode_header2(&o.msg.header, 3, 1, &mut head);
+            let frame = Frame {
+                tag: Tag::Message,
+                segments: vec![head.freeze(), fresh.front, fresh.middle, fresh.data],
+            };
+            let mut flat = BytesMut::new();
+            Encoder::default().encode(&frame, &mut flat);
+            assert_eq!(sent, flat.to_vec(), "{flags:?}");
+        }
     }
 
     #[test]
