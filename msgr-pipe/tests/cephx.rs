@@ -474,6 +474,28 @@ async fn msgr2_cephx_authorizer_opens_crc_and_secure_sessions() {
         assert_eq!(got, (0..20).collect::<Vec<_>>());
         let (replies, _) = recv_n(&mut p._crx, 20, Duration::from_secs(10)).await;
         assert_eq!(replies, (1001..=1020).collect::<Vec<_>>());
+        // A message large enough to have its CRCs computed when queued (v1's PRESEAL_MIN)
+        // in crc mode, and none in secure mode: either way it arrives whole.
+        let front: Vec<u8> = (0..70_000u32).map(|i| (i * 7) as u8).collect();
+        let data: Vec<u8> = (0..200_001u32).map(|i| (i / 3) as u8).collect();
+        let mut big = msgr_wire::Message::new(0x7001, front.clone());
+        big.middle = bytes::Bytes::from_static(b"middle");
+        big.data = bytes::Bytes::from(data.clone());
+        s.send(big).await.unwrap();
+        loop {
+            match tokio::time::timeout(Duration::from_secs(10), p.orx.recv()).await {
+                Ok(Some(HostEvent::Message { incoming, .. })) => {
+                    let m = &incoming.msg;
+                    assert_eq!(m.header.ty, 0x7001, "{mode:?}");
+                    assert!(m.front[..] == front[..], "{mode:?}: front");
+                    assert_eq!(&m.middle[..], b"middle");
+                    assert!(m.data[..] == data[..], "{mode:?}: data");
+                    break;
+                }
+                Ok(Some(_)) => {}
+                other => panic!("no large message: {other:?}"),
+            }
+        }
         assert_eq!(s.con_mode(), Some(mode), "{mode:?}");
         assert_eq!(s.auth(), (msgr_auth::CEPH_AUTH_CEPHX, false));
         let theirs = p.osd.sessions();

@@ -17,6 +17,10 @@ pub struct Outgoing {
     pub permit: Option<ThrottlePermit>,
     /// The seq it was sent with; 0 if never sent.
     pub seq: u64,
+    /// Its segment lengths and CRCs were computed when it was queued
+    /// ([`Message::seal_segments`] with the session's CRC settings): encoding then seals only
+    /// the header. Large messages on a session not in msgr2 secure mode (which has no CRCs).
+    pub sealed: bool,
 }
 
 impl Outgoing {
@@ -26,6 +30,7 @@ impl Outgoing {
             msg,
             permit,
             seq: 0,
+            sealed: false,
         }
     }
 

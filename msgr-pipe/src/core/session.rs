@@ -546,6 +546,7 @@ impl SessionCore {
                     msg: o.msg.clone(),
                     permit: None,
                     seq: o.seq,
+                    sealed: o.sealed,
                 });
                 self.sent.push_back(o);
             }

@@ -63,7 +63,7 @@ use crate::host::{Host, Incoming, MessageSigner, SessionEvent};
 use crate::inject::{self, internal_delay, mix_seed, DelayStage};
 use crate::policy::Policy;
 use crate::transport::BoxTransport;
-use crate::v1::codec::presealed;
+use crate::v1::codec::wants_preseal;
 use crate::v1::V1State;
 
 /// Counters of one session.
@@ -569,8 +569,12 @@ impl Inner {
         out.msg.header.src = self.host.my_name();
         // A large message's CRCs are computed here, on the sender's task, not by the writer:
         // the writer's time is the session's bandwidth, and the sender can run beside it.
-        if presealed(&out) {
+        // Not on a msgr2 socket in secure mode: its frames carry no CRCs (the AES-GCM tag
+        // authenticates them); were the next socket in crc mode, its writer hashes them.
+        let secure = self.lock().link.con_mode == Some(crate::config::ConMode::Secure);
+        if wants_preseal(&out) && !secure {
             out.msg.seal_segments(self.config.crc);
+            out.sealed = true;
         }
         let mut sh = self.lock();
         if sh.core.phase() == ConnState::Closed {

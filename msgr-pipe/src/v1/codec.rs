@@ -21,10 +21,16 @@ use crate::core::{Control, FrameSink, Outgoing};
 /// are queued (on the sender's task); smaller ones are sealed whole when encoded.
 pub const PRESEAL_MIN: u64 = 64 * 1024;
 
+/// Whether `o` is large enough to have its segment CRCs computed when it is queued
+/// ([`PRESEAL_MIN`]), unless its session is in msgr2 secure mode, which sends no CRCs.
+pub fn wants_preseal(o: &Outgoing) -> bool {
+    o.payload_len() >= PRESEAL_MIN
+}
+
 /// Whether `o`'s segment lengths and CRCs were computed when it was queued
 /// ([`Message::seal_segments`]): encoding then only seals the header.
 pub fn presealed(o: &Outgoing) -> bool {
-    o.payload_len() >= PRESEAL_MIN
+    o.sealed
 }
 
 /// Segments shorter than this are copied into the staging buffer with the frame heads and

@@ -241,6 +241,7 @@ impl FrameSink for Sink<'_> {
 mod tests {
     use super::super::frame::{Decoder, FrameLimits};
     use super::*;
+    use crate::v1::codec::wants_preseal;
     use msgr_wire::EntityType;
 
     #[test]
@@ -323,9 +324,12 @@ mod tests {
             m.data = Bytes::from((0..200_000u32).map(|i| i as u8).collect::<Vec<u8>>());
             let mut o = Outgoing::new(m, None);
             o.seq = 3;
-            assert!(presealed(&o));
+            assert!(wants_preseal(&o));
+            // Not sealed when queued (a secure session's message): nothing is known.
+            assert_eq!(known_crcs(&o, flags), [None; 3]);
             let fresh = o.msg.clone();
             o.msg.seal_segments(flags);
+            o.sealed = true;
             let known = known_crcs(&o, flags);
             // The front (and middle) CRCs are known only when the header CRCs were computed,
             // the data's only when the data CRC was.
