@@ -113,9 +113,15 @@ fn announced(addrs: &EntityAddrVec, socket_peer: SocketAddr) -> EntityAddr {
     }
 }
 
-/// Moves a connector's bytes until its handshake is complete.
-async fn run_connector(t: &mut super::BoxTransport, c: &mut Connector) -> Result<(), PipeError> {
+/// Moves a connector's bytes until its handshake is complete; the hook's `ConnectSent` once
+/// CLIENT_IDENT or SESSION_RECONNECT is written.
+async fn run_connector(
+    t: &mut super::BoxTransport,
+    c: &mut Connector,
+    (config, id): (&PipeConfig, u64),
+) -> Result<(), PipeError> {
     let mut buf = vec![0u8; HANDSHAKE_READ];
+    let mut ident_reported = false;
     loop {
         while let Some(out) = c.poll_transmit() {
             t.write_all(&out).await?;
@@ -123,6 +129,10 @@ async fn run_connector(t: &mut super::BoxTransport, c: &mut Connector) -> Result
         t.flush().await?;
         if c.is_open() {
             return Ok(());
+        }
+        if !ident_reported && c.ident_sent() {
+            ident_reported = true;
+            hook(config, id, Side::Connector, Step::ConnectSent).await?;
         }
         let n = t.read(&mut buf).await?;
         if n == 0 {
@@ -220,7 +230,7 @@ pub(super) async fn connect(
     };
     let mut c = Connector::with_auth(cfg, auth);
     hook(&inner.config, inner.id, Side::Connector, Step::BannerSent).await?;
-    run_connector(&mut t, &mut c).await?;
+    run_connector(&mut t, &mut c, (&inner.config, inner.id)).await?;
     let est = c.finish().ok_or(PipeError::UnexpectedTag {
         tag: 0,
         context: "msgr2 handshake ended without an ident",
