@@ -446,15 +446,16 @@ async fn a_failure_at_every_handshake_step_loses_nothing() {
 }
 
 /// The steps the msgr2 drivers report: the banner queued, the connector's CLIENT_IDENT or
-/// SESSION_RECONNECT written, and the handshake done (the connector read SERVER_IDENT or
-/// SESSION_RECONNECT_OK; the acceptor wrote it).
+/// SESSION_RECONNECT written (and read by the acceptor), and the handshake done (the
+/// connector read SERVER_IDENT or SESSION_RECONNECT_OK; the acceptor wrote it).
 const V2_CONNECTOR_STEPS: [(Side, Step); 3] = [
     (Side::Connector, Step::BannerSent),
     (Side::Connector, Step::ConnectSent),
     (Side::Connector, Step::Ready),
 ];
-const V2_ACCEPTOR_STEPS: [(Side, Step); 2] = [
+const V2_ACCEPTOR_STEPS: [(Side, Step); 3] = [
     (Side::Acceptor, Step::BannerSent),
+    (Side::Acceptor, Step::ConnectReceived),
     (Side::Acceptor, Step::Ready),
 ];
 

@@ -460,6 +460,7 @@ pub(super) async fn accept(
                 context: "msgr2 acceptor done without a decision",
             });
         };
+        hook(config, id, Side::Acceptor, Step::ConnectReceived).await?;
         let policy = host.policy(peer_type);
         let expected = proto_version(my_name.ty, peer_type, false);
         // msgr2's request as the attach step reads it: a synthetic v1 connect whose
