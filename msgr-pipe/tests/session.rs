@@ -765,6 +765,92 @@ async fn msgr2_a_reconnect_to_a_session_that_never_saw_server_ident_establishes_
     b.mark_down_all();
 }
 
+/// Fails the connector's `Ready` the `nth` time (0-based) it is reached.
+struct FailConnectorReadyNth {
+    nth: usize,
+    seen: AtomicUsize,
+    failed: Arc<AtomicUsize>,
+}
+
+impl HandshakeHook for FailConnectorReadyNth {
+    fn step(&self, _conn: ConnId, side: Side, step: Step) -> BoxFuture<'static, HookAction> {
+        let fail = side == Side::Connector
+            && step == Step::Ready
+            && self.seen.fetch_add(1, Ordering::SeqCst) == self.nth;
+        if fail {
+            self.failed.fetch_add(1, Ordering::SeqCst);
+        }
+        Box::pin(async move {
+            if fail {
+                HookAction::Fail
+            } else {
+                HookAction::Continue
+            }
+        })
+    }
+}
+
+/// msgr2: `hi` (the higher address) resumes its session with `lo` by SESSION_RECONNECT
+/// (connect_seq 1), `lo` takes it and holds 1, and `hi` fails right after reading
+/// SESSION_RECONNECT_OK, before it opens: its retry carries 1 again, equal to what `lo`
+/// holds, while `lo` (nothing queued) is open or in standby, not reconnecting. A reconnect
+/// race needs both sides reconnecting: `lo` takes the retry. It answered WAIT (its address
+/// wins races), and `hi` waited for a connection `lo` never makes, 15 s at a time, for ever
+/// (the messages synthetic_msgr2_inject_peer_reuse lost). Now the message arrives within a
+/// second of virtual time.
+#[tokio::test(start_paused = true)]
+async fn msgr2_a_retried_reconnect_at_the_held_connect_seq_resumes_a_session_not_reconnecting() {
+    let net = TestNet::new(16 * 1024);
+    let failed = Arc::new(AtomicUsize::new(0));
+    let cfg = PipeConfig {
+        hook: Some(Arc::new(FailConnectorReadyNth {
+            nth: 1,
+            seen: AtomicUsize::new(0),
+            failed: failed.clone(),
+        })),
+        ..PipeConfig::default()
+    };
+    let policy = Policy::lossless_peer_reuse(0);
+    let (lo, mut lorx) = Proto::V2.host(1, policy.clone(), PipeConfig::default(), &net);
+    let (hi, mut hirx) = Proto::V2.host(2, policy, cfg, &net);
+    assert_eq!(
+        lo.my_addr().race_cmp(&hi.my_addr()),
+        std::cmp::Ordering::Less,
+        "lo wins races"
+    );
+    let s = hi.connect(lo.my_addr(), EntityType::OSD);
+    s.send(msg(1)).await.unwrap();
+    let (got, _) = recv_n(&mut lorx, 1, Duration::from_secs(10)).await;
+    assert_eq!(got, vec![1]);
+    s.kill_socket();
+    s.send(msg(2)).await.unwrap();
+    let start = tokio::time::Instant::now();
+    let (got, lo_events) = recv_n(&mut lorx, 1, Duration::from_secs(60)).await;
+    let took = start.elapsed();
+    assert_eq!(got, vec![2]);
+    assert!(took < Duration::from_secs(1), "{took:?}");
+    assert_eq!(
+        failed.load(Ordering::SeqCst),
+        1,
+        "the reconnect failed after its OK"
+    );
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    let (late_lo, more_lo) = drain(&mut lorx);
+    let (late_hi, hi_events) = drain(&mut hirx);
+    assert!(late_lo.is_empty() && late_hi.is_empty(), "duplicates");
+    let all = [&lo_events, &more_lo, &hi_events];
+    for e in all.iter().flat_map(|v| v.iter()) {
+        assert!(
+            !matches!(e, SessionEvent::Reset | SessionEvent::RemoteReset),
+            "{all:?}"
+        );
+    }
+    assert_eq!(hi.sessions(), vec![s]);
+    assert_eq!(lo.sessions().len(), 1);
+    lo.mark_down_all();
+    hi.mark_down_all();
+}
+
 async fn connector_fault_after_ready_keeps_the_session_on(proto: Proto, servers: &[Policy]) {
     for server in servers.iter().cloned() {
         eprintln!("{proto:?}: server {server:?}");

@@ -601,6 +601,7 @@ fn attach(
         };
         match kind {
             IdentDecision::Stale => return V2Outcome::Stale,
+            IdentDecision::RetryGlobal { global_seq } => return V2Outcome::RetryGlobal(global_seq),
             IdentDecision::Wait => {
                 if let Some(ex) = &existing {
                     ex.inner.race_keepalive();

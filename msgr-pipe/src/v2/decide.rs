@@ -47,8 +47,15 @@ pub enum IdentDecision {
     Open,
     /// The existing session takes this socket over and SERVER_IDENT is sent on it.
     Replace(ReplaceKind),
-    /// Our own connection wins a race (or a replace is in flight): WAIT.
+    /// Our own connection wins a race: WAIT.
     Wait,
+    /// Another socket is replacing the session's: SESSION_RETRY_GLOBAL, so the peer asks
+    /// again at once (v1's row 7; Ceph answers WAIT, which makes a client of a server that
+    /// never connects out sit out its longest backoff).
+    RetryGlobal {
+        /// The peer's `global_seq` we hold.
+        global_seq: u64,
+    },
     /// The ident is older than what the session already heard from the peer (the
     /// CLIENT_IDENT of an attempt the peer has since given up): close without an answer.
     Stale,
@@ -91,7 +98,9 @@ pub fn ident(
         return IdentDecision::Open;
     };
     if ex.base.replacing {
-        return IdentDecision::Wait;
+        return IdentDecision::RetryGlobal {
+            global_seq: u64::from(ex.base.peer_global_seq),
+        };
     }
     if u64::from(ex.base.peer_global_seq) > req.global_seq {
         return IdentDecision::Stale;
@@ -206,7 +215,7 @@ mod tests {
     }
 
     #[test]
-    fn ident_replacing_waits_and_stale_is_dropped() {
+    fn ident_while_replacing_retries_and_stale_is_dropped() {
         let mut e = view(ConnState::Open, 0, 10, 7, 8);
         assert_eq!(
             ident(&req(9, 5, 0), Some(&e), true, true),
@@ -215,7 +224,7 @@ mod tests {
         e.base.replacing = true;
         assert_eq!(
             ident(&req(9, 50, 0), Some(&e), true, true),
-            IdentDecision::Wait
+            IdentDecision::RetryGlobal { global_seq: 10 }
         );
     }
 
