@@ -235,6 +235,10 @@ pub(super) async fn connect(
         tag: 0,
         context: "msgr2 handshake ended without an ident",
     })?;
+    // A SESSION_RETRY_GLOBAL raised this attempt's global_seq past our counter: raise the
+    // counter too (Ceph's handle_session_retry_global), or a later CLIENT_IDENT of ours
+    // could be older than what the peer recorded, and closed as stale.
+    host.next_global_seq(u32::try_from(est.global_seq).unwrap_or(u32::MAX));
     if let Some(a) = &est.learned_addr {
         if let Some(sock) = a.addr {
             host.learn_addr(&EntityAddr::v2(sock, my_addr.nonce));
