@@ -12,6 +12,15 @@
 //! so two sides reconnecting at once present equal values (a reconnect race, settled by the
 //! addresses as in v1).
 //!
+//! Departures from Ceph, all toward liveness:
+//! * A CLIENT_IDENT while another socket replaces the session is answered
+//!   SESSION_RETRY_GLOBAL (v1's row 7), not WAIT, which would make the client of a server
+//!   that never connects out sit out its longest backoff.
+//! * WAIT (ours wins a race) only when our own attempt is under way (phase `Connecting`): a
+//!   session open, in standby or in Wait takes the peer's connection. Ceph answers WAIT to a
+//!   SESSION_RECONNECT whose `connect_seq` equals the one held even in standby, and a
+//!   connector that retries a reconnect the acceptor had taken then waits for ever.
+//!
 //! Not here: carrying a decision out (the driver, `session/v2.rs`), frames (the acceptor
 //! machine, [`super::accept`]).
 
