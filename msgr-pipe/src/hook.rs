@@ -38,6 +38,10 @@ impl fmt::Display for Side {
 /// the loop may repeat), `SeqExchanged` (only with a SEQ reply), `Ready`.
 /// Acceptor: `BannerSent` (banner and both addresses written), `ConnectReceived` (once per
 /// connect), `ReplySent(tag)`, `SeqExchanged`, `Ready`.
+/// msgr2 reports fewer: the connector `BannerSent`, `ConnectSent` (its CLIENT_IDENT or
+/// SESSION_RECONNECT written, once per attempt) and `Ready`; the acceptor `BannerSent`,
+/// `ConnectReceived` (a CLIENT_IDENT or SESSION_RECONNECT read, before the decision) and
+/// `Ready`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Step {
     /// Our banner (acceptor: banner and both addresses) was written.

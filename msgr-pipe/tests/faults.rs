@@ -212,7 +212,9 @@ async fn ceph_rate_one_in_30() {
 #[tokio::test(start_paused = true)]
 async fn msgr2_ceph_rate_one_in_30() {
     let mut run = Run::default();
-    for seed in [1, 2, 3] {
+    // Four seeds where v1 runs three: msgr2 resumes a session in one round trip (no
+    // SESSION_RETRY rounds), so a run has fewer socket operations to fail.
+    for seed in [1, 2, 3, 4] {
         run = run.add(
             over_v2(lossless_under_faults(
                 seed,

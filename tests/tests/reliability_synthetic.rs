@@ -270,11 +270,10 @@ async fn synthetic_msgr2_inject_stateful_lossless_client() {
 }
 
 /// SyntheticInjectTest2 over msgr2: lossless_peer_reuse on both sides, 1/30, drops both
-/// ways. Ignored: it finds a known msgr2 bug (a ping lost without a reset on a
-/// lossless_peer_reuse session, in about half the runs of seed 2003, and in every run before
-/// this branch's msgr2 fixes); run it with `--ignored` to reproduce.
+/// ways. (It lost a ping without a reset in about half the runs of seed 2003 while the v1
+/// table decided msgr2's reconnects; with msgr2's own rules, a reconnect answered WAIT by a
+/// session that was not reconnecting itself left the reconnecting side waiting for good.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "known msgr2 bug: lossless_peer_reuse loses a message without a reset under 1/30 faults"]
 async fn synthetic_msgr2_inject_peer_reuse() {
     let _running = RUNNING.acquire().await.expect("never closed");
     let seed = seed_from_env("synthetic_msgr2_inject_peer_reuse", 2003);

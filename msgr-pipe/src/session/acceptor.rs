@@ -431,7 +431,7 @@ impl Inner {
     }
 
     /// Row 14: we keep our outgoing connection; make sure it completes.
-    fn race_keepalive(&self) {
+    pub(super) fn race_keepalive(&self) {
         let mut sh = self.lock();
         sh.core.queue_keepalive();
         // The peer now waits for our connection: do not let it sit out a backoff.
@@ -442,7 +442,7 @@ impl Inner {
     }
 
     /// Sets up a brand-new accepted session (rows 6, 18) before it is registered.
-    fn begin_open(&self, connect: &Connect, s: &Session) -> Attached {
+    pub(super) fn begin_open(&self, connect: &Connect, s: &Session) -> Attached {
         let mut sh = self.lock();
         let Shared { core, v1, .. } = &mut *sh;
         let att = v1session::open_new(core, v1, connect, self.policy.features_supported);
@@ -458,7 +458,7 @@ impl Inner {
     /// Takes this (existing) session over for the incoming socket, if it still looks as
     /// `expected`. The old socket and any outgoing attempt are abandoned; unacked messages
     /// are requeued.
-    fn try_replace(
+    pub(super) fn try_replace(
         self: &Arc<Self>,
         kind: ReplaceKind,
         connect: &Connect,
@@ -497,7 +497,7 @@ impl Inner {
 
 impl Shared {
     /// The acceptor's view of this session for table 5.3 (`server`: its policy's).
-    fn view(&self, server: bool) -> ExistingView {
+    pub(super) fn view(&self, server: bool) -> ExistingView {
         let attempting = self.link.attempt.is_some();
         v1session::view(
             &self.core,

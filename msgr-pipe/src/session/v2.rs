@@ -3,12 +3,13 @@
 //! `v2:` one.
 //!
 //! The session rules are the same as v1's, not copied: sequence numbers, resend, faults and
-//! backoff are the core's; the accept decision is v1's table 5.3 ([`crate::v1::accept`]),
-//! fed with what CLIENT_IDENT (a new session: `connect_seq` 0) or SESSION_RECONNECT (an
-//! existing one: its `connect_seq`) says, and its answers are spoken in msgr2's words:
-//! SERVER_IDENT or SESSION_RECONNECT_OK for an attach, SESSION_RESET, SESSION_RETRY,
-//! SESSION_RETRY_GLOBAL, WAIT. A lossless session is resumed only by a client that shows
-//! the server's cookie of it; any other reconnect is answered SESSION_RESET.
+//! backoff are the core's. The accept decision is msgr2's own ([`crate::v2::decide`],
+//! Ceph's ProtocolV2: sessions known by their cookies, `connect_seq` held as the client
+//! sent it), carried out by the same attach step as v1's (a new session, or the existing
+//! one taking the socket over, with v1's replace bookkeeping), and answered in msgr2's
+//! words: SERVER_IDENT or SESSION_RECONNECT_OK for an attach, SESSION_RESET (full, or
+//! asking the peer to establish the session again), SESSION_RETRY, SESSION_RETRY_GLOBAL,
+//! WAIT, or a stale CLIENT_IDENT closed unanswered.
 //!
 //! Authentication is inside the handshake (authorizer mode): the connector presents the
 //! host's authorizer (or `none`'s), the acceptor checks it with the host's hook. Secure mode
@@ -25,22 +26,24 @@ use std::sync::Arc;
 use msgr_auth::provider::{NoneAuthorizer, NoneClient};
 use msgr_auth::UTime;
 use msgr_ceph::{EntityAddr as Addr2, EntityAddrVec};
-use msgr_wire::{Connect, EntityAddr, EntityName, EntityType, Tag, CONNECT_LOSSY};
+use msgr_wire::{Connect, EntityAddr, EntityName, EntityType, CONNECT_LOSSY};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::acceptor::{decide_and_attach, Attached, Outcome};
+use super::acceptor::Attached;
 use super::handshake_io::hook;
-use super::{bump, Inner, Session, Shared, V2Codec};
+use super::{bump, Inner, NewSession, Session, Shared, V2Codec};
 use crate::config::PipeConfig;
 use crate::core::{ConnState, Established as CoreEstablished};
 use crate::error::PipeError;
 use crate::hook::{Side, Step};
 use crate::host::{Host, SessionEvent};
-use crate::v1::accept::AcceptCtx;
+use crate::policy::Policy;
+use crate::v1::accept::ReplaceKind;
 use crate::v1::proto_version;
 use crate::v1::session as v1session;
 use crate::v2::accept::{Acceptor, AcceptorConfig, Pending, ServerAuth};
 use crate::v2::connect::{ClientAuth, Connector, ConnectorConfig, Established, Resume};
+use crate::v2::decide::{self, IdentDecision, ReconnectDecision, V2View};
 use crate::v2::frame::FrameLimits;
 
 /// Most bytes one handshake read takes.
@@ -110,9 +113,15 @@ fn announced(addrs: &EntityAddrVec, socket_peer: SocketAddr) -> EntityAddr {
     }
 }
 
-/// Moves a connector's bytes until its handshake is complete.
-async fn run_connector(t: &mut super::BoxTransport, c: &mut Connector) -> Result<(), PipeError> {
+/// Moves a connector's bytes until its handshake is complete; the hook's `ConnectSent` once
+/// CLIENT_IDENT or SESSION_RECONNECT is written.
+async fn run_connector(
+    t: &mut super::BoxTransport,
+    c: &mut Connector,
+    (config, id): (&PipeConfig, u64),
+) -> Result<(), PipeError> {
     let mut buf = vec![0u8; HANDSHAKE_READ];
+    let mut ident_reported = false;
     loop {
         while let Some(out) = c.poll_transmit() {
             t.write_all(&out).await?;
@@ -120,6 +129,10 @@ async fn run_connector(t: &mut super::BoxTransport, c: &mut Connector) -> Result
         t.flush().await?;
         if c.is_open() {
             return Ok(());
+        }
+        if !ident_reported && c.ident_sent() {
+            ident_reported = true;
+            hook(config, id, Side::Connector, Step::ConnectSent).await?;
         }
         let n = t.read(&mut buf).await?;
         if n == 0 {
@@ -152,11 +165,18 @@ pub(super) async fn connect(
         }
         // A lossless session the server gave us a cookie for is resumed, even if it never
         // opened here (our attempt failed after SERVER_IDENT: the server's side is open).
-        // A reconnect's connect_seq is at least 1: 0 is a new session to the accept table.
-        let resume = (!policy.lossy && sh.v2.server_cookie != 0).then(|| Resume {
-            server_cookie: sh.v2.server_cookie,
-            connect_seq: u64::from(sh.v1.connect_seq()).max(1),
-            msg_seq: sh.core.in_seq(),
+        // A reconnect's connect_seq is at least 1 (Ceph's client, READY at SERVER_IDENT,
+        // raises it at the fault), and we hold what we send: the peer, reconnecting too,
+        // compares its own with it.
+        let resume = (!policy.lossy && sh.v2.server_cookie != 0).then(|| {
+            if sh.v1.connect_seq() == 0 {
+                sh.v1.retry_session(1);
+            }
+            Resume {
+                server_cookie: sh.v2.server_cookie,
+                connect_seq: u64::from(sh.v1.connect_seq()),
+                msg_seq: sh.core.in_seq(),
+            }
         });
         (resume, sh.v2.client_cookie)
     };
@@ -210,11 +230,15 @@ pub(super) async fn connect(
     };
     let mut c = Connector::with_auth(cfg, auth);
     hook(&inner.config, inner.id, Side::Connector, Step::BannerSent).await?;
-    run_connector(&mut t, &mut c).await?;
+    run_connector(&mut t, &mut c, (&inner.config, inner.id)).await?;
     let est = c.finish().ok_or(PipeError::UnexpectedTag {
         tag: 0,
         context: "msgr2 handshake ended without an ident",
     })?;
+    // A SESSION_RETRY_GLOBAL raised this attempt's global_seq past our counter: raise the
+    // counter too (Ceph's handle_session_retry_global), or a later CLIENT_IDENT of ours
+    // could be older than what the peer recorded, and closed as stale.
+    host.next_global_seq(u32::try_from(est.global_seq).unwrap_or(u32::MAX));
     if let Some(a) = &est.learned_addr {
         if let Some(sock) = a.addr {
             host.learn_addr(&EntityAddr::v2(sock, my_addr.nonce));
@@ -256,6 +280,13 @@ fn commit_ident(inner: &Inner, gen: u64, est: &Established) -> Result<(), PipeEr
         sh.v2.peer_global_id = est.peer_global_id;
         sh.v2.features = est.features;
     }
+    if est.reconnected.is_none() {
+        // The peer's global_seq as of its SERVER_IDENT: a CLIENT_IDENT of an attempt of its
+        // that it gave up before (a crossing connect) is older, and is not taken for a
+        // restarted peer.
+        let gs = u32::try_from(est.peer_global_seq).unwrap_or(u32::MAX);
+        sh.v1.set_peer_global_seq(gs);
+    }
     Ok(())
 }
 
@@ -283,18 +314,31 @@ fn finish_connect(
         sh.link.attempt = None;
         let Shared { core, v1, v2, .. } = &mut *sh;
         let mut dropped = Vec::new();
-        let reset = est.reset.is_some() && core.was_open();
-        if est.reset.is_some() {
-            // The peer no longer has our session: it starts over.
-            dropped = core.reset_session();
-            v1.reset();
-            v2.server_cookie = 0;
+        let reset = est.reset == Some(true) && core.was_open();
+        match est.reset {
+            Some(true) => {
+                // The peer no longer has our session: it starts over, empty.
+                dropped = core.reset_session();
+                v1.reset();
+                v2.server_cookie = 0;
+            }
+            Some(false) => {
+                // The peer asked us to establish the session again (it never saw our
+                // SERVER_IDENT, or reset without resetcheck): our queue is kept, the
+                // incoming sequence starts over (Ceph's handle_session_reset).
+                core.restart_in_seq();
+                v1.reset();
+                v2.server_cookie = 0;
+            }
+            None => {}
         }
         let lossy;
         let features;
         match est.reconnected {
             Some(msg_seq) => {
                 drop(core.discard_requeued_up_to(msg_seq));
+                // The connect_seq the peer took (after any SESSION_RETRY): both hold it.
+                v1.retry_session(u32::try_from(est.connect_seq).unwrap_or(u32::MAX));
                 // Resumed before it ever opened: the features its SERVER_IDENT gave.
                 features = if core.was_open() {
                     core.features()
@@ -306,9 +350,9 @@ fn finish_connect(
             None => {
                 v2.server_cookie = est.server_cookie;
                 v2.peer_global_id = est.peer_global_id;
-                if !dropped.is_empty() || core.was_open() {
-                    v1.reset();
-                }
+                // A session established by SERVER_IDENT starts at connect_seq 0 on both
+                // sides (the acceptor holds the CLIENT_IDENT's).
+                v1.reset();
                 features = est.features;
                 lossy = est.lossy;
             }
@@ -420,32 +464,28 @@ pub(super) async fn accept(
                 context: "msgr2 acceptor done without a decision",
             });
         };
+        hook(config, id, Side::Acceptor, Step::ConnectReceived).await?;
         let policy = host.policy(peer_type);
         let expected = proto_version(my_name.ty, peer_type, false);
-        // msgr2's request as the v1 table reads it: a new session has connect_seq 0.
-        let (peer, connect, reconnect) = match &pending {
+        // msgr2's request as the attach step reads it: a synthetic v1 connect whose
+        // connect_seq is one below what the session is to hold (v1's bookkeeping stores its
+        // READY's connect_seq + 1; msgr2's acceptor holds the client's own: 0 for
+        // CLIENT_IDENT, the SESSION_RECONNECT's value).
+        let (peer, connect, req, reconnect) = match &pending {
             Pending::Ident(i) => {
                 let missing = policy.features_required & !i.features;
                 if missing != 0 {
                     return Err(PipeError::MissingFeatures { missing });
                 }
                 let c = synthetic(peer_type, expected, i.features, i.global_seq, 0, i.lossy);
-                (announced(&i.addrs, socket_peer), c, None)
+                let req = decide::Request {
+                    client_cookie: i.client_cookie,
+                    global_seq: i.global_seq,
+                    connect_seq: 0,
+                };
+                (announced(&i.addrs, socket_peer), c, req, None)
             }
             Pending::Reconnect(r) => {
-                let peer = announced(&r.addrs, socket_peer);
-                // Only the session this client was given may be resumed.
-                let known = host.lookup(&peer).is_some_and(|s| {
-                    let sh = s.inner.lock();
-                    sh.v2.server_cookie == r.server_cookie
-                        && sh.v2.client_cookie == r.client_cookie
-                        && sh.core.phase() != ConnState::Closed
-                });
-                if !known {
-                    tracing::debug!(conn = id, %peer, "SESSION_RECONNECT for an unknown session: SESSION_RESET");
-                    a.reset(true);
-                    continue;
-                }
                 let c = synthetic(
                     peer_type,
                     expected,
@@ -454,37 +494,42 @@ pub(super) async fn accept(
                     r.connect_seq,
                     false,
                 );
-                (peer, c, Some(r.msg_seq))
+                let req = decide::Request {
+                    client_cookie: r.client_cookie,
+                    global_seq: r.global_seq,
+                    connect_seq: r.connect_seq,
+                };
+                (announced(&r.addrs, socket_peer), c, req, Some(r.msg_seq))
             }
         };
-        let ctx = AcceptCtx {
-            expected_proto: expected,
-            features_required: 0,
-            resetcheck: policy.resetcheck,
-            authorizer_ok: true,
-            peer_wins_race: peer.race_cmp(&my_addr) == std::cmp::Ordering::Less,
-        };
-        let outcome = decide_and_attach(
-            host, config, &connect, peer, peer_type, &policy, &ctx, id, false,
+        let peer_wins_race = peer.race_cmp(&my_addr) == std::cmp::Ordering::Less;
+        let outcome = attach(
+            host,
+            config,
+            &connect,
+            &req,
+            reconnect.is_some(),
+            (peer, peer_type),
+            &policy,
+            peer_wins_race,
+            id,
         );
         let att = match outcome {
-            Outcome::Reply {
-                tag: Tag::RetrySession,
-                connect_seq,
-                ..
-            } => {
-                a.retry(u64::from(connect_seq));
+            V2Outcome::Attach(att) => att,
+            V2Outcome::Retry(connect_seq) => {
+                a.retry(connect_seq);
                 continue;
             }
-            Outcome::Reply {
-                tag: Tag::RetryGlobal,
-                global_seq,
-                ..
-            } => {
-                a.retry_global(u64::from(global_seq));
+            V2Outcome::RetryGlobal(global_seq) => {
+                a.retry_global(global_seq);
                 continue;
             }
-            Outcome::Reply { tag: Tag::Wait, .. } => {
+            V2Outcome::Reset { full } => {
+                tracing::debug!(conn = id, %peer, full, "SESSION_RESET");
+                a.reset(full);
+                continue;
+            }
+            V2Outcome::Wait => {
                 a.wait();
                 while let Some(out) = a.poll_transmit() {
                     t.write_all(&out).await?;
@@ -493,18 +538,128 @@ pub(super) async fn accept(
                 tracing::debug!(conn = id, %peer, "connection race: WAIT");
                 return Err(PipeError::RaceLost);
             }
-            Outcome::Reply { .. } | Outcome::AwaitAttempt(_) => {
-                a.reset(true);
-                continue;
+            V2Outcome::Stale => {
+                tracing::debug!(conn = id, %peer, "stale CLIENT_IDENT: closed");
+                return Err(PipeError::RaceLost);
             }
-            Outcome::Attach(att) => att,
         };
+        // SERVER_IDENT's global_seq is taken now, after the decision (Ceph's
+        // send_server_ident), so it orders after any connect of ours the peer still sees.
+        a.set_global_seq(u64::from(host.next_global_seq(0)));
         *attached = Some((att.session.clone(), att.slot.epoch));
         return finish_accept(host, config, t, a, att, pending, reconnect, id).await;
     }
 }
 
-/// A v1 connect carrying what a msgr2 request says, for the accept table.
+/// What [`attach`] decided for one request.
+enum V2Outcome {
+    /// The socket is attached to a (new or existing) session: answer SERVER_IDENT or
+    /// SESSION_RECONNECT_OK.
+    Attach(Attached),
+    /// SESSION_RETRY with the `connect_seq` we hold.
+    Retry(u64),
+    /// SESSION_RETRY_GLOBAL with the peer's `global_seq` we hold.
+    RetryGlobal(u64),
+    /// SESSION_RESET.
+    Reset { full: bool },
+    /// WAIT: our own connection goes on.
+    Wait,
+    /// A stale CLIENT_IDENT: close without an answer.
+    Stale,
+}
+
+/// Decides `req` ([`decide::ident`] or [`decide::reconnect`]) against the session
+/// registered for `peer` and carries it out: a new session registered, or the existing one
+/// taking the socket over (deciding again if the registry or the session changed under us).
+#[allow(clippy::too_many_arguments)]
+fn attach(
+    host: &Arc<dyn Host>,
+    config: &Arc<PipeConfig>,
+    connect: &Connect,
+    req: &decide::Request,
+    reconnect: bool,
+    (peer, peer_type): (EntityAddr, EntityType),
+    policy: &Policy,
+    peer_wins_race: bool,
+    id: u64,
+) -> V2Outcome {
+    loop {
+        let existing = host.lookup(&peer);
+        let view = existing.as_ref().map(|s| s.inner.v2_view());
+        let kind = if reconnect {
+            let d = decide::reconnect(req, view.as_ref(), peer_wins_race, policy.resetcheck);
+            tracing::debug!(conn = id, ?d, ?view, ?req, "msgr2 reconnect decision");
+            match d {
+                ReconnectDecision::Reset { full } => return V2Outcome::Reset { full },
+                ReconnectDecision::RetryGlobal { global_seq } => {
+                    return V2Outcome::RetryGlobal(global_seq)
+                }
+                ReconnectDecision::Retry { connect_seq } => return V2Outcome::Retry(connect_seq),
+                ReconnectDecision::Wait => IdentDecision::Wait,
+                ReconnectDecision::Resume => IdentDecision::Replace(ReplaceKind::Reconnect),
+            }
+        } else {
+            let d = decide::ident(req, view.as_ref(), peer_wins_race, policy.resetcheck);
+            tracing::debug!(conn = id, ?d, ?view, ?req, "msgr2 ident decision");
+            d
+        };
+        match kind {
+            IdentDecision::Stale => return V2Outcome::Stale,
+            IdentDecision::RetryGlobal { global_seq } => return V2Outcome::RetryGlobal(global_seq),
+            IdentDecision::Wait => {
+                if let Some(ex) = &existing {
+                    ex.inner.race_keepalive();
+                }
+                return V2Outcome::Wait;
+            }
+            IdentDecision::Open => {
+                let s = Session::create(NewSession {
+                    host: host.clone(),
+                    config: config.clone(),
+                    peer_addr: peer,
+                    peer_type,
+                    policy: policy.clone(),
+                    phase: ConnState::Accepting,
+                    id,
+                });
+                let att = s.inner.begin_open(connect, &s);
+                match host.register(&s) {
+                    Ok(()) => {
+                        s.start();
+                        return V2Outcome::Attach(att);
+                    }
+                    Err(_) => {
+                        s.inner.discard_unregistered();
+                        continue;
+                    }
+                }
+            }
+            IdentDecision::Replace(kind) => {
+                let (Some(ex), Some(view)) = (existing, view) else {
+                    continue;
+                };
+                if let Some(att) = ex.inner.try_replace(kind, connect, &view.base, &ex) {
+                    return V2Outcome::Attach(att);
+                }
+            }
+        }
+    }
+}
+
+impl Inner {
+    /// The acceptor's view of this session for msgr2's decisions.
+    fn v2_view(&self) -> V2View {
+        let sh = self.lock();
+        V2View {
+            base: sh.view(self.policy.server),
+            client_cookie: sh.v2.client_cookie,
+            server_cookie: sh.v2.server_cookie,
+        }
+    }
+}
+
+/// A v1 connect carrying what a msgr2 request says, for the attach step (whose
+/// bookkeeping is v1's).
 fn synthetic(
     peer_type: EntityType,
     proto: u32,
@@ -517,7 +672,10 @@ fn synthetic(
         features,
         host_type: peer_type.host_type(),
         global_seq: u32::try_from(global_seq).unwrap_or(u32::MAX),
-        connect_seq: u32::try_from(connect_seq).unwrap_or(u32::MAX),
+        // The attach step stores this + 1 (v1's READY): msgr2 holds the request's own.
+        connect_seq: u32::try_from(connect_seq)
+            .unwrap_or(u32::MAX)
+            .wrapping_sub(1),
         protocol_version: proto,
         authorizer_protocol: 0,
         flags: if lossy { CONNECT_LOSSY } else { 0 },

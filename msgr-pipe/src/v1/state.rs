@@ -67,6 +67,12 @@ impl V1State {
         self.peer_global_seq = peer_global_seq;
     }
 
+    /// msgr2's SERVER_IDENT named the peer's `global_seq` (kept to tell a stale
+    /// CLIENT_IDENT of the peer's from a new one).
+    pub fn set_peer_global_seq(&mut self, peer_global_seq: u32) {
+        self.peer_global_seq = peer_global_seq;
+    }
+
     /// The session was reset (RESETSESSION, or a replace after the peer's reset).
     pub fn reset(&mut self) {
         self.connect_seq = 0;

@@ -628,6 +628,13 @@ impl Acceptor {
         self.phase = Phase::Open;
     }
 
+    /// The `global_seq` our SERVER_IDENT announces, taken when the answer is decided (as
+    /// Ceph's `send_server_ident` does), so it orders after any connect of ours the peer
+    /// may still see.
+    pub fn set_global_seq(&mut self, global_seq: u64) {
+        self.cfg.global_seq = global_seq;
+    }
+
     /// What waits for the driver's answer (session mode), if anything.
     pub fn pending(&self) -> Option<&Pending> {
         self.pending.as_ref()

@@ -348,6 +348,11 @@ impl Connector {
         self.phase == Phase::Open
     }
 
+    /// CLIENT_IDENT or SESSION_RECONNECT was queued: the peer may now hold the session.
+    pub fn ident_sent(&self) -> bool {
+        matches!(self.phase, Phase::Ident | Phase::Reconnect | Phase::Open)
+    }
+
     /// Bytes from the peer; true once the handshake is complete.
     pub fn handle_input(&mut self, now: UTime, data: &[u8]) -> Result<bool, HandshakeError> {
         self.inbuf.extend_from_slice(data);

@@ -6,6 +6,8 @@
 //! * [`accept`]: the acceptor handshake, sans-IO: the mon role over an `AuthServer`, or a
 //!   service checking authorizers through the host's hook; CLIENT_IDENT and
 //!   SESSION_RECONNECT are answered by the driver's decision.
+//! * [`decide`]: that decision, Ceph's ProtocolV2 rules on cookies and `connect_seq`, as
+//!   pure functions.
 //! * [`session`]: the session phase's frames (MESSAGE with `ceph_msg_header2`, ACK,
 //!   KEEPALIVE2/ACK) to and from the core's neutral frames.
 //!
@@ -14,5 +16,6 @@
 
 pub mod accept;
 pub mod connect;
+pub mod decide;
 pub mod frame;
 pub mod session;
