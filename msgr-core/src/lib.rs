@@ -137,6 +137,8 @@ pub mod testing;
 mod layering;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_no_listener;
 
 pub use call::CallError;
 pub use config::{
