@@ -451,6 +451,8 @@ async fn run_plan(args: BenchArgs) -> anyhow::Result<()> {
     );
     let mut plot = plot::Plot::default();
     let mut report = Report::new(args.policy);
+    // The highest peak of the runs so far (each run resets the process's VmHWM).
+    let mut process_peak = 0u64;
     for case in &cases {
         let mut outcomes: Vec<Vec<Outcome>> = transports.iter().map(|_| Vec::new()).collect();
         for round in 1..=rounds {
@@ -471,6 +473,7 @@ async fn run_plan(args: BenchArgs) -> anyhow::Result<()> {
                     Transport::MsgrV2Secure => msgr::run(*case, limit, &v2_secure).await?,
                 };
                 outcome.peak_rss_bytes = crate::rss::peak_rss_bytes().filter(|_| peak_reset);
+                process_peak = process_peak.max(outcome.peak_rss_bytes.unwrap_or(0));
                 progress.finish(&format!(
                     "{}{of}",
                     Run::new(transport, case, std::slice::from_ref(&outcome)).summary()
@@ -511,7 +514,9 @@ async fn run_plan(args: BenchArgs) -> anyhow::Result<()> {
         plot.write(path, &report)?;
         eprintln!("plot written to {}", path.display());
     }
-    report.peak_rss_bytes = crate::rss::peak_rss_bytes().unwrap_or(0);
+    // The runs reset VmHWM: the process's peak is the highest of theirs and of what came
+    // after the last reset.
+    report.peak_rss_bytes = crate::rss::peak_rss_bytes().unwrap_or(0).max(process_peak);
     if args.json {
         report.print_table(&mut std::io::stderr())?;
         println!("{}", serde_json::to_string(&report)?);

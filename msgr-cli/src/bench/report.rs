@@ -290,7 +290,8 @@ pub struct Report {
     pub reordered: u64,
     /// Messages whose bytes failed verification over all runs.
     pub corrupted: u64,
-    /// Peak resident memory of the process (`VmHWM`), in bytes.
+    /// Peak resident memory of the process over the whole bench, in bytes: the highest of
+    /// the runs' peaks and of `VmHWM` after the last run (the idle sessions' phase included).
     pub peak_rss_bytes: u64,
     /// `lossless` or `lossy`.
     pub policy: &'static str,
