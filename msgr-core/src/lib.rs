@@ -137,8 +137,6 @@ pub mod testing;
 mod layering;
 #[cfg(test)]
 mod tests;
-#[cfg(test)]
-mod tests_no_listener;
 
 pub use call::CallError;
 pub use config::{
