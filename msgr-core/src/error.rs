@@ -118,6 +118,10 @@ pub enum CoreError {
     /// The messenger was shut down.
     #[error("messenger is shut down")]
     Shutdown,
+    /// [`Messenger::rebind`](crate::Messenger::rebind) on a messenger that has no listener
+    /// ([`MessengerBuilder::no_listener`](crate::MessengerBuilder::no_listener)).
+    #[error("messenger has no listener to rebind")]
+    NoListener,
     /// [`Messenger::set_name`](crate::Messenger::set_name) was asked to change the entity
     /// type: a messenger keeps the type it was built with, only the number may change (as
     /// Ceph's `set_myname`, a client stays a client).

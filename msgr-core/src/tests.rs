@@ -15,6 +15,8 @@ use crate::{
     PolicyConfig, PolicyKind, Received,
 };
 
+mod no_listener;
+
 const WAIT: Duration = Duration::from_secs(10);
 
 /// What a [`Probe`] saw.

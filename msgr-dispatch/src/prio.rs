@@ -134,8 +134,15 @@ impl<T> SubQueue<T> {
 }
 
 /// The priority queue inside a `DispatchQueue`; see the module docs for the rules.
+///
+/// Sub-queues exist only for the priorities used so far (most messengers use one or two):
+/// 256 of them up front cost 34 KiB per messenger, which a client messenger with one session
+/// would spend on nothing.
 pub struct PrioQueue<T> {
+    /// The sub-queues of the priorities used so far, in the order first used.
     subs: Vec<SubQueue<T>>,
+    /// Per priority: its sub-queue's position in `subs` plus one; 0 when never used.
+    index: [u16; 256],
     /// Bit `p` set ⇔ priority `p` has items.
     nonempty: [u64; 4],
     threshold: u8,
@@ -161,7 +168,8 @@ impl<T> PrioQueue<T> {
     /// `max_tokens` if above it.
     pub fn new(strict_threshold: u8, min_cost: u64, max_tokens: u64) -> Self {
         PrioQueue {
-            subs: (0..256).map(|_| SubQueue::new()).collect(),
+            subs: Vec::new(),
+            index: [0; 256],
             nonempty: [0; 4],
             threshold: strict_threshold,
             min_cost: min_cost.min(max_tokens),
@@ -190,13 +198,15 @@ impl<T> PrioQueue<T> {
         } else {
             cost.clamp(self.min_cost, self.max_tokens)
         };
-        if self.subs[p].len == 0 {
+        let sub = self.sub_or_new(priority);
+        let was_empty = sub.len == 0;
+        sub.push(class, cost, item);
+        if was_empty {
             self.nonempty[p / 64] |= 1 << (p % 64);
             if !strict {
                 self.total_priority += u64::from(priority);
             }
         }
-        self.subs[p].push(class, cost, item);
         self.len += 1;
     }
 
@@ -209,7 +219,7 @@ impl<T> PrioQueue<T> {
         let mut chosen = top;
         let mut charge = false;
         for p in self.normal_ascending() {
-            let sub = &self.subs[usize::from(p)];
+            let Some(sub) = self.sub(p) else { continue };
             if matches!(sub.front_cost(), Some(c) if c < sub.tokens) {
                 chosen = p;
                 charge = true;
@@ -218,8 +228,9 @@ impl<T> PrioQueue<T> {
         }
         let (cost, item) = self.pop_from(chosen)?;
         if charge {
-            let sub = &mut self.subs[usize::from(chosen)];
-            sub.tokens = sub.tokens.saturating_sub(cost);
+            if let Some(sub) = self.sub_mut(chosen) {
+                sub.tokens = sub.tokens.saturating_sub(cost);
+            }
         }
         self.distribute(cost);
         Some(item)
@@ -229,14 +240,14 @@ impl<T> PrioQueue<T> {
     pub fn remove_class(&mut self, class: ConnId) -> Vec<T> {
         let mut out = Vec::new();
         for p in (0..=255u8).rev() {
-            let pi = usize::from(p);
-            if self.subs[pi].len == 0 {
+            let Some(sub) = self.sub_mut(p).filter(|s| s.len > 0) else {
                 continue;
-            }
+            };
             let before = out.len();
-            self.subs[pi].remove_class(class, &mut out);
+            sub.remove_class(class, &mut out);
+            let emptied = sub.len == 0;
             self.len -= out.len() - before;
-            if self.subs[pi].len == 0 {
+            if emptied {
                 self.mark_empty(p);
             }
         }
@@ -252,12 +263,38 @@ impl<T> PrioQueue<T> {
     }
 
     fn pop_from(&mut self, p: u8) -> Option<(u64, T)> {
-        let out = self.subs[usize::from(p)].pop()?;
+        let sub = self.sub_mut(p)?;
+        let out = sub.pop()?;
+        let emptied = sub.len == 0;
         self.len -= 1;
-        if self.subs[usize::from(p)].len == 0 {
+        if emptied {
             self.mark_empty(p);
         }
         Some(out)
+    }
+
+    /// The sub-queue of priority `p`, if it was ever used.
+    fn sub(&self, p: u8) -> Option<&SubQueue<T>> {
+        let at = usize::from(self.index[usize::from(p)]);
+        at.checked_sub(1).and_then(|i| self.subs.get(i))
+    }
+
+    /// The sub-queue of priority `p`, if it was ever used.
+    fn sub_mut(&mut self, p: u8) -> Option<&mut SubQueue<T>> {
+        let at = usize::from(self.index[usize::from(p)]);
+        at.checked_sub(1).and_then(|i| self.subs.get_mut(i))
+    }
+
+    /// The sub-queue of priority `p`, made on its first use.
+    fn sub_or_new(&mut self, p: u8) -> &mut SubQueue<T> {
+        let slot = &mut self.index[usize::from(p)];
+        if *slot == 0 {
+            self.subs.push(SubQueue::new());
+            // At most 256 priorities: the position fits.
+            *slot = self.subs.len() as u16;
+        }
+        let i = usize::from(*slot) - 1;
+        &mut self.subs[i]
     }
 
     fn mark_empty(&mut self, p: u8) {
@@ -265,7 +302,9 @@ impl<T> PrioQueue<T> {
         self.nonempty[pi / 64] &= !(1 << (pi % 64));
         if p < self.threshold {
             self.total_priority -= u64::from(p);
-            self.subs[pi].tokens = 0;
+            if let Some(sub) = self.sub_mut(p) {
+                sub.tokens = 0;
+            }
         }
     }
 
@@ -275,9 +314,10 @@ impl<T> PrioQueue<T> {
         }
         let (total, cap) = (self.total_priority, self.max_tokens);
         for p in self.normal_ascending() {
-            let sub = &mut self.subs[usize::from(p)];
-            let add = cost.saturating_mul(u64::from(p)) / total + 1;
-            sub.tokens = sub.tokens.saturating_add(add).min(cap);
+            if let Some(sub) = self.sub_mut(p) {
+                let add = cost.saturating_mul(u64::from(p)) / total + 1;
+                sub.tokens = sub.tokens.saturating_add(add).min(cap);
+            }
         }
     }
 

@@ -149,8 +149,11 @@ pub struct BenchArgs {
     /// A CI-sized run: the default plan, shorter and smaller.
     #[arg(long)]
     pub quick: bool,
-    /// After the runs, open this many idle msgr connections and report memory per connection
-    /// [default: 1000, 100 with --quick, 0 when one case is asked for].
+    /// After the runs, open this many idle msgr sessions on a `msgr serve` child (each from a
+    /// client messenger without a listener, as Ceph's clients) and report the time to open
+    /// them, failures, memory per session on each side, and a depth-1 round trip beside them
+    /// against one on a server without them (`p50_vs_single`); the soft RLIMIT_NOFILE is raised
+    /// to the hard one first [default: 1000, 100 with --quick, 0 when one case is asked for].
     #[arg(long, value_name = "N")]
     pub idle_connections: Option<usize>,
 }
@@ -448,6 +451,8 @@ async fn run_plan(args: BenchArgs) -> anyhow::Result<()> {
     );
     let mut plot = plot::Plot::default();
     let mut report = Report::new(args.policy);
+    // The highest peak of the runs so far (each run resets the process's VmHWM).
+    let mut process_peak = 0u64;
     for case in &cases {
         let mut outcomes: Vec<Vec<Outcome>> = transports.iter().map(|_| Vec::new()).collect();
         for round in 1..=rounds {
@@ -458,7 +463,8 @@ async fn run_plan(args: BenchArgs) -> anyhow::Result<()> {
             };
             for (&transport, done) in transports.iter().zip(&mut outcomes) {
                 progress.start(&format!("{transport} {case} ({limit}){of}"));
-                let outcome = match transport {
+                let peak_reset = crate::rss::reset_peak();
+                let mut outcome = match transport {
                     Transport::RawTcp => raw::run(*case, limit, args.verify).await?,
                     Transport::Msgr => msgr::run(*case, limit, &options).await?,
                     Transport::MsgrFaults => msgr::run(*case, limit, &faulty).await?,
@@ -466,6 +472,8 @@ async fn run_plan(args: BenchArgs) -> anyhow::Result<()> {
                     Transport::MsgrV2 => msgr::run(*case, limit, &v2_crc).await?,
                     Transport::MsgrV2Secure => msgr::run(*case, limit, &v2_secure).await?,
                 };
+                outcome.peak_rss_bytes = crate::rss::peak_rss_bytes().filter(|_| peak_reset);
+                process_peak = process_peak.max(outcome.peak_rss_bytes.unwrap_or(0));
                 progress.finish(&format!(
                     "{}{of}",
                     Run::new(transport, case, std::slice::from_ref(&outcome)).summary()
@@ -484,8 +492,20 @@ async fn run_plan(args: BenchArgs) -> anyhow::Result<()> {
         }
     }
     if idle > 0 {
-        progress.start(&format!("{idle} idle msgr connections"));
-        let memory = idle::idle_connections(idle).await?;
+        progress.start(&format!("{idle} idle msgr sessions"));
+        let probe = cases
+            .iter()
+            .copied()
+            .find(|c| c.mode == Mode::Rr && c.jobs == 1 && c.depth == 1)
+            .unwrap_or_else(|| Case::rr(4096, 1, 1));
+        let memory = idle::idle_connections(idle::IdlePlan {
+            sessions: idle,
+            probe,
+            limit,
+            rounds,
+            options: options.clone(),
+        })
+        .await?;
         progress.finish(&memory.summary());
         report.idle = Some(memory);
     }
@@ -494,7 +514,9 @@ async fn run_plan(args: BenchArgs) -> anyhow::Result<()> {
         plot.write(path, &report)?;
         eprintln!("plot written to {}", path.display());
     }
-    report.peak_rss_bytes = crate::rss::peak_rss_bytes().unwrap_or(0);
+    // The runs reset VmHWM: the process's peak is the highest of theirs and of what came
+    // after the last reset.
+    report.peak_rss_bytes = crate::rss::peak_rss_bytes().unwrap_or(0).max(process_peak);
     if args.json {
         report.print_table(&mut std::io::stderr())?;
         println!("{}", serde_json::to_string(&report)?);
@@ -567,6 +589,8 @@ pub struct Outcome {
     pub integrity: Integrity,
     /// The client sessions' fault counters (msgr only).
     pub session: Option<SessionCounts>,
+    /// The process's peak resident memory during the run (`VmHWM` reset just before it).
+    pub peak_rss_bytes: Option<u64>,
 }
 
 impl Outcome {

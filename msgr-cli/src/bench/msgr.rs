@@ -1,8 +1,8 @@
 //! The msgr transport of the bench: a server and client messengers in this process on
 //! loopback, or client messengers against a remote `msgr serve`.
 //!
-//! As in Ceph's perf_msgr client, each job (connection) has its own client messenger, and the
-//! server is one messenger ([`ServeDispatcher`]: a sink for stream cases, an echo for rr cases).
+//! As in Ceph's perf_msgr client, each job (connection) has its own client messenger (without
+//! a listener, as Ceph's clients), and the server is one messenger ([`ServeDispatcher`]: a sink for stream cases, an echo for rr cases).
 //! Both sides fast-dispatch. A job first makes one round trip (an end marker for 0 messages)
 //! so the handshake is not timed, then waits for every job to be ready, and times itself from
 //! just before its first send to its last delivery (the last echo, or the sink's count).
@@ -510,13 +510,14 @@ pub(super) async fn start_client(
         PolicyArg::Lossy => PolicyKind::LossyClient,
     };
     let mut config = MessengerConfig {
-        bind_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
         default_policy: PolicyConfig::new(kind),
         ..MessengerConfig::default()
     };
     (options.tune())(&mut config);
+    // A client listens for nobody, as Ceph's clients (no port, one descriptor fewer).
     let mut builder = Messenger::builder(EntityName::client(-1))
         .config(config)
+        .no_listener()
         .dispatcher(side);
     if let Some(auth) = &options.auth {
         builder = builder.authorizer(auth.client.clone());

@@ -74,7 +74,16 @@ pub struct Run {
     /// Socket faults, reconnects and resends of the client sessions (msgr runs).
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
     pub session: Option<SessionCounts>,
+    /// Peak resident memory of the process during this case's runs over this transport, in
+    /// bytes: the highest `VmHWM` of its rounds, each reset to the resident set of the
+    /// moment just before the round ran (see `rss::reset_peak`); both ends are in this
+    /// process for an embedded server. `None` where the peak cannot be read or reset.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peak_rss_bytes: Option<u64>,
 }
+
+/// Bytes in a MiB.
+const MIB: f64 = (1 << 20) as f64;
 
 fn round(x: f64, digits: i32) -> f64 {
     let scale = 10f64.powi(digits);
@@ -140,6 +149,7 @@ impl Run {
             rate_vs_v1: None,
             rate_vs_crc: None,
             session,
+            peak_rss_bytes: rounds.iter().filter_map(|o| o.peak_rss_bytes).max(),
         }
     }
 
@@ -169,35 +179,100 @@ impl Run {
     }
 }
 
-/// Memory held by idle msgr connections.
+/// The many-sessions case (`--idle-connections`): idle sessions held open on one `msgr
+/// serve` process, what they cost, and a depth-1 round trip beside them.
 #[derive(Debug, Clone, Serialize)]
 pub struct IdleMemory {
-    /// Connections asked for (each from its own client messenger to one `msgr serve` process).
+    /// Sessions asked for, each from its own client messenger without a listener.
     pub connections: usize,
-    /// Connections that failed to open.
+    /// Sessions that failed to open.
     pub errors: usize,
-    /// Seconds until every connection was open and had carried one round trip.
+    /// Seconds until every session was open and had carried one round trip.
     pub seconds_to_open: f64,
+    /// This process's soft `RLIMIT_NOFILE` after raising it to the hard limit (the server
+    /// child inherits it); `None` when unreadable.
+    pub nofile_limit: Option<u64>,
     /// Resident memory of the server process before, in bytes.
     pub server_rss_before_bytes: u64,
-    /// Resident memory of the server process with every connection open, in bytes.
+    /// Resident memory of the server process with every session open, in bytes.
     pub server_rss_after_bytes: u64,
-    /// Growth of the server's resident memory per connection, in bytes: the goal's figure.
+    /// Growth of the server's resident memory per session, in bytes.
     pub server_bytes_per_connection: u64,
-    /// Growth of this process's resident memory per client messenger and its connection.
+    /// Growth of this process's resident memory per client messenger and its session.
     pub client_bytes_per_connection: u64,
+    /// The depth-1 round trip, alone and beside the open sessions.
+    pub probe: IdleProbe,
+}
+
+/// A depth-1 round trip on one more session: to a server without other sessions (single)
+/// and to the server holding the idle sessions (loaded), in alternating rounds so both meet
+/// the same machine weather (see `idle`'s module docs).
+#[derive(Debug, Clone, Serialize)]
+pub struct IdleProbe {
+    /// Bytes per message.
+    pub size: usize,
+    /// Rounds of each.
+    pub rounds: usize,
+    /// Round trips measured alone, over every round.
+    pub round_trips_single: u64,
+    /// Round trips measured beside the idle sessions, over every round.
+    pub round_trips_loaded: u64,
+    /// Median round trip alone, over every round trip of every round, in microseconds.
+    pub p50_single_us: Option<f64>,
+    /// Median round trip beside the idle sessions, in microseconds.
+    pub p50_loaded_us: Option<f64>,
+    /// Loaded over single: the median of the round-by-round ratios of the p50s (each
+    /// comparing two runs a moment apart), or the ratio of the two p50s for one round.
+    pub p50_vs_single: Option<f64>,
+}
+
+impl IdleProbe {
+    /// The probe of `case` from its rounds alone and loaded (paired by index).
+    pub fn new(case: Case, single: &[Outcome], loaded: &[Outcome]) -> IdleProbe {
+        let rounds_p50 = |runs: &[Outcome]| -> Vec<f64> {
+            runs.iter()
+                .filter_map(|o| o.rtt.as_ref().filter(|h| !h.is_empty()))
+                .map(|h| percentile_us(h, 0.5))
+                .collect()
+        };
+        let p50_all = |runs: &[Outcome]| -> Option<f64> {
+            let mut all = super::new_histogram();
+            for h in runs.iter().filter_map(|o| o.rtt.as_ref()) {
+                all.add(h).ok()?;
+            }
+            (!all.is_empty()).then(|| percentile_us(&all, 0.5))
+        };
+        let (p50_single_us, p50_loaded_us) = (p50_all(single), p50_all(loaded));
+        let paired = paired_ratio(&rounds_p50(loaded), &rounds_p50(single));
+        IdleProbe {
+            size: case.size,
+            rounds: single.len().min(loaded.len()),
+            round_trips_single: single.iter().map(|o| o.messages).sum(),
+            round_trips_loaded: loaded.iter().map(|o| o.messages).sum(),
+            p50_single_us,
+            p50_loaded_us,
+            p50_vs_single: paired.or_else(|| ratio(p50_loaded_us?, p50_single_us?)),
+        }
+    }
 }
 
 impl IdleMemory {
     /// One line for the progress output and the report.
     pub fn summary(&self) -> String {
+        let us = |v: Option<f64>| v.map_or("-".to_owned(), |v| format!("{v} us"));
         format!(
-            "{} idle msgr connections ({} failed) opened in {:.2} s: server {:.1} KiB RSS per connection, client {:.1} KiB per messenger+connection",
+            "{} idle msgr sessions ({} failed) opened in {:.2} s: server {:.1} KiB RSS per session, client {:.1} KiB per messenger+session; depth-1 {} p50 {} beside them, {} alone ({}x)",
             self.connections,
             self.errors,
             self.seconds_to_open,
             self.server_bytes_per_connection as f64 / 1024.0,
-            self.client_bytes_per_connection as f64 / 1024.0
+            self.client_bytes_per_connection as f64 / 1024.0,
+            human_size(self.probe.size),
+            us(self.probe.p50_loaded_us),
+            us(self.probe.p50_single_us),
+            self.probe
+                .p50_vs_single
+                .map_or("-".to_owned(), |r| r.to_string()),
         )
     }
 }
@@ -215,7 +290,8 @@ pub struct Report {
     pub reordered: u64,
     /// Messages whose bytes failed verification over all runs.
     pub corrupted: u64,
-    /// Peak resident memory of the process (`VmHWM`), in bytes.
+    /// Peak resident memory of the process over the whole bench, in bytes: the highest of
+    /// the runs' peaks and of `VmHWM` after the last run (the idle sessions' phase included).
     pub peak_rss_bytes: u64,
     /// `lossless` or `lossy`.
     pub policy: &'static str,
@@ -313,7 +389,7 @@ impl Report {
     pub fn print_table(&self, out: &mut impl Write) -> io::Result<()> {
         writeln!(
             out,
-            "{:<11} {:<6} {:>7} {:>5} {:>5} {:>11} {:>11} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8}",
+            "{:<11} {:<6} {:>7} {:>5} {:>5} {:>11} {:>11} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8}",
             "transport",
             "mode",
             "size",
@@ -326,7 +402,8 @@ impl Report {
             "p99 us",
             "p99.9 us",
             "rate/raw",
-            "p50/raw"
+            "p50/raw",
+            "peak MiB"
         )?;
         for run in &self.runs {
             let opt = |v: Option<f64>, suffix: &str| {
@@ -334,7 +411,7 @@ impl Report {
             };
             writeln!(
                 out,
-                "{:<11} {:<6} {:>7} {:>5} {:>5} {:>11} {:>11} {:>8.1} {:>8} {:>8} {:>8} {:>8} {:>8}",
+                "{:<11} {:<6} {:>7} {:>5} {:>5} {:>11} {:>11} {:>8.1} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8}",
                 run.transport.to_string(),
                 run.mode.to_string(),
                 human_size(run.size),
@@ -352,6 +429,7 @@ impl Report {
                 opt(run.rtt_p999_us, ""),
                 opt(run.rate_vs_raw, "x"),
                 opt(run.p50_vs_raw, "x"),
+                opt(run.peak_rss_bytes.map(|b| round(b as f64 / MIB, 1)), ""),
             )?;
         }
         writeln!(
@@ -362,7 +440,7 @@ impl Report {
             self.duplicated,
             self.reordered,
             self.corrupted,
-            self.peak_rss_bytes as f64 / (1 << 20) as f64
+            self.peak_rss_bytes as f64 / MIB
         )?;
         for run in &self.runs {
             if let Some(r) = run.rate_vs_unsigned {

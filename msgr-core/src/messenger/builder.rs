@@ -40,6 +40,8 @@ pub struct MessengerBuilder {
     hook: Option<Arc<dyn HandshakeHook>>,
     authorizer: Option<Arc<dyn Authorizer>>,
     msgr2: Option<bool>,
+    /// Whether `start` binds a listening socket (false: [`MessengerBuilder::no_listener`]).
+    listen: bool,
 }
 
 impl MessengerBuilder {
@@ -54,6 +56,7 @@ impl MessengerBuilder {
             hook: None,
             authorizer: None,
             msgr2: None,
+            listen: true,
         }
     }
 
@@ -75,6 +78,19 @@ impl MessengerBuilder {
     pub fn bind_entity(mut self, addr: msgr_wire::EntityAddr) -> Self {
         self.bind = Some(addr.addr);
         self.msgr2 = Some(addr.is_v2());
+        self
+    }
+
+    /// A client messenger, as Ceph's clients are: no listening socket (no port, no
+    /// descriptor, no accept task). Its address is a blank IP with port 0 and its nonce
+    /// (`0.0.0.0:0/nonce`, a `v2:` one with `bind_msgr2`), and it learns its IP from the
+    /// first peer it connects to, as Ceph's `learned_addr`; the port stays 0. It connects as
+    /// any messenger does, but no peer can connect to it: a session it opened that breaks is
+    /// reconnected from this side only, so the `lossless_client` (or `lossy_client`) policy is
+    /// the one that fits, as in Ceph. `bind_addr`, `bind_v1_addr` and the port range are
+    /// ignored, and [`Messenger::rebind`] is refused ([`CoreError::NoListener`]).
+    pub fn no_listener(mut self) -> Self {
+        self.listen = false;
         self
     }
 
@@ -109,8 +125,8 @@ impl MessengerBuilder {
         self
     }
 
-    /// Validates the configuration, binds the listening socket, and starts the dispatch
-    /// queue and the accepter. Must be called inside a tokio runtime.
+    /// Validates the configuration, binds the listening socket (unless
+    /// [`no_listener`](Self::no_listener)), and starts the dispatch queue and the accepter. Must be called inside a tokio runtime.
     pub async fn start(self) -> Result<Messenger, CoreError> {
         let mut config = self.config;
         if let Some(addr) = self.bind {
@@ -140,27 +156,16 @@ impl MessengerBuilder {
             .default_policy
             .unwrap_or_else(|| policies::from_config(&config.default_policy, &config));
 
-        let listener = accepter::bind(
-            config.bind_addr,
-            config.bind_port_min,
-            config.bind_port_max,
-            &config.bind_avoid_ports,
-        )?;
-        let local_addr = listener.local_addr().map_err(|source| CoreError::Bind {
-            addr: config.bind_addr,
-            source,
-        })?;
-        // A second listener, msgr v1, beside a msgr2 one.
-        let v1_listener = match config.bind_v1_addr.filter(|_| config.bind_msgr2) {
-            Some(at) => {
-                let l = accepter::bind(at, 0, 0, &[])?;
-                let local = l
-                    .local_addr()
-                    .map_err(|source| CoreError::Bind { addr: at, source })?;
-                Some((l, local))
-            }
-            None => None,
+        let listeners = match self.listen {
+            true => Some(bind_listeners(&config)?),
+            false => None,
         };
+        // A client messenger announces a blank IP and port 0 (Ceph's unbound messenger).
+        let blank = match config.bind_addr {
+            SocketAddr::V4(_) => SocketAddr::from(([0, 0, 0, 0], 0)),
+            SocketAddr::V6(_) => SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, 0)),
+        };
+        let local_addr = listeners.as_ref().map_or(blank, |l| l.local);
         let nonce = config.nonce.unwrap_or_else(|| rand::random::<u32>() | 1);
         let handler = Arc::new(QueueHandler::new(self.chain, &config.pipe.inject));
         let queue = DispatchQueue::new(config.dispatch.clone(), handler.clone());
@@ -194,7 +199,7 @@ impl MessengerBuilder {
                 span: tracing::debug_span!("msgr", %name),
             }
         });
-        if let Some((_, local)) = &v1_listener {
+        if let Some((_, local)) = listeners.as_ref().and_then(|l| l.v1.as_ref()) {
             host.identity
                 .set_v1_addr(Some(EntityAddr::new(*local, nonce)));
         }
@@ -206,17 +211,54 @@ impl MessengerBuilder {
                 accepter: tokio::sync::Mutex::new(None),
                 accepter_v1: tokio::sync::Mutex::new(None),
                 limit,
+                listens: listeners.is_some(),
             }),
         };
-        let cancel = messenger.inner.host.cancel.child_token();
-        let accepter = Accepter::spawn(messenger.accept_context(v2), listener, cancel);
-        *messenger.inner.accepter.lock().await = Some(accepter);
-        if let Some((l, _)) = v1_listener {
+        if let Some(Listeners { main, v1, .. }) = listeners {
             let cancel = messenger.inner.host.cancel.child_token();
-            let accepter = Accepter::spawn(messenger.accept_context(false), l, cancel);
-            *messenger.inner.accepter_v1.lock().await = Some(accepter);
+            let accepter = Accepter::spawn(messenger.accept_context(v2), main, cancel);
+            *messenger.inner.accepter.lock().await = Some(accepter);
+            if let Some((l, _)) = v1 {
+                let cancel = messenger.inner.host.cancel.child_token();
+                let accepter = Accepter::spawn(messenger.accept_context(false), l, cancel);
+                *messenger.inner.accepter_v1.lock().await = Some(accepter);
+            }
         }
         tracing::debug!(%name, addr = %messenger.addr(), "messenger started");
         Ok(messenger)
     }
+}
+
+/// The listening sockets of a messenger that listens: the main one (msgr2's with
+/// `bind_msgr2`) and the msgr v1 one beside it (`bind_v1_addr`).
+struct Listeners {
+    main: tokio::net::TcpListener,
+    local: SocketAddr,
+    v1: Option<(tokio::net::TcpListener, SocketAddr)>,
+}
+
+/// Binds what `config` asks to listen on.
+fn bind_listeners(config: &MessengerConfig) -> Result<Listeners, CoreError> {
+    let main = accepter::bind(
+        config.bind_addr,
+        config.bind_port_min,
+        config.bind_port_max,
+        &config.bind_avoid_ports,
+    )?;
+    let local = main.local_addr().map_err(|source| CoreError::Bind {
+        addr: config.bind_addr,
+        source,
+    })?;
+    // A second listener, msgr v1, beside a msgr2 one.
+    let v1 = match config.bind_v1_addr.filter(|_| config.bind_msgr2) {
+        Some(at) => {
+            let l = accepter::bind(at, 0, 0, &[])?;
+            let local = l
+                .local_addr()
+                .map_err(|source| CoreError::Bind { addr: at, source })?;
+            Some((l, local))
+        }
+        None => None,
+    };
+    Ok(Listeners { main, local, v1 })
 }

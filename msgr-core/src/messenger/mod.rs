@@ -59,6 +59,8 @@ struct Inner {
     accepter_v1: tokio::sync::Mutex<Option<Accepter>>,
     /// The connection-count limit every accepter shares, if any.
     limit: Option<Arc<ConnLimit>>,
+    /// Whether it listens (false: a client messenger, `MessengerBuilder::no_listener`).
+    listens: bool,
 }
 
 impl Messenger {
@@ -70,6 +72,8 @@ impl Messenger {
     }
 
     /// Our address as announced to peers (IP learned from the first peer when bound to any).
+    /// A messenger without a listener ([`MessengerBuilder::no_listener`]) has port 0: its
+    /// blank IP becomes the one its first peer saw it at.
     pub fn addr(&self) -> EntityAddr {
         self.inner.host.identity.addr()
     }
@@ -198,9 +202,13 @@ impl Messenger {
     /// Listens on a new port: stops the accepter, marks every session down (with reset
     /// events), and binds a port of the configured range (or a kernel-chosen one) outside
     /// `avoid` and the current port. The nonce changes, as in Ceph, so peers see a new
-    /// instance. Returns the new address.
+    /// instance. Returns the new address. A messenger without a listener
+    /// ([`MessengerBuilder::no_listener`]) has nothing to rebind: [`CoreError::NoListener`].
     pub async fn rebind(&self, avoid: &[u16]) -> Result<EntityAddr, CoreError> {
         let inner = &self.inner;
+        if !inner.listens {
+            return Err(CoreError::NoListener);
+        }
         let mut accepter = inner.accepter.lock().await;
         if inner.host.cancel.is_cancelled() {
             return Err(CoreError::Shutdown);
@@ -293,6 +301,12 @@ impl Messenger {
         tracing::debug!(name = %host.identity.name(), ?report, "messenger stopped");
         // Break the cycle queue -> handler -> dispatchers -> (a dispatcher holding us).
         host.handler.take_chain();
+    }
+
+    /// Whether the messenger listens for peers (false for
+    /// [`MessengerBuilder::no_listener`]'s client messengers).
+    pub fn listens(&self) -> bool {
+        self.inner.listens
     }
 
     /// Whether [`shutdown`](Self::shutdown) was called.
