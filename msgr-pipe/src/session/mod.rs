@@ -43,6 +43,8 @@ mod reader;
 mod v2;
 mod writer;
 
+pub use handle::SendFuture;
+
 use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
