@@ -561,10 +561,12 @@ impl Inner {
         }
     }
 
-    fn deliver(self: &Arc<Self>, incoming: Incoming) {
+    /// Hands `incoming` to the host (through the delay stage, if one is configured);
+    /// `session` is this session's handle.
+    fn deliver(&self, session: &Session, incoming: Incoming) {
         match &self.delay {
             Some(d) => d.push(incoming),
-            None => self.host.deliver(&self.session(), incoming),
+            None => self.host.deliver(session, incoming),
         }
     }
 
