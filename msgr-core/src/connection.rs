@@ -11,7 +11,9 @@
 
 use std::fmt;
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use msgr_dispatch::{ConnId, ThrottlePermit};
@@ -76,10 +78,14 @@ impl Connection {
 
     /// Queues a message, waiting while this connection's queued plus unacknowledged bytes
     /// exceed the configured `max_pending_bytes` (sender backpressure).
-    pub async fn send(&self, msg: Message) -> Result<(), SendError> {
+    ///
+    /// A message that needs no wait is queued by this call, before the future is polled (see
+    /// [`Session::send`]): the message is not moved into the future, which is then small and
+    /// only yields to the scheduler when the task's budget is spent.
+    pub fn send(&self, msg: Message) -> SendFuture<'_> {
         match &self.kind {
-            Kind::Remote(s) => s.send(msg).await.map_err(map_send),
-            Kind::Loopback(lb) => lb.send(msg, true),
+            Kind::Remote(s) => SendFuture(Sending::Remote(s.send(msg))),
+            Kind::Loopback(lb) => SendFuture(Sending::Done(Some(lb.send(msg, true)))),
         }
     }
 
@@ -328,6 +334,27 @@ impl Connection {
         match &self.kind {
             Kind::Remote(s) => s.closed().await,
             Kind::Loopback(lb) => lb.closed().await,
+        }
+    }
+}
+
+/// The future of [`Connection::send`].
+#[must_use = "a send waiting for backpressure queues nothing unless awaited"]
+pub struct SendFuture<'a>(Sending<'a>);
+
+enum Sending<'a> {
+    Remote(msgr_pipe::session::SendFuture<'a>),
+    /// The loopback's result, `None` once taken.
+    Done(Option<Result<(), SendError>>),
+}
+
+impl Future for SendFuture<'_> {
+    type Output = Result<(), SendError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match &mut self.0 {
+            Sending::Remote(f) => Pin::new(f).poll(cx).map_err(map_send),
+            Sending::Done(res) => Poll::Ready(res.take().unwrap_or(Ok(()))),
         }
     }
 }

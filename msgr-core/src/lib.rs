@@ -143,7 +143,7 @@ pub use config::{
     ceph_conf_options, CephConfOption, InjectConfig, MessengerConfig, PipeConfig, PolicyConfig,
     PolicyKind, DEFAULT_DISPATCH_THROTTLE_BYTES, DEFAULT_MAX_PENDING_BYTES,
 };
-pub use connection::{Connection, Permits, Received, LOOPBACK_ID};
+pub use connection::{Connection, Permits, Received, SendFuture, LOOPBACK_ID};
 pub use dispatcher::{BoxFuture, Dispatched, Dispatcher};
 pub use error::{ConfigError, CoreError, SendError};
 pub use messenger::{ConnectError, Messenger, MessengerBuilder};

@@ -405,6 +405,68 @@ async fn sender_backpressure_waits_or_fails() {
     ));
 }
 
+/// A send whose permit is free is queued by the call itself (the message is not moved into
+/// the future); one that must wait for its permit queues nothing until polled, and nothing
+/// if dropped unpolled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn send_with_a_free_permit_is_queued_before_it_is_polled() {
+    let mut cfg = local();
+    cfg.pipe.max_pending_bytes = 1000;
+    let (cp, _crx) = Probe::new(None, false);
+    let client = messenger_with(EntityName::client(-1), cfg, Policy::lossless_client(0), cp).await;
+    // A peer that is not there: nothing is ever written or acknowledged.
+    let gone = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = msgr_wire::EntityAddr::new(gone.local_addr().expect("addr"), 1);
+    drop(gone);
+    let conn = client.connect_lazy(addr, EntityType::OSD).expect("running");
+    let session = conn.session().expect("a remote session");
+    let first = conn.send(Message::new(1, vec![0u8; 600]));
+    assert_eq!(session.pending_bytes(), 600, "queued before any poll");
+    assert_eq!(session.stats().queued, 1);
+    first.await.expect("queued");
+    let waits = conn.send(Message::new(1, vec![0u8; 600]));
+    assert_eq!(
+        session.pending_bytes(),
+        600,
+        "a send that waits queues nothing yet"
+    );
+    drop(waits);
+    assert_eq!(session.pending_bytes(), 600);
+    assert_eq!(session.stats().queued, 1);
+    stop(&client).await;
+}
+
+/// A task that sends without ever waiting for a permit still yields to the scheduler once its
+/// cooperative budget is spent (tokio's is 128 units per poll), so another task on the same
+/// thread runs during a long send loop, not only after it.
+#[tokio::test]
+async fn a_send_loop_that_never_waits_yields_to_other_tasks() {
+    let (cp, _crx) = Probe::new(None, false);
+    let client = messenger(EntityName::client(-1), Policy::lossless_client(0), cp).await;
+    let gone = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = msgr_wire::EntityAddr::new(gone.local_addr().expect("addr"), 1);
+    drop(gone);
+    let conn = client.connect_lazy(addr, EntityType::OSD).expect("running");
+    let ran = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = ran.clone();
+    tokio::spawn(async move { flag.store(true, std::sync::atomic::Ordering::SeqCst) });
+    let mut seen_at = None;
+    for i in 0..1000u32 {
+        conn.send(Message::new(1, Bytes::from_static(b"x")))
+            .await
+            .expect("queued");
+        if seen_at.is_none() && ran.load(std::sync::atomic::Ordering::SeqCst) {
+            seen_at = Some(i);
+        }
+    }
+    let at = seen_at.expect("the other task ran during the send loop");
+    assert!(
+        (1..=200).contains(&at),
+        "yielded after {at} sends, expected about 128"
+    );
+    stop(&client).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connection_limit_admits_one_session_at_a_time() {
     let mut cfg = local();

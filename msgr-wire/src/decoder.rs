@@ -207,10 +207,13 @@ impl FrameDecoder {
 
     fn decode_header(&mut self, buf: &mut BytesMut) -> Result<Step, (WireError, u64)> {
         let at = self.consumed + 1;
-        let Some(raw) = buf.get(1..1 + HEADER_LEN) else {
+        let Some(raw) = buf
+            .get(1..1 + HEADER_LEN)
+            .and_then(|r| <&[u8; HEADER_LEN]>::try_from(r).ok())
+        else {
             return Ok(Step::NeedMore);
         };
-        let header = MsgHeader::decode(&mut &raw[..]).map_err(|e| (e, at))?;
+        let header = MsgHeader::from_bytes(raw);
         if self.crc.header {
             // Over the received bytes (equal to re-encoding the header, without the work).
             let actual = crc32c(0, raw.get(..HEADER_CRC_LEN).unwrap_or_default());

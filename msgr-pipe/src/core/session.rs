@@ -523,33 +523,46 @@ impl SessionCore {
             if *batch_small.get_or_insert(is_small) != is_small {
                 break;
             }
-            let Some(mut o) = q.pop_front() else {
+            let Some(o) = q.pop_front() else {
                 break;
             };
-            self.queued_bytes = self.queued_bytes.saturating_sub(o.payload_len());
+            // Moved once, from its queue to where it stays (the sent list, or `out`), and
+            // numbered and encoded there: an `Outgoing` is over 200 bytes.
+            let o = if self.lossy {
+                out.push(o);
+                out.last_mut()
+            } else {
+                self.sent.push_back(o);
+                self.sent.back_mut()
+            };
+            let Some(o) = o else {
+                break;
+            };
+            let len = o.payload_len();
+            self.queued_bytes = self.queued_bytes.saturating_sub(len);
             self.out_seq = self.out_seq.wrapping_add(1);
             if o.seq != 0 {
                 self.resent += 1;
             }
             o.seq = self.out_seq;
             o.msg.header.seq = self.out_seq;
-            bytes = bytes.saturating_add(o.payload_len());
+            bytes = bytes.saturating_add(len);
             taken += 1;
-            if let (true, Some(s)) = (is_small, sink.as_mut()) {
-                s.message(&mut o);
+            let copy = if let (true, Some(s)) = (is_small, sink.as_mut()) {
+                s.message(o);
                 staged += 1;
-                self.sent.push_back(o);
-            } else if self.lossy {
-                out.push(o);
-            } else {
-                out.push(Outgoing {
+                None
+            } else if !self.lossy {
+                Some(Outgoing {
                     msg: o.msg.clone(),
                     permit: None,
                     seq: o.seq,
                     sealed: o.sealed,
-                });
-                self.sent.push_back(o);
-            }
+                })
+            } else {
+                None
+            };
+            out.extend(copy);
         }
         if staged > 0 {
             (staged, bytes)

@@ -185,57 +185,61 @@ impl Session {
         u64::try_from(size).unwrap_or(u64::MAX)
     }
 
-    fn prepare(&self, mut msg: Message) -> Message {
+    /// The session's default priority for a message that has none.
+    fn prepare(&self, msg: &mut Message) {
         if msg.header.priority == 0 {
             msg.header.priority = self.inner.config.default_priority;
         }
-        msg
     }
 
     /// Queues a message, waiting while the session holds `max_pending_bytes` of queued and
     /// unacknowledged payload. Fails only if the session has ended.
-    pub async fn send(&self, msg: Message) -> Result<(), SendError> {
+    ///
+    /// When the permit is free now (and nobody waits for one, so FIFO holds), the message is
+    /// queued by this call, before the future is polled: it is not moved into a future
+    /// (a `Message` is about 200 bytes, and each layer of `async fn` holding it cost a copy
+    /// per message). The future then only spends one unit of the task's cooperative budget,
+    /// so a send loop that never waits still yields to the scheduler once the budget is
+    /// spent and cannot starve the session's own tasks. Otherwise the future waits in line
+    /// for the permit when polled, and queues the message then.
+    pub fn send(&self, mut msg: Message) -> SendFuture<'_> {
         if self.inner.ended.load(Ordering::Acquire) {
-            return Err(SendError::Closed);
+            return SendFuture::done(Err(SendError::Closed));
         }
         let size = self.permit_size(&msg);
-        // Fast path: the permit is free now (and nobody waits for one, so FIFO holds). A
-        // sender that never waits still yields to the scheduler once its task's cooperative
-        // budget is spent, so a send loop cannot starve the session's own tasks.
-        tokio::task::coop::consume_budget().await;
-        let permit = match self.inner.send_throttle.try_acquire(size) {
-            Some(p) => p,
-            None => self.wait_permit(size).await?,
-        };
-        let msg = self.prepare(msg);
-        self.inner.queue(Outgoing::new(msg, Some(permit)))
+        match self.inner.send_throttle.try_acquire(size) {
+            Some(permit) => {
+                self.prepare(&mut msg);
+                SendFuture::done(self.inner.queue(Outgoing::new(msg, Some(permit))))
+            }
+            None => SendFuture(SendState::Wait(Box::pin(async move {
+                let permit = self.wait_permit(size).await?;
+                self.prepare(&mut msg);
+                self.inner.queue(Outgoing::new(msg, Some(permit)))
+            }))),
+        }
     }
 
-    /// Waits in line for a `max_pending_bytes` permit of `size` (boxed: the common case never
-    /// waits, and a smaller `send` future is cheaper to move).
-    fn wait_permit(
-        &self,
-        size: u64,
-    ) -> crate::hook::BoxFuture<'_, Result<ThrottlePermit, SendError>> {
-        Box::pin(async move {
-            // Out of budget: ask the writer to have the peer acknowledge what it has (see
-            // `Inner::blocked_senders`), for as long as this send waits.
-            let inner = &self.inner;
-            inner.blocked_senders.fetch_add(1, Ordering::AcqRel);
-            let _waiting = scopeguard(|| {
-                inner.blocked_senders.fetch_sub(1, Ordering::AcqRel);
-            });
-            inner.ack_requests.fetch_add(1, Ordering::AcqRel);
-            inner.wake_writer();
-            tokio::select! {
-                p = inner.send_throttle.acquire(size) => Ok(p),
-                _ = inner.closed.cancelled() => Err(SendError::Closed),
-            }
-        })
+    /// Waits in line for a `max_pending_bytes` permit of `size` (in the boxed future of
+    /// [`send`](Self::send)'s slow path: the common case never waits).
+    async fn wait_permit(&self, size: u64) -> Result<ThrottlePermit, SendError> {
+        // Out of budget: ask the writer to have the peer acknowledge what it has (see
+        // `Inner::blocked_senders`), for as long as this send waits.
+        let inner = &self.inner;
+        inner.blocked_senders.fetch_add(1, Ordering::AcqRel);
+        let _waiting = scopeguard(|| {
+            inner.blocked_senders.fetch_sub(1, Ordering::AcqRel);
+        });
+        inner.ack_requests.fetch_add(1, Ordering::AcqRel);
+        inner.wake_writer();
+        tokio::select! {
+            p = inner.send_throttle.acquire(size) => Ok(p),
+            _ = inner.closed.cancelled() => Err(SendError::Closed),
+        }
     }
 
     /// Queues a message if `max_pending_bytes` allows it now; [`SendError::Full`] otherwise.
-    pub fn try_send(&self, msg: Message) -> Result<(), SendError> {
+    pub fn try_send(&self, mut msg: Message) -> Result<(), SendError> {
         if self.inner.ended.load(Ordering::Acquire) {
             return Err(SendError::Closed);
         }
@@ -245,19 +249,19 @@ impl Session {
             .send_throttle
             .try_acquire(size)
             .ok_or(SendError::Full)?;
-        let msg = self.prepare(msg);
+        self.prepare(&mut msg);
         self.inner.queue(Outgoing::new(msg, Some(permit)))
     }
 
     /// Queues a message without waiting, even beyond `max_pending_bytes` (its bytes are still
     /// counted, so later `send`s wait for them). For callers that must not wait, e.g. a reply
     /// sent from inside a dispatch callback.
-    pub fn queue(&self, msg: Message) -> Result<(), SendError> {
+    pub fn queue(&self, mut msg: Message) -> Result<(), SendError> {
         if self.inner.ended.load(Ordering::Acquire) {
             return Err(SendError::Closed);
         }
         let permit = self.inner.send_throttle.take(self.permit_size(&msg));
-        let msg = self.prepare(msg);
+        self.prepare(&mut msg);
         self.inner.queue(Outgoing::new(msg, Some(permit)))
     }
 
@@ -491,4 +495,41 @@ fn scopeguard<F: FnOnce()>(f: F) -> impl Drop {
         }
     }
     Guard(Some(f))
+}
+
+/// The future of [`Session::send`]: the result of a send queued when it was called (after one
+/// unit of the task's cooperative budget), or the wait for a permit and the queueing after it.
+#[must_use = "a send waiting for its permit queues nothing unless awaited"]
+pub struct SendFuture<'a>(SendState<'a>);
+
+enum SendState<'a> {
+    /// Queued (or refused) by the call; `None` once the result is taken.
+    Done(Option<Result<(), SendError>>),
+    /// Waiting in line for a permit.
+    Wait(crate::hook::BoxFuture<'a, Result<(), SendError>>),
+}
+
+impl SendFuture<'_> {
+    fn done(res: Result<(), SendError>) -> Self {
+        SendFuture(SendState::Done(Some(res)))
+    }
+}
+
+impl std::future::Future for SendFuture<'_> {
+    type Output = Result<(), SendError>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        match &mut self.0 {
+            SendState::Done(res) => {
+                let restore = std::task::ready!(tokio::task::coop::poll_proceed(cx));
+                restore.made_progress();
+                // Polled again after completion (a caller's bug): nothing more was sent.
+                std::task::Poll::Ready(res.take().unwrap_or(Ok(())))
+            }
+            SendState::Wait(fut) => fut.as_mut().poll(cx),
+        }
+    }
 }

@@ -43,6 +43,8 @@ mod reader;
 mod v2;
 mod writer;
 
+pub use handle::SendFuture;
+
 use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -123,11 +125,17 @@ struct SocketSlot {
 }
 
 impl SocketSlot {
-    /// A message was queued: the writer must send it.
-    fn message_queued(&mut self) {
+    /// A message was queued: the writer must send it. `first`: the out queues were empty
+    /// before it. Otherwise the writer was already woken (or owed, or its socket's first
+    /// drain is still to come) for the messages ahead of it, and takes this one with them:
+    /// it writes batches until the queues are empty before it waits again, and they cannot
+    /// empty while this session lock is held. A streaming sender then costs the writer's
+    /// `Notify` (an atomic read-modify-write on a cache line the writer's core polls) once
+    /// per batch, not once per message.
+    fn message_queued(&mut self, first: bool) {
         if self.delivering {
             self.owed = true;
-        } else {
+        } else if first {
             self.wake.notify_one();
         }
     }
@@ -553,10 +561,12 @@ impl Inner {
         }
     }
 
-    fn deliver(self: &Arc<Self>, incoming: Incoming) {
+    /// Hands `incoming` to the host (through the delay stage, if one is configured);
+    /// `session` is this session's handle.
+    fn deliver(&self, session: &Session, incoming: Incoming) {
         match &self.delay {
             Some(d) => d.push(incoming),
-            None => self.host.deliver(&self.session(), incoming),
+            None => self.host.deliver(session, incoming),
         }
     }
 
@@ -580,9 +590,10 @@ impl Inner {
         if sh.core.phase() == ConnState::Closed {
             return Err(SendError::Closed);
         }
+        let first = !sh.core.has_messages();
         sh.core.send(out);
         if let Some(s) = sh.link.socket.as_mut() {
-            s.message_queued();
+            s.message_queued(first);
         }
         if sh.core.phase() == ConnState::Standby && !self.policy.server {
             drop(sh);

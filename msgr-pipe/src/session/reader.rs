@@ -27,7 +27,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::writer::{self, Pen};
-use super::{bump, now, relock, Inner};
+use super::{bump, now, relock, Inner, Session};
 use crate::core::{Control, InSeq, Outgoing};
 use crate::error::PipeError;
 use crate::host::Incoming;
@@ -231,6 +231,9 @@ async fn read_loop(
     codec: InCodec,
 ) -> Result<(), PipeError> {
     let (epoch, cancel) = (socket.epoch, &socket.cancel);
+    // The handle every delivery names, made once per socket (not an `Arc` clone and drop,
+    // two atomic operations, per message).
+    let session = inner.session();
     let cfg = inner.config.clone();
     let dispatch = inner.host.dispatch_throttle();
     let (mut dec, mut buf) = match codec {
@@ -295,7 +298,7 @@ async fn read_loop(
                     } else {
                         0
                     };
-                    if handle_msg(inner, epoch, m, permits, ack_seq, &mut acked)? {
+                    if handle_msg(inner, &session, epoch, m, permits, ack_seq, &mut acked)? {
                         delivering = true;
                     }
                 }
@@ -435,6 +438,7 @@ enum Woke {
 /// carries (msgr2; 0: none new); true if it was delivered (not a duplicate).
 fn handle_msg(
     inner: &Arc<Inner>,
+    session: &Session,
     epoch: u64,
     m: Message,
     permits: Permits,
@@ -495,7 +499,7 @@ fn handle_msg(
     };
     // A panic in the host (a dispatcher's fast dispatch runs right here) would end this task
     // and leave the socket without a reader: it faults the socket instead.
-    let delivered = std::panic::catch_unwind(AssertUnwindSafe(|| inner.deliver(incoming)));
+    let delivered = std::panic::catch_unwind(AssertUnwindSafe(|| inner.deliver(session, incoming)));
     if delivered.is_err() {
         tracing::error!(seq, "delivery panicked; faulting the socket");
         return Err(PipeError::DeliveryPanicked { seq });
