@@ -397,12 +397,40 @@ async fn sender_backpressure_waits_or_fails() {
     }
     // `queue` never waits.
     conn.queue(Message::new(1, vec![0u8; 600])).expect("queued");
-    assert_eq!(conn.session().map(|s| s.pending_bytes()), Some(1200));
+    assert_eq!(
+        conn.session().map(|s| s.pending_bytes()),
+        Some(2 * (600 + msgr_pipe::MESSAGE_OVERHEAD))
+    );
     stop(&client).await;
     assert!(matches!(
         conn.try_send(Message::new(1, Bytes::new())),
         Err(crate::SendError::Closed)
     ));
+}
+
+/// `max_pending_bytes` bounds what tiny messages hold, not only their payload: each counts
+/// `MESSAGE_OVERHEAD` besides its bytes, so empty messages fill the budget too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tiny_messages_count_their_overhead_against_max_pending_bytes() {
+    let mut cfg = local();
+    cfg.pipe.max_pending_bytes = 10_000;
+    let (cp, _crx) = Probe::new(None, false);
+    let client = messenger_with(EntityName::client(-1), cfg, Policy::lossless_client(0), cp).await;
+    let gone = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = msgr_wire::EntityAddr::new(gone.local_addr().expect("addr"), 1);
+    drop(gone);
+    let conn = client.connect_lazy(addr, EntityType::OSD).expect("running");
+    let mut queued = 0u64;
+    while conn.try_send(Message::new(1, Bytes::new())).is_ok() {
+        queued += 1;
+        assert!(queued < 10_000, "empty messages never filled the budget");
+    }
+    assert_eq!(queued, 10_000 / msgr_pipe::MESSAGE_OVERHEAD);
+    assert_eq!(
+        conn.session().map(|s| s.pending_bytes()),
+        Some(queued * msgr_pipe::MESSAGE_OVERHEAD)
+    );
+    stop(&client).await;
 }
 
 /// A send whose permit is free is queued by the call itself (the message is not moved into
@@ -421,17 +449,18 @@ async fn send_with_a_free_permit_is_queued_before_it_is_polled() {
     let conn = client.connect_lazy(addr, EntityType::OSD).expect("running");
     let session = conn.session().expect("a remote session");
     let first = conn.send(Message::new(1, vec![0u8; 600]));
-    assert_eq!(session.pending_bytes(), 600, "queued before any poll");
+    let one = 600 + msgr_pipe::MESSAGE_OVERHEAD;
+    assert_eq!(session.pending_bytes(), one, "queued before any poll");
     assert_eq!(session.stats().queued, 1);
     first.await.expect("queued");
     let waits = conn.send(Message::new(1, vec![0u8; 600]));
     assert_eq!(
         session.pending_bytes(),
-        600,
+        one,
         "a send that waits queues nothing yet"
     );
     drop(waits);
-    assert_eq!(session.pending_bytes(), 600);
+    assert_eq!(session.pending_bytes(), one);
     assert_eq!(session.stats().queued, 1);
     stop(&client).await;
 }

@@ -142,9 +142,15 @@ impl ConModes {
     }
 }
 
-/// The default bound of a session's queued plus unacknowledged payload bytes
+/// The default bound of a session's queued plus unacknowledged message bytes
 /// ([`PipeConfig::max_pending_bytes`]): 64 MiB.
 pub const DEFAULT_MAX_PENDING_BYTES: u64 = 64 << 20;
+
+/// What each queued message counts against [`PipeConfig::max_pending_bytes`] besides its
+/// payload: the memory it holds until acknowledged beyond its segments (its queue entry with
+/// header, footer, buffer handles and permit, and its buffers' own allocation headers). With
+/// payload bytes alone, 64 MiB admitted a million 64-byte messages holding about 300 MB.
+pub const MESSAGE_OVERHEAD: u64 = std::mem::size_of::<crate::core::Outgoing>() as u64 + 64;
 
 /// Settings of the pipes of one messenger.
 ///
@@ -156,7 +162,7 @@ pub const DEFAULT_MAX_PENDING_BYTES: u64 = 64 << 20;
 /// | `max_backoff` | 15 s | `ms_max_backoff` (also the wait after WAIT) |
 /// | `limits` | 128 MiB per segment and message, 4 KiB authorizer | — |
 /// | `crc` | header and data CRCs on | `ms_crc_header`, `ms_crc_data` |
-/// | `max_pending_bytes` | 64 MiB ([`DEFAULT_MAX_PENDING_BYTES`]) | — (sender back-pressure: queued + unacked payload bytes; 0 = unlimited) |
+/// | `max_pending_bytes` | 64 MiB ([`DEFAULT_MAX_PENDING_BYTES`]) | — (sender back-pressure: queued + unacked bytes, payload plus `MESSAGE_OVERHEAD` each; 0 = unlimited) |
 /// | `ack_batch` | 64 | — (the reader asks for an ACK at least every N messages) |
 /// | `ack_bytes` | 16 MiB | — (… and at least every N payload bytes) |
 /// | `ack_delay` | 2 ms | — (… and once its socket has been quiet this long) |
@@ -189,7 +195,8 @@ pub struct PipeConfig {
     pub limits: Limits,
     /// CRCs computed and checked.
     pub crc: CrcFlags,
-    /// Per-session bound of queued + unacknowledged payload bytes; `send` waits beyond it,
+    /// Per-session bound of queued + unacknowledged message bytes (payload plus
+    /// [`MESSAGE_OVERHEAD`] per message); `send` waits beyond it,
     /// `try_send` fails. 0 = unlimited. While a `send` waits, the writer ends each batch with
     /// a KEEPALIVE2, whose answer brings the peer's ACK at once (peers delay their ACKs: see
     /// `ack_delay`).

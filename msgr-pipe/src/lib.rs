@@ -62,6 +62,7 @@ pub mod v2;
 pub use auth::ProviderAuthorizer;
 pub use config::{
     ConMode, ConModes, ConfigError, InjectConfig, PipeConfig, DEFAULT_MAX_PENDING_BYTES,
+    MESSAGE_OVERHEAD,
 };
 pub use core::ConnState;
 pub use error::{HandshakeFailure, PipeError, SendError};

@@ -180,9 +180,13 @@ impl Session {
         acceptor::accept(host, Box::new(stream), socket_peer, config, true).await
     }
 
+    /// What `msg` counts against `max_pending_bytes`: its payload and
+    /// [`MESSAGE_OVERHEAD`](crate::MESSAGE_OVERHEAD).
     fn permit_size(&self, msg: &Message) -> u64 {
         let size = msg.front.len() + msg.middle.len() + msg.data.len();
-        u64::try_from(size).unwrap_or(u64::MAX)
+        u64::try_from(size)
+            .unwrap_or(u64::MAX)
+            .saturating_add(crate::MESSAGE_OVERHEAD)
     }
 
     /// The session's default priority for a message that has none.
@@ -193,7 +197,8 @@ impl Session {
     }
 
     /// Queues a message, waiting while the session holds `max_pending_bytes` of queued and
-    /// unacknowledged payload. Fails only if the session has ended.
+    /// unacknowledged messages (payload plus [`MESSAGE_OVERHEAD`](crate::MESSAGE_OVERHEAD)
+    /// each). Fails only if the session has ended.
     ///
     /// When the permit is free now (and nobody waits for one, so FIFO holds), the message is
     /// queued by this call, before the future is polled: it is not moved into a future
