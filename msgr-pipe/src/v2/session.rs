@@ -30,17 +30,61 @@ const FOOTER_COMPLETE: u8 = 1;
 
 /// Appends `ceph_msg_header2` for `h`, sent with `seq`, acknowledging `ack_seq`.
 pub fn encode_header2(h: &MsgHeader, seq: u64, ack_seq: u64, out: &mut impl BufMut) {
-    out.put_u64_le(seq);
-    out.put_u64_le(h.tid);
-    out.put_u16_le(h.ty);
-    out.put_u16_le(h.priority);
-    out.put_u16_le(h.version);
-    out.put_u32_le(0); // data_pre_padding_len
-    out.put_u16_le(h.data_off);
-    out.put_u64_le(ack_seq);
-    out.put_u8(0); // flags
-    out.put_u16_le(h.compat_version);
-    out.put_u16_le(h.reserved);
+    out.put_slice(&header2_bytes(h, seq, ack_seq));
+}
+
+/// `ceph_msg_header2` for `h`, sent with `seq`, acknowledging `ack_seq`: each field stored at
+/// its fixed offset (one store each, no cursor to check and advance per field; it is built
+/// for every message sent).
+pub fn header2_bytes(h: &MsgHeader, seq: u64, ack_seq: u64) -> [u8; HEADER2_LEN] {
+    let mut b = [0u8; HEADER2_LEN];
+    b[0..8].copy_from_slice(&seq.to_le_bytes());
+    b[8..16].copy_from_slice(&h.tid.to_le_bytes());
+    b[16..18].copy_from_slice(&h.ty.to_le_bytes());
+    b[18..20].copy_from_slice(&h.priority.to_le_bytes());
+    b[20..22].copy_from_slice(&h.version.to_le_bytes());
+    // 22..26: data_pre_padding_len, 0.
+    b[26..28].copy_from_slice(&h.data_off.to_le_bytes());
+    b[28..36].copy_from_slice(&ack_seq.to_le_bytes());
+    // 36: flags, 0.
+    b[37..39].copy_from_slice(&h.compat_version.to_le_bytes());
+    b[39..41].copy_from_slice(&h.reserved.to_le_bytes());
+    b
+}
+
+/// The fields of a received `ceph_msg_header2`, read at their fixed offsets.
+struct Header2 {
+    seq: u64,
+    tid: u64,
+    ty: u16,
+    priority: u16,
+    version: u16,
+    data_off: u16,
+    ack_seq: u64,
+    compat_version: u16,
+    reserved: u16,
+}
+
+impl Header2 {
+    fn read(b: &[u8; HEADER2_LEN]) -> Header2 {
+        let u64_at = |i: usize| {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(&b[i..i + 8]);
+            u64::from_le_bytes(w)
+        };
+        let u16_at = |i: usize| u16::from_le_bytes([b[i], b[i + 1]]);
+        Header2 {
+            seq: u64_at(0),
+            tid: u64_at(8),
+            ty: u16_at(16),
+            priority: u16_at(18),
+            version: u16_at(20),
+            data_off: u16_at(26),
+            ack_seq: u64_at(28),
+            compat_version: u16_at(37),
+            reserved: u16_at(39),
+        }
+    }
 }
 
 /// The MESSAGE frame of `o` (its seq already set), acknowledging `ack_seq` in the header.
@@ -84,21 +128,24 @@ pub fn inbound(frame: impl Into<Parts>, peer: EntityName) -> Result<(Inbound, u6
     let c = |c| Ok((Inbound::Control(c), 0));
     match frame.tag() {
         Tag::Message => {
-            let mut p = frame.segment(0);
-            if p.len() < HEADER2_LEN {
+            let Some(head) = frame
+                .segment(0)
+                .get(..HEADER2_LEN)
+                .and_then(|h| <&[u8; HEADER2_LEN]>::try_from(h).ok())
+            else {
                 return Err(PipeError::MalformedFrame("ceph_msg_header2"));
-            }
-            let seq = p.get_u64_le();
-            let tid = p.get_u64_le();
-            let ty = p.get_u16_le();
-            let priority = p.get_u16_le();
-            let version = p.get_u16_le();
-            let _pre_padding = p.get_u32_le();
-            let data_off = p.get_u16_le();
-            let ack_seq = p.get_u64_le();
-            let _flags = p.get_u8();
-            let compat_version = p.get_u16_le();
-            let reserved = p.get_u16_le();
+            };
+            let Header2 {
+                seq,
+                tid,
+                ty,
+                priority,
+                version,
+                data_off,
+                ack_seq,
+                compat_version,
+                reserved,
+            } = Header2::read(head);
             let [front, middle, data] = frame.into_payload();
             let len = |b: &Bytes| u32::try_from(b.len()).unwrap_or(u32::MAX);
             let header = MsgHeader {
@@ -203,8 +250,7 @@ impl Sink<'_> {
     /// `o`'s MESSAGE frame, with its seq.
     pub fn encode_message(&mut self, o: &mut Outgoing) {
         o.msg.header.seq = o.seq;
-        let mut head = [0u8; HEADER2_LEN];
-        encode_header2(&o.msg.header, o.seq, self.in_seq, &mut &mut head[..]);
+        let head = header2_bytes(&o.msg.header, o.seq, self.in_seq);
         let known = if self.enc.is_secure() {
             [None; 3]
         } else {
@@ -304,6 +350,46 @@ mod tests {
                 0
             ))
         ));
+    }
+
+    /// Every field of `ceph_msg_header2` at its offset (distinct bytes in each), and read
+    /// back from there.
+    #[test]
+    fn header2_fields_sit_at_their_offsets() {
+        let h = MsgHeader {
+            tid: 0x1112_1314_1516_1718,
+            ty: 0x2122,
+            priority: 0x3132,
+            version: 0x4142,
+            data_off: 0x5152,
+            compat_version: 0x6162,
+            reserved: 0x7172,
+            ..MsgHeader::default()
+        };
+        let b = header2_bytes(&h, 0x0102_0304_0506_0708, 0x8182_8384_8586_8788);
+        let mut expect = Vec::new();
+        expect.extend_from_slice(&0x0102_0304_0506_0708u64.to_le_bytes());
+        expect.extend_from_slice(&h.tid.to_le_bytes());
+        expect.extend_from_slice(&[0x22, 0x21, 0x32, 0x31, 0x42, 0x41, 0, 0, 0, 0, 0x52, 0x51]);
+        expect.extend_from_slice(&0x8182_8384_8586_8788u64.to_le_bytes());
+        expect.extend_from_slice(&[0, 0x62, 0x61, 0x72, 0x71]);
+        assert_eq!(&b[..], &expect[..]);
+        let r = Header2::read(&b);
+        assert_eq!(
+            (r.seq, r.tid, r.ty, r.priority, r.version, r.data_off),
+            (
+                0x0102_0304_0506_0708,
+                h.tid,
+                h.ty,
+                h.priority,
+                h.version,
+                h.data_off
+            )
+        );
+        assert_eq!(
+            (r.ack_seq, r.compat_version, r.reserved),
+            (0x8182_8384_8586_8788, h.compat_version, h.reserved)
+        );
     }
 
     /// A large message's CRCs computed for v1 when it was queued (seed 0) are carried over to
