@@ -232,6 +232,25 @@ async fn run(
     }
 }
 
+/// A new session for an accepted connection no registered session matches (both dialects'
+/// Open): created, opened with `connect`, registered with its host and started. `None` if
+/// another session for the peer was registered meanwhile: the caller decides again.
+pub(super) fn open_registered(new: NewSession, connect: &Connect) -> Option<Attached> {
+    let host = new.host.clone();
+    let s = Session::create(new);
+    let att = s.inner.begin_open(connect, &s);
+    match host.register(&s) {
+        Ok(()) => {
+            s.start();
+            Some(att)
+        }
+        Err(_) => {
+            s.inner.discard_unregistered();
+            None
+        }
+    }
+}
+
 /// Evaluates the table against the registered session (retrying when the registry or the
 /// existing session changed under us) and performs Open / Replace / Wait.
 #[allow(clippy::too_many_arguments)]
@@ -289,7 +308,7 @@ pub(super) fn decide_and_attach(
                 return reply(Tag::Wait);
             }
             AcceptDecision::Open => {
-                let s = Session::create(NewSession {
+                let new = NewSession {
                     host: host.clone(),
                     config: config.clone(),
                     peer_addr: peer,
@@ -297,17 +316,9 @@ pub(super) fn decide_and_attach(
                     policy: policy.clone(),
                     phase: ConnState::Accepting,
                     id,
-                });
-                let att = s.inner.begin_open(connect, &s);
-                match host.register(&s) {
-                    Ok(()) => {
-                        s.start();
-                        return Outcome::Attach(att);
-                    }
-                    Err(_) => {
-                        s.inner.discard_unregistered();
-                        continue;
-                    }
+                };
+                if let Some(att) = open_registered(new, connect) {
+                    return Outcome::Attach(att);
                 }
             }
             AcceptDecision::Replace(kind) => {

@@ -613,7 +613,7 @@ fn attach(
                 return V2Outcome::Wait;
             }
             IdentDecision::Open => {
-                let s = Session::create(NewSession {
+                let new = NewSession {
                     host: host.clone(),
                     config: config.clone(),
                     peer_addr: peer,
@@ -621,17 +621,9 @@ fn attach(
                     policy: policy.clone(),
                     phase: ConnState::Accepting,
                     id,
-                });
-                let att = s.inner.begin_open(connect, &s);
-                match host.register(&s) {
-                    Ok(()) => {
-                        s.start();
-                        return V2Outcome::Attach(att);
-                    }
-                    Err(_) => {
-                        s.inner.discard_unregistered();
-                        continue;
-                    }
+                };
+                if let Some(att) = super::acceptor::open_registered(new, connect) {
+                    return V2Outcome::Attach(att);
                 }
             }
             IdentDecision::Replace(kind) => {
