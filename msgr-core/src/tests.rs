@@ -372,17 +372,22 @@ async fn policy_permits_live_as_long_as_the_message() {
     stop(&server).await;
 }
 
+/// A lazy connection to a peer that is not there (a port just bound and released): nothing
+/// sent on it is ever written or acknowledged, so its pending bytes only grow.
+fn to_nobody(client: &Messenger) -> Connection {
+    let gone = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = msgr_wire::EntityAddr::new(gone.local_addr().expect("addr"), 1);
+    drop(gone);
+    client.connect_lazy(addr, EntityType::OSD).expect("running")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sender_backpressure_waits_or_fails() {
     let mut cfg = local();
     cfg.pipe.max_pending_bytes = 1000;
     let (cp, _crx) = Probe::new(None, false);
     let client = messenger_with(EntityName::client(-1), cfg, Policy::lossless_client(0), cp).await;
-    // A peer that is not there: nothing is ever written or acknowledged.
-    let gone = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let addr = msgr_wire::EntityAddr::new(gone.local_addr().expect("addr"), 1);
-    drop(gone);
-    let conn = client.connect_lazy(addr, EntityType::OSD).expect("running");
+    let conn = to_nobody(&client);
     conn.try_send(Message::new(1, vec![0u8; 600]))
         .expect("fits");
     assert!(matches!(
@@ -416,10 +421,7 @@ async fn tiny_messages_count_their_overhead_against_max_pending_bytes() {
     cfg.pipe.max_pending_bytes = 10_000;
     let (cp, _crx) = Probe::new(None, false);
     let client = messenger_with(EntityName::client(-1), cfg, Policy::lossless_client(0), cp).await;
-    let gone = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let addr = msgr_wire::EntityAddr::new(gone.local_addr().expect("addr"), 1);
-    drop(gone);
-    let conn = client.connect_lazy(addr, EntityType::OSD).expect("running");
+    let conn = to_nobody(&client);
     let mut queued = 0u64;
     while conn.try_send(Message::new(1, Bytes::new())).is_ok() {
         queued += 1;
@@ -442,11 +444,7 @@ async fn send_with_a_free_permit_is_queued_before_it_is_polled() {
     cfg.pipe.max_pending_bytes = 1000;
     let (cp, _crx) = Probe::new(None, false);
     let client = messenger_with(EntityName::client(-1), cfg, Policy::lossless_client(0), cp).await;
-    // A peer that is not there: nothing is ever written or acknowledged.
-    let gone = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let addr = msgr_wire::EntityAddr::new(gone.local_addr().expect("addr"), 1);
-    drop(gone);
-    let conn = client.connect_lazy(addr, EntityType::OSD).expect("running");
+    let conn = to_nobody(&client);
     let session = conn.session().expect("a remote session");
     let first = conn.send(Message::new(1, vec![0u8; 600]));
     let one = 600 + msgr_pipe::MESSAGE_OVERHEAD;
@@ -472,10 +470,7 @@ async fn send_with_a_free_permit_is_queued_before_it_is_polled() {
 async fn a_send_loop_that_never_waits_yields_to_other_tasks() {
     let (cp, _crx) = Probe::new(None, false);
     let client = messenger(EntityName::client(-1), Policy::lossless_client(0), cp).await;
-    let gone = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let addr = msgr_wire::EntityAddr::new(gone.local_addr().expect("addr"), 1);
-    drop(gone);
-    let conn = client.connect_lazy(addr, EntityType::OSD).expect("running");
+    let conn = to_nobody(&client);
     let ran = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let flag = ran.clone();
     tokio::spawn(async move { flag.store(true, std::sync::atomic::Ordering::SeqCst) });
