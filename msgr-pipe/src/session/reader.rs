@@ -325,7 +325,13 @@ async fn read_loop(
                 buf.reserve(want.saturating_sub(buf.len()));
             }
         }
-        if buf.capacity() - buf.len() < 4096 {
+        // Room for the next read. A buffer already holding much of one frame (a v1 body
+        // reserved whole just above, a msgr2 frame its decoder reserved whole) is read into
+        // while it has any room left: growing it would copy every byte read so far. A large
+        // message's last bytes (its footer, or epilogue) often come in a read of their own, and
+        // growing there cost a 4 MiB copy per 4 MiB message (8 % of the stream's CPU in perf).
+        let room = buf.capacity() - buf.len();
+        if room == 0 || (room < 4096 && buf.len() < READ_CHUNK) {
             buf.reserve(READ_CHUNK);
         }
         let mut capped = bytes::BufMut::limit(&mut buf, MAX_READ);
