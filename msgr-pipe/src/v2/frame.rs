@@ -867,22 +867,6 @@ impl CrcRx {
     }
 }
 
-/// Segment 0 of a crc-mode frame as [`Decoder::take_crc_with`] took it: copied out when
-/// short (a message's header), else shared.
-enum Seg0 {
-    Inline([u8; INLINE_HEAD], usize),
-    Shared(Bytes),
-}
-
-impl Seg0 {
-    fn as_slice(&self) -> &[u8] {
-        match self {
-            Seg0::Inline(head, len) => head.get(..*len).unwrap_or_default(),
-            Seg0::Shared(b) => b,
-        }
-    }
-}
-
 /// The next `len` bytes of `buf`; an empty segment shares nothing.
 #[inline]
 fn take_segment(buf: &mut BytesMut, len: usize) -> Bytes {
@@ -962,13 +946,9 @@ impl Decoder {
                 return Ok(None);
             };
             let pre = self.preamble(raw)?;
-            if buf.len() >= PREAMBLE_LEN + pre.crc_rest() {
+            if pre.len(0) <= INLINE_HEAD && buf.len() >= PREAMBLE_LEN + pre.crc_rest() {
                 self.damage = None;
-                return self
-                    .take_crc_with(buf, CrcRx::new(pre), |tag, s0, rest| {
-                        f(tag, s0.as_slice(), rest)
-                    })
-                    .map(Some);
+                return self.take_small(buf, pre, f).map(Some);
             }
         }
         Ok(self.decode_parts(buf)?.map(|p| p.with(f)))
@@ -1015,39 +995,16 @@ impl Decoder {
     /// Takes the whole crc-mode frame of `rx` (at the front of `buf`) and checks its CRCs,
     /// hashing what `rx` has not hashed yet.
     fn take_crc(&mut self, buf: &mut BytesMut, rx: CrcRx) -> Result<Parts, FrameError> {
-        let count = usize::from(rx.pre.num_segments);
-        self.take_crc_with(buf, rx, |tag, s0, [front, middle, data]| {
-            let (inline, s0) = match s0 {
-                Seg0::Inline(head, len) => (Some((head, len)), Bytes::new()),
-                Seg0::Shared(b) => (None, b),
-            };
-            Parts {
-                tag,
-                count,
-                inline,
-                segments: [s0, front, middle, data],
-            }
-        })
-    }
-
-    /// [`Decoder::take_crc`] handing the frame to `f` (its tag, segment 0, segments 1 to
-    /// 3) instead of building [`Parts`]. `buf` holds the whole frame.
-    #[inline(always)]
-    fn take_crc_with<T>(
-        &mut self,
-        buf: &mut BytesMut,
-        rx: CrcRx,
-        f: impl FnOnce(Tag, Seg0, [Bytes; MAX_SEGMENTS - 1]) -> T,
-    ) -> Result<T, FrameError> {
         let pre = rx.pre;
         // Checked by Preamble::decode already.
         let tag = Tag::from_byte(pre.tag).ok_or(FrameError::UnknownTag(pre.tag))?;
-        let used = usize::from(pre.num_segments);
         let len0 = pre.len(0);
         // The whole frame is taken before any CRC is judged: an error leaves the stream at
         // the next frame.
         buf.advance(PREAMBLE_LEN);
-        let (s0, crc0) = if len0 <= INLINE_HEAD {
+        let mut s0 = Bytes::new();
+        let mut inline = None;
+        let crc0 = if len0 <= INLINE_HEAD {
             let mut head = [0u8; INLINE_HEAD];
             let from = buf.get(..len0).unwrap_or_default();
             if let Some(to) = head.get_mut(..from.len()) {
@@ -1055,13 +1012,68 @@ impl Decoder {
             }
             let crc = rx.crc_of(0, from);
             buf.advance(len0);
-            (Seg0::Inline(head, len0), crc)
+            inline = Some((head, len0));
+            crc
         } else {
-            let s = take_segment(buf, len0);
-            let crc = rx.crc_of(0, &s);
-            (Seg0::Shared(s), crc)
+            s0 = take_segment(buf, len0);
+            rx.crc_of(0, &s0)
         };
-        let mut bad = (buf.get_u32_le() != crc0).then_some(0);
+        let bad0 = buf.get_u32_le() != crc0;
+        let [front, middle, data] = self.take_rest(buf, &pre, Some(&rx), bad0)?;
+        Ok(Parts {
+            tag,
+            count: usize::from(pre.num_segments),
+            inline,
+            segments: [s0, front, middle, data],
+        })
+    }
+
+    /// The session phase's common case: a crc-mode frame whose bytes are all in `buf`, with
+    /// a short segment 0 (a message's header), none of it hashed yet. Segment 0 and its CRC
+    /// are read at their fixed offsets, checked, and handed to `f` with segments 1 to 3.
+    #[inline(always)]
+    fn take_small<T>(
+        &mut self,
+        buf: &mut BytesMut,
+        pre: Preamble,
+        f: impl FnOnce(Tag, &[u8], [Bytes; MAX_SEGMENTS - 1]) -> T,
+    ) -> Result<T, FrameError> {
+        // Checked by Preamble::decode already.
+        let tag = Tag::from_byte(pre.tag).ok_or(FrameError::UnknownTag(pre.tag))?;
+        let len0 = pre.len(0).min(INLINE_HEAD);
+        let end0 = PREAMBLE_LEN + len0;
+        let mut head = [0u8; INLINE_HEAD];
+        let mut sent0 = [0u8; 4];
+        if let (Some(to), Some(from), Some(crc)) = (
+            head.get_mut(..len0),
+            buf.get(PREAMBLE_LEN..end0),
+            buf.get(end0..end0 + 4),
+        ) {
+            to.copy_from_slice(from);
+            sent0.copy_from_slice(crc);
+        }
+        let head = head.get(..len0).unwrap_or_default();
+        let bad0 = u32::from_le_bytes(sent0) != segment_crc(u32::MAX, head);
+        // The whole frame is taken before any CRC is judged (see take_rest).
+        buf.advance(end0 + 4);
+        let rest = self.take_rest(buf, &pre, None, bad0)?;
+        Ok(f(tag, head, rest))
+    }
+
+    /// Takes segments 1 to 3 and the epilogue of a crc-mode frame (`buf` stands after segment
+    /// 0's CRC) and judges every CRC: `bad0` for segment 0's, the others hashed here but for
+    /// what `rx` already hashed. The whole frame is taken first, so after an error the stream
+    /// stands at the next frame.
+    #[inline(always)]
+    fn take_rest(
+        &mut self,
+        buf: &mut BytesMut,
+        pre: &Preamble,
+        rx: Option<&CrcRx>,
+        bad0: bool,
+    ) -> Result<[Bytes; MAX_SEGMENTS - 1], FrameError> {
+        let used = usize::from(pre.num_segments);
+        let mut bad = bad0.then_some(0);
         let mut rest: [Bytes; MAX_SEGMENTS - 1] = Default::default();
         if used > 1 {
             for (i, s) in rest.iter_mut().enumerate() {
@@ -1083,7 +1095,11 @@ impl Decoder {
                     epilogue[at + 2],
                     epilogue[at + 3],
                 ]);
-                if sent != rx.crc_of(i + 1, s) {
+                let crc = match rx {
+                    Some(rx) => rx.crc_of(i + 1, s),
+                    None => segment_crc(u32::MAX, s),
+                };
+                if sent != crc {
                     bad = bad.or(Some(i + 1));
                 }
             }
@@ -1094,7 +1110,7 @@ impl Decoder {
             }
             self.damage = Some(FrameError::SegmentCrc(i));
         }
-        Ok(f(tag, s0, rest))
+        Ok(rest)
     }
 
     fn decode_secure(&mut self, buf: &mut BytesMut) -> Result<Option<Parts>, FrameError> {
@@ -1414,6 +1430,112 @@ mod tests {
         }
         let mut b = wire(&mut enc, &msg(64, 8));
         assert_eq!(dec.decode(&mut b), Ok(Some(msg(64, 8))));
+    }
+
+    /// `decode_with` (the session phase's path: a small frame already whole goes straight to
+    /// the closure) gives what `decode_parts` gives, frame for frame and error for error, in
+    /// both modes: whole streams, byte by byte, and with a bit flipped in each place of a
+    /// message frame (preamble, header, header CRC, front, epilogue).
+    #[test]
+    fn decode_with_agrees_with_decode_parts() {
+        type Got = Result<Option<(Tag, Vec<u8>, Vec<Vec<u8>>)>, FrameError>;
+        let with = |dec: &mut Decoder, buf: &mut BytesMut| -> Got {
+            dec.decode_with(buf, |tag, s0, rest| {
+                (tag, s0.to_vec(), rest.iter().map(|b| b.to_vec()).collect())
+            })
+        };
+        let parts = |dec: &mut Decoder, buf: &mut BytesMut| -> Got {
+            dec.decode_parts(buf).map(|p| {
+                p.map(|p| {
+                    p.with(|tag, s0, rest| {
+                        (tag, s0.to_vec(), rest.iter().map(|b| b.to_vec()).collect())
+                    })
+                })
+            })
+        };
+        let mut frames = frames();
+        frames.push(Frame {
+            tag: Tag::Message,
+            segments: vec![Bytes::from(vec![1u8; 41]), Bytes::from(vec![9u8; 64])],
+        });
+        for secure in [false, true] {
+            let mut wire = BytesMut::new();
+            let mut enc = Encoder::default();
+            if secure {
+                enc.secure(Gcm::new(&[5; 16], &[1; 12]));
+            }
+            for f in &frames {
+                enc.encode(f, &mut wire);
+            }
+            // The last frame: preamble 32, header 41 and its CRC 4, front 64, epilogue 13 (late
+            // status at 141, the front's CRC at 142..146; the unused segments' are not judged).
+            let last = frames.last().map(|f| {
+                let mut b = BytesMut::new();
+                Encoder::default().encode(f, &mut b);
+                b.len()
+            });
+            for step in [wire.len(), 1, 7] {
+                // None: the stream as sent; Some(at): byte `at` of the last frame flipped.
+                let flips: Vec<Option<usize>> = match (secure, last) {
+                    (false, Some(_)) => std::iter::once(None)
+                        .chain([0, 31, 32, 72, 73, 76, 77, 140, 142, 144].map(Some))
+                        .collect(),
+                    _ => vec![None],
+                };
+                for flip in flips {
+                    let mut bytes = wire.clone();
+                    if let (Some(at), Some(n)) = (flip, last) {
+                        let i = bytes.len() - n + at;
+                        bytes[i] ^= 0x20;
+                    }
+                    let mk = || {
+                        let mut d = Decoder::new(FrameLimits::default());
+                        if secure {
+                            d.secure(Gcm::new(&[5; 16], &[1; 12]));
+                        }
+                        d
+                    };
+                    let (mut a, mut b) = (mk(), mk());
+                    let (mut buf_a, mut buf_b) = (BytesMut::new(), BytesMut::new());
+                    let (mut got_a, mut got_b) = (Vec::new(), Vec::new());
+                    for piece in bytes.chunks(step) {
+                        buf_a.extend_from_slice(piece);
+                        buf_b.extend_from_slice(piece);
+                        loop {
+                            let r = with(&mut a, &mut buf_a);
+                            let stop = !matches!(r, Ok(Some(_)));
+                            got_a.push(r);
+                            if stop {
+                                break;
+                            }
+                        }
+                        loop {
+                            let r = parts(&mut b, &mut buf_b);
+                            let stop = !matches!(r, Ok(Some(_)));
+                            got_b.push(r);
+                            if stop {
+                                break;
+                            }
+                        }
+                    }
+                    assert_eq!(got_a, got_b, "secure {secure} step {step} flip {flip:?}");
+                    let whole = got_a.iter().filter(|r| matches!(r, Ok(Some(_)))).count();
+                    let want = if flip.is_some() {
+                        frames.len() - 1
+                    } else {
+                        frames.len()
+                    };
+                    assert_eq!(whole, want, "secure {secure} step {step} flip {flip:?}");
+                    // A bad preamble stops the stream (its lengths cannot be trusted): every later
+                    // call says so again.
+                    assert_eq!(
+                        got_a.iter().any(|r| r.is_err()),
+                        flip.is_some(),
+                        "secure {secure} step {step} flip {flip:?}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]
