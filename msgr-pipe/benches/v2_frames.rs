@@ -3,8 +3,10 @@
 //! secure mode's cipher costs beside crc mode's CRC-32C on the same bytes.
 //!
 //! Encoding is the writer's path (`Encoder::encode_message`, large segments chained uncopied
-//! in crc mode, sealed into the staging buffer in secure mode); decoding is the reader's
-//! (`Decoder::decode_parts` on one whole frame). Not here: sockets, the session core.
+//! in crc mode, sealed into the staging buffer in secure mode); decoding is one whole frame
+//! through `Decoder::decode_parts` with a fresh decoder, and, for a crc-mode stream of like 64 B
+//! messages, the reader's path (`Decoder::decode_with`, each repeated preamble checked once)
+//! beside `decode_parts` on the same stream. Not here: sockets, the session core.
 #![allow(missing_docs, clippy::unwrap_used)]
 
 use std::collections::VecDeque;
@@ -110,5 +112,53 @@ fn decode(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, encode, decode);
+/// A crc-mode stream of `STREAM` like 64 B messages in one buffer, decoded frame by frame as
+/// the reader does (`decode_with`, straight into the caller's closure) and through `Parts`
+/// (`decode_parts`); the throughput is in messages.
+fn decode_stream(c: &mut Criterion) {
+    const STREAM: usize = 1000;
+    let segs = segments(64);
+    let (mut enc, mut stage, mut chain) = (encoder(false), BytesMut::new(), VecDeque::new());
+    for _ in 0..STREAM {
+        let [a, b, c] = &segs;
+        enc.encode_message(&HEAD, [a, b, c], [None; 3], &mut stage, &mut chain, 8192);
+    }
+    assert!(chain.is_empty(), "64 B segments are staged");
+    let stream = stage.freeze();
+    let want = STREAM * (HEAD.len() + 64);
+    let mut group = c.benchmark_group("msgr2 decode stream 64B");
+    group.throughput(Throughput::Elements(STREAM as u64));
+    group.bench_function("crc decode_with", |b| {
+        b.iter_batched(
+            || (decoder(false), BytesMut::from(&stream[..])),
+            |(mut dec, mut buf)| {
+                let mut got = 0;
+                while let Some(n) = dec
+                    .decode_with(&mut buf, |_, head, [front, _, _]| head.len() + front.len())
+                    .unwrap()
+                {
+                    got += n;
+                }
+                assert_eq!(got, want);
+            },
+            criterion::BatchSize::LargeInput,
+        )
+    });
+    group.bench_function("crc decode_parts", |b| {
+        b.iter_batched(
+            || (decoder(false), BytesMut::from(&stream[..])),
+            |(mut dec, mut buf)| {
+                let mut got = 0;
+                while let Some(p) = dec.decode_parts(&mut buf).unwrap() {
+                    got += p.segment(0).len() + p.segment(1).len();
+                }
+                assert_eq!(got, want);
+            },
+            criterion::BatchSize::LargeInput,
+        )
+    });
+    group.finish();
+}
+
+criterion_group!(benches, encode, decode, decode_stream);
 criterion_main!(benches);

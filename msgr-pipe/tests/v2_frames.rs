@@ -297,6 +297,86 @@ fn our_connector_sends_what_the_real_client_sends_up_to_auth() {
     );
 }
 
+/// A client without a listener announces in CLIENT_IDENT what Ceph's own client does
+/// (`AsyncMessenger::learned_addr` on a messenger that never bound): type ANY, the IP the
+/// mon's HELLO saw, port 0, our nonce; never the socket's port the HELLO carried (43630
+/// here). Our connector, run on the real mon's stream with the real client's nonce, sends
+/// an address vector byte for byte equal to the real client's.
+#[test]
+fn a_client_without_listener_announces_any_ip_port_0_as_the_real_client() {
+    use msgr_ceph::{EntityAddrVec, ADDR_TYPE_ANY};
+    use msgr_pipe::v2::connect::{Connector, ConnectorConfig, CON_MODE_CRC};
+    let server = data("v2-crc-authnone-status.conn0.server");
+    let real = crc_frames("v2-crc-authnone-status.conn0.client");
+    let real_ident = real
+        .iter()
+        .find(|f| f.tag == Tag::ClientIdent)
+        .expect("the real client's CLIENT_IDENT");
+    let mut p = real_ident.segment(0);
+    let real_addrs = EntityAddrVec::decode(&mut p).unwrap();
+    let real_addrs_len = real_ident.segment(0).len() - p.len();
+    assert_eq!(real_addrs.0.len(), 1);
+    assert_eq!(real_addrs.0[0].ty, ADDR_TYPE_ANY);
+    assert_eq!(
+        real_addrs.0[0].addr,
+        Some("127.0.0.1:0".parse().unwrap()),
+        "the capture itself"
+    );
+    let cfg = ConnectorConfig {
+        entity_type: msgr_wire::EntityType::CLIENT,
+        peer: "127.0.0.1:33319".parse().unwrap(),
+        peer_nonce: 0,
+        nonce: real_addrs.0[0].nonce,
+        features_supported: msgr_wire::features::ALL_PACIFIC,
+        features_required: 0,
+        modes: vec![CON_MODE_CRC],
+        global_seq: 1,
+        client_cookie: 7,
+        limits: FrameLimits::default(),
+        lossy: false,
+        my_addr: None,
+        resume: None,
+    };
+    let mut c = Connector::new(
+        cfg,
+        Box::new(msgr_auth::provider::NoneClient::new(EntityName::client(
+            "admin",
+        ))),
+    );
+    let mut sent = BytesMut::new();
+    // The mon's stream up to (not including) SERVER_IDENT: banner, HELLO, AUTH_DONE,
+    // AUTH_SIGNATURE.
+    let mon = crc_frames_at("v2-crc-authnone-status.conn0.server");
+    let ident_at = mon
+        .iter()
+        .position(|(f, _)| f.tag == Tag::ServerIdent)
+        .expect("SERVER_IDENT");
+    let before_ident = mon[ident_at - 1].1;
+    c.handle_input(UTime::now(), &server[..before_ident])
+        .unwrap();
+    while let Some(b) = c.poll_transmit() {
+        sent.extend_from_slice(&b);
+    }
+    Banner::decode(&mut sent).unwrap().expect("our banner");
+    let mut dec = Decoder::new(FrameLimits::default());
+    let mut ours = Vec::new();
+    while let Some(f) = dec.decode(&mut sent).unwrap() {
+        ours.push(f);
+    }
+    let ident = ours
+        .iter()
+        .find(|f| f.tag == Tag::ClientIdent)
+        .expect("our CLIENT_IDENT");
+    let mut q = ident.segment(0);
+    let addrs = EntityAddrVec::decode(&mut q).unwrap();
+    assert_eq!(addrs, real_addrs);
+    assert_eq!(
+        hex(&ident.segment(0)[..real_addrs_len]),
+        hex(&real_ident.segment(0)[..real_addrs_len]),
+        "CLIENT_IDENT's addrs, byte for byte"
+    );
+}
+
 fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }

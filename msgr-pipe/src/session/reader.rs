@@ -99,10 +99,7 @@ impl Dec {
                 }
                 Ok(Some((inb, 0)))
             }
-            Dec::V2(dec, peer) => match dec.decode_parts(buf)? {
-                Some(frame) => crate::v2::session::inbound(frame, *peer).map(Some),
-                None => Ok(None),
-            },
+            Dec::V2(dec, peer) => crate::v2::session::next_inbound(dec, buf, *peer),
         }
     }
 

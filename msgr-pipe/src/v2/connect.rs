@@ -15,7 +15,7 @@ use msgr_auth::connection_secret::split_connection_secret;
 use msgr_auth::provider::{AuthClient, ClientAuthorizer, ClientProgress};
 use msgr_auth::signature::{auth_signature, auth_signature_matches};
 use msgr_auth::{AuthError, CryptoKey, Encode, Secret, UTime};
-use msgr_ceph::{EntityAddr as Addr2, EntityAddrVec};
+use msgr_ceph::{EntityAddr as Addr2, EntityAddrVec, ADDR_TYPE_ANY};
 use msgr_wire::EntityType;
 
 use super::frame::{Banner, Decoder, Encoder, Frame, FrameError, FrameLimits, Gcm, Tag};
@@ -157,7 +157,7 @@ pub struct ConnectorConfig {
     /// We ask for a lossy session (the ident's flags).
     pub lossy: bool,
     /// Our own v2 listening address, announced in CLIENT_IDENT (a client without a listener
-    /// announces the address the peer saw, with our nonce).
+    /// announces `any:<the IP the peer saw>:0/<nonce>`, as Ceph's client does).
     pub my_addr: Option<std::net::SocketAddr>,
     /// Resume this lossless session instead of starting one.
     pub resume: Option<Resume>,
@@ -633,18 +633,19 @@ impl Connector {
         Frame::control(Tag::ClientIdent, b.freeze())
     }
 
-    /// The address we announce: our listener's, else the one the peer saw, with our nonce.
+    /// The address we announce: our listener's; without one, as Ceph's client does
+    /// (`AsyncMessenger::learned_addr` for a messenger that never bound): type ANY, the IP
+    /// the peer saw in its HELLO, port 0 (our socket's port is no address anyone can
+    /// reach), our nonce. The real `ceph` client's CLIENT_IDENT says
+    /// `any:127.0.0.1:0/<nonce>` (`tests/data/v2/v2-crc-authnone-status.conn0.client`).
     fn my_addr(&self) -> Addr2 {
-        match (self.cfg.my_addr, self.learned) {
-            (Some(a), _) => Addr2::v2(a, self.cfg.nonce),
-            (None, Some(a)) => Addr2 {
+        let ip_seen = self.learned.and_then(|a| a.addr);
+        match self.cfg.my_addr {
+            Some(a) => Addr2::v2(a, self.cfg.nonce),
+            None => Addr2 {
+                ty: ADDR_TYPE_ANY,
                 nonce: self.cfg.nonce,
-                ..a
-            },
-            (None, None) => Addr2 {
-                ty: 3,
-                nonce: self.cfg.nonce,
-                addr: None,
+                addr: ip_seen.map(|s| std::net::SocketAddr::new(s.ip(), 0)),
             },
         }
     }

@@ -220,6 +220,21 @@ impl Parts {
         }
     }
 
+    /// Hands the frame to `f`: its tag, segment 0, and segments 1 to 3 moved out.
+    pub fn with<T>(self, f: impl FnOnce(Tag, &[u8], [Bytes; MAX_SEGMENTS - 1]) -> T) -> T {
+        let Parts {
+            tag,
+            inline,
+            segments: [s0, front, middle, data],
+            ..
+        } = self;
+        let head = match &inline {
+            Some((bytes, len)) => bytes.get(..*len).unwrap_or_default(),
+            None => &s0[..],
+        };
+        f(tag, head, [front, middle, data])
+    }
+
     /// Segments 1 to 3 (a message's front, middle and data), moved out.
     pub fn into_payload(self) -> [Bytes; MAX_SEGMENTS - 1] {
         let [_, front, middle, data] = self.segments;
@@ -369,10 +384,7 @@ impl Preamble {
         b
     }
 
-    fn decode(b: &[u8], limits: &FrameLimits) -> Result<Preamble, FrameError> {
-        let raw: &[u8; PREAMBLE_LEN] = b
-            .first_chunk::<PREAMBLE_LEN>()
-            .ok_or(FrameError::PreambleCrc)?;
+    fn decode(raw: &[u8; PREAMBLE_LEN], limits: &FrameLimits) -> Result<Preamble, FrameError> {
         let crc = u32::from_le_bytes([raw[28], raw[29], raw[30], raw[31]]);
         if crc32c(0, &raw[..28]) != crc {
             return Err(FrameError::PreambleCrc);
@@ -535,9 +547,41 @@ impl Gcm {
 #[derive(Debug, Default)]
 pub struct Encoder {
     gcm: Option<Gcm>,
+    /// The last preamble encoded: like messages (same tag, same segment lengths) have the
+    /// same 32 bytes, CRC included, so a stream of them encodes and hashes it once.
+    last_pre: Option<LastPreamble>,
+}
+
+/// A preamble's inputs and its encoding (see [`Encoder`]'s `last_pre`).
+#[derive(Clone, Copy, Debug)]
+struct LastPreamble {
+    tag: Tag,
+    lens: [usize; MAX_SEGMENTS],
+    bytes: [u8; PREAMBLE_LEN],
+    used: usize,
 }
 
 impl Encoder {
+    /// The encoded preamble of a `tag` frame with segments of `lens` bytes, and how many
+    /// segments it declares; the last one's bytes again when tag and lengths repeat.
+    #[inline]
+    fn preamble(&mut self, tag: Tag, lens: [usize; MAX_SEGMENTS]) -> ([u8; PREAMBLE_LEN], usize) {
+        if let Some(last) = &self.last_pre {
+            if last.tag == tag && last.lens == lens {
+                return (last.bytes, last.used);
+            }
+        }
+        let pre = Preamble::from_lens(tag, lens);
+        let last = LastPreamble {
+            tag,
+            lens,
+            bytes: pre.encode(),
+            used: usize::from(pre.num_segments),
+        };
+        self.last_pre = Some(last);
+        (last.bytes, last.used)
+    }
+
     /// From now on, frames are sealed with `gcm`.
     pub fn secure(&mut self, gcm: Gcm) {
         self.gcm = Some(gcm);
@@ -622,40 +666,47 @@ impl Encoder {
         copy_threshold: usize,
     ) {
         let lens = [head.len(), segs[0].len(), segs[1].len(), segs[2].len()];
-        let pre = Preamble::from_lens(Tag::Message, lens);
-        let used = usize::from(pre.num_segments);
+        let (pre, used) = self.preamble(Tag::Message, lens);
         match &mut self.gcm {
             None => {
-                stage.put_slice(&pre.encode());
+                let staged = if segs.iter().any(|s| s.len() >= copy_threshold) {
+                    0
+                } else {
+                    lens[1] + lens[2] + lens[3] + CRC_EPILOGUE_LEN
+                };
+                // One reservation for what is staged; the puts below then only copy.
+                stage.reserve(PREAMBLE_LEN + head.len() + 4 + staged);
+                stage.put_slice(&pre);
                 stage.put_slice(head);
                 stage.put_u32_le(crc32c(u32::MAX, head));
                 if used == 1 {
                     return;
                 }
-                let mut crcs = [0u32; 3];
-                for (i, ((crc, seg), known)) in crcs.iter_mut().zip(segs).zip(known).enumerate() {
+                // Late status, then the CRC of each used segment (0xffffffff when empty);
+                // those of unused segments are 0.
+                let mut epilogue = [0u8; CRC_EPILOGUE_LEN];
+                epilogue[0] = LATE_STATUS_COMPLETE;
+                for (i, (seg, known)) in segs.into_iter().zip(known).enumerate() {
                     if seg.len() >= copy_threshold {
                         if !stage.is_empty() {
                             chain.push_back(stage.split().freeze());
                         }
                         chain.push_back(seg.clone());
-                    } else {
+                    } else if !seg.is_empty() {
                         stage.put_slice(seg);
                     }
-                    *crc = if i + 1 < used {
-                        known.unwrap_or_else(|| segment_crc(u32::MAX, seg))
-                    } else {
-                        0
-                    };
+                    if i + 1 < used {
+                        let crc = known.unwrap_or_else(|| segment_crc(u32::MAX, seg));
+                        if let Some(at) = epilogue.get_mut(1 + 4 * i..5 + 4 * i) {
+                            at.copy_from_slice(&crc.to_le_bytes());
+                        }
+                    }
                 }
-                stage.put_u8(LATE_STATUS_COMPLETE);
-                for c in crcs {
-                    stage.put_u32_le(c);
-                }
+                stage.put_slice(&epilogue);
             }
             Some(gcm) => {
                 let start = stage.len();
-                stage.put_slice(&pre.encode());
+                stage.put_slice(&pre);
                 let inline = head.len().min(SECURE_INLINE);
                 stage.put_slice(&head[..inline]);
                 stage.put_bytes(0, SECURE_INLINE - inline);
@@ -749,6 +800,11 @@ pub struct Decoder {
     keep_damaged: bool,
     /// The segment CRC failure of the frame just returned (with `keep_damaged`).
     damage: Option<FrameError>,
+    /// The last preamble that passed its checks, its 32 bytes and what they say. A stream of
+    /// like messages repeats the same preamble (same tag, same segment lengths): bytes
+    /// equal to these are known good without hashing and bounding them again.
+    /// Two: MESSAGE frames and the others (ACKs between messages) each keep theirs.
+    last_pre: [Option<([u8; PREAMBLE_LEN], Preamble)>; 2],
 }
 
 /// A crc-mode frame being received: its preamble and the CRCs of the segment bytes that
@@ -812,6 +868,7 @@ impl CrcRx {
 }
 
 /// The next `len` bytes of `buf`; an empty segment shares nothing.
+#[inline]
 fn take_segment(buf: &mut BytesMut, len: usize) -> Bytes {
     if len == 0 {
         Bytes::new()
@@ -830,7 +887,25 @@ impl Decoder {
             rx: None,
             keep_damaged: false,
             damage: None,
+            last_pre: [None, None],
         }
+    }
+
+    /// The preamble `raw`, checked (CRC, segment count, bounds) unless it repeats the last
+    /// one that passed.
+    #[inline]
+    fn preamble(&mut self, raw: &[u8; PREAMBLE_LEN]) -> Result<Preamble, FrameError> {
+        let slot = usize::from(raw[0] == Tag::Message as u8);
+        if let Some(Some((last, pre))) = self.last_pre.get(slot) {
+            if last == raw {
+                return Ok(*pre);
+            }
+        }
+        let pre = Preamble::decode(raw, &self.limits)?;
+        if let Some(memo) = self.last_pre.get_mut(slot) {
+            *memo = Some((*raw, pre));
+        }
+        Ok(pre)
     }
 
     /// From now on, a crc-mode frame whose segment CRCs fail is returned like a good one;
@@ -856,6 +931,29 @@ impl Decoder {
         Ok(self.decode_parts(buf)?.map(Parts::into_frame))
     }
 
+    /// [`Decoder::decode_parts`] handing the frame to `f` as its tag, segment 0 and segments
+    /// 1 to 3 (moved out): the session phase's path. A crc-mode frame already whole in `buf`
+    /// goes straight to `f`, with no [`Parts`] built and moved (its short segment 0 read
+    /// where it was copied to).
+    #[inline]
+    pub fn decode_with<T>(
+        &mut self,
+        buf: &mut BytesMut,
+        f: impl FnOnce(Tag, &[u8], [Bytes; MAX_SEGMENTS - 1]) -> T,
+    ) -> Result<Option<T>, FrameError> {
+        if self.gcm.is_none() && self.rx.is_none() {
+            let Some(raw) = buf.first_chunk::<PREAMBLE_LEN>() else {
+                return Ok(None);
+            };
+            let pre = self.preamble(raw)?;
+            if pre.len(0) <= INLINE_HEAD && buf.len() >= PREAMBLE_LEN + pre.crc_rest() {
+                self.damage = None;
+                return self.take_small(buf, pre, f).map(Some);
+            }
+        }
+        Ok(self.decode_parts(buf)?.map(|p| p.with(f)))
+    }
+
     /// [`Decoder::decode`] without building a [`Frame`]: the segments in an array, no
     /// allocation per frame.
     pub fn decode_parts(&mut self, buf: &mut BytesMut) -> Result<Option<Parts>, FrameError> {
@@ -870,10 +968,14 @@ impl Decoder {
         let rx = match &mut self.rx {
             Some(rx) => rx,
             None => {
-                if buf.len() < PREAMBLE_LEN {
+                let Some(raw) = buf.first_chunk::<PREAMBLE_LEN>() else {
                     return Ok(None);
+                };
+                let pre = self.preamble(raw)?;
+                if buf.len() >= PREAMBLE_LEN + pre.crc_rest() {
+                    // Already whole (small frames, most of a batch): hashed in one go.
+                    return self.take_crc(buf, CrcRx::new(pre)).map(Some);
                 }
-                let pre = Preamble::decode(&buf[..PREAMBLE_LEN], &self.limits)?;
                 self.rx.insert(CrcRx::new(pre))
             }
         };
@@ -887,14 +989,20 @@ impl Decoder {
         let Some(rx) = self.rx.take() else {
             return Ok(None);
         };
+        self.take_crc(buf, rx).map(Some)
+    }
+
+    /// Takes the whole crc-mode frame of `rx` (at the front of `buf`) and checks its CRCs,
+    /// hashing what `rx` has not hashed yet.
+    fn take_crc(&mut self, buf: &mut BytesMut, rx: CrcRx) -> Result<Parts, FrameError> {
         let pre = rx.pre;
+        // Checked by Preamble::decode already.
+        let tag = Tag::from_byte(pre.tag).ok_or(FrameError::UnknownTag(pre.tag))?;
+        let len0 = pre.len(0);
         // The whole frame is taken before any CRC is judged: an error leaves the stream at
         // the next frame.
         buf.advance(PREAMBLE_LEN);
-        let used = usize::from(pre.num_segments);
-        let mut segments: [Bytes; MAX_SEGMENTS] = Default::default();
-        let [s0, rest @ ..] = &mut segments;
-        let len0 = pre.len(0);
+        let mut s0 = Bytes::new();
         let mut inline = None;
         let crc0 = if len0 <= INLINE_HEAD {
             let mut head = [0u8; INLINE_HEAD];
@@ -907,21 +1015,91 @@ impl Decoder {
             inline = Some((head, len0));
             crc
         } else {
-            *s0 = take_segment(buf, len0);
-            rx.crc_of(0, s0)
+            s0 = take_segment(buf, len0);
+            rx.crc_of(0, &s0)
         };
-        let mut bad = (buf.get_u32_le() != crc0).then_some(0);
+        let bad0 = buf.get_u32_le() != crc0;
+        let [front, middle, data] = self.take_rest(buf, &pre, Some(&rx), bad0)?;
+        Ok(Parts {
+            tag,
+            count: usize::from(pre.num_segments),
+            inline,
+            segments: [s0, front, middle, data],
+        })
+    }
+
+    /// The session phase's common case: a crc-mode frame whose bytes are all in `buf`, with
+    /// a short segment 0 (a message's header), none of it hashed yet. Segment 0 and its CRC
+    /// are read at their fixed offsets, checked, and handed to `f` with segments 1 to 3.
+    #[inline(always)]
+    fn take_small<T>(
+        &mut self,
+        buf: &mut BytesMut,
+        pre: Preamble,
+        f: impl FnOnce(Tag, &[u8], [Bytes; MAX_SEGMENTS - 1]) -> T,
+    ) -> Result<T, FrameError> {
+        // Checked by Preamble::decode already.
+        let tag = Tag::from_byte(pre.tag).ok_or(FrameError::UnknownTag(pre.tag))?;
+        let len0 = pre.len(0).min(INLINE_HEAD);
+        let end0 = PREAMBLE_LEN + len0;
+        let mut head = [0u8; INLINE_HEAD];
+        let mut sent0 = [0u8; 4];
+        if let (Some(to), Some(from), Some(crc)) = (
+            head.get_mut(..len0),
+            buf.get(PREAMBLE_LEN..end0),
+            buf.get(end0..end0 + 4),
+        ) {
+            to.copy_from_slice(from);
+            sent0.copy_from_slice(crc);
+        }
+        let head = head.get(..len0).unwrap_or_default();
+        let bad0 = u32::from_le_bytes(sent0) != segment_crc(u32::MAX, head);
+        // The whole frame is taken before any CRC is judged (see take_rest).
+        buf.advance(end0 + 4);
+        let rest = self.take_rest(buf, &pre, None, bad0)?;
+        Ok(f(tag, head, rest))
+    }
+
+    /// Takes segments 1 to 3 and the epilogue of a crc-mode frame (`buf` stands after segment
+    /// 0's CRC) and judges every CRC: `bad0` for segment 0's, the others hashed here but for
+    /// what `rx` already hashed. The whole frame is taken first, so after an error the stream
+    /// stands at the next frame.
+    #[inline(always)]
+    fn take_rest(
+        &mut self,
+        buf: &mut BytesMut,
+        pre: &Preamble,
+        rx: Option<&CrcRx>,
+        bad0: bool,
+    ) -> Result<[Bytes; MAX_SEGMENTS - 1], FrameError> {
+        let used = usize::from(pre.num_segments);
+        let mut bad = bad0.then_some(0);
+        let mut rest: [Bytes; MAX_SEGMENTS - 1] = Default::default();
         if used > 1 {
             for (i, s) in rest.iter_mut().enumerate() {
                 *s = take_segment(buf, pre.len(i + 1));
             }
-            let late = buf.get_u8();
-            let sent = [buf.get_u32_le(), buf.get_u32_le(), buf.get_u32_le()];
-            if late & 0x0f != LATE_STATUS_COMPLETE & 0x0f {
+            let mut epilogue = [0u8; CRC_EPILOGUE_LEN];
+            if let Some(from) = buf.get(..CRC_EPILOGUE_LEN) {
+                epilogue.copy_from_slice(from);
+            }
+            buf.advance(CRC_EPILOGUE_LEN);
+            if epilogue[0] & 0x0f != LATE_STATUS_COMPLETE & 0x0f {
                 return Err(FrameError::Aborted);
             }
-            for (i, (sent, s)) in sent.iter().zip(rest.iter()).enumerate().take(used - 1) {
-                if *sent != rx.crc_of(i + 1, s) {
+            for (i, s) in rest.iter().enumerate().take(used - 1) {
+                let at = 1 + 4 * i;
+                let sent = u32::from_le_bytes([
+                    epilogue[at],
+                    epilogue[at + 1],
+                    epilogue[at + 2],
+                    epilogue[at + 3],
+                ]);
+                let crc = match rx {
+                    Some(rx) => rx.crc_of(i + 1, s),
+                    None => segment_crc(u32::MAX, s),
+                };
+                if sent != crc {
                     bad = bad.or(Some(i + 1));
                 }
             }
@@ -932,12 +1110,7 @@ impl Decoder {
             }
             self.damage = Some(FrameError::SegmentCrc(i));
         }
-        Ok(Some(Parts {
-            tag: Tag::from_byte(pre.tag).ok_or(FrameError::UnknownTag(pre.tag))?,
-            count: used,
-            inline,
-            segments,
-        }))
+        Ok(rest)
     }
 
     fn decode_secure(&mut self, buf: &mut BytesMut) -> Result<Option<Parts>, FrameError> {
@@ -951,7 +1124,10 @@ impl Decoder {
             }
             let mut head = buf.split_to(head_len);
             gcm.open(&mut head)?;
-            let pre = Preamble::decode(&head[..PREAMBLE_LEN], &self.limits)?;
+            let raw = head
+                .first_chunk::<PREAMBLE_LEN>()
+                .ok_or(FrameError::PreambleCrc)?;
+            let pre = Preamble::decode(raw, &self.limits)?;
             head.advance(PREAMBLE_LEN);
             self.head = Some((pre, head));
         }
@@ -1036,11 +1212,17 @@ mod tests {
                 a.secure(Gcm::new(&[5; 16], &[1; 12]));
                 b.secure(Gcm::new(&[5; 16], &[1; 12]));
             }
+            // Repeats and returns too: the encoder reuses the last preamble only while tag
+            // and lengths stay the same.
             for (front, middle, data) in [
                 (5usize, 0usize, 5000usize),
                 (0, 0, 0),
                 (17, 3, 0),
+                (17, 3, 0),
                 (100, 0, 20_000),
+                (17, 3, 0),
+                (17, 0, 0),
+                (5, 0, 5000),
             ] {
                 let head = Bytes::from(vec![1u8; 41]);
                 let segs = [
@@ -1194,6 +1376,164 @@ mod tests {
                 };
                 assert_eq!(got, vec![want], "chunk {chunk}, flip {at:?}");
                 assert!(buf.is_empty(), "chunk {chunk}, flip {at:?}");
+            }
+        }
+    }
+
+    /// The decoder skips the checks of a preamble equal to the last good one (a stream of
+    /// like messages), and only of such a one: a changed preamble is checked again (a flip
+    /// anywhere in it fails its CRC), a repeated one still has its segments' CRCs checked,
+    /// and a message after an ACK or a frame of other lengths decodes to its own lengths.
+    #[test]
+    fn a_repeated_preamble_is_reused_and_nothing_else() {
+        let msg = |front: usize, fill: u8| Frame {
+            tag: Tag::Message,
+            segments: vec![Bytes::from(vec![fill; 41]), Bytes::from(vec![fill; front])],
+        };
+        let ack = Frame::control(Tag::Ack, Bytes::from(vec![7u8; 8]));
+        let mut enc = Encoder::default();
+        let wire = |enc: &mut Encoder, f: &Frame| {
+            let mut b = BytesMut::new();
+            enc.encode(f, &mut b);
+            b
+        };
+        let mut dec = Decoder::new(FrameLimits::default());
+        for f in [
+            msg(64, 1),
+            msg(64, 2),
+            ack.clone(),
+            msg(64, 3),
+            msg(65, 4),
+            msg(64, 5),
+        ] {
+            let mut b = wire(&mut enc, &f);
+            assert_eq!(dec.decode(&mut b), Ok(Some(f)));
+            assert!(b.is_empty());
+        }
+        // The decoder now holds msg(64, _)'s preamble. Every bit of a copy of it flipped:
+        // never taken for the one it knows.
+        for bit in 0..PREAMBLE_LEN * 8 {
+            let mut b = wire(&mut enc, &msg(64, 6));
+            b[bit / 8] ^= 1 << (bit % 8);
+            assert_eq!(
+                dec.decode(&mut b),
+                Err(FrameError::PreambleCrc),
+                "bit {bit}"
+            );
+        }
+        // A repeated preamble before a damaged header and a damaged front.
+        for (at, seg) in [(PREAMBLE_LEN + 3, 0), (PREAMBLE_LEN + 41 + 4 + 10, 1)] {
+            let mut b = wire(&mut enc, &msg(64, 7));
+            b[at] ^= 0x08;
+            assert_eq!(dec.decode(&mut b), Err(FrameError::SegmentCrc(seg)));
+            assert!(b.is_empty(), "the damaged frame is consumed");
+        }
+        let mut b = wire(&mut enc, &msg(64, 8));
+        assert_eq!(dec.decode(&mut b), Ok(Some(msg(64, 8))));
+    }
+
+    /// `decode_with` (the session phase's path: a small frame already whole goes straight to
+    /// the closure) gives what `decode_parts` gives, frame for frame and error for error, in
+    /// both modes: whole streams, byte by byte, and with a bit flipped in each place of a
+    /// message frame (preamble, header, header CRC, front, epilogue).
+    #[test]
+    fn decode_with_agrees_with_decode_parts() {
+        type Got = Result<Option<(Tag, Vec<u8>, Vec<Vec<u8>>)>, FrameError>;
+        let with = |dec: &mut Decoder, buf: &mut BytesMut| -> Got {
+            dec.decode_with(buf, |tag, s0, rest| {
+                (tag, s0.to_vec(), rest.iter().map(|b| b.to_vec()).collect())
+            })
+        };
+        let parts = |dec: &mut Decoder, buf: &mut BytesMut| -> Got {
+            dec.decode_parts(buf).map(|p| {
+                p.map(|p| {
+                    p.with(|tag, s0, rest| {
+                        (tag, s0.to_vec(), rest.iter().map(|b| b.to_vec()).collect())
+                    })
+                })
+            })
+        };
+        let mut frames = frames();
+        frames.push(Frame {
+            tag: Tag::Message,
+            segments: vec![Bytes::from(vec![1u8; 41]), Bytes::from(vec![9u8; 64])],
+        });
+        for secure in [false, true] {
+            let mut wire = BytesMut::new();
+            let mut enc = Encoder::default();
+            if secure {
+                enc.secure(Gcm::new(&[5; 16], &[1; 12]));
+            }
+            for f in &frames {
+                enc.encode(f, &mut wire);
+            }
+            // The last frame: preamble 32, header 41 and its CRC 4, front 64, epilogue 13 (late
+            // status at 141, the front's CRC at 142..146; the unused segments' are not judged).
+            let last = frames.last().map(|f| {
+                let mut b = BytesMut::new();
+                Encoder::default().encode(f, &mut b);
+                b.len()
+            });
+            for step in [wire.len(), 1, 7] {
+                // None: the stream as sent; Some(at): byte `at` of the last frame flipped.
+                let flips: Vec<Option<usize>> = match (secure, last) {
+                    (false, Some(_)) => std::iter::once(None)
+                        .chain([0, 31, 32, 72, 73, 76, 77, 140, 142, 144].map(Some))
+                        .collect(),
+                    _ => vec![None],
+                };
+                for flip in flips {
+                    let mut bytes = wire.clone();
+                    if let (Some(at), Some(n)) = (flip, last) {
+                        let i = bytes.len() - n + at;
+                        bytes[i] ^= 0x20;
+                    }
+                    let mk = || {
+                        let mut d = Decoder::new(FrameLimits::default());
+                        if secure {
+                            d.secure(Gcm::new(&[5; 16], &[1; 12]));
+                        }
+                        d
+                    };
+                    let (mut a, mut b) = (mk(), mk());
+                    let (mut buf_a, mut buf_b) = (BytesMut::new(), BytesMut::new());
+                    let (mut got_a, mut got_b) = (Vec::new(), Vec::new());
+                    for piece in bytes.chunks(step) {
+                        buf_a.extend_from_slice(piece);
+                        buf_b.extend_from_slice(piece);
+                        loop {
+                            let r = with(&mut a, &mut buf_a);
+                            let stop = !matches!(r, Ok(Some(_)));
+                            got_a.push(r);
+                            if stop {
+                                break;
+                            }
+                        }
+                        loop {
+                            let r = parts(&mut b, &mut buf_b);
+                            let stop = !matches!(r, Ok(Some(_)));
+                            got_b.push(r);
+                            if stop {
+                                break;
+                            }
+                        }
+                    }
+                    assert_eq!(got_a, got_b, "secure {secure} step {step} flip {flip:?}");
+                    let whole = got_a.iter().filter(|r| matches!(r, Ok(Some(_)))).count();
+                    let want = if flip.is_some() {
+                        frames.len() - 1
+                    } else {
+                        frames.len()
+                    };
+                    assert_eq!(whole, want, "secure {secure} step {step} flip {flip:?}");
+                    // A bad preamble stops the stream (its lengths cannot be trusted): every later
+                    // call says so again.
+                    assert_eq!(
+                        got_a.iter().any(|r| r.is_err()),
+                        flip.is_some(),
+                        "secure {secure} step {step} flip {flip:?}"
+                    );
+                }
             }
         }
     }

@@ -17,7 +17,7 @@
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use msgr_wire::{crc32c_reseed, CrcFlags, EntityName, Message, MsgFooter, MsgHeader, Timespec};
 
-use super::frame::{Encoder, Frame, Parts, Tag};
+use super::frame::{Decoder, Encoder, Frame, Parts, Tag};
 use crate::core::{Control, FrameSink, Outgoing};
 use crate::error::PipeError;
 use crate::v1::codec::{presealed, Inbound};
@@ -125,11 +125,36 @@ fn stamp(ts: Timespec) -> Bytes {
 /// the sender. The segments move into the message (no copy, no reference count touched).
 pub fn inbound(frame: impl Into<Parts>, peer: EntityName) -> Result<(Inbound, u64), PipeError> {
     let frame: Parts = frame.into();
+    frame.with(|tag, seg0, payload| inbound_of(tag, seg0, payload, peer))
+}
+
+/// The next whole session-phase frame of `buf` as [`inbound`] gives it, decoded by `dec`
+/// straight into the message (no [`Parts`] in between: what the reader calls per frame).
+pub fn next_inbound(
+    dec: &mut Decoder,
+    buf: &mut BytesMut,
+    peer: EntityName,
+) -> Result<Option<(Inbound, u64)>, PipeError> {
+    match dec.decode_with(buf, |tag, seg0, payload| {
+        inbound_of(tag, seg0, payload, peer)
+    })? {
+        Some(r) => r.map(Some),
+        None => Ok(None),
+    }
+}
+
+/// [`inbound`] of a frame's tag, segment 0 and segments 1 to 3.
+#[inline(always)]
+fn inbound_of(
+    tag: Tag,
+    seg0: &[u8],
+    [front, middle, data]: [Bytes; 3],
+    peer: EntityName,
+) -> Result<(Inbound, u64), PipeError> {
     let c = |c| Ok((Inbound::Control(c), 0));
-    match frame.tag() {
+    match tag {
         Tag::Message => {
-            let Some(head) = frame
-                .segment(0)
+            let Some(head) = seg0
                 .get(..HEADER2_LEN)
                 .and_then(|h| <&[u8; HEADER2_LEN]>::try_from(h).ok())
             else {
@@ -146,7 +171,6 @@ pub fn inbound(frame: impl Into<Parts>, peer: EntityName) -> Result<(Inbound, u6
                 compat_version,
                 reserved,
             } = Header2::read(head);
-            let [front, middle, data] = frame.into_payload();
             let len = |b: &Bytes| u32::try_from(b.len()).unwrap_or(u32::MAX);
             let header = MsgHeader {
                 seq,
@@ -176,20 +200,14 @@ pub fn inbound(frame: impl Into<Parts>, peer: EntityName) -> Result<(Inbound, u6
             Ok((Inbound::Message(msg), ack_seq))
         }
         Tag::Ack => {
-            let mut p = frame.segment(0);
+            let mut p = seg0;
             if p.len() < 8 {
                 return Err(PipeError::MalformedFrame("ACK"));
             }
             c(Control::Ack(p.get_u64_le()))
         }
-        Tag::Keepalive2 => c(Control::Keepalive2(timespec(
-            frame.segment(0),
-            "KEEPALIVE2",
-        )?)),
-        Tag::Keepalive2Ack => c(Control::Keepalive2Ack(timespec(
-            frame.segment(0),
-            "KEEPALIVE2_ACK",
-        )?)),
+        Tag::Keepalive2 => c(Control::Keepalive2(timespec(seg0, "KEEPALIVE2")?)),
+        Tag::Keepalive2Ack => c(Control::Keepalive2Ack(timespec(seg0, "KEEPALIVE2_ACK")?)),
         tag => Err(PipeError::UnexpectedTag {
             tag: tag as u8,
             context: "msgr2 session phase",
