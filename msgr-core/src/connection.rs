@@ -101,6 +101,7 @@ impl Connection {
     /// Queues a message without waiting, even beyond the backpressure limit (its bytes still
     /// count, so later [`send`](Self::send)s wait). For replies from inside a dispatcher, which
     /// must not wait on the peer.
+    #[inline]
     pub fn queue(&self, msg: Message) -> Result<(), SendError> {
         match &self.kind {
             Kind::Remote(s) => s.queue(msg).map_err(map_send),

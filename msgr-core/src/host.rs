@@ -25,6 +25,7 @@ use msgr_pipe::{
     Authorizer, Host, Incoming, KeepaliveAcks, PipeConfig, Policy, Session, SessionEvent,
 };
 use msgr_wire::{EntityAddr, EntityName, EntityType, Message};
+use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
@@ -77,6 +78,34 @@ impl SessionHost {
     /// A connection to `session`.
     pub(crate) fn connection(&self, session: Session) -> Connection {
         Connection::remote(session, Arc::clone(&self.calls))
+    }
+
+    /// A reply to a `Connection::call` goes to its caller, holding the dispatch throttle's
+    /// permit too until the caller drops it. A call that ended an instant ago hands it back:
+    /// it is dispatched, the permit still inside.
+    #[inline(never)]
+    fn deliver_reply(&self, session: &Session, incoming: Incoming, tx: oneshot::Sender<Received>) {
+        let Incoming {
+            msg,
+            mut policy_permits,
+            dispatch_permit,
+        } = incoming;
+        policy_permits.extend(dispatch_permit);
+        let received = Received {
+            msg,
+            conn: self.connection(session.clone()),
+            permits: Permits {
+                inner: policy_permits,
+            },
+        };
+        if let Err(r) = tx.send(received) {
+            if let Some(chain) = self.handler.chain() {
+                chain.fast_preprocess(&r);
+            }
+            let priority = r.msg.header.priority;
+            self.queue
+                .deliver(session.id(), priority, r, ThrottlePermit::empty());
+        }
     }
 
     /// The connection to ourselves.
@@ -178,35 +207,41 @@ impl Host for SessionHost {
     }
 
     fn deliver(&self, session: &Session, incoming: Incoming) {
-        let Incoming {
-            msg,
-            policy_permits,
-            dispatch_permit,
-        } = incoming;
-        let priority = msg.header.priority;
-        let mut received = Received {
-            msg,
+        let id = session.id();
+        if let Some(tx) = self.calls.take(id, incoming.msg.header.tid) {
+            return self.deliver_reply(session, incoming, tx);
+        }
+        let priority = incoming.msg.header.priority;
+        let permit = incoming
+            .dispatch_permit
+            .unwrap_or_else(ThrottlePermit::empty);
+        // Built once; from here on the message is only moved as a local (moving a
+        // by-value parameter on, as each layer of the old chain did, copied its ~200
+        // bytes: host, dispatch queue, its `dyn Handler`, the chain).
+        let received = Received {
+            msg: incoming.msg,
             conn: self.connection(session.clone()),
             permits: Permits {
-                inner: policy_permits,
+                inner: incoming.policy_permits,
             },
         };
-        let mut dispatch_permit = dispatch_permit;
-        if let Some(tx) = self.calls.take(session.id(), received.msg.header.tid) {
-            // A reply to a `Connection::call` goes to its caller, holding the dispatch
-            // throttle's permit too until the caller drops it. A call that ended an instant
-            // ago hands it back: it is dispatched, the permit still inside.
-            received.permits.inner.extend(dispatch_permit.take());
-            match tx.send(received) {
-                Ok(()) => return,
-                Err(r) => received = r,
+        // One look-up of the chain for both steps; the queue's `deliver` with the fast
+        // dispatch attempt made here (see `DispatchQueue::admit`).
+        let Some(chain) = self.handler.chain() else {
+            self.queue.deliver(id, priority, received, permit);
+            return;
+        };
+        chain.fast_preprocess(&received);
+        if !self.queue.admit() {
+            return;
+        }
+        match chain.fast_dispatcher(&received) {
+            Some(d) => {
+                d.fast_dispatch(received);
+                self.queue.fast_dispatched(permit);
             }
+            None => self.queue.enqueue(id, priority, received, permit),
         }
-        if let Some(chain) = self.handler.chain() {
-            chain.fast_preprocess(&received);
-        }
-        let permit = dispatch_permit.unwrap_or_else(ThrottlePermit::empty);
-        self.queue.deliver(session.id(), priority, received, permit);
     }
 
     fn event(&self, session: &Session, event: SessionEvent) {

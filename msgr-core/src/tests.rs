@@ -665,3 +665,20 @@ async fn configured_nonce_is_used_and_a_mon_style_zero_nonce_is_reachable() {
     stop(&client).await;
     stop(&server).await;
 }
+
+/// What a received message weighs on its way in (reader, host, dispatcher): each time it is
+/// moved by value it is copied whole, which is why the receive path moves it as few times as
+/// it can (PERFORMANCE.md, the recvpath section). A field added to these types shows here.
+#[test]
+fn a_received_message_and_its_wrappers_stay_within_their_sizes() {
+    use std::mem::size_of;
+    let message = size_of::<Message>();
+    let incoming = size_of::<msgr_pipe::Incoming>();
+    let received = size_of::<crate::Received>();
+    println!("Message {message} B, Incoming {incoming} B, Received {received} B");
+    // 184 bytes on x86-64 (2026-12): the header, three `Bytes`, the footer.
+    assert!((176..=192).contains(&message), "Message is {message} bytes");
+    // The wrappers add their permits (and the connection), no more: 232 bytes each.
+    assert!(incoming <= message + 48, "Incoming is {incoming} bytes");
+    assert!(received <= message + 48, "Received is {received} bytes");
+}

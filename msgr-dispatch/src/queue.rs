@@ -113,18 +113,37 @@ impl<M: Send + 'static, E: Send + 'static> DispatchQueue<M, E> {
     /// Hands `m` over inline if the handler can fast-dispatch it (releasing `permit` after),
     /// otherwise [`enqueue`](Self::enqueue)s it. Refused (dropped) once shutdown has begun.
     pub fn deliver(&self, conn: ConnId, priority: u16, m: M, permit: ThrottlePermit) {
-        // The fast path takes no lock: this runs on every connection's reader.
-        if self.shared.stopping.load(Ordering::Acquire) {
-            self.shared.lock().counters.rejected_messages += 1;
+        if !self.admit() {
             return;
         }
         match self.shared.handler.try_fast_dispatch(m) {
-            Ok(()) => {
-                self.shared.count_fast(permit.amount());
-                drop(permit);
-            }
+            Ok(()) => self.fast_dispatched(permit),
             Err(m) => self.enqueue(conn, priority, m, permit),
         }
+    }
+
+    /// The first step of [`deliver`](Self::deliver), for a caller that makes the fast
+    /// dispatch attempt itself (knowing its handler's concrete type, it calls it without the
+    /// dynamic call and without copying the message through more by-value layers): whether
+    /// the queue still takes messages. A refusal is counted; the caller drops the message.
+    /// Then, as `deliver` does, it fast-dispatches and calls
+    /// [`fast_dispatched`](Self::fast_dispatched), or [`enqueue`](Self::enqueue)s.
+    #[inline]
+    pub fn admit(&self) -> bool {
+        // The fast path takes no lock: this runs on every connection's reader.
+        if self.shared.stopping.load(Ordering::Acquire) {
+            self.shared.lock().counters.rejected_messages += 1;
+            return false;
+        }
+        true
+    }
+
+    /// Counts a message fast-dispatched by the caller (see [`admit`](Self::admit)) and
+    /// releases its permit.
+    #[inline]
+    pub fn fast_dispatched(&self, permit: ThrottlePermit) {
+        self.shared.count_fast(permit.amount());
+        drop(permit);
     }
 
     /// Queues `m` for the dispatch task in class `conn` at `priority` (clamped to 255). The

@@ -154,6 +154,34 @@ async fn fast_dispatch_inline_and_releases_after() {
     assert_eq!(c.queued_messages, 1);
 }
 
+/// A caller that fast-dispatches itself (`admit`, then `fast_dispatched` or `enqueue`) is
+/// counted as `deliver` counts, releases the permit as `deliver` does, and is refused after
+/// shutdown as `deliver` is.
+#[tokio::test(start_paused = true)]
+async fn admit_and_fast_dispatched_count_as_deliver_does() {
+    let mut r = rig(false);
+    let t = Throttle::new(0);
+    assert!(r.q.admit());
+    let permit = t.take(10);
+    assert_eq!(t.current(), 10);
+    r.q.fast_dispatched(permit);
+    assert_eq!(t.current(), 0, "the permit is released");
+    assert!(r.q.admit());
+    r.q.enqueue(4, 127, msg(4, 1), t.take(20));
+    assert_eq!(r.delivered(1).await, [done(4, 1)]);
+    let c = r.q.counters();
+    assert_eq!(
+        (c.fast_dispatched_messages, c.fast_dispatched_bytes),
+        (1, 10)
+    );
+    assert_eq!((c.queued_messages, c.rejected_messages), (1, 0));
+    r.q.shutdown(ShutdownMode::Drain).await;
+    assert!(!r.q.admit(), "refused once shutdown began");
+    assert!(!r.q.admit());
+    assert_eq!(r.q.counters().rejected_messages, 2);
+    assert!(r.logged().is_empty(), "the handler saw nothing of it");
+}
+
 #[tokio::test(start_paused = true)]
 async fn local_delivery_keeps_order_and_preprocesses() {
     let mut r = rig(false);

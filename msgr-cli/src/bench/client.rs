@@ -12,7 +12,7 @@ use hdrhistogram::Histogram;
 use msgr_core::{BoxFuture, Connection, Dispatched, Dispatcher, Received};
 use tokio::sync::{Notify, Semaphore};
 
-use super::msgr::{data_message, end_message};
+use super::msgr::{data_message, end_message, Fronts};
 use super::payload::{self, Integrity, SeqTracker};
 use super::plan::Mode;
 use super::{new_histogram, Stopper};
@@ -34,6 +34,7 @@ struct ClientState {
 pub(super) struct Pump {
     pub(super) conn: Connection,
     pub(super) filler: Bytes,
+    pub(super) fronts: Fronts,
     pub(super) stopper: Stopper,
     pub(super) next: u64,
     pub(super) finished: bool,
@@ -95,7 +96,13 @@ impl ClientSide {
             return;
         }
         let stamp = self.epoch.elapsed().as_nanos() as u64;
-        let msg = data_message(pump.next, stamp, &pump.filler, self.verify);
+        let msg = data_message(
+            pump.next,
+            stamp,
+            &pump.filler,
+            self.verify,
+            &mut pump.fronts,
+        );
         pump.next += 1;
         let _ = pump.conn.queue(msg);
     }

@@ -261,6 +261,10 @@ impl Session {
     /// Queues a message without waiting, even beyond `max_pending_bytes` (its bytes are still
     /// counted, so later `send`s wait for them). For callers that must not wait, e.g. a reply
     /// sent from inside a dispatch callback.
+    ///
+    /// Like [`send`](Self::send)'s fast path, inlined into its caller: each by-value call
+    /// layer copies the whole message (about 200 bytes).
+    #[inline]
     pub fn queue(&self, mut msg: Message) -> Result<(), SendError> {
         if self.inner.ended.load(Ordering::Acquire) {
             return Err(SendError::Closed);

@@ -68,6 +68,7 @@ pub fn check_signature(signer: &MessageSigner, m: &Message) -> bool {
 }
 
 /// Splits a decoded frame into a message or a neutral control frame.
+#[inline(always)]
 pub fn inbound(frame: Frame) -> Inbound {
     match frame {
         Frame::Msg(m) => Inbound::Message(m),
