@@ -225,9 +225,11 @@ impl Host for SessionHost {
                 inner: incoming.policy_permits,
             },
         };
-        // One look-up of the chain for both steps; the queue's `deliver` with the fast
-        // dispatch attempt made here (see `DispatchQueue::admit`).
-        let Some(chain) = self.handler.chain() else {
+        // One look-up of the chain for both steps, borrowed; the queue's `deliver` with the
+        // fast dispatch attempt made here (see `DispatchQueue::admit`).
+        let guard = self.handler.chain_ref();
+        let Some(chain) = guard.as_deref() else {
+            drop(guard);
             self.queue.deliver(id, priority, received, permit);
             return;
         };

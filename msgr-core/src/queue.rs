@@ -9,7 +9,7 @@
 //! What it does not do: decide what is delivered (the sessions' host does), or order and
 //! throttle (msgr-dispatch does). It imports `connection`, `dispatcher` and `config`.
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError, RwLock, RwLockReadGuard};
 use std::time::Duration;
 
 use msgr_dispatch::{lock, BoxFuture, ConnId, DispatchQueue, Handler};
@@ -32,7 +32,9 @@ pub(crate) struct ConnEvent {
 /// The dispatch queue's view of the dispatcher chain.
 pub(crate) struct QueueHandler {
     /// Taken at the end of `wait`, breaking reference cycles through dispatchers.
-    chain: Mutex<Option<Arc<Chain>>>,
+    /// A read-write lock: every message delivered reads it (a borrow under the read lock,
+    /// no `Arc` clone, on the readers' path); only `take_chain` writes, once.
+    chain: RwLock<Option<Arc<Chain>>>,
     /// Event delay injection (Ceph's DispatchQueue sleeps `ms_inject_internal_delays` before
     /// an event with probability `ms_inject_delay_probability`).
     event_delay: Option<EventDelay>,
@@ -57,20 +59,33 @@ impl QueueHandler {
                 rng: Mutex::new(SmallRng::seed_from_u64(inject.seed)),
             });
         QueueHandler {
-            chain: Mutex::new(Some(Arc::new(chain))),
+            chain: RwLock::new(Some(Arc::new(chain))),
             event_delay,
         }
     }
 
     /// The dispatcher chain, until [`take_chain`](Self::take_chain).
     pub(crate) fn chain(&self) -> Option<Arc<Chain>> {
-        lock(&self.chain).clone()
+        self.chain_ref().clone()
+    }
+
+    /// The dispatcher chain borrowed under the read lock (two atomic operations, where
+    /// [`chain`](Self::chain) adds an `Arc` clone and drop on a cache line every reader
+    /// shares). [`take_chain`](Self::take_chain) waits for the guard: hold it only while
+    /// handing one message over, never across an await.
+    pub(crate) fn chain_ref(&self) -> RwLockReadGuard<'_, Option<Arc<Chain>>> {
+        self.chain.read().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Drops the chain: breaks the cycle queue -> handler -> dispatchers -> (a dispatcher
     /// holding the messenger). Later messages and events reach no dispatcher.
     pub(crate) fn take_chain(&self) {
-        lock(&self.chain).take();
+        let chain = self
+            .chain
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        drop(chain);
     }
 
     /// The injected delay before the next event, if the draw hits.
