@@ -256,6 +256,10 @@ pub async fn run(case: Case, limit: Limit, options: &Options) -> anyhow::Result<
     // Every job is connected and has made one round trip, or one failed (a refused
     // handshake ends its job at once), or the time is up.
     let came_up = tokio::select! {
+        // The barrier first: once it opens, a short run (`--count 200`) can end before this
+        // task is polled again, and an unbiased select then picked the ended job at random
+        // and called it a job "ended before the run began".
+        biased;
         _ = ready.wait() => Ok(()),
         Some(job) = jobs.join_next() => Err(match job {
             Ok(Err(e)) => e,
