@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use msgr_pipe::core::{
-    BatchLimits, ConnState, CoreConfig, FaultPolicy, SessionCore,
+    BatchLimits, ConnState, CoreConfig, FaultPolicy, Released, SessionCore,
 };
 use msgr_pipe::v1::codec::{inbound, Encoder, Inbound};
 use msgr_pipe::v1::handshake::{Expect, Read};
@@ -110,7 +110,7 @@ pub fn open_session(core: &mut SessionCore, mut bytes: BytesMut, features: u64) 
         max_msgs: 64,
         small: 512,
     };
-    let mut done = Vec::new();
+    let mut done = Released::default();
     loop {
         let frame = match dec.decode(&mut bytes) {
             Ok(Some(f)) => f,

@@ -123,6 +123,10 @@ pub struct BenchArgs {
     /// Send data segments without a CRC (Ceph's `ms_crc_data = false`; header CRCs stay).
     #[arg(long)]
     pub no_crc_data: bool,
+    /// Each session's bound on queued and unacknowledged message bytes (the pipe's
+    /// `max_pending_bytes`, e.g. 16M); the messenger's default if not given.
+    #[arg(long, value_name = "BYTES", value_parser = plan::parse_size)]
+    pub max_pending_bytes: Option<usize>,
     /// Also measure the messenger with cephx, beside the unsigned runs in the same rounds
     /// (`msgr-cephx`, with its `rate_vs_unsigned`): an in-memory cephx mon issues the client a
     /// ticket, the embedded server verifies it with the mon's rotating keys (challenged), and

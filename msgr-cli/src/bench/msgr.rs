@@ -60,6 +60,8 @@ pub struct Options {
     pub v2: bool,
     /// msgr2's connection mode offered by the client (`None`: Ceph's order, crc then secure).
     pub con_mode: Option<msgr_core::ConMode>,
+    /// Each session's `max_pending_bytes` (`None`: the messenger's default).
+    pub max_pending_bytes: Option<u64>,
 }
 
 /// The authorizers of a cephx bench: the embedded server verifies what the client presents.
@@ -181,6 +183,7 @@ impl Options {
             auth,
             v2: args.protocol == Some(super::ProtocolArg::V2),
             con_mode: args.con_mode.map(super::ConModeArg::mode),
+            max_pending_bytes: args.max_pending_bytes.map(|n| n as u64),
         })
     }
 
@@ -198,6 +201,9 @@ impl Options {
             config.bind_msgr2 = self.v2;
             if let Some(mode) = self.con_mode {
                 config.pipe.con_modes.client = vec![mode];
+            }
+            if let Some(n) = self.max_pending_bytes {
+                config.pipe.max_pending_bytes = n;
             }
         }
     }
@@ -250,6 +256,10 @@ pub async fn run(case: Case, limit: Limit, options: &Options) -> anyhow::Result<
     // Every job is connected and has made one round trip, or one failed (a refused
     // handshake ends its job at once), or the time is up.
     let came_up = tokio::select! {
+        // The barrier first: once it opens, a short run (`--count 200`) can end before this
+        // task is polled again, and an unbiased select then picked the ended job at random
+        // and called it a job "ended before the run began".
+        biased;
         _ = ready.wait() => Ok(()),
         Some(job) = jobs.join_next() => Err(match job {
             Ok(Err(e)) => e,
@@ -601,5 +611,32 @@ mod tests {
         let m = data_message(5, 0, &filler, true, &mut fronts);
         assert!(payload::check(&m.data, 5));
         assert!(!payload::check(&m.data, 6));
+    }
+
+    /// `--max-pending-bytes` sets the budget of every messenger the bench builds (the
+    /// embedded server's and each client's go through `tune`); without it, the default.
+    #[test]
+    fn max_pending_bytes_reaches_the_messenger_config() {
+        let mut options = Options {
+            server: None,
+            policy: PolicyArg::Lossless,
+            verify: false,
+            inject: msgr_core::InjectConfig::default(),
+            crc_data: true,
+            auth: None,
+            v2: false,
+            con_mode: None,
+            max_pending_bytes: Some(16 << 20),
+        };
+        let mut config = MessengerConfig::default();
+        (options.tune())(&mut config);
+        assert_eq!(config.pipe.max_pending_bytes, 16 << 20);
+        options.max_pending_bytes = None;
+        let mut config = MessengerConfig::default();
+        (options.tune())(&mut config);
+        assert_eq!(
+            config.pipe.max_pending_bytes,
+            MessengerConfig::default().pipe.max_pending_bytes
+        );
     }
 }

@@ -52,6 +52,18 @@ impl ThrottlePermit {
         other.amount = 0;
     }
 
+    /// Adds `other`'s units to this permit if both belong to the same throttle (or either
+    /// is [`empty`](Self::empty)); otherwise hands `other` back untouched.
+    pub fn try_merge(&mut self, other: ThrottlePermit) -> Result<(), ThrottlePermit> {
+        match (&self.throttle, &other.throttle) {
+            (Some(mine), Some(theirs)) if !mine.same(theirs) => Err(other),
+            _ => {
+                self.merge(other);
+                Ok(())
+            }
+        }
+    }
+
     /// Moves `min(n, amount)` units into a new permit of the same throttle.
     pub fn split(&mut self, n: u64) -> ThrottlePermit {
         let n = n.min(self.amount);

@@ -251,6 +251,22 @@ fn merging_permits_of_different_throttles_panics() {
     a.merge(u.take(1));
 }
 
+#[test]
+fn try_merge_joins_one_throttle_and_hands_back_another() {
+    let (t, u) = (Throttle::new(100), Throttle::new(100));
+    let mut a = ThrottlePermit::empty();
+    assert!(a.try_merge(t.take(3)).is_ok());
+    assert!(a.try_merge(t.take(4)).is_ok());
+    assert!(a.try_merge(ThrottlePermit::empty()).is_ok());
+    let back = a
+        .try_merge(u.take(9))
+        .expect_err("another throttle's permit");
+    assert_eq!((a.amount(), back.amount()), (7, 9));
+    assert_eq!((t.current(), u.current()), (7, 9));
+    drop((a, back));
+    assert_eq!((t.current(), u.current()), (0, 0));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_acquirers_never_exceed_max_and_end_at_zero() {
     let t = Throttle::new(64);

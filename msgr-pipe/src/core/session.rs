@@ -36,7 +36,7 @@ use rand::rngs::SmallRng;
 use rand::Rng;
 
 use super::fault::{AcceptStage, Backoff, FaultAction, FaultCause, FaultPolicy};
-use super::queue::{OutQueues, Outgoing};
+use super::queue::{Fifo, OutQueues, Outgoing, Released};
 use super::timer::{Timer, Timers};
 
 /// The state of a session, as the seed's Pipe states.
@@ -170,7 +170,7 @@ pub struct SessionCore {
     config: CoreConfig,
     phase: ConnState,
     out_q: OutQueues,
-    sent: VecDeque<Outgoing>,
+    sent: Fifo,
     /// Seq of the last message handed to a socket.
     out_seq: u64,
     /// Seq of the last message accepted from the peer.
@@ -205,7 +205,7 @@ impl SessionCore {
             config,
             phase,
             out_q: OutQueues::default(),
-            sent: VecDeque::new(),
+            sent: Fifo::default(),
             out_seq: 0,
             in_seq: 0,
             in_seq_acked: 0,
@@ -283,7 +283,7 @@ impl SessionCore {
 
     /// Number of queued (unsent) messages.
     pub fn queued_len(&self) -> usize {
-        self.out_q.iter().map(VecDeque::len).sum()
+        self.out_q.iter().map(Fifo::len).sum()
     }
 
     /// Payload bytes of queued (unsent) messages.
@@ -368,15 +368,25 @@ impl SessionCore {
         (verdict, ack_now)
     }
 
-    /// A control frame arrived. Sent messages an ACK releases are appended to `done` (drop
-    /// them, and their permits, outside any lock). Returns true if the frame asks for a
-    /// transmission (a keepalive to answer); [`Control::Close`] is the caller's to fault on.
-    pub fn handle_control(&mut self, now: Instant, c: Control, done: &mut Vec<Outgoing>) -> bool {
+    /// A control frame arrived. Sent messages an ACK releases go to `done`, which frees the
+    /// small ones at once and keeps their permits, merged, and the large ones for the caller
+    /// to let go of outside any lock ([`Released::clear`]). Returns true if the frame asks for
+    /// a transmission (a keepalive to answer); [`Control::Close`] is the caller's to fault on.
+    pub fn handle_control(&mut self, now: Instant, c: Control, done: &mut Released) -> bool {
         match c {
             Control::Ack(acked) => {
+                // Whole blocks first (no entry copied out of them), back to the out queues
+                // for reuse; then the acknowledged head of the next one.
+                let whole = |b: &VecDeque<Outgoing>| b.iter().all(|o| o.seq <= acked);
+                while let Some(mut b) = self.sent.pop_front_block_if(whole) {
+                    for o in b.drain(..) {
+                        done.absorb(o);
+                    }
+                    self.out_q.recycle(b);
+                }
                 while self.sent.front().is_some_and(|o| o.seq <= acked) {
                     if let Some(o) = self.sent.pop_front() {
-                        done.push(o);
+                        done.absorb(o);
                     }
                 }
                 false
@@ -513,52 +523,70 @@ impl SessionCore {
         let mut taken = 0usize;
         let mut staged = 0usize;
         let mut batch_small = None;
+        let lossy = self.lossy;
         while (bytes < limits.max_bytes && taken < limits.max_msgs) || taken == 0 {
             let Some(q) = self.out_q.highest_nonempty() else {
                 break;
             };
-            let is_small = sink.is_some()
-                && !self.lossy
-                && q.front().is_some_and(|o| o.payload_len() <= limits.small);
+            let small = |o: &Outgoing| sink.is_some() && !lossy && o.payload_len() <= limits.small;
+            let is_small = q.front().is_some_and(small);
             if *batch_small.get_or_insert(is_small) != is_small {
                 break;
+            }
+            let mut n = Numbering {
+                out_seq: &mut self.out_seq,
+                resent: &mut self.resent,
+                queued_bytes: &mut self.queued_bytes,
+            };
+            // A whole block of the queue that fits the batch moves to the sent list at once
+            // and is numbered and encoded there: no copy of its entries (224 bytes each).
+            if !lossy {
+                let (room_msgs, room_bytes) = (
+                    limits.max_msgs.saturating_sub(taken),
+                    limits.max_bytes.saturating_sub(bytes),
+                );
+                let fits = |b: &VecDeque<Outgoing>| {
+                    b.len() <= room_msgs
+                        && b.iter().all(|o| small(o) == is_small)
+                        && b.iter().map(Outgoing::payload_len).sum::<u64>() <= room_bytes
+                };
+                if let Some(b) = q.pop_front_block_if(fits) {
+                    for o in self.sent.push_back_block(b).into_iter().flatten() {
+                        bytes = bytes.saturating_add(n.number(o));
+                        taken += 1;
+                        match sink.as_mut().filter(|_| is_small) {
+                            Some(s) => {
+                                s.message(o);
+                                staged += 1;
+                            }
+                            None => out.push(o.copy()),
+                        }
+                    }
+                    continue;
+                }
             }
             let Some(o) = q.pop_front() else {
                 break;
             };
             // Moved once, from its queue to where it stays (the sent list, or `out`), and
             // numbered and encoded there: an `Outgoing` is over 200 bytes.
-            let o = if self.lossy {
+            let o = if lossy {
                 out.push(o);
                 out.last_mut()
             } else {
-                self.sent.push_back(o);
-                self.sent.back_mut()
+                self.sent.push_back(o)
             };
             let Some(o) = o else {
                 break;
             };
-            let len = o.payload_len();
-            self.queued_bytes = self.queued_bytes.saturating_sub(len);
-            self.out_seq = self.out_seq.wrapping_add(1);
-            if o.seq != 0 {
-                self.resent += 1;
-            }
-            o.seq = self.out_seq;
-            o.msg.header.seq = self.out_seq;
-            bytes = bytes.saturating_add(len);
+            bytes = bytes.saturating_add(n.number(o));
             taken += 1;
             let copy = if let (true, Some(s)) = (is_small, sink.as_mut()) {
                 s.message(o);
                 staged += 1;
                 None
-            } else if !self.lossy {
-                Some(Outgoing {
-                    msg: o.msg.clone(),
-                    permit: None,
-                    seq: o.seq,
-                    sealed: o.sealed,
-                })
+            } else if !lossy {
+                Some(o.copy())
             } else {
                 None
             };
@@ -668,9 +696,10 @@ impl SessionCore {
     }
 
     fn drain_all(&mut self) -> Vec<Outgoing> {
-        let mut dropped: Vec<Outgoing> = self.sent.drain(..).collect();
-        for q in std::mem::take(&mut self.out_q).into_iter() {
-            dropped.extend(q);
+        let mut dropped = Vec::new();
+        self.sent.drain_into(&mut dropped);
+        for mut q in std::mem::take(&mut self.out_q).into_iter() {
+            q.drain_into(&mut dropped);
         }
         self.queued_bytes = 0;
         dropped
@@ -765,6 +794,30 @@ impl SessionCore {
         self.set_phase(ConnState::Connecting);
         self.backoff.reset();
         true
+    }
+}
+
+/// What taking a message for transmission changes in the core (split from `SessionCore`
+/// so a block of the sent list can be numbered while it is borrowed).
+struct Numbering<'a> {
+    out_seq: &'a mut u64,
+    resent: &'a mut u64,
+    queued_bytes: &'a mut u64,
+}
+
+impl Numbering<'_> {
+    /// Gives `o` the next seq (counting a resend) and returns its payload bytes.
+    #[inline(always)]
+    fn number(&mut self, o: &mut Outgoing) -> u64 {
+        let len = o.payload_len();
+        *self.queued_bytes = self.queued_bytes.saturating_sub(len);
+        *self.out_seq = self.out_seq.wrapping_add(1);
+        if o.seq != 0 {
+            *self.resent += 1;
+        }
+        o.seq = *self.out_seq;
+        o.msg.header.seq = *self.out_seq;
+        len
     }
 }
 

@@ -12,7 +12,7 @@ use rand::SeedableRng;
 use super::*;
 use crate::core::{
     BatchLimits, ConnState, Control, CoreConfig, Established, FaultAction, FaultCause, FaultPolicy,
-    FrameSink, InSeq, Outgoing,
+    FrameSink, InSeq, Outgoing, Released, FREE_OUTSIDE_LOCK,
 };
 use crate::v1::V1State;
 
@@ -103,8 +103,8 @@ impl S {
         };
         self.core.take_batch(&limits, Some(rec), out)
     }
-    fn handle_ack(&mut self, seq: u64) -> Vec<Outgoing> {
-        let mut done = Vec::new();
+    fn handle_ack(&mut self, seq: u64) -> Released {
+        let mut done = Released::default();
         self.core
             .handle_control(Instant::now(), Control::Ack(seq), &mut done);
         done
@@ -255,6 +255,84 @@ fn staged_batches_are_runs_of_small_or_large_messages() {
     assert_eq!(l.unacked_len(), 0);
 }
 
+/// Long queues move to the sent list a block at a time: the batches, their seqs, what is
+/// staged and what is returned, and the ACKs are those of one message at a time, whatever
+/// the block boundaries, the batch limits, or a large message in the middle of a block.
+#[test]
+fn batches_and_acks_over_many_blocks_keep_every_rule() {
+    let t = Throttle::new(0);
+    let mut s = st(false);
+    let big = |i: u64| {
+        let mut front = i.to_le_bytes().to_vec();
+        front.resize(100, 0);
+        Outgoing::new(Message::new(1, front), None)
+    };
+    for i in 1..=300 {
+        s.queue(if i == 200 {
+            big(i)
+        } else {
+            Outgoing::new(m(i, 127).msg, Some(t.take(10)))
+        });
+    }
+    let mut rec = Rec::default();
+    let mut out = Vec::new();
+    // At most 130 messages: two whole blocks and a part of the third.
+    assert_eq!(
+        s.take_batch_staged(u64::MAX, 130, 8, &mut rec, &mut out),
+        (130, 130 * 8)
+    );
+    // Then up to the large one, which ends the run of small messages.
+    assert_eq!(
+        s.take_batch_staged(u64::MAX, 1000, 8, &mut rec, &mut out),
+        (69, 69 * 8)
+    );
+    let want: Vec<(u64, u64)> = (1..200).map(|i| (i, i)).collect();
+    assert_eq!(rec.staged, want, "staged in order, seq = position");
+    assert!(out.is_empty());
+    // The large one alone, returned to be encoded outside the lock.
+    assert_eq!(
+        s.take_batch_staged(u64::MAX, 1000, 8, &mut Rec::default(), &mut out),
+        (0, 0)
+    );
+    assert_eq!(
+        out.iter().map(|o| (tag(o), o.seq)).collect::<Vec<_>>(),
+        [(200, 200)]
+    );
+    // The rest, under a byte limit: 80 bytes is ten messages.
+    let mut rec = Rec::default();
+    assert_eq!(
+        s.take_batch_staged(80, 1000, 8, &mut rec, &mut out),
+        (10, 80)
+    );
+    assert_eq!(rec.staged.first(), Some(&(201, 201)));
+    assert_eq!(rec.staged.last(), Some(&(210, 210)));
+    let mut rec = Rec::default();
+    assert_eq!(
+        s.take_batch_staged(u64::MAX, 1000, 8, &mut rec, &mut out),
+        (90, 90 * 8)
+    );
+    assert_eq!(rec.staged.last(), Some(&(300, 300)));
+    assert_eq!(
+        (s.queued_len(), s.queued_bytes(), s.unacked_len()),
+        (0, 0, 300)
+    );
+    // ACKs across block boundaries release exactly what they cover.
+    let mut done = s.handle_ack(150);
+    assert_eq!((done.len(), done.units()), (150, 1500));
+    done.clear();
+    assert_eq!((s.unacked_len(), t.current()), (150, 1490));
+    let done = s.handle_ack(299);
+    assert_eq!((done.len(), s.unacked_len()), (149, 1));
+    drop(done);
+    assert_eq!(t.current(), 10);
+    // A resend after a fault renumbers from the requeued head, counting the resend.
+    assert_eq!(s.requeue_sent(), 1);
+    let mut rec = Rec::default();
+    s.take_batch_staged(u64::MAX, 1000, 8, &mut rec, &mut out);
+    assert_eq!(rec.staged, [(300, 300)]);
+    assert_eq!(s.resent(), 1);
+}
+
 #[test]
 fn acks_pop_sent_and_release_permits() {
     let t = Throttle::new(100);
@@ -264,12 +342,51 @@ fn acks_pop_sent_and_release_permits() {
     }
     drop(s.take_batch(u64::MAX));
     assert_eq!(t.current(), 32);
-    let done = s.handle_ack(2);
-    assert_eq!(done.len(), 2);
-    drop(done);
+    let mut done = s.handle_ack(2);
+    assert_eq!((done.len(), done.units()), (2, 16));
+    assert_eq!(t.current(), 32, "permits are held until the caller clears");
+    done.clear();
     assert_eq!(t.current(), 16);
     assert_eq!(s.unacked_len(), 2);
     assert!(s.handle_ack(1).is_empty());
+}
+
+/// An ACK frees small acknowledged messages where it finds them and keeps only their
+/// permits, merged into one; large ones (and permits of another throttle) wait for `clear`.
+#[test]
+fn an_ack_frees_small_messages_in_place_and_keeps_large_ones_for_clear() {
+    let (t, u) = (Throttle::new(0), Throttle::new(0));
+    let mut s = st(false);
+    let small = bytes::Bytes::from(vec![1u8; 64]);
+    let large = bytes::Bytes::from(vec![2u8; FREE_OUTSIDE_LOCK as usize]);
+    for i in 0..3 {
+        s.queue(Outgoing::new(
+            Message::new(1, small.clone()),
+            Some(t.take(64 + i)),
+        ));
+    }
+    s.queue(Outgoing::new(
+        Message::new(1, large.clone()),
+        Some(t.take(7)),
+    ));
+    s.queue(Outgoing::new(
+        Message::new(1, small.clone()),
+        Some(u.take(5)),
+    ));
+    drop(s.take_batch(u64::MAX));
+    let mut done = s.handle_ack(5);
+    assert_eq!(done.len(), 5);
+    assert_eq!(done.units(), 64 + 65 + 66 + 7 + 5);
+    assert!(
+        small.is_unique(),
+        "the small messages' buffers were freed under the ACK"
+    );
+    assert!(!large.is_unique(), "the large one waits for clear");
+    assert_eq!((t.current(), u.current()), (64 + 65 + 66 + 7, 5));
+    done.clear();
+    assert!(large.is_unique());
+    assert_eq!((t.current(), u.current()), (0, 0));
+    assert!(done.is_empty());
 }
 
 fn msg8(i: u64) -> Message {
@@ -381,7 +498,7 @@ fn reset_session_discards_everything() {
 fn keepalives() {
     let mut s = st(false);
     let now = Instant::now();
-    let mut done = Vec::new();
+    let mut done = Released::default();
     assert!(
         s.handle_control(now, Control::Keepalive2(Timespec::new(5, 6)), &mut done),
         "a KEEPALIVE2 asks for a transmission (its ack)"

@@ -28,7 +28,7 @@ use tracing::Instrument;
 
 use super::writer::{self, Pen};
 use super::{bump, now, relock, Inner, Session};
-use crate::core::{Control, InSeq, Outgoing};
+use crate::core::{Control, InSeq, Released};
 use crate::error::PipeError;
 use crate::host::Incoming;
 use crate::host::MessageSigner;
@@ -252,8 +252,8 @@ async fn read_loop(
     let mut held: Option<Permits> = None;
     // Messages were delivered since the last `end_delivery` (see `SocketSlot::delivering`).
     let mut delivering = false;
-    // Messages an ACK released, dropped outside the session lock; reused across ACKs.
-    let mut acked: Vec<Outgoing> = Vec::new();
+    // What an ACK released (permits, large payloads), let go of outside the session lock.
+    let mut acked = Released::default();
     // The highest ack_seq a msgr2 message carried on this socket: every message repeats
     // it, and only a higher one releases anything (ACKs are cumulative).
     let mut piggybacked = 0u64;
@@ -462,7 +462,7 @@ fn accept(
     epoch: u64,
     m: &Message,
     ack_seq: u64,
-    acked: &mut Vec<Outgoing>,
+    acked: &mut Released,
 ) -> Result<bool, PipeError> {
     let seq = m.header.seq;
     if !m.footer.is_complete() {
@@ -532,7 +532,7 @@ fn handle_control(
     inner: &Arc<Inner>,
     epoch: u64,
     c: Control,
-    acked: &mut Vec<Outgoing>,
+    acked: &mut Released,
 ) -> Result<(), PipeError> {
     {
         let mut sh = inner.lock();

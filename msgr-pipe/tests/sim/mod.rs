@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use msgr_pipe::core::{
     BatchLimits, ConnState, Control, CoreConfig, FaultAction, FaultCause, FaultPolicy, InSeq,
-    Outgoing, SessionCore,
+    Outgoing, Released, SessionCore,
 };
 use msgr_pipe::v1::accept::{decide, AcceptCtx, AcceptDecision};
 use msgr_pipe::v1::codec::{inbound, Encoder, Inbound};
@@ -794,7 +794,7 @@ impl Sim {
                 }
                 Inbound::Control(Control::Close) => return Err(()),
                 Inbound::Control(ctl) => {
-                    let mut done = Vec::new();
+                    let mut done = Released::default();
                     s.core.handle_control(now, ctl, &mut done);
                 }
             }
