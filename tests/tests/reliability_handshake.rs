@@ -319,17 +319,7 @@ async fn handshake_reconnect_races_fresh_connect() {
 }
 
 /// The same over msgr2: A's SESSION_RECONNECT races B's fresh CLIENT_IDENT.
-///
-/// Ignored: a known msgr2 bug, found on 2026-12-06 (1 run in 60 to 4 in 30 fail, on main and
-/// on branches with none of that day's changes; the v1 test passes). In a failing run each side
-/// adopts the other's socket: A's acceptor takes B's CLIENT_IDENT as "peer must have reset"
-/// (Ceph's rule) while A's own connector, answered SESSION_RESET by B, sends CLIENT_IDENT, which
-/// B takes as a race A won (lower address). Each then closes the socket the other adopted; B's
-/// session reconnects with cookies A no longer has, A answers SESSION_RESET, and B's queued
-/// message is discarded with a RemoteReset. Whether Ceph's ProtocolV2 ends the same way is
-/// being checked against its source; run it with `--ignored`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "known msgr2 race (about 1 run in 15): both sides adopt each other's socket; see the doc comment"]
 async fn msgr2_handshake_reconnect_races_fresh_connect() {
     reconnect_races_fresh_connect(Proto::V2).await;
 }

@@ -114,15 +114,18 @@ fn announced(addrs: &EntityAddrVec, socket_peer: SocketAddr) -> EntityAddr {
 }
 
 /// Moves a connector's bytes until its handshake is complete; the hook's `ConnectSent` once
-/// CLIENT_IDENT or SESSION_RECONNECT is written.
+/// CLIENT_IDENT or SESSION_RECONNECT is written. `before_write` runs before each round of
+/// writes and may end the attempt (see [`attempt_guard`]).
 async fn run_connector(
     t: &mut super::BoxTransport,
     c: &mut Connector,
     (config, id): (&PipeConfig, u64),
+    before_write: &mut (dyn FnMut(&Connector) -> Result<(), PipeError> + Send),
 ) -> Result<(), PipeError> {
     let mut buf = vec![0u8; HANDSHAKE_READ];
     let mut ident_reported = false;
     loop {
+        before_write(c)?;
         while let Some(out) = c.poll_transmit() {
             t.write_all(&out).await?;
         }
@@ -230,7 +233,13 @@ pub(super) async fn connect(
     };
     let mut c = Connector::with_auth(cfg, auth);
     hook(&inner.config, inner.id, Side::Connector, Step::BannerSent).await?;
-    run_connector(&mut t, &mut c, (&inner.config, inner.id)).await?;
+    run_connector(
+        &mut t,
+        &mut c,
+        (&inner.config, inner.id),
+        &mut attempt_guard(inner, gen),
+    )
+    .await?;
     let est = c.finish().ok_or(PipeError::UnexpectedTag {
         tag: 0,
         context: "msgr2 handshake ended without an ident",
@@ -260,6 +269,31 @@ pub(super) async fn connect(
     hook(&inner.config, inner.id, Side::Connector, Step::Ready).await?;
     finish_connect(inner, gen, t, est, auth_protocol);
     Ok(())
+}
+
+/// Checked under the session lock before the connector writes: the attempt is still the
+/// session's (an acceptor that gave the session another socket abandoned it: its bytes must
+/// not reach the peer), and once the peer answered SESSION_RESET the session is no longer
+/// established (server cookie 0), before the CLIENT_IDENT that starts it over leaves. Ceph
+/// does both under the connection's lock (`handle_session_reset`, `reuse_connection`):
+/// without it, an acceptor deciding between the reset and our CLIENT_IDENT took the peer's
+/// crossing CLIENT_IDENT for a restarted peer and adopted its socket, while the peer adopted
+/// ours, and each closed the socket the other had adopted (a queued message was then lost
+/// to the SESSION_RESET that followed).
+fn attempt_guard(
+    inner: &Inner,
+    gen: u64,
+) -> impl FnMut(&Connector) -> Result<(), PipeError> + Send + '_ {
+    move |c| {
+        let mut sh = inner.lock();
+        if sh.link.attempt.as_ref().map(|a| a.0) != Some(gen) {
+            return Err(PipeError::Superseded);
+        }
+        if c.reset_received().is_some() {
+            sh.v2.server_cookie = 0;
+        }
+        Ok(())
+    }
 }
 
 /// SERVER_IDENT of a new session: the server considers it open from now on, so it is ours

@@ -348,6 +348,13 @@ impl Connector {
         self.phase == Phase::Open
     }
 
+    /// The peer answered SESSION_RESET (`Some(true)`: a full reset), so the CLIENT_IDENT
+    /// queued after it starts the session over: the driver must stop treating the session as
+    /// established (its server cookie) before that CLIENT_IDENT leaves.
+    pub fn reset_received(&self) -> Option<bool> {
+        self.reset
+    }
+
     /// CLIENT_IDENT or SESSION_RECONNECT was queued: the peer may now hold the session.
     pub fn ident_sent(&self) -> bool {
         matches!(self.phase, Phase::Ident | Phase::Reconnect | Phase::Open)
