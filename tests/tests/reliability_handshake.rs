@@ -14,6 +14,7 @@
 //! stay v1-only: the v2 driver does not report them.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use msgr_core::{Connection, Messenger, Policy};
 use msgr_pipe::{Side, Step};
@@ -708,4 +709,115 @@ async fn handshake_pause_does_not_block_others() {
         "paused client served after release"
     );
     teardown(&[&c, &other, &s]).await;
+}
+
+/// The msgr2 race behind `msgr2_handshake_reconnect_races_fresh_connect`, ordered by hooks so
+/// that it happens every run. A (the lower address) reconnects with SESSION_RECONNECT while B,
+/// having marked its session down, connects afresh. B answers A's reconnect with
+/// SESSION_RESET, and A's connector sends a new CLIENT_IDENT; only then does A's acceptor
+/// decide on B's CLIENT_IDENT, and only after that B's acceptor on A's. As in Ceph (where
+/// `handle_session_reset` zeroes the server cookie under the connection's lock), A's
+/// session is no longer established when its acceptor decides: it answers WAIT, both sides
+/// keep A's socket, and B's queued message arrives exactly once with no reset at B. Before the
+/// fix, A's acceptor took B's ident for a restarted peer and adopted B's socket while B
+/// adopted A's; B's message was then lost to a SESSION_RESET.
+///
+/// The one bounded wait (1 s for A's acceptor to finish replacing) only orders the old,
+/// wrong path: on the right one A's acceptor answers WAIT and never reaches `Ready`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn msgr2_session_reset_is_applied_before_the_new_client_ident() {
+    let policy = || Policy::lossless_peer_reuse(0);
+    let x = node_on(Proto::V2, EntityName::osd(1), policy(), false).await;
+    let y = node_on(Proto::V2, EntityName::osd(2), policy(), false).await;
+    // A is the side whose address wins races.
+    let (a, b) = if x.m.addr().race_cmp(&y.m.addr()) == std::cmp::Ordering::Less {
+        (x, y)
+    } else {
+        (y, x)
+    };
+    let ab = a.conn_to(&b);
+    ab.send(ping()).await.expect("queued");
+    assert!(b.rec.wait_until(|s| s.messages == 1).await, "first ping");
+    let b_received = b.hook.count(Side::Acceptor, Step::ConnectReceived);
+    let a_acc_ready = a.hook.count(Side::Acceptor, Step::Ready);
+    let a_received = a.hook.count(Side::Acceptor, Step::ConnectReceived);
+    let (b_first, b_second, a_acc, b_con) = (Gate::new(), Gate::new(), Gate::new(), Gate::new());
+    // B's acceptor: A's SESSION_RECONNECT, then A's CLIENT_IDENT, each held before deciding.
+    b.hook.on(
+        Side::Acceptor,
+        Step::ConnectReceived,
+        1,
+        Act::Pause(b_first.clone()),
+    );
+    b.hook.on(
+        Side::Acceptor,
+        Step::ConnectReceived,
+        1,
+        Act::Pause(b_second.clone()),
+    );
+    // A's acceptor: B's fresh CLIENT_IDENT held before deciding.
+    a.hook.on(
+        Side::Acceptor,
+        Step::ConnectReceived,
+        1,
+        Act::Pause(a_acc.clone()),
+    );
+    // B's connector: its CLIENT_IDENT written, A's answer not read yet.
+    b.hook.on(
+        Side::Connector,
+        Step::ConnectSent,
+        1,
+        Act::Pause(b_con.clone()),
+    );
+    let b_sent = b.hook.count(Side::Connector, Step::ConnectSent);
+
+    let old = b.m.connection(&a.m.addr()).expect("B has the session");
+    old.mark_down();
+    ab.send(ping()).await.expect("A queues on its session");
+    let ba = b.conn_to(&a);
+    ba.send(ping()).await.expect("B queues on a fresh session");
+    b.hook
+        .reached(Side::Acceptor, Step::ConnectReceived, b_received + 1)
+        .await;
+    b.hook
+        .reached(Side::Connector, Step::ConnectSent, b_sent + 1)
+        .await;
+    a.hook
+        .reached(Side::Acceptor, Step::ConnectReceived, a_received + 1)
+        .await;
+    // B answers SESSION_RESET; A's connector sends its new CLIENT_IDENT, held at B.
+    b_first.open();
+    b.hook
+        .reached(Side::Acceptor, Step::ConnectReceived, b_received + 2)
+        .await;
+    // A's acceptor decides on B's CLIENT_IDENT.
+    a_acc.open();
+    let _ = tokio::time::timeout(
+        Duration::from_secs(1),
+        a.hook.reached(Side::Acceptor, Step::Ready, a_acc_ready + 1),
+    )
+    .await;
+    // Then B's acceptor on A's CLIENT_IDENT, and B's connector reads its answer.
+    b_second.open();
+    b_con.open();
+
+    // B's message: exactly once, and B was told of no reset.
+    a.exactly(1, &b).await;
+    assert_eq!(b.events(Ev::Reset), 0, "B reported a reset");
+    assert_eq!(b.events(Ev::RemoteReset), 0, "B reported a remote reset");
+    assert_eq!(
+        a.hook.count(Side::Acceptor, Step::Ready),
+        a_acc_ready,
+        "A's acceptor took B's socket: {:?}",
+        a.hook.history()
+    );
+    // A was answered SESSION_RESET: its second ping may be gone, and it was told.
+    assert_eq!(a.events(Ev::RemoteReset), 1, "A was not told of the reset");
+    let got = b.rec.messages();
+    assert!((1..=2).contains(&got), "B got {got} messages");
+    b.exactly(got, &a).await;
+    for n in [&a, &b] {
+        assert_eq!(n.sessions(), 1, "{:?}: one session per peer", n.m);
+    }
+    teardown(&[&a, &b]).await;
 }
