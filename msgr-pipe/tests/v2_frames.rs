@@ -253,16 +253,15 @@ fn auth_signatures_of_the_real_client_and_mon_are_hmacs_of_what_each_received() 
     ));
 }
 
-#[test]
-fn our_connector_sends_what_the_real_client_sends_up_to_auth() {
+/// A crc-mode, auth-none client connector configured as the real client of the
+/// `v2-crc-authnone-status` capture was (its mon's address, cookie 7), with our nonce `nonce`.
+fn capture_client_connector(nonce: u32) -> msgr_pipe::v2::connect::Connector {
     use msgr_pipe::v2::connect::{Connector, ConnectorConfig, CON_MODE_CRC};
-    let server = data("v2-crc-authnone-status.conn0.server");
-    let client = data("v2-crc-authnone-status.conn0.client");
     let cfg = ConnectorConfig {
         entity_type: msgr_wire::EntityType::CLIENT,
         peer: "127.0.0.1:33319".parse().unwrap(),
         peer_nonce: 0,
-        nonce: 1,
+        nonce,
         features_supported: msgr_wire::features::ALL_PACIFIC,
         features_required: 0,
         modes: vec![CON_MODE_CRC],
@@ -273,12 +272,19 @@ fn our_connector_sends_what_the_real_client_sends_up_to_auth() {
         my_addr: None,
         resume: None,
     };
-    let mut c = Connector::new(
+    Connector::new(
         cfg,
         Box::new(msgr_auth::provider::NoneClient::new(EntityName::client(
             "admin",
         ))),
-    );
+    )
+}
+
+#[test]
+fn our_connector_sends_what_the_real_client_sends_up_to_auth() {
+    let server = data("v2-crc-authnone-status.conn0.server");
+    let client = data("v2-crc-authnone-status.conn0.client");
+    let mut c = capture_client_connector(1);
     let mut sent = BytesMut::new();
     while let Some(b) = c.poll_transmit() {
         sent.extend_from_slice(&b);
@@ -305,7 +311,6 @@ fn our_connector_sends_what_the_real_client_sends_up_to_auth() {
 #[test]
 fn a_client_without_listener_announces_any_ip_port_0_as_the_real_client() {
     use msgr_ceph::{EntityAddrVec, ADDR_TYPE_ANY};
-    use msgr_pipe::v2::connect::{Connector, ConnectorConfig, CON_MODE_CRC};
     let server = data("v2-crc-authnone-status.conn0.server");
     let real = crc_frames("v2-crc-authnone-status.conn0.client");
     let real_ident = real
@@ -322,27 +327,7 @@ fn a_client_without_listener_announces_any_ip_port_0_as_the_real_client() {
         Some("127.0.0.1:0".parse().unwrap()),
         "the capture itself"
     );
-    let cfg = ConnectorConfig {
-        entity_type: msgr_wire::EntityType::CLIENT,
-        peer: "127.0.0.1:33319".parse().unwrap(),
-        peer_nonce: 0,
-        nonce: real_addrs.0[0].nonce,
-        features_supported: msgr_wire::features::ALL_PACIFIC,
-        features_required: 0,
-        modes: vec![CON_MODE_CRC],
-        global_seq: 1,
-        client_cookie: 7,
-        limits: FrameLimits::default(),
-        lossy: false,
-        my_addr: None,
-        resume: None,
-    };
-    let mut c = Connector::new(
-        cfg,
-        Box::new(msgr_auth::provider::NoneClient::new(EntityName::client(
-            "admin",
-        ))),
-    );
+    let mut c = capture_client_connector(real_addrs.0[0].nonce);
     let mut sent = BytesMut::new();
     // The mon's stream up to (not including) SERVER_IDENT: banner, HELLO, AUTH_DONE,
     // AUTH_SIGNATURE.
