@@ -93,6 +93,33 @@ impl Released {
         }
     }
 
+    /// Takes the first `k` messages of `b`, acknowledged, where they are: their permits
+    /// join the others, the large ones are moved out to be freed by [`clear`](Self::clear),
+    /// the small ones are dropped in place. An ACK of a 64-byte stream releases whole blocks
+    /// of small messages: moving each 216-byte entry out only to merge its permit and drop it
+    /// cost a `memcpy` per message (callgrind: 195 instructions per message in
+    /// `handle_control`, 116 of them in the moving `absorb`).
+    pub fn absorb_front(&mut self, b: &mut VecDeque<Outgoing>, k: usize) {
+        let k = k.min(b.len());
+        let mut large = false;
+        for o in b.range_mut(..k) {
+            if let Err(p) = self.permit.try_merge(std::mem::take(&mut o.permit)) {
+                self.other.push(p);
+            }
+            large |= o.payload_len() >= FREE_OUTSIDE_LOCK;
+        }
+        self.count += k;
+        if large {
+            let kept = b
+                .drain(..k)
+                .filter(|o| o.payload_len() >= FREE_OUTSIDE_LOCK);
+            self.large.extend(kept);
+        } else {
+            // Dropped in place: `Drain` drops what it was not asked for without moving it.
+            drop(b.drain(..k));
+        }
+    }
+
     /// Messages released since the last [`clear`](Self::clear).
     pub fn len(&self) -> usize {
         self.count
@@ -277,6 +304,25 @@ impl Fifo {
         Some(b)
     }
 
+    /// Releases the oldest messages while `acked` holds, into `done`, where they lie in
+    /// their blocks ([`Released::absorb_front`]); emptied blocks are kept for reuse.
+    pub fn release_front_while(&mut self, acked: impl Fn(&Outgoing) -> bool, done: &mut Released) {
+        while let Some(b) = self.blocks.front_mut() {
+            let k = b.iter().take_while(|o| acked(o)).count();
+            if k == 0 {
+                return;
+            }
+            done.absorb_front(b, k);
+            self.len -= k;
+            if !b.is_empty() {
+                return;
+            }
+            if let Some(b) = self.blocks.pop_front() {
+                self.retire(b);
+            }
+        }
+    }
+
     /// Appends a block of messages as it is, after the others, and returns it (an empty one
     /// is kept for reuse).
     pub fn push_back_block(&mut self, b: VecDeque<Outgoing>) -> Option<&mut VecDeque<Outgoing>> {
@@ -317,16 +363,27 @@ pub(super) struct OutQueues {
 }
 
 impl OutQueues {
+    /// The queue of `prio`, added if this is the session's first message of that priority.
+    /// Inlined into every send: the first queue is tried before any search (most sessions
+    /// use one priority; the search and its call cost 30 instructions per message).
+    #[inline(always)]
     pub(super) fn get_or_insert(&mut self, prio: u16) -> &mut Fifo {
-        let i = match self.queues.binary_search_by_key(&prio, |(p, _)| *p) {
+        let i = match self.queues.first() {
+            Some((p, _)) if *p == prio => 0,
+            _ => self.find_or_insert(prio),
+        };
+        // `i` is in range: found, or just inserted there.
+        &mut self.queues[i].1
+    }
+
+    fn find_or_insert(&mut self, prio: u16) -> usize {
+        match self.queues.binary_search_by_key(&prio, |(p, _)| *p) {
             Ok(i) => i,
             Err(i) => {
                 self.queues.insert(i, (prio, Fifo::default()));
                 i
             }
-        };
-        // `i` is in range: found, or just inserted there.
-        &mut self.queues[i].1
+        }
     }
 
     pub(super) fn get_mut(&mut self, prio: u16) -> Option<&mut Fifo> {

@@ -318,6 +318,9 @@ impl SessionCore {
 
     /// Appends a message to its priority's queue (priority 0 becomes the default, 127). A
     /// message queued while an ACK is owed carries that ACK: the delayed-ACK count starts over.
+    /// Inlined into the driver's send, so the message is moved into its queue slot once more
+    /// rather than once per call layer (callgrind: two 216-byte `memcpy`s per message here).
+    #[inline(always)]
     pub fn send(&mut self, mut out: Outgoing) {
         let prio = out.msg.priority();
         out.msg.header.priority = prio;
@@ -375,20 +378,16 @@ impl SessionCore {
     pub fn handle_control(&mut self, now: Instant, c: Control, done: &mut Released) -> bool {
         match c {
             Control::Ack(acked) => {
-                // Whole blocks first (no entry copied out of them), back to the out queues
-                // for reuse; then the acknowledged head of the next one.
+                // Whole blocks first, back to the out queues for reuse; then the
+                // acknowledged head of the next one. No entry is moved out of its block
+                // (small messages are dropped where they lie).
                 let whole = |b: &VecDeque<Outgoing>| b.iter().all(|o| o.seq <= acked);
                 while let Some(mut b) = self.sent.pop_front_block_if(whole) {
-                    for o in b.drain(..) {
-                        done.absorb(o);
-                    }
+                    let n = b.len();
+                    done.absorb_front(&mut b, n);
                     self.out_q.recycle(b);
                 }
-                while self.sent.front().is_some_and(|o| o.seq <= acked) {
-                    if let Some(o) = self.sent.pop_front() {
-                        done.absorb(o);
-                    }
-                }
+                self.sent.release_front_while(|o| o.seq <= acked, done);
                 false
             }
             Control::Keepalive => {

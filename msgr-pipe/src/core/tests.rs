@@ -389,6 +389,63 @@ fn an_ack_frees_small_messages_in_place_and_keeps_large_ones_for_clear() {
     assert!(done.is_empty());
 }
 
+/// ACKs that end inside a block, over blocks holding large messages: each releases exactly
+/// the messages it covers, the large ones kept for `clear`, the small ones freed under the
+/// ACK (in place, the block's unacknowledged tail left where it is, in order).
+#[test]
+fn partial_acks_release_in_place_and_keep_large_ones_across_blocks() {
+    let t = Throttle::new(0);
+    let mut s = st(false);
+    let small = bytes::Bytes::from(vec![1u8; 16]);
+    let large = |b: u8| bytes::Bytes::from(vec![b; FREE_OUTSIDE_LOCK as usize]);
+    // 200 messages (several blocks), large ones at seqs 10, 70 and 130.
+    let larges = [(10u64, large(2)), (70, large(3)), (130, large(4))];
+    for i in 1..=200u64 {
+        let front = larges
+            .iter()
+            .find(|(at, _)| *at == i)
+            .map_or(&small, |(_, b)| b);
+        s.queue(Outgoing::new(
+            Message::new(1, front.clone()),
+            Some(t.take(1)),
+        ));
+    }
+    drop(s.take_batch(u64::MAX));
+    assert_eq!((s.unacked_len(), t.current()), (200, 200));
+    let unique = || {
+        larges
+            .iter()
+            .map(|(_, b)| b.is_unique())
+            .collect::<Vec<_>>()
+    };
+    let mut done = s.handle_ack(75);
+    assert_eq!((done.len(), done.units(), s.unacked_len()), (75, 75, 125));
+    assert_eq!(unique(), [false, false, false], "10 and 70 wait for clear");
+    done.clear();
+    assert_eq!(unique(), [true, true, false]);
+    assert_eq!(t.current(), 125);
+    // The next one ends inside a block again, just past the third large one.
+    let mut done = s.handle_ack(131);
+    assert_eq!((done.len(), s.unacked_len()), (56, 69));
+    assert_eq!(unique(), [true, true, false]);
+    done.clear();
+    assert_eq!(unique(), [true, true, true]);
+    assert_eq!(t.current(), 69);
+    // What is left is seqs 132..=200, in order, still unacknowledged.
+    assert_eq!(s.requeue_sent(), 69);
+    let resent = s.take_batch(u64::MAX);
+    assert_eq!(
+        resent.iter().map(|o| o.seq).collect::<Vec<_>>(),
+        (132..=200).collect::<Vec<_>>()
+    );
+    drop(resent);
+    let mut done = s.handle_ack(200);
+    assert_eq!(done.len(), 69);
+    done.clear();
+    assert!(small.is_unique(), "every message freed");
+    assert_eq!(t.current(), 0);
+}
+
 fn msg8(i: u64) -> Message {
     Message::new(1, i.to_le_bytes().to_vec())
 }
