@@ -88,11 +88,19 @@ impl<R> fmt::Debug for Calls<R> {
 
 impl<R> Calls<R> {
     /// The reply channel of the call waiting for `tid` on `conn`, removed from the table.
-    /// One atomic load when no call waits.
+    /// One atomic load when no call waits; inlined into every delivery, which asks first
+    /// (the call itself cost 19 instructions per message).
+    #[inline]
     pub(crate) fn take(&self, conn: ConnId, tid: u64) -> Option<oneshot::Sender<R>> {
         if tid == 0 || self.count.load(Ordering::Acquire) == 0 {
             return None;
         }
+        self.take_waiting(conn, tid)
+    }
+
+    /// [`take`](Self::take) when some call waits: the table is searched under its lock.
+    #[inline(never)]
+    fn take_waiting(&self, conn: ConnId, tid: u64) -> Option<oneshot::Sender<R>> {
         let mut pending = lock(&self.pending);
         let tx = pending.remove(&(conn, tid))?;
         self.count.store(pending.len(), Ordering::Release);
