@@ -15,8 +15,8 @@ use std::sync::{Arc, Mutex};
 use anyhow::Context;
 use clap::{Args, ValueEnum};
 use msgr_core::{
-    BoxFuture, Connection, Dispatched, Dispatcher, Messenger, MessengerConfig, PolicyConfig,
-    PolicyKind, Received,
+    BoxFuture, ConnId, Connection, Dispatched, Dispatcher, Messenger, MessengerConfig,
+    PolicyConfig, PolicyKind, Received,
 };
 use msgr_wire::{EntityAddr, EntityName, Message};
 use serde::Serialize;
@@ -269,12 +269,77 @@ impl std::hash::Hasher for FastHasher {
 
 type FastMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<FastHasher>>;
 
+/// The per-peer counts, found per message by connection id.
+///
+/// Counts are kept per peer address (a lossy client that reconnects keeps its counts), but
+/// each message looks its connection up by id: a `u64` hashes in one multiplication and is
+/// read without a call, where the address (136 bytes, hashed byte by byte, taken through
+/// the session) cost the bench's sink more than its own accounting. A connection's address
+/// is looked up once, by its first message.
+#[derive(Default)]
+struct Conns {
+    /// One entry per peer address, in the order of their first messages.
+    counts: Vec<(EntityAddr, ConnCounts)>,
+    /// Peer address -> index in `counts`.
+    by_addr: FastMap<EntityAddr, usize>,
+    /// Connection id -> index in `counts`.
+    by_id: FastMap<ConnId, usize>,
+}
+
+impl Conns {
+    /// The counts of `conn`'s peer, made on its first message.
+    #[inline]
+    fn of(&mut self, conn: &Connection) -> Option<&mut ConnCounts> {
+        self.of_id(conn.id(), || {
+            let addr = conn.peer_addr();
+            let peer = conn
+                .peer_name()
+                .map_or_else(|| addr.to_string(), |n| n.to_string());
+            (addr, peer)
+        })
+    }
+
+    /// The counts of connection `id`; `peer` names its address and peer when it is new.
+    #[inline]
+    fn of_id(
+        &mut self,
+        id: ConnId,
+        peer: impl FnOnce() -> (EntityAddr, String),
+    ) -> Option<&mut ConnCounts> {
+        let i = match self.by_id.get(&id) {
+            Some(&i) => i,
+            None => self.first(id, peer()),
+        };
+        self.counts.get_mut(i).map(|(_, c)| c)
+    }
+
+    /// Looks up (or adds) the peer of a connection not seen before.
+    #[cold]
+    fn first(&mut self, id: ConnId, (addr, peer): (EntityAddr, String)) -> usize {
+        let i = match self.by_addr.get(&addr) {
+            Some(&i) => i,
+            None => {
+                let counts = ConnCounts {
+                    peer,
+                    ..ConnCounts::default()
+                };
+                self.counts.push((addr, counts));
+                let i = self.counts.len() - 1;
+                self.by_addr.insert(addr, i);
+                i
+            }
+        };
+        self.by_id.insert(id, i);
+        i
+    }
+}
+
 /// The server's dispatcher: echo or sink, with per-connection sequence tracking.
 pub struct ServeDispatcher {
     mode: ServeMode,
     verify: bool,
     log: bool,
-    conns: Mutex<FastMap<EntityAddr, ConnCounts>>,
+    conns: Mutex<Conns>,
     messages_out: AtomicU64,
     send_errors: AtomicU64,
 }
@@ -286,7 +351,7 @@ impl ServeDispatcher {
             mode,
             verify,
             log,
-            conns: Mutex::new(FastMap::default()),
+            conns: Mutex::new(Conns::default()),
             messages_out: AtomicU64::new(0),
             send_errors: AtomicU64::new(0),
         })
@@ -296,18 +361,18 @@ impl ServeDispatcher {
     pub fn stats(&self) -> ServeStats {
         let conns = msgr_dispatch::lock(&self.conns);
         ServeStats {
-            messages_in: conns.values().map(|c| c.messages).sum(),
-            bytes_in: conns.values().map(|c| c.bytes).sum(),
+            messages_in: conns.counts.iter().map(|(_, c)| c.messages).sum(),
+            bytes_in: conns.counts.iter().map(|(_, c)| c.bytes).sum(),
             messages_out: self.messages_out.load(Ordering::Relaxed),
             send_errors: self.send_errors.load(Ordering::Relaxed),
-            connections: conns.len(),
+            connections: conns.counts.len(),
         }
     }
 
     /// Every peer's counts, by address.
     pub fn peers(&self) -> Vec<(EntityAddr, ConnCounts)> {
         let conns = msgr_dispatch::lock(&self.conns);
-        conns.iter().map(|(a, c)| (*a, c.clone())).collect()
+        conns.counts.clone()
     }
 
     // Inlined into `fast_dispatch`, and the message read in place: each by-value layer (and
@@ -315,12 +380,10 @@ impl ServeDispatcher {
     #[inline(always)]
     fn handle(&self, received: Received) {
         let conn = &received.conn;
-        // By address, not session: a lossy client that reconnects keeps its counts.
-        let key = conn.peer_addr();
         if self.log {
             log_message(&received.msg, conn);
         }
-        let reply = self.account(key, conn, &received.msg);
+        let reply = self.account(conn, &received.msg);
         match (self.mode, received.msg.header.ty) {
             (ServeMode::Sink, MSG_BENCH_END) => {
                 if let Some(reply) = reply {
@@ -337,14 +400,10 @@ impl ServeDispatcher {
     }
 
     /// Counts `msg` for its connection; for a sink's end marker, builds the answer.
-    fn account(&self, key: EntityAddr, conn: &Connection, msg: &Message) -> Option<Message> {
+    fn account(&self, conn: &Connection, msg: &Message) -> Option<Message> {
         let mut conns = msgr_dispatch::lock(&self.conns);
-        let counts = conns.entry(key).or_insert_with(|| ConnCounts {
-            peer: conn
-                .peer_name()
-                .map_or_else(|| conn.peer_addr().to_string(), |n| n.to_string()),
-            ..ConnCounts::default()
-        });
+        // By address, not session: a lossy client that reconnects keeps its counts.
+        let counts = conns.of(conn)?;
         counts.messages += 1;
         counts.bytes += (msg.front.len() + msg.middle.len() + msg.data.len()) as u64;
         match msg.header.ty {
@@ -714,6 +773,48 @@ mod tests {
         assert_eq!(m.front.as_ptr(), front.as_ptr(), "the front is shared");
         assert_eq!(m.data.as_ptr(), data.as_ptr(), "the data is shared");
         assert_eq!(m.middle, middle);
+    }
+
+    /// Connections are looked up by id, counted by peer address: a second session from the
+    /// same address (a lossy client's reconnect) adds to the first one's counts, and a
+    /// connection's address is asked for once, on its first message.
+    #[test]
+    fn counts_follow_the_peer_address_across_connections() {
+        let addr = |port: u16| {
+            let sa: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
+            EntityAddr::new(sa, 1)
+        };
+        let mut conns = Conns::default();
+        let mut asked = 0;
+        let mut count = |conns: &mut Conns, id: ConnId, port: u16| {
+            let c = conns.of_id(id, || {
+                asked += 1;
+                (addr(port), format!("client.{port}"))
+            });
+            if let Some(c) = c {
+                c.messages += 1;
+            }
+        };
+        for _ in 0..3 {
+            count(&mut conns, 7, 6800);
+        }
+        // The same client again on a new session, and another client.
+        count(&mut conns, 9, 6800);
+        count(&mut conns, 9, 6800);
+        count(&mut conns, 8, 6801);
+        assert_eq!(asked, 3, "one address look-up per connection");
+        let seen: Vec<_> = conns
+            .counts
+            .iter()
+            .map(|(a, c)| (*a, c.peer.as_str(), c.messages))
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                (addr(6800), "client.6800", 5),
+                (addr(6801), "client.6801", 1)
+            ]
+        );
     }
 
     #[test]
