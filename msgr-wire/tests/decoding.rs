@@ -87,7 +87,11 @@ fn a_decoder_leaving_reserves_to_its_caller_does_not_grow_the_buffer() {
     let (at, cap) = (buf.as_ptr(), buf.capacity());
     assert_eq!(dec.decode(&mut buf).unwrap(), None);
     assert_eq!(dec.pending_header().map(|h| h.front_len), Some(1000));
-    assert_eq!(buf.capacity(), cap - 54, "the head consumed, nothing reserved");
+    assert_eq!(
+        buf.capacity(),
+        cap - 54,
+        "the head consumed, nothing reserved"
+    );
     assert_eq!(buf.as_ptr(), at.wrapping_add(54), "the same buffer");
     buf.reserve(1000 + 21);
     buf.extend_from_slice(&bytes);

@@ -13,6 +13,12 @@
 //! `FrameDecoder::leave_reserving_to_caller`; msgr2's frame decoder still grows its buffer
 //! for a frame that does not fit, and that buffer is not kept).
 //!
+//! What that holds: at most [`KEPT`] buffers, about the largest window of received bytes
+//! the session had held at once (each buffer is kept when it is given up while held, and
+//! taken back when free). A socket that goes quiet lets them go when its timer fires (the
+//! delayed ACK, 2 ms, if an ACK is owed; else the read timeout): until then a session quiet
+//! after a burst keeps up to 2 MiB it no longer uses.
+//!
 //! Not here: how much a read takes, the decoders, the throttles (the reader).
 
 use std::collections::VecDeque;
