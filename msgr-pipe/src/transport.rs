@@ -25,8 +25,15 @@ pub async fn connect_tcp(addr: SocketAddr) -> io::Result<TcpStream> {
     Ok(s)
 }
 
-/// Most slices handed to one `write_vectored` call.
-const MAX_IOV: usize = 512;
+/// Most slices handed to one `write_vectored` call: Linux's `IOV_MAX` (a writer's batch of
+/// 1,024 messages of 4 KiB is about 2,050 slices, so two or three calls).
+const MAX_IOV: usize = 1024;
+
+/// Chains of at most this many buffers (a round trip's message: head, data segment,
+/// footer and ACK) list their slices in an array on the stack; longer ones in a vector
+/// allocated at its final size. (An array of 128 slices, filled per write, cost 390
+/// instructions per write on a depth-1 round trip's three-slice writes.)
+const STACK_IOV: usize = 8;
 
 /// Writes a chain of buffers with vectored writes, without copying them, resuming exactly
 /// where a partial write stopped.
@@ -54,25 +61,48 @@ pub fn poll_write_chain<W: AsyncWrite + ?Sized>(
             }
             n
         } else {
-            let slices: Vec<IoSlice<'_>> = chain
-                .iter()
-                .filter(|b| !b.is_empty())
-                .take(MAX_IOV)
-                .map(|b| IoSlice::new(b))
-                .collect();
-            if slices.is_empty() {
-                chain.clear();
-                break;
+            let nonempty = || chain.iter().filter(|b| !b.is_empty());
+            let res = if chain.len() <= STACK_IOV {
+                let mut iov = [IoSlice::new(&[]); STACK_IOV];
+                let mut used = 0;
+                for (slot, b) in iov.iter_mut().zip(nonempty()) {
+                    *slot = IoSlice::new(b);
+                    used += 1;
+                }
+                let slices = iov.get(..used).unwrap_or_default();
+                poll_write_slices(w.as_mut(), cx, slices)
+            } else {
+                let mut iov = Vec::with_capacity(chain.len().min(MAX_IOV));
+                iov.extend(nonempty().take(MAX_IOV).map(|b| IoSlice::new(b)));
+                poll_write_slices(w.as_mut(), cx, &iov)
+            };
+            match ready!(res)? {
+                Some(n) => n,
+                None => {
+                    chain.clear();
+                    break;
+                }
             }
-            let n = ready!(w.as_mut().poll_write_vectored(cx, &slices))?;
-            if n == 0 {
-                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
-            }
-            n
         };
         advance(chain, n);
     }
     Poll::Ready(Ok(()))
+}
+
+/// One vectored write of `slices`: the bytes written, `None` if there was nothing to write.
+fn poll_write_slices<W: AsyncWrite + ?Sized>(
+    w: Pin<&mut W>,
+    cx: &mut Context<'_>,
+    slices: &[IoSlice<'_>],
+) -> Poll<io::Result<Option<usize>>> {
+    if slices.is_empty() {
+        return Poll::Ready(Ok(None));
+    }
+    let n = ready!(w.poll_write_vectored(cx, slices))?;
+    if n == 0 {
+        return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+    }
+    Poll::Ready(Ok(Some(n)))
 }
 
 fn advance(chain: &mut VecDeque<Bytes>, mut n: usize) {
@@ -112,5 +142,30 @@ mod tests {
         b.read_exact(&mut out).await.unwrap();
         w.await.unwrap();
         assert_eq!(&out, b"hello world!");
+    }
+
+    /// Chains longer than the stack's slice list, and longer than one call's `MAX_IOV`,
+    /// go out whole and in order (the vector path, over several calls).
+    #[tokio::test]
+    async fn long_chains_are_written_whole_and_in_order() {
+        for links in [STACK_IOV, STACK_IOV + 1, MAX_IOV + 100] {
+            let (mut a, mut b) = tokio::io::duplex(4096);
+            let mut chain: VecDeque<Bytes> = (0..links)
+                .map(|i| {
+                    let len = if i % 5 == 0 { 0 } else { 1 + i % 7 };
+                    Bytes::from(vec![(i % 251) as u8; len])
+                })
+                .collect();
+            let want: Vec<u8> = chain.iter().flat_map(|c| c.iter().copied()).collect();
+            let total = want.len();
+            let w = tokio::spawn(async move {
+                write_chain(&mut a, &mut chain).await.unwrap();
+                chain.len()
+            });
+            let mut out = vec![0u8; total];
+            b.read_exact(&mut out).await.unwrap();
+            assert_eq!(w.await.unwrap(), 0, "the chain is consumed");
+            assert_eq!(out, want, "{links} links");
+        }
     }
 }

@@ -61,6 +61,9 @@ pub struct FrameDecoder {
     data_done: usize,
     /// CRC-32C of the first `data_done` data bytes (see `fold_data_crc`).
     data_crc: u32,
+    /// Reserve a declared body's room in the input buffer (see
+    /// [`leave_reserving_to_caller`](Self::leave_reserving_to_caller)).
+    reserve_bodies: bool,
 }
 
 /// A data segment at least this long has its CRC computed piecewise as it arrives (while the
@@ -78,7 +81,19 @@ impl FrameDecoder {
             consumed: 0,
             data_done: 0,
             data_crc: 0,
+            reserve_bodies: true,
         }
+    }
+
+    /// Leaves a declared body's room to the caller (who reads [`pending_header`] and
+    /// reserves it from buffers of its own): the decoder's reserve allocated a new buffer
+    /// whenever the input buffer was still shared with earlier frames' segments, a buffer
+    /// the caller could not reuse.
+    ///
+    /// [`pending_header`]: Self::pending_header
+    pub fn leave_reserving_to_caller(mut self) -> Self {
+        self.reserve_bodies = false;
+        self
     }
 
     /// Makes reported offsets count from `offset` (the stream bytes before this decoder).
@@ -242,7 +257,9 @@ impl FrameDecoder {
             // it again.
             return self.decode_body(header, buf);
         }
-        buf.reserve(body.saturating_sub(buf.len()).min(MAX_RESERVE));
+        if self.reserve_bodies {
+            buf.reserve(body.saturating_sub(buf.len()).min(MAX_RESERVE));
+        }
         self.state = State::Body { header };
         Ok(Step::Again)
     }

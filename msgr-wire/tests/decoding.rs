@@ -76,6 +76,29 @@ fn pending_header_is_visible_before_the_body() {
 }
 
 #[test]
+fn a_decoder_leaving_reserves_to_its_caller_does_not_grow_the_buffer() {
+    let mut m = Message::new(9, vec![1u8; 1000]);
+    m.seal(4, EntityName::osd(2), CrcFlags::default());
+    let mut bytes = BytesMut::new();
+    m.encode_frame(FooterKind::New, &mut bytes);
+    let mut dec = FrameDecoder::new(Limits::default(), FooterKind::New, CrcFlags::default())
+        .leave_reserving_to_caller();
+    let mut buf = bytes.split_to(100);
+    let (at, cap) = (buf.as_ptr(), buf.capacity());
+    assert_eq!(dec.decode(&mut buf).unwrap(), None);
+    assert_eq!(dec.pending_header().map(|h| h.front_len), Some(1000));
+    assert_eq!(
+        buf.capacity(),
+        cap - 54,
+        "the head consumed, nothing reserved"
+    );
+    assert_eq!(buf.as_ptr(), at.wrapping_add(54), "the same buffer");
+    buf.reserve(1000 + 21);
+    buf.extend_from_slice(&bytes);
+    assert_eq!(dec.decode(&mut buf).unwrap(), Some(Frame::Msg(m)));
+}
+
+#[test]
 fn segments_share_the_input_buffer() {
     let mut m = Message::new(9, vec![1u8; 4096]).with_data(vec![2u8; 8192]);
     m.seal(1, EntityName::client(1), CrcFlags::default());

@@ -35,8 +35,9 @@ use crate::host::MessageSigner;
 use crate::transport::BoxTransport;
 use crate::v1::codec::{check_signature, inbound, Inbound};
 
-/// Bytes reserved for each read when no large body is pending.
-const READ_CHUNK: usize = 64 * 1024;
+mod readbuf;
+
+use readbuf::{ReadBuf, READ_CHUNK};
 
 /// Most bytes taken by one read, even into a large body's reserved buffer: the decoder folds
 /// each read's share of a data segment into its CRC right after the read, while those bytes
@@ -237,10 +238,11 @@ async fn read_loop(
     let session = inner.session();
     let cfg = inner.config.clone();
     let dispatch = inner.host.dispatch_throttle();
-    let (mut dec, mut buf) = match codec {
+    let (mut dec, buf) = match codec {
         InCodec::V1 { features, signer } => {
             let kind = FooterKind::for_features(features);
-            let dec = FrameDecoder::new(cfg.limits, kind, cfg.crc);
+            // Bodies are reserved from `rb`'s kept buffers (`ReadBuf::reserve`).
+            let dec = FrameDecoder::new(cfg.limits, kind, cfg.crc).leave_reserving_to_caller();
             (Dec::V1(dec, signer), BytesMut::with_capacity(READ_CHUNK))
         }
         InCodec::V2 {
@@ -249,6 +251,7 @@ async fn read_loop(
             leftover,
         } => (Dec::V2(dec, peer), leftover),
     };
+    let mut rb = ReadBuf::new(buf);
     let mut held: Option<Permits> = None;
     // Messages were delivered since the last `end_delivery` (see `SocketSlot::delivering`).
     let mut delivering = false;
@@ -272,7 +275,7 @@ async fn read_loop(
     loop {
         loop {
             // Matched in place, as in `Dec::next`.
-            match dec.next(&mut buf) {
+            match dec.next(&mut rb.buf) {
                 Ok(None) => break,
                 Err(e) => {
                     tracing::warn!(error = %e, "peer sent a corrupt stream");
@@ -335,19 +338,13 @@ async fn read_loop(
                 let want = usize::try_from(h.payload_len())
                     .unwrap_or(usize::MAX)
                     .saturating_add(dec.footer_len());
-                buf.reserve(want.saturating_sub(buf.len()));
+                rb.reserve(want.saturating_sub(rb.buf.len()));
             }
         }
-        // Room for the next read. A buffer already holding much of one frame (a v1 body
-        // reserved whole just above, a msgr2 frame its decoder reserved whole) is read into
-        // while it has any room left: growing it would copy every byte read so far. A large
-        // message's last bytes (its footer, or epilogue) often come in a read of their own, and
-        // growing there cost a 4 MiB copy per 4 MiB message (8 % of the stream's CPU in perf).
-        let room = buf.capacity() - buf.len();
-        if room == 0 || (room < 4096 && buf.len() < READ_CHUNK) {
-            buf.reserve(READ_CHUNK);
-        }
-        let mut capped = bytes::BufMut::limit(&mut buf, MAX_READ);
+        // Room for the next read (a buffer holding much of one frame is read into while it
+        // has room; a full one is replaced by one no message holds any more: `ReadBuf`).
+        rb.make_room();
+        let mut capped = bytes::BufMut::limit(&mut rb.buf, MAX_READ);
         let mut read = pin!(r.read_buf(&mut capped));
         // First see whether the peer has sent more: a read that needs no wait needs neither
         // the clock nor the timer.
@@ -393,6 +390,8 @@ async fn read_loop(
                         Woke::Read(res) => break res?,
                         Woke::Cancelled => return Err(PipeError::Superseded),
                         Woke::Deadline => {
+                            // Quiet long enough for a timer: keep no spare buffers.
+                            rb.kept.release();
                             let next = timeout(inner, epoch, cfg.read_timeout)?;
                             deadline.as_mut().reset(next);
                             deadline_unpolled = true;

@@ -1,7 +1,8 @@
 //! The sending side of one socket, a driver: what [`SessionCore::poll_transmit`] gives
 //! (keepalives, keepalive acks, a batch of messages, the ACK owed), encoded by the v1
 //! [`Encoder`] into one vectored write (payloads not copied: small pieces are staged in one
-//! buffer, segments of 8 KiB or more go out from their own buffers).
+//! buffer, segments of [`COPY_THRESHOLD`] (2 KiB) or more go out from their own buffers).
+//!
 //!
 //! [`SessionCore::poll_transmit`]: crate::core::SessionCore::poll_transmit
 //!
@@ -32,7 +33,7 @@ use crate::core::{BatchLimits, Outgoing};
 use crate::error::PipeError;
 use crate::host::MessageSigner;
 use crate::transport::{poll_write_chain, BoxTransport};
-use crate::v1::codec::{stage_len, Encoder};
+use crate::v1::codec::{stage_len, Encoder, COPY_THRESHOLD};
 use crate::v2::session::Sink as V2Sink;
 
 pub(super) async fn run(
@@ -334,8 +335,20 @@ impl Out {
             in_seq,
             ..
         } = self;
-        stage.reserve(stage_len(msgs));
-        let v2 = matches!(codec, OutCodec::V2(_));
+        let v2 = match codec {
+            OutCodec::V1 { .. } => {
+                stage.reserve(stage_len(msgs));
+                false
+            }
+            OutCodec::V2(enc) => {
+                stage.reserve(crate::v2::session::stage_len(
+                    msgs,
+                    enc.is_secure(),
+                    COPY_THRESHOLD,
+                ));
+                true
+            }
+        };
         let mut enc = Self::encoder(inner.config.crc, codec, chain, stage, *in_seq);
         let mut bytes = t.tx.staged_bytes;
         for o in msgs.iter_mut() {

@@ -87,6 +87,40 @@ impl Header2 {
     }
 }
 
+/// What one MESSAGE frame stages besides its segments: crc mode's preamble, header, the
+/// header's CRC and the epilogue (32 + 41 + 4 + 13); secure mode's preamble with the
+/// header inline and its tag, then the segments' epilogue and tag (32 + 48 + 16 + 16 + 16).
+const STAGED_CRC: usize = 90;
+const STAGED_SECURE: usize = 128;
+
+/// Room for an ACK and a KEEPALIVE2 frame after a batch, in either mode.
+const STAGED_CONTROL: usize = 2 * 96;
+
+/// Bytes a batch of `msgs` puts into the writer's staging buffer, so it is reserved once
+/// (in crc mode segments of `copy_threshold` bytes or more are chained, not staged; in
+/// secure mode every segment is staged, padded to 16 bytes). Reserving short costs more
+/// than a regrowth: once the stage has been split onto the chain, growing it allocates a
+/// new buffer and copies what it holds.
+pub fn stage_len(msgs: &[Outgoing], secure: bool, copy_threshold: usize) -> usize {
+    let per: usize = msgs
+        .iter()
+        .map(|o| {
+            let segs = [&o.msg.front, &o.msg.middle, &o.msg.data];
+            if secure {
+                STAGED_SECURE
+                    + segs
+                        .iter()
+                        .map(|b| b.len().div_ceil(16) * 16)
+                        .sum::<usize>()
+            } else {
+                let staged = |b: &&Bytes| if b.len() < copy_threshold { b.len() } else { 0 };
+                STAGED_CRC + segs.iter().map(staged).sum::<usize>()
+            }
+        })
+        .sum();
+    per + STAGED_CONTROL
+}
+
 /// The MESSAGE frame of `o` (its seq already set), acknowledging `ack_seq` in the header.
 pub fn message_frame(o: &Outgoing, ack_seq: u64) -> Frame {
     let mut h = BytesMut::with_capacity(HEADER2_LEN);
@@ -482,6 +516,72 @@ mod tests {
             Frame::control(Tag::Hello, vec![0u8; 30]),
         ] {
             assert!(inbound(f, peer).is_err());
+        }
+    }
+
+    /// A batch reserved with [`stage_len`] is encoded into the stage without growing it
+    /// (a growth after the stage was split onto the chain allocates and copies), in crc
+    /// and secure mode, with segments staged and chained, an ACK and a KEEPALIVE2 after.
+    #[test]
+    fn a_batch_fits_the_stage_reserved_for_it() {
+        use super::super::frame::Gcm;
+        let threshold = crate::v1::codec::COPY_THRESHOLD;
+        for secure in [false, true] {
+            let mut msgs: Vec<Outgoing> = [64usize, 4096, 100, threshold - 1, threshold, 9000]
+                .iter()
+                .cycle()
+                .take(60)
+                .enumerate()
+                .map(|(i, &len)| {
+                    let m = Message::new(7, Bytes::from(vec![1u8; 16]))
+                        .with_data(Bytes::from(vec![2u8; len]));
+                    let mut o = Outgoing::new(m, None);
+                    o.seq = i as u64 + 1;
+                    o
+                })
+                .collect();
+            let mut enc = Encoder::default();
+            if secure {
+                enc.secure(Gcm::new(&[3; 16], &[4; 12]));
+            }
+            let (mut stage, mut chain) = (BytesMut::new(), std::collections::VecDeque::new());
+            stage.reserve(stage_len(&msgs, secure, threshold));
+            let (at, room) = (stage.as_ptr(), stage.capacity());
+            let mut sink = Sink {
+                enc: &mut enc,
+                out: &mut stage,
+                chain: &mut chain,
+                in_seq: 0,
+                crc: CrcFlags::default(),
+            };
+            for o in &mut msgs {
+                sink.message(o);
+            }
+            sink.ack(60);
+            sink.keepalive2();
+            assert_eq!(
+                chain.is_empty(),
+                secure,
+                "crc mode chains its large segments"
+            );
+            let staged: usize = chain.iter().map(|c| c.len()).sum::<usize>() + stage.len();
+            let first = chain.front().map_or(stage.as_ptr(), |c| c.as_ptr());
+            assert_eq!(first, at, "the batch starts where the stage was reserved");
+            assert!(staged > 0, "secure: {secure}");
+            // Every staged byte lies inside the one reservation.
+            let chained: Vec<*const u8> = msgs.iter().map(|o| o.msg.data.as_ptr()).collect();
+            for c in chain.iter().filter(|c| !chained.contains(&c.as_ptr())) {
+                let off = (c.as_ptr() as usize).wrapping_sub(at as usize);
+                assert!(
+                    off + c.len() <= room,
+                    "secure: {secure}: staged past the reservation"
+                );
+            }
+            let end = (stage.as_ptr() as usize).wrapping_sub(at as usize) + stage.len();
+            assert!(
+                end <= room,
+                "secure: {secure}: the stage grew ({end} > {room})"
+            );
         }
     }
 }
