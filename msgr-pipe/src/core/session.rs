@@ -375,20 +375,7 @@ impl SessionCore {
     pub fn handle_control(&mut self, now: Instant, c: Control, done: &mut Released) -> bool {
         match c {
             Control::Ack(acked) => {
-                // Whole blocks first (no entry copied out of them), back to the out queues
-                // for reuse; then the acknowledged head of the next one.
-                let whole = |b: &VecDeque<Outgoing>| b.iter().all(|o| o.seq <= acked);
-                while let Some(mut b) = self.sent.pop_front_block_if(whole) {
-                    for o in b.drain(..) {
-                        done.absorb(o);
-                    }
-                    self.out_q.recycle(b);
-                }
-                while self.sent.front().is_some_and(|o| o.seq <= acked) {
-                    if let Some(o) = self.sent.pop_front() {
-                        done.absorb(o);
-                    }
-                }
+                self.handle_ack(acked, done);
                 false
             }
             Control::Keepalive => {
@@ -406,6 +393,25 @@ impl SessionCore {
                 false
             }
             Control::Close => false,
+        }
+    }
+
+    /// [`handle_control`](Self::handle_control) for an ACK, which needs no clock reading:
+    /// the peer received every message up to `acked`; what that releases goes to `done`.
+    pub fn handle_ack(&mut self, acked: u64, done: &mut Released) {
+        // Whole blocks first (no entry copied out of them), back to the out queues
+        // for reuse; then the acknowledged head of the next one.
+        let whole = |b: &VecDeque<Outgoing>| b.iter().all(|o| o.seq <= acked);
+        while let Some(mut b) = self.sent.pop_front_block_if(whole) {
+            for o in b.drain(..) {
+                done.absorb(o);
+            }
+            self.out_q.recycle(b);
+        }
+        while self.sent.front().is_some_and(|o| o.seq <= acked) {
+            if let Some(o) = self.sent.pop_front() {
+                done.absorb(o);
+            }
         }
     }
 
