@@ -28,6 +28,10 @@ struct ClientState {
     last_echo_ns: Option<u64>,
     /// When the server answered the end marker.
     ended_at: Option<Instant>,
+    /// The sender of a dispatcher-driven rr run, under the same lock as the echoes' counts:
+    /// an echo is recorded and the next request sent with one lock taken, as the raw-TCP
+    /// client's one task does it with none.
+    pump: Option<Pump>,
 }
 
 /// The sending side of a dispatcher-driven rr run (see `Job::pump`).
@@ -40,13 +44,22 @@ pub(super) struct Pump {
     pub(super) finished: bool,
 }
 
+impl std::fmt::Debug for Pump {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pump")
+            .field("next", &self.next)
+            .field("finished", &self.finished)
+            .finish_non_exhaustive()
+    }
+}
+
 /// The client's dispatcher: times echoes, refills the window, catches the end of the run.
 pub(super) struct ClientSide {
     epoch: Instant,
     verify: bool,
     depth: usize,
-    pump: Mutex<Option<Pump>>,
     state: Mutex<ClientState>,
+    /// The rr window of a task-driven run; a pump run (see [`Pump`]) does not use it.
     window: Semaphore,
     ended: AtomicBool,
     end: Notify,
@@ -58,13 +71,13 @@ impl ClientSide {
             epoch,
             verify,
             depth,
-            pump: Mutex::new(None),
             state: Mutex::new(ClientState {
                 tracker: SeqTracker::default(),
                 rtt: new_histogram(),
                 ack: None,
                 last_echo_ns: None,
                 ended_at: None,
+                pump: None,
             }),
             window: Semaphore::new(depth),
             ended: AtomicBool::new(false),
@@ -77,16 +90,19 @@ impl ClientSide {
     }
 
     pub(super) fn start_pump(&self, pump: Pump) {
-        *lock(&self.pump) = Some(pump);
+        self.lock().pump = Some(pump);
     }
 
     /// Sends the next message of a dispatcher-driven run, or its end marker once the limit
     /// is reached.
     pub(super) fn advance(&self) {
-        let mut guard = lock(&self.pump);
-        let Some(pump) = guard.as_mut() else {
-            return;
-        };
+        if let Some(pump) = self.lock().pump.as_mut() {
+            self.pump_next(pump);
+        }
+    }
+
+    /// [`advance`](Self::advance) with the state locked.
+    fn pump_next(&self, pump: &mut Pump) {
         if pump.finished {
             return;
         }
@@ -109,8 +125,7 @@ impl ClientSide {
 
     /// Messages a dispatcher-driven run has sent so far.
     pub(super) fn pumped(&self) -> u64 {
-        let guard = lock(&self.pump);
-        guard.as_ref().map_or(0, |p| p.next)
+        self.lock().pump.as_ref().map_or(0, |p| p.next)
     }
 
     /// Forgets the warm-up round trip.
@@ -187,9 +202,15 @@ impl ClientSide {
                     }
                     None => state.tracker.corrupted(),
                 }
-                drop(state);
-                self.window.add_permits(1);
-                self.advance();
+                // A pump run sends the next request at once; a task-driven run's sender
+                // waits for the window.
+                match state.pump.as_mut() {
+                    Some(pump) => self.pump_next(pump),
+                    None => {
+                        drop(state);
+                        self.window.add_permits(1);
+                    }
+                }
             }
             MSG_BENCH_END => self.finish(None),
             MSG_BENCH_END_ACK => {

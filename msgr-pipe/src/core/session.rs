@@ -378,16 +378,7 @@ impl SessionCore {
     pub fn handle_control(&mut self, now: Instant, c: Control, done: &mut Released) -> bool {
         match c {
             Control::Ack(acked) => {
-                // Whole blocks first, back to the out queues for reuse; then the
-                // acknowledged head of the next one. No entry is moved out of its block
-                // (small messages are dropped where they lie).
-                let whole = |b: &VecDeque<Outgoing>| b.iter().all(|o| o.seq <= acked);
-                while let Some(mut b) = self.sent.pop_front_block_if(whole) {
-                    let n = b.len();
-                    done.absorb_front(&mut b, n);
-                    self.out_q.recycle(b);
-                }
-                self.sent.release_front_while(|o| o.seq <= acked, done);
+                self.handle_ack(acked, done);
                 false
             }
             Control::Keepalive => {
@@ -406,6 +397,21 @@ impl SessionCore {
             }
             Control::Close => false,
         }
+    }
+
+    /// [`handle_control`](Self::handle_control) for an ACK, which needs no clock reading:
+    /// the peer received every message up to `acked`; what that releases goes to `done`.
+    pub fn handle_ack(&mut self, acked: u64, done: &mut Released) {
+        // Whole blocks first, back to the out queues for reuse; then the
+        // acknowledged head of the next one. No entry is moved out of its block
+        // (small messages are dropped where they lie).
+        let whole = |b: &VecDeque<Outgoing>| b.iter().all(|o| o.seq <= acked);
+        while let Some(mut b) = self.sent.pop_front_block_if(whole) {
+            let n = b.len();
+            done.absorb_front(&mut b, n);
+            self.out_q.recycle(b);
+        }
+        self.sent.release_front_while(|o| o.seq <= acked, done);
     }
 
     // ---- time ----
