@@ -402,16 +402,11 @@ impl SessionCore {
     /// [`handle_control`](Self::handle_control) for an ACK, which needs no clock reading:
     /// the peer received every message up to `acked`; what that releases goes to `done`.
     pub fn handle_ack(&mut self, acked: u64, done: &mut Released) {
-        // Whole blocks first, back to the out queues for reuse; then the
-        // acknowledged head of the next one. No entry is moved out of its block
-        // (small messages are dropped where they lie).
-        let whole = |b: &VecDeque<Outgoing>| b.iter().all(|o| o.seq <= acked);
-        while let Some(mut b) = self.sent.pop_front_block_if(whole) {
-            let n = b.len();
-            done.absorb_front(&mut b, n);
-            self.out_q.recycle(b);
-        }
-        self.sent.release_front_while(|o| o.seq <= acked, done);
+        // No entry is moved out of its block (small messages are dropped where they lie);
+        // emptied blocks go back to the out queues for reuse.
+        let out_q = &mut self.out_q;
+        self.sent
+            .release_front_while(|o| o.seq <= acked, done, |b| out_q.recycle(b));
     }
 
     // ---- time ----
