@@ -59,12 +59,18 @@ fn message_limit_counts_all_segments() {
     ));
 }
 
-#[test]
-fn pending_header_is_visible_before_the_body() {
+/// A sealed message with a 1,000-byte front, and its encoded frame.
+fn sealed_frame_with_1000_byte_front() -> (Message, BytesMut) {
     let mut m = Message::new(9, vec![1u8; 1000]);
     m.seal(4, EntityName::osd(2), CrcFlags::default());
     let mut bytes = BytesMut::new();
     m.encode_frame(FooterKind::New, &mut bytes);
+    (m, bytes)
+}
+
+#[test]
+fn pending_header_is_visible_before_the_body() {
+    let (m, mut bytes) = sealed_frame_with_1000_byte_front();
     let mut dec = FrameDecoder::new(Limits::default(), FooterKind::New, CrcFlags::default());
     let mut buf = bytes.split_to(100);
     assert_eq!(dec.decode(&mut buf).unwrap(), None);
@@ -77,10 +83,7 @@ fn pending_header_is_visible_before_the_body() {
 
 #[test]
 fn a_decoder_leaving_reserves_to_its_caller_does_not_grow_the_buffer() {
-    let mut m = Message::new(9, vec![1u8; 1000]);
-    m.seal(4, EntityName::osd(2), CrcFlags::default());
-    let mut bytes = BytesMut::new();
-    m.encode_frame(FooterKind::New, &mut bytes);
+    let (m, mut bytes) = sealed_frame_with_1000_byte_front();
     let mut dec = FrameDecoder::new(Limits::default(), FooterKind::New, CrcFlags::default())
         .leave_reserving_to_caller();
     let mut buf = bytes.split_to(100);
