@@ -275,7 +275,9 @@ type FastMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<FastHasher>>;
 /// each message looks its connection up by id: a `u64` hashes in one multiplication and is
 /// read without a call, where the address (136 bytes, hashed byte by byte, taken through
 /// the session) cost the bench's sink more than its own accounting. A connection's address
-/// is looked up once, by its first message.
+/// is looked up once, by its first message; its id is forgotten when its session is reset
+/// (the counts stay with the address), so a long-running server keeps no entry per session
+/// it ever had.
 #[derive(Default)]
 struct Conns {
     /// One entry per peer address, in the order of their first messages.
@@ -314,6 +316,11 @@ impl Conns {
     }
 
     /// Looks up (or adds) the peer of a connection not seen before.
+    /// The connection `id` is gone: its messages are counted under its address already.
+    fn forget(&mut self, id: ConnId) {
+        self.by_id.remove(&id);
+    }
+
     #[cold]
     fn first(&mut self, id: ConnId, (addr, peer): (EntityAddr, String)) -> usize {
         let i = match self.by_addr.get(&addr) {
@@ -536,6 +543,10 @@ impl Dispatcher for ServeDispatcher {
 
     fn fast_dispatch(&self, msg: Received) {
         self.handle(msg);
+    }
+
+    fn handle_reset(&self, conn: &Connection) {
+        msgr_dispatch::lock(&self.conns).forget(conn.id());
     }
 }
 
@@ -785,10 +796,10 @@ mod tests {
             EntityAddr::new(sa, 1)
         };
         let mut conns = Conns::default();
-        let mut asked = 0;
-        let mut count = |conns: &mut Conns, id: ConnId, port: u16| {
+        let asked = std::cell::Cell::new(0);
+        let count = |conns: &mut Conns, id: ConnId, port: u16| {
             let c = conns.of_id(id, || {
-                asked += 1;
+                asked.set(asked.get() + 1);
                 (addr(port), format!("client.{port}"))
             });
             if let Some(c) = c {
@@ -802,7 +813,14 @@ mod tests {
         count(&mut conns, 9, 6800);
         count(&mut conns, 9, 6800);
         count(&mut conns, 8, 6801);
-        assert_eq!(asked, 3, "one address look-up per connection");
+        assert_eq!(asked.get(), 3, "one address look-up per connection");
+        // A reset session's id is forgotten; its counts stay with its address, and a new
+        // session from there counts on.
+        conns.forget(7);
+        conns.forget(9);
+        assert_eq!(conns.by_id.len(), 1, "only connection 8 is remembered");
+        count(&mut conns, 10, 6800);
+        assert_eq!(asked.get(), 4, "a new session's address is looked up once");
         let seen: Vec<_> = conns
             .counts
             .iter()
@@ -811,7 +829,7 @@ mod tests {
         assert_eq!(
             seen,
             [
-                (addr(6800), "client.6800", 5),
+                (addr(6800), "client.6800", 6),
                 (addr(6801), "client.6801", 1)
             ]
         );
