@@ -125,9 +125,10 @@ enum Sink<'a> {
 }
 
 impl Sink<'_> {
-    fn encode_message(&mut self, o: &mut Outgoing) {
+    /// Encodes a copy taken by [`Out::take`] (v1 moves its large segments onto the chain).
+    fn encode_copy(&mut self, o: &mut Outgoing) {
         match self {
-            Sink::V1(e) => e.encode_message(o),
+            Sink::V1(e) => e.encode_copy(o),
             Sink::V2(e) => e.encode_message(o),
         }
     }
@@ -353,7 +354,7 @@ impl Out {
         let mut bytes = t.tx.staged_bytes;
         for o in msgs.iter_mut() {
             bytes += o.payload_len();
-            enc.encode_message(o);
+            enc.encode_copy(o);
         }
         if t.nudge {
             enc.keepalive2();

@@ -104,14 +104,22 @@ pub struct Encoder<'a> {
 }
 
 impl Encoder<'_> {
-    fn push_segment(&mut self, seg: &Bytes) {
+    /// Appends a segment: staged if small, else onto the chain, shared, or moved there
+    /// (`take`: the caller's message is a copy it lets go of, and the reference it holds
+    /// is the chain's).
+    #[inline(always)]
+    fn push_segment(&mut self, seg: &mut Bytes, take: bool) {
         if seg.len() < COPY_THRESHOLD {
             self.stage.put_slice(seg);
         } else {
             if !self.stage.is_empty() {
                 self.chain.push_back(self.stage.split().freeze());
             }
-            self.chain.push_back(seg.clone());
+            self.chain.push_back(if take {
+                std::mem::take(seg)
+            } else {
+                seg.clone()
+            });
         }
     }
 
@@ -130,6 +138,21 @@ impl Encoder<'_> {
     /// Seals `o` with its seq (and the `src` stamped when it was queued) and appends its
     /// frame: head, segments and footer.
     pub fn encode_message(&mut self, o: &mut Outgoing) {
+        self.encode(o, false);
+    }
+
+    /// [`encode_message`](Self::encode_message) for a copy of a sent message (the writer's,
+    /// encoded outside the session lock, [`Outgoing::copy`]): its segments written from
+    /// their own buffers move onto the chain, and `o` is left without them. The copy's
+    /// reference is the chain's, not one more taken and dropped per segment.
+    ///
+    /// [`Outgoing::copy`]: crate::core::Outgoing::copy
+    pub fn encode_copy(&mut self, o: &mut Outgoing) {
+        self.encode(o, true);
+    }
+
+    #[inline(always)]
+    fn encode(&mut self, o: &mut Outgoing, take: bool) {
         let src = o.msg.header.src;
         if presealed(o) {
             o.msg.seal_header(o.seq, src, self.crc);
@@ -147,8 +170,9 @@ impl Encoder<'_> {
             }
         }
         self.stage.put_slice(&o.msg.frame_head());
-        for seg in [&o.msg.front, &o.msg.middle, &o.msg.data] {
-            self.push_segment(seg);
+        let m = &mut o.msg;
+        for seg in [&mut m.front, &mut m.middle, &mut m.data] {
+            self.push_segment(seg, take);
         }
         let (footer, len) = o.msg.frame_footer(self.kind);
         self.stage.put_slice(footer.get(..len).unwrap_or(&footer));
@@ -255,5 +279,52 @@ mod tests {
         );
         assert!(matches!(got[4], Inbound::Control(Control::Ack(2))));
         assert_eq!(got.len(), 5);
+    }
+
+    /// Encodes `o` (a message with a small front and a large data segment) with
+    /// `encode_message` or `encode_copy`: the bytes on the wire and the chain.
+    fn encoded(o: &mut Outgoing, copy: bool) -> (Vec<u8>, VecDeque<Bytes>) {
+        let (mut chain, mut stage) = (VecDeque::new(), BytesMut::new());
+        let mut e = Encoder {
+            crc: CrcFlags::default(),
+            kind: FooterKind::New,
+            ka2: true,
+            chain: &mut chain,
+            stage: &mut stage,
+            signer: None,
+        };
+        if copy {
+            e.encode_copy(o);
+        } else {
+            e.encode_message(o);
+        }
+        e.finish();
+        let wire = chain.iter().flat_map(|b| b.iter().copied()).collect();
+        (wire, chain)
+    }
+
+    /// A copy's large segment moves onto the chain (the same memory, no other reference
+    /// taken), and the frame is byte for byte the one `encode_message` writes.
+    #[test]
+    fn a_copy_moves_its_large_segment_onto_the_chain() {
+        let data = Bytes::from(vec![5u8; 2 * COPY_THRESHOLD]);
+        let msg = Message::new(8, b"front".to_vec()).with_data(data.clone());
+        let mut kept = Outgoing::new(msg, None);
+        kept.seq = 3;
+        let mut copy = kept.copy();
+        let (wire, _) = encoded(&mut kept, false);
+        let (wire_of_copy, chain) = encoded(&mut copy, true);
+        assert_eq!(wire_of_copy, wire, "the same frame");
+        assert_eq!(
+            kept.msg.data, data,
+            "encode_message leaves the segment in place"
+        );
+        assert!(copy.msg.data.is_empty(), "the copy's data moved out");
+        assert_eq!(copy.msg.front.as_ref(), b"front", "a staged segment stays");
+        let chained = chain
+            .iter()
+            .find(|b| b.len() == data.len())
+            .expect("the data segment is a link of the chain");
+        assert_eq!(chained.as_ptr(), data.as_ptr(), "uncopied");
     }
 }
