@@ -37,7 +37,7 @@ use crate::v1::codec::{check_signature, inbound, Inbound};
 
 mod readbuf;
 
-use readbuf::{ReadBuf, READ_CHUNK};
+use readbuf::{Kept, ReadBuf, READ_CHUNK};
 
 /// Most bytes taken by one read, even into a large body's reserved buffer: the decoder folds
 /// each read's share of a data segment into its CRC right after the read, while those bytes
@@ -77,6 +77,25 @@ pub(super) enum InCodec {
     },
 }
 
+/// A message whose signature did not check (cold: kept out of the read loop's code).
+#[cold]
+#[inline(never)]
+fn bad_signature(seq: u64) -> PipeError {
+    tracing::warn!(seq, "signature check failed");
+    PipeError::BadSignature { seq }
+}
+
+/// msgr2's next frame, out of line: its decoder is not inlined into the read loop, whose
+/// v1 path then spans fewer cache lines.
+#[inline(never)]
+fn next_v2(
+    dec: &mut crate::v2::frame::Decoder,
+    buf: &mut BytesMut,
+    peer: EntityName,
+) -> Result<Option<(Inbound, u64)>, PipeError> {
+    crate::v2::session::next_inbound(dec, buf, peer)
+}
+
 /// The decoder of either dialect.
 enum Dec {
     V1(FrameDecoder, Option<MessageSigner>),
@@ -95,8 +114,7 @@ impl Dec {
                 Ok(Some(Frame::Msg(m))) => {
                     if let Some(s) = signer.as_ref() {
                         if !check_signature(s, &m) {
-                            tracing::warn!(seq = m.header.seq, "signature check failed");
-                            return Err(PipeError::BadSignature { seq: m.header.seq });
+                            return Err(bad_signature(m.header.seq));
                         }
                     }
                     Ok(Some((Inbound::Message(m), 0)))
@@ -104,7 +122,7 @@ impl Dec {
                 Ok(Some(frame)) => Ok(Some((inbound(frame), 0))),
                 Err(e) => Err(e.into()),
             },
-            Dec::V2(dec, peer) => crate::v2::session::next_inbound(dec, buf, *peer),
+            Dec::V2(dec, peer) => next_v2(dec, buf, *peer),
         }
     }
 
@@ -277,10 +295,7 @@ async fn read_loop(
             // Matched in place, as in `Dec::next`.
             match dec.next(&mut rb.buf) {
                 Ok(None) => break,
-                Err(e) => {
-                    tracing::warn!(error = %e, "peer sent a corrupt stream");
-                    return Err(e);
-                }
+                Err(e) => return Err(corrupt(e)),
                 Ok(Some((Inbound::Message(m), ack_seq))) => {
                     let permits = match held.take() {
                         Some(p) => p,
@@ -390,9 +405,7 @@ async fn read_loop(
                         Woke::Read(res) => break res?,
                         Woke::Cancelled => return Err(PipeError::Superseded),
                         Woke::Deadline => {
-                            // Quiet long enough for a timer: keep no spare buffers.
-                            rb.kept.release();
-                            let next = timeout(inner, epoch, cfg.read_timeout)?;
+                            let next = timeout(inner, epoch, &mut rb.kept, cfg.read_timeout)?;
                             deadline.as_mut().reset(next);
                             deadline_unpolled = true;
                         }
@@ -401,9 +414,24 @@ async fn read_loop(
             }
         };
         if n == 0 {
-            return Err(io::Error::from(io::ErrorKind::UnexpectedEof).into());
+            return Err(eof());
         }
     }
+}
+
+/// The stream could not be decoded (cold, as every error path of the read loop).
+#[cold]
+#[inline(never)]
+fn corrupt(e: PipeError) -> PipeError {
+    tracing::warn!(error = %e, "peer sent a corrupt stream");
+    e
+}
+
+/// The peer closed its end.
+#[cold]
+#[inline(never)]
+fn eof() -> PipeError {
+    io::Error::from(io::ErrorKind::UnexpectedEof).into()
 }
 
 /// The socket has nothing to read: the core's earliest deadline.
@@ -416,12 +444,17 @@ fn idle(inner: &Inner, epoch: u64) -> Result<Option<Instant>, PipeError> {
 }
 
 /// The socket's timer fired: the core handles what is due (a delayed ACK wakes the writer,
-/// a silent socket faults); the next deadline to arm.
+/// a silent socket faults); the next deadline to arm. Quiet long enough for a timer, the
+/// socket keeps no spare buffers. Cold: rare beside the reads (out of the loop's code).
+#[cold]
+#[inline(never)]
 fn timeout(
     inner: &Inner,
     epoch: u64,
+    kept: &mut Kept,
     read_timeout: std::time::Duration,
 ) -> Result<Instant, PipeError> {
+    kept.release();
     let mut sh = inner.lock();
     if !sh.link.is_current(epoch) {
         return Err(PipeError::Superseded);
@@ -465,8 +498,7 @@ fn accept(
 ) -> Result<bool, PipeError> {
     let seq = m.header.seq;
     if !m.footer.is_complete() {
-        tracing::warn!(seq, "aborted message (footer without COMPLETE)");
-        return Err(PipeError::Aborted { seq });
+        return Err(aborted(seq));
     }
     let verdict = {
         let mut sh = inner.lock();
@@ -479,7 +511,7 @@ fn accept(
         let in_seq = sh.core.in_seq();
         let (v, ack_now) = sh.core.handle_message(seq, m.header.payload_len());
         if v == InSeq::Gap {
-            tracing::warn!(seq, in_seq, "missed message? accepting a gap");
+            gap(seq, in_seq);
         }
         if v != InSeq::Duplicate {
             sh.link.peer_name = Some(m.header.src);
@@ -496,18 +528,50 @@ fn accept(
     // Outside the session lock: what the piggybacked ACK released (permits, payloads).
     acked.clear();
     if verdict == InSeq::Duplicate {
-        tracing::debug!(seq, "dropping duplicate message");
-        return Ok(false);
+        return Ok(duplicate(seq));
     }
+    if tracing_trace() {
+        trace_message(m);
+    }
+    bump(&inner.counters.msgs_in, 1);
+    bump(&inner.counters.bytes_in, m.header.payload_len());
+    Ok(true)
+}
+
+/// A message whose footer says it was aborted (cold).
+#[cold]
+#[inline(never)]
+fn aborted(seq: u64) -> PipeError {
+    tracing::warn!(seq, "aborted message (footer without COMPLETE)");
+    PipeError::Aborted { seq }
+}
+
+/// A message past the next expected seq, accepted (cold).
+#[cold]
+#[inline(never)]
+fn gap(seq: u64, in_seq: u64) {
+    tracing::warn!(seq, in_seq, "missed message? accepting a gap");
+}
+
+/// A message already received, dropped (cold): false, not to be delivered.
+#[cold]
+#[inline(never)]
+fn duplicate(seq: u64) -> bool {
+    tracing::debug!(seq, "dropping duplicate message");
+    false
+}
+
+/// Traces an accepted message (cold: taken only with trace logging on, so its event
+/// building is not in the read loop's code).
+#[cold]
+#[inline(never)]
+fn trace_message(m: &Message) {
     tracing::trace!(
-        seq,
+        seq = m.header.seq,
         ty = m.header.ty,
         len = m.header.payload_len(),
         "message"
     );
-    bump(&inner.counters.msgs_in, 1);
-    bump(&inner.counters.bytes_in, m.header.payload_len());
-    Ok(true)
 }
 
 /// Hands an accepted message to the host; the caller holds the session's delivery lock.
@@ -519,10 +583,17 @@ fn deliver(inner: &Inner, session: &Session, incoming: Incoming) -> Result<(), P
     // and leave the socket without a reader: it faults the socket instead.
     let delivered = std::panic::catch_unwind(AssertUnwindSafe(|| inner.deliver(session, incoming)));
     if delivered.is_err() {
-        tracing::error!(seq, "delivery panicked; faulting the socket");
-        return Err(PipeError::DeliveryPanicked { seq });
+        return Err(delivery_panicked(seq));
     }
     Ok(())
+}
+
+/// The host panicked delivering message `seq` (cold).
+#[cold]
+#[inline(never)]
+fn delivery_panicked(seq: u64) -> PipeError {
+    tracing::error!(seq, "delivery panicked; faulting the socket");
+    PipeError::DeliveryPanicked { seq }
 }
 
 fn handle_control(
@@ -536,27 +607,55 @@ fn handle_control(
         if !sh.link.is_current(epoch) {
             return Err(PipeError::Superseded);
         }
-        tracing::trace!(?c, "control frame");
+        if tracing_trace() {
+            trace_control(&c);
+        }
         match c {
-            Control::Close => {
-                tracing::debug!("peer sent CLOSE");
-                return Err(PipeError::PeerClosed);
-            }
+            Control::Close => return Err(peer_closed()),
             // An ACK (one per write that carries messages) needs no clock reading.
             Control::Ack(seq) => {
                 bump(&inner.counters.acks_in, 1);
                 sh.core.handle_ack(seq, acked);
             }
-            c => {
-                if sh.core.handle_control(now(), c, acked) {
-                    if let Some(s) = &sh.link.socket {
-                        s.wake.notify_one();
-                    }
-                }
-            }
+            c => other_control(&mut sh, c, acked),
         }
     }
     // Outside the session lock: permits go back, payloads are freed.
     acked.clear();
     Ok(())
+}
+
+/// Trace events are on (the test the `trace!` macro makes first, its event built only
+/// when this holds): the two loads and compares that stay inline in the read loop.
+#[inline(always)]
+fn tracing_trace() -> bool {
+    use tracing::level_filters::{LevelFilter, STATIC_MAX_LEVEL};
+    STATIC_MAX_LEVEL >= tracing::Level::TRACE && LevelFilter::current() >= tracing::Level::TRACE
+}
+
+/// Traces a control frame (cold: only with trace logging on).
+#[cold]
+#[inline(never)]
+fn trace_control(c: &Control) {
+    tracing::trace!(?c, "control frame");
+}
+
+/// The peer sent CLOSE (cold).
+#[cold]
+#[inline(never)]
+fn peer_closed() -> PipeError {
+    tracing::debug!("peer sent CLOSE");
+    PipeError::PeerClosed
+}
+
+/// A control frame other than an ACK or CLOSE (keepalives: rare beside the messages, so
+/// out of the read loop's code), under the session lock `sh`.
+#[cold]
+#[inline(never)]
+fn other_control(sh: &mut super::Locked<'_>, c: Control, acked: &mut Released) {
+    if sh.core.handle_control(now(), c, acked) {
+        if let Some(s) = &sh.link.socket {
+            s.wake.notify_one();
+        }
+    }
 }
