@@ -39,6 +39,14 @@ pub const LOOPBACK_ID: ConnId = 0;
 /// [`SendError::Closed`], and [`Messenger::connect`](crate::Messenger::connect) makes a new one.
 #[derive(Clone)]
 pub struct Connection {
+    /// One reference count for the whole handle: a clone or a drop is one atomic operation
+    /// (a session's reader keeps one connection and clones it into every message it
+    /// delivers, where a handle of two `Arc`s cost two increments and two decrements).
+    inner: Arc<ConnInner>,
+}
+
+/// What a [`Connection`] refers to.
+struct ConnInner {
     kind: Kind,
     /// The messenger's calls waiting for replies ([`Connection::call`]).
     calls: Arc<Calls<Received>>,
@@ -54,23 +62,27 @@ impl Connection {
     /// A handle to `session`, whose replies to calls go through `calls`.
     pub(crate) fn remote(session: Session, calls: Arc<Calls<Received>>) -> Self {
         Connection {
-            kind: Kind::Remote(session),
-            calls,
+            inner: Arc::new(ConnInner {
+                kind: Kind::Remote(session),
+                calls,
+            }),
         }
     }
 
     /// A handle to the messenger's loopback.
     pub(crate) fn loopback(lb: Arc<Loopback>, calls: Arc<Calls<Received>>) -> Self {
         Connection {
-            kind: Kind::Loopback(lb),
-            calls,
+            inner: Arc::new(ConnInner {
+                kind: Kind::Loopback(lb),
+                calls,
+            }),
         }
     }
 
     /// Sends a [`call`](Self::call)'s request: as [`send`](Self::send), except that on the
     /// loopback the request itself is not taken for its own reply.
     pub(crate) async fn send_request(&self, msg: Message) -> Result<(), SendError> {
-        match &self.kind {
+        match &self.inner.kind {
             Kind::Remote(s) => s.send(msg).await.map_err(map_send),
             Kind::Loopback(lb) => lb.send(msg, false),
         }
@@ -83,7 +95,7 @@ impl Connection {
     /// [`Session::send`]): the message is not moved into the future, which is then small and
     /// only yields to the scheduler when the task's budget is spent.
     pub fn send(&self, msg: Message) -> SendFuture<'_> {
-        match &self.kind {
+        match &self.inner.kind {
             Kind::Remote(s) => SendFuture(Sending::Remote(s.send(msg))),
             Kind::Loopback(lb) => SendFuture(Sending::Done(Some(lb.send(msg, true)))),
         }
@@ -92,7 +104,7 @@ impl Connection {
     /// Queues a message if the backpressure limit allows it now; [`SendError::Full`] (the
     /// message is dropped) otherwise.
     pub fn try_send(&self, msg: Message) -> Result<(), SendError> {
-        match &self.kind {
+        match &self.inner.kind {
             Kind::Remote(s) => s.try_send(msg).map_err(map_send),
             Kind::Loopback(lb) => lb.send(msg, true),
         }
@@ -103,7 +115,7 @@ impl Connection {
     /// must not wait on the peer.
     #[inline]
     pub fn queue(&self, msg: Message) -> Result<(), SendError> {
-        match &self.kind {
+        match &self.inner.kind {
             Kind::Remote(s) => s.queue(msg).map_err(map_send),
             Kind::Loopback(lb) => lb.send(msg, true),
         }
@@ -133,10 +145,10 @@ impl Connection {
     /// ```
     pub async fn call(&self, mut msg: Message, timeout: Duration) -> Result<Received, CallError> {
         if msg.header.tid == 0 {
-            msg.header.tid = self.calls.next_tid();
+            msg.header.tid = self.inner.calls.next_tid();
         }
         let tid = msg.header.tid;
-        let mut pending = self.calls.register(self.id(), tid)?;
+        let mut pending = self.inner.calls.register(self.id(), tid)?;
         let exchange = async {
             self.send_request(msg).await?;
             tokio::select! {
@@ -155,7 +167,7 @@ impl Connection {
 
     /// Asks for a keepalive (KEEPALIVE2 when negotiated). Does not wake a standby session.
     pub fn send_keepalive(&self) {
-        if let Kind::Remote(s) = &self.kind {
+        if let Kind::Remote(s) = &self.inner.kind {
             s.send_keepalive();
         }
     }
@@ -165,7 +177,7 @@ impl Connection {
     /// [`Messenger::mark_down`](crate::Messenger::mark_down) for the variant that does.
     /// Does nothing to the loopback connection.
     pub fn mark_down(&self) {
-        if let Kind::Remote(s) = &self.kind {
+        if let Kind::Remote(s) = &self.inner.kind {
             s.mark_down();
         }
     }
@@ -176,14 +188,14 @@ impl Connection {
     /// (connecting, waiting, in standby) ends now, without an event. The loopback has no
     /// faults: nothing changes for it.
     pub fn mark_disposable(&self) {
-        if let Kind::Remote(s) = &self.kind {
+        if let Kind::Remote(s) = &self.inner.kind {
             s.mark_disposable();
         }
     }
 
     /// The peer's address (the loopback's is the messenger's own).
     pub fn peer_addr(&self) -> EntityAddr {
-        match &self.kind {
+        match &self.inner.kind {
             Kind::Remote(s) => s.peer_addr(),
             Kind::Loopback(lb) => lb.addr(),
         }
@@ -191,7 +203,7 @@ impl Connection {
 
     /// The peer's entity type (the type dialled, or announced by an accepted peer).
     pub fn peer_type(&self) -> EntityType {
-        match &self.kind {
+        match &self.inner.kind {
             Kind::Remote(s) => s.peer_type(),
             Kind::Loopback(lb) => lb.initial_name().ty,
         }
@@ -199,7 +211,7 @@ impl Connection {
 
     /// The peer's entity name, once a message from it arrived (the loopback's is ours).
     pub fn peer_name(&self) -> Option<EntityName> {
-        match &self.kind {
+        match &self.inner.kind {
             Kind::Remote(s) => s.peer_name(),
             Kind::Loopback(lb) => Some(lb.name()),
         }
@@ -207,7 +219,7 @@ impl Connection {
 
     /// Negotiated feature bits (0 before the first handshake).
     pub fn features(&self) -> u64 {
-        match &self.kind {
+        match &self.inner.kind {
             Kind::Remote(s) => s.features(),
             Kind::Loopback(lb) => lb.features(),
         }
@@ -215,7 +227,7 @@ impl Connection {
 
     /// The session's state. The loopback is `Open` until the messenger shuts down.
     pub fn state(&self) -> ConnState {
-        match &self.kind {
+        match &self.inner.kind {
             Kind::Remote(s) => s.state(),
             Kind::Loopback(lb) if lb.is_closed() => ConnState::Closed,
             Kind::Loopback(_) => ConnState::Open,
@@ -231,7 +243,7 @@ impl Connection {
 
     /// When the last KEEPALIVE arrived from the peer.
     pub fn last_keepalive(&self) -> Option<Instant> {
-        match &self.kind {
+        match &self.inner.kind {
             Kind::Remote(s) => s.last_keepalive(),
             Kind::Loopback(_) => None,
         }
@@ -239,7 +251,7 @@ impl Connection {
 
     /// The stamp echoed by the peer's last KEEPALIVE2_ACK (our clock when we sent it).
     pub fn last_keepalive_ack(&self) -> Option<Timespec> {
-        match &self.kind {
+        match &self.inner.kind {
             Kind::Remote(s) => s.last_keepalive_ack(),
             Kind::Loopback(_) => None,
         }
@@ -267,7 +279,7 @@ impl Connection {
     pub fn keepalive_acked(
         &self,
     ) -> impl Future<Output = Result<Timespec, SessionClosed>> + Send + 'static {
-        let (wait, at_once) = match &self.kind {
+        let (wait, at_once) = match &self.inner.kind {
             Kind::Remote(s) => (Some(s.keepalive_acked()), Err(SessionClosed)),
             Kind::Loopback(lb) if lb.is_closed() => (None, Err(SessionClosed)),
             Kind::Loopback(_) => (None, Ok(Timespec::now())),
@@ -294,7 +306,7 @@ impl Connection {
     /// # let _ = open; }
     /// ```
     pub fn watch_state(&self) -> watch::Receiver<ConnState> {
-        match &self.kind {
+        match &self.inner.kind {
             Kind::Remote(s) => s.watch_state(),
             Kind::Loopback(lb) => lb.watch_state(),
         }
@@ -302,7 +314,7 @@ impl Connection {
 
     /// The session's counters (the loopback counts messages and bytes out and in alike).
     pub fn stats(&self) -> SessionStats {
-        match &self.kind {
+        match &self.inner.kind {
             Kind::Remote(s) => s.stats(),
             Kind::Loopback(lb) => lb.stats(),
         }
@@ -310,7 +322,7 @@ impl Connection {
 
     /// The connection id: the dispatch-queue class; [`LOOPBACK_ID`] for the loopback.
     pub fn id(&self) -> ConnId {
-        match &self.kind {
+        match &self.inner.kind {
             Kind::Remote(s) => s.id(),
             Kind::Loopback(_) => LOOPBACK_ID,
         }
@@ -318,12 +330,12 @@ impl Connection {
 
     /// Whether this is the messenger's loopback connection.
     pub fn is_loopback(&self) -> bool {
-        matches!(self.kind, Kind::Loopback(_))
+        matches!(self.inner.kind, Kind::Loopback(_))
     }
 
     /// The pipe session behind a remote connection.
     pub fn session(&self) -> Option<&Session> {
-        match &self.kind {
+        match &self.inner.kind {
             Kind::Remote(s) => Some(s),
             Kind::Loopback(_) => None,
         }
@@ -332,7 +344,7 @@ impl Connection {
     /// Resolves once the session has ended and all its tasks are gone (the loopback: once the
     /// messenger shuts down).
     pub async fn closed(&self) {
-        match &self.kind {
+        match &self.inner.kind {
             Kind::Remote(s) => s.closed().await,
             Kind::Loopback(lb) => lb.closed().await,
         }
@@ -369,7 +381,7 @@ fn map_send(e: msgr_pipe::SendError) -> SendError {
 
 impl PartialEq for Connection {
     fn eq(&self, other: &Self) -> bool {
-        match (&self.kind, &other.kind) {
+        match (&self.inner.kind, &other.inner.kind) {
             (Kind::Remote(a), Kind::Remote(b)) => a == b,
             (Kind::Loopback(a), Kind::Loopback(b)) => Arc::ptr_eq(a, b),
             _ => false,
@@ -381,7 +393,7 @@ impl Eq for Connection {}
 
 impl fmt::Debug for Connection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.kind {
+        match &self.inner.kind {
             Kind::Remote(s) => f
                 .debug_struct("Connection")
                 .field("id", &s.id())

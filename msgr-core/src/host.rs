@@ -20,9 +20,9 @@
 
 use std::sync::{Arc, Mutex, Weak};
 
-use msgr_dispatch::{lock, ConnId, Throttle, ThrottlePermit};
+use msgr_dispatch::{lock, BorrowedPermit, ConnId, Throttle, ThrottlePermit};
 use msgr_pipe::{
-    Authorizer, Host, Incoming, KeepaliveAcks, PipeConfig, Policy, Session, SessionEvent,
+    Authorizer, Deliver, Host, Incoming, KeepaliveAcks, PipeConfig, Policy, Session, SessionEvent,
 };
 use msgr_wire::{EntityAddr, EntityName, EntityType, Message};
 use tokio::sync::oneshot;
@@ -32,7 +32,7 @@ use tracing::Instrument;
 
 use crate::call::Calls;
 use crate::connection::{Connection, Permits, Received, LOOPBACK_ID};
-use crate::dispatcher::EventKind;
+use crate::dispatcher::{Chain, EventKind};
 use crate::identity::Identity;
 use crate::loopback::{LocalHost, Loopback};
 use crate::policies::Policies;
@@ -84,16 +84,22 @@ impl SessionHost {
     /// permit too until the caller drops it. A call that ended an instant ago hands it back:
     /// it is dispatched, the permit still inside.
     #[inline(never)]
-    fn deliver_reply(&self, session: &Session, incoming: Incoming, tx: oneshot::Sender<Received>) {
+    fn deliver_reply(
+        &self,
+        session: &Session,
+        conn: &Connection,
+        incoming: Incoming<'_>,
+        tx: oneshot::Sender<Received>,
+    ) {
         let Incoming {
             msg,
             mut policy_permits,
             dispatch_permit,
         } = incoming;
-        policy_permits.extend(dispatch_permit);
+        policy_permits.extend(dispatch_permit.map(BorrowedPermit::into_owned));
         let received = Received {
             msg,
-            conn: self.connection(session.clone()),
+            conn: conn.clone(),
             permits: Permits {
                 inner: policy_permits,
             },
@@ -105,6 +111,56 @@ impl SessionHost {
             let priority = r.msg.header.priority;
             self.queue
                 .deliver(session.id(), priority, r, ThrottlePermit::empty());
+        }
+    }
+
+    /// Hands a received message of `session` (whose connection is `conn`) to its caller, or
+    /// the dispatchers (`chain`, `None` once taken): fast-dispatched here, or queued.
+    #[inline(always)]
+    fn deliver_on(
+        &self,
+        session: &Session,
+        conn: &Connection,
+        chain: Option<&Chain>,
+        incoming: Incoming<'_>,
+    ) {
+        let id = session.id();
+        if let Some(tx) = self.calls.take(id, incoming.msg.header.tid) {
+            return self.deliver_reply(session, conn, incoming, tx);
+        }
+        let priority = incoming.msg.header.priority;
+        // Borrowed from the reader's handle on our dispatch throttle: given back right after
+        // a fast dispatch without an `Arc` clone; a queued message owns it.
+        let permit = incoming.dispatch_permit;
+        // Built once; from here on the message is only moved as a local (moving a
+        // by-value parameter on, as each layer of the old chain did, copied its ~200
+        // bytes: host, dispatch queue, its `dyn Handler`, the chain).
+        let received = Received {
+            msg: incoming.msg,
+            conn: conn.clone(),
+            permits: Permits {
+                inner: incoming.policy_permits,
+            },
+        };
+        // The queue's `deliver` with the fast dispatch attempt made here (see
+        // `DispatchQueue::admit`).
+        let Some(chain) = chain else {
+            self.queue.deliver(id, priority, received, owned(permit));
+            return;
+        };
+        chain.fast_preprocess(&received);
+        if !self.queue.admit() {
+            return;
+        }
+        match chain.fast_dispatcher(&received) {
+            Some(d) => {
+                d.fast_dispatch(received);
+                match permit {
+                    Some(p) => self.queue.fast_dispatched_borrowed(p),
+                    None => self.queue.fast_dispatched(ThrottlePermit::empty()),
+                }
+            }
+            None => self.queue.enqueue(id, priority, received, owned(permit)),
         }
     }
 
@@ -206,44 +262,23 @@ impl Host for SessionHost {
         self.registry.remove(session);
     }
 
-    fn deliver(&self, session: &Session, incoming: Incoming) {
-        let id = session.id();
-        if let Some(tx) = self.calls.take(id, incoming.msg.header.tid) {
-            return self.deliver_reply(session, incoming, tx);
-        }
-        let priority = incoming.msg.header.priority;
-        let permit = incoming
-            .dispatch_permit
-            .unwrap_or_else(ThrottlePermit::empty);
-        // Built once; from here on the message is only moved as a local (moving a
-        // by-value parameter on, as each layer of the old chain did, copied its ~200
-        // bytes: host, dispatch queue, its `dyn Handler`, the chain).
-        let received = Received {
-            msg: incoming.msg,
-            conn: self.connection(session.clone()),
-            permits: Permits {
-                inner: incoming.policy_permits,
-            },
-        };
-        // One look-up of the chain for both steps, borrowed; the queue's `deliver` with the
-        // fast dispatch attempt made here (see `DispatchQueue::admit`).
+    fn deliver(&self, session: &Session, incoming: Incoming<'_>) {
+        // A delay stage's messages (fault injection) come this way; a socket's reader
+        // delivers through its `SessionDeliver`, whose connection is made once.
+        let conn = self.connection(session.clone());
         let guard = self.handler.chain_ref();
-        let Some(chain) = guard.as_deref() else {
-            drop(guard);
-            self.queue.deliver(id, priority, received, permit);
-            return;
-        };
-        chain.fast_preprocess(&received);
-        if !self.queue.admit() {
-            return;
-        }
-        match chain.fast_dispatcher(&received) {
-            Some(d) => {
-                d.fast_dispatch(received);
-                self.queue.fast_dispatched(permit);
-            }
-            None => self.queue.enqueue(id, priority, received, permit),
-        }
+        self.deliver_on(session, &conn, guard.as_deref(), incoming);
+    }
+
+    fn deliverer(self: Arc<Self>, session: Session) -> Box<dyn Deliver> {
+        let conn = self.connection(session.clone());
+        let chain = self.handler.chain();
+        Box::new(SessionDeliver {
+            host: self,
+            session,
+            conn,
+            chain,
+        })
     }
 
     fn event(&self, session: &Session, event: SessionEvent) {
@@ -266,6 +301,31 @@ impl Host for SessionHost {
     fn new_conn_id(&self) -> ConnId {
         self.queue.new_conn_id()
     }
+}
+
+/// One socket's deliveries ([`Host::deliverer`]): the session's connection made once and
+/// cloned into each message (one atomic increment, where building it cost two), and the
+/// dispatcher chain held (where reading it under its lock cost two atomic operations per
+/// message). The chain never changes until the messenger's `wait` takes it, after every
+/// session's tasks, this socket's reader among them, have ended.
+struct SessionDeliver {
+    host: Arc<SessionHost>,
+    session: Session,
+    conn: Connection,
+    chain: Option<Arc<Chain>>,
+}
+
+impl Deliver for SessionDeliver {
+    fn deliver(&self, incoming: Incoming<'_>) {
+        let chain = self.chain.as_deref();
+        self.host
+            .deliver_on(&self.session, &self.conn, chain, incoming);
+    }
+}
+
+/// A received message's dispatch permit, made the queue's own.
+fn owned(permit: Option<BorrowedPermit<'_>>) -> ThrottlePermit {
+    permit.map_or_else(ThrottlePermit::empty, BorrowedPermit::into_owned)
 }
 
 impl LocalHost for SessionHost {

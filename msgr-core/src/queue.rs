@@ -32,8 +32,9 @@ pub(crate) struct ConnEvent {
 /// The dispatch queue's view of the dispatcher chain.
 pub(crate) struct QueueHandler {
     /// Taken at the end of `wait`, breaking reference cycles through dispatchers.
-    /// A read-write lock: every message delivered reads it (a borrow under the read lock,
-    /// no `Arc` clone, on the readers' path); only `take_chain` writes, once.
+    /// A read-write lock: only `take_chain` writes, once. A socket's reader holds a clone
+    /// of the chain (the host's `SessionDeliver`); messages delayed by fault injection read
+    /// it here, borrowed under the read lock.
     chain: RwLock<Option<Arc<Chain>>>,
     /// Event delay injection (Ceph's DispatchQueue sleeps `ms_inject_internal_delays` before
     /// an event with probability `ms_inject_delay_probability`).

@@ -682,3 +682,75 @@ fn a_received_message_and_its_wrappers_stay_within_their_sizes() {
     assert!(incoming <= message + 48, "Incoming is {incoming} bytes");
     assert!(received <= message + 48, "Received is {received} bytes");
 }
+
+/// A fast-dispatched message holds its dispatch-throttle bytes while its dispatcher runs, and
+/// they are back before the reader takes the next message's (the reader's borrowed permit):
+/// each dispatch sees exactly its own message's bytes taken, never the sum of those before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fast_dispatch_holds_exactly_its_own_dispatch_bytes() {
+    use std::sync::OnceLock;
+
+    use msgr_dispatch::Throttle;
+
+    struct Fast {
+        throttle: OnceLock<Throttle>,
+        tx: mpsc::UnboundedSender<(u64, u64)>,
+    }
+    impl Dispatcher for Fast {
+        fn dispatch(&self, m: Received) -> BoxFuture<'_, Dispatched> {
+            Box::pin(async move { Dispatched::Pass(m) })
+        }
+        fn can_fast_dispatch(&self, _m: &Received) -> bool {
+            true
+        }
+        fn fast_dispatch(&self, m: Received) {
+            let held = self.throttle.get().map_or(u64::MAX, Throttle::current);
+            let _ = self.tx.send((m.msg.data.len() as u64, held));
+        }
+    }
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let fast = Arc::new(Fast {
+        throttle: OnceLock::new(),
+        tx,
+    });
+    let server = Messenger::builder(EntityName::osd(0))
+        .config(local())
+        .default_policy(Policy::stateful_server(0))
+        .dispatcher(fast.clone())
+        .start()
+        .await
+        .expect("start");
+    let throttle = server.inner_host().dispatch_throttle.clone();
+    assert!(fast.throttle.set(throttle).is_ok());
+    let client = Messenger::builder(EntityName::client(-1))
+        .config(local())
+        .default_policy(Policy::lossless_client(0))
+        .start()
+        .await
+        .expect("start");
+    let conn = client
+        .connect(server.addr(), EntityType::OSD)
+        .await
+        .expect("connect");
+    let sizes: Vec<u64> = (1..=8).map(|i| i * 100).collect();
+    for &n in &sizes {
+        let data = vec![7u8; n as usize];
+        conn.send(Message::new(0x7001, "").with_data(data))
+            .await
+            .expect("send");
+    }
+    for &n in &sizes {
+        let (len, held) = tokio::time::timeout(WAIT, rx.recv())
+            .await
+            .expect("in time")
+            .expect("open");
+        assert_eq!((len, held), (n, n), "only this message's bytes are held");
+    }
+    stop(&client).await;
+    stop(&server).await;
+    // Counted once each fast dispatch returned: read after the server stopped.
+    let counters = server.dispatch_counters();
+    assert_eq!(counters.fast_dispatched_messages, sizes.len() as u64);
+    assert_eq!(counters.fast_dispatched_bytes, sizes.iter().sum::<u64>());
+    assert_eq!(server.inner_host().dispatch_throttle.current(), 0);
+}

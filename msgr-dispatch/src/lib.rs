@@ -59,7 +59,7 @@ pub use handler::{
 pub use prio::{PrioQueue, DEFAULT_MAX_TOKENS, DEFAULT_MIN_COST, DEFAULT_STRICT_THRESHOLD};
 pub use queue::DispatchQueue;
 pub use sync::lock;
-pub use throttle::{Acquire, Throttle, ThrottlePermit};
+pub use throttle::{Acquire, BorrowedPermit, Throttle, ThrottlePermit};
 
 /// A connection id: the class used for fairness and bulk discard. Allocated from 1 by
 /// [`DispatchQueue::new_conn_id`]; 0 is reserved for events and local delivery.

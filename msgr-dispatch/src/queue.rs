@@ -27,7 +27,7 @@ use tokio::time::Instant;
 
 use crate::handler::{DispatchConfig, Handler, QueueCounters, ShutdownMode, ShutdownReport};
 use crate::prio::PrioQueue;
-use crate::throttle::ThrottlePermit;
+use crate::throttle::{BorrowedPermit, ThrottlePermit};
 use crate::ConnId;
 use tasks::{run_dispatch, run_local, EventDelay, LastHandle, Shared, State};
 
@@ -142,6 +142,14 @@ impl<M: Send + 'static, E: Send + 'static> DispatchQueue<M, E> {
     /// releases its permit.
     #[inline]
     pub fn fast_dispatched(&self, permit: ThrottlePermit) {
+        self.shared.count_fast(permit.amount());
+        drop(permit);
+    }
+
+    /// [`fast_dispatched`](Self::fast_dispatched) for a permit that borrows its throttle
+    /// ([`Throttle::try_acquire_borrowed`](crate::Throttle::try_acquire_borrowed)).
+    #[inline]
+    pub fn fast_dispatched_borrowed(&self, permit: BorrowedPermit<'_>) {
         self.shared.count_fast(permit.amount());
         drop(permit);
     }

@@ -25,7 +25,7 @@ use crate::error::ThrottleError;
 
 mod permit;
 
-pub use permit::ThrottlePermit;
+pub use permit::{BorrowedPermit, ThrottlePermit};
 
 /// A cheap, cloneable handle to one counting limit shared by all its clones.
 ///
@@ -178,6 +178,13 @@ impl Throttle {
         self.inner
             .try_fast(n)
             .then(|| ThrottlePermit::new(self.clone(), n))
+    }
+
+    /// [`try_acquire`](Self::try_acquire) for a holder that gives the units back while it
+    /// still borrows this handle: the permit holds no clone of it (no atomic reference count
+    /// taken and dropped per permit).
+    pub fn try_acquire_borrowed(&self, n: u64) -> Option<BorrowedPermit<'_>> {
+        self.inner.try_fast(n).then(|| BorrowedPermit::new(self, n))
     }
 
     /// Takes `n` units unconditionally: never waits, may push the count above the maximum.

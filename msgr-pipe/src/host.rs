@@ -10,7 +10,7 @@ pub use msgr_auth::cephx::ChallengeState;
 pub use msgr_auth::provider::{ClientAuthorizer, PeerIdentity, VerifyOutcome};
 pub use msgr_auth::signature::MessageSigner;
 pub use msgr_auth::AuthError;
-use msgr_dispatch::{ConnId, Throttle, ThrottlePermit};
+use msgr_dispatch::{BorrowedPermit, ConnId, Throttle, ThrottlePermit};
 use msgr_wire::{EntityAddr, EntityName, EntityType, Message};
 
 use crate::hook::BoxFuture;
@@ -37,14 +37,49 @@ pub enum SessionEvent {
 }
 
 /// A received message and the throttle permits it holds. Dropping it releases them.
+///
+/// `'a` is the reader's borrow of the host's dispatch throttle: the reader takes each
+/// message's dispatch bytes without cloning the throttle's handle, and a host that
+/// fast-dispatches the message gives them back before the borrow ends (an `Arc` clone and
+/// drop less per message). A host that keeps the message makes the permit its own
+/// ([`BorrowedPermit::into_owned`]), or the whole value ([`Incoming::into_static`]).
 #[derive(Debug)]
-pub struct Incoming {
+pub struct Incoming<'a> {
     /// The message (CRCs verified).
     pub msg: Message,
     /// The policy throttle permits (messages, then bytes), if the policy has throttles.
     pub policy_permits: Vec<ThrottlePermit>,
     /// The host's dispatch throttle permit, if it has one.
-    pub dispatch_permit: Option<ThrottlePermit>,
+    pub dispatch_permit: Option<BorrowedPermit<'a>>,
+}
+
+impl Incoming<'_> {
+    /// The same message and permits, no longer borrowing the dispatch throttle.
+    pub fn into_static(self) -> Incoming<'static> {
+        Incoming {
+            msg: self.msg,
+            policy_permits: self.policy_permits,
+            dispatch_permit: self.dispatch_permit.map(BorrowedPermit::into_static),
+        }
+    }
+}
+
+/// One socket's way to its host, made by [`Host::deliverer`].
+pub trait Deliver: Send + Sync + 'static {
+    /// A received message of the deliverer's session, in order. Must not block.
+    fn deliver(&self, incoming: Incoming<'_>);
+}
+
+/// [`Host::deliverer`]'s default: [`Host::deliver`] with the session.
+struct HostDeliver<H: ?Sized> {
+    host: Arc<H>,
+    session: Session,
+}
+
+impl<H: Host + ?Sized> Deliver for HostDeliver<H> {
+    fn deliver(&self, incoming: Incoming<'_>) {
+        self.host.deliver(&self.session, incoming);
+    }
 }
 
 /// Authorizers and message signatures for a messenger's connections (spec §3.5; the cephx
@@ -166,7 +201,18 @@ pub trait Host: Send + Sync + 'static {
     /// Removes this session (only if it is the one registered under its address).
     fn unregister(&self, session: &Session);
     /// A received message, in order per session. Must not block.
-    fn deliver(&self, session: &Session, incoming: Incoming);
+    fn deliver(&self, session: &Session, incoming: Incoming<'_>);
+    /// What delivers the messages of one socket of `session`: made once by the socket's
+    /// reader, which hands it every message it reads (the messages of a delay stage still go
+    /// through [`Host::deliver`]). A host keeps there what it would otherwise build per
+    /// message (msgr-core: the session's `Connection`, cloned into each message). The
+    /// default calls [`Host::deliver`].
+    fn deliverer(self: Arc<Self>, session: Session) -> Box<dyn Deliver> {
+        Box::new(HostDeliver {
+            host: self,
+            session,
+        })
+    }
     /// A connection event. Must not block.
     fn event(&self, session: &Session, event: SessionEvent);
     /// A fresh connection id for a new session (default: a process-wide counter from 1;

@@ -82,7 +82,7 @@ pub fn mix_seed(seed: u64, key: &[u8]) -> u64 {
 /// in order (msgr-dispatch's `DelayedDelivery`). Without the `inject` feature a type with no
 /// values, so a session's `Option<DelayStage>` is always `None` and its uses are dead code.
 #[cfg(feature = "inject")]
-pub(crate) type DelayStage = msgr_dispatch::DelayedDelivery<Incoming>;
+pub(crate) type DelayStage = msgr_dispatch::DelayedDelivery<Incoming<'static>>;
 
 /// See the `inject` build of this type: without the feature there is no delay stage.
 #[cfg(not(feature = "inject"))]
@@ -91,11 +91,11 @@ pub(crate) enum DelayStage {}
 
 #[cfg(not(feature = "inject"))]
 impl DelayStage {
-    pub(crate) fn push(&self, _: Incoming) {
+    pub(crate) fn push(&self, _: Incoming<'static>) {
         match *self {}
     }
 
-    pub(crate) fn discard(&self) -> Vec<Incoming> {
+    pub(crate) fn discard(&self) -> Vec<Incoming<'static>> {
         match *self {}
     }
 
@@ -108,12 +108,22 @@ impl DelayStage {
     }
 }
 
+/// Holds `incoming` back in the delay stage `d`, no longer borrowing the reader's dispatch
+/// throttle. Out of line: the reader's path without a delay stage then moves the message
+/// straight to the host (made `'static` in place, it was copied once more on every
+/// delivery, delayed or not).
+#[cold]
+#[inline(never)]
+pub(crate) fn delay(d: &DelayStage, incoming: Incoming<'_>) {
+    d.push(incoming.into_static());
+}
+
 /// The delay stage of session `id`, delivering to `sink`, when `config` asks for one
 /// (`delay_probability > 0`); never without the `inject` feature.
 pub(crate) fn delay_stage(
     config: &InjectConfig,
     id: ConnId,
-    sink: impl Fn(Incoming) + Send + Sync + 'static,
+    sink: impl Fn(Incoming<'static>) + Send + Sync + 'static,
 ) -> Option<DelayStage> {
     #[cfg(feature = "inject")]
     if config.delay_probability > 0.0 {

@@ -68,8 +68,8 @@ pub use core::ConnState;
 pub use error::{HandshakeFailure, PipeError, SendError};
 pub use hook::{BoxFuture, HandshakeHook, HookAction, Side, Step};
 pub use host::{
-    AuthError, Authorizer, ChallengeState, ClientAuthorizer, Host, Incoming, MessageSigner,
-    PeerIdentity, SessionEvent, VerifyOutcome,
+    AuthError, Authorizer, ChallengeState, ClientAuthorizer, Deliver, Host, Incoming,
+    MessageSigner, PeerIdentity, SessionEvent, VerifyOutcome,
 };
 pub use msgr_dispatch::ConnId;
 pub use policy::{Policy, DEFAULT_FEATURES};

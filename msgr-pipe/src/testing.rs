@@ -29,7 +29,7 @@ pub enum HostEvent {
         /// The session it came on.
         session: Session,
         /// The message and permits.
-        incoming: Box<Incoming>,
+        incoming: Box<Incoming<'static>>,
     },
     /// A session event.
     Event {
@@ -44,7 +44,7 @@ use msgr_dispatch::lock;
 
 /// Called by [`TestHost`] with each delivered message, on the delivering task (as a
 /// fast-dispatching messenger would), before the message goes to the host's channel.
-pub type DeliverHook = Arc<dyn Fn(&Session, &Incoming) + Send + Sync>;
+pub type DeliverHook = Arc<dyn Fn(&Session, &Incoming<'_>) + Send + Sync>;
 
 /// A minimal messenger for tests.
 pub struct TestHost {
@@ -219,14 +219,14 @@ impl Host for TestHost {
         }
     }
 
-    fn deliver(&self, session: &Session, incoming: Incoming) {
+    fn deliver(&self, session: &Session, incoming: Incoming<'_>) {
         let hook = lock(&self.on_deliver).clone();
         if let Some(hook) = hook {
             hook(session, &incoming);
         }
         let _ = self.tx.send(HostEvent::Message {
             session: session.clone(),
-            incoming: Box::new(incoming),
+            incoming: Box::new(incoming.into_static()),
         });
     }
 

@@ -134,26 +134,26 @@ impl FrameDecoder {
     /// Decodes the next frame from the front of `buf`: `Ok(Some)` with a frame, `Ok(None)`
     /// if `buf` holds only part of one, `Err` if the stream is corrupt (then forever).
     pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Frame>, WireError> {
-        loop {
-            let step = match &self.state {
-                State::Failed(e) => return Err(e.clone()),
-                State::Tag => self.decode_tag(buf),
-                State::Body { header } => {
-                    let header = *header;
-                    self.decode_body(header, buf)
-                }
-            };
-            match step {
-                Ok(Step::Frame(f)) => return Ok(Some(f)),
-                Ok(Step::NeedMore) => return Ok(None),
-                Ok(Step::Again) => continue,
-                Err((e, at)) => {
-                    let e = e.at(at);
-                    self.state = State::Failed(e.clone());
-                    return Err(e);
-                }
+        // Every step returns this function's own result type, so a message is built once,
+        // in the caller's slot: a step result converted here (a `Step` enum matched into an
+        // `Option<Frame>`) copied the whole ~200-byte message once more per frame.
+        match &self.state {
+            State::Failed(e) => Err(e.clone()),
+            State::Tag => self.decode_tag(buf),
+            State::Body { header } => {
+                let header = *header;
+                self.decode_body(header, buf)
             }
         }
+    }
+
+    /// The stream is corrupt at offset `at`: the decoder fails with `e` from now on.
+    #[cold]
+    #[inline(never)]
+    fn fail(&mut self, e: WireError, at: u64) -> WireError {
+        let e = e.at(at);
+        self.state = State::Failed(e.clone());
+        e
     }
 
     /// Like [`FrameDecoder::decode`] at the end of the stream: bytes left over that do not
@@ -186,26 +186,28 @@ impl FrameDecoder {
         self.consumed += n as u64;
     }
 
-    fn decode_tag(&mut self, buf: &mut BytesMut) -> Result<Step, (WireError, u64)> {
+    fn decode_tag(&mut self, buf: &mut BytesMut) -> Result<Option<Frame>, WireError> {
         let at = self.consumed;
         let Some(&byte) = buf.first() else {
-            return Ok(Step::NeedMore);
+            return Ok(None);
         };
-        let tag = Tag::try_from(byte).map_err(|e| (e, at))?;
+        let tag = Tag::try_from(byte).map_err(|e| self.fail(e, at))?;
         let frame = match tag {
             Tag::Msg => return self.decode_header(buf),
             Tag::Keepalive => Frame::Keepalive,
             Tag::Close => Frame::Close,
             Tag::Ack | Tag::Keepalive2 | Tag::Keepalive2Ack => {
                 let Some(mut body) = buf.get(1..1 + TIMESPEC_LEN) else {
-                    return Ok(Step::NeedMore);
+                    return Ok(None);
                 };
                 match tag {
                     Tag::Ack => Frame::Ack(body.get_u64_le()),
-                    Tag::Keepalive2 => {
-                        Frame::Keepalive2(Timespec::decode(&mut body).map_err(|e| (e, at))?)
-                    }
-                    _ => Frame::Keepalive2Ack(Timespec::decode(&mut body).map_err(|e| (e, at))?),
+                    Tag::Keepalive2 => Frame::Keepalive2(
+                        Timespec::decode(&mut body).map_err(|e| self.fail(e, at))?,
+                    ),
+                    _ => Frame::Keepalive2Ack(
+                        Timespec::decode(&mut body).map_err(|e| self.fail(e, at))?,
+                    ),
                 }
             }
             other => {
@@ -213,21 +215,21 @@ impl FrameDecoder {
                     tag: other,
                     context: "in the message stream",
                 };
-                return Err((e, at));
+                return Err(self.fail(e, at));
             }
         };
         let len = frame.wire_len(self.footer);
         self.advance(buf, len);
-        Ok(Step::Frame(frame))
+        Ok(Some(frame))
     }
 
-    fn decode_header(&mut self, buf: &mut BytesMut) -> Result<Step, (WireError, u64)> {
+    fn decode_header(&mut self, buf: &mut BytesMut) -> Result<Option<Frame>, WireError> {
         let at = self.consumed + 1;
         let Some(raw) = buf
             .get(1..1 + HEADER_LEN)
             .and_then(|r| <&[u8; HEADER_LEN]>::try_from(r).ok())
         else {
-            return Ok(Step::NeedMore);
+            return Ok(None);
         };
         let header = MsgHeader::from_bytes(raw);
         if self.crc.header {
@@ -238,37 +240,36 @@ impl FrameDecoder {
                     expected: header.crc,
                     actual,
                 };
-                return Err((e, at));
+                return Err(self.fail(e, at));
             }
         }
         let payload = self
             .limits
             .check_segments(header.front_len, header.middle_len, header.data_len)
-            .map_err(|e| (e, at))?;
+            .map_err(|e| self.fail(e, at))?;
         self.advance(buf, FRAME_HEAD_LEN);
         let body = usize::try_from(payload)
             .unwrap_or(usize::MAX)
             .saturating_add(self.footer.wire_len());
         self.data_done = 0;
         self.data_crc = 0;
-        if buf.len() >= body {
-            // The whole frame is here (a stream of small messages, but for the one a read
-            // cuts): decoded at once, without storing the header as the state and matching
-            // it again.
-            return self.decode_body(header, buf);
+        if buf.len() < body {
+            if self.reserve_bodies {
+                buf.reserve(body.saturating_sub(buf.len()).min(MAX_RESERVE));
+            }
+            self.state = State::Body { header };
         }
-        if self.reserve_bodies {
-            buf.reserve(body.saturating_sub(buf.len()).min(MAX_RESERVE));
-        }
-        self.state = State::Body { header };
-        Ok(Step::Again)
+        // The whole frame is here (a stream of small messages, but for the one a read
+        // cuts): decoded at once, without storing the header as the state and matching it
+        // again; otherwise what is here of the data is folded into its CRC.
+        self.decode_body(header, buf)
     }
 
     fn decode_body(
         &mut self,
         header: MsgHeader,
         buf: &mut BytesMut,
-    ) -> Result<Step, (WireError, u64)> {
+    ) -> Result<Option<Frame>, WireError> {
         let (front_len, middle_len, data_len) = (
             header.front_len as usize,
             header.middle_len as usize,
@@ -277,14 +278,15 @@ impl FrameDecoder {
         let footer_len = self.footer.wire_len();
         if buf.len() < front_len + middle_len + data_len + footer_len {
             self.fold_data_crc(buf, front_len + middle_len, data_len);
-            return Ok(Step::NeedMore);
+            return Ok(None);
         }
         let start = self.consumed;
         let footer_at = start + (front_len + middle_len + data_len) as u64;
         let mut footer_bytes = buf
             .get(front_len + middle_len + data_len..)
             .unwrap_or_default();
-        let footer = decode_footer(self.footer, &mut footer_bytes).map_err(|e| (e, footer_at))?;
+        let footer =
+            decode_footer(self.footer, &mut footer_bytes).map_err(|e| self.fail(e, footer_at))?;
         let (front, middle, data) = take_segments(buf, front_len, middle_len, data_len);
         // The data CRC: the part folded in while the body arrived, then the rest.
         let data_check = self.crc.data && !footer.is_nocrc();
@@ -316,7 +318,7 @@ impl FrameDecoder {
         ];
         for (segment, bytes, expected, at, enabled) in checks {
             if enabled {
-                check_segment(segment, bytes, expected).map_err(|e| (e, at))?;
+                check_segment(segment, bytes, expected).map_err(|e| self.fail(e, at))?;
             }
         }
         if data_check && data_crc != footer.data_crc {
@@ -325,12 +327,12 @@ impl FrameDecoder {
                 expected: footer.data_crc,
                 actual: data_crc,
             };
-            return Err((e, start + (front_len + middle_len) as u64));
+            return Err(self.fail(e, start + (front_len + middle_len) as u64));
         }
         buf.advance(footer_len);
         self.consumed = footer_at + footer_len as u64;
         self.state = State::Tag;
-        Ok(Step::Frame(Frame::Msg(Message {
+        Ok(Some(Frame::Msg(Message {
             header,
             front,
             middle,
@@ -393,13 +395,6 @@ impl FrameDecoder {
             }
         }
     }
-}
-
-/// What one step of the state machine produced.
-enum Step {
-    Frame(Frame),
-    NeedMore,
-    Again,
 }
 
 fn frame_name(tag: Option<u8>) -> &'static str {

@@ -1,5 +1,6 @@
 //! `ThrottlePermit`: units held from a throttle, given back on drop.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use super::Throttle;
@@ -98,6 +99,76 @@ impl Default for ThrottlePermit {
 impl fmt::Debug for ThrottlePermit {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ThrottlePermit")
+            .field("amount", &self.amount)
+            .finish()
+    }
+}
+
+/// Units taken from a [`Throttle`] the holder borrows, given back when dropped: a
+/// [`ThrottlePermit`] without the throttle handle's `Arc` clone and drop (two atomic
+/// operations per permit). For a holder that takes and releases units within the borrow of
+/// its throttle (a reader that fast-dispatches each message before reading the next); one
+/// that keeps the units longer makes it a [`ThrottlePermit`] ([`into_owned`](Self::into_owned))
+/// or a `'static` one ([`into_static`](Self::into_static)).
+#[must_use = "dropping a permit gives its units back immediately"]
+pub struct BorrowedPermit<'a> {
+    /// `None` only once taken apart by `into_owned`.
+    throttle: Option<Cow<'a, Throttle>>,
+    amount: u64,
+}
+
+impl<'a> BorrowedPermit<'a> {
+    pub(crate) fn new(throttle: &'a Throttle, amount: u64) -> Self {
+        BorrowedPermit {
+            throttle: Some(Cow::Borrowed(throttle)),
+            amount,
+        }
+    }
+
+    /// Units held.
+    pub fn amount(&self) -> u64 {
+        self.amount
+    }
+
+    /// The same units in a [`ThrottlePermit`] (clones the throttle's handle if borrowed).
+    pub fn into_owned(mut self) -> ThrottlePermit {
+        let amount = std::mem::take(&mut self.amount);
+        match self.throttle.take() {
+            Some(t) => ThrottlePermit::new(t.into_owned(), amount),
+            None => ThrottlePermit::empty(),
+        }
+    }
+
+    /// The same units, no longer borrowing (clones the throttle's handle if borrowed).
+    pub fn into_static(mut self) -> BorrowedPermit<'static> {
+        BorrowedPermit {
+            amount: std::mem::take(&mut self.amount),
+            throttle: self.throttle.take().map(|t| Cow::Owned(t.into_owned())),
+        }
+    }
+}
+
+impl From<ThrottlePermit> for BorrowedPermit<'static> {
+    /// The same units, owning the permit's throttle handle.
+    fn from(mut p: ThrottlePermit) -> Self {
+        BorrowedPermit {
+            amount: std::mem::take(&mut p.amount),
+            throttle: p.throttle.take().map(Cow::Owned),
+        }
+    }
+}
+
+impl Drop for BorrowedPermit<'_> {
+    fn drop(&mut self) {
+        if let Some(t) = &self.throttle {
+            t.give_back(self.amount);
+        }
+    }
+}
+
+impl fmt::Debug for BorrowedPermit<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BorrowedPermit")
             .field("amount", &self.amount)
             .finish()
     }

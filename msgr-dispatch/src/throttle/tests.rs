@@ -377,3 +377,34 @@ proptest::proptest! {
         proptest::prop_assert_eq!(t.current(), 0);
     }
 }
+
+/// A borrowed permit counts like an owned one: taken by `try_acquire_borrowed` under the
+/// same predicate, given back on drop, and its units kept exactly when it is made owned or
+/// `'static`, or made from an owned permit; a waiter is woken by its release.
+#[test]
+fn borrowed_permits_take_and_give_back_like_owned_ones() {
+    let t = Throttle::new(10);
+    let a = t.try_acquire_borrowed(6).expect("fits");
+    assert_eq!((a.amount(), t.current()), (6, 6));
+    assert!(t.try_acquire_borrowed(5).is_none(), "6 + 5 > 10");
+    let mut waiter = Probe::new(&t, 5);
+    assert!(waiter.poll().is_none());
+    drop(a);
+    assert_eq!(waiter.woken(), 1, "the release woke the waiter");
+    let w = waiter.poll().expect("granted");
+    assert_eq!(t.current(), 5);
+
+    // Owned, static and converted permits keep their units until dropped.
+    let b = t.try_acquire_borrowed(2).expect("fits");
+    let owned: ThrottlePermit = b.into_owned();
+    assert_eq!((owned.amount(), t.current()), (2, 7));
+    let c = t.try_acquire_borrowed(3).expect("fits").into_static();
+    assert_eq!((c.amount(), t.current()), (3, 10));
+    drop(owned);
+    assert_eq!(t.current(), 8);
+    let from_owned = BorrowedPermit::from(w);
+    assert_eq!((from_owned.amount(), t.current()), (5, 8));
+    drop(from_owned);
+    drop(c);
+    assert_eq!(t.current(), 0);
+}

@@ -61,7 +61,7 @@ use crate::core::{
     ConnState, CoreConfig, Event, FaultAction, FaultCause, FaultPolicy, Outgoing, SessionCore,
 };
 use crate::error::{HandshakeFailure, PipeError, SendError};
-use crate::host::{Host, Incoming, MessageSigner, SessionEvent};
+use crate::host::{Deliver, Host, Incoming, MessageSigner, SessionEvent};
 use crate::inject::{self, internal_delay, mix_seed, DelayStage};
 use crate::policy::Policy;
 use crate::transport::BoxTransport;
@@ -562,13 +562,13 @@ impl Inner {
     }
 
     /// Hands `incoming` to the host (through the delay stage, if one is configured);
-    /// `session` is this session's handle. Inlined into the reader: a by-value call layer
-    /// copies the whole message.
+    /// `to` is the reader's [`Host::deliverer`]. Inlined into the reader: a by-value call
+    /// layer copies the whole message.
     #[inline(always)]
-    fn deliver(&self, session: &Session, incoming: Incoming) {
+    fn deliver(&self, to: &dyn Deliver, incoming: Incoming<'_>) {
         match &self.delay {
-            Some(d) => d.push(incoming),
-            None => self.host.deliver(session, incoming),
+            Some(d) => inject::delay(d, incoming),
+            None => to.deliver(incoming),
         }
     }
 

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::task::Poll;
 
 use bytes::BytesMut;
-use msgr_dispatch::{Throttle, ThrottlePermit};
+use msgr_dispatch::{BorrowedPermit, Throttle, ThrottlePermit};
 use msgr_wire::{EntityName, FooterKind, Frame, FrameDecoder, Message, MsgHeader};
 use tokio::io::{AsyncReadExt, ReadHalf};
 use tokio::sync::Notify;
@@ -27,11 +27,11 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::writer::{self, Pen};
-use super::{bump, now, relock, Inner, Session};
+use super::{bump, now, relock, Inner};
 use crate::core::{Control, InSeq, Released};
 use crate::error::PipeError;
-use crate::host::Incoming;
 use crate::host::MessageSigner;
+use crate::host::{Deliver, Incoming};
 use crate::transport::BoxTransport;
 use crate::v1::codec::{check_signature, inbound, Inbound};
 
@@ -46,9 +46,11 @@ use readbuf::{Kept, ReadBuf, READ_CHUNK};
 const MAX_READ: usize = 256 * 1024;
 
 /// Permits taken for the message whose body is being read.
-struct Permits {
+/// The dispatch permit borrows the reader's handle on the host's dispatch throttle (no
+/// `Arc` clone and drop per message).
+struct Permits<'a> {
     policy: Vec<ThrottlePermit>,
-    dispatch: Option<ThrottlePermit>,
+    dispatch: Option<BorrowedPermit<'a>>,
 }
 
 /// The socket a reader serves, and the writer side it may flush replies through.
@@ -181,13 +183,13 @@ async fn take(
 /// reader's deliveries are ended first (what they queued must not wait behind a throttle
 /// that only a dispatch, perhaps awaiting that very reply, would release), then it waits.
 /// (Not an `async fn` taking the fast path too: that future would be built for every message.)
-async fn wait_permits(
-    inner: &Inner,
+async fn wait_permits<'a>(
+    inner: &'a Inner,
     socket: &Socket,
-    dispatch: Option<&Throttle>,
+    dispatch: Option<&'a Throttle>,
     h: &MsgHeader,
     delivering: &mut bool,
-) -> Result<Permits, PipeError> {
+) -> Result<Permits<'a>, PipeError> {
     if std::mem::take(delivering) {
         writer::end_delivery(inner, socket.epoch, &socket.pen, &socket.wake)?;
     }
@@ -211,7 +213,11 @@ fn demands<'a>(
 }
 
 /// [`acquire`] without waiting: every permit, or none.
-fn try_acquire(inner: &Inner, dispatch: Option<&Throttle>, h: &MsgHeader) -> Option<Permits> {
+fn try_acquire<'a>(
+    inner: &'a Inner,
+    dispatch: Option<&'a Throttle>,
+    h: &MsgHeader,
+) -> Option<Permits<'a>> {
     let [messages, bytes, dispatch] = demands(inner, dispatch, h);
     // No allocation unless the policy has throttles.
     let mut policy = Vec::new();
@@ -219,26 +225,26 @@ fn try_acquire(inner: &Inner, dispatch: Option<&Throttle>, h: &MsgHeader) -> Opt
         policy.push(t.try_acquire(n)?);
     }
     let dispatch = match dispatch {
-        Some((t, n)) => Some(t.try_acquire(n)?),
+        Some((t, n)) => Some(t.try_acquire_borrowed(n)?),
         None => None,
     };
     Some(Permits { policy, dispatch })
 }
 
 /// Takes the [`demands`] in order, waiting for each.
-async fn acquire(
-    inner: &Inner,
-    dispatch: Option<&Throttle>,
+async fn acquire<'a>(
+    inner: &'a Inner,
+    dispatch: Option<&'a Throttle>,
     h: &MsgHeader,
     cancel: &CancellationToken,
-) -> Result<Permits, PipeError> {
+) -> Result<Permits<'a>, PipeError> {
     let [messages, bytes, dispatch] = demands(inner, dispatch, h);
     let mut policy = Vec::new();
     for (t, n) in [messages, bytes].into_iter().flatten() {
         policy.push(take(t, n, cancel).await?);
     }
     let dispatch = match dispatch {
-        Some((t, n)) => Some(take(t, n, cancel).await?),
+        Some((t, n)) => Some(take(t, n, cancel).await?.into()),
         None => None,
     };
     Ok(Permits { policy, dispatch })
@@ -251,9 +257,9 @@ async fn read_loop(
     codec: InCodec,
 ) -> Result<(), PipeError> {
     let (epoch, cancel) = (socket.epoch, &socket.cancel);
-    // The handle every delivery names, made once per socket (not an `Arc` clone and drop,
-    // two atomic operations, per message).
-    let session = inner.session();
+    // What every delivery goes through, made once per socket (not an `Arc` clone and drop,
+    // two atomic operations, per message, for the session's handle, nor the host's).
+    let to = Arc::clone(&inner.host).deliverer(inner.session());
     let cfg = inner.config.clone();
     let dispatch = inner.host.dispatch_throttle();
     let (mut dec, buf) = match codec {
@@ -328,7 +334,7 @@ async fn read_loop(
                             policy_permits: permits.policy,
                             dispatch_permit: permits.dispatch,
                         };
-                        deliver(inner, &session, incoming)?;
+                        deliver(inner, &*to, incoming)?;
                     }
                 }
                 Ok(Some((Inbound::Control(c), _))) => {
@@ -577,11 +583,11 @@ fn trace_message(m: &Message) {
 /// Hands an accepted message to the host; the caller holds the session's delivery lock.
 /// Inlined into the read loop, so the message is not copied again on its way to the host.
 #[inline(always)]
-fn deliver(inner: &Inner, session: &Session, incoming: Incoming) -> Result<(), PipeError> {
+fn deliver(inner: &Inner, to: &dyn Deliver, incoming: Incoming<'_>) -> Result<(), PipeError> {
     let seq = incoming.msg.header.seq;
     // A panic in the host (a dispatcher's fast dispatch runs right here) would end this task
     // and leave the socket without a reader: it faults the socket instead.
-    let delivered = std::panic::catch_unwind(AssertUnwindSafe(|| inner.deliver(session, incoming)));
+    let delivered = std::panic::catch_unwind(AssertUnwindSafe(|| inner.deliver(to, incoming)));
     if delivered.is_err() {
         return Err(delivery_panicked(seq));
     }
