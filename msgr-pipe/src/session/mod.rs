@@ -657,7 +657,7 @@ impl Inner {
         out: writer::OutCodec,
         inc: reader::InCodec,
     ) {
-        let (r, w) = tokio::io::split(t);
+        let (r, w) = crate::transport::split(t);
         let pen = Arc::new(writer::Pen::new(w, out, self));
         self.tracker.spawn(reader::run(
             self.clone(),

@@ -20,7 +20,7 @@ use std::task::Poll;
 use bytes::BytesMut;
 use msgr_dispatch::{BorrowedPermit, Throttle, ThrottlePermit};
 use msgr_wire::{EntityName, FooterKind, Frame, FrameDecoder, Message, MsgHeader};
-use tokio::io::{AsyncReadExt, ReadHalf};
+use tokio::io::AsyncReadExt;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -32,7 +32,7 @@ use crate::core::{Control, InSeq, Released};
 use crate::error::PipeError;
 use crate::host::MessageSigner;
 use crate::host::{Deliver, Incoming};
-use crate::transport::BoxTransport;
+use crate::transport::ReadSide;
 use crate::v1::codec::{check_signature, inbound, Inbound};
 
 mod readbuf;
@@ -145,12 +145,7 @@ impl Dec {
     }
 }
 
-pub(super) async fn run(
-    inner: Arc<Inner>,
-    socket: Socket,
-    mut r: ReadHalf<BoxTransport>,
-    codec: InCodec,
-) {
+pub(super) async fn run(inner: Arc<Inner>, socket: Socket, mut r: ReadSide, codec: InCodec) {
     let epoch = socket.epoch;
     let span = tracing::debug_span!("reader", conn = inner.id, peer = %inner.peer_addr, epoch);
     let res = read_loop(&inner, &socket, &mut r, codec)
@@ -253,7 +248,7 @@ async fn acquire<'a>(
 async fn read_loop(
     inner: &Arc<Inner>,
     socket: &Socket,
-    r: &mut ReadHalf<BoxTransport>,
+    r: &mut ReadSide,
     codec: InCodec,
 ) -> Result<(), PipeError> {
     let (epoch, cancel) = (socket.epoch, &socket.cancel);

@@ -22,7 +22,7 @@ use std::task::{ready, Context, Poll, Waker};
 
 use bytes::{Bytes, BytesMut};
 use msgr_wire::{features, FooterKind};
-use tokio::io::{AsyncWrite, WriteHalf};
+use tokio::io::AsyncWrite;
 use tokio::sync::Notify;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
 use tracing::Instrument;
@@ -32,7 +32,7 @@ use crate::core::FrameSink;
 use crate::core::{BatchLimits, Outgoing};
 use crate::error::PipeError;
 use crate::host::MessageSigner;
-use crate::transport::{poll_write_chain, BoxTransport};
+use crate::transport::{poll_write_chain, WriteSide};
 use crate::v1::codec::{stage_len, Encoder, COPY_THRESHOLD};
 use crate::v2::session::Sink as V2Sink;
 
@@ -67,7 +67,7 @@ const WRITE_BATCH_MSGS: usize = 1024;
 /// waits for work; whoever takes it from there is the one writer of the socket until it puts
 /// it back.
 pub(super) struct Out {
-    w: WriteHalf<BoxTransport>,
+    w: WriteSide,
     /// The dialect's encoding state.
     codec: OutCodec,
     /// Bytes of the batch written so far, then the rest of it after a partial write.
@@ -202,7 +202,7 @@ struct PenSlot {
 
 impl Pen {
     /// A pen holding the sending side of a newly attached socket.
-    pub(super) fn new(w: WriteHalf<BoxTransport>, codec: OutCodec, inner: &Inner) -> Pen {
+    pub(super) fn new(w: WriteSide, codec: OutCodec, inner: &Inner) -> Pen {
         let out = Out {
             w,
             codec,
