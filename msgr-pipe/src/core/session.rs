@@ -402,11 +402,11 @@ impl SessionCore {
     /// [`handle_control`](Self::handle_control) for an ACK, which needs no clock reading:
     /// the peer received every message up to `acked`; what that releases goes to `done`.
     pub fn handle_ack(&mut self, acked: u64, done: &mut Released) {
-        // No entry is moved out of its block (small messages are dropped where they lie);
-        // emptied blocks go back to the out queues for reuse.
+        // Whole blocks leave the sent list in one move each and are emptied outside the lock
+        // (`Released::clear`); the blocks the last ACK's emptied go back to the out queues.
         let out_q = &mut self.out_q;
-        self.sent
-            .release_front_while(|o| o.seq <= acked, done, |b| out_q.recycle(b));
+        done.recycle(|b| out_q.recycle(b));
+        self.sent.release_front_while(|o| o.seq <= acked, done);
     }
 
     // ---- time ----

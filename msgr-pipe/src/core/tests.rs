@@ -351,10 +351,12 @@ fn acks_pop_sent_and_release_permits() {
     assert!(s.handle_ack(1).is_empty());
 }
 
-/// An ACK frees small acknowledged messages where it finds them and keeps only their
-/// permits, merged into one; large ones (and permits of another throttle) wait for `clear`.
+/// An ACK that covers a whole block of the sent list moves the block out as it is: nothing
+/// is freed and no permit released under the session lock; `clear` (outside it) merges the
+/// permits of both throttles, releases them and frees every message, small and large, and
+/// the emptied block goes back to the out queues at the next ACK.
 #[test]
-fn an_ack_frees_small_messages_in_place_and_keeps_large_ones_for_clear() {
+fn an_ack_moves_a_whole_block_out_and_clear_frees_it() {
     let (t, u) = (Throttle::new(0), Throttle::new(0));
     let mut s = st(false);
     let small = bytes::Bytes::from(vec![1u8; 64]);
@@ -375,23 +377,35 @@ fn an_ack_frees_small_messages_in_place_and_keeps_large_ones_for_clear() {
     ));
     drop(s.take_batch(u64::MAX));
     let mut done = s.handle_ack(5);
-    assert_eq!(done.len(), 5);
+    assert_eq!((done.len(), s.unacked_len()), (5, 0));
     assert_eq!(done.units(), 64 + 65 + 66 + 7 + 5);
     assert!(
-        small.is_unique(),
-        "the small messages' buffers were freed under the ACK"
+        !small.is_unique() && !large.is_unique(),
+        "the whole block left the sent list as it was, nothing freed under the ACK"
     );
-    assert!(!large.is_unique(), "the large one waits for clear");
     assert_eq!((t.current(), u.current()), (64 + 65 + 66 + 7, 5));
     done.clear();
-    assert!(large.is_unique());
+    assert!(
+        small.is_unique() && large.is_unique(),
+        "clear freed them all"
+    );
     assert_eq!((t.current(), u.current()), (0, 0));
     assert!(done.is_empty());
+    // The emptied blocks are handed back at the next ACK (to the out queues, for reuse):
+    // two, as the five messages filled a first block of `MIN_BLOCK` (4) entries and a second.
+    let mut spare = 0;
+    done.recycle(|b| {
+        assert!(b.is_empty());
+        spare += 1;
+    });
+    assert_eq!(spare, 2);
+    done.recycle(|_| panic!("each emptied block is handed back once"));
 }
 
 /// ACKs that end inside a block, over blocks holding large messages: each releases exactly
-/// the messages it covers, the large ones kept for `clear`, the small ones freed under the
-/// ACK (in place, the block's unacknowledged tail left where it is, in order).
+/// the messages it covers, the large ones kept for `clear`; wholly covered blocks leave as
+/// they are, the covered head of the last one is freed where it lies (its unacknowledged
+/// tail left in place, in order).
 #[test]
 fn partial_acks_release_in_place_and_keep_large_ones_across_blocks() {
     let t = Throttle::new(0);
