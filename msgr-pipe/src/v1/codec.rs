@@ -228,18 +228,23 @@ mod tests {
 
     use super::*;
 
+    /// An encoder with the default CRCs, the new footer and KEEPALIVE2, unsigned.
+    fn encoder<'a>(chain: &'a mut VecDeque<Bytes>, stage: &'a mut BytesMut) -> Encoder<'a> {
+        Encoder {
+            crc: CrcFlags::default(),
+            kind: FooterKind::New,
+            ka2: true,
+            chain,
+            stage,
+            signer: None,
+        }
+    }
+
     /// What the encoder writes, the stream decoder reads back as the same frames.
     #[test]
     fn encodes_what_the_decoder_reads() {
         let (mut chain, mut stage) = (VecDeque::new(), BytesMut::new());
-        let mut e = Encoder {
-            crc: CrcFlags::default(),
-            kind: FooterKind::New,
-            ka2: true,
-            chain: &mut chain,
-            stage: &mut stage,
-            signer: None,
-        };
+        let mut e = encoder(&mut chain, &mut stage);
         let mut small = Outgoing::new(Message::new(7, b"front".to_vec()), None);
         small.seq = 1;
         let mut big = Outgoing::new(
@@ -285,14 +290,7 @@ mod tests {
     /// `encode_message` or `encode_copy`: the bytes on the wire and the chain.
     fn encoded(o: &mut Outgoing, copy: bool) -> (Vec<u8>, VecDeque<Bytes>) {
         let (mut chain, mut stage) = (VecDeque::new(), BytesMut::new());
-        let mut e = Encoder {
-            crc: CrcFlags::default(),
-            kind: FooterKind::New,
-            ka2: true,
-            chain: &mut chain,
-            stage: &mut stage,
-            signer: None,
-        };
+        let mut e = encoder(&mut chain, &mut stage);
         if copy {
             e.encode_copy(o);
         } else {
