@@ -956,6 +956,23 @@ impl Workload {
         report
     }
 
+    /// What the server a client's connection goes to knows of that client's session (state
+    /// and stats), for a drain failure's report: a session stuck opening shows there whether
+    /// the server saw its attempts.
+    fn server_side(&self, node: usize, conn: &Connection) -> String {
+        let client = node
+            .checked_sub(self.cfg.servers)
+            .and_then(|i| self.clients.get(i));
+        let server = self.servers.iter().find(|m| m.addr() == conn.peer_addr());
+        match (client, server) {
+            (Some(c), Some(m)) => match m.connection(&c.addr()) {
+                Some(sc) => format!("{:?} state {:?} stats {:?}", sc, sc.state(), sc.stats()),
+                None => "no session".to_owned(),
+            },
+            _ => "unknown".to_owned(),
+        }
+    }
+
     fn describe_outstanding(&self) -> String {
         let st = self.book.lock();
         let mut s = format!(
@@ -971,13 +988,16 @@ impl Workload {
             let _ = write!(
                 s,
                 "\n  {key:?}: {} waiting (oldest seq {:?}); conn {:?} state {:?} stats {:?}; \
-                 events {:?}",
+                 events {:?}; last handshake failure {:?}; the server's side {}",
                 q.len(),
                 q.front(),
                 conn,
                 conn.map(Connection::state),
                 conn.map(Connection::stats),
-                st.events.get(key)
+                st.events.get(key),
+                conn.and_then(Connection::session)
+                    .and_then(|s| s.handshake_failures().borrow().clone()),
+                conn.map_or_else(|| "unknown".to_owned(), |c| self.server_side(key.0, c))
             );
         }
         s
