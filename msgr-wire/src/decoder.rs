@@ -17,6 +17,38 @@ use crate::Wire;
 /// with limits above the defaults) grow the buffer as bytes arrive.
 const MAX_RESERVE: usize = 128 << 20;
 
+/// What [`FrameDecoder::decode_into`] makes of the frames and errors it decodes: a reader
+/// that keeps frames in a type of its own has each message built in place inside it.
+pub trait Frames {
+    /// What a frame becomes.
+    type Item;
+    /// What a corrupt stream's error becomes.
+    type Error: From<WireError>;
+    /// A MSG frame's message.
+    fn message(m: Message) -> Self::Item;
+    /// Any other frame (never [`Frame::Msg`]).
+    fn control(f: Frame) -> Self::Item;
+}
+
+/// The frames as [`Frame`]s ([`FrameDecoder::decode`]).
+#[derive(Debug)]
+pub enum AsFrames {}
+
+impl Frames for AsFrames {
+    type Item = Frame;
+    type Error = WireError;
+
+    #[inline(always)]
+    fn message(m: Message) -> Frame {
+        Frame::Msg(m)
+    }
+
+    #[inline(always)]
+    fn control(f: Frame) -> Frame {
+        f
+    }
+}
+
 /// Decoder state.
 ///
 /// ```text
@@ -134,15 +166,25 @@ impl FrameDecoder {
     /// Decodes the next frame from the front of `buf`: `Ok(Some)` with a frame, `Ok(None)`
     /// if `buf` holds only part of one, `Err` if the stream is corrupt (then forever).
     pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Frame>, WireError> {
+        self.decode_into::<AsFrames>(buf)
+    }
+
+    /// [`decode`](Self::decode), each frame made into `F`'s item and each error into `F`'s
+    /// error: a message is built once, where the caller's item holds it, not built as a
+    /// [`Frame`] and moved into the caller's own type (a copy of its ~200 bytes).
+    pub fn decode_into<F: Frames>(
+        &mut self,
+        buf: &mut BytesMut,
+    ) -> Result<Option<F::Item>, F::Error> {
         // Every step returns this function's own result type, so a message is built once,
         // in the caller's slot: a step result converted here (a `Step` enum matched into an
         // `Option<Frame>`) copied the whole ~200-byte message once more per frame.
         match &self.state {
-            State::Failed(e) => Err(e.clone()),
-            State::Tag => self.decode_tag(buf),
+            State::Failed(e) => Err(e.clone().into()),
+            State::Tag => self.decode_tag::<F>(buf),
             State::Body { header } => {
                 let header = *header;
-                self.decode_body(header, buf)
+                self.decode_body::<F>(header, buf)
             }
         }
     }
@@ -186,14 +228,14 @@ impl FrameDecoder {
         self.consumed += n as u64;
     }
 
-    fn decode_tag(&mut self, buf: &mut BytesMut) -> Result<Option<Frame>, WireError> {
+    fn decode_tag<F: Frames>(&mut self, buf: &mut BytesMut) -> Result<Option<F::Item>, F::Error> {
         let at = self.consumed;
         let Some(&byte) = buf.first() else {
             return Ok(None);
         };
         let tag = Tag::try_from(byte).map_err(|e| self.fail(e, at))?;
         let frame = match tag {
-            Tag::Msg => return self.decode_header(buf),
+            Tag::Msg => return self.decode_header::<F>(buf),
             Tag::Keepalive => Frame::Keepalive,
             Tag::Close => Frame::Close,
             Tag::Ack | Tag::Keepalive2 | Tag::Keepalive2Ack => {
@@ -215,15 +257,18 @@ impl FrameDecoder {
                     tag: other,
                     context: "in the message stream",
                 };
-                return Err(self.fail(e, at));
+                return Err(self.fail(e, at).into());
             }
         };
         let len = frame.wire_len(self.footer);
         self.advance(buf, len);
-        Ok(Some(frame))
+        Ok(Some(F::control(frame)))
     }
 
-    fn decode_header(&mut self, buf: &mut BytesMut) -> Result<Option<Frame>, WireError> {
+    fn decode_header<F: Frames>(
+        &mut self,
+        buf: &mut BytesMut,
+    ) -> Result<Option<F::Item>, F::Error> {
         let at = self.consumed + 1;
         let Some(raw) = buf
             .get(1..1 + HEADER_LEN)
@@ -240,7 +285,7 @@ impl FrameDecoder {
                     expected: header.crc,
                     actual,
                 };
-                return Err(self.fail(e, at));
+                return Err(self.fail(e, at).into());
             }
         }
         let payload = self
@@ -252,7 +297,7 @@ impl FrameDecoder {
         // The whole frame is here (a stream of small messages, but for the one a read
         // cuts): checked over the buffer's bytes and split off at once.
         if buf.len().saturating_sub(FRAME_HEAD_LEN) >= body {
-            return self.decode_whole(header, buf, payload);
+            return self.decode_whole::<F>(header, buf, payload);
         }
         self.advance(buf, FRAME_HEAD_LEN);
         self.data_done = 0;
@@ -262,7 +307,7 @@ impl FrameDecoder {
         }
         self.state = State::Body { header };
         // What is here of the data is folded into its CRC.
-        self.decode_body(header, buf)
+        self.decode_body::<F>(header, buf)
     }
 
     /// A MSG frame whose every byte is in `buf`, its head (checked: header CRC and limits)
@@ -272,12 +317,12 @@ impl FrameDecoder {
     /// table of checks. Same checks in the same order, same errors at the same offsets as
     /// [`decode_body`](Self::decode_body) (the decoder's tests compare the two byte for byte).
     #[inline(always)]
-    fn decode_whole(
+    fn decode_whole<F: Frames>(
         &mut self,
         header: MsgHeader,
         buf: &mut BytesMut,
         payload: usize,
-    ) -> Result<Option<Frame>, WireError> {
+    ) -> Result<Option<F::Item>, F::Error> {
         let (front_len, middle_len) = (header.front_len as usize, header.middle_len as usize);
         let start = self.consumed + FRAME_HEAD_LEN as u64;
         let (footer, front_crc, middle_crc, data_crc) = {
@@ -304,25 +349,25 @@ impl FrameDecoder {
         if self.crc.header {
             if front_crc != footer.front_crc {
                 let e = self.segment_crc(Segment::Front, footer.front_crc, front_crc, start);
-                return Err(e);
+                return Err(e.into());
             }
             if middle_crc != footer.middle_crc {
                 let at = start + front_len as u64;
                 let e = self.segment_crc(Segment::Middle, footer.middle_crc, middle_crc, at);
-                return Err(e);
+                return Err(e.into());
             }
         }
         if self.crc.data && !footer.is_nocrc() && data_crc != footer.data_crc {
             let at = start + (front_len + middle_len) as u64;
             let e = self.segment_crc(Segment::Data, footer.data_crc, data_crc, at);
-            return Err(e);
+            return Err(e.into());
         }
         let (front, middle, data) =
             take_segments(buf, front_len, middle_len, payload - front_len - middle_len);
         let footer_len = self.footer.wire_len();
         buf.advance(footer_len);
         self.consumed = start + (payload + footer_len) as u64;
-        Ok(Some(Frame::Msg(Message {
+        Ok(Some(F::message(Message {
             header,
             front,
             middle,
@@ -343,11 +388,11 @@ impl FrameDecoder {
         self.fail(e, at)
     }
 
-    fn decode_body(
+    fn decode_body<F: Frames>(
         &mut self,
         header: MsgHeader,
         buf: &mut BytesMut,
-    ) -> Result<Option<Frame>, WireError> {
+    ) -> Result<Option<F::Item>, F::Error> {
         let (front_len, middle_len, data_len) = (
             header.front_len as usize,
             header.middle_len as usize,
@@ -405,12 +450,12 @@ impl FrameDecoder {
                 expected: footer.data_crc,
                 actual: data_crc,
             };
-            return Err(self.fail(e, start + (front_len + middle_len) as u64));
+            return Err(self.fail(e, start + (front_len + middle_len) as u64).into());
         }
         buf.advance(footer_len);
         self.consumed = footer_at + footer_len as u64;
         self.state = State::Tag;
-        Ok(Some(Frame::Msg(Message {
+        Ok(Some(F::message(Message {
             header,
             front,
             middle,
