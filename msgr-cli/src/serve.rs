@@ -286,6 +286,9 @@ struct Conns {
     by_addr: FastMap<EntityAddr, usize>,
     /// Connection id -> index in `counts`.
     by_id: FastMap<ConnId, usize>,
+    /// The last connection looked up and its index: a stream's messages come in runs from
+    /// one connection (a read's worth), found with one compare instead of a hash probe.
+    last: Option<(ConnId, usize)>,
 }
 
 impl Conns {
@@ -308,19 +311,29 @@ impl Conns {
         id: ConnId,
         peer: impl FnOnce() -> (EntityAddr, String),
     ) -> Option<&mut ConnCounts> {
-        let i = match self.by_id.get(&id) {
-            Some(&i) => i,
-            None => self.first(id, peer()),
+        let i = match self.last {
+            Some((last, i)) if last == id => i,
+            _ => {
+                let i = match self.by_id.get(&id) {
+                    Some(&i) => i,
+                    None => self.first(id, peer()),
+                };
+                self.last = Some((id, i));
+                i
+            }
         };
         self.counts.get_mut(i).map(|(_, c)| c)
     }
 
-    /// Looks up (or adds) the peer of a connection not seen before.
     /// The connection `id` is gone: its messages are counted under its address already.
     fn forget(&mut self, id: ConnId) {
         self.by_id.remove(&id);
+        if self.last.is_some_and(|(last, _)| last == id) {
+            self.last = None;
+        }
     }
 
+    /// Looks up (or adds) the peer of a connection not seen before.
     #[cold]
     fn first(&mut self, id: ConnId, (addr, peer): (EntityAddr, String)) -> usize {
         let i = match self.by_addr.get(&addr) {

@@ -119,15 +119,23 @@ impl Shared {
         woken
     }
 
-    /// Grants waiters if any are queued (after units came back or the maximum changed).
+    /// Grants waiters if any are queued (after units came back or the maximum changed): the
+    /// test inline, the grant out of line.
+    #[inline]
     fn grant_if_queued(&self) {
         if self.queued.load(Ordering::SeqCst) != 0 {
-            let woken = {
-                let mut st = self.lock();
-                self.grant(&mut st)
-            };
-            wake_all(woken);
+            self.grant_queued();
         }
+    }
+
+    /// Grants the queued waiters what the count now allows, under the lock.
+    #[inline(never)]
+    fn grant_queued(&self) {
+        let woken = {
+            let mut st = self.lock();
+            self.grant(&mut st)
+        };
+        wake_all(woken);
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -245,20 +253,44 @@ impl Throttle {
         Ok(cur - n)
     }
 
+    /// A permit's units back: inlined into the permits' drops (every received message
+    /// gives its dispatch bytes back), the underflow path out of line.
+    #[inline]
     pub(crate) fn give_back(&self, n: u64) {
         if n == 0 {
             return;
         }
-        if let Err(e) = self.release(n) {
-            tracing::error!(error = %e, "throttle permit released more than the throttle holds");
-            // Keep the throttle usable: drop to zero rather than leaving it stuck.
-            let woken = {
-                let mut st = self.lock();
-                self.inner.count.store(0, Ordering::SeqCst);
-                self.inner.grant(&mut st)
-            };
-            wake_all(woken);
+        let mut cur = self.inner.count.load(Ordering::SeqCst);
+        loop {
+            if n > cur {
+                return self.underflow(cur, n);
+            }
+            match self.inner.count.compare_exchange_weak(
+                cur,
+                cur - n,
+                Ordering::SeqCst,
+                Ordering::SeqCst,
+            ) {
+                Ok(_) => break,
+                Err(actual) => cur = actual,
+            }
         }
+        self.inner.grant_if_queued();
+    }
+
+    /// A permit gave back more than the throttle holds (cold): logged, and the count
+    /// dropped to zero rather than leaving the throttle stuck.
+    #[cold]
+    #[inline(never)]
+    fn underflow(&self, held: u64, release: u64) {
+        let e = ThrottleError::Underflow { held, release };
+        tracing::error!(error = %e, "throttle permit released more than the throttle holds");
+        let woken = {
+            let mut st = self.lock();
+            self.inner.count.store(0, Ordering::SeqCst);
+            self.inner.grant(&mut st)
+        };
+        wake_all(woken);
     }
 
     pub(crate) fn same(&self, other: &Throttle) -> bool {

@@ -17,7 +17,11 @@
 /// inversion. Every msgr v1 CRC uses seed 0; the CRC of an empty buffer with seed 0 is 0.
 ///
 /// Chaining works as in Ceph: `crc32c(crc32c(0, a), b) == crc32c(0, a ++ b)`.
-#[inline]
+///
+/// Always inlined: a small message's header, front and data CRCs on each end (six to
+/// eight calls per message) each paid a call, its frame and the length test before the
+/// kernel's own call (callgrind: about 15 instructions per CRC).
+#[inline(always)]
 pub fn crc32c(seed: u32, data: &[u8]) -> u32 {
     // Empty segments (most middles, many fronts) are common: skip any set-up.
     if data.is_empty() {
@@ -166,7 +170,7 @@ mod x86 {
     const LANE_UNROLL: usize = 8;
 
     /// The fast path for this CPU, or `None` when it lacks the instructions.
-    #[inline]
+    #[inline(always)]
     pub(super) fn crc32c(seed: u32, data: &[u8]) -> Option<u32> {
         if data.len() >= LANES_MIN {
             lanes(seed, data)
@@ -176,7 +180,7 @@ mod x86 {
     }
 
     /// The `crc32`-instruction kernel (any length), if the CPU has SSE 4.2.
-    #[inline]
+    #[inline(always)]
     pub(super) fn serial(seed: u32, data: &[u8]) -> Option<u32> {
         if is_x86_feature_detected!("sse4.2") {
             // SAFETY: SSE 4.2 was detected just above.

@@ -5,7 +5,7 @@ use bytes::{Buf, Bytes, BytesMut};
 use crate::consts::{HEADER_CRC_LEN, HEADER_LEN, TIMESPEC_LEN};
 use crate::crc::crc32c;
 use crate::error::{Segment, WireError};
-use crate::footer::{decode_footer, FooterKind};
+use crate::footer::{decode_footer, FooterKind, MsgFooter};
 use crate::frame::Frame;
 use crate::header::{MsgHeader, Timespec};
 use crate::limits::{CrcFlags, Limits};
@@ -16,6 +16,38 @@ use crate::Wire;
 /// The most the decoder reserves ahead for a declared body; larger bodies (only possible
 /// with limits above the defaults) grow the buffer as bytes arrive.
 const MAX_RESERVE: usize = 128 << 20;
+
+/// What [`FrameDecoder::decode_into`] makes of the frames and errors it decodes: a reader
+/// that keeps frames in a type of its own has each message built in place inside it.
+pub trait Frames {
+    /// What a frame becomes.
+    type Item;
+    /// What a corrupt stream's error becomes.
+    type Error: From<WireError>;
+    /// A MSG frame's message.
+    fn message(m: Message) -> Self::Item;
+    /// Any other frame (never [`Frame::Msg`]).
+    fn control(f: Frame) -> Self::Item;
+}
+
+/// The frames as [`Frame`]s ([`FrameDecoder::decode`]).
+#[derive(Debug)]
+pub enum AsFrames {}
+
+impl Frames for AsFrames {
+    type Item = Frame;
+    type Error = WireError;
+
+    #[inline(always)]
+    fn message(m: Message) -> Frame {
+        Frame::Msg(m)
+    }
+
+    #[inline(always)]
+    fn control(f: Frame) -> Frame {
+        f
+    }
+}
 
 /// Decoder state.
 ///
@@ -134,15 +166,25 @@ impl FrameDecoder {
     /// Decodes the next frame from the front of `buf`: `Ok(Some)` with a frame, `Ok(None)`
     /// if `buf` holds only part of one, `Err` if the stream is corrupt (then forever).
     pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Frame>, WireError> {
+        self.decode_into::<AsFrames>(buf)
+    }
+
+    /// [`decode`](Self::decode), each frame made into `F`'s item and each error into `F`'s
+    /// error: a message is built once, where the caller's item holds it, not built as a
+    /// [`Frame`] and moved into the caller's own type (a copy of its ~200 bytes).
+    pub fn decode_into<F: Frames>(
+        &mut self,
+        buf: &mut BytesMut,
+    ) -> Result<Option<F::Item>, F::Error> {
         // Every step returns this function's own result type, so a message is built once,
         // in the caller's slot: a step result converted here (a `Step` enum matched into an
         // `Option<Frame>`) copied the whole ~200-byte message once more per frame.
         match &self.state {
-            State::Failed(e) => Err(e.clone()),
-            State::Tag => self.decode_tag(buf),
+            State::Failed(e) => Err(e.clone().into()),
+            State::Tag => self.decode_tag::<F>(buf),
             State::Body { header } => {
                 let header = *header;
-                self.decode_body(header, buf)
+                self.decode_body::<F>(header, buf)
             }
         }
     }
@@ -181,19 +223,22 @@ impl FrameDecoder {
         Err(e)
     }
 
+    /// Consumes `n` bytes of `buf`. Always inlined: out of line it was a call of about 30
+    /// instructions per message from the whole-frame path.
+    #[inline(always)]
     fn advance(&mut self, buf: &mut BytesMut, n: usize) {
         buf.advance(n);
         self.consumed += n as u64;
     }
 
-    fn decode_tag(&mut self, buf: &mut BytesMut) -> Result<Option<Frame>, WireError> {
+    fn decode_tag<F: Frames>(&mut self, buf: &mut BytesMut) -> Result<Option<F::Item>, F::Error> {
         let at = self.consumed;
         let Some(&byte) = buf.first() else {
             return Ok(None);
         };
         let tag = Tag::try_from(byte).map_err(|e| self.fail(e, at))?;
         let frame = match tag {
-            Tag::Msg => return self.decode_header(buf),
+            Tag::Msg => return self.decode_header::<F>(buf),
             Tag::Keepalive => Frame::Keepalive,
             Tag::Close => Frame::Close,
             Tag::Ack | Tag::Keepalive2 | Tag::Keepalive2Ack => {
@@ -215,15 +260,18 @@ impl FrameDecoder {
                     tag: other,
                     context: "in the message stream",
                 };
-                return Err(self.fail(e, at));
+                return Err(self.fail(e, at).into());
             }
         };
         let len = frame.wire_len(self.footer);
         self.advance(buf, len);
-        Ok(Some(frame))
+        Ok(Some(F::control(frame)))
     }
 
-    fn decode_header(&mut self, buf: &mut BytesMut) -> Result<Option<Frame>, WireError> {
+    fn decode_header<F: Frames>(
+        &mut self,
+        buf: &mut BytesMut,
+    ) -> Result<Option<F::Item>, F::Error> {
         let at = self.consumed + 1;
         let Some(raw) = buf
             .get(1..1 + HEADER_LEN)
@@ -240,36 +288,114 @@ impl FrameDecoder {
                     expected: header.crc,
                     actual,
                 };
-                return Err(self.fail(e, at));
+                return Err(self.fail(e, at).into());
             }
         }
         let payload = self
             .limits
             .check_segments(header.front_len, header.middle_len, header.data_len)
             .map_err(|e| self.fail(e, at))?;
+        let payload = usize::try_from(payload).unwrap_or(usize::MAX);
+        let body = payload.saturating_add(self.footer.wire_len());
+        // The whole frame is here (a stream of small messages, but for the one a read
+        // cuts): checked over the buffer's bytes and split off at once.
+        if buf.len().saturating_sub(FRAME_HEAD_LEN) >= body {
+            return self.decode_whole::<F>(header, buf, payload);
+        }
         self.advance(buf, FRAME_HEAD_LEN);
-        let body = usize::try_from(payload)
-            .unwrap_or(usize::MAX)
-            .saturating_add(self.footer.wire_len());
         self.data_done = 0;
         self.data_crc = 0;
-        if buf.len() < body {
-            if self.reserve_bodies {
-                buf.reserve(body.saturating_sub(buf.len()).min(MAX_RESERVE));
-            }
-            self.state = State::Body { header };
+        if self.reserve_bodies {
+            buf.reserve(body.saturating_sub(buf.len()).min(MAX_RESERVE));
         }
-        // The whole frame is here (a stream of small messages, but for the one a read
-        // cuts): decoded at once, without storing the header as the state and matching it
-        // again; otherwise what is here of the data is folded into its CRC.
-        self.decode_body(header, buf)
+        self.state = State::Body { header };
+        // What is here of the data is folded into its CRC.
+        self.decode_body::<F>(header, buf)
     }
 
-    fn decode_body(
+    /// A MSG frame whose every byte is in `buf`, its head (checked: header CRC and limits)
+    /// still at the front: the footer read at fixed offsets and the segments' CRCs computed
+    /// over the buffer's bytes in one pass, then the segments split off, without the
+    /// streaming path's state, its second length test, its `Buf` reads of the footer and its
+    /// table of checks. Same checks in the same order, same errors at the same offsets as
+    /// [`decode_body`](Self::decode_body) (the decoder's tests compare the two byte for byte).
+    #[inline(always)]
+    fn decode_whole<F: Frames>(
         &mut self,
         header: MsgHeader,
         buf: &mut BytesMut,
-    ) -> Result<Option<Frame>, WireError> {
+        payload: usize,
+    ) -> Result<Option<F::Item>, F::Error> {
+        let (front_len, middle_len) = (header.front_len as usize, header.middle_len as usize);
+        let start = self.consumed + FRAME_HEAD_LEN as u64;
+        let (footer, front_crc, middle_crc, data_crc) = {
+            let body = buf.get(FRAME_HEAD_LEN..).unwrap_or_default();
+            let (segments, rest) = body.split_at_checked(payload).unwrap_or_default();
+            let footer = fixed_footer(self.footer, rest);
+            let front = segments.get(..front_len).unwrap_or_default();
+            let middle = segments
+                .get(front_len..front_len + middle_len)
+                .unwrap_or_default();
+            let data = segments.get(front_len + middle_len..).unwrap_or_default();
+            // An empty segment's CRC (seed 0) is 0: no call for the usual empty middle.
+            let crc = |on: bool, b: &[u8]| if on && !b.is_empty() { crc32c(0, b) } else { 0 };
+            let data_check = self.crc.data && !footer.is_nocrc();
+            (
+                footer,
+                crc(self.crc.header, front),
+                crc(self.crc.header, middle),
+                crc(data_check, data),
+            )
+        };
+        // The head is consumed before the checks, as on the streaming path.
+        self.advance(buf, FRAME_HEAD_LEN);
+        if self.crc.header {
+            if front_crc != footer.front_crc {
+                let e = self.segment_crc(Segment::Front, footer.front_crc, front_crc, start);
+                return Err(e.into());
+            }
+            if middle_crc != footer.middle_crc {
+                let at = start + front_len as u64;
+                let e = self.segment_crc(Segment::Middle, footer.middle_crc, middle_crc, at);
+                return Err(e.into());
+            }
+        }
+        if self.crc.data && !footer.is_nocrc() && data_crc != footer.data_crc {
+            let at = start + (front_len + middle_len) as u64;
+            let e = self.segment_crc(Segment::Data, footer.data_crc, data_crc, at);
+            return Err(e.into());
+        }
+        let (front, middle, data) =
+            take_segments(buf, front_len, middle_len, payload - front_len - middle_len);
+        let footer_len = self.footer.wire_len();
+        buf.advance(footer_len);
+        self.consumed = start + (payload + footer_len) as u64;
+        Ok(Some(F::message(Message {
+            header,
+            front,
+            middle,
+            data,
+            footer,
+        })))
+    }
+
+    /// A segment's CRC did not match (cold): the decoder fails with it, at offset `at`.
+    #[cold]
+    #[inline(never)]
+    fn segment_crc(&mut self, segment: Segment, expected: u32, actual: u32, at: u64) -> WireError {
+        let e = WireError::SegmentCrc {
+            segment,
+            expected,
+            actual,
+        };
+        self.fail(e, at)
+    }
+
+    fn decode_body<F: Frames>(
+        &mut self,
+        header: MsgHeader,
+        buf: &mut BytesMut,
+    ) -> Result<Option<F::Item>, F::Error> {
         let (front_len, middle_len, data_len) = (
             header.front_len as usize,
             header.middle_len as usize,
@@ -327,12 +453,12 @@ impl FrameDecoder {
                 expected: footer.data_crc,
                 actual: data_crc,
             };
-            return Err(self.fail(e, start + (front_len + middle_len) as u64));
+            return Err(self.fail(e, start + (front_len + middle_len) as u64).into());
         }
         buf.advance(footer_len);
         self.consumed = footer_at + footer_len as u64;
         self.state = State::Tag;
-        Ok(Some(Frame::Msg(Message {
+        Ok(Some(F::message(Message {
             header,
             front,
             middle,
@@ -342,10 +468,40 @@ impl FrameDecoder {
     }
 }
 
+/// The footer in `raw` (at least the footer's bytes; a whole frame's, so never short), read at
+/// fixed offsets: the same fields as [`decode_footer`].
+#[inline(always)]
+fn fixed_footer(kind: FooterKind, raw: &[u8]) -> MsgFooter {
+    let u32_at = |i: usize| {
+        raw.get(i..i + 4)
+            .and_then(|b| <[u8; 4]>::try_from(b).ok())
+            .map_or(0, u32::from_le_bytes)
+    };
+    let (sig, flags_at) = match kind {
+        FooterKind::New => {
+            let sig = raw
+                .get(12..20)
+                .and_then(|b| <[u8; 8]>::try_from(b).ok())
+                .map_or(0, u64::from_le_bytes);
+            (sig, 20)
+        }
+        FooterKind::Old => (0, 12),
+    };
+    MsgFooter {
+        front_crc: u32_at(0),
+        middle_crc: u32_at(4),
+        data_crc: u32_at(8),
+        sig,
+        flags: raw.get(flags_at).copied().unwrap_or(0),
+    }
+}
+
 /// The three segments at the front of `buf`, taken out of it as one piece and split there:
 /// one `BytesMut::split_to` and `freeze` per message, not one per segment (each cost about
 /// 40 instructions); a `Bytes` split costs half that, and none for the last segment.
-#[inline]
+/// Always inlined: out of line, its three `Bytes` went back through memory (callgrind: ~40
+/// instructions more per message).
+#[inline(always)]
 fn take_segments(
     buf: &mut BytesMut,
     front_len: usize,
@@ -360,7 +516,7 @@ fn take_segments(
 
 /// The first `len` bytes of `b`, taken out of it (no reference taken when `len` is 0 or
 /// all of `b`).
-#[inline]
+#[inline(always)]
 fn split_bytes(b: &mut Bytes, len: usize) -> Bytes {
     if len == 0 {
         Bytes::new()
@@ -370,7 +526,7 @@ fn split_bytes(b: &mut Bytes, len: usize) -> Bytes {
 }
 
 /// The next `len` bytes of `buf` as a segment; an empty segment shares nothing.
-#[inline]
+#[inline(always)]
 fn take_segment(buf: &mut BytesMut, len: usize) -> Bytes {
     if len == 0 {
         Bytes::new()
@@ -486,6 +642,144 @@ mod tests {
                     (c, r) => panic!("corrupt {c:?}, chunk {chunk}: {r:?}"),
                 }
             }
+        }
+    }
+
+    /// Every outcome of `dec` on `bytes` fed in pieces cut at `cuts`: the frames or the
+    /// error, then the offset consumed, and the bytes taken out of the buffer if no error
+    /// ended the stream (after one the streaming path has split the failed frame's body off,
+    /// the whole-frame path has not: the decoder only repeats its error from then on).
+    fn outcome(
+        mut dec: FrameDecoder,
+        bytes: &[u8],
+        cuts: &[usize],
+    ) -> (Vec<Frame>, Option<WireError>, u64, Option<usize>) {
+        let mut buf = BytesMut::new();
+        let mut frames = Vec::new();
+        let mut from = 0;
+        for &cut in cuts.iter().chain([&bytes.len()]) {
+            buf.extend_from_slice(bytes.get(from..cut.max(from)).unwrap_or_default());
+            from = cut.max(from);
+            loop {
+                match dec.decode(&mut buf) {
+                    Ok(Some(f)) => frames.push(f),
+                    Ok(None) => break,
+                    Err(e) => return (frames, Some(e), dec.consumed(), None),
+                }
+            }
+        }
+        (frames, None, dec.consumed(), Some(from - buf.len()))
+    }
+
+    /// The whole-frame path (a frame whose every byte is buffered) against the streaming
+    /// path (the same bytes with the frame cut after its head, or byte by byte), byte for
+    /// byte: the same frames, the same error at the same offset for every flipped bit of
+    /// every frame's head, segments and footer, both footer layouts, every CRC setting, the
+    /// data CRC waived by `FOOTER_NOCRC`, a frame of each size behind another frame.
+    #[test]
+    fn whole_frames_decode_as_the_streaming_path() {
+        use crate::consts::FOOTER_NOCRC;
+        use crate::entity::EntityName;
+        let shapes: [(&[u8], &[u8], &[u8]); 5] = [
+            (b"", b"", b""),
+            (
+                b"front 16 bytes..",
+                b"",
+                b"data of the bench message, 48 bytes long.......",
+            ),
+            (b"f", b"middle", b"d"),
+            (b"", b"", b"only data"),
+            (b"only a front", b"", b""),
+        ];
+        let crcs = [
+            CrcFlags::default(),
+            CrcFlags {
+                header: true,
+                data: false,
+            },
+            CrcFlags {
+                header: false,
+                data: true,
+            },
+        ];
+        let mut compared = 0;
+        for kind in [FooterKind::New, FooterKind::Old] {
+            for (front, middle, data) in shapes {
+                for nocrc in [false, true] {
+                    let mut m = Message::new(7, Bytes::copy_from_slice(front))
+                        .with_middle(Bytes::copy_from_slice(middle))
+                        .with_data(Bytes::copy_from_slice(data));
+                    m.seal(3, EntityName::client(4), CrcFlags::default());
+                    if nocrc {
+                        m.footer.flags |= FOOTER_NOCRC;
+                    }
+                    // An ACK first, so that the message starts past offset 0.
+                    let mut bytes = Vec::new();
+                    Frame::Ack(9).encode(kind, &mut bytes);
+                    let at = bytes.len();
+                    m.encode_frame(kind, &mut bytes);
+                    for crc in crcs {
+                        let dec = FrameDecoder::new(Limits::default(), kind, crc);
+                        for flip in std::iter::once(None).chain((at..bytes.len()).map(Some)) {
+                            for bit in 0..8 {
+                                let mut b = bytes.clone();
+                                if let Some(i) = flip {
+                                    b[i] ^= 1 << bit;
+                                } else if bit > 0 {
+                                    break;
+                                }
+                                let whole = outcome(dec.clone(), &b, &[]);
+                                let split = outcome(dec.clone(), &b, &[at + FRAME_HEAD_LEN]);
+                                let bytewise: Vec<usize> = (0..b.len()).collect();
+                                let bytewise = outcome(dec.clone(), &b, &bytewise);
+                                assert_eq!(whole, split, "{kind:?} {crc:?} flip {flip:?}.{bit}");
+                                assert_eq!(whole, bytewise, "{kind:?} {crc:?} flip {flip:?}.{bit}");
+                                if flip.is_none() {
+                                    assert!(whole.1.is_none());
+                                    let mut expected = m.clone();
+                                    if kind == FooterKind::Old {
+                                        expected.footer.sig = 0;
+                                    }
+                                    assert_eq!(whole.0, vec![Frame::Ack(9), Frame::Msg(expected)]);
+                                }
+                                compared += 1;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        assert!(compared > 10_000, "{compared}");
+    }
+
+    /// The whole-frame path verifies each segment's CRC: a flipped byte of each segment is
+    /// reported as that segment's CRC, at that segment's offset (the ACK before it: 9 bytes).
+    #[test]
+    fn whole_frames_report_each_segment_crc() {
+        use crate::entity::EntityName;
+        let mut m = Message::new(7, &b"front"[..])
+            .with_middle(&b"middle"[..])
+            .with_data(&b"data"[..]);
+        m.seal(3, EntityName::client(4), CrcFlags::default());
+        let mut bytes = Vec::new();
+        Frame::Ack(9).encode(FooterKind::New, &mut bytes);
+        m.encode_frame(FooterKind::New, &mut bytes);
+        let head = 9 + FRAME_HEAD_LEN;
+        for (segment, offset) in [
+            (Segment::Front, head),
+            (Segment::Middle, head + 5),
+            (Segment::Data, head + 11),
+        ] {
+            let mut b = bytes.clone();
+            b[offset] ^= 0x40;
+            let (frames, e, _, _) = outcome(decoder(), &b, &[]);
+            assert_eq!(frames, vec![Frame::Ack(9)]);
+            let e = e.expect("a corrupted segment");
+            assert_eq!(e.offset(), Some(offset as u64));
+            assert!(
+                matches!(e.cause(), WireError::SegmentCrc { segment: s, .. } if *s == segment),
+                "{e:?}"
+            );
         }
     }
 

@@ -408,3 +408,26 @@ fn borrowed_permits_take_and_give_back_like_owned_ones() {
     drop(c);
     assert_eq!(t.current(), 0);
 }
+
+/// A permit that gives back more than the throttle holds (its units were released by hand
+/// meanwhile) leaves the count at zero, not wrapped, and the throttle usable, for both kinds
+/// of permit (the give-back inlined into their drops, the underflow out of line).
+#[test]
+fn a_permit_giving_back_more_than_held_leaves_the_throttle_at_zero_and_usable() {
+    let t = Throttle::new(10);
+    let owned = t.try_acquire(8).expect("fits");
+    assert_eq!(t.release(8), Ok(0));
+    drop(owned);
+    assert_eq!(t.current(), 0, "underflow: dropped to zero");
+    let borrowed = t.try_acquire_borrowed(4).expect("fits");
+    let kept = t.try_acquire(3).expect("fits");
+    assert_eq!(t.release(6), Ok(1));
+    drop(borrowed);
+    assert_eq!(t.current(), 0, "4 back of 1 held: zero");
+    drop(kept);
+    assert_eq!(t.current(), 0, "3 back of 0 held: zero");
+    let full = t.try_acquire(10).expect("usable after the underflows");
+    assert_eq!(t.current(), 10);
+    drop(full);
+    assert_eq!(t.current(), 0);
+}
