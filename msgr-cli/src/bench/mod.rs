@@ -595,6 +595,9 @@ pub struct Outcome {
     pub session: Option<SessionCounts>,
     /// The process's peak resident memory during the run (`VmHWM` reset just before it).
     pub peak_rss_bytes: Option<u64>,
+    /// The fewest and the most messages one connection sent: how evenly the connections
+    /// shared the run (a connection starved by the scheduler sends few).
+    pub conn_messages: Option<(u64, u64)>,
 }
 
 impl Outcome {
@@ -606,6 +609,8 @@ impl Outcome {
         self.window = Some(window);
         self.elapsed = window.1.saturating_duration_since(window.0);
         self.messages += job.messages;
+        let (least, most) = self.conn_messages.unwrap_or((job.messages, job.messages));
+        self.conn_messages = Some((least.min(job.messages), most.max(job.messages)));
         self.integrity.add(job.integrity);
         if let Some(counts) = job.session {
             self.session
