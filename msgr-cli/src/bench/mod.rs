@@ -105,6 +105,14 @@ pub struct BenchArgs {
     /// round-by-round ratios [default: 6, 1 with --quick or --count].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     pub rounds: Option<u16>,
+    /// Measure from the first round on, without the warm-up: by default, when there are
+    /// several rounds, each transport first runs the first case once, unmeasured and as long
+    /// as a measured run, so that no transport's first measured round pays for the machine
+    /// warming up (on the project's VM a process's first 0.25-0.5 s of traffic ran at a
+    /// third to a half of the later rate, and the raw-TCP baseline, which runs first, paid it
+    /// alone). A single round (`--count` alone, callgrind runs) has no warm-up.
+    #[arg(long)]
+    pub no_warm_up: bool,
     /// Session policy: lossless (client reconnects and resends) or lossy.
     #[arg(long, value_enum, default_value_t = PolicyArg::Lossless)]
     pub policy: PolicyArg,
@@ -369,6 +377,14 @@ struct Schedule {
     rounds: usize,
 }
 
+impl Schedule {
+    /// The unmeasured run each transport makes of the first case before the rounds, if
+    /// any: with several rounds, unless `--no-warm-up`; as long as a measured run.
+    fn warm_up(&self, no_warm_up: bool) -> Option<Limit> {
+        (!no_warm_up && self.rounds > 1).then_some(self.limit)
+    }
+}
+
 /// `1 case`, `2 cases`.
 fn plural(n: usize, what: &str) -> String {
     if n == 1 {
@@ -379,7 +395,13 @@ fn plural(n: usize, what: &str) -> String {
 }
 
 /// The line printed before the runs: what will run and how long it should take.
-fn expected_line(cases: usize, transports: usize, schedule: Schedule, idle: usize) -> String {
+fn expected_line(
+    cases: usize,
+    transports: usize,
+    schedule: Schedule,
+    warm_up: Option<Limit>,
+    idle: usize,
+) -> String {
     let runs = cases * transports * schedule.rounds;
     let what = format!(
         "{} x {} x {} = {}",
@@ -398,6 +420,18 @@ fn expected_line(cases: usize, transports: usize, schedule: Schedule, idle: usiz
             format!("expected duration: unknown ({what} of {n} msgs/conn; it depends on the rate)")
         }
     };
+    if let Some(limit) = warm_up {
+        let each = match limit {
+            Limit::Duration(d) => format!("{:.3} s", d.as_secs_f64()),
+            Limit::Count(n) => format!("{n} msgs/conn"),
+        };
+        // Inside the parenthesis.
+        line.pop();
+        line.push_str(&format!(
+            "; first {} of {each}, not measured)",
+            plural(transports, "warm-up run")
+        ));
+    }
     if idle > 0 {
         line.push_str(&format!(", then {idle} idle connections"));
     }
@@ -444,15 +478,37 @@ async fn run_plan(args: BenchArgs) -> anyhow::Result<()> {
     };
     let idle = args.idle_connections();
     let rounds = schedule.rounds;
+    let warm_up = schedule.warm_up(args.no_warm_up);
     // First, on standard error (standard output stays the JSON object alone with --json).
     eprintln!(
         "{}",
-        expected_line(cases.len(), transports.len(), schedule, idle)
+        expected_line(cases.len(), transports.len(), schedule, warm_up, idle)
     );
     let mut progress = Progress::new(
-        cases.len() * transports.len() * rounds + usize::from(idle > 0),
+        cases.len() * transports.len() * rounds
+            + warm_up.map_or(0, |_| transports.len())
+            + usize::from(idle > 0),
         !args.json,
     );
+    if let (Some(limit), Some(case)) = (warm_up, cases.first()) {
+        for &transport in &transports {
+            progress.start(&format!("{transport} {case} ({limit}) warm-up"));
+            let options = match transport {
+                Transport::RawTcp => None,
+                Transport::Msgr => Some(&options),
+                Transport::MsgrFaults => Some(&faulty),
+                Transport::MsgrCephx => Some(&cephx),
+                Transport::MsgrV2 => Some(&v2_crc),
+                Transport::MsgrV2Secure => Some(&v2_secure),
+            };
+            // Not measured: only an error counts.
+            match options {
+                None => raw::run(*case, limit, args.verify).await?,
+                Some(options) => msgr::run(*case, limit, options).await?,
+            };
+            progress.finish(&format!("{transport} {case}: warm-up run"));
+        }
+    }
     let mut plot = plot::Plot::default();
     let mut report = Report::new(args.policy);
     // The highest peak of the runs so far (each run resets the process's VmHWM).
