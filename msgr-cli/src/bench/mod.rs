@@ -90,7 +90,7 @@ pub struct BenchArgs {
     pub duration: Option<Duration>,
     /// The whole run's time budget (seconds, or 30s, 2m), split evenly across cases,
     /// transports and rounds (rounds are dropped, down to one, before a run gets shorter than
-    /// 0.1 s); the expected duration is printed first. Setup and teardown of each run come on
+    /// 0.1 s), with no warm-up run; the expected duration is printed first. Setup and teardown of each run come on
     /// top; idle connections are not measured unless --idle-connections asks.
     #[arg(short = 't', long = "time", value_parser = plan::parse_duration, conflicts_with_all = ["duration", "count"])]
     pub time: Option<Duration>,
@@ -110,7 +110,8 @@ pub struct BenchArgs {
     /// as a measured run, so that no transport's first measured round pays for the machine
     /// warming up (on the project's VM a process's first 0.25-0.5 s of traffic ran at a
     /// third to a half of the later rate, and the raw-TCP baseline, which runs first, paid it
-    /// alone). A single round (`--count` alone, callgrind runs) has no warm-up.
+    /// alone). A single round (`--count` alone, callgrind runs) has no warm-up, nor has a
+    /// `-t` budget (it is the whole run's).
     #[arg(long)]
     pub no_warm_up: bool,
     /// Session policy: lossless (client reconnects and resends) or lossy.
@@ -252,7 +253,11 @@ impl BenchArgs {
                 None if self.quick || self.count.is_some() => 1,
                 None => DEFAULT_ROUNDS,
             };
-            return Ok(Schedule { limit, rounds });
+            return Ok(Schedule {
+                limit,
+                rounds,
+                budgeted: false,
+            });
         };
         let per_round = (cases * transports).max(1) as f64;
         let seconds = budget.as_secs_f64();
@@ -272,6 +277,7 @@ impl BenchArgs {
         Ok(Schedule {
             limit: Limit::Duration(Duration::from_secs_f64(run)),
             rounds,
+            budgeted: true,
         })
     }
 
@@ -375,13 +381,15 @@ impl BenchArgs {
 struct Schedule {
     limit: Limit,
     rounds: usize,
+    /// From `-t`: the budget is the whole run's, so there is no warm-up run.
+    budgeted: bool,
 }
 
 impl Schedule {
     /// The unmeasured run each transport makes of the first case before the rounds, if
-    /// any: with several rounds, unless `--no-warm-up`; as long as a measured run.
+    /// any: with several rounds, unless `--no-warm-up` or `-t`; as long as a measured run.
     fn warm_up(&self, no_warm_up: bool) -> Option<Limit> {
-        (!no_warm_up && self.rounds > 1).then_some(self.limit)
+        (!no_warm_up && !self.budgeted && self.rounds > 1).then_some(self.limit)
     }
 }
 
@@ -403,6 +411,7 @@ fn expected_line(
     idle: usize,
 ) -> String {
     let runs = cases * transports * schedule.rounds;
+    let warm_ups = if warm_up.is_some() { transports } else { 0 };
     let what = format!(
         "{} x {} x {} = {}",
         plural(cases, "case"),
@@ -413,7 +422,7 @@ fn expected_line(
     let mut line = match schedule.limit {
         Limit::Duration(d) => format!(
             "expected duration: {:.1} s ({what} of {:.3} s, plus setup)",
-            d.as_secs_f64() * runs as f64,
+            d.as_secs_f64() * (runs + warm_ups) as f64,
             d.as_secs_f64()
         ),
         Limit::Count(n) => {
