@@ -119,6 +119,17 @@ fn bench_rounds_alternate_the_transports_and_report_the_median() {
     // Each round: raw TCP, msgr v1, msgr2 crc, msgr2 secure.
     let round = ["raw-tcp", "msgr", "msgr-v2", "msgr-v2-secure"];
     assert_eq!(order, round.repeat(3), "{stderr}");
+    // Before the rounds, each transport warmed up once, in the same order (not measured:
+    // the JSON below counts the three rounds' messages only).
+    let warm_ups: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains(": warm-up run"))
+        .map(|l| l.split_whitespace().next().unwrap_or(""))
+        .collect();
+    assert_eq!(warm_ups, round, "{stderr}");
+    let first_round = stderr.find(" round ").expect("a round line");
+    let last_warm_up = stderr.rfind(": warm-up run").expect("a warm-up line");
+    assert!(last_warm_up < first_round, "{stderr}");
     // With --json: each run is its median round, over all the rounds' messages.
     let out = msgr()
         .args(args)

@@ -90,7 +90,7 @@ pub struct BenchArgs {
     pub duration: Option<Duration>,
     /// The whole run's time budget (seconds, or 30s, 2m), split evenly across cases,
     /// transports and rounds (rounds are dropped, down to one, before a run gets shorter than
-    /// 0.1 s); the expected duration is printed first. Setup and teardown of each run come on
+    /// 0.1 s), with no warm-up run; the expected duration is printed first. Setup and teardown of each run come on
     /// top; idle connections are not measured unless --idle-connections asks.
     #[arg(short = 't', long = "time", value_parser = plan::parse_duration, conflicts_with_all = ["duration", "count"])]
     pub time: Option<Duration>,
@@ -105,6 +105,15 @@ pub struct BenchArgs {
     /// round-by-round ratios [default: 6, 1 with --quick or --count].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     pub rounds: Option<u16>,
+    /// Measure from the first round on, without the warm-up: by default, when there are
+    /// several rounds, each transport first runs the first case once, unmeasured and as long
+    /// as a measured run, so that no transport's first measured round pays for the machine
+    /// warming up (on the project's VM a process's first 0.25-0.5 s of traffic ran at a
+    /// third to a half of the later rate, and the raw-TCP baseline, which runs first, paid it
+    /// alone). A single round (`--count` alone, callgrind runs) has no warm-up, nor has a
+    /// `-t` budget (it is the whole run's).
+    #[arg(long)]
+    pub no_warm_up: bool,
     /// Session policy: lossless (client reconnects and resends) or lossy.
     #[arg(long, value_enum, default_value_t = PolicyArg::Lossless)]
     pub policy: PolicyArg,
@@ -244,7 +253,11 @@ impl BenchArgs {
                 None if self.quick || self.count.is_some() => 1,
                 None => DEFAULT_ROUNDS,
             };
-            return Ok(Schedule { limit, rounds });
+            return Ok(Schedule {
+                limit,
+                rounds,
+                budgeted: false,
+            });
         };
         let per_round = (cases * transports).max(1) as f64;
         let seconds = budget.as_secs_f64();
@@ -264,6 +277,7 @@ impl BenchArgs {
         Ok(Schedule {
             limit: Limit::Duration(Duration::from_secs_f64(run)),
             rounds,
+            budgeted: true,
         })
     }
 
@@ -367,6 +381,16 @@ impl BenchArgs {
 struct Schedule {
     limit: Limit,
     rounds: usize,
+    /// From `-t`: the budget is the whole run's, so there is no warm-up run.
+    budgeted: bool,
+}
+
+impl Schedule {
+    /// The unmeasured run each transport makes of the first case before the rounds, if
+    /// any: with several rounds, unless `--no-warm-up` or `-t`; as long as a measured run.
+    fn warm_up(&self, no_warm_up: bool) -> Option<Limit> {
+        (!no_warm_up && !self.budgeted && self.rounds > 1).then_some(self.limit)
+    }
 }
 
 /// `1 case`, `2 cases`.
@@ -379,8 +403,15 @@ fn plural(n: usize, what: &str) -> String {
 }
 
 /// The line printed before the runs: what will run and how long it should take.
-fn expected_line(cases: usize, transports: usize, schedule: Schedule, idle: usize) -> String {
+fn expected_line(
+    cases: usize,
+    transports: usize,
+    schedule: Schedule,
+    warm_up: Option<Limit>,
+    idle: usize,
+) -> String {
     let runs = cases * transports * schedule.rounds;
+    let warm_ups = if warm_up.is_some() { transports } else { 0 };
     let what = format!(
         "{} x {} x {} = {}",
         plural(cases, "case"),
@@ -391,13 +422,25 @@ fn expected_line(cases: usize, transports: usize, schedule: Schedule, idle: usiz
     let mut line = match schedule.limit {
         Limit::Duration(d) => format!(
             "expected duration: {:.1} s ({what} of {:.3} s, plus setup)",
-            d.as_secs_f64() * runs as f64,
+            d.as_secs_f64() * (runs + warm_ups) as f64,
             d.as_secs_f64()
         ),
         Limit::Count(n) => {
             format!("expected duration: unknown ({what} of {n} msgs/conn; it depends on the rate)")
         }
     };
+    if let Some(limit) = warm_up {
+        let each = match limit {
+            Limit::Duration(d) => format!("{:.3} s", d.as_secs_f64()),
+            Limit::Count(n) => format!("{n} msgs/conn"),
+        };
+        // Inside the parenthesis.
+        line.pop();
+        line.push_str(&format!(
+            "; first {} of {each}, not measured)",
+            plural(transports, "warm-up run")
+        ));
+    }
     if idle > 0 {
         line.push_str(&format!(", then {idle} idle connections"));
     }
@@ -444,15 +487,37 @@ async fn run_plan(args: BenchArgs) -> anyhow::Result<()> {
     };
     let idle = args.idle_connections();
     let rounds = schedule.rounds;
+    let warm_up = schedule.warm_up(args.no_warm_up);
     // First, on standard error (standard output stays the JSON object alone with --json).
     eprintln!(
         "{}",
-        expected_line(cases.len(), transports.len(), schedule, idle)
+        expected_line(cases.len(), transports.len(), schedule, warm_up, idle)
     );
     let mut progress = Progress::new(
-        cases.len() * transports.len() * rounds + usize::from(idle > 0),
+        cases.len() * transports.len() * rounds
+            + warm_up.map_or(0, |_| transports.len())
+            + usize::from(idle > 0),
         !args.json,
     );
+    if let (Some(limit), Some(case)) = (warm_up, cases.first()) {
+        for &transport in &transports {
+            progress.start(&format!("{transport} {case} ({limit}) warm-up"));
+            let options = match transport {
+                Transport::RawTcp => None,
+                Transport::Msgr => Some(&options),
+                Transport::MsgrFaults => Some(&faulty),
+                Transport::MsgrCephx => Some(&cephx),
+                Transport::MsgrV2 => Some(&v2_crc),
+                Transport::MsgrV2Secure => Some(&v2_secure),
+            };
+            // Not measured: only an error counts.
+            match options {
+                None => raw::run(*case, limit, args.verify).await?,
+                Some(options) => msgr::run(*case, limit, options).await?,
+            };
+            progress.finish(&format!("{transport} {case}: warm-up run"));
+        }
+    }
     let mut plot = plot::Plot::default();
     let mut report = Report::new(args.policy);
     // The highest peak of the runs so far (each run resets the process's VmHWM).
@@ -595,6 +660,9 @@ pub struct Outcome {
     pub session: Option<SessionCounts>,
     /// The process's peak resident memory during the run (`VmHWM` reset just before it).
     pub peak_rss_bytes: Option<u64>,
+    /// The fewest and the most messages one connection sent: how evenly the connections
+    /// shared the run (a connection starved by the scheduler sends few).
+    pub conn_messages: Option<(u64, u64)>,
 }
 
 impl Outcome {
@@ -606,6 +674,8 @@ impl Outcome {
         self.window = Some(window);
         self.elapsed = window.1.saturating_duration_since(window.0);
         self.messages += job.messages;
+        let (least, most) = self.conn_messages.unwrap_or((job.messages, job.messages));
+        self.conn_messages = Some((least.min(job.messages), most.max(job.messages)));
         self.integrity.add(job.integrity);
         if let Some(counts) = job.session {
             self.session

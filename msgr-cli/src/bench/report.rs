@@ -49,6 +49,12 @@ pub struct Run {
     /// Each round's median round trip in microseconds (rr).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub round_rtt_p50_us: Vec<f64>,
+    /// With several connections, each round's fewest messages sent by one connection over
+    /// the most by another: 1 when they shared the run evenly, near 0 when one was starved
+    /// (its round trips then wait long while the others' are quick, and the p50 says little
+    /// about the wait of a message in flight).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub round_conn_balance: Vec<f64>,
     /// This run's message rate over the raw-TCP rate of the same case (msgr runs): the median
     /// over rounds of each round's ratio to the raw round run just before it, so each ratio
     /// compares two runs a second apart, not the machine's quiet moments with its busy ones.
@@ -125,6 +131,12 @@ impl Run {
             .filter_map(|o| o.rtt.as_ref().filter(|h| !h.is_empty()))
             .map(|h| percentile_us(h, 0.5))
             .collect();
+        let round_conn_balance = rounds
+            .iter()
+            .filter(|_| case.jobs > 1)
+            .filter_map(|o| o.conn_messages)
+            .map(|(least, most)| round(least as f64 / most.max(1) as f64, 3))
+            .collect();
         Run {
             transport,
             mode: case.mode,
@@ -142,6 +154,7 @@ impl Run {
             rtt_p999_us: rtt.map(|h| percentile_us(h, 0.999)),
             rtt_max_us: rtt.map(|h| round(h.max() as f64 / 1000.0, 1)),
             round_rtt_p50_us,
+            round_conn_balance,
             rate_vs_raw: None,
             p50_vs_raw: None,
             rate_vs_fault_free: None,
@@ -585,6 +598,38 @@ mod tests {
         // Five round trips: 10, 10, 20, 20, 30 us.
         assert_eq!(run.rtt_p50_us, Some(20.0));
         assert_eq!(run.rtt_max_us, Some(30.0));
+    }
+
+    #[test]
+    fn the_connections_balance_is_the_fewest_over_the_most_messages_of_each_round() {
+        let job = |messages: u64| {
+            let now = std::time::Instant::now();
+            crate::bench::JobResult {
+                messages,
+                integrity: Default::default(),
+                rtt: None,
+                session: None,
+                started: now,
+                ended: now,
+            }
+        };
+        let round = |per_conn: &[u64]| {
+            let mut o = Outcome::default();
+            for &m in per_conn {
+                o.add(job(m));
+            }
+            o
+        };
+        let rounds = [round(&[400, 100, 300, 200]), round(&[50, 50, 50, 50])];
+        assert_eq!(rounds[0].conn_messages, Some((100, 400)));
+        assert_eq!(rounds[0].messages, 1000);
+        let run = Run::new(Transport::RawTcp, &Case::rr(4096, 4, 128), &rounds);
+        assert_eq!(run.round_conn_balance, vec![0.25, 1.0]);
+        // One connection: nothing to balance, and no field in the JSON.
+        let one = Run::new(Transport::RawTcp, &Case::rr(4096, 1, 1), &[round(&[7])]);
+        assert!(one.round_conn_balance.is_empty());
+        let json = serde_json::to_value(&one).unwrap();
+        assert!(json.get("round_conn_balance").is_none(), "{json}");
     }
 
     #[test]
