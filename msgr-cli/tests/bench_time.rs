@@ -66,11 +66,14 @@ fn the_budget_is_split_as_announced_and_kept_and_the_plot_shows_every_case() {
         measured >= budget * 0.95,
         "measured {measured} s of {budget}"
     );
-    // Setup, drain and teardown come on top (up to a few hundred ms a run in a debug build on
-    // a shared machine, 40 runs); a budget taken per run instead of for the whole would take
-    // 40 times longer.
+    // Setup, drain and teardown come on top: a few hundred ms a run in a debug build, up to
+    // a second on a loaded 2-core machine (40 runs: 35 s quiet, 49-64 s at load 4-5). What
+    // this bounds is the budget's meaning: taken per run instead of for the whole, the 40
+    // runs alone would last 40 x 4 s = 160 s. Half of that separates the two with the
+    // machine's load as margin.
+    let per_run_reading = budget * 40.0;
     assert!(
-        took < Duration::from_secs_f64(budget * 8.0 + 10.0),
+        took < Duration::from_secs_f64(per_run_reading / 2.0),
         "{took:?} for a {budget} s budget"
     );
     // No idle-connection phase unless asked for.
