@@ -241,11 +241,18 @@ impl Fifo {
         VecDeque::with_capacity(want)
     }
 
-    /// Keeps an emptied block for reuse: full-size ones up to [`SPARE_BLOCKS`], a smaller
-    /// one only when no other is kept.
+    /// Full-size spare blocks: all but a smaller one, which is only ever kept alone, so
+    /// at the bottom.
+    fn full_spares(&self) -> usize {
+        let small = self.spare.first().is_some_and(|b| b.capacity() < BLOCK);
+        self.spare.len() - usize::from(small)
+    }
+
+    /// Keeps an emptied block for reuse: full-size ones up to [`SPARE_BLOCKS`] (a smaller
+    /// one kept does not take the place of one), a smaller one only when no other is kept.
     fn retire(&mut self, b: VecDeque<Outgoing>) {
         let keep = if b.capacity() >= BLOCK {
-            self.spare.len() < SPARE_BLOCKS
+            self.full_spares() < SPARE_BLOCKS
         } else {
             self.spare.is_empty()
         };
@@ -374,6 +381,27 @@ impl Fifo {
         }
     }
 
+    /// Moves every block of `from` after this queue's, as they are (one move per block, none
+    /// per message), and hands `from` this queue's spare blocks in return (up to
+    /// [`SPARE_BLOCKS`]), so the queue that fills `from` reuses the blocks its messages
+    /// were sent and acknowledged in instead of allocating new ones.
+    pub fn append(&mut self, from: &mut Fifo) {
+        self.len += std::mem::take(&mut from.len);
+        self.blocks.append(&mut from.blocks);
+        // Full-size ones only: `from` takes its spares from the top, and a small one there
+        // would hold the place of a full-size one for good (2 of 16 in a 64-byte stream,
+        // which then allocated 2 blocks per 1,024 messages).
+        let mut room = SPARE_BLOCKS.saturating_sub(from.full_spares());
+        let mut i = self.spare.len();
+        while i > 0 && room > 0 {
+            i -= 1;
+            if self.spare.get(i).is_some_and(|b| b.capacity() >= BLOCK) {
+                from.spare.push(self.spare.swap_remove(i));
+                room -= 1;
+            }
+        }
+    }
+
     /// Moves every message, oldest first, to the end of `out`.
     pub fn drain_into(&mut self, out: &mut Vec<Outgoing>) {
         out.reserve(self.len);
@@ -382,6 +410,76 @@ impl Fifo {
             self.retire(b);
         }
         self.len = 0;
+    }
+}
+
+/// Messages submitted to a session outside its lock (the driver's inbox), oldest first,
+/// for [`SessionCore::send_all`](super::SessionCore::send_all) to move into the out queues.
+///
+/// A [`Fifo`] that also keeps what moving it whole needs: the priority its messages share
+/// (normalised as [`SessionCore::send`](super::SessionCore::send) does, when pushed) and
+/// their payload bytes. While every message has one priority, the whole FIFO joins that
+/// priority's out queue block by block; messages of several priorities are queued one by
+/// one, in order.
+///
+/// Not here: the lock around it and the wake-ups (the driver's `session::inbox`).
+#[derive(Debug, Default)]
+pub struct Submitted {
+    fifo: Fifo,
+    /// The priority of the messages held, if they all have the same.
+    prio: u16,
+    /// Messages of more than one priority are held.
+    mixed: bool,
+    /// Payload bytes held.
+    bytes: u64,
+}
+
+impl Submitted {
+    /// Appends a message (its priority normalised: 0 becomes the default).
+    #[inline(always)]
+    pub fn push(&mut self, mut o: Outgoing) {
+        let prio = o.msg.priority();
+        o.msg.header.priority = prio;
+        if self.fifo.is_empty() {
+            self.prio = prio;
+        } else if prio != self.prio {
+            self.mixed = true;
+        }
+        self.bytes = self.bytes.saturating_add(o.payload_len());
+        self.fifo.push_back(o);
+    }
+
+    /// Number of messages.
+    pub fn len(&self) -> usize {
+        self.fifo.len()
+    }
+
+    /// True if there is no message.
+    pub fn is_empty(&self) -> bool {
+        self.fifo.is_empty()
+    }
+
+    /// Takes every message, oldest first, into `out` (a closed session's leftovers).
+    pub fn drain_into(&mut self, out: &mut Vec<Outgoing>) {
+        self.fifo.drain_into(out);
+        self.reset();
+    }
+
+    /// Spare blocks kept for the next pushes.
+    pub fn spare_blocks(&self) -> usize {
+        self.fifo.spare.len()
+    }
+
+    /// Empty again: nothing mixed, no bytes.
+    pub(super) fn reset(&mut self) {
+        self.mixed = false;
+        self.bytes = 0;
+    }
+
+    /// The FIFO, the shared priority (`None` if mixed) and the payload bytes, to be moved.
+    pub(super) fn parts(&mut self) -> (&mut Fifo, Option<u16>, u64) {
+        let prio = (!self.mixed).then_some(self.prio);
+        (&mut self.fifo, prio, self.bytes)
     }
 }
 
@@ -511,7 +609,9 @@ mod tests {
         while f.pop_front().is_some() {}
         assert!(f.blocks.is_empty());
         assert_eq!(f.len(), 0);
-        assert_eq!(f.spare.len(), SPARE_BLOCKS, "{:?}", caps(&f));
+        // The small block, and as many full-size ones beside it.
+        assert_eq!(caps(&f)[0], MIN_BLOCK);
+        assert_eq!(f.spare.len(), SPARE_BLOCKS + 1, "{:?}", caps(&f));
         assert!(f.spare[1..].iter().all(|b| b.capacity() == BLOCK));
     }
 }

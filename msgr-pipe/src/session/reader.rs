@@ -518,7 +518,7 @@ fn accept(
             sh.link.peer_name = Some(m.header.src);
             // What the delivery queues is sent when the reader's deliveries end.
             if let Some(s) = sh.link.socket.as_mut() {
-                s.delivering = true;
+                s.begin_delivery(&inner.inbox);
                 if ack_now {
                     s.wake.notify_one();
                 }

@@ -475,7 +475,9 @@ pub(super) fn end_delivery(
             return Err(PipeError::Superseded);
         };
         slot.delivering = false;
-        if !std::mem::take(&mut slot.owed) {
+        // Clears the senders' `delivering` and takes what they pushed meanwhile in one
+        // inbox critical section: a later push wakes the writer task itself.
+        if !inner.inbox.end_delivery(&mut sh.core) {
             return Ok(());
         }
         // Busy (or holding the rest of a batch): the writer task fills batches until the
@@ -500,6 +502,7 @@ pub(super) fn end_delivery(
     let res = if out.chain.is_empty() {
         Ok(true)
     } else {
+        bump(&inner.counters.inline_writes, 1);
         out.send_now(inner)
     };
     let done = matches!(res, Ok(true));
