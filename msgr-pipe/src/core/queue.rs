@@ -135,6 +135,11 @@ impl Released {
         self.spare.drain(..).for_each(to);
     }
 
+    /// True if [`clear`](Self::clear) left emptied blocks for [`recycle`](Self::recycle).
+    pub fn has_spare(&self) -> bool {
+        !self.spare.is_empty()
+    }
+
     /// Messages released since the last [`clear`](Self::clear).
     pub fn len(&self) -> usize {
         self.count
@@ -463,6 +468,12 @@ impl Submitted {
     pub fn drain_into(&mut self, out: &mut Vec<Outgoing>) {
         self.fifo.drain_into(out);
         self.reset();
+    }
+
+    /// Keeps an emptied block (of the sent list, from [`Released::recycle`]) for the next
+    /// pushes, if there is room for it.
+    pub fn recycle(&mut self, b: VecDeque<Outgoing>) {
+        self.fifo.recycle(b);
     }
 
     /// Spare blocks kept for the next pushes.

@@ -25,10 +25,14 @@
 //!   into the core ([`Inbox::drain`], [`SessionCore::send_all`]: whole blocks), when the
 //!   flag says it holds any. Everything under the session lock then sees a core holding
 //!   every message queued before the lock was taken (fault requeue, reset, close, stats, the
-//!   writer's batches, the reader's ACKs need no change), and order is kept: one FIFO,
+//!   writer's batches need no change), and order is kept: one FIFO,
 //!   drained whole and in order before anything reads the core. A sender's later message
 //!   cannot overtake an earlier one: the earlier one is in the inbox (drained before the
-//!   slow path queues into the core) or already in the core.
+//!   slow path queues into the core) or already in the core. The one exception is the
+//!   reader's handling of control frames (ACKs, keepalives) and its idle step
+//!   (`Inner::lock_undrained`): they read neither the out queues nor their counts, and a
+//!   drain at every ACK cut a stream's inbox into part-filled blocks. The blocks an ACK
+//!   empties come back to the inbox from there ([`Inbox::recycle`]).
 //! * Whoever changes what a sender needs updates it under the inbox lock, holding the
 //!   session lock too: the socket's tasks starting ([`Inbox::attach`]), its fault
 //!   ([`Inbox::detach`], which also drains, so the fault's decisions (standby if nothing is
@@ -65,7 +69,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::Notify;
 
 use super::relock;
-use crate::core::{Outgoing, SessionCore, Submitted};
+use crate::core::{Outgoing, Released, SessionCore, Submitted};
 
 /// A session's submission inbox (see the module docs).
 #[derive(Default)]
@@ -147,6 +151,16 @@ impl Inbox {
     #[inline(never)]
     pub(super) fn drain(&self, core: &mut SessionCore) {
         self.lock().drain(core, &self.pending);
+    }
+
+    /// Takes the blocks `released` emptied (an ACK's, after [`Released::clear`]) for the
+    /// next pushes, straight from the reader: the senders' pushes then find spare blocks
+    /// between two of the writer's drains too, instead of allocating.
+    pub(super) fn recycle(&self, released: &mut Released) {
+        if released.has_spare() {
+            let mut st = self.lock();
+            released.recycle(|b| st.queue.recycle(b));
+        }
     }
 
     /// The tasks of socket `epoch` start (session lock held, `epoch` current): senders push

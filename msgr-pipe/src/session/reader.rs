@@ -437,7 +437,7 @@ fn eof() -> PipeError {
 
 /// The socket has nothing to read: the core's earliest deadline.
 fn idle(inner: &Inner, epoch: u64) -> Result<Option<Instant>, PipeError> {
-    let mut sh = inner.lock();
+    let mut sh = inner.lock_undrained();
     if !sh.link.is_current(epoch) {
         return Err(PipeError::Superseded);
     }
@@ -604,7 +604,7 @@ fn handle_control(
     acked: &mut Released,
 ) -> Result<(), PipeError> {
     {
-        let mut sh = inner.lock();
+        let mut sh = inner.lock_undrained();
         if !sh.link.is_current(epoch) {
             return Err(PipeError::Superseded);
         }
@@ -623,6 +623,7 @@ fn handle_control(
     }
     // Outside the session lock: permits go back, payloads are freed.
     acked.clear();
+    inner.inbox.recycle(acked);
     Ok(())
 }
 
