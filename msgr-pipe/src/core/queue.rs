@@ -421,9 +421,9 @@ impl Fifo {
 /// Messages submitted to a session outside its lock (the driver's inbox), oldest first,
 /// for [`SessionCore::send_all`](super::SessionCore::send_all) to move into the out queues.
 ///
-/// A [`Fifo`] that also keeps what moving it whole needs: the priority its messages share
-/// (normalised as [`SessionCore::send`](super::SessionCore::send) does, when pushed) and
-/// their payload bytes. While every message has one priority, the whole FIFO joins that
+/// A block FIFO (the out queues' `Fifo`) that also keeps what moving it whole needs: the
+/// priority its messages share (normalised as [`SessionCore::send`](super::SessionCore::send)
+/// does, when pushed) and their payload bytes. While every message has one priority, the whole FIFO joins that
 /// priority's out queue block by block; messages of several priorities are queued one by
 /// one, in order.
 ///
