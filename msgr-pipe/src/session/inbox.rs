@@ -155,11 +155,15 @@ impl Inbox {
 
     /// Takes the blocks `released` emptied (an ACK's, after [`Released::clear`]) for the
     /// next pushes, straight from the reader: the senders' pushes then find spare blocks
-    /// between two of the writer's drains too, instead of allocating.
+    /// between two of the writer's drains too, instead of allocating. Only if the inbox
+    /// lock is free: the reader does not wait behind a sender for this (a wait here was 8 %
+    /// of a 64-byte stream's `futex` calls); the blocks otherwise go back through the out
+    /// queues at the next ACK, as before.
     pub(super) fn recycle(&self, released: &mut Released) {
         if released.has_spare() {
-            let mut st = self.lock();
-            released.recycle(|b| st.queue.recycle(b));
+            if let Ok(mut st) = self.state.try_lock() {
+                released.recycle(|b| st.queue.recycle(b));
+            }
         }
     }
 
