@@ -405,6 +405,11 @@ impl Fifo {
                 room -= 1;
             }
         }
+        // A session sending one message at a time circulates one small block: it goes
+        // back too, when `from` has none (else `from` allocated one per message).
+        if from.spare.is_empty() && !self.spare.is_empty() {
+            from.spare.push(self.spare.swap_remove(0));
+        }
     }
 
     /// Moves every message, oldest first, to the end of `out`.
@@ -600,6 +605,29 @@ mod tests {
             .all(|b| !b.is_empty() && b.capacity() <= BLOCK));
         assert_eq!(seqs(&mut f), (1..=999).collect::<Vec<_>>());
         assert!(f.is_empty() && f.pop_front().is_none() && f.pop_back().is_none());
+    }
+
+    /// A queue fed by [`Fifo::append`] one message at a time hands its small blocks back:
+    /// the feeding queue allocates two blocks in all, not one per message (a push allocates
+    /// only when it finds no spare block).
+    #[test]
+    fn append_one_at_a_time_reuses_small_blocks() {
+        let (mut inbox, mut q) = (Fifo::default(), Fifo::default());
+        let mut allocations = 0;
+        for i in 0..100 {
+            allocations += usize::from(inbox.spare.is_empty());
+            inbox.push_back(o(i));
+            q.append(&mut inbox);
+            assert_eq!(q.pop_front().map(|o| o.seq), Some(i));
+            assert!(inbox.blocks.is_empty() && q.blocks.is_empty());
+        }
+        assert_eq!(allocations, 2);
+        assert_eq!(inbox.spare.len() + q.spare.len(), 2);
+        assert!(inbox
+            .spare
+            .iter()
+            .chain(&q.spare)
+            .all(|b| b.capacity() == MIN_BLOCK));
     }
 
     /// A queue that never holds more than one message keeps one small block; a long one
