@@ -390,9 +390,27 @@ impl Fifo {
     /// per message), and hands `from` this queue's spare blocks in return (up to
     /// [`SPARE_BLOCKS`]), so the queue that fills `from` reuses the blocks its messages
     /// were sent and acknowledged in instead of allocating new ones.
+    #[inline]
     pub fn append(&mut self, from: &mut Fifo) {
         self.len += std::mem::take(&mut from.len);
-        self.blocks.append(&mut from.blocks);
+        if self.blocks.is_empty() {
+            // The common case (the writer took everything before): the block lists trade
+            // places, whole (`VecDeque::append`'s slice copies cost a one-message drain 169
+            // instructions; callgrind).
+            std::mem::swap(&mut self.blocks, &mut from.blocks);
+        } else {
+            while let Some(b) = from.blocks.pop_front() {
+                self.blocks.push_back(b);
+            }
+        }
+        if !self.spare.is_empty() {
+            self.give_spares(from);
+        }
+    }
+
+    /// The spare half of [`append`](Self::append).
+    #[inline(never)]
+    fn give_spares(&mut self, from: &mut Fifo) {
         // Full-size ones only: `from` takes its spares from the top, and a small one there
         // would hold the place of a full-size one for good (2 of 16 in a 64-byte stream,
         // which then allocated 2 blocks per 1,024 messages).

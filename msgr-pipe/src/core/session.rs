@@ -348,18 +348,23 @@ impl SessionCore {
                 self.queued_bytes = self.queued_bytes.saturating_add(bytes);
                 self.out_q.get_or_insert(prio).append(fifo);
             }
-            None => {
-                while let Some(o) = fifo.pop_front() {
-                    let prio = o.msg.header.priority;
-                    self.queued_bytes = self.queued_bytes.saturating_add(o.payload_len());
-                    self.out_q.get_or_insert(prio).push_back(o);
-                }
-            }
+            None => self.send_mixed(fifo),
         }
         from.reset();
         if self.ack_pending.0 > 0 {
             self.ack_pending = (0, 0);
             self.timers.stop(Timer::AckDelay);
+        }
+    }
+
+    /// [`send_all`](Self::send_all) of messages of several priorities: one by one (cold).
+    #[cold]
+    #[inline(never)]
+    fn send_mixed(&mut self, fifo: &mut Fifo) {
+        while let Some(o) = fifo.pop_front() {
+            let prio = o.msg.header.priority;
+            self.queued_bytes = self.queued_bytes.saturating_add(o.payload_len());
+            self.out_q.get_or_insert(prio).push_back(o);
         }
     }
 

@@ -470,7 +470,9 @@ pub(super) fn end_delivery(
     wake: &Notify,
 ) -> Result<(), PipeError> {
     let (mut out, taken, more) = {
-        let mut sh = inner.lock();
+        // Not drained here: `Inbox::end_delivery` drains below, in the same critical
+        // section that clears `delivering` (one inbox lock, not two).
+        let mut sh = inner.lock_undrained();
         let Some(slot) = sh.link.socket.as_mut().filter(|s| s.epoch == epoch) else {
             return Err(PipeError::Superseded);
         };
