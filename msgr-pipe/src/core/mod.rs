@@ -17,7 +17,7 @@ mod session;
 mod timer;
 
 pub use fault::{AcceptStage, FaultAction, FaultCause, FaultPolicy};
-pub use queue::{Outgoing, Released, FREE_OUTSIDE_LOCK};
+pub use queue::{Outgoing, Released, Submitted, FREE_OUTSIDE_LOCK};
 pub use session::{
     BatchLimits, ConnState, Control, CoreConfig, Established, Event, Expired, FrameSink, InSeq,
     SessionCore, Transmit,

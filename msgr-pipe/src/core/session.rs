@@ -36,7 +36,7 @@ use rand::rngs::SmallRng;
 use rand::Rng;
 
 use super::fault::{AcceptStage, Backoff, FaultAction, FaultCause, FaultPolicy};
-use super::queue::{Fifo, OutQueues, Outgoing, Released};
+use super::queue::{Fifo, OutQueues, Outgoing, Released, Submitted};
 use super::timer::{Timer, Timers};
 
 /// The state of a session, as the seed's Pipe states.
@@ -329,6 +329,42 @@ impl SessionCore {
         if self.ack_pending.0 > 0 {
             self.ack_pending = (0, 0);
             self.timers.stop(Timer::AckDelay);
+        }
+    }
+
+    /// Appends every message of `from` to the out queues, in order, as
+    /// [`send`](Self::send) would one by one: the block-append entry of the driver's inbox
+    /// (messages submitted beside the session lock). While they share one priority (the
+    /// common case) the blocks move whole into that priority's queue, no message moved
+    /// (an `Outgoing` is over 200 bytes), and `from` gets that queue's spare blocks back
+    /// for its next messages. Leaves `from` empty.
+    pub fn send_all(&mut self, from: &mut Submitted) {
+        if from.is_empty() {
+            return;
+        }
+        let (fifo, prio, bytes) = from.parts();
+        match prio {
+            Some(prio) => {
+                self.queued_bytes = self.queued_bytes.saturating_add(bytes);
+                self.out_q.get_or_insert(prio).append(fifo);
+            }
+            None => self.send_mixed(fifo),
+        }
+        from.reset();
+        if self.ack_pending.0 > 0 {
+            self.ack_pending = (0, 0);
+            self.timers.stop(Timer::AckDelay);
+        }
+    }
+
+    /// [`send_all`](Self::send_all) of messages of several priorities: one by one (cold).
+    #[cold]
+    #[inline(never)]
+    fn send_mixed(&mut self, fifo: &mut Fifo) {
+        while let Some(o) = fifo.pop_front() {
+            let prio = o.msg.header.priority;
+            self.queued_bytes = self.queued_bytes.saturating_add(o.payload_len());
+            self.out_q.get_or_insert(prio).push_back(o);
         }
     }
 

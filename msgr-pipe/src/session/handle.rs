@@ -51,6 +51,7 @@ impl Session {
                 peer_addr: p.peer_addr,
                 peer_type: p.peer_type,
                 policy: p.policy,
+                inbox: super::inbox::Inbox::default(),
                 shared: Mutex::new(Shared {
                     core,
                     v1: V1State::default(),
@@ -463,6 +464,14 @@ impl Session {
             queued,
             unacked,
         }
+    }
+
+    /// Write batches the session's readers sent themselves, from their own task, at the end
+    /// of a run of deliveries (replies queued from fast dispatch): no hop to the writer
+    /// task. For tests and diagnostics.
+    #[doc(hidden)]
+    pub fn inline_writes(&self) -> u64 {
+        self.inner.counters.inline_writes.load(Ordering::Relaxed)
     }
 
     /// Sequence numbers `(out_seq, in_seq, connect_seq)`, for tests and diagnostics.

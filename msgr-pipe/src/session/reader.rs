@@ -492,7 +492,7 @@ fn eof() -> PipeError {
 
 /// The socket has nothing to read: the core's earliest deadline.
 fn idle(inner: &Inner, epoch: u64) -> Result<Option<Instant>, PipeError> {
-    let mut sh = inner.lock();
+    let mut sh = inner.lock_undrained();
     if !sh.link.is_current(epoch) {
         return Err(PipeError::Superseded);
     }
@@ -573,7 +573,7 @@ fn accept(
             sh.link.peer_name = Some(m.header.src);
             // What the delivery queues is sent when the reader's deliveries end.
             if let Some(s) = sh.link.socket.as_mut() {
-                s.delivering = true;
+                s.begin_delivery(&inner.inbox);
                 if ack_now {
                     s.wake.notify_one();
                 }
@@ -700,7 +700,7 @@ fn handle_control(
     acked: &mut Released,
 ) -> Result<(), PipeError> {
     {
-        let mut sh = inner.lock();
+        let mut sh = inner.lock_undrained();
         if !sh.link.is_current(epoch) {
             return Err(PipeError::Superseded);
         }
@@ -719,6 +719,7 @@ fn handle_control(
     }
     // Outside the session lock: permits go back, payloads are freed.
     acked.clear();
+    inner.inbox.recycle(acked);
     Ok(())
 }
 

@@ -470,12 +470,16 @@ pub(super) fn end_delivery(
     wake: &Notify,
 ) -> Result<(), PipeError> {
     let (mut out, taken, more) = {
-        let mut sh = inner.lock();
+        // Not drained here: `Inbox::end_delivery` drains below, in the same critical
+        // section that clears `delivering` (one inbox lock, not two).
+        let mut sh = inner.lock_undrained();
         let Some(slot) = sh.link.socket.as_mut().filter(|s| s.epoch == epoch) else {
             return Err(PipeError::Superseded);
         };
         slot.delivering = false;
-        if !std::mem::take(&mut slot.owed) {
+        // Clears the senders' `delivering` and takes what they pushed meanwhile in one
+        // inbox critical section: a later push wakes the writer task itself.
+        if !inner.inbox.end_delivery(&mut sh.core) {
             return Ok(());
         }
         // Busy (or holding the rest of a batch): the writer task fills batches until the
@@ -500,6 +504,7 @@ pub(super) fn end_delivery(
     let res = if out.chain.is_empty() {
         Ok(true)
     } else {
+        bump(&inner.counters.inline_writes, 1);
         out.send_now(inner)
     };
     let done = matches!(res, Ok(true));
