@@ -231,13 +231,21 @@ impl Throttle {
     ///
     /// Releasing more than is held is [`ThrottleError::Underflow`] and changes nothing.
     pub fn release(&self, n: u64) -> Result<u64, ThrottleError> {
+        let cur = self
+            .sub(n)
+            .map_err(|held| ThrottleError::Underflow { held, release: n })?;
+        self.inner.grant_if_queued();
+        Ok(cur - n)
+    }
+
+    /// Takes `n` off the count unless it holds less: the count before (`Err`: what it held,
+    /// unchanged).
+    #[inline(always)]
+    fn sub(&self, n: u64) -> Result<u64, u64> {
         let mut cur = self.inner.count.load(Ordering::SeqCst);
         loop {
             if n > cur {
-                return Err(ThrottleError::Underflow {
-                    held: cur,
-                    release: n,
-                });
+                return Err(cur);
             }
             match self.inner.count.compare_exchange_weak(
                 cur,
@@ -245,12 +253,10 @@ impl Throttle {
                 Ordering::SeqCst,
                 Ordering::SeqCst,
             ) {
-                Ok(_) => break,
+                Ok(_) => return Ok(cur),
                 Err(actual) => cur = actual,
             }
         }
-        self.inner.grant_if_queued();
-        Ok(cur - n)
     }
 
     /// A permit's units back: inlined into the permits' drops (every received message
@@ -260,22 +266,10 @@ impl Throttle {
         if n == 0 {
             return;
         }
-        let mut cur = self.inner.count.load(Ordering::SeqCst);
-        loop {
-            if n > cur {
-                return self.underflow(cur, n);
-            }
-            match self.inner.count.compare_exchange_weak(
-                cur,
-                cur - n,
-                Ordering::SeqCst,
-                Ordering::SeqCst,
-            ) {
-                Ok(_) => break,
-                Err(actual) => cur = actual,
-            }
+        match self.sub(n) {
+            Ok(_) => self.inner.grant_if_queued(),
+            Err(cur) => self.underflow(cur, n),
         }
-        self.inner.grant_if_queued();
     }
 
     /// A permit gave back more than the throttle holds (cold): logged, and the count
