@@ -448,12 +448,9 @@ impl FrameDecoder {
             }
         }
         if data_check && data_crc != footer.data_crc {
-            let e = WireError::SegmentCrc {
-                segment: Segment::Data,
-                expected: footer.data_crc,
-                actual: data_crc,
-            };
-            return Err(self.fail(e, start + (front_len + middle_len) as u64).into());
+            let at = start + (front_len + middle_len) as u64;
+            let e = self.segment_crc(Segment::Data, footer.data_crc, data_crc, at);
+            return Err(e.into());
         }
         buf.advance(footer_len);
         self.consumed = footer_at + footer_len as u64;
