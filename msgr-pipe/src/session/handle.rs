@@ -535,10 +535,10 @@ const SMALL_SEND: u64 = 512 + crate::MESSAGE_OVERHEAD;
 /// per write, a 9-byte ACK back for about every one of them, and the rate bound by these
 /// per-batch costs (system calls, wake-ups, the ACK's release), not by the messages. At a
 /// quarter of a unit, 512 small messages go per write: the 64 B stream's CPU per message fell
-/// by 12 % (median of 5 alternating runs of 3,000,000 messages, 477 to 419 ns; in runs using
-/// both cores 538-876 to 413-419 ns) and its writes from 24,000 to 7,000. The loop still
-/// yields, after 512 small sends instead of 128: about 100 µs of queueing at the 64 B
-/// stream's rate.
+/// by 11 % (medians of 6 alternating runs of 3,000,000 messages: 461 to 412 ns, lower in every
+/// pair; msgr2 crc 541 to 487 ns), its writes from 26,500 to 7,000 and its context switches
+/// from 8,300 to 2,500. The loop still yields, after 512 small sends instead of 128: about
+/// 100 µs of queueing at the 64 B stream's rate.
 const SMALL_SENDS_PER_UNIT: u32 = 4;
 
 thread_local! {
