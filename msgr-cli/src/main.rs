@@ -2,6 +2,7 @@
 
 mod bench;
 mod ceph_opts;
+mod cpu;
 mod dump;
 mod mon_command;
 mod peer;

@@ -38,6 +38,18 @@ fn bench_quick_json_has_both_transports_and_no_faults() {
     for run in runs {
         assert!(run["messages"].as_u64().expect("messages") > 0, "{run}");
         assert!(run["msgs_per_s"].as_f64().expect("rate") > 0.0, "{run}");
+        // The process's CPU per message and the CPUs it kept busy (at most the machine's,
+        // with a little slack for the clock readings' placement around set-up).
+        let cpu = run["cpu_us_per_msg"].as_f64().expect("cpu per message");
+        let cpus = run["cpus"].as_f64().expect("cpus");
+        let most = std::thread::available_parallelism().map_or(64, |n| n.get()) as f64;
+        assert!(cpu > 0.0 && cpus > 0.0 && cpus <= most * 1.1, "{run}");
+        if run["transport"] != "raw-tcp" {
+            assert!(
+                run["cpu_vs_raw"].as_f64().expect("cpu_vs_raw") > 0.0,
+                "{run}"
+            );
+        }
         if run["mode"] == "rr" {
             assert!(run["rtt_p50_us"].as_f64().expect("p50") > 0.0, "{run}");
             assert!(run["rtt_p999_us"].as_f64().is_some(), "{run}");

@@ -533,6 +533,7 @@ async fn run_plan(args: BenchArgs) -> anyhow::Result<()> {
             for (&transport, done) in transports.iter().zip(&mut outcomes) {
                 progress.start(&format!("{transport} {case} ({limit}){of}"));
                 let peak_reset = crate::rss::reset_peak();
+                let (cpu_before, wall_before) = (crate::cpu::process_cpu(), Instant::now());
                 let mut outcome = match transport {
                     Transport::RawTcp => raw::run(*case, limit, args.verify).await?,
                     Transport::Msgr => msgr::run(*case, limit, &options).await?,
@@ -541,6 +542,8 @@ async fn run_plan(args: BenchArgs) -> anyhow::Result<()> {
                     Transport::MsgrV2 => msgr::run(*case, limit, &v2_crc).await?,
                     Transport::MsgrV2Secure => msgr::run(*case, limit, &v2_secure).await?,
                 };
+                outcome.cpu = Some(crate::cpu::process_cpu().saturating_sub(cpu_before));
+                outcome.run_wall = wall_before.elapsed();
                 outcome.peak_rss_bytes = crate::rss::peak_rss_bytes().filter(|_| peak_reset);
                 process_peak = process_peak.max(outcome.peak_rss_bytes.unwrap_or(0));
                 progress.finish(&format!(
@@ -660,6 +663,12 @@ pub struct Outcome {
     pub session: Option<SessionCounts>,
     /// The process's peak resident memory during the run (`VmHWM` reset just before it).
     pub peak_rss_bytes: Option<u64>,
+    /// CPU time the process used over the whole run (both ends of an embedded server, and
+    /// the run's set-up and teardown: a few milliseconds), when measured.
+    pub cpu: Option<Duration>,
+    /// Wall-clock time of the whole run, set-up and teardown included (the span `cpu`
+    /// covers; `elapsed` is the measured window inside it).
+    pub run_wall: Duration,
     /// The fewest and the most messages one connection sent: how evenly the connections
     /// shared the run (a connection starved by the scheduler sends few).
     pub conn_messages: Option<(u64, u64)>,

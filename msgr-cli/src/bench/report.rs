@@ -1,6 +1,7 @@
 //! The bench report: a table a person reads at a glance, and one JSON object for scripts.
 
 use std::io::{self, Write};
+use std::time::Duration;
 
 use hdrhistogram::Histogram;
 use serde::Serialize;
@@ -86,6 +87,20 @@ pub struct Run {
     /// process for an embedded server. `None` where the peak cannot be read or reset.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub peak_rss_bytes: Option<u64>,
+    /// CPU time of the process per message sent, in microseconds, over every round: both ends
+    /// (an embedded server is in this process) and each run's set-up and teardown (a few
+    /// milliseconds of a 0.5 s run). With `cpus`, what bounds the rate: a run keeping
+    /// every CPU busy is bound by this cost; one that does not, by waits.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpu_us_per_msg: Option<f64>,
+    /// CPUs kept busy on average: the process's CPU time over the rounds' wall-clock time
+    /// (set-up and teardown included).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpus: Option<f64>,
+    /// This run's CPU per message over the raw-TCP run's of the same case (msgr runs): what
+    /// the protocol and the messenger cost per message beyond a plain byte stream's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpu_vs_raw: Option<f64>,
 }
 
 /// Bytes in a MiB.
@@ -126,6 +141,15 @@ impl Run {
             }
         }
         let rtt = rtt.as_ref().filter(|h| !h.is_empty());
+        let messages: u64 = rounds.iter().map(|o| o.messages).sum();
+        let cpu: Option<Duration> = rounds.iter().map(|o| o.cpu).sum();
+        let wall: Duration = rounds.iter().map(|o| o.run_wall).sum();
+        let cpu_us_per_msg = cpu
+            .filter(|_| messages > 0)
+            .map(|c| round(c.as_secs_f64() * 1e6 / messages as f64, 3));
+        let cpus = cpu
+            .filter(|_| !wall.is_zero())
+            .map(|c| round(c.as_secs_f64() / wall.as_secs_f64(), 2));
         let round_rtt_p50_us = rounds
             .iter()
             .filter_map(|o| o.rtt.as_ref().filter(|h| !h.is_empty()))
@@ -143,7 +167,7 @@ impl Run {
             size: case.size,
             jobs: case.jobs,
             depth: case.depth,
-            messages: rounds.iter().map(|o| o.messages).sum(),
+            messages,
             seconds: round(seconds, 3),
             rounds: rounds.len(),
             msgs_per_s: round(msgs_per_s, 1),
@@ -163,6 +187,9 @@ impl Run {
             rate_vs_crc: None,
             session,
             peak_rss_bytes: rounds.iter().filter_map(|o| o.peak_rss_bytes).max(),
+            cpu_us_per_msg,
+            cpus,
+            cpu_vs_raw: None,
         }
     }
 
@@ -358,6 +385,10 @@ impl Report {
                     .or_else(|| ratio(run.msgs_per_s, raw.msgs_per_s));
                 run.p50_vs_raw = paired_ratio(&run.round_rtt_p50_us, &raw.round_rtt_p50_us)
                     .or_else(|| ratio(run.rtt_p50_us?, raw.rtt_p50_us?));
+                run.cpu_vs_raw = run
+                    .cpu_us_per_msg
+                    .zip(raw.cpu_us_per_msg)
+                    .and_then(|(ours, theirs)| ratio(ours, theirs));
             }
             if run.transport == Transport::MsgrCephx {
                 if let Some(base) = clean.iter().find(|c| c.same_case(run)) {
@@ -402,7 +433,7 @@ impl Report {
     pub fn print_table(&self, out: &mut impl Write) -> io::Result<()> {
         writeln!(
             out,
-            "{:<11} {:<6} {:>7} {:>5} {:>5} {:>11} {:>11} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8}",
+            "{:<11} {:<6} {:>7} {:>5} {:>5} {:>11} {:>11} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>5} {:>8}",
             "transport",
             "mode",
             "size",
@@ -416,7 +447,10 @@ impl Report {
             "p99.9 us",
             "rate/raw",
             "p50/raw",
-            "peak MiB"
+            "peak MiB",
+            "cpu us/m",
+            "CPUs",
+            "cpu/raw"
         )?;
         for run in &self.runs {
             let opt = |v: Option<f64>, suffix: &str| {
@@ -424,7 +458,7 @@ impl Report {
             };
             writeln!(
                 out,
-                "{:<11} {:<6} {:>7} {:>5} {:>5} {:>11} {:>11} {:>8.1} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8}",
+                "{:<11} {:<6} {:>7} {:>5} {:>5} {:>11} {:>11} {:>8.1} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>5} {:>8}",
                 run.transport.to_string(),
                 run.mode.to_string(),
                 human_size(run.size),
@@ -443,6 +477,9 @@ impl Report {
                 opt(run.rate_vs_raw, "x"),
                 opt(run.p50_vs_raw, "x"),
                 opt(run.peak_rss_bytes.map(|b| round(b as f64 / MIB, 1)), ""),
+                opt(run.cpu_us_per_msg, ""),
+                opt(run.cpus, ""),
+                opt(run.cpu_vs_raw, "x"),
             )?;
         }
         writeln!(
@@ -598,6 +635,52 @@ mod tests {
         // Five round trips: 10, 10, 20, 20, 30 us.
         assert_eq!(run.rtt_p50_us, Some(20.0));
         assert_eq!(run.rtt_max_us, Some(30.0));
+    }
+
+    #[test]
+    fn cpu_per_message_and_cpus_busy_are_over_every_round() {
+        let case = Case::stream(64);
+        let round = |messages: u64, cpu_ms: u64, wall_ms: u64| Outcome {
+            messages,
+            elapsed: Duration::from_millis(wall_ms),
+            cpu: Some(Duration::from_millis(cpu_ms)),
+            run_wall: Duration::from_millis(wall_ms),
+            ..Outcome::default()
+        };
+        // 3,000 messages for 3 ms of CPU over 2 ms of wall-clock time: 1 us each, 1.5 CPUs.
+        let msgr = Run::new(
+            Transport::Msgr,
+            &case,
+            &[round(1_000, 1, 1), round(2_000, 2, 1)],
+        );
+        assert_eq!(msgr.cpu_us_per_msg, Some(1.0));
+        assert_eq!(msgr.cpus, Some(1.5));
+        // Raw TCP: 0.25 us per message; msgr's is 4 times it.
+        let raw = Run::new(Transport::RawTcp, &case, &[round(4_000, 1, 1)]);
+        let mut report = Report::new(PolicyArg::Lossless);
+        report.add(raw, Integrity::default());
+        report.add(msgr, Integrity::default());
+        assert_eq!(report.runs[1].cpu_vs_raw, Some(4.0));
+        assert_eq!(report.runs[0].cpu_vs_raw, None);
+        // A round without a CPU reading leaves the figures out rather than understated.
+        let partial = Run::new(
+            Transport::Msgr,
+            &case,
+            &[
+                round(1_000, 1, 1),
+                Outcome {
+                    messages: 5,
+                    ..Outcome::default()
+                },
+            ],
+        );
+        assert_eq!(partial.cpu_us_per_msg, None);
+        assert_eq!(partial.cpus, None);
+        let mut table = Vec::new();
+        report.print_table(&mut table).unwrap();
+        let table = String::from_utf8(table).unwrap();
+        assert!(table.contains("cpu us/m"), "{table}");
+        assert!(table.contains("4x"), "{table}");
     }
 
     #[test]
