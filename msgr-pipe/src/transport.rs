@@ -54,12 +54,76 @@ pub(crate) fn split(t: BoxTransport) -> (ReadSide, WriteSide) {
     match t.into_tcp() {
         Ok(tcp) => {
             let (r, w) = tcp.into_split();
-            (Box::new(r), Box::new(w))
+            (Box::new(r), Box::new(TcpWrite(w)))
         }
         Err(other) => {
             let (r, w) = tokio::io::split(other);
             (Box::new(r), Box::new(w))
         }
+    }
+}
+
+/// The write half of a TCP stream, whose vectored writes are `sendmsg` calls.
+///
+/// tokio's write half writes a slice list with `writev`, which on a socket goes through the
+/// file layer first (the file position lock, the permission hook, the slice list's import
+/// and `sock_write_iter`); `sendmsg` goes to the socket directly, as a single slice's `send`
+/// does. On a depth-1 round trip of 4 KiB messages (each a three-slice write: head, data
+/// segment, footer) `perf record` put that file-layer path at 0.8 µs of kernel time per round
+/// trip beside raw TCP's `send`. `MSG_NOSIGNAL` makes a write to a closed peer an `EPIPE`
+/// error, never a `SIGPIPE`, in a program that did not ignore the signal. Elsewhere than
+/// Linux the slices go through tokio's `writev`.
+struct TcpWrite(tokio::net::tcp::OwnedWriteHalf);
+
+impl AsyncWrite for TcpWrite {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+
+    #[cfg(target_os = "linux")]
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let tcp: &TcpStream = self.0.as_ref();
+        loop {
+            ready!(tcp.poll_write_ready(cx))?;
+            // `try_io` clears the readiness on `WouldBlock`, so the next poll waits for it.
+            match tcp.try_io(tokio::io::Interest::WRITABLE, || {
+                let mut no_control = rustix::net::SendAncillaryBuffer::default();
+                rustix::net::sendmsg(tcp, bufs, &mut no_control, rustix::net::SendFlags::NOSIGNAL)
+                    .map_err(io::Error::from)
+            }) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                res => return Poll::Ready(res),
+            }
+        }
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.0).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        true
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_shutdown(cx)
     }
 }
 
@@ -212,5 +276,34 @@ mod tests {
             assert_eq!(w.await.unwrap(), 0, "the chain is consumed");
             assert_eq!(out, want, "{links} links");
         }
+    }
+
+    /// A TCP stream's write half (`sendmsg` on Linux) writes long chains whole and in order
+    /// through a real socket whose buffers fill: the writes stop part-way through slices
+    /// (`WouldBlock`, then readiness) and resume exactly there; EOF follows the last byte
+    /// when the half is dropped.
+    #[tokio::test]
+    async fn tcp_write_half_writes_chains_whole_through_full_socket_buffers() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (client, accepted) = tokio::join!(connect_tcp(addr), listener.accept());
+        let (server, _) = accepted.unwrap();
+        let (_r, mut w) = split(Box::new(client.unwrap()));
+        // 3,000 slices of 1 to 4,000 bytes (about 6 MB): far more than the socket buffers
+        // hold, in several `MAX_IOV`-long calls.
+        let mut chain: VecDeque<Bytes> = (0..3000u32)
+            .map(|i| Bytes::from(vec![(i % 251) as u8; 1 + (i as usize * 7919) % 4000]))
+            .collect();
+        let want: Vec<u8> = chain.iter().flat_map(|c| c.iter().copied()).collect();
+        let writer = tokio::spawn(async move {
+            write_chain(&mut w, &mut chain).await.unwrap();
+            chain.len()
+        });
+        let mut server = server;
+        let mut out = Vec::with_capacity(want.len());
+        server.read_to_end(&mut out).await.unwrap();
+        assert_eq!(writer.await.unwrap(), 0, "the chain is consumed");
+        assert_eq!(out.len(), want.len());
+        assert!(out == want, "bytes differ");
     }
 }
