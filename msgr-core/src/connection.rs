@@ -11,6 +11,7 @@
 
 use std::fmt;
 use std::future::Future;
+use std::mem::ManuallyDrop;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -435,10 +436,19 @@ impl fmt::Debug for Received {
 /// The policy throttle permits a [`Received`] message holds (none for loopback messages).
 #[derive(Default)]
 pub struct Permits {
-    pub(crate) inner: Vec<ThrottlePermit>,
+    /// Dropped by [`Permits`]'s own `Drop`: the usual message holds none, and an empty
+    /// `Vec`'s drop glue was a call of 22 instructions per received message (callgrind).
+    inner: ManuallyDrop<Vec<ThrottlePermit>>,
 }
 
 impl Permits {
+    /// The permits `inner`.
+    pub(crate) fn new(inner: Vec<ThrottlePermit>) -> Permits {
+        Permits {
+            inner: ManuallyDrop::new(inner),
+        }
+    }
+
     /// Gives the permits back now instead of when the message is dropped.
     pub fn release(&mut self) {
         self.inner.clear();
@@ -448,6 +458,25 @@ impl Permits {
     pub fn amount(&self) -> u64 {
         self.inner.iter().map(ThrottlePermit::amount).sum()
     }
+}
+
+impl Drop for Permits {
+    /// Inline: a test of the capacity; the permits (if any) go back out of line.
+    #[inline(always)]
+    fn drop(&mut self) {
+        if self.inner.capacity() != 0 {
+            release_all(&mut self.inner);
+        }
+    }
+}
+
+/// Gives back the permits of `v` and frees it (cold: only messages of throttled policies
+/// and replies hold any). What is left in `v` allocates nothing, so not dropping it leaks
+/// nothing.
+#[cold]
+#[inline(never)]
+fn release_all(v: &mut Vec<ThrottlePermit>) {
+    drop(std::mem::take(v));
 }
 
 impl fmt::Debug for Permits {

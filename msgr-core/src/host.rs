@@ -100,9 +100,7 @@ impl SessionHost {
         let received = Received {
             msg,
             conn: conn.clone(),
-            permits: Permits {
-                inner: policy_permits,
-            },
+            permits: Permits::new(policy_permits),
         };
         if let Err(r) = tx.send(received) {
             if let Some(chain) = self.handler.chain() {
@@ -138,9 +136,7 @@ impl SessionHost {
         let received = Received {
             msg: incoming.msg,
             conn: conn.clone(),
-            permits: Permits {
-                inner: incoming.policy_permits,
-            },
+            permits: Permits::new(incoming.policy_permits),
         };
         // The queue's `deliver` with the fast dispatch attempt made here (see
         // `DispatchQueue::admit`).

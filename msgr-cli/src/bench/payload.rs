@@ -101,12 +101,25 @@ pub struct SeqTracker {
 }
 
 impl SeqTracker {
-    /// Records one received sequence number.
+    /// Records one received sequence number. The next expected number (every message of a
+    /// lossless run) is counted inline; the rest out of line: the out-of-line call was 23
+    /// instructions per message of the server's accounting (callgrind).
+    #[inline]
     pub fn observe(&mut self, seq: u64) {
         self.received += 1;
         if seq == self.next {
             self.next += 1;
-        } else if seq > self.next {
+        } else {
+            self.observe_unexpected(seq);
+        }
+    }
+
+    /// [`observe`](Self::observe) of a number that is not the next expected: a gap, a
+    /// reordering or a duplicate.
+    #[cold]
+    #[inline(never)]
+    fn observe_unexpected(&mut self, seq: u64) {
+        if seq > self.next {
             let gap = seq - self.next;
             if gap > MAX_TRACKED_GAP {
                 self.lost_untracked += gap;
