@@ -237,7 +237,18 @@ async fn connection_reuse_and_mark_down_semantics() {
             .expect("running"),
         accepted
     );
-    let st = client.stats();
+    // The writer counts a message once its write returned, and the echo can be delivered
+    // before that count lands (the peer answers while the writer's thread is preempted
+    // between the two): let the writer task run until it has counted, for a bounded number
+    // of scheduler turns.
+    let mut st = client.stats();
+    for _ in 0..100_000 {
+        if st.total.msgs_out >= 1 {
+            break;
+        }
+        tokio::task::yield_now().await;
+        st = client.stats();
+    }
     assert_eq!(st.connections.len(), 1);
     assert_eq!(
         (st.total.msgs_out, st.total.msgs_in),
