@@ -237,13 +237,14 @@ async fn connection_reuse_and_mark_down_semantics() {
             .expect("running"),
         accepted
     );
-    // The writer counts a message once its write returned, and the echo can be delivered
-    // before that count lands (the peer answers while the writer's thread is preempted
-    // between the two): let the writer task run until it has counted, for a bounded number
-    // of scheduler turns.
+    // The writer counts a message once its write returned, and the reader counts the echo
+    // around its delivery: the echo can reach the dispatcher before either count lands (the
+    // peer answers while the writer's thread is preempted between its write and its count).
+    // Let the session's tasks run until both have counted, for a bounded number of
+    // scheduler turns.
     let mut st = client.stats();
     for _ in 0..100_000 {
-        if st.total.msgs_out >= 1 {
+        if st.total.msgs_out >= 1 && st.total.msgs_in >= 1 {
             break;
         }
         tokio::task::yield_now().await;
