@@ -58,8 +58,10 @@ pub(super) async fn run(
 /// [`BatchLimits::small`]); every segment of one is below the copy threshold.
 const SMALL_MESSAGE: u64 = 512;
 
-/// The least a session that sends messages reserves for its stage (see [`Out::take`]).
-const STAGE_MIN: usize = 4 * 1024;
+/// A batch that staged at least this many bytes under the session lock is a stream's: the
+/// next one starts at the front of the stage's allocation once less than half of it is left
+/// (see [`Out::take`]).
+const STAGE_STREAM: usize = 1024;
 
 /// Most messages taken for one write: bounds the batch vector and the staging buffer when
 /// messages are tiny (4 MiB of 64-byte messages would be 65,536 of them).
@@ -78,8 +80,7 @@ pub(super) struct Out {
     // Reused across batches: once a batch's write completes, its frozen part is dropped and
     // `reserve` reclaims the same allocation (no malloc/free or regrowth per batch). Grows to
     // the batches it carries (amortised doubling, kept across batches), so an idle session
-    // holds only what its largest batch needed, and at least `STAGE_MIN` once it sent a
-    // message.
+    // holds only what its largest batch needed.
     stage: BytesMut,
     /// The size of `stage`'s allocation, as last seen: reserved whole, from the
     /// allocation's start, once less than half of it is left (see [`Out::take`]).
@@ -325,15 +326,22 @@ impl Out {
         *in_seq = sh.core.in_seq();
         // The stage is empty here (the last batch was frozen onto the chain and written,
         // which let go of it), but it starts where the last batch ended, with only the rest
-        // of the allocation as capacity. Once less than half of the allocation is left, the
-        // whole of it is reserved (at least twice the last batch and [`STAGE_MIN`]): that
-        // moves the stage back to the allocation's start, with nothing to copy. Without it
-        // the rest ran out in the middle of a batch, and `BytesMut::reserve` copied the
+        // of the allocation as capacity. Reserving the whole allocation (at least twice the
+        // last batch) moves it back to the allocation's start, with nothing to copy. Without
+        // that the rest ran out in the middle of a batch, and `BytesMut::reserve` copied the
         // batch so far to the front or reallocated it (callgrind, msgr2 crc 64 B stream:
-        // 31–56 instructions per message in most runs). Not before every batch: a round
-        // trip's one-message batches paid 100 instructions per round trip for that.
-        let want = (*stage_room).max(2 * *stage_last).max(STAGE_MIN);
-        if sh.core.has_messages() && stage.capacity() < want / 2 {
+        // 31–56 instructions per message in most runs). After a stream's batch (many
+        // messages, their sizes varying) once less than half of the allocation is left;
+        // after a small one only once what is left would not hold it again: a round trip's
+        // one-message batches paid 100 instructions per round trip for a reserve per batch,
+        // and a session that made one round trip keeps a stage of its own size, not more.
+        let want = (*stage_room).max(2 * *stage_last);
+        let short = if *stage_last >= STAGE_STREAM {
+            stage.capacity() < want / 2
+        } else {
+            stage.capacity() < *stage_last
+        };
+        if short && sh.core.has_messages() {
             stage.reserve(want);
         }
         let mut enc = Self::encoder(inner.config.crc, codec, chain, stage, *in_seq);
