@@ -224,7 +224,7 @@ pub fn stage_len(msgs: &[Outgoing]) -> usize {
 
 #[cfg(test)]
 mod tests {
-    use msgr_wire::{FrameDecoder, Limits};
+    use msgr_wire::{EntityName, FrameDecoder, Limits};
 
     use super::*;
 
@@ -284,6 +284,135 @@ mod tests {
         );
         assert!(matches!(got[4], Inbound::Control(Control::Ack(2))));
         assert_eq!(got.len(), 5);
+    }
+
+    /// The frame msgr-wire's whole-frame path writes for `m` sent with `seq`:
+    /// [`Message::seal`], signed as Ceph signs (the header CRC as sealed), then
+    /// [`Message::encode_frame`]. The staging encoder must write exactly these bytes.
+    fn reference(
+        m: &Message,
+        seq: u64,
+        crc: CrcFlags,
+        kind: FooterKind,
+        signer: Option<&MessageSigner>,
+    ) -> Vec<u8> {
+        let mut m = m.clone();
+        m.seal(seq, m.header.src, crc);
+        if let Some(s) = signer {
+            m.footer.sig = s.sign(&signed_fields(&m)).expect("an AES key signs");
+            m.footer.flags |= FOOTER_SIGNED;
+        }
+        let mut out = Vec::new();
+        m.encode_frame(kind, &mut out);
+        out
+    }
+
+    /// The staging encoder writes the reference frame byte for byte: both footer layouts,
+    /// every CRC setting, unsigned and signed in both signature formats, segments on either
+    /// side of the copy threshold, presealed large messages, priority and compat version
+    /// left 0, `encode_message` and `encode_copy`; and across batches on one reused stage
+    /// (reserved as the writer reserves it at a batch's start, then split, frozen and
+    /// written), so its growth and reuse are covered.
+    #[test]
+    fn stages_the_bytes_of_the_reference_encoding() {
+        use msgr_auth::signature::SignatureFormat;
+        use msgr_auth::CryptoKey;
+        let cephx = MessageSigner::new(CryptoKey::aes([7; 16]), SignatureFormat::CephxV2);
+        let legacy = MessageSigner::new(CryptoKey::aes([9; 16]), SignatureFormat::Legacy);
+        let big = PRESEAL_MIN as usize;
+        let shapes = [
+            (16, 0, 48),
+            (0, 0, 0),
+            (5, 3, 0),
+            (100, 0, COPY_THRESHOLD - 1),
+            (10, 0, COPY_THRESHOLD),
+            (COPY_THRESHOLD, 7, 3 * COPY_THRESHOLD),
+            (0, 0, big),
+            (64, 0, 0),
+        ];
+        let crcs = [
+            CrcFlags::default(),
+            CrcFlags::NONE,
+            CrcFlags {
+                header: true,
+                data: false,
+            },
+            CrcFlags {
+                header: false,
+                data: true,
+            },
+        ];
+        let mut checked = 0;
+        for kind in [FooterKind::New, FooterKind::Old] {
+            for crc in crcs {
+                for signer in [None, Some(&cephx), Some(&legacy)] {
+                    for copy in [false, true] {
+                        let (mut chain, mut stage) = (VecDeque::new(), BytesMut::new());
+                        let (mut seq, mut room, mut last) = (0u64, 0usize, 0usize);
+                        for batch in 0..3 {
+                            // As the writer's `Out::take` reserves before a batch.
+                            let want = room.max(2 * last);
+                            let short = if last >= 1024 {
+                                stage.capacity() < want / 2
+                            } else {
+                                stage.capacity() < last
+                            };
+                            if short {
+                                stage.reserve(want);
+                            }
+                            let mut want = Vec::new();
+                            let mut e = Encoder {
+                                crc,
+                                kind,
+                                ka2: true,
+                                chain: &mut chain,
+                                stage: &mut stage,
+                                signer,
+                            };
+                            for (i, &(f, mi, d)) in shapes.iter().enumerate() {
+                                seq += 1;
+                                let fill = |n: usize, b: u8| {
+                                    (0..n).map(|k| b ^ (k as u8)).collect::<Vec<u8>>()
+                                };
+                                let mut m = Message::new(0x7001, fill(f, 1))
+                                    .with_middle(fill(mi, 2))
+                                    .with_data(fill(d, 3))
+                                    .with_tid(seq * 3)
+                                    .with_version(2, 0);
+                                m.header.src = EntityName::client(5);
+                                if i % 2 == 1 {
+                                    m = m.with_priority(0);
+                                }
+                                want.extend(reference(&m, seq, crc, kind, signer));
+                                let mut o = Outgoing::new(m, None);
+                                o.seq = seq;
+                                if wants_preseal(&o) {
+                                    o.msg.seal_segments(crc);
+                                    o.sealed = true;
+                                }
+                                if copy {
+                                    e.encode_copy(&mut o);
+                                } else {
+                                    e.encode_message(&mut o);
+                                }
+                            }
+                            last = e.stage.len();
+                            room = room.max(e.stage.capacity());
+                            e.finish();
+                            let got: Vec<u8> = chain.drain(..).flatten().collect();
+                            assert_eq!(
+                                got,
+                                want,
+                                "{kind:?} {crc:?} signed {} copy {copy} batch {batch}",
+                                signer.is_some()
+                            );
+                            checked += 1;
+                        }
+                    }
+                }
+            }
+        }
+        assert_eq!(checked, 2 * 4 * 3 * 2 * 3);
     }
 
     /// Encodes `o` (a message with a small front and a large data segment) with
