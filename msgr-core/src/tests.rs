@@ -475,13 +475,9 @@ async fn send_with_a_free_permit_is_queued_before_it_is_polled() {
     stop(&client).await;
 }
 
-/// A task that sends without ever waiting for a permit still yields to the scheduler once its
-/// cooperative budget is spent (tokio's is 128 units per poll; a small message's send spends a
-/// quarter of a unit, so 512 sends), so another task on the same thread runs during a long
-/// send loop, not only after it (and not four times sooner either, as a whole unit per send
-/// would make it).
-#[tokio::test]
-async fn a_send_loop_that_never_waits_yields_to_other_tasks() {
+/// Sends `body` in a loop that never waits for a permit (to an address nobody answers) and
+/// returns how many sends completed before another task on the same thread ran.
+async fn sends_before_another_task_runs(body: Bytes) -> u32 {
     let (cp, _crx) = Probe::new(None, false);
     let client = messenger(EntityName::client(-1), Policy::lossless_client(0), cp).await;
     let conn = to_nobody(&client);
@@ -490,48 +486,41 @@ async fn a_send_loop_that_never_waits_yields_to_other_tasks() {
     tokio::spawn(async move { flag.store(true, std::sync::atomic::Ordering::SeqCst) });
     let mut seen_at = None;
     for i in 0..2000u32 {
-        conn.send(Message::new(1, Bytes::from_static(b"x")))
+        conn.send(Message::new(1, body.clone()))
             .await
             .expect("queued");
-        if seen_at.is_none() && ran.load(std::sync::atomic::Ordering::SeqCst) {
+        if ran.load(std::sync::atomic::Ordering::SeqCst) {
             seen_at = Some(i);
+            break;
         }
     }
-    let at = seen_at.expect("the other task ran during the send loop");
+    stop(&client).await;
+    seen_at.expect("the other task ran during the send loop")
+}
+
+/// A task that sends without ever waiting for a permit still yields to the scheduler once its
+/// cooperative budget is spent (tokio's is 128 units per poll; a small message's send spends a
+/// quarter of a unit, so 512 sends), so another task on the same thread runs during a long
+/// send loop, not only after it (and not four times sooner either, as a whole unit per send
+/// would make it).
+#[tokio::test]
+async fn a_send_loop_that_never_waits_yields_to_other_tasks() {
+    let at = sends_before_another_task_runs(Bytes::from_static(b"x")).await;
     assert!(
         (384..=520).contains(&at),
         "yielded after {at} sends, expected about 512"
     );
-    stop(&client).await;
 }
 
 /// A message above the small size (512 payload bytes) spends a whole unit of budget: a loop
 /// of 4 KiB sends yields within tokio's 128 units, four times sooner than one of small sends.
 #[tokio::test]
 async fn a_send_loop_of_large_messages_yields_after_its_budget() {
-    let (cp, _crx) = Probe::new(None, false);
-    let client = messenger(EntityName::client(-1), Policy::lossless_client(0), cp).await;
-    let conn = to_nobody(&client);
-    let ran = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let flag = ran.clone();
-    tokio::spawn(async move { flag.store(true, std::sync::atomic::Ordering::SeqCst) });
-    let body = Bytes::from(vec![7u8; 4096]);
-    let mut seen_at = None;
-    for i in 0..1000u32 {
-        conn.send(Message::new(1, body.clone()))
-            .await
-            .expect("queued");
-        if seen_at.is_none() && ran.load(std::sync::atomic::Ordering::SeqCst) {
-            seen_at = Some(i);
-            break;
-        }
-    }
-    let at = seen_at.expect("the other task ran during the send loop");
+    let at = sends_before_another_task_runs(Bytes::from(vec![7u8; 4096])).await;
     assert!(
         (96..=130).contains(&at),
         "yielded after {at} sends of 4 KiB, expected about 128"
     );
-    stop(&client).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
