@@ -688,17 +688,7 @@ mod tests {
             (b"", b"", b"only data"),
             (b"only a front", b"", b""),
         ];
-        let crcs = [
-            CrcFlags::default(),
-            CrcFlags {
-                header: true,
-                data: false,
-            },
-            CrcFlags {
-                header: false,
-                data: true,
-            },
-        ];
+        let crcs = CrcFlags::ALL;
         let mut compared = 0;
         for kind in [FooterKind::New, FooterKind::Old] {
             for (front, middle, data) in shapes {

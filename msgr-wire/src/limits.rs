@@ -110,11 +110,41 @@ impl CrcFlags {
         header: false,
         data: false,
     };
+
+    /// Every setting of the two flags, the default first (for code that must behave alike
+    /// under each, and its tests).
+    pub const ALL: [CrcFlags; 4] = [
+        CrcFlags {
+            header: true,
+            data: true,
+        },
+        CrcFlags {
+            header: true,
+            data: false,
+        },
+        CrcFlags {
+            header: false,
+            data: true,
+        },
+        CrcFlags::NONE,
+    ];
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn all_crc_settings_are_the_four_distinct_ones_default_first() {
+        let all = CrcFlags::ALL;
+        assert_eq!(all[0], CrcFlags::default());
+        for (i, a) in all.iter().enumerate() {
+            for b in all.iter().skip(i + 1) {
+                assert_ne!(a, b);
+            }
+        }
+        assert!(all.contains(&CrcFlags::NONE));
+    }
 
     #[test]
     fn limits() {
