@@ -1,10 +1,12 @@
 //! The sending side of one socket, a driver: what [`SessionCore::poll_transmit`] gives
 //! (keepalives, keepalive acks, a batch of messages, the ACK owed), encoded by the v1
 //! [`Encoder`] into one vectored write (payloads not copied: small pieces are staged in one
-//! buffer, segments of [`COPY_THRESHOLD`] (2 KiB) or more go out from their own buffers).
+//! buffer, segments of [`COPY_THRESHOLD`] (2 KiB) or more go out from their own buffers,
+//! except in a write of at most [`SMALL_WRITE`] payload bytes, staged whole).
 //!
 //!
 //! [`SessionCore::poll_transmit`]: crate::core::SessionCore::poll_transmit
+//! [`SMALL_WRITE`]: crate::v1::codec::SMALL_WRITE
 //!
 //! Who writes: the write half and its buffers ([`Out`]) sit in a [`Pen`] whenever nobody is
 //! writing. The writer task takes them when woken and writes until the session has nothing
@@ -33,7 +35,7 @@ use crate::core::{BatchLimits, Outgoing};
 use crate::error::PipeError;
 use crate::host::MessageSigner;
 use crate::transport::{poll_write_chain, WriteSide};
-use crate::v1::codec::{stage_len, Encoder, COPY_THRESHOLD};
+use crate::v1::codec::{copy_threshold, stage_len, Encoder, COPY_THRESHOLD};
 use crate::v2::session::Sink as V2Sink;
 
 pub(super) async fn run(
@@ -284,6 +286,7 @@ impl Out {
         chain: &'a mut VecDeque<Bytes>,
         stage: &'a mut BytesMut,
         in_seq: u64,
+        copy_threshold: usize,
     ) -> Sink<'a> {
         match codec {
             OutCodec::V1 { kind, ka2, signer } => Sink::V1(Encoder {
@@ -293,6 +296,7 @@ impl Out {
                 chain,
                 stage,
                 signer: signer.as_ref(),
+                copy_threshold,
             }),
             OutCodec::V2(enc) => Sink::V2(V2Sink {
                 enc,
@@ -300,6 +304,7 @@ impl Out {
                 chain,
                 in_seq,
                 crc,
+                copy_threshold,
             }),
         }
     }
@@ -344,7 +349,8 @@ impl Out {
         if short && sh.core.has_messages() {
             stage.reserve(want);
         }
-        let mut enc = Self::encoder(inner.config.crc, codec, chain, stage, *in_seq);
+        let crc = inner.config.crc;
+        let mut enc = Self::encoder(crc, codec, chain, stage, *in_seq, COPY_THRESHOLD);
         let tx = sh.core.poll_transmit(&limits, &mut enc, msgs);
         *stage_last = stage.len();
         *stage_room = (*stage_room).max(stage.capacity());
@@ -372,26 +378,31 @@ impl Out {
             in_seq,
             ..
         } = self;
+        // A small write (a round trip's one message) is staged whole and goes out in one
+        // contiguous `send`; a larger one chains its large segments (`copy_threshold`).
+        let payload = msgs
+            .iter()
+            .fold(t.tx.staged_bytes, |n, o| n.saturating_add(o.payload_len()));
+        let threshold = copy_threshold(payload);
         let v2 = match codec {
             OutCodec::V1 { .. } => {
-                stage.reserve(stage_len(msgs));
+                stage.reserve(stage_len(msgs, threshold));
                 false
             }
             OutCodec::V2(enc) => {
                 stage.reserve(crate::v2::session::stage_len(
                     msgs,
                     enc.is_secure(),
-                    COPY_THRESHOLD,
+                    threshold,
                 ));
                 true
             }
         };
-        let mut enc = Self::encoder(inner.config.crc, codec, chain, stage, *in_seq);
-        let mut bytes = t.tx.staged_bytes;
+        let mut enc = Self::encoder(inner.config.crc, codec, chain, stage, *in_seq, threshold);
         for o in msgs.iter_mut() {
-            bytes += o.payload_len();
             enc.encode_copy(o);
         }
+        let bytes = payload;
         if t.nudge {
             enc.keepalive2();
         }

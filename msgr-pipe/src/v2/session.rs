@@ -262,6 +262,10 @@ pub struct Sink<'a> {
     pub in_seq: u64,
     /// The session's CRC settings: which CRCs a message sealed when it was queued holds.
     pub crc: CrcFlags,
+    /// In crc mode, segments of this many bytes or more go onto the chain uncopied
+    /// ([`COPY_THRESHOLD`](crate::v1::codec::COPY_THRESHOLD), or
+    /// [`copy_threshold`](crate::v1::codec::copy_threshold) for the write at hand).
+    pub copy_threshold: usize,
 }
 
 /// The msgr2 CRCs (seed `0xffffffff`) of `m`'s front, middle and data that are known
@@ -315,7 +319,7 @@ impl Sink<'_> {
             known,
             self.out,
             self.chain,
-            crate::v1::codec::COPY_THRESHOLD,
+            self.copy_threshold,
         );
     }
 }
@@ -361,6 +365,7 @@ mod tests {
             chain: &mut chain,
             in_seq: 5,
             crc: CrcFlags::default(),
+            copy_threshold: crate::v1::codec::COPY_THRESHOLD,
         };
         sink.message(&mut o);
         sink.ack(4);
@@ -487,6 +492,7 @@ mod tests {
                 chain: &mut chain,
                 in_seq: 1,
                 crc: flags,
+                copy_threshold: crate::v1::codec::COPY_THRESHOLD,
             };
             sink.message(&mut o);
             chain.push_back(out.split().freeze());
@@ -521,12 +527,16 @@ mod tests {
 
     /// A batch reserved with [`stage_len`] is encoded into the stage without growing it
     /// (a growth after the stage was split onto the chain allocates and copies), in crc
-    /// and secure mode, with segments staged and chained, an ACK and a KEEPALIVE2 after.
+    /// and secure mode, with segments staged and chained (or all staged: a small write's
+    /// threshold), an ACK and a KEEPALIVE2 after.
     #[test]
     fn a_batch_fits_the_stage_reserved_for_it() {
         use super::super::frame::Gcm;
         let threshold = crate::v1::codec::COPY_THRESHOLD;
-        for secure in [false, true] {
+        let cases = [false, true]
+            .into_iter()
+            .flat_map(|secure| [(secure, threshold), (secure, usize::MAX)]);
+        for (secure, copy_threshold) in cases {
             let mut msgs: Vec<Outgoing> = [64usize, 4096, 100, threshold - 1, threshold, 9000]
                 .iter()
                 .cycle()
@@ -545,7 +555,7 @@ mod tests {
                 enc.secure(Gcm::new(&[3; 16], &[4; 12]));
             }
             let (mut stage, mut chain) = (BytesMut::new(), std::collections::VecDeque::new());
-            stage.reserve(stage_len(&msgs, secure, threshold));
+            stage.reserve(stage_len(&msgs, secure, copy_threshold));
             let (at, room) = (stage.as_ptr(), stage.capacity());
             let mut sink = Sink {
                 enc: &mut enc,
@@ -553,6 +563,7 @@ mod tests {
                 chain: &mut chain,
                 in_seq: 0,
                 crc: CrcFlags::default(),
+                copy_threshold,
             };
             for o in &mut msgs {
                 sink.message(o);
@@ -561,8 +572,8 @@ mod tests {
             sink.keepalive2();
             assert_eq!(
                 chain.is_empty(),
-                secure,
-                "crc mode chains its large segments"
+                secure || copy_threshold == usize::MAX,
+                "crc mode chains its large segments, unless all are staged"
             );
             let staged: usize = chain.iter().map(|c| c.len()).sum::<usize>() + stage.len();
             let first = chain.front().map_or(stage.as_ptr(), |c| c.as_ptr());

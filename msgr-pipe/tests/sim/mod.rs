@@ -544,6 +544,7 @@ impl Sim {
             chain: &mut chain,
             stage: &mut stage,
             signer: None,
+            copy_threshold: msgr_pipe::v1::codec::COPY_THRESHOLD,
         };
         let tx = s.core.poll_transmit(&limits, &mut enc, &mut msgs);
         for o in msgs.iter_mut() {
