@@ -212,8 +212,10 @@ const SPARE_BLOCKS: usize = 16;
 pub(super) struct Fifo {
     /// Non-empty blocks, oldest first.
     blocks: VecDeque<VecDeque<Outgoing>>,
-    /// Emptied blocks kept for reuse.
+    /// Emptied full-size blocks kept for reuse.
     spare: Vec<VecDeque<Outgoing>>,
+    /// Emptied smaller blocks kept for reuse (with `spare`, at most [`SPARE_BLOCKS`]).
+    small: Vec<VecDeque<Outgoing>>,
     len: usize,
 }
 
@@ -237,23 +239,26 @@ impl Fifo {
     /// sending one message at a time), [`BLOCK`] entries once it holds that many.
     #[cold]
     fn block(&mut self) -> VecDeque<Outgoing> {
+        if let Some(b) = self.spare.pop() {
+            return b;
+        }
         let want = (self.len + 1).next_power_of_two().clamp(MIN_BLOCK, BLOCK);
-        if self.spare.last().is_some_and(|b| b.capacity() >= want) {
-            if let Some(b) = self.spare.pop() {
+        if self.small.last().is_some_and(|b| b.capacity() >= want) {
+            if let Some(b) = self.small.pop() {
                 return b;
             }
         }
         VecDeque::with_capacity(want)
     }
 
-    /// Full-size spare blocks (the smaller ones are all below them).
-    fn full_spares(&self) -> usize {
-        self.spare.iter().filter(|b| b.capacity() >= BLOCK).count()
+    /// Spare blocks of either size.
+    fn spares(&self) -> usize {
+        self.spare.len() + self.small.len()
     }
 
-    /// Keeps an emptied block for reuse, up to [`SPARE_BLOCKS`] of them: smaller ones at
-    /// the bottom, full-size ones on top (where [`block`](Self::block) looks); once that
-    /// many are kept, a full-size one takes the place of a smaller one.
+    /// Keeps an emptied block for reuse, up to [`SPARE_BLOCKS`] of them (full-size ones,
+    /// which [`block`](Self::block) takes first, apart from smaller ones); once that many
+    /// are kept, a full-size one takes the place of a smaller one.
     ///
     /// Smaller blocks are kept several at a time: a session at depth 128 moves its
     /// messages in blocks of one to three (each reader's batch pushes replies into the
@@ -263,16 +268,13 @@ impl Fifo {
     /// 128 over 4 connections: 180,000 of each per 100,000 round trips, 470 instructions
     /// a round trip).
     fn retire(&mut self, b: VecDeque<Outgoing>) {
-        let full = b.capacity() >= BLOCK;
-        if self.spare.len() < SPARE_BLOCKS {
-            if full {
+        let room = self.spares() < SPARE_BLOCKS;
+        if b.capacity() >= BLOCK {
+            if room || self.small.pop().is_some() {
                 self.spare.push(b);
-            } else {
-                self.spare.insert(0, b);
             }
-        } else if full && self.spare.first().is_some_and(|s| s.capacity() < BLOCK) {
-            self.spare.remove(0);
-            self.spare.push(b);
+        } else if room {
+            self.small.push(b);
         }
     }
 
@@ -413,7 +415,7 @@ impl Fifo {
                 self.blocks.push_back(b);
             }
         }
-        if !self.spare.is_empty() {
+        if self.spares() > 0 {
             self.give_spares(from);
         }
     }
@@ -424,17 +426,20 @@ impl Fifo {
         // Full-size ones only: `from` takes its spares from the top, and a small one there
         // would hold the place of a full-size one for good (2 of 16 in a 64-byte stream,
         // which then allocated 2 blocks per 1,024 messages).
-        let mut room = SPARE_BLOCKS.saturating_sub(from.full_spares());
-        while room > 0 && self.spare.last().is_some_and(|b| b.capacity() >= BLOCK) {
-            if let Some(b) = self.spare.pop() {
-                from.retire(b);
-            }
+        let mut room = SPARE_BLOCKS.saturating_sub(from.spare.len());
+        while room > 0 {
+            let Some(b) = self.spare.pop() else {
+                break;
+            };
+            from.retire(b);
             room -= 1;
         }
         // A session sending one message at a time circulates one small block: it goes
         // back too, when `from` has none (else `from` allocated one per message).
-        if from.spare.is_empty() && !self.spare.is_empty() {
-            from.spare.push(self.spare.remove(0));
+        if from.spares() == 0 {
+            if let Some(b) = self.small.pop() {
+                from.small.push(b);
+            }
         }
     }
 
@@ -509,7 +514,7 @@ impl Submitted {
 
     /// Spare blocks kept for the next pushes.
     pub fn spare_blocks(&self) -> usize {
-        self.fifo.spare.len()
+        self.fifo.spares()
     }
 
     /// Empty again: nothing mixed, no bytes.
@@ -641,18 +646,18 @@ mod tests {
         let (mut inbox, mut q) = (Fifo::default(), Fifo::default());
         let mut allocations = 0;
         for i in 0..100 {
-            allocations += usize::from(inbox.spare.is_empty());
+            allocations += usize::from(inbox.spares() == 0);
             inbox.push_back(o(i));
             q.append(&mut inbox);
             assert_eq!(q.pop_front().map(|o| o.seq), Some(i));
             assert!(inbox.blocks.is_empty() && q.blocks.is_empty());
         }
         assert_eq!(allocations, 2);
-        assert_eq!(inbox.spare.len() + q.spare.len(), 2);
+        assert_eq!(inbox.spares() + q.spares(), 2);
         assert!(inbox
-            .spare
+            .small
             .iter()
-            .chain(&q.spare)
+            .chain(&q.small)
             .all(|b| b.capacity() == MIN_BLOCK));
     }
 
@@ -669,7 +674,7 @@ mod tests {
             for batch in 0..12 {
                 for k in 0..3 {
                     let full = inbox.blocks.back().is_none_or(|b| b.len() >= b.capacity());
-                    allocations += usize::from(full && inbox.spare.is_empty());
+                    allocations += usize::from(full && inbox.spares() == 0);
                     inbox.push_back(o(round * 100 + batch * 3 + k));
                 }
                 let b = inbox
@@ -683,7 +688,7 @@ mod tests {
                 b.clear();
                 inbox.recycle(b);
             }
-            assert_eq!(inbox.spare.len(), 12, "round {round}");
+            assert_eq!(inbox.small.len(), 12, "round {round}");
         }
         assert_eq!(allocations, 12);
     }
@@ -699,7 +704,11 @@ mod tests {
             assert!(f.pop_front().is_some());
         }
         assert!(f.blocks.is_empty());
-        let caps = |f: &Fifo| f.spare.iter().map(VecDeque::capacity).collect::<Vec<_>>();
+        let caps = |f: &Fifo| {
+            (f.small.iter().chain(&f.spare))
+                .map(VecDeque::capacity)
+                .collect::<Vec<_>>()
+        };
         assert_eq!(caps(&f), vec![MIN_BLOCK]);
         for i in 0..10_000 {
             f.push_back(o(i));
