@@ -423,9 +423,9 @@ impl Fifo {
     /// The spare half of [`append`](Self::append).
     #[inline(never)]
     fn give_spares(&mut self, from: &mut Fifo) {
-        // Full-size ones only: `from` takes its spares from the top, and a small one there
-        // would hold the place of a full-size one for good (2 of 16 in a 64-byte stream,
-        // which then allocated 2 blocks per 1,024 messages).
+        // The full-size ones, as many as `from` has room for (each displaces a smaller one
+        // there if need be: a 64-byte stream's queue must find full-size blocks, or it
+        // allocates 2 blocks per 1,024 messages).
         let mut room = SPARE_BLOCKS.saturating_sub(from.spare.len());
         while room > 0 {
             let Some(b) = self.spare.pop() else {
