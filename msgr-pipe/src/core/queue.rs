@@ -478,16 +478,18 @@ pub struct Submitted {
 impl Submitted {
     /// Appends a message (its priority normalised: 0 becomes the default).
     #[inline(always)]
-    pub fn push(&mut self, mut o: Outgoing) {
+    pub fn push(&mut self, o: Outgoing) {
         let prio = o.msg.priority();
-        o.msg.header.priority = prio;
         if self.fifo.is_empty() {
             self.prio = prio;
         } else if prio != self.prio {
             self.mixed = true;
         }
         self.bytes = self.bytes.saturating_add(o.payload_len());
-        self.fifo.push_back(o);
+        // Normalised where it now is: a change to `o` before the move made a copy of it.
+        if let Some(o) = self.fifo.push_back(o) {
+            o.msg.header.priority = prio;
+        }
     }
 
     /// Number of messages.
