@@ -1255,20 +1255,21 @@ impl Decoder {
     }
 
     fn decode_secure(&mut self, buf: &mut BytesMut) -> Result<Option<Parts>, FrameError> {
-        let Some(gcm) = self.gcm.as_mut() else {
-            return Ok(None);
-        };
         if self.head.is_none() {
+            let Some(gcm) = self.gcm.as_mut() else {
+                return Ok(None);
+            };
             let head_len = PREAMBLE_LEN + SECURE_INLINE + TAG_LEN;
             if buf.len() < head_len {
                 return Ok(None);
             }
             let mut head = buf.split_to(head_len);
             gcm.open(&mut head)?;
-            let raw = head
+            let raw = *head
                 .first_chunk::<PREAMBLE_LEN>()
                 .ok_or(FrameError::PreambleCrc)?;
-            let pre = Preamble::decode(raw, &self.limits)?;
+            // Authenticated, and checked as in crc mode (a repeated one is known good).
+            let pre = self.preamble(&raw)?;
             head.advance(PREAMBLE_LEN);
             self.head = Some((pre, head));
         }
@@ -1280,21 +1281,32 @@ impl Decoder {
             buf.reserve(rest - buf.len());
             return Ok(None);
         }
-        let Some((pre, inline)) = self.head.take() else {
+        let (Some((pre, inline)), Some(gcm)) = (self.head.take(), self.gcm.as_mut()) else {
             return Ok(None);
         };
         let len0 = pre.len(0);
-        let mut s0 = BytesMut::with_capacity(len0);
-        s0.put_slice(&inline[..len0.min(SECURE_INLINE)]);
-        if len0 > SECURE_INLINE {
-            let mut more = buf.split_to(pad16(len0 - SECURE_INLINE) + TAG_LEN);
-            gcm.open(&mut more)?;
-            s0.put_slice(&more[..len0 - SECURE_INLINE]);
-        }
         let used = usize::from(pre.num_segments);
         let mut segments: [Bytes; MAX_SEGMENTS] = Default::default();
         let [first, others @ ..] = &mut segments;
-        *first = s0.freeze();
+        // A short segment 0 (a message's header) is held inline, as crc mode holds it: no
+        // buffer allocated and freed per frame for it.
+        let mut short = None;
+        if len0 <= SECURE_INLINE.min(INLINE_HEAD) {
+            let mut bytes = [0u8; INLINE_HEAD];
+            if let (Some(to), Some(from)) = (bytes.get_mut(..len0), inline.get(..len0)) {
+                to.copy_from_slice(from);
+            }
+            short = Some((bytes, len0));
+        } else {
+            let mut s0 = BytesMut::with_capacity(len0);
+            s0.put_slice(&inline[..len0.min(SECURE_INLINE)]);
+            if len0 > SECURE_INLINE {
+                let mut more = buf.split_to(pad16(len0 - SECURE_INLINE) + TAG_LEN);
+                gcm.open(&mut more)?;
+                s0.put_slice(&more[..len0 - SECURE_INLINE]);
+            }
+            *first = s0.freeze();
+        }
         if used > 1 {
             let n = pad16(pre.len(1)) + pad16(pre.len(2)) + pad16(pre.len(3));
             let mut tail = buf.split_to(n + SECURE_EPILOGUE_LEN + TAG_LEN);
@@ -1313,7 +1325,7 @@ impl Decoder {
         Ok(Some(Parts {
             tag: Tag::from_byte(pre.tag).ok_or(FrameError::UnknownTag(pre.tag))?,
             count: used,
-            inline: None,
+            inline: short,
             segments,
         }))
     }
