@@ -1077,7 +1077,7 @@ impl Decoder {
             rx.crc_of(0, &s0)
         };
         let bad0 = buf.get_u32_le() != crc0;
-        let [front, middle, data] = self.take_rest(buf, &pre, Some(&rx), bad0)?;
+        let [front, middle, data] = self.take_rest(buf, &pre, &rx, bad0)?;
         Ok(Parts {
             tag,
             count: usize::from(pre.num_segments),
@@ -1210,7 +1210,7 @@ impl Decoder {
         &mut self,
         buf: &mut BytesMut,
         pre: &Preamble,
-        rx: Option<&CrcRx>,
+        rx: &CrcRx,
         bad0: bool,
     ) -> Result<[Bytes; MAX_SEGMENTS - 1], FrameError> {
         let used = usize::from(pre.num_segments);
@@ -1236,10 +1236,7 @@ impl Decoder {
                     epilogue[at + 2],
                     epilogue[at + 3],
                 ]);
-                let crc = match rx {
-                    Some(rx) => rx.crc_of(i + 1, s),
-                    None => segment_crc(u32::MAX, s),
-                };
+                let crc = rx.crc_of(i + 1, s);
                 if sent != crc {
                     bad = bad.or(Some(i + 1));
                 }
