@@ -17,7 +17,7 @@
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use msgr_wire::{crc32c_reseed, CrcFlags, EntityName, Message, MsgFooter, MsgHeader, Timespec};
 
-use super::frame::{Decoder, Encoder, Frame, Parts, Tag};
+use super::frame::{Decoder, Encoder, Frame, Frames, Parts, Tag};
 use crate::core::{Control, FrameSink, Outgoing};
 use crate::error::PipeError;
 use crate::v1::codec::{presealed, Inbound};
@@ -159,33 +159,54 @@ fn stamp(ts: Timespec) -> Bytes {
 /// the sender. The segments move into the message (no copy, no reference count touched).
 pub fn inbound(frame: impl Into<Parts>, peer: EntityName) -> Result<(Inbound, u64), PipeError> {
     let frame: Parts = frame.into();
-    frame.with(|tag, seg0, payload| inbound_of(tag, seg0, payload, peer))
+    frame
+        .with(|tag, seg0, payload| inbound_of(tag, seg0, payload, peer))?
+        .ok_or(PipeError::MalformedFrame("session frame"))
+}
+
+/// The session phase's frames as the reader takes them ([`inbound`]'s, with `peer` as
+/// every message's sender): what [`next_inbound`] has the decoder build.
+#[derive(Clone, Copy, Debug)]
+struct InboundFrames {
+    peer: EntityName,
+}
+
+impl Frames for InboundFrames {
+    type Item = (Inbound, u64);
+    type Error = PipeError;
+
+    #[inline(always)]
+    fn frame(
+        self,
+        tag: Tag,
+        seg0: &[u8],
+        payload: [Bytes; 3],
+    ) -> Result<Option<(Inbound, u64)>, PipeError> {
+        inbound_of(tag, seg0, payload, self.peer)
+    }
 }
 
 /// The next whole session-phase frame of `buf` as [`inbound`] gives it, decoded by `dec`
-/// straight into the message (no [`Parts`] in between: what the reader calls per frame).
+/// straight into the message: built once, in this function's result ([`Frames`]), with no
+/// [`Parts`] in between (what the reader calls per frame).
 pub fn next_inbound(
     dec: &mut Decoder,
     buf: &mut BytesMut,
     peer: EntityName,
 ) -> Result<Option<(Inbound, u64)>, PipeError> {
-    match dec.decode_with(buf, |tag, seg0, payload| {
-        inbound_of(tag, seg0, payload, peer)
-    })? {
-        Some(r) => r.map(Some),
-        None => Ok(None),
-    }
+    dec.decode_into(buf, InboundFrames { peer })
 }
 
-/// [`inbound`] of a frame's tag, segment 0 and segments 1 to 3.
+/// [`inbound`] of a frame's tag, segment 0 and segments 1 to 3, as the decoder's result
+/// (`Some`: see [`Frames::frame`]).
 #[inline(always)]
 fn inbound_of(
     tag: Tag,
     seg0: &[u8],
     [front, middle, data]: [Bytes; 3],
     peer: EntityName,
-) -> Result<(Inbound, u64), PipeError> {
-    let c = |c| Ok((Inbound::Control(c), 0));
+) -> Result<Option<(Inbound, u64)>, PipeError> {
+    let c = |c| Ok(Some((Inbound::Control(c), 0)));
     match tag {
         Tag::Message => {
             let Some(head) = seg0
@@ -231,7 +252,7 @@ fn inbound_of(
                     ..MsgFooter::default()
                 },
             };
-            Ok((Inbound::Message(msg), ack_seq))
+            Ok(Some((Inbound::Message(msg), ack_seq)))
         }
         Tag::Ack => {
             let mut p = seg0;
@@ -407,6 +428,77 @@ mod tests {
                 0
             ))
         ));
+    }
+
+    /// The reader's path ([`next_inbound`]: built in place, whole frames at fixed offsets)
+    /// gives what [`inbound`] of [`Decoder::decode_parts`] gives, frame for frame, for small
+    /// and large messages with each segment used or not, an ACK and a KEEPALIVE2_ACK, fed
+    /// whole and byte by byte; a message's sender is the peer.
+    #[test]
+    fn next_inbound_is_inbound_of_decode_parts() {
+        let peer = EntityName {
+            ty: EntityType::OSD,
+            num: 7,
+        };
+        let mut enc = Encoder::default();
+        let mut out = BytesMut::new();
+        let mut chain = std::collections::VecDeque::new();
+        let mut sink = Sink {
+            enc: &mut enc,
+            out: &mut out,
+            chain: &mut chain,
+            in_seq: 3,
+            crc: CrcFlags::default(),
+            copy_threshold: crate::v1::codec::COPY_THRESHOLD,
+        };
+        let shapes = [
+            (64, 0, 0),
+            (0, 0, 64),
+            (8, 0, 56),
+            (1, 2, 3),
+            (0, 0, 0),
+            (100, 0, 9000),
+        ];
+        for (i, (front, middle, data)) in shapes.into_iter().enumerate() {
+            let mut m = Message::new(0x7001, Bytes::from(vec![1u8; front]));
+            m.middle = Bytes::from(vec![2u8; middle]);
+            m.data = Bytes::from(vec![3u8; data]);
+            m.header.tid = i as u64 * 11;
+            let mut o = Outgoing::new(m, None);
+            o.seq = i as u64 + 1;
+            sink.message(&mut o);
+        }
+        sink.ack(4);
+        sink.keepalive_ack(Timespec { sec: 5, nsec: 6 });
+        chain.push_back(out.split().freeze());
+        let wire: Vec<u8> = chain.iter().flat_map(|c| c.iter().copied()).collect();
+        let show = |r: Result<(Inbound, u64), PipeError>| match r {
+            Ok((Inbound::Message(m), ack)) => format!(
+                "msg {:?} {:?} {:?} {:?} {:?} {ack}",
+                m.header, m.front, m.middle, m.data, m.footer
+            ),
+            Ok((Inbound::Control(c), ack)) => format!("control {c:?} {ack}"),
+            Err(e) => format!("error {e}"),
+        };
+        let mut want = Vec::new();
+        let (mut dec, mut buf) = (Decoder::new(FrameLimits::default()), BytesMut::new());
+        buf.extend_from_slice(&wire);
+        while let Some(p) = dec.decode_parts(&mut buf).expect("frame") {
+            want.push(show(inbound(p, peer)));
+        }
+        assert_eq!(want.len(), shapes.len() + 2);
+        assert!(want[0].contains(&format!("src: {peer:?}")), "{}", want[0]);
+        for step in [wire.len(), 1, 7] {
+            let (mut dec, mut buf) = (Decoder::new(FrameLimits::default()), BytesMut::new());
+            let mut got = Vec::new();
+            for piece in wire.chunks(step) {
+                buf.extend_from_slice(piece);
+                while let Some(r) = next_inbound(&mut dec, &mut buf, peer).transpose() {
+                    got.push(show(r));
+                }
+            }
+            assert_eq!(got, want, "step {step}");
+        }
     }
 
     /// Every field of `ceph_msg_header2` at its offset (distinct bytes in each), and read
