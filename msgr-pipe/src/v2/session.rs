@@ -367,6 +367,24 @@ mod tests {
     use crate::v1::codec::wants_preseal;
     use msgr_wire::EntityType;
 
+    /// A crc-mode sink over `enc`, `out` and `chain`, with the default CRCs and copy
+    /// threshold.
+    fn crc_sink<'a>(
+        enc: &'a mut Encoder,
+        out: &'a mut BytesMut,
+        chain: &'a mut std::collections::VecDeque<Bytes>,
+        in_seq: u64,
+    ) -> Sink<'a> {
+        Sink {
+            enc,
+            out,
+            chain,
+            in_seq,
+            crc: CrcFlags::default(),
+            copy_threshold: crate::v1::codec::COPY_THRESHOLD,
+        }
+    }
+
     #[test]
     fn a_message_frame_reads_back_with_its_fields_and_the_peer_as_sender() {
         let mut m = Message::new(0x7001, Bytes::from_static(b"front"));
@@ -380,14 +398,7 @@ mod tests {
         let mut enc = Encoder::default();
         let mut out = BytesMut::new();
         let mut chain = std::collections::VecDeque::new();
-        let mut sink = Sink {
-            enc: &mut enc,
-            out: &mut out,
-            chain: &mut chain,
-            in_seq: 5,
-            crc: CrcFlags::default(),
-            copy_threshold: crate::v1::codec::COPY_THRESHOLD,
-        };
+        let mut sink = crc_sink(&mut enc, &mut out, &mut chain, 5);
         sink.message(&mut o);
         sink.ack(4);
         sink.keepalive_ack(Timespec { sec: 1, nsec: 2 });
@@ -443,14 +454,7 @@ mod tests {
         let mut enc = Encoder::default();
         let mut out = BytesMut::new();
         let mut chain = std::collections::VecDeque::new();
-        let mut sink = Sink {
-            enc: &mut enc,
-            out: &mut out,
-            chain: &mut chain,
-            in_seq: 3,
-            crc: CrcFlags::default(),
-            copy_threshold: crate::v1::codec::COPY_THRESHOLD,
-        };
+        let mut sink = crc_sink(&mut enc, &mut out, &mut chain, 3);
         let shapes = [
             (64, 0, 0),
             (0, 0, 64),
@@ -578,14 +582,8 @@ mod tests {
                 BytesMut::new(),
                 std::collections::VecDeque::new(),
             );
-            let mut sink = Sink {
-                enc: &mut enc,
-                out: &mut out,
-                chain: &mut chain,
-                in_seq: 1,
-                crc: flags,
-                copy_threshold: crate::v1::codec::COPY_THRESHOLD,
-            };
+            let mut sink = crc_sink(&mut enc, &mut out, &mut chain, 1);
+            sink.crc = flags;
             sink.message(&mut o);
             chain.push_back(out.split().freeze());
             let sent: Vec<u8> = chain.iter().flat_map(|c| c.iter().copied()).collect();
@@ -649,14 +647,8 @@ mod tests {
             let (mut stage, mut chain) = (BytesMut::new(), std::collections::VecDeque::new());
             stage.reserve(stage_len(&msgs, secure, copy_threshold));
             let (at, room) = (stage.as_ptr(), stage.capacity());
-            let mut sink = Sink {
-                enc: &mut enc,
-                out: &mut stage,
-                chain: &mut chain,
-                in_seq: 0,
-                crc: CrcFlags::default(),
-                copy_threshold,
-            };
+            let mut sink = crc_sink(&mut enc, &mut stage, &mut chain, 0);
+            sink.copy_threshold = copy_threshold;
             for o in &mut msgs {
                 sink.message(o);
             }
