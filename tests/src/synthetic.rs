@@ -791,10 +791,10 @@ impl Workload {
             .wait_until(deadline, |st| st.outstanding() < max)
             .await
         {
-            return Err(format!(
+            return Err(self.describe_outstanding(&format!(
                 "in-flight gate: still {} tracked messages unanswered at the deadline",
                 self.book.outstanding()
-            ));
+            )));
         }
         self.table.retain(|e| e.conn.is_connected());
         if self.table.is_empty() {
@@ -903,7 +903,10 @@ impl Workload {
             .wait_until(drain_deadline, |st| st.outstanding() == 0)
             .await
         {
-            failures.push(self.describe_outstanding());
+            failures.push(self.describe_outstanding(&format!(
+                "drain: tracked messages unanswered after {:?}",
+                self.cfg.drain
+            )));
         }
         let drained = Instant::now();
 
@@ -973,13 +976,11 @@ impl Workload {
         }
     }
 
-    fn describe_outstanding(&self) -> String {
+    /// `what`, then each connection with tracked messages unanswered: how many, its state
+    /// and counters on both sides, its events (for a stall's report).
+    fn describe_outstanding(&self, what: &str) -> String {
         let st = self.book.lock();
-        let mut s = format!(
-            "drain: {} tracked messages unanswered after {:?}:",
-            st.outstanding(),
-            self.cfg.drain
-        );
+        let mut s = format!("{what} ({} in all):", st.outstanding());
         for (key, q) in &st.fifo {
             if q.is_empty() {
                 continue;
