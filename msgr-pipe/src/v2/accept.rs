@@ -12,15 +12,15 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
-use msgr_auth::connection_secret::{split_connection_secret, CONNECTION_SECRET_LEN};
+use msgr_auth::connection_secret::CONNECTION_SECRET_LEN;
 use msgr_auth::provider::{AuthServer, AuthServerSession, ServerReply};
-use msgr_auth::signature::{auth_signature, auth_signature_matches};
 use msgr_auth::{CryptoKey, Decode, EntityName, Secret, UTime};
 use msgr_ceph::{EntityAddr as Addr2, EntityAddrVec};
 use msgr_wire::EntityType;
 
 use super::connect::{HandshakeError, CON_MODE_SECURE};
-use super::frame::{Banner, Decoder, Encoder, Frame, FrameLimits, Gcm, Tag};
+use super::exchange::{Exchange, Inbound};
+use super::frame::{Decoder, Encoder, Frame, FrameLimits, Tag};
 use crate::host::{Authorizer, ChallengeState, VerifyOutcome};
 
 /// AUTH_REQUEST payload marker of mon mode.
@@ -184,12 +184,7 @@ pub struct Acceptor {
     peer_type: EntityType,
     pending: Option<Pending>,
     phase: Phase,
-    enc: Encoder,
-    dec: Decoder,
-    inbuf: BytesMut,
-    out: BytesMut,
-    logs: Option<(Vec<u8>, Vec<u8>)>,
-    expected_signature: Option<[u8; 32]>,
+    wire: Exchange,
     con_mode: u32,
     method: u32,
     peer_name: Option<EntityName>,
@@ -245,8 +240,8 @@ impl Acceptor {
 
     /// An acceptor authenticating clients as `server` says; our banner is queued.
     pub fn with_auth(cfg: AcceptorConfig, server: ServerAuth) -> Acceptor {
-        let mut a = Acceptor {
-            dec: Decoder::new(cfg.limits),
+        Acceptor {
+            wire: Exchange::new(cfg.limits),
             cfg,
             server,
             session: None,
@@ -255,39 +250,21 @@ impl Acceptor {
             peer_type: EntityType(0),
             pending: None,
             phase: Phase::Banner,
-            enc: Encoder::default(),
-            inbuf: BytesMut::new(),
-            out: BytesMut::new(),
-            logs: Some((Vec::new(), Vec::new())),
-            expected_signature: None,
             con_mode: 0,
             method: 0,
             peer_name: None,
             peer_global_id: 0,
             done: None,
-        };
-        let mut b = BytesMut::new();
-        Banner::OURS.encode(&mut b);
-        a.queue_raw(&b);
-        a
-    }
-
-    fn queue_raw(&mut self, bytes: &[u8]) {
-        if let Some((tx, _)) = &mut self.logs {
-            tx.extend_from_slice(bytes);
         }
-        self.out.extend_from_slice(bytes);
     }
 
     fn send(&mut self, frame: &Frame) {
-        let mut b = BytesMut::new();
-        self.enc.encode(frame, &mut b);
-        self.queue_raw(&b);
+        self.wire.send(frame);
     }
 
     /// Bytes to write, if any.
     pub fn poll_transmit(&mut self) -> Option<Bytes> {
-        (!self.out.is_empty()).then(|| self.out.split().freeze())
+        self.wire.poll_transmit()
     }
 
     /// Bytes from the client; true once the handshake is complete. An error is final (an
@@ -296,31 +273,15 @@ impl Acceptor {
     /// With [`AcceptorConfig::decide_sessions`], true also means that CLIENT_IDENT or
     /// SESSION_RECONNECT waits in [`Acceptor::pending`] for the driver's answer.
     pub fn handle_input(&mut self, now: UTime, data: &[u8]) -> Result<bool, HandshakeError> {
-        self.inbuf.extend_from_slice(data);
+        self.wire.receive(data);
         while self.phase != Phase::Open && self.phase != Phase::Deciding {
-            let before = self.inbuf.len();
-            let snapshot = self.logs.is_some().then(|| self.inbuf.clone());
-            if self.phase == Phase::Banner {
-                if Banner::decode(&mut self.inbuf)?.is_none() {
-                    return Ok(false);
-                }
-                self.log_rx(snapshot, before);
-                self.phase = Phase::Hello;
-                continue;
+            match self.wire.next(self.phase == Phase::Banner)? {
+                None => return Ok(false),
+                Some(Inbound::Banner) => self.phase = Phase::Hello,
+                Some(Inbound::Frame(frame)) => self.handle_frame(now, frame)?,
             }
-            let Some(frame) = self.dec.decode(&mut self.inbuf)? else {
-                return Ok(false);
-            };
-            self.log_rx(snapshot, before);
-            self.handle_frame(now, frame)?;
         }
         Ok(true)
-    }
-
-    fn log_rx(&mut self, snapshot: Option<BytesMut>, before: usize) {
-        if let (Some((_, rx)), Some(s)) = (&mut self.logs, snapshot) {
-            rx.extend_from_slice(&s[..before - self.inbuf.len()]);
-        }
     }
 
     fn handle_frame(&mut self, now: UTime, frame: Frame) -> Result<(), HandshakeError> {
@@ -352,11 +313,7 @@ impl Acceptor {
                 self.answer(reply)?;
             }
             (Phase::Signature, Tag::AuthSignature) => {
-                let ok = self
-                    .expected_signature
-                    .as_ref()
-                    .is_some_and(|e| auth_signature_matches(e, p));
-                if !ok {
+                if !self.wire.signature_ok(p) {
                     return Err(HandshakeError::BadSignature);
                 }
                 self.phase = Phase::Ident;
@@ -556,20 +513,9 @@ impl Acceptor {
         put_blob(&mut b, payload);
         self.send(&Frame::control(Tag::AuthDone, b.freeze()));
         // The logs end with AUTH_DONE; from here on, the negotiated mode.
-        let (tx, rx) = self.logs.take().unwrap_or_default();
-        self.service_session = Some((key.clone(), secret.clone()));
-        if self.con_mode == CON_MODE_SECURE {
-            let secret = secret.ok_or(HandshakeError::BadMode(self.con_mode))?;
-            let keys = split_connection_secret(&secret, true).map_err(HandshakeError::Auth)?;
-            self.enc.secure(Gcm::new(&keys.key, &keys.tx_nonce));
-            self.dec.secure(Gcm::new(&keys.key, &keys.rx_nonce));
-        }
-        self.expected_signature = Some(auth_signature(key.as_ref(), &tx));
-        let ours = auth_signature(key.as_ref(), &rx);
-        self.send(&Frame::control(
-            Tag::AuthSignature,
-            Bytes::copy_from_slice(&ours),
-        ));
+        self.wire
+            .sign_and_switch(key.as_ref(), secret.as_ref(), self.con_mode, true)?;
+        self.service_session = Some((key, secret));
         self.phase = Phase::Signature;
         Ok(())
     }
@@ -719,6 +665,7 @@ impl Acceptor {
         let peer_name = self
             .peer_name
             .unwrap_or_else(|| EntityName::new(u32::from(self.peer_type.0), ""));
+        let (encoder, decoder, leftover) = self.wire.into_codec();
         Some(Accepted {
             peer_type: self.peer_type,
             authenticated: self.service_session.as_ref().is_some_and(|s| s.0.is_some()),
@@ -728,9 +675,9 @@ impl Acceptor {
             con_mode: self.con_mode,
             client_cookie,
             peer_addrs,
-            encoder: self.enc,
-            decoder: self.dec,
-            leftover: self.inbuf,
+            encoder,
+            decoder,
+            leftover,
         })
     }
 }
@@ -744,6 +691,7 @@ mod tests {
     use rand::SeedableRng;
 
     use super::super::connect::{Connector, ConnectorConfig, CON_MODE_CRC};
+    use super::super::frame::Banner;
     use super::*;
 
     fn rng(s: u64) -> Box<rand::rngs::StdRng> {

@@ -11,14 +11,13 @@
 //! lossless session phase, the acceptor side, and the drivers that run it on sockets.
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
-use msgr_auth::connection_secret::split_connection_secret;
 use msgr_auth::provider::{AuthClient, ClientAuthorizer, ClientProgress};
-use msgr_auth::signature::{auth_signature, auth_signature_matches};
 use msgr_auth::{AuthError, CryptoKey, Encode, Secret, UTime};
 use msgr_ceph::{EntityAddr as Addr2, EntityAddrVec, ADDR_TYPE_ANY};
 use msgr_wire::EntityType;
 
-use super::frame::{Banner, Decoder, Encoder, Frame, FrameError, FrameLimits, Gcm, Tag};
+use super::exchange::{Exchange, Inbound};
+use super::frame::{Decoder, Encoder, Frame, FrameError, FrameLimits, Tag};
 
 /// Connection mode: CRCs only.
 pub const CON_MODE_CRC: u32 = 1;
@@ -239,14 +238,7 @@ pub struct Connector {
     reconnected: Option<u64>,
     reset: Option<bool>,
     phase: Phase,
-    enc: Encoder,
-    dec: Decoder,
-    inbuf: BytesMut,
-    out: BytesMut,
-    /// What we sent and received up to AUTH_DONE (None once signed).
-    logs: Option<(Vec<u8>, Vec<u8>)>,
-    /// The AUTH_SIGNATURE the peer must send.
-    expected_signature: Option<[u8; 32]>,
+    wire: Exchange,
     con_mode: u32,
     global_id: u64,
     learned: Option<Addr2>,
@@ -300,8 +292,8 @@ impl Connector {
 
     /// A connector authenticating with `auth` (mon or authorizer mode); the banner is queued.
     pub fn with_auth(cfg: ConnectorConfig, auth: ClientAuth) -> Connector {
-        let mut c = Connector {
-            dec: Decoder::new(cfg.limits),
+        Connector {
+            wire: Exchange::new(cfg.limits),
             cfg,
             auth,
             authorized: None,
@@ -309,38 +301,20 @@ impl Connector {
             reconnected: None,
             reset: None,
             phase: Phase::Banner,
-            enc: Encoder::default(),
-            inbuf: BytesMut::new(),
-            out: BytesMut::new(),
-            logs: Some((Vec::new(), Vec::new())),
-            expected_signature: None,
             con_mode: 0,
             global_id: 0,
             learned: None,
             done: None,
-        };
-        let mut b = BytesMut::new();
-        Banner::OURS.encode(&mut b);
-        c.queue_raw(&b);
-        c
-    }
-
-    fn queue_raw(&mut self, bytes: &[u8]) {
-        if let Some((tx, _)) = &mut self.logs {
-            tx.extend_from_slice(bytes);
         }
-        self.out.extend_from_slice(bytes);
     }
 
     fn send(&mut self, frame: &Frame) {
-        let mut b = BytesMut::new();
-        self.enc.encode(frame, &mut b);
-        self.queue_raw(&b);
+        self.wire.send(frame);
     }
 
     /// Bytes to write, if any.
     pub fn poll_transmit(&mut self) -> Option<Bytes> {
-        (!self.out.is_empty()).then(|| self.out.split().freeze())
+        self.wire.poll_transmit()
     }
 
     /// True once SERVER_IDENT arrived.
@@ -362,33 +336,19 @@ impl Connector {
 
     /// Bytes from the peer; true once the handshake is complete.
     pub fn handle_input(&mut self, now: UTime, data: &[u8]) -> Result<bool, HandshakeError> {
-        self.inbuf.extend_from_slice(data);
+        self.wire.receive(data);
         while self.phase != Phase::Open {
-            let before = self.inbuf.len();
-            let snapshot = self.logs.is_some().then(|| self.inbuf.clone());
-            if self.phase == Phase::Banner {
-                if Banner::decode(&mut self.inbuf)?.is_none() {
-                    return Ok(false);
+            match self.wire.next(self.phase == Phase::Banner)? {
+                None => return Ok(false),
+                Some(Inbound::Banner) => {
+                    let hello = self.hello();
+                    self.send(&hello);
+                    self.phase = Phase::Hello;
                 }
-                self.log_rx(snapshot, before);
-                let hello = self.hello();
-                self.send(&hello);
-                self.phase = Phase::Hello;
-                continue;
+                Some(Inbound::Frame(frame)) => self.handle_frame(now, frame)?,
             }
-            let Some(frame) = self.dec.decode(&mut self.inbuf)? else {
-                return Ok(false);
-            };
-            self.log_rx(snapshot, before);
-            self.handle_frame(now, frame)?;
         }
         Ok(true)
-    }
-
-    fn log_rx(&mut self, snapshot: Option<BytesMut>, before: usize) {
-        if let (Some((_, rx)), Some(s)) = (&mut self.logs, snapshot) {
-            rx.extend_from_slice(&s[..before - self.inbuf.len()]);
-        }
     }
 
     fn hello(&self) -> Frame {
@@ -475,11 +435,7 @@ impl Connector {
                 self.signed_switch()?;
             }
             (Phase::Signature, Tag::AuthSignature) => {
-                let ok = self
-                    .expected_signature
-                    .as_ref()
-                    .is_some_and(|e| auth_signature_matches(e, p));
-                if !ok {
+                if !self.wire.signature_ok(p) {
                     return Err(HandshakeError::BadSignature);
                 }
                 match self.cfg.resume {
@@ -609,19 +565,8 @@ impl Connector {
             ClientAuth::Mon(auth) => auth.v2_session(),
             ClientAuth::Authorizer(_) => self.authorized.take().unwrap_or((None, None)),
         };
-        let (tx, rx) = self.logs.take().unwrap_or_default();
-        if self.con_mode == CON_MODE_SECURE {
-            let secret = secret.ok_or(HandshakeError::BadMode(self.con_mode))?;
-            let keys = split_connection_secret(&secret, false).map_err(HandshakeError::Auth)?;
-            self.enc.secure(Gcm::new(&keys.key, &keys.tx_nonce));
-            self.dec.secure(Gcm::new(&keys.key, &keys.rx_nonce));
-        }
-        self.expected_signature = Some(auth_signature(key.as_ref(), &tx));
-        let ours = auth_signature(key.as_ref(), &rx);
-        self.send(&Frame::control(
-            Tag::AuthSignature,
-            Bytes::copy_from_slice(&ours),
-        ));
+        self.wire
+            .sign_and_switch(key.as_ref(), secret.as_ref(), self.con_mode, false)?;
         self.phase = Phase::Signature;
         Ok(())
     }
@@ -673,6 +618,7 @@ impl Connector {
     pub fn finish(self) -> Option<Established> {
         let (features, peer_addrs, peer_global_id, lossy, server_cookie, peer_global_seq) =
             self.done?;
+        let (encoder, decoder, leftover) = self.wire.into_codec();
         Some(Established {
             peer_type: self.peer_type,
             reconnected: self.reconnected,
@@ -688,9 +634,9 @@ impl Connector {
             lossy,
             server_cookie,
             learned_addr: self.learned,
-            encoder: self.enc,
-            decoder: self.dec,
-            leftover: self.inbuf,
+            encoder,
+            decoder,
+            leftover,
         })
     }
 }

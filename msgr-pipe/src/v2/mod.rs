@@ -6,6 +6,8 @@
 //! * [`accept`]: the acceptor handshake, sans-IO: the mon role over an `AuthServer`, or a
 //!   service checking authorizers through the host's hook; CLIENT_IDENT and
 //!   SESSION_RECONNECT are answered by the driver's decision.
+//! * `exchange`: the byte side both handshakes share: banners, the logs AUTH_SIGNATURE signs,
+//!   the switch to the negotiated mode.
 //! * [`decide`]: that decision, Ceph's ProtocolV2 rules on cookies and `connect_seq`, as
 //!   pure functions.
 //! * [`session`]: the session phase's frames (MESSAGE with `ceph_msg_header2`, ACK,
@@ -17,5 +19,6 @@
 pub mod accept;
 pub mod connect;
 pub mod decide;
+mod exchange;
 pub mod frame;
 pub mod session;
