@@ -896,17 +896,30 @@ impl Workload {
         }
         let ops_done = Instant::now();
 
-        // Drain: every tracked message answered.
-        let drain_deadline = Instant::now() + self.cfg.drain;
-        if !self
+        // Drain: every tracked message answered. What is still unanswered halfway is noted,
+        // so that a failure's report says whether those sessions moved in the second half.
+        let drain_start = Instant::now();
+        let halfway = if self
             .book
-            .wait_until(drain_deadline, |st| st.outstanding() == 0)
+            .wait_until(drain_start + self.cfg.drain / 2, |st| st.outstanding() == 0)
             .await
         {
-            failures.push(self.describe_outstanding(&format!(
-                "drain: tracked messages unanswered after {:?}",
-                self.cfg.drain
-            )));
+            None
+        } else {
+            Some(self.describe_outstanding("halfway through the drain"))
+        };
+        if let Some(halfway) = halfway {
+            if !self
+                .book
+                .wait_until(drain_start + self.cfg.drain, |st| st.outstanding() == 0)
+                .await
+            {
+                let end = self.describe_outstanding(&format!(
+                    "drain: tracked messages unanswered after {:?}",
+                    self.cfg.drain
+                ));
+                failures.push(format!("{end}\n{halfway}"));
+            }
         }
         let drained = Instant::now();
 
