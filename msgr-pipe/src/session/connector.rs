@@ -386,7 +386,7 @@ fn finish(
         (sh.link.new_slot(), sh.core.features())
     };
     bump(&inner.counters.handshakes, 1);
-    tracing::debug!(conn = inner.id, peer = %inner.peer_addr, features = format_args!("{features:#x}"), "connected");
+    tracing::debug!(me = %inner.host.my_name(), conn = inner.id, peer = %inner.peer_addr, features = format_args!("{features:#x}"), "connected");
     // The event goes up before the first message can (as Ceph queues CONNECT first).
     inner.host.event(&inner.session(), SessionEvent::Connect);
     inner.spawn_socket(slot, t, features, signer, auth_protocol);
@@ -423,7 +423,7 @@ fn failed(inner: &Arc<Inner>, gen: u64, e: &PipeError) {
             inner.close(reset.then_some(SessionEvent::Reset));
         }
         Some(action) => {
-            tracing::debug!(conn = inner.id, error = %e, ?action, "connect attempt failed");
+            tracing::debug!(me = %inner.host.my_name(), conn = inner.id, peer = %inner.peer_addr, error = %e, ?action, "connect attempt failed");
         }
     }
 }
