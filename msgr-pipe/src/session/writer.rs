@@ -402,7 +402,6 @@ impl Out {
         for o in msgs.iter_mut() {
             enc.encode_copy(o);
         }
-        let bytes = payload;
         if t.nudge {
             enc.keepalive2();
         }
@@ -420,7 +419,7 @@ impl Out {
         tracing::trace!(msgs = n, ack = ?t.tx.ack, "writing");
         self.batch = Written {
             msgs: n as u64,
-            bytes,
+            bytes: payload,
             ack: t.tx.ack.is_some(),
         };
     }
