@@ -57,7 +57,7 @@ pub use addr::{
 pub use connect::{Banner, Connect, ConnectReply};
 pub use consts::*;
 pub use crc::{crc32c, crc32c_reseed};
-pub use decoder::{AsFrames, FrameDecoder, Frames};
+pub use decoder::{AsFrames, FrameDecoder, Frames, SMALL_PAYLOAD};
 pub use entity::{EntityName, EntityType, ParseEntityError};
 pub use error::{Segment, WireError};
 pub use footer::{decode_footer, encode_footer, FooterKind, MsgFooter};
