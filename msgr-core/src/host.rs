@@ -18,6 +18,7 @@
 //! leaf state (`identity`, `policies`, `registry`, `call`, `loopback`), `connection`,
 //! `dispatcher`, `queue` and `stats`; nothing imports it but the facade.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
 use msgr_dispatch::{lock, BorrowedPermit, ConnId, Throttle, ThrottlePermit};
@@ -121,10 +122,11 @@ impl SessionHost {
         conn: &Connection,
         chain: Option<&Chain>,
         incoming: Incoming<'_>,
-    ) {
+    ) -> bool {
         let id = session.id();
         if let Some(tx) = self.calls.take(id, incoming.msg.header.tid) {
-            return self.deliver_reply(session, conn, incoming, tx);
+            self.deliver_reply(session, conn, incoming, tx);
+            return false;
         }
         let priority = incoming.msg.header.priority;
         // Borrowed from the reader's handle on our dispatch throttle: given back right after
@@ -142,11 +144,11 @@ impl SessionHost {
         // `DispatchQueue::admit`).
         let Some(chain) = chain else {
             self.queue.deliver(id, priority, received, owned(permit));
-            return;
+            return false;
         };
         chain.fast_preprocess(&received);
         if !self.queue.admit() {
-            return;
+            return false;
         }
         match chain.fast_dispatcher(&received) {
             Some(d) => {
@@ -155,8 +157,12 @@ impl SessionHost {
                     Some(p) => self.queue.fast_dispatched_borrowed(p),
                     None => self.queue.fast_dispatched(ThrottlePermit::empty()),
                 }
+                true
             }
-            None => self.queue.enqueue(id, priority, received, owned(permit)),
+            None => {
+                self.queue.enqueue(id, priority, received, owned(permit));
+                false
+            }
         }
     }
 
@@ -274,6 +280,7 @@ impl Host for SessionHost {
             session,
             conn,
             chain,
+            inline: AtomicBool::new(false),
         })
     }
 
@@ -309,13 +316,24 @@ struct SessionDeliver {
     session: Session,
     conn: Connection,
     chain: Option<Arc<Chain>>,
+    /// The last message was fast-dispatched ([`Deliver::consumed_inline`]). Written only by
+    /// the socket's reader, and only when it changes.
+    inline: AtomicBool,
 }
 
 impl Deliver for SessionDeliver {
     fn deliver(&self, incoming: Incoming<'_>) {
         let chain = self.chain.as_deref();
-        self.host
+        let inline = self
+            .host
             .deliver_on(&self.session, &self.conn, chain, incoming);
+        if self.inline.load(Ordering::Relaxed) != inline {
+            self.inline.store(inline, Ordering::Relaxed);
+        }
+    }
+
+    fn consumed_inline(&self) -> bool {
+        self.inline.load(Ordering::Relaxed)
     }
 }
 

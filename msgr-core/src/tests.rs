@@ -786,3 +786,74 @@ async fn a_fast_dispatch_holds_exactly_its_own_dispatch_bytes() {
     assert_eq!(counters.fast_dispatched_bytes, sizes.iter().sum::<u64>());
     assert_eq!(server.inner_host().dispatch_throttle.current(), 0);
 }
+
+/// A reader whose messages are fast-dispatched copies small payloads out of its receive
+/// buffer (each received segment then owns its bytes); one whose messages go to the
+/// dispatch queue shares the buffer, as every large payload does (`msgr_wire::SMALL_PAYLOAD`:
+/// a copy is cheaper only when the message is freed on the reader's thread). The reader
+/// follows the last message's way, read by read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn small_payloads_are_copied_while_messages_are_fast_dispatched() {
+    const FAST: u16 = 0x7001;
+    const QUEUED: u16 = 0x7002;
+    struct Split(mpsc::UnboundedSender<(u16, usize, bool)>);
+    impl Split {
+        fn seen(&self, m: &Received) {
+            let d = &m.msg.data;
+            let _ = self.0.send((m.msg.header.ty, d.len(), d.is_unique()));
+        }
+    }
+    impl Dispatcher for Split {
+        fn dispatch(&self, m: Received) -> BoxFuture<'_, Dispatched> {
+            self.seen(&m);
+            Box::pin(async { Dispatched::Handled })
+        }
+        fn can_fast_dispatch(&self, m: &Received) -> bool {
+            m.msg.header.ty == FAST
+        }
+        fn fast_dispatch(&self, m: Received) {
+            self.seen(&m);
+        }
+    }
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let server = messenger(
+        EntityName::osd(0),
+        Policy::stateful_server(0),
+        Arc::new(Split(tx)),
+    )
+    .await;
+    let client = messenger(
+        EntityName::client(-1),
+        Policy::lossless_client(0),
+        Arc::new(Split(mpsc::unbounded_channel().0)),
+    )
+    .await;
+    let conn = client
+        .connect(server.addr(), EntityType::OSD)
+        .await
+        .expect("connect");
+    let big = msgr_wire::SMALL_PAYLOAD + 1;
+    // (type, data bytes, owned): each message sent once the one before was dispatched, so
+    // each is a read of its own.
+    let steps = [
+        (FAST, 64, false), // the first read shares: nothing was fast-dispatched yet
+        (FAST, 64, true),
+        (QUEUED, 64, true), // copied: the message before was fast-dispatched
+        (QUEUED, 64, false),
+        (FAST, big, false),
+        (FAST, big, false), // large: shared in any case
+        (FAST, 64, true),
+    ];
+    for (ty, len, owned) in steps {
+        conn.send(Message::new(ty, "").with_data(vec![9u8; len]))
+            .await
+            .expect("send");
+        let seen = tokio::time::timeout(WAIT, rx.recv())
+            .await
+            .expect("in time")
+            .expect("open");
+        assert_eq!(seen, (ty, len, owned), "type {ty:#x}, {len} bytes");
+    }
+    stop(&client).await;
+    stop(&server).await;
+}

@@ -68,6 +68,14 @@ impl Incoming<'_> {
 pub trait Deliver: Send + Sync + 'static {
     /// A received message of the deliverer's session, in order. Must not block.
     fn deliver(&self, incoming: Incoming<'_>);
+
+    /// Whether the last message delivered was consumed on the calling thread (a fast
+    /// dispatch that let it go before returning), a hint read once per read: the reader then
+    /// copies small payloads out of its receive buffer instead of sharing it
+    /// (`msgr_wire::SMALL_PAYLOAD` says why). False by default.
+    fn consumed_inline(&self) -> bool {
+        false
+    }
 }
 
 /// [`Host::deliverer`]'s default: [`Host::deliver`] with the session.

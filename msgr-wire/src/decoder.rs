@@ -96,6 +96,9 @@ pub struct FrameDecoder {
     /// Reserve a declared body's room in the input buffer (see
     /// [`leave_reserving_to_caller`](Self::leave_reserving_to_caller)).
     reserve_bodies: bool,
+    /// Copy small payloads out of the input buffer (see
+    /// [`copy_small_payloads`](Self::copy_small_payloads)).
+    copy_small: bool,
 }
 
 /// A data segment at least this long has its CRC computed piecewise as it arrives (while the
@@ -114,6 +117,7 @@ impl FrameDecoder {
             data_done: 0,
             data_crc: 0,
             reserve_bodies: true,
+            copy_small: false,
         }
     }
 
@@ -126,6 +130,15 @@ impl FrameDecoder {
     pub fn leave_reserving_to_caller(mut self) -> Self {
         self.reserve_bodies = false;
         self
+    }
+
+    /// Whether a message whose payload is at most [`SMALL_PAYLOAD`] bytes has its segments
+    /// copied out of the input buffer (`true`) or shares it, as larger ones do (`false`,
+    /// the default). Copying is cheaper for a caller that frees its messages on the
+    /// decoding thread, sharing for one that hands them to another (see
+    /// [`SMALL_PAYLOAD`]); it may change between calls.
+    pub fn copy_small_payloads(&mut self, on: bool) {
+        self.copy_small = on;
     }
 
     /// Makes reported offsets count from `offset` (the stream bytes before this decoder).
@@ -365,8 +378,9 @@ impl FrameDecoder {
             let e = self.segment_crc(Segment::Data, footer.data_crc, data_crc, at);
             return Err(e.into());
         }
+        let data_len = payload - front_len - middle_len;
         let (front, middle, data) =
-            take_segments(buf, front_len, middle_len, payload - front_len - middle_len);
+            take_segments(buf, front_len, middle_len, data_len, self.copy_small);
         let footer_len = self.footer.wire_len();
         buf.advance(footer_len);
         self.consumed = start + (payload + footer_len) as u64;
@@ -413,7 +427,8 @@ impl FrameDecoder {
             .unwrap_or_default();
         let footer =
             decode_footer(self.footer, &mut footer_bytes).map_err(|e| self.fail(e, footer_at))?;
-        let (front, middle, data) = take_segments(buf, front_len, middle_len, data_len);
+        let (front, middle, data) =
+            take_segments(buf, front_len, middle_len, data_len, self.copy_small);
         // The data CRC: the part folded in while the body arrived, then the rest.
         let data_check = self.crc.data && !footer.is_nocrc();
         let data_crc = if data_check {
@@ -493,20 +508,23 @@ fn fixed_footer(kind: FooterKind, raw: &[u8]) -> MsgFooter {
     }
 }
 
-/// Largest payload (front + middle + data) whose segments [`take_segments`] copies out of
-/// the receive buffer instead of sharing it.
+/// Largest payload (front + middle + data) whose segments a decoder told to
+/// ([`FrameDecoder::copy_small_payloads`]) copies out of the receive buffer instead of
+/// sharing it.
 ///
 /// A shared segment costs two atomic read-modify-writes on the buffer's reference count
 /// (one when split off, one when dropped), and a message of two segments four; on a core
 /// that has just stored the message, each waits for the store buffer to drain (perf, a
 /// 64-byte stream: 9 % of the process's time in those four instructions). A copied segment
-/// is one allocation and one free of a small chunk (thread-local caches, no atomics) and a
-/// copy of at most this many bytes; the receive buffer then stays unshared, so it is
-/// reused in place.
+/// is one allocation and one free of a small chunk and a copy of at most this many bytes;
+/// the receive buffer then stays unshared, so it is reused in place. That is cheaper only
+/// while the message is freed on the thread that decoded it (a fast dispatch): freed on
+/// another, each chunk goes back through glibc's arena (a queued dispatch: about 4 % more
+/// CPU per message than sharing).
 pub const SMALL_PAYLOAD: usize = 512;
 
 /// The three segments at the front of `buf`, taken out of it: copied when they are small
-/// ([`SMALL_PAYLOAD`]), else as one piece split there: one `BytesMut::split_to` and
+/// ([`SMALL_PAYLOAD`]) and `copy` says so, else as one piece split there: one `BytesMut::split_to` and
 /// `freeze` per message, not one per segment (each cost about 40 instructions); a `Bytes`
 /// split costs half that, and none for the last segment.
 /// Always inlined: out of line, its three `Bytes` went back through memory (callgrind: ~40
@@ -517,9 +535,10 @@ fn take_segments(
     front_len: usize,
     middle_len: usize,
     data_len: usize,
+    copy: bool,
 ) -> (Bytes, Bytes, Bytes) {
     let payload = front_len + middle_len + data_len;
-    if payload <= SMALL_PAYLOAD {
+    if copy && payload <= SMALL_PAYLOAD {
         return copy_segments(buf, front_len, middle_len, payload);
     }
     let mut all = take_segment(buf, payload);
@@ -816,13 +835,17 @@ mod tests {
         }
     }
 
-    /// Segments of a small payload are copied out and leave the receive buffer unshared
-    /// (reusable in place while the message lives); a larger payload's segments share it.
-    /// Both decode to the message sent, across the boundary.
+    /// Told to, the decoder copies a small payload's segments out and leaves the receive
+    /// buffer unshared (reusable in place while the message lives); a larger payload's
+    /// segments share it, and every payload's do by default. All decode to the message sent,
+    /// across the boundary.
     #[test]
-    fn small_payloads_are_copied_larger_ones_shared() {
+    fn small_payloads_are_copied_when_asked_larger_ones_shared() {
         use crate::entity::EntityName;
-        for payload in SMALL_PAYLOAD - 2..=SMALL_PAYLOAD + 2 {
+        for (copy, payload) in [false, true]
+            .into_iter()
+            .flat_map(|c| (SMALL_PAYLOAD - 2..=SMALL_PAYLOAD + 2).map(move |p| (c, p)))
+        {
             let data: Vec<u8> = (0..payload - 7).map(|i| i as u8).collect();
             let mut m = Message::new(7, &b"front"[..])
                 .with_middle(&b"mi"[..])
@@ -833,13 +856,15 @@ mod tests {
             let room = 4 * frame.len();
             let mut buf = BytesMut::with_capacity(room);
             buf.extend_from_slice(&frame);
-            let got = decoder().decode(&mut buf).unwrap();
-            assert_eq!(got, Some(Frame::Msg(m.clone())), "payload {payload}");
+            let mut dec = decoder();
+            dec.copy_small_payloads(copy);
+            let got = dec.decode(&mut buf).unwrap();
+            assert_eq!(got, Some(Frame::Msg(m.clone())), "{copy} {payload}");
             assert!(buf.is_empty());
-            let small = payload <= SMALL_PAYLOAD;
-            assert_eq!(buf.try_reclaim(room), small, "payload {payload}");
+            let copied = copy && payload <= SMALL_PAYLOAD;
+            assert_eq!(buf.try_reclaim(room), copied, "{copy} {payload}");
             drop(got);
-            assert!(buf.try_reclaim(room), "payload {payload}");
+            assert!(buf.try_reclaim(room), "{copy} {payload}");
         }
     }
 

@@ -146,6 +146,15 @@ impl Dec {
         }
     }
 
+    /// Whether small payloads are copied out of the receive buffer (see
+    /// [`Deliver::consumed_inline`]).
+    fn copy_small_payloads(&mut self, on: bool) {
+        match self {
+            Dec::V1(dec, _) => dec.copy_small_payloads(on),
+            Dec::V2(dec, _) => dec.copy_small_payloads(on),
+        }
+    }
+
     /// v1: the header of a message whose body is still being read.
     fn pending_header(&self) -> Option<MsgHeader> {
         match self {
@@ -361,6 +370,7 @@ async fn read_loop(
             if let Some((m, ack_seq, permits)) = resumed.take() {
                 take_in!(m, ack_seq, permits);
             }
+            dec.copy_small_payloads(to.consumed_inline());
             loop {
                 // Matched in place, as in `Dec::next`.
                 match dec.next(&mut rb.buf) {

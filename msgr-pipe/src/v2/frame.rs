@@ -846,6 +846,9 @@ pub struct Decoder {
     /// equal to these are known good without hashing and bounding them again.
     /// Two: MESSAGE frames and the others (ACKs between messages) each keep theirs.
     last_pre: [Option<([u8; PREAMBLE_LEN], Preamble)>; 2],
+    /// crc mode: copy a whole frame's small segments out (see
+    /// [`Decoder::copy_small_payloads`]).
+    copy_small: bool,
 }
 
 /// A crc-mode frame being received: its preamble and the CRCs of the segment bytes that
@@ -927,6 +930,7 @@ impl Decoder {
             head: None,
             rx: None,
             keep_damaged: false,
+            copy_small: false,
             damage: None,
             last_pre: [None, None],
         }
@@ -954,6 +958,13 @@ impl Decoder {
     /// checked (the lengths depend on it), and secure frames are still authenticated.
     pub fn keep_damaged(&mut self) {
         self.keep_damaged = true;
+    }
+
+    /// Whether crc mode copies the segments past segment 0 of a frame already whole in the
+    /// buffer out of it when they hold at most [`SMALL_PAYLOAD`] bytes (`true`), or shares
+    /// the buffer (`false`, the default), as v1's `FrameDecoder::copy_small_payloads` says.
+    pub fn copy_small_payloads(&mut self, on: bool) {
+        self.copy_small = on;
     }
 
     /// The segment CRC failure ([`FrameError::SegmentCrc`]) of the frame `decode` returned
@@ -1133,7 +1144,8 @@ impl Decoder {
     /// frame, its segments sliced out of that (the last used one is the rest of it), one
     /// advance for nothing but a frame without segments past 0; not a split and an advance
     /// of the buffer per segment (about 70 instructions more per message). Segments of at
-    /// most [`SMALL_PAYLOAD`] bytes in all are copied out instead, as v1's decoder does.
+    /// most [`SMALL_PAYLOAD`] bytes in all are copied out instead when the decoder is told to
+    /// ([`Decoder::copy_small_payloads`]).
     #[inline(always)]
     fn take_whole_rest(
         &mut self,
@@ -1171,7 +1183,7 @@ impl Decoder {
                     from += len;
                 }
             }
-            if payload <= SMALL_PAYLOAD {
+            if payload == 0 || (self.copy_small && payload <= SMALL_PAYLOAD) {
                 // Copied, not shared (see `SMALL_PAYLOAD`): the buffer stays unshared.
                 let mut from = at;
                 for (s, len) in rest.iter_mut().zip(lens) {

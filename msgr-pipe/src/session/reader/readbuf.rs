@@ -1,9 +1,10 @@
 //! The reader's receive buffer, and the buffers it gave up that received messages still
 //! hold.
 //!
-//! Decoded segments are slices of the buffer they were read into (those of a payload of
-//! at most [`msgr_wire::SMALL_PAYLOAD`] bytes are copied out), so a buffer cannot be
-//! reused in place while a larger message read into it is alive (an echo waiting in the sent list
+//! Decoded segments are slices of the buffer they were read into (while the host consumes
+//! messages on the reader's thread, those of a payload of at most
+//! [`msgr_wire::SMALL_PAYLOAD`] bytes are copied out), so a buffer cannot be reused in
+//! place while a message sharing it is alive (an echo waiting in the sent list
 //! for its ACK, a message in the dispatch queue). The reader then needs a new buffer; the
 //! old one used to be freed once its last message went, and glibc gave that memory back to
 //! the system, so every new buffer's pages faulted in again (perf, a depth-128 round trip:
