@@ -18,7 +18,7 @@
 //! leaf state (`identity`, `policies`, `registry`, `call`, `loopback`), `connection`,
 //! `dispatcher`, `queue` and `stats`; nothing imports it but the facade.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
 use msgr_dispatch::{lock, BorrowedPermit, ConnId, Throttle, ThrottlePermit};
@@ -122,11 +122,11 @@ impl SessionHost {
         conn: &Connection,
         chain: Option<&Chain>,
         incoming: Incoming<'_>,
-    ) -> bool {
+    ) -> Option<u64> {
         let id = session.id();
         if let Some(tx) = self.calls.take(id, incoming.msg.header.tid) {
             self.deliver_reply(session, conn, incoming, tx);
-            return false;
+            return None;
         }
         let priority = incoming.msg.header.priority;
         // Borrowed from the reader's handle on our dispatch throttle: given back right after
@@ -144,24 +144,22 @@ impl SessionHost {
         // `DispatchQueue::admit`).
         let Some(chain) = chain else {
             self.queue.deliver(id, priority, received, owned(permit));
-            return false;
+            return None;
         };
         chain.fast_preprocess(&received);
         if !self.queue.admit() {
-            return false;
+            return None;
         }
         match chain.fast_dispatcher(&received) {
             Some(d) => {
                 d.fast_dispatch(received);
-                match permit {
-                    Some(p) => self.queue.fast_dispatched_borrowed(p),
-                    None => self.queue.fast_dispatched(ThrottlePermit::empty()),
-                }
-                true
+                let bytes = permit.as_ref().map_or(0, BorrowedPermit::amount);
+                drop(permit);
+                Some(bytes)
             }
             None => {
                 self.queue.enqueue(id, priority, received, owned(permit));
-                false
+                None
             }
         }
     }
@@ -269,7 +267,9 @@ impl Host for SessionHost {
         // delivers through its `SessionDeliver`, whose connection is made once.
         let conn = self.connection(session.clone());
         let guard = self.handler.chain_ref();
-        self.deliver_on(session, &conn, guard.as_deref(), incoming);
+        if let Some(bytes) = self.deliver_on(session, &conn, guard.as_deref(), incoming) {
+            self.queue.count_fast_dispatched(1, bytes);
+        }
     }
 
     fn deliverer(self: Arc<Self>, session: Session) -> Box<dyn Deliver> {
@@ -281,6 +281,7 @@ impl Host for SessionHost {
             conn,
             chain,
             inline: AtomicBool::new(false),
+            fast: FastCounts::default(),
         })
     }
 
@@ -319,14 +320,60 @@ struct SessionDeliver {
     /// The last message was fast-dispatched ([`Deliver::consumed_inline`]). Written only by
     /// the socket's reader, and only when it changes.
     inline: AtomicBool,
+    /// Fast dispatches not yet counted in the dispatch queue's counters: settled once per
+    /// read ([`Deliver::read_done`]) and when the reader lets go of this.
+    fast: FastCounts,
+}
+
+/// Messages fast-dispatched by one reader and their permits' bytes, not yet counted.
+/// Atomics only to be `Sync`: the reader alone writes them, so each update is a load and a
+/// store, no read-modify-write.
+#[derive(Default)]
+struct FastCounts {
+    messages: AtomicU64,
+    bytes: AtomicU64,
+}
+
+impl FastCounts {
+    fn add(&self, bytes: u64) {
+        let add = |c: &AtomicU64, n: u64| c.store(c.load(Ordering::Relaxed) + n, Ordering::Relaxed);
+        add(&self.messages, 1);
+        add(&self.bytes, bytes);
+    }
+
+    /// What was counted since the last call, zeroed.
+    fn take(&self) -> (u64, u64) {
+        let take = |c: &AtomicU64| {
+            let n = c.load(Ordering::Relaxed);
+            if n != 0 {
+                c.store(0, Ordering::Relaxed);
+            }
+            n
+        };
+        (take(&self.messages), take(&self.bytes))
+    }
+}
+
+impl SessionDeliver {
+    /// Counts the fast dispatches not yet counted.
+    fn settle(&self) {
+        let (messages, bytes) = self.fast.take();
+        if messages != 0 {
+            self.host.queue.count_fast_dispatched(messages, bytes);
+        }
+    }
 }
 
 impl Deliver for SessionDeliver {
     fn deliver(&self, incoming: Incoming<'_>) {
         let chain = self.chain.as_deref();
-        let inline = self
+        let fast = self
             .host
             .deliver_on(&self.session, &self.conn, chain, incoming);
+        if let Some(bytes) = fast {
+            self.fast.add(bytes);
+        }
+        let inline = fast.is_some();
         if self.inline.load(Ordering::Relaxed) != inline {
             self.inline.store(inline, Ordering::Relaxed);
         }
@@ -334,6 +381,16 @@ impl Deliver for SessionDeliver {
 
     fn consumed_inline(&self) -> bool {
         self.inline.load(Ordering::Relaxed)
+    }
+
+    fn read_done(&self) {
+        self.settle();
+    }
+}
+
+impl Drop for SessionDeliver {
+    fn drop(&mut self) {
+        self.settle();
     }
 }
 

@@ -76,6 +76,11 @@ pub trait Deliver: Send + Sync + 'static {
     fn consumed_inline(&self) -> bool {
         false
     }
+
+    /// The messages of one read were delivered, and the reader is about to wait (for bytes
+    /// or for permits): a deliverer that settles per-message work in batches (counters)
+    /// settles it now. Whatever it has not settled when it is dropped it settles then.
+    fn read_done(&self) {}
 }
 
 /// [`Host::deliverer`]'s default: [`Host::deliver`] with the session.

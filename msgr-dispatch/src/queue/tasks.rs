@@ -125,7 +125,12 @@ impl<M: Send + 'static, E: Send + 'static> Shared<M, E> {
 
     /// Counts a fast-dispatched message.
     pub(super) fn count_fast(&self, bytes: u64) {
-        self.fast_messages.fetch_add(1, Ordering::Relaxed);
+        self.count_fast_many(1, bytes);
+    }
+
+    /// Counts `messages` fast-dispatched messages of `bytes` in all.
+    pub(super) fn count_fast_many(&self, messages: u64, bytes: u64) {
+        self.fast_messages.fetch_add(messages, Ordering::Relaxed);
         self.fast_bytes.fetch_add(bytes, Ordering::Relaxed);
     }
 

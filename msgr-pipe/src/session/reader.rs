@@ -395,6 +395,9 @@ async fn read_loop(
                 }
             }
         }
+        if delivering {
+            to.read_done();
+        }
         if let Some((m, ack_seq)) = stalled {
             let (d, h) = (dispatch.as_ref(), &m.header);
             let permits = wait_permits(inner, socket, d, h, &mut delivering).await?;
