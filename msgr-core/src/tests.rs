@@ -789,18 +789,25 @@ async fn a_fast_dispatch_holds_exactly_its_own_dispatch_bytes() {
 
 /// A reader whose messages are fast-dispatched copies small payloads out of its receive
 /// buffer (each received segment then owns its bytes); one whose messages go to the
-/// dispatch queue shares the buffer, as every large payload does (`msgr_wire::SMALL_PAYLOAD`:
-/// a copy is cheaper only when the message is freed on the reader's thread). The reader
-/// follows the last message's way, read by read.
+/// dispatch queue shares the buffer, as every large payload does, and so does one whose
+/// fast dispatches reply (`msgr_wire::SMALL_PAYLOAD`: a copy is cheaper only when the
+/// message is freed on the reader's thread, and a reply may hold it). The reader follows the
+/// last read's deliveries, read by read.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn small_payloads_are_copied_while_messages_are_fast_dispatched() {
     const FAST: u16 = 0x7001;
     const QUEUED: u16 = 0x7002;
+    const ECHOED: u16 = 0x7003;
     struct Split(mpsc::UnboundedSender<(u16, usize, bool)>);
     impl Split {
         fn seen(&self, m: &Received) {
             let d = &m.msg.data;
             let _ = self.0.send((m.msg.header.ty, d.len(), d.is_unique()));
+            if m.msg.header.ty == ECHOED {
+                let _ = m
+                    .conn
+                    .queue(Message::new(FAST, "").with_data(m.msg.data.clone()));
+            }
         }
     }
     impl Dispatcher for Split {
@@ -809,7 +816,7 @@ async fn small_payloads_are_copied_while_messages_are_fast_dispatched() {
             Box::pin(async { Dispatched::Handled })
         }
         fn can_fast_dispatch(&self, m: &Received) -> bool {
-            m.msg.header.ty == FAST
+            m.msg.header.ty != QUEUED
         }
         fn fast_dispatch(&self, m: Received) {
             self.seen(&m);
@@ -842,6 +849,9 @@ async fn small_payloads_are_copied_while_messages_are_fast_dispatched() {
         (QUEUED, 64, false),
         (FAST, big, false),
         (FAST, big, false), // large: shared in any case
+        (FAST, 64, true),
+        (ECHOED, 64, true),
+        (FAST, 64, false), // the read before queued a reply
         (FAST, 64, true),
     ];
     for (ty, len, owned) in steps {

@@ -508,13 +508,13 @@ async fn drain(
 /// woke no writer, so it is sent now, from the calling task if the writer task is idle (a
 /// request/response peer then waits for no task hop on either end): one batch, as far as
 /// the socket takes it without waiting. The writer task is woken for whatever is left, and
-/// does it all if it is busy.
+/// does it all if it is busy. `Ok(true)` if the deliveries queued messages (replies).
 pub(super) fn end_delivery(
     inner: &Inner,
     epoch: u64,
     pen: &Pen,
     wake: &Notify,
-) -> Result<(), PipeError> {
+) -> Result<bool, PipeError> {
     let (mut out, taken, more) = {
         // Not drained here: `Inbox::end_delivery` drains below, in the same critical
         // section that clears `delivering` (one inbox lock, not two).
@@ -526,7 +526,7 @@ pub(super) fn end_delivery(
         // Clears the senders' `delivering` and takes what they pushed meanwhile in one
         // inbox critical section: a later push wakes the writer task itself.
         if !inner.inbox.end_delivery(&mut sh.core) {
-            return Ok(());
+            return Ok(false);
         }
         // Busy (or holding the rest of a batch): the writer task fills batches until the
         // session has nothing more to send.
@@ -538,7 +538,7 @@ pub(super) fn end_delivery(
                 }
                 drop(sh);
                 wake.notify_one();
-                return Ok(());
+                return Ok(true);
             }
         };
         let taken = out.take(&mut sh, inner);
@@ -560,5 +560,5 @@ pub(super) fn end_delivery(
     if res.is_ok() && (!done || more || missed) {
         wake.notify_one();
     }
-    res.map(drop)
+    res.map(|_| true)
 }
