@@ -154,8 +154,8 @@ async fn fast_dispatch_inline_and_releases_after() {
     assert_eq!(c.queued_messages, 1);
 }
 
-/// A caller that fast-dispatches itself (`admit`, then `fast_dispatched` or `enqueue`) is
-/// counted as `deliver` counts, releases the permit as `deliver` does, and is refused after
+/// A caller that fast-dispatches itself (`admit`, then `fast_dispatched` or `enqueue`, or
+/// its counts settled later with `count_fast_dispatched`) is counted as `deliver` counts, releases the permit as `deliver` does, and is refused after
 /// shutdown as `deliver` is.
 #[tokio::test(start_paused = true)]
 async fn admit_and_fast_dispatched_count_as_deliver_does() {
@@ -166,13 +166,15 @@ async fn admit_and_fast_dispatched_count_as_deliver_does() {
     assert_eq!(t.current(), 10);
     r.q.fast_dispatched(permit);
     assert_eq!(t.current(), 0, "the permit is released");
+    // A caller that settles its counts per batch adds them in one call.
+    r.q.count_fast_dispatched(3, 45);
     assert!(r.q.admit());
     r.q.enqueue(4, 127, msg(4, 1), t.take(20));
     assert_eq!(r.delivered(1).await, [done(4, 1)]);
     let c = r.q.counters();
     assert_eq!(
         (c.fast_dispatched_messages, c.fast_dispatched_bytes),
-        (1, 10)
+        (4, 55)
     );
     assert_eq!((c.queued_messages, c.rejected_messages), (1, 0));
     r.q.shutdown(ShutdownMode::Drain).await;
