@@ -336,7 +336,9 @@ struct FastCounts {
 
 impl FastCounts {
     fn add(&self, bytes: u64) {
-        let add = |c: &AtomicU64, n: u64| c.store(c.load(Ordering::Relaxed) + n, Ordering::Relaxed);
+        let add = |c: &AtomicU64, n: u64| {
+            c.store(c.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
+        };
         add(&self.messages, 1);
         add(&self.bytes, bytes);
     }
