@@ -524,9 +524,9 @@ fn fixed_footer(kind: FooterKind, raw: &[u8]) -> MsgFooter {
 pub const SMALL_PAYLOAD: usize = 512;
 
 /// The three segments at the front of `buf`, taken out of it: copied when they are small
-/// ([`SMALL_PAYLOAD`]) and `copy` says so, else as one piece split there: one `BytesMut::split_to` and
-/// `freeze` per message, not one per segment (each cost about 40 instructions); a `Bytes`
-/// split costs half that, and none for the last segment.
+/// ([`SMALL_PAYLOAD`]) and `copy` says so, else as one piece split there: one
+/// `BytesMut::split_to` and `freeze` per message, not one per segment (each cost about 40
+/// instructions); a `Bytes` split costs half that, and none for the last segment.
 /// Always inlined: out of line, its three `Bytes` went back through memory (callgrind: ~40
 /// instructions more per message).
 #[inline(always)]

@@ -1517,6 +1517,49 @@ mod tests {
         assert_eq!(got, want);
     }
 
+    /// Told to, crc mode copies the segments of a whole frame's small payload out of the
+    /// buffer (each then owns its bytes); a larger payload shares the buffer, as every payload
+    /// does by default. Each decodes to the frame sent, across the boundary.
+    #[test]
+    fn small_payloads_are_copied_when_asked() {
+        // (front, middle, data) lengths.
+        let shapes = [
+            (16, 0, 48),
+            (5, 2, SMALL_PAYLOAD - 7),
+            (5, 2, SMALL_PAYLOAD - 6),
+            (0, 0, SMALL_PAYLOAD),
+            (16, 3, 4096),
+        ];
+        for copy in [false, true] {
+            for (f, m, d) in shapes {
+                let sent = [vec![1u8; 41], vec![2u8; f], vec![3u8; m], vec![4u8; d]];
+                let frame = Frame {
+                    tag: Tag::Message,
+                    segments: sent.iter().cloned().map(Bytes::from).collect(),
+                };
+                let mut buf = BytesMut::with_capacity(8192);
+                Encoder::default().encode(&frame, &mut buf);
+                let mut dec = Decoder::new(FrameLimits::default());
+                dec.copy_small_payloads(copy);
+                // The session's path (`decode_into`): a frame already whole in the buffer.
+                let (tag, s0, rest) = dec
+                    .decode_with(&mut buf, |tag, s0, rest| (tag, s0.to_vec(), rest))
+                    .expect("valid")
+                    .expect("whole");
+                assert!(buf.is_empty());
+                let at = format!("copy {copy}, segments {f} {m} {d}");
+                assert_eq!((tag, &s0), (Tag::Message, &sent[0]), "{at}");
+                let owned = copy && f + m + d <= SMALL_PAYLOAD;
+                for (i, got) in rest.iter().enumerate() {
+                    assert_eq!(&got[..], &sent[i + 1][..], "{at}: segment {}", i + 1);
+                    if !got.is_empty() {
+                        assert_eq!(got.is_unique(), owned, "{at}: segment {}", i + 1);
+                    }
+                }
+            }
+        }
+    }
+
     #[test]
     fn crc_mode_round_trips_byte_by_byte() {
         roundtrip(false);
