@@ -72,7 +72,8 @@ pub struct ServeArgs {
     /// Echo every message back, or only count it.
     #[arg(long, value_enum, default_value_t = ServeMode::Echo)]
     pub mode: ServeMode,
-    /// Print one JSON line per message received (src, type, seq, sizes, CRC state).
+    /// Print one JSON line per message received (src, peer address, type, seq, sizes, CRC
+    /// state, authentication).
     #[arg(long)]
     pub log_messages: bool,
     /// Check the verify pattern of bench messages (as `msgr bench --verify` sends them).
@@ -503,6 +504,8 @@ fn log_message(msg: &Message, conn: &Connection) {
     #[derive(Serialize)]
     struct Line<'a> {
         src: String,
+        /// The connection's peer address (one per client process: its port and nonce).
+        peer: String,
         #[serde(rename = "type")]
         ty: u16,
         seq: u64,
@@ -529,6 +532,7 @@ fn log_message(msg: &Message, conn: &Connection) {
     };
     let line = Line {
         src: msg.header.src.to_string(),
+        peer: conn.peer_addr().to_string(),
         ty: msg.header.ty,
         seq: msg.header.seq,
         tid: msg.header.tid,

@@ -1048,9 +1048,24 @@ async fn cephs_own_cli_authenticates_to_msgr_serve_as_mon() -> anyhow::Result<()
         .next()
         .context("addr")?
         .parse()?;
-    // Runs `ceph status` with `cli_key` until serve logged `want` requests after
-    // authentication (MMonSubscribe, type 15), or for at most a few seconds.
-    let run_cli = |cli_key: CryptoKey| {
+    // Where the MMonSubscribes (type 15) serve logged came from (`peer`: each CLI process
+    // has an address of its own): only an authenticated CLI gets to send one.
+    let subscribers = |log: &Arc<std::sync::Mutex<Vec<String>>>| -> Vec<String> {
+        log.lock()
+            .map(|v| {
+                v.iter()
+                    .filter(|l| l.contains("\"type\":15,"))
+                    .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+                    .filter_map(|j| j.get("peer").and_then(|s| s.as_str()).map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    // Runs `ceph status` with `cli_key` until serve logged a request after authentication
+    // (MMonSubscribe) from a peer not in `others`, or for at most a few seconds; the peers of
+    // such requests. A CLI killed after its first one may have more in flight, logged later
+    // (several arrive at once): the next run leaves those out by their peer.
+    let run_cli = |cli_key: CryptoKey, others: Vec<String>| {
         let dir = dir.path().to_owned();
         let log = log.clone();
         async move {
@@ -1067,33 +1082,40 @@ async fn cephs_own_cli_authenticates_to_msgr_serve_as_mon() -> anyhow::Result<()
             std::fs::write(&cli_keyring, cli_ring.to_text())?;
             let conf = dir.join(format!("cli-{n}.conf"));
             ceph::write_conf_auth(&conf, &dir, &ceph::random_fsid(), sock, Some(&cli_keyring))?;
-            let subscribes = || {
-                log.lock()
-                    .map(|v| v.iter().filter(|l| l.contains("\"type\":15,")).count())
-                    .unwrap_or(0)
+            let before = subscribers(&log).len();
+            let new = || -> Vec<String> {
+                let all = subscribers(&log);
+                let after = all.get(before..).unwrap_or_default();
+                after
+                    .iter()
+                    .filter(|s| !others.contains(s))
+                    .cloned()
+                    .collect()
             };
-            let before = subscribes();
             let mut cli =
                 ceph::ceph_cli_command_at(&conf, &format!("v1:{sock}"), &["status"]).spawn()?;
             let started = Instant::now();
             // Polls serve's log while the CLI runs (it never finishes: our mon has no status).
-            while subscribes() == before && started.elapsed() < Duration::from_secs(5) {
+            while new().is_empty() && started.elapsed() < Duration::from_secs(5) {
                 if let Ok(Some(_)) = cli.try_wait() {
                     break;
                 }
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
             let _ = cli.kill().await;
-            anyhow::Ok(subscribes() - before)
+            anyhow::Ok(new())
         }
     };
-    let good = run_cli(key.clone()).await?;
+    let good = run_cli(key.clone(), Vec::new()).await?;
     ensure!(
-        good > 0,
+        !good.is_empty(),
         "the CLI did not go on to subscribe after authenticating"
     );
-    let bad = run_cli(random_key()).await?;
-    ensure!(bad == 0, "a CLI with a wrong key subscribed");
+    let bad = run_cli(random_key(), good.clone()).await?;
+    ensure!(
+        bad.is_empty(),
+        "a CLI with a wrong key subscribed: {bad:?} (the good CLI was {good:?})"
+    );
     let mauths = log
         .lock()
         .map(|v| v.iter().filter(|l| l.contains("\"type\":17,")).count())
