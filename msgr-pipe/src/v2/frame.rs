@@ -1189,7 +1189,7 @@ impl Decoder {
                 for (s, len) in rest.iter_mut().zip(lens) {
                     if len != 0 {
                         let seg = buf.get(from..from + len).unwrap_or_default();
-                        *s = Bytes::from(seg.to_vec());
+                        *s = Bytes::copy_from_slice(seg);
                     }
                     from += len;
                 }
