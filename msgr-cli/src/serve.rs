@@ -632,12 +632,6 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let file = args.file_config(&args.name)?;
     let dispatcher = ServeDispatcher::new(args.mode, args.verify, args.log_messages);
     let nonce = announced_nonce(name, args.nonce.or(file.as_ref().and_then(|f| f.nonce)));
-    // A mon's monmap names its address: a port is chosen first if none was given.
-    let bind = if bind.port() == 0 && args.keyring.is_some() {
-        std::net::TcpListener::bind(bind)?.local_addr()?
-    } else {
-        bind
-    };
     let role = crate::serve_auth::role(
         &args.name,
         args.keyring.as_deref(),
@@ -649,9 +643,6 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let (authorizer, front) = match &role {
         crate::serve_auth::Role::Open => (None, None),
         crate::serve_auth::Role::Mon(service) => {
-            if msgr2 {
-                service.announce_v2(bind);
-            }
             let mon = service.dispatcher();
             let front: Arc<dyn msgr_core::Dispatcher> = if args.log_messages {
                 Arc::new(LogThenPass(mon))
@@ -685,6 +676,17 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         front,
     )
     .await?;
+    // A mon's monmap names the address it listens on, port included (a port of 0 in
+    // `--bind` is the one the messenger got: choosing a free port first and binding it later
+    // raced with every other socket).
+    if let crate::serve_auth::Role::Mon(service) = &role {
+        let at = messenger.addr().addr;
+        if msgr2 {
+            service.announce_v2(at);
+        } else {
+            service.announce_v1(at);
+        }
+    }
     let shown = show_addrs(&messenger.addrs());
     println!("{shown}");
     eprintln!(

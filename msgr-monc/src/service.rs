@@ -133,12 +133,23 @@ impl MonService {
         Arc::new(MonRoleAuth(Arc::clone(&self.inner.server)))
     }
 
+    /// The monmap names this mon at `addr` (v1, nonce 0) instead of the address it was made
+    /// with: for a messenger bound to port 0, told the port it got once it is listening
+    /// (choosing a free port first and binding it later races with every other socket).
+    pub fn announce_v1(&self, addr: std::net::SocketAddr) {
+        self.announce(CephAddr::v1(addr, 0));
+    }
+
     /// The monmap names this mon at `addr` with msgr2 (a `v2:` address, nonce 0) instead of
     /// its v1 one: its messenger listens in msgr2.
     pub fn announce_v2(&self, addr: std::net::SocketAddr) {
+        self.announce(CephAddr::v2(addr, 0));
+    }
+
+    fn announce(&self, addr: CephAddr) {
         let mut map = lock(&self.inner.monmap);
         for info in map.mons.values_mut() {
-            info.public_addrs = EntityAddrVec(vec![CephAddr::v2(addr, 0)]);
+            info.public_addrs = EntityAddrVec(vec![addr]);
         }
     }
 

@@ -633,19 +633,23 @@ async fn msgr_mon(key: &CryptoKey, cli_key: &CryptoKey) -> anyhow::Result<MsgrMo
         4200,
         Box::new(<rand::rngs::StdRng as rand::SeedableRng>::from_entropy()),
     );
-    let addr = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
+    // Bound at port 0 and told its address once listening: a port chosen first and bound
+    // later may be taken meanwhile (another test's outgoing connection got one).
+    let any = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
     let fsid = ceph::random_fsid();
-    let service = msgr_monc::MonService::new(Arc::new(server), ring, fsid.parse()?, "a", addr);
+    let service = msgr_monc::MonService::new(Arc::new(server), ring, fsid.parse()?, "a", any);
     let messenger = msgr_core::Messenger::builder(msgr_wire::EntityName::mon(0))
         .config(msgr_core::MessengerConfig {
             nonce: Some(0),
             ..msgr_core::MessengerConfig::default()
         })
-        .bind(addr)
+        .bind(any)
         .default_policy(msgr_pipe::Policy::stateless_server(0))
         .dispatcher(service.dispatcher())
         .start()
         .await?;
+    let addr = messenger.addr().addr;
+    service.announce_v1(addr);
     let dir = tempfile::tempdir()?;
     let keyring = dir.path().join("cli.keyring");
     let mut cli_ring = Keyring::new();

@@ -304,22 +304,25 @@ async fn msgr_mon_v2(
         4200,
         Box::new(<rand::rngs::StdRng as rand::SeedableRng>::from_entropy()),
     );
-    let addr = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
+    // Bound at port 0 and told its address once listening: a port chosen first and bound
+    // later may be taken meanwhile (the CI run at 3140061 lost one to another test).
+    let any = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
     let fsid = ceph::random_fsid();
-    let service = msgr_monc::MonService::new(Arc::new(server), ring, fsid.parse()?, "a", addr);
-    service.announce_v2(addr);
+    let service = msgr_monc::MonService::new(Arc::new(server), ring, fsid.parse()?, "a", any);
     let messenger = Messenger::builder(EntityName::mon(0))
         .config(msgr_core::MessengerConfig {
             nonce: Some(0),
             ..msgr_core::MessengerConfig::default()
         })
-        .bind_entity(EntityAddr::v2(addr, 0))
+        .bind_entity(EntityAddr::v2(any, 0))
         .default_policy(Policy::stateless_server(0))
         .dispatcher(service.dispatcher())
         .authorizer(service.authorizer())
         .start()
         .await?;
     ensure!(messenger.addr().is_v2());
+    let addr = messenger.addr().addr;
+    service.announce_v2(addr);
     let dir = tempfile::tempdir()?;
     let keyring = dir.path().join("cli.keyring");
     let mut cli_ring = Keyring::new();

@@ -33,17 +33,9 @@ impl ScriptedMon {
         Self::start_at(server, keyring, SocketAddr::from(([127, 0, 0, 1], 0))).await
     }
 
-    /// As [`start`](Self::start), at `addr` (a free port is taken first, so that the monmap
-    /// can name the bound address).
+    /// As [`start`](Self::start), at `addr` (port 0: the port the messenger gets, which the
+    /// monmap then names).
     pub async fn start_at(server: Arc<dyn AuthServer>, keyring: Keyring, addr: SocketAddr) -> Self {
-        let addr = if addr.port() == 0 {
-            std::net::TcpListener::bind(addr)
-                .unwrap()
-                .local_addr()
-                .unwrap()
-        } else {
-            addr
-        };
         let service = MonService::new(server, keyring, FSID.parse().expect("fsid"), "a", addr);
         service.set_map_version("osdmap", 7, 1);
         let config = MessengerConfig {
@@ -58,6 +50,7 @@ impl ScriptedMon {
             .start()
             .await
             .expect("scripted mon starts");
+        service.announce_v1(messenger.addr().addr);
         ScriptedMon { service, messenger }
     }
 
