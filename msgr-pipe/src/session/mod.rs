@@ -103,7 +103,9 @@ pub struct SessionStats {
 
 #[derive(Default)]
 struct Counters {
+    /// Written only by a reader holding `Inner::deliver_lock` ([`bump_delivered`]).
     msgs_in: AtomicU64,
+    /// Written only by a reader holding `Inner::deliver_lock` ([`bump_delivered`]).
     bytes_in: AtomicU64,
     msgs_out: AtomicU64,
     bytes_out: AtomicU64,
@@ -117,6 +119,15 @@ struct Counters {
 
 fn bump(c: &AtomicU64, n: u64) {
     c.fetch_add(n, Ordering::Relaxed);
+}
+
+/// [`bump`] for a counter only the reader holding `Inner::deliver_lock` writes: that lock
+/// orders the writers (a replaced socket's reader and the new one's), so a plain load and
+/// store cannot lose an update, and the reader pays no locked read-modify-write per message
+/// received (two of them, each waiting for the store buffer behind the message's moves).
+/// Readers of the counter still see every value whole (an atomic store).
+fn bump_delivered(c: &AtomicU64, n: u64) {
+    c.store(c.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
 }
 
 /// The socket currently attached (or being handshaken by the acceptor).

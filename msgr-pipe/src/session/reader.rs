@@ -27,7 +27,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::writer::{self, Pen};
-use super::{bump, now, relock, Inner};
+use super::{bump, bump_delivered, now, relock, Inner};
 use crate::core::{Control, InSeq, Released};
 use crate::error::PipeError;
 use crate::host::MessageSigner;
@@ -561,7 +561,8 @@ enum Woke {
 
 /// Accepts one message (sequence check, delayed-ACK count), after the ACK of our messages
 /// up to `ack_seq` it carries (msgr2; 0: none new); true if it is to be delivered (not a
-/// duplicate). The message itself is only read here: [`deliver`] takes it.
+/// duplicate). The message itself is only read here: [`deliver`] takes it. The caller holds
+/// the session's delivery lock (`Batch::accept`).
 #[inline(always)]
 fn accept(
     inner: &Inner,
@@ -607,8 +608,9 @@ fn accept(
     if tracing_trace() {
         trace_message(m);
     }
-    bump(&inner.counters.msgs_in, 1);
-    bump(&inner.counters.bytes_in, m.header.payload_len());
+    // Under the batch's delivery lock (`Batch::accept`), the counters' one writer.
+    bump_delivered(&inner.counters.msgs_in, 1);
+    bump_delivered(&inner.counters.bytes_in, m.header.payload_len());
     Ok(true)
 }
 
