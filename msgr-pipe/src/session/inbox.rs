@@ -29,10 +29,11 @@
 //!   drained whole and in order before anything reads the core. A sender's later message
 //!   cannot overtake an earlier one: the earlier one is in the inbox (drained before the
 //!   slow path queues into the core) or already in the core. The one exception is the
-//!   reader's handling of control frames (ACKs, keepalives) and its idle step
-//!   (`Inner::lock_undrained`): they read neither the out queues nor their counts, and a
-//!   drain at every ACK cut a stream's inbox into part-filled blocks. The blocks an ACK
-//!   empties come back to the inbox from there ([`Inbox::recycle`]).
+//!   reader's handling of frames (a message's sequence check, ACKs, keepalives) and its
+//!   idle step (`Inner::lock_undrained`): they read neither the out queues nor their
+//!   counts; a drain at every ACK cut a stream's inbox into part-filled blocks, and one at
+//!   every message received drained each reply its delivery had queued on its own. The
+//!   blocks an ACK empties come back to the inbox from there ([`Inbox::recycle`]).
 //! * Whoever changes what a sender needs updates it under the inbox lock, holding the
 //!   session lock too: the socket's tasks starting ([`Inbox::attach`]), its fault
 //!   ([`Inbox::detach`], which also drains, so the fault's decisions (standby if nothing is

@@ -437,9 +437,10 @@ impl Inner {
 
     /// Locks the session without moving the inbox into the core: for `writer::end_delivery`
     /// (whose `Inbox::end_delivery` drains in the same critical section that clears
-    /// `delivering`), and for the reader's control frames and its idle step, which read
-    /// neither the out queues nor their counts (an ACK releases the sent list, a keepalive
-    /// queues its answer, the idle step arms timers from the incoming counts; a message
+    /// `delivering`), and for the reader's frames and its idle step, which read neither the
+    /// out queues nor their counts (a message's sequence check counts it towards the ACK
+    /// owed, an ACK releases the sent list, a keepalive queues its answer, the idle step
+    /// arms timers from the incoming counts; a message
     /// still in the inbox at worst lets a delayed-ACK timer be armed that its writer stops
     /// when it sends the message with the ACK).
     ///
