@@ -867,3 +867,68 @@ async fn small_payloads_are_copied_while_messages_are_fast_dispatched() {
     stop(&client).await;
     stop(&server).await;
 }
+
+/// Messages queued for the dispatch task (not fast-dispatched) reach it in their order, a
+/// read's worth handed over together, with a dispatch throttle that admits only four of
+/// them at once: the reader hands over what it gathered before it waits for the throttle,
+/// so no message waits behind permits that only its own dispatch would give back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queued_messages_keep_their_order_under_a_tight_dispatch_throttle() {
+    const N: u32 = 300;
+    const SIZE: usize = 1000;
+    /// Records each message's number (its front), in dispatch order.
+    struct Queued(mpsc::UnboundedSender<u32>);
+    impl Dispatcher for Queued {
+        fn dispatch(&self, m: Received) -> BoxFuture<'_, Dispatched> {
+            Box::pin(async move {
+                let mut n = [0u8; 4];
+                n.copy_from_slice(m.msg.front.get(..4).unwrap_or(&[0xff; 4]));
+                let _ = self.0.send(u32::from_le_bytes(n));
+                Dispatched::Handled
+            })
+        }
+    }
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let mut cfg = local();
+    // The test is about the throttle's waits: four messages' bytes, where the default is
+    // 100 MiB.
+    cfg.dispatch_throttle_bytes = 4 * (SIZE as u64 + 4);
+    let server = messenger_with(
+        EntityName::osd(0),
+        cfg,
+        Policy::stateful_server(0),
+        Arc::new(Queued(tx)),
+    )
+    .await;
+    let client = messenger(
+        EntityName::client(-1),
+        Policy::lossless_client(0),
+        Arc::new(Queued(mpsc::unbounded_channel().0)),
+    )
+    .await;
+    let conn = client
+        .connect(server.addr(), EntityType::OSD)
+        .await
+        .expect("connect");
+    for i in 0..N {
+        let m = Message::new(0x7001, i.to_le_bytes().to_vec()).with_data(vec![0u8; SIZE]);
+        conn.queue(m).expect("queued");
+    }
+    let mut got = Vec::with_capacity(N as usize);
+    while got.len() < N as usize {
+        let n = tokio::time::timeout(WAIT, rx.recv())
+            .await
+            .expect("the next message within WAIT (a reader stuck on its own permits?)")
+            .expect("open");
+        got.push(n);
+    }
+    assert_eq!(got, (0..N).collect::<Vec<_>>());
+    stop(&client).await;
+    stop(&server).await;
+    let c = server.dispatch_counters();
+    assert_eq!(
+        (c.queued_messages, c.dispatched_messages),
+        (N as u64, N as u64)
+    );
+    assert_eq!(server.inner_host().dispatch_throttle.current(), 0);
+}

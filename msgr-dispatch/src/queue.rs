@@ -177,6 +177,35 @@ impl<M: Send + 'static, E: Send + 'static> DispatchQueue<M, E> {
             .push(&mut st, conn, clamp_prio(priority), m, permit);
     }
 
+    /// [`enqueue`](Self::enqueue)s the messages of `batch`, all of class `conn`, in order,
+    /// under one acquisition of the queue's lock; `batch` is left empty (its allocation
+    /// kept). For a caller that gathers the messages one read of a connection queues: a
+    /// lock per message, shared by every connection's reader and the dispatch task, held
+    /// the queued path of a 64-byte stream to 1.1 M msgs/s (1.6-1.7 M with one per 32). Each
+    /// message is queued as `enqueue` would have at that point; refused (dropped, counted)
+    /// once shutdown has begun.
+    pub fn enqueue_batch(&self, conn: ConnId, batch: &mut Vec<(u16, M, ThrottlePermit)>) {
+        if batch.is_empty() {
+            return;
+        }
+        let mut st = self.shared.lock();
+        if st.stopping.is_some() {
+            st.counters.rejected_messages += batch.len() as u64;
+            drop(st);
+            tracing::trace!(
+                conn,
+                n = batch.len(),
+                "messages refused: dispatch queue shutting down"
+            );
+            batch.clear();
+            return;
+        }
+        for (priority, m, permit) in batch.drain(..) {
+            self.shared
+                .push(&mut st, conn, clamp_prio(priority), m, permit);
+        }
+    }
+
     /// Queues a connection event, ahead of every message, FIFO among events. Dropped once
     /// shutdown has begun.
     pub fn enqueue_event(&self, conn: ConnId, e: E) {

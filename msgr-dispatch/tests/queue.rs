@@ -115,6 +115,57 @@ async fn dispatch_throttle_released_only_after_dispatch_returns() {
     );
 }
 
+/// A batch is queued as its messages one by one would be: by priority, FIFO within the
+/// connection's class, fair with another connection's messages queued meanwhile; counted,
+/// its permits held until each dispatch returns; the batch left empty. Refused whole (its
+/// permits given back, counted) once shutdown has begun.
+#[tokio::test(start_paused = true)]
+async fn a_batch_is_queued_as_its_messages_one_by_one() {
+    let mut r = rig(false);
+    let t = Throttle::new(1 << 20);
+    r.q.enqueue(2, 127, msg(2, 0), ThrottlePermit::empty());
+    let mut batch = Vec::with_capacity(8);
+    for (seq, prio) in [(0, 127), (1, 196), (2, 127), (3, 127)] {
+        batch.push((prio, msg(1, seq), t.acquire(10).await));
+    }
+    r.q.enqueue_batch(1, &mut batch);
+    assert!(
+        batch.is_empty() && batch.capacity() >= 8,
+        "emptied, allocation kept"
+    );
+    r.q.enqueue(2, 127, msg(2, 1), ThrottlePermit::empty());
+    assert_eq!(r.q.len(), 6);
+    assert_eq!(t.current(), 40, "permits held while queued");
+    let got = r.delivered(6).await;
+    let want = [
+        done(1, 1),
+        done(2, 0),
+        done(1, 0),
+        done(2, 1),
+        done(1, 2),
+        done(1, 3),
+    ];
+    assert_eq!(got, want);
+    tokio::task::yield_now().await;
+    assert_eq!(t.current(), 0);
+    let c = r.q.counters();
+    assert_eq!((c.queued_messages, c.queued_bytes), (6, 40));
+    r.q.enqueue_batch(1, &mut Vec::new());
+    assert_eq!(
+        r.q.counters().queued_messages,
+        6,
+        "an empty batch queues nothing"
+    );
+
+    r.q.shutdown(ShutdownMode::Drain).await;
+    batch.push((127, msg(1, 9), t.take(7)));
+    batch.push((127, msg(1, 10), t.take(7)));
+    r.q.enqueue_batch(1, &mut batch);
+    assert!(batch.is_empty());
+    assert_eq!(t.current(), 0, "refused: permits given back");
+    assert_eq!(r.q.counters().rejected_messages, 2);
+}
+
 #[tokio::test(start_paused = true)]
 async fn fast_dispatch_inline_and_releases_after() {
     let mut r = rig(false);

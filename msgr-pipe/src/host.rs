@@ -78,8 +78,10 @@ pub trait Deliver: Send + Sync + 'static {
     }
 
     /// The messages of one read were delivered, and the reader is about to wait (for bytes
-    /// or for permits): a deliverer that settles per-message work in batches (counters)
-    /// settles it now. Whatever it has not settled when it is dropped it settles then.
+    /// or for permits): a deliverer that settles per-message work in batches (counters, the
+    /// messages it queues for a dispatch task) settles it now, as nothing it holds may wait
+    /// behind the reader's wait. Whatever it has not settled when it is dropped it settles
+    /// then.
     fn read_done(&self) {}
 }
 
