@@ -2,7 +2,8 @@
 //! on real threads and with injected socket failures (every message delivered once, in each
 //! sender's order, across requeues of what the inbox had handed to the core); a close racing
 //! them (every permit released, later sends refused); and the fast-dispatch reply still
-//! written by the reader itself, with no hop to the writer task.
+//! written by the reader itself, with no hop to the writer task, a read's replies moved into
+//! the core together.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -176,4 +177,46 @@ async fn a_reply_from_fast_dispatch_is_written_by_the_reader_itself() {
     assert_eq!(sb.stats().msgs_out, N);
     // a sends its requests from this task, not from a delivery: its reader wrote nothing.
     assert_eq!(sa.inline_writes(), 0);
+}
+
+/// The replies the deliveries of one read queue (fast dispatch) wait in the inbox until the
+/// deliveries end, and are moved into the core together: the reader's sequence check of each
+/// message leaves the inbox alone. It used to drain it, moving each reply alone, an inbox
+/// lock and unlock per reply that met the senders' and the writer's (a 64-byte echo at depth
+/// 128 made 180,000 `futex` calls per million round trips).
+#[tokio::test(start_paused = true)]
+async fn a_reads_replies_are_moved_into_the_core_together() {
+    const N: u64 = 50;
+    let net = TestNet::new(64 * 1024);
+    let (a, mut arx) = host(1, Policy::lossless_peer(0), PipeConfig::default(), &net);
+    let (b, _brx) = host(2, Policy::lossless_peer(0), PipeConfig::default(), &net);
+    b.set_on_deliver(Some(Arc::new(|s: &Session, inc: &Incoming| {
+        if inc.msg.header.ty == TEST_TYPE {
+            s.queue(msg_padded(payload(&inc.msg), 64)).unwrap();
+        }
+    })));
+    let sa = a.connect(b.my_addr(), EntityType::OSD);
+    // One round trip first: the session is open and b's session is known.
+    sa.send(msg_padded(0, 64)).await.unwrap();
+    let (got, _) = recv_n(&mut arx, 1, Duration::from_secs(10)).await;
+    assert_eq!(got, vec![0]);
+    let sb = b.lookup(&a.my_addr()).unwrap();
+    let (drains, inline) = (sb.inbox_drains(), sb.inline_writes());
+    // N requests queued before a's writer runs (this task does not yield): one write, one
+    // read at b.
+    for i in 1..=N {
+        sa.queue(msg_padded(i, 64)).unwrap();
+    }
+    let (got, _) = recv_n(&mut arx, N as usize, Duration::from_secs(10)).await;
+    assert_eq!(got, (1..=N).collect::<Vec<_>>());
+    assert_eq!(
+        sb.inline_writes() - inline,
+        1,
+        "the replies went out in one batch"
+    );
+    assert_eq!(
+        sb.inbox_drains() - drains,
+        1,
+        "the {N} replies of one read moved into the core at once"
+    );
 }

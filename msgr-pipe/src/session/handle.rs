@@ -479,6 +479,14 @@ impl Session {
         self.inner.counters.inline_writes.load(Ordering::Relaxed)
     }
 
+    /// How many times the messages queued through the session's inbox were moved into its
+    /// core (each move takes all it holds): a read whose deliveries queue replies moves them
+    /// once, when its deliveries end. For tests and diagnostics.
+    #[doc(hidden)]
+    pub fn inbox_drains(&self) -> u64 {
+        self.inner.inbox.drains()
+    }
+
     /// Sequence numbers `(out_seq, in_seq, connect_seq)`, for tests and diagnostics.
     pub fn seqs(&self) -> (u64, u64, u32) {
         let sh = self.inner.lock();

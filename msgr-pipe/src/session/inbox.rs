@@ -103,6 +103,8 @@ pub(super) struct State {
     delivering: bool,
     /// A message was pushed while `delivering`.
     owed: bool,
+    /// Drains that moved messages into the core (for tests and diagnostics).
+    drains: u64,
 }
 
 impl State {
@@ -125,6 +127,9 @@ impl State {
     }
 
     fn drain(&mut self, core: &mut SessionCore, pending: &AtomicBool) {
+        if !self.queue.is_empty() {
+            self.drains += 1;
+        }
         core.send_all(&mut self.queue);
         pending.store(false, Ordering::Release);
     }
@@ -140,6 +145,11 @@ impl Inbox {
     /// The flag [`State::push`] sets.
     pub(super) fn pending_flag(&self) -> &AtomicBool {
         &self.pending
+    }
+
+    /// Drains so far that moved messages into the core.
+    pub(super) fn drains(&self) -> u64 {
+        self.lock().drains
     }
 
     /// True if messages may be waiting (checked by every acquisition of the session lock).
