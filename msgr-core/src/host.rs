@@ -350,7 +350,9 @@ const QUEUE_BATCH: usize = 32;
 ///
 /// The messages reach the queue in their order, as they would one by one; the dispatch task
 /// sees them up to one read later (a read's deliveries take microseconds). The lock here is
-/// the reader's own (never contended).
+/// the reader's own (never contended). A message gathered when another task resets the
+/// session reaches the queue after the reset's `discard`, as one a reader racing the reset
+/// queued one by one always could: the window is the read's deliveries, not one message's.
 #[derive(Default)]
 struct QueueBatch(Mutex<Vec<(u16, Received, ThrottlePermit)>>);
 
