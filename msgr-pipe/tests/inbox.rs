@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
-use msgr_pipe::testing::TestNet;
+use msgr_pipe::testing::{HostEvent, TestHost, TestNet};
 use msgr_pipe::{Host, Incoming, PipeConfig, Policy, SendError, Session};
 use msgr_wire::EntityType;
 
@@ -148,6 +148,22 @@ async fn a_close_racing_senders_releases_every_permit() {
     assert_eq!(sa.stats().queued + sa.stats().unacked, 0);
 }
 
+/// Hosts `a` and `b` on `net` with their events, `b` answering every test message with a
+/// 64-byte message of the same number, queued from inside its delivery (fast dispatch).
+fn echo_pair(net: &TestNet) -> (Arc<TestHost>, Events, Arc<TestHost>, Events) {
+    let (a, arx) = host(1, Policy::lossless_peer(0), PipeConfig::default(), net);
+    let (b, brx) = host(2, Policy::lossless_peer(0), PipeConfig::default(), net);
+    b.set_on_deliver(Some(Arc::new(|s: &Session, inc: &Incoming| {
+        if inc.msg.header.ty == TEST_TYPE {
+            s.queue(msg_padded(payload(&inc.msg), 64)).unwrap();
+        }
+    })));
+    (a, arx, b, brx)
+}
+
+/// A host's events, as `host` returns them.
+type Events = tokio::sync::mpsc::UnboundedReceiver<HostEvent>;
+
 /// A reply queued from inside the delivery of each request (fast dispatch) is written by
 /// the reader of the socket at the end of its deliveries: one batch per request, written
 /// from the reader's task (`Session::inline_writes`), none left to the writer task.
@@ -155,13 +171,7 @@ async fn a_close_racing_senders_releases_every_permit() {
 async fn a_reply_from_fast_dispatch_is_written_by_the_reader_itself() {
     const N: u64 = 200;
     let net = TestNet::new(64 * 1024);
-    let (a, mut arx) = host(1, Policy::lossless_peer(0), PipeConfig::default(), &net);
-    let (b, _brx) = host(2, Policy::lossless_peer(0), PipeConfig::default(), &net);
-    b.set_on_deliver(Some(Arc::new(|s: &Session, inc: &Incoming| {
-        if inc.msg.header.ty == TEST_TYPE {
-            s.queue(msg_padded(payload(&inc.msg), 64)).unwrap();
-        }
-    })));
+    let (a, mut arx, b, _brx) = echo_pair(&net);
     let sa = a.connect(b.my_addr(), EntityType::OSD);
     for i in 0..N {
         sa.send(msg_padded(i, 64)).await.unwrap();
@@ -188,13 +198,7 @@ async fn a_reply_from_fast_dispatch_is_written_by_the_reader_itself() {
 async fn a_reads_replies_are_moved_into_the_core_together() {
     const N: u64 = 50;
     let net = TestNet::new(64 * 1024);
-    let (a, mut arx) = host(1, Policy::lossless_peer(0), PipeConfig::default(), &net);
-    let (b, _brx) = host(2, Policy::lossless_peer(0), PipeConfig::default(), &net);
-    b.set_on_deliver(Some(Arc::new(|s: &Session, inc: &Incoming| {
-        if inc.msg.header.ty == TEST_TYPE {
-            s.queue(msg_padded(payload(&inc.msg), 64)).unwrap();
-        }
-    })));
+    let (a, mut arx, b, _brx) = echo_pair(&net);
     let sa = a.connect(b.my_addr(), EntityType::OSD);
     // One round trip first: the session is open and b's session is known.
     sa.send(msg_padded(0, 64)).await.unwrap();
