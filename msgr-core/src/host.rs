@@ -21,7 +21,7 @@
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
-use msgr_dispatch::{lock, BorrowedPermit, ConnId, Throttle, ThrottlePermit};
+use msgr_dispatch::{add_unshared, lock, BorrowedPermit, ConnId, Throttle, ThrottlePermit};
 use msgr_pipe::{
     Authorizer, Deliver, Host, Incoming, KeepaliveAcks, PipeConfig, Policy, Session, SessionEvent,
 };
@@ -373,12 +373,9 @@ impl QueueBatch {
         }
     }
 
-    /// Hands what is gathered to `queue` (class `conn`).
+    /// Hands what is gathered to `queue` (class `conn`; nothing if it is empty).
     fn flush(&self, queue: &Queue, conn: ConnId) {
-        let mut b = lock(&self.0);
-        if !b.is_empty() {
-            queue.enqueue_batch(conn, &mut b);
-        }
+        queue.enqueue_batch(conn, &mut lock(&self.0));
     }
 }
 
@@ -393,11 +390,8 @@ struct FastCounts {
 
 impl FastCounts {
     fn add(&self, bytes: u64) {
-        let add = |c: &AtomicU64, n: u64| {
-            c.store(c.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
-        };
-        add(&self.messages, 1);
-        add(&self.bytes, bytes);
+        add_unshared(&self.messages, 1);
+        add_unshared(&self.bytes, bytes);
     }
 
     /// What was counted since the last call, zeroed.

@@ -58,7 +58,7 @@ pub use handler::{
 };
 pub use prio::{PrioQueue, DEFAULT_MAX_TOKENS, DEFAULT_MIN_COST, DEFAULT_STRICT_THRESHOLD};
 pub use queue::DispatchQueue;
-pub use sync::lock;
+pub use sync::{add_unshared, lock};
 pub use throttle::{Acquire, BorrowedPermit, Throttle, ThrottlePermit};
 
 /// A connection id: the class used for fairness and bulk discard. Allocated from 1 by

@@ -122,12 +122,11 @@ fn bump(c: &AtomicU64, n: u64) {
 }
 
 /// [`bump`] for a counter only the reader holding `Inner::deliver_lock` writes: that lock
-/// orders the writers (a replaced socket's reader and the new one's), so a plain load and
-/// store cannot lose an update, and the reader pays no locked read-modify-write per message
-/// received (two of them, each waiting for the store buffer behind the message's moves).
-/// Readers of the counter still see every value whole (an atomic store).
+/// orders the writers (a replaced socket's reader and the new one's), so
+/// [`add_unshared`](msgr_dispatch::add_unshared) cannot lose an update, and the reader pays
+/// no locked read-modify-write per message received.
 fn bump_delivered(c: &AtomicU64, n: u64) {
-    c.store(c.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
+    msgr_dispatch::add_unshared(c, n);
 }
 
 /// The socket currently attached (or being handshaken by the acceptor).
