@@ -428,17 +428,15 @@ impl ServeDispatcher {
         counts.messages += 1;
         counts.bytes += (msg.front.len() + msg.middle.len() + msg.data.len()) as u64;
         match msg.header.ty {
-            MSG_BENCH_DATA => match payload::header(&msg.front) {
-                Some((seq, _)) => {
-                    counts.tracker.observe(seq);
-                    if self.verify && !payload::check(&msg.data, seq) {
-                        counts.tracker.corrupted();
-                    }
+            MSG_BENCH_DATA => {
+                let seq = msg.header.tid;
+                counts.tracker.observe(seq);
+                if self.verify && !payload::check(&msg.data, seq) {
+                    counts.tracker.corrupted();
                 }
-                None => counts.tracker.corrupted(),
-            },
+            }
             MSG_BENCH_END => {
-                let sent = payload::header(&msg.front).map_or(0, |(sent, _)| sent);
+                let sent = msg.header.tid;
                 let integrity = counts.tracker.finish(sent);
                 counts.integrity = integrity;
                 let mut front = Vec::with_capacity(40);

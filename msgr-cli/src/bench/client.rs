@@ -12,7 +12,7 @@ use hdrhistogram::Histogram;
 use msgr_core::{BoxFuture, Connection, Dispatched, Dispatcher, Received};
 use tokio::sync::{Notify, Semaphore};
 
-use super::msgr::{data_message, end_message, Fronts};
+use super::msgr::{data_message, end_message, Stamps};
 use super::payload::{self, Integrity, SeqTracker};
 use super::plan::Mode;
 use super::{new_histogram, Stopper};
@@ -24,6 +24,8 @@ struct ClientState {
     tracker: SeqTracker,
     rtt: Histogram<u64>,
     ack: Option<(u64, Integrity)>,
+    /// The send times of the requests in flight (rr).
+    stamps: Stamps,
     /// When the last echo arrived, in nanoseconds since the epoch (rr).
     last_echo_ns: Option<u64>,
     /// When the server answered the end marker.
@@ -38,7 +40,6 @@ struct ClientState {
 pub(super) struct Pump {
     pub(super) conn: Connection,
     pub(super) filler: Bytes,
-    pub(super) fronts: Fronts,
     pub(super) stopper: Stopper,
     pub(super) next: u64,
     pub(super) finished: bool,
@@ -74,6 +75,7 @@ impl ClientSide {
             state: Mutex::new(ClientState {
                 tracker: SeqTracker::default(),
                 rtt: new_histogram(),
+                stamps: Stamps::new(depth),
                 ack: None,
                 last_echo_ns: None,
                 ended_at: None,
@@ -96,13 +98,14 @@ impl ClientSide {
     /// Sends the next message of a dispatcher-driven run, or its end marker once the limit
     /// is reached.
     pub(super) fn advance(&self) {
-        if let Some(pump) = self.lock().pump.as_mut() {
-            self.pump_next(pump);
+        let state = &mut *self.lock();
+        if let Some(pump) = state.pump.as_mut() {
+            self.pump_next(pump, &mut state.stamps);
         }
     }
 
     /// [`advance`](Self::advance) with the state locked.
-    fn pump_next(&self, pump: &mut Pump) {
+    fn pump_next(&self, pump: &mut Pump, stamps: &mut Stamps) {
         if pump.finished {
             return;
         }
@@ -111,14 +114,8 @@ impl ClientSide {
             let _ = pump.conn.queue(end_message(pump.next));
             return;
         }
-        let stamp = self.epoch.elapsed().as_nanos() as u64;
-        let msg = data_message(
-            pump.next,
-            stamp,
-            &pump.filler,
-            self.verify,
-            &mut pump.fronts,
-        );
+        let msg = data_message(pump.next, &pump.filler, self.verify);
+        stamps.record(pump.next, self.now_ns());
         pump.next += 1;
         let _ = pump.conn.queue(msg);
     }
@@ -126,6 +123,17 @@ impl ClientSide {
     /// Messages a dispatcher-driven run has sent so far.
     pub(super) fn pumped(&self) -> u64 {
         self.lock().pump.as_ref().map_or(0, |p| p.next)
+    }
+
+    /// Nanoseconds since the run's epoch.
+    fn now_ns(&self) -> u64 {
+        self.epoch.elapsed().as_nanos() as u64
+    }
+
+    /// A task-driven rr run sends request `seq` now: its send time, for its echo.
+    pub(super) fn stamp(&self, seq: u64) {
+        let now = self.now_ns();
+        self.lock().stamps.record(seq, now);
     }
 
     /// Forgets the warm-up round trip.
@@ -187,27 +195,26 @@ impl ClientSide {
         let msg = &received.msg;
         match msg.header.ty {
             MSG_BENCH_DATA => {
-                let now = self.epoch.elapsed().as_nanos() as u64;
-                let mut state = self.lock();
+                let now = self.now_ns();
+                let seq = msg.header.tid;
+                let mut guard = self.lock();
+                let state = &mut *guard;
                 state.last_echo_ns = Some(now);
-                match payload::header(&msg.front) {
-                    Some((seq, stamp)) => {
-                        state.tracker.observe(seq);
-                        state
-                            .rtt
-                            .saturating_record(now.saturating_sub(stamp).max(1));
-                        if self.verify && !payload::check(&msg.data, seq) {
-                            state.tracker.corrupted();
-                        }
-                    }
-                    None => state.tracker.corrupted(),
+                state.tracker.observe(seq);
+                if let Some(stamp) = state.stamps.take(seq) {
+                    state
+                        .rtt
+                        .saturating_record(now.saturating_sub(stamp).max(1));
+                }
+                if self.verify && !payload::check(&msg.data, seq) {
+                    state.tracker.corrupted();
                 }
                 // A pump run sends the next request at once; a task-driven run's sender
                 // waits for the window.
                 match state.pump.as_mut() {
-                    Some(pump) => self.pump_next(pump),
+                    Some(pump) => self.pump_next(pump, &mut state.stamps),
                     None => {
-                        drop(state);
+                        drop(guard);
                         self.window.add_permits(1);
                     }
                 }

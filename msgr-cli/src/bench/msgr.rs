@@ -9,17 +9,20 @@
 //!
 //! ```text
 //! client job                         server
-//!  DATA(front = seq|stamp, data) ->  sink: track seq          | echo: send back
+//!  DATA(tid = seq, data)         ->  sink: track seq          | echo: send back
 //!  ...                               ...
-//!  END(front = sent)             ->  sink: END_ACK(counts)    | echo: END back
+//!  END(tid = sent)               ->  sink: END_ACK(counts)    | echo: END back
 //! ```
+//!
+//! A round trip is timed by the client: it keeps each request's send time by sequence
+//! number ([`Stamps`]) and looks it up when the echo (same `tid`) arrives.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use msgr_core::{
     Authorizer, Connection, Messenger, MessengerConfig, PolicyConfig, PolicyKind,
     ProviderAuthorizer,
@@ -29,7 +32,7 @@ use tokio::sync::Barrier;
 use tokio::task::JoinSet;
 
 use super::client::{ClientSide, Pump};
-use super::payload::{self, HEADER_LEN};
+use super::payload;
 use super::plan::{Case, Limit, Mode};
 use super::{BenchArgs, JobResult, Outcome, PolicyArg, SessionCounts, Stopper};
 use crate::serve::{self, ServeDispatcher, ServeMode, MSG_BENCH_DATA, MSG_BENCH_END};
@@ -240,7 +243,7 @@ pub async fn run(case: Case, limit: Limit, options: &Options) -> anyhow::Result<
     };
     let epoch = Instant::now();
     let ready = Arc::new(Barrier::new(case.jobs + 1));
-    let filler = filler(case.size - HEADER_LEN);
+    let filler = filler(case.size);
     let mut jobs = JoinSet::new();
     for _ in 0..case.jobs {
         let job = Job {
@@ -342,7 +345,6 @@ impl Job {
         let verify = self.options.verify;
         let mut stopper = Stopper::new(self.limit, self.case.size);
         let mut seq = 0;
-        let mut fronts = Fronts::default();
         loop {
             if self.case.mode == Mode::Rr && !side.take_window(self.options.timeout()).await {
                 if self.options.policy == PolicyArg::Lossless {
@@ -357,16 +359,12 @@ impl Job {
             if stopper.done(seq) {
                 break;
             }
-            let stamp = match self.case.mode {
-                Mode::Rr => self.epoch.elapsed().as_nanos() as u64,
-                Mode::Stream => 0,
-            };
+            if self.case.mode == Mode::Rr {
+                side.stamp(seq);
+            }
             // `conn.send` straight in the loop: a wrapping async fn would move each message
             // once more (callgrind: ~400 instructions per 64-byte message).
-            if let Err(e) = conn
-                .send(data_message(seq, stamp, &self.filler, verify, &mut fronts))
-                .await
-            {
+            if let Err(e) = conn.send(data_message(seq, &self.filler, verify)).await {
                 self.send_failed(messenger, &mut conn, e)?;
             }
             seq += 1;
@@ -419,7 +417,6 @@ impl Job {
         side.start_pump(Pump {
             conn: conn.clone(),
             filler: self.filler.clone(),
-            fronts: Fronts::default(),
             stopper: Stopper::new(self.limit, self.case.size),
             next: 0,
             finished: false,
@@ -492,29 +489,6 @@ async fn stalled(messenger: &Messenger) {
     }
 }
 
-/// The fronts (bench headers) of one sender's data messages, carved from one shared buffer
-/// as a careful application does, not allocated one by one: a 64 KiB chunk holds 4,096
-/// fronts, each a slice of it (a reference count taken and dropped per message instead of
-/// a `malloc` and a `free`), and is freed when its last message is.
-#[derive(Debug, Default)]
-pub(super) struct Fronts(BytesMut);
-
-impl Fronts {
-    /// Bytes of each chunk.
-    const CHUNK: usize = 64 * 1024;
-
-    /// The front of the message numbered `seq`, stamped `stamp`.
-    fn next(&mut self, seq: u64, stamp: u64) -> Bytes {
-        if self.0.capacity() < HEADER_LEN {
-            self.0 = BytesMut::with_capacity(Self::CHUNK);
-        }
-        let mut front = [0u8; HEADER_LEN];
-        payload::put_header(&mut front, seq, stamp);
-        self.0.extend_from_slice(&front);
-        self.0.split().freeze()
-    }
-}
-
 /// Zeros that every small message's filler is a slice of.
 static ZEROS: [u8; 64 * 1024] = [0; 64 * 1024];
 
@@ -532,14 +506,17 @@ fn filler(len: usize) -> Bytes {
     }
 }
 
-/// A bench data message: the header in the front (from `fronts`), the filler as data.
-pub(super) fn data_message(
-    seq: u64,
-    stamp: u64,
-    filler: &Bytes,
-    verify: bool,
-    fronts: &mut Fronts,
-) -> Message {
+/// A bench data message: its sequence number in the header's `tid` (as a Ceph client numbers
+/// its ops), the filler (`size` bytes) as data, no front.
+///
+/// Nothing in it is allocated or reference-counted per message: the filler is a slice of a
+/// static buffer. The sequence number went in a 16-byte front before, each a slice of a
+/// shared 64 KiB chunk: the sender took a reference on the chunk's one count per message
+/// and the peer's ACK, on the other worker, dropped it, so both fought over one cache line
+/// for every message (perf, a 64-byte stream: 3 % of the process's time in those two
+/// instructions), a cost of the bench's own. The send time of a round trip stays with the
+/// client ([`Stamps`]), as a Ceph client keeps its ops' start times by `tid`.
+pub(super) fn data_message(seq: u64, filler: &Bytes, verify: bool) -> Message {
     let data = if verify {
         let mut data = vec![0u8; filler.len()];
         payload::fill(&mut data, seq);
@@ -555,20 +532,60 @@ pub(super) fn data_message(
             ty: MSG_BENCH_DATA,
             priority: PRIO_DEFAULT,
             version: 1,
+            tid: seq,
             ..MsgHeader::default()
         },
-        front: fronts.next(seq, stamp),
+        front: Bytes::new(),
         middle: Bytes::new(),
         data,
         footer: MsgFooter::default(),
     }
 }
 
-/// The end marker of a job that sent `sent` messages.
+/// The end marker of a job that sent `sent` messages (the count in its `tid`).
 pub(super) fn end_message(sent: u64) -> Message {
-    let mut front = [0u8; HEADER_LEN];
-    payload::put_header(&mut front, sent, 0);
-    Message::new(MSG_BENCH_END, Bytes::copy_from_slice(&front))
+    let mut msg = Message::new(MSG_BENCH_END, Bytes::new());
+    msg.header.tid = sent;
+    msg
+}
+
+/// The send times of a client's requests in flight, by sequence number: a ring of
+/// `(seq, stamp)` slots, one per place in the rr window (rounded up to a power of two), so
+/// recording and looking up are an index each. An echo whose slot holds another sequence
+/// number (a lossy session's late echo, its slot reused) is not timed.
+#[derive(Debug)]
+pub(super) struct Stamps {
+    slots: Vec<(u64, u64)>,
+    mask: usize,
+}
+
+impl Stamps {
+    /// Room for `depth` requests in flight.
+    pub(super) fn new(depth: usize) -> Self {
+        let n = depth.max(1).next_power_of_two();
+        Stamps {
+            slots: vec![(u64::MAX, 0); n],
+            mask: n - 1,
+        }
+    }
+
+    /// Request `seq` was sent at `stamp` (nanoseconds since the run's epoch).
+    pub(super) fn record(&mut self, seq: u64, stamp: u64) {
+        if let Some(slot) = self.slots.get_mut(seq as usize & self.mask) {
+            *slot = (seq, stamp);
+        }
+    }
+
+    /// The send time of request `seq`, if its slot still holds it (taken: a duplicated echo
+    /// is not timed twice).
+    pub(super) fn take(&mut self, seq: u64) -> Option<u64> {
+        let slot = self.slots.get_mut(seq as usize & self.mask)?;
+        if slot.0 != seq {
+            return None;
+        }
+        slot.0 = u64::MAX;
+        Some(slot.1)
+    }
 }
 
 pub(super) async fn start_client(
@@ -599,50 +616,57 @@ pub(super) async fn start_client(
 mod tests {
     use super::*;
 
-    /// Each data message's front carries its own seq and stamp; consecutive fronts are
-    /// neighbouring slices of one chunk (no allocation each), and a full chunk is followed
-    /// by a fresh one, the fronts already handed out unchanged.
+    /// A data message carries its seq in the header's `tid` and the filler as its data, no
+    /// front: the message `Message::new(..).with_data(..)` builds, field for field; the
+    /// filler of a small case is shared with a static buffer (no allocation per message).
     #[test]
-    fn fronts_are_slices_of_one_chunk_with_each_message_header() {
-        let mut fronts = Fronts::default();
-        let filler = Bytes::from_static(&[0u8; 48]);
-        let per_chunk = Fronts::CHUNK / HEADER_LEN;
-        let msgs: Vec<Message> = (0..per_chunk as u64 + 2)
-            .map(|seq| data_message(seq, seq * 10, &filler, false, &mut fronts))
-            .collect();
-        for (seq, m) in msgs.iter().enumerate() {
-            let seq = seq as u64;
-            assert_eq!(payload::header(&m.front), Some((seq, seq * 10)));
-            assert_eq!(m.front.len(), HEADER_LEN);
-            assert_eq!(m.data, filler);
-            // The message `Message::new(..).with_data(..)` builds, field for field.
-            let built = Message::new(MSG_BENCH_DATA, m.front.clone()).with_data(filler.clone());
-            assert_eq!(*m, built);
+    fn data_messages_carry_their_seq_in_the_tid_and_the_filler_as_data() {
+        let filler = filler(64);
+        assert_eq!(filler.len(), 64);
+        for seq in [0u64, 1, 4_097, u64::MAX - 1] {
+            let m = data_message(seq, &filler, false);
+            assert_eq!(m.header.tid, seq);
             assert_eq!(m.header.ty, MSG_BENCH_DATA);
-        }
-        let addr = |i: usize| msgs[i].front.as_ptr() as usize;
-        for i in 1..per_chunk {
+            assert!(m.front.is_empty());
+            assert_eq!(m.data, filler);
             assert_eq!(
-                addr(i),
-                addr(i - 1) + HEADER_LEN,
-                "front {i} not next to {}",
-                i - 1
+                m.data.as_ptr(),
+                filler.as_ptr(),
+                "the filler is shared, not copied"
             );
+            let mut built = Message::new(MSG_BENCH_DATA, Bytes::new()).with_data(filler.clone());
+            built.header.tid = seq;
+            assert_eq!(m, built);
         }
-        assert_ne!(
-            addr(per_chunk),
-            addr(per_chunk - 1) + HEADER_LEN,
-            "a full chunk is followed by a new one"
-        );
-        assert_eq!(addr(per_chunk + 1), addr(per_chunk) + HEADER_LEN);
+        assert_eq!(end_message(17).header.tid, 17);
+        assert_eq!(end_message(17).header.ty, MSG_BENCH_END);
+    }
+
+    /// The send times ring: a request's stamp is found by its seq once; a slot reused by a
+    /// later request (one window further) no longer answers for the earlier one.
+    #[test]
+    fn stamps_are_found_by_seq_once_and_lost_when_their_slot_is_reused() {
+        let mut stamps = Stamps::new(3);
+        for seq in 0..4 {
+            stamps.record(seq, 100 + seq);
+        }
+        assert_eq!(stamps.take(2), Some(102));
+        assert_eq!(stamps.take(2), None, "taken once");
+        stamps.record(4, 104);
+        assert_eq!(stamps.take(0), None, "slot 0 now holds seq 4");
+        assert_eq!(stamps.take(4), Some(104));
+        assert_eq!(stamps.take(3), Some(103));
+        assert_eq!(stamps.take(9), None, "never recorded");
+        let mut one = Stamps::new(0);
+        one.record(7, 1);
+        assert_eq!(one.take(7), Some(1));
     }
 
     /// With `--verify` the data carries the message's own pattern.
     #[test]
     fn verified_data_carries_the_pattern_of_its_seq() {
-        let mut fronts = Fronts::default();
         let filler = Bytes::from_static(&[0u8; 100]);
-        let m = data_message(5, 0, &filler, true, &mut fronts);
+        let m = data_message(5, &filler, true);
         assert!(payload::check(&m.data, 5));
         assert!(!payload::check(&m.data, 6));
     }

@@ -1,6 +1,8 @@
-//! What every benchmark message carries, whatever the transport, and how the receiver checks it.
+//! What every benchmark message carries, and how the receiver checks it.
 //!
-//! A message of `size` bytes starts with a 16-byte bench header, then filler:
+//! A raw-TCP message of `size` bytes starts with a 16-byte bench header, then filler (a msgr
+//! message carries the same sequence number in its Ceph header's `tid`, its filler as data,
+//! and the client keeps the send times):
 //!
 //! ```text
 //! 0        8              16                      size
