@@ -3,9 +3,10 @@
 //! The same [`ServeDispatcher`] is the embedded server of `msgr bench`, so a remote run against
 //! `msgr serve` and the default in-process run measure the same server code.
 //!
-//! Bench messages (types [`MSG_BENCH_DATA`], [`MSG_BENCH_END`]) carry the bench header in their
-//! front (see `bench::payload`); the server follows their sequence numbers per connection so that
-//! a sink can say at the end of a stream what it received, lost, saw twice or out of order.
+//! Bench messages (types [`MSG_BENCH_DATA`], [`MSG_BENCH_END`]) carry their sequence number in
+//! the header's `tid` (their payload is filler, see `bench::payload`); the server follows the
+//! sequence numbers per connection so that a sink can say at the end of a stream what it
+//! received, lost, saw twice or out of order.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -31,9 +32,10 @@ use crate::bench::payload::{self, Integrity, SeqTracker};
 
 mod report;
 
-/// Message type of a bench data message (echoed in echo mode, counted in sink mode).
+/// Message type of a bench data message: `tid` = its sequence number on the connection, the
+/// payload filler (echoed in echo mode, counted in sink mode).
 pub const MSG_BENCH_DATA: u16 = 0x7b00;
-/// Message type of a bench end marker: front = messages sent on this connection (u64 LE).
+/// Message type of a bench end marker: `tid` = messages sent on this connection.
 /// Echoed in echo mode; answered with [`MSG_BENCH_END_ACK`] in sink mode.
 pub const MSG_BENCH_END: u16 = 0x7b01;
 /// Message type of the sink's answer to an end marker: front = received, lost, duplicated,
