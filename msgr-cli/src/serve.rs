@@ -415,19 +415,29 @@ impl ServeDispatcher {
             log_message(&received.msg, conn);
         }
         let reply = self.account(conn, &received.msg);
-        match (self.mode, received.msg.header.ty) {
-            (ServeMode::Sink, MSG_BENCH_END) => {
+        if !self.replies_to(received.msg.header.ty) {
+            return;
+        }
+        match self.mode {
+            ServeMode::Sink => {
                 if let Some(reply) = reply {
                     self.send(conn, reply);
                 }
             }
-            (ServeMode::Sink, _) => {}
-            (ServeMode::Echo, _) => {
+            ServeMode::Echo => {
                 let Received { mut msg, conn, .. } = received;
                 make_echo(&mut msg);
                 self.send(&conn, msg);
             }
         }
+    }
+
+    /// Whether a message of type `ty` is answered: every message in echo mode, a sink's end
+    /// marker. The one rule [`handle`](Self::handle) sends by and
+    /// [`account`](Self::account) counts replies by.
+    #[inline(always)]
+    fn replies_to(&self, ty: u16) -> bool {
+        self.mode == ServeMode::Echo || ty == MSG_BENCH_END
     }
 
     /// Counts `msg` for its connection; for a sink's end marker, builds the answer.
@@ -436,7 +446,7 @@ impl ServeDispatcher {
         // By address, not session: a lossy client that reconnects keeps its counts.
         let counts = conns.of(conn)?;
         counts.messages += 1;
-        if self.mode == ServeMode::Echo || msg.header.ty == MSG_BENCH_END {
+        if self.replies_to(msg.header.ty) {
             counts.replies += 1;
         }
         counts.bytes += (msg.front.len() + msg.middle.len() + msg.data.len()) as u64;
