@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use msgr_dispatch::{ConnId, ThrottlePermit};
 use msgr_pipe::session::SessionClosed;
-use msgr_pipe::{ConnState, Session, SessionStats};
+use msgr_pipe::{AppData, ConnState, Session, SessionStats};
 use msgr_wire::{EntityAddr, EntityName, EntityType, Message, Timespec};
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -339,6 +339,30 @@ impl Connection {
         match &self.inner.kind {
             Kind::Remote(s) => Some(s),
             Kind::Loopback(_) => None,
+        }
+    }
+
+    /// The application's data of this connection: Ceph's `Connection::set_priv` / `get_priv`,
+    /// where a server keeps what it knows of the peer (its session, capabilities, counts) and
+    /// finds it from each message's [`Received::conn`] in one load, with no map of its own
+    /// and no lock shared by every connection's reader.
+    ///
+    /// Set once ([`AppData::get_or_init`], typically on the peer's first message or in
+    /// [`Dispatcher::handle_accept`](crate::Dispatcher::handle_accept)), then the same value
+    /// through every handle to the session; what changes over the session's life lives
+    /// inside the value (a `Mutex`, atomics). It is dropped with the session's last handle: a
+    /// session that ended takes it along, and the next session to the same peer starts
+    /// empty; a peer's reset of a lossless session ([`Dispatcher::handle_remote_reset`]) keeps
+    /// the session and its data. A value that holds this connection (a reference cycle, as in
+    /// Ceph) keeps the session's state alive until the application clears it, e.g. in
+    /// [`Dispatcher::handle_reset`](crate::Dispatcher::handle_reset). The loopback connection
+    /// has its own slot, shared by all its handles.
+    ///
+    /// [`Dispatcher::handle_remote_reset`]: crate::Dispatcher::handle_remote_reset
+    pub fn app_data(&self) -> &AppData {
+        match &self.inner.kind {
+            Kind::Remote(s) => s.app_data(),
+            Kind::Loopback(lb) => lb.app_data(),
         }
     }
 

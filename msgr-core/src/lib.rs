@@ -154,7 +154,7 @@ pub use msgr_dispatch::{ConnId, QueueCounters};
 /// Why a msgr2 handshake failed (inside [`PipeError::V2Handshake`]).
 pub use msgr_pipe::v2::connect::HandshakeError as V2HandshakeError;
 pub use msgr_pipe::{
-    AuthError, Authorizer, ChallengeState, ClientAuthorizer, ConMode, ConModes, ConnState,
+    AppData, AuthError, Authorizer, ChallengeState, ClientAuthorizer, ConMode, ConModes, ConnState,
     HandshakeFailure, KeepaliveAcks, MessageSigner, PeerIdentity, PipeError, Policy,
     ProviderAuthorizer, SessionClosed, SessionEvent, SessionStats, VerifyOutcome,
 };

@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, Weak};
 
 use msgr_dispatch::lock;
-use msgr_pipe::{ConnState, SessionStats};
+use msgr_pipe::{AppData, ConnState, SessionStats};
 use msgr_wire::{CrcFlags, EntityAddr, EntityName, Message};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -47,6 +47,10 @@ pub(crate) struct Loopback {
     /// Open, then Closed at shutdown (the sender is dropped then, ending every watcher).
     state: Mutex<Option<watch::Sender<ConnState>>>,
     state_rx: watch::Receiver<ConnState>,
+    /// The application's data of the loopback connection ([`Connection::app_data`]).
+    ///
+    /// [`Connection::app_data`]: crate::Connection::app_data
+    app_data: AppData,
 }
 
 impl Loopback {
@@ -63,7 +67,13 @@ impl Loopback {
             closed: CancellationToken::new(),
             state: Mutex::new(Some(state)),
             state_rx,
+            app_data: AppData::default(),
         }
+    }
+
+    /// The application's data of the loopback connection.
+    pub(crate) fn app_data(&self) -> &AppData {
+        &self.app_data
     }
 
     /// Our name when the messenger was built.

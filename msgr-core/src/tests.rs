@@ -292,6 +292,101 @@ async fn connection_reuse_and_mark_down_semantics() {
     stop(&server).await;
 }
 
+/// Counts each connection's messages in its [`Connection::app_data`] and reports the count
+/// with the connection.
+struct PerConnection {
+    tx: mpsc::UnboundedSender<(u64, Connection)>,
+}
+
+impl Dispatcher for PerConnection {
+    fn dispatch(&self, m: Received) -> BoxFuture<'_, Dispatched> {
+        let n = m
+            .conn
+            .app_data()
+            .get_or_init(|| std::sync::atomic::AtomicU64::new(0))
+            .map(|c| c.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1);
+        let _ = self.tx.send((n.unwrap_or(0), m.conn.clone()));
+        Box::pin(async { Dispatched::Handled })
+    }
+}
+
+async fn recv_counted(rx: &mut mpsc::UnboundedReceiver<(u64, Connection)>) -> (u64, Connection) {
+    tokio::time::timeout(WAIT, rx.recv())
+        .await
+        .expect("in time")
+        .expect("a message")
+}
+
+/// A connection's application data is one slot per session: every message of the session,
+/// and every handle to it, sees the value its first message set; the next session from the
+/// same peer starts empty; a value of another type is refused; the loopback has its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn app_data_is_one_slot_per_session() {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let server = messenger(
+        EntityName::osd(0),
+        Policy::stateless_server(0),
+        Arc::new(PerConnection { tx }),
+    )
+    .await;
+    let (cp, _crx) = Probe::new(None, false);
+    let client = messenger(EntityName::client(-1), Policy::lossy_client(0), cp).await;
+
+    let conn = client
+        .connect_lazy(server.addr(), EntityType::OSD)
+        .expect("running");
+    for _ in 0..3 {
+        conn.send(Message::new(7, Bytes::new()))
+            .await
+            .expect("send");
+    }
+    let mut seen = Vec::new();
+    let mut accepted = None;
+    for _ in 0..3 {
+        let (n, c) = recv_counted(&mut rx).await;
+        seen.push(n);
+        accepted = Some(c);
+    }
+    assert_eq!(seen, [1, 2, 3], "one counter for the session's messages");
+    let accepted = accepted.expect("three messages");
+    // Another handle to the same session sees the same value.
+    let other = server
+        .connect_lazy(client.addr(), EntityType::CLIENT)
+        .expect("running");
+    assert_eq!(other, accepted);
+    let count = other.app_data().get::<AtomicU64>().expect("set");
+    assert_eq!(count.load(Ordering::SeqCst), 3);
+    // Set once, of one type.
+    assert!(other.app_data().get_or_init(|| 0u8).is_none());
+    assert!(other.app_data().get::<u8>().is_none());
+    // The client drops its session: the server's (lossy) session ends with the
+    // socket, and the next one starts with an empty slot.
+    conn.mark_down();
+    accepted.closed().await;
+    let conn = client
+        .connect_lazy(server.addr(), EntityType::OSD)
+        .expect("running");
+    conn.send(Message::new(7, Bytes::new()))
+        .await
+        .expect("send");
+    let (n, fresh) = recv_counted(&mut rx).await;
+    assert_ne!(fresh, accepted);
+    assert_eq!(n, 1, "a new session counts from its own first message");
+    assert_eq!(
+        count.load(Ordering::SeqCst),
+        3,
+        "the old session's value is its own"
+    );
+    // The loopback's slot is its own, shared by its handles.
+    assert!(!server.loopback().app_data().is_set());
+    server.loopback().app_data().get_or_init(|| 5u32);
+    assert_eq!(server.loopback().app_data().get::<u32>(), Some(&5));
+    assert!(!client.loopback().app_data().is_set());
+    stop(&client).await;
+    stop(&server).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rebind_avoids_ports_and_changes_nonce() {
     let (sp, _srx) = Probe::new(None, true);

@@ -44,6 +44,7 @@
 //! * Replace is transparent (Simple): no RETRY_GLOBAL round trip; a lossy server still looks
 //!   sessions up (one session per peer address). See [`v1::accept`].
 
+pub mod app_data;
 pub mod auth;
 pub mod config;
 pub mod core;
@@ -59,6 +60,7 @@ pub mod transport;
 pub mod v1;
 pub mod v2;
 
+pub use app_data::AppData;
 pub use auth::ProviderAuthorizer;
 pub use config::{
     ConMode, ConModes, ConfigError, InjectConfig, PipeConfig, DEFAULT_MAX_PENDING_BYTES,

@@ -83,6 +83,7 @@ impl Session {
                 state_rx,
                 ack_rx,
                 handshake_failure: watch::channel(None).0,
+                app_data: crate::app_data::AppData::default(),
             }
         });
         Session { inner }
@@ -501,6 +502,16 @@ impl Session {
     /// The session's connection id.
     pub fn id(&self) -> ConnId {
         self.inner.id
+    }
+
+    /// The application's data of this session (Ceph's `Connection::get_priv`): set once,
+    /// then read from every handle to the session without a lock; dropped with the session's
+    /// last handle. A session that ended takes it along (the next session to the same peer
+    /// starts empty); a peer's reset of a lossless session keeps the session, and so the
+    /// data (clear what a reset invalidates inside the value, as Ceph's dispatchers do in
+    /// `ms_handle_remote_reset`).
+    pub fn app_data(&self) -> &crate::app_data::AppData {
+        &self.inner.app_data
     }
 
     /// Resolves once the session has ended and all its tasks are gone.

@@ -367,6 +367,8 @@ pub(crate) struct Inner {
     /// The last failed outgoing handshake attempt ([`Session::handshake_failures`]); not
     /// under the session lock (a `watch` sender is its own lock).
     handshake_failure: watch::Sender<Option<HandshakeFailure>>,
+    /// The application's data of this session ([`Session::app_data`]); msgr never reads it.
+    app_data: crate::app_data::AppData,
 }
 
 /// A peer session: a cheap, cloneable handle. See the module docs.
