@@ -512,14 +512,15 @@ async fn read_loop(
 /// keeps the socket fed the reader went on for about 64 reads (some 2,000 messages, a few
 /// milliseconds) before tokio's budget of 128 made it yield, the other connections' readers
 /// on that worker waiting meanwhile. At a unit per message (as a send spends one) it yields
-/// after about 128 messages. 4 KiB echo at depth 128 over 4 connections, `msgr bench`,
-/// alternating runs: rate 0.70-0.74 -> 0.75-0.80 of raw TCP's, p99 2.7-2.8 -> 1.4-1.5 ms;
-/// over 2 connections p99 1.6-1.8 -> 0.72-0.78 ms and the rate +10 %. A reader whose
-/// deliveries queue nothing (a sink) keeps tokio's own accounting: spending per message
-/// there made it yield every few reads and halved the 4 KiB stream (the yield hands the
-/// worker to the sender's tasks, and the two ends of the stream stop overlapping). Half a
-/// unit or two units per message measured worse than one (0.69-0.73, five alternating
-/// pairs each).
+/// after about 128 messages. 4 KiB echo at depth 128 over 4 connections, `msgr bench`, five
+/// alternating runs: rate 0.70-0.73 -> 0.78-0.79 of raw TCP's, p50 1.49-1.54 -> 1.35-1.43 x
+/// raw's, p99 2.5-2.9 -> 1.40-1.46 ms, CPU per message 2.91 -> 2.68 us; over 2 connections
+/// p99 1.6-1.8 -> 0.72-0.78 ms and the rate +10 %. A reader whose deliveries queue nothing (a
+/// sink) keeps tokio's own accounting: spending per message there made it yield every few
+/// reads and halved the 4 KiB stream (`strace`: `epoll_wait` 7,000 -> 16,000 and `futex`
+/// 1,300 -> 2,300 per 400,000 messages, CPU use 0.83 -> 0.59 of a core). Half a unit or two units
+/// per message measured worse than one (0.68-0.73 of raw TCP's, three and four alternating
+/// pairs).
 async fn spend_budget(messages: u32) {
     let mut left = messages.min(128);
     let mut yielded = false;
