@@ -519,7 +519,7 @@ async fn read_loop(
 /// sink) keeps tokio's own accounting: spending per message there made it yield every few
 /// reads and halved the 4 KiB stream (`strace`: `epoll_wait` 7,000 -> 16,000 and `futex`
 /// 1,300 -> 2,300 per 400,000 messages, CPU use 0.83 -> 0.59 of a core). Half a unit or two units
-/// per message measured worse than one (0.68-0.73 of raw TCP's, three and four alternating
+/// per message measured worse than one (0.68-0.73 of raw TCP's, four and three alternating
 /// pairs).
 async fn spend_budget(messages: u32) {
     let mut left = messages.min(128);
