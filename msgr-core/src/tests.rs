@@ -1028,13 +1028,27 @@ async fn queued_messages_keep_their_order_under_a_tight_dispatch_throttle() {
     assert_eq!(server.inner_host().dispatch_throttle.current(), 0);
 }
 
-/// Answers every message from its fast dispatch with its own data, counting deliveries.
-#[derive(Default)]
-struct CountingEcho {
-    delivered: std::sync::atomic::AtomicU64,
+/// Fast-dispatches every message: counts it, answers it with its own data when `echo`, and
+/// says when the `want`th arrived.
+struct FastCounter {
+    n: std::sync::atomic::AtomicU64,
+    echo: bool,
+    want: u64,
+    done: tokio::sync::Notify,
 }
 
-impl Dispatcher for CountingEcho {
+impl FastCounter {
+    fn new(echo: bool, want: u64) -> Arc<Self> {
+        Arc::new(FastCounter {
+            n: std::sync::atomic::AtomicU64::new(0),
+            echo,
+            want,
+            done: tokio::sync::Notify::new(),
+        })
+    }
+}
+
+impl Dispatcher for FastCounter {
     fn dispatch(&self, _m: Received) -> BoxFuture<'_, Dispatched> {
         Box::pin(async { Dispatched::Handled })
     }
@@ -1042,29 +1056,11 @@ impl Dispatcher for CountingEcho {
         true
     }
     fn fast_dispatch(&self, m: Received) {
-        self.delivered
-            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        let Received { msg, conn, .. } = m;
-        let _ = conn.queue(Message::new(msg.header.ty, Bytes::new()).with_data(msg.data));
-    }
-}
-
-/// Counts replies and says when the last one arrived.
-struct Replies {
-    n: std::sync::atomic::AtomicU64,
-    want: u64,
-    done: tokio::sync::Notify,
-}
-
-impl Dispatcher for Replies {
-    fn dispatch(&self, _m: Received) -> BoxFuture<'_, Dispatched> {
-        Box::pin(async { Dispatched::Handled })
-    }
-    fn can_fast_dispatch(&self, _m: &Received) -> bool {
-        true
-    }
-    fn fast_dispatch(&self, _m: Received) {
         let n = self.n.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+        if self.echo {
+            let Received { msg, conn, .. } = m;
+            let _ = conn.queue(Message::new(msg.header.ty, Bytes::new()).with_data(msg.data));
+        }
         if n == self.want {
             self.done.notify_one();
         }
@@ -1079,15 +1075,11 @@ impl Dispatcher for Replies {
 /// for up to 64 reads).
 #[tokio::test(flavor = "current_thread")]
 async fn a_reader_answering_a_flood_lets_other_tasks_run() {
-    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use std::sync::atomic::{AtomicBool, Ordering};
     const N: u64 = 4_000;
-    let echo = Arc::new(CountingEcho::default());
+    let echo = FastCounter::new(true, N);
     let server = messenger(EntityName::osd(0), Policy::stateful_server(0), echo.clone()).await;
-    let replies = Arc::new(Replies {
-        n: AtomicU64::new(0),
-        want: N,
-        done: tokio::sync::Notify::new(),
-    });
+    let replies = FastCounter::new(false, N);
     let client = messenger(
         EntityName::client(-1),
         Policy::lossless_client(0),
@@ -1106,7 +1098,7 @@ async fn a_reader_answering_a_flood_lets_other_tasks_run() {
         async move {
             let (mut last, mut widest) = (0, 0);
             while !stop_probe.load(Ordering::SeqCst) {
-                let now = echo.delivered.load(Ordering::SeqCst);
+                let now = echo.n.load(Ordering::SeqCst);
                 widest = widest.max(now - last);
                 last = now;
                 tokio::task::yield_now().await;
@@ -1124,7 +1116,7 @@ async fn a_reader_answering_a_flood_lets_other_tasks_run() {
         .expect("every reply");
     stop_probe.store(true, Ordering::SeqCst);
     let widest = probe.await.expect("probe");
-    assert_eq!(echo.delivered.load(Ordering::SeqCst), N);
+    assert_eq!(echo.n.load(Ordering::SeqCst), N);
     assert!(
         widest <= 512,
         "{widest} messages delivered between two turns of another task"
