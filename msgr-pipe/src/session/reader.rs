@@ -163,6 +163,14 @@ impl Dec {
         }
     }
 
+    /// msgr2: the bytes the buffer must hold for the frame being received to be whole.
+    fn pending_len(&self) -> Option<usize> {
+        match self {
+            Dec::V1(..) => None,
+            Dec::V2(dec, _) => dec.pending_len(),
+        }
+    }
+
     /// v1: bytes of the footer after a message's body.
     fn footer_len(&self) -> usize {
         match self {
@@ -307,10 +315,14 @@ async fn read_loop(
             (Dec::V1(dec, signer), BytesMut::with_capacity(READ_CHUNK))
         }
         InCodec::V2 {
-            dec,
+            mut dec,
             peer,
             leftover,
-        } => (Dec::V2(dec, peer), leftover),
+        } => {
+            // Frames that do not fit get their room from `rb`'s kept buffers too.
+            dec.leave_reserving_to_caller();
+            (Dec::V2(dec, peer), leftover)
+        }
     };
     let mut rb = ReadBuf::new(buf);
     let mut held: Option<Permits> = None;
@@ -440,6 +452,11 @@ async fn read_loop(
                     .saturating_add(dec.footer_len());
                 rb.reserve(want.saturating_sub(rb.buf.len()));
             }
+        }
+        // msgr2: room for the rest of a frame that does not fit, reserved whole, as v1's body
+        // above (its permits are taken once the frame is whole).
+        if let Some(want) = dec.pending_len() {
+            rb.reserve(want.saturating_sub(rb.buf.len()));
         }
         // Room for the next read (a buffer holding much of one frame is read into while it
         // has room; a full one is replaced by one no message holds any more: `ReadBuf`).

@@ -849,6 +849,9 @@ pub struct Decoder {
     /// crc mode: copy a whole frame's small segments out (see
     /// [`Decoder::copy_small_payloads`]).
     copy_small: bool,
+    /// Grow the buffer for a frame that does not fit (`true`, the default), or leave that
+    /// to the caller ([`Decoder::leave_reserving_to_caller`]).
+    reserves: bool,
 }
 
 /// A crc-mode frame being received: its preamble and the CRCs of the segment bytes that
@@ -931,6 +934,7 @@ impl Decoder {
             rx: None,
             keep_damaged: false,
             copy_small: false,
+            reserves: true,
             damage: None,
             last_pre: [None, None],
         }
@@ -965,6 +969,25 @@ impl Decoder {
     /// the buffer (`false`, the default), as v1's `FrameDecoder::copy_small_payloads` says.
     pub fn copy_small_payloads(&mut self, on: bool) {
         self.copy_small = on;
+    }
+
+    /// Leaves growing the buffer for a frame that does not fit to the caller, who reserves
+    /// [`Decoder::pending_len`] bytes (a session's reader takes the room from the buffers it
+    /// keeps for reuse, where a buffer grown here is a fresh allocation each time, its pages
+    /// faulted in by the next read).
+    pub fn leave_reserving_to_caller(&mut self) {
+        self.reserves = false;
+    }
+
+    /// The bytes the buffer must hold, from its start, for the frame being received to be
+    /// whole: `None` when no frame is under way (its preamble, or in secure mode its head,
+    /// has not been decoded).
+    pub fn pending_len(&self) -> Option<usize> {
+        match (&self.rx, &self.head) {
+            (Some(rx), _) => Some(PREAMBLE_LEN + rx.pre.crc_rest()),
+            (None, Some((pre, _))) => Some(pre.secure_rest()),
+            (None, None) => None,
+        }
     }
 
     /// The segment CRC failure ([`FrameError::SegmentCrc`]) of the frame `decode` returned
@@ -1052,7 +1075,9 @@ impl Decoder {
         if buf.len() < whole {
             // Part of the frame: what arrived is hashed now, while it is in the cache.
             rx.fold(buf);
-            buf.reserve(whole - buf.len());
+            if self.reserves {
+                buf.reserve(whole - buf.len());
+            }
             return Ok(None);
         }
         let Some(rx) = self.rx.take() else {
@@ -1297,7 +1322,9 @@ impl Decoder {
         };
         let rest = pre.secure_rest();
         if buf.len() < rest {
-            buf.reserve(rest - buf.len());
+            if self.reserves {
+                buf.reserve(rest - buf.len());
+            }
             return Ok(None);
         }
         let (Some((pre, inline)), Some(gcm)) = (self.head.take(), self.gcm.as_mut()) else {
@@ -1556,6 +1583,62 @@ mod tests {
                         assert_eq!(got.is_unique(), owned, "{at}: segment {}", i + 1);
                     }
                 }
+            }
+        }
+    }
+
+    /// Left to its caller, the decoder does not grow the buffer for a frame that does not
+    /// fit: it says how many bytes the buffer must hold (from its start) for the frame to be
+    /// whole, and decodes it once the caller made that room and the bytes came; by default
+    /// it grows the buffer itself. Both modes.
+    #[test]
+    fn a_frame_that_does_not_fit_is_reserved_by_the_caller_when_asked() {
+        for secure in [false, true] {
+            for caller_reserves in [false, true] {
+                let (mut enc, mut dec) = (Encoder::default(), Decoder::new(FrameLimits::default()));
+                if secure {
+                    enc.secure(Gcm::new(&[5; 16], &[1; 12]));
+                    dec.secure(Gcm::new(&[5; 16], &[1; 12]));
+                }
+                if caller_reserves {
+                    dec.leave_reserving_to_caller();
+                }
+                let frame = Frame {
+                    tag: Tag::Message,
+                    segments: [vec![1u8; 41], vec![2u8; 16], vec![], vec![4u8; 4096]]
+                        .into_iter()
+                        .map(Bytes::from)
+                        .collect(),
+                };
+                let mut wire = BytesMut::new();
+                enc.encode(&frame, &mut wire);
+                let at = format!("secure {secure}, caller reserves {caller_reserves}");
+                assert_eq!(dec.pending_len(), None, "{at}");
+                let first = 200;
+                let mut buf = BytesMut::with_capacity(first);
+                buf.put_slice(&wire[..first]);
+                assert!(dec.decode(&mut buf).expect("valid").is_none(), "{at}");
+                // What the decoder took off the front (secure mode's decrypted head).
+                let taken = first - buf.len();
+                let want = wire.len() - taken;
+                assert_eq!(dec.pending_len(), Some(want), "{at}");
+                if caller_reserves {
+                    assert!(buf.capacity() < want, "{at}: the decoder grew the buffer");
+                    buf.reserve(want - buf.len());
+                } else {
+                    assert!(buf.capacity() >= want, "{at}: the buffer was not grown");
+                }
+                let room = buf.capacity();
+                buf.put_slice(&wire[first..]);
+                assert_eq!(
+                    buf.capacity(),
+                    room,
+                    "{at}: the room reserved held the frame"
+                );
+                let got = dec.decode(&mut buf).expect("valid").expect("whole");
+                assert_eq!(got.segments[3], frame.segments[3], "{at}");
+                assert_eq!(dec.pending_len(), None, "{at}");
+                assert!(buf.is_empty(), "{at}");
             }
         }
     }
