@@ -521,6 +521,9 @@ async fn read_loop(
     }
 }
 
+/// tokio's cooperative budget per task poll: more units than this are never spent at once.
+const TOKIO_BUDGET: u32 = 128;
+
 /// Spends a unit of the task's cooperative budget per message of a read whose deliveries
 /// queued replies (at most a whole budget), and yields to the scheduler if that spends it.
 ///
@@ -539,7 +542,7 @@ async fn read_loop(
 /// per message measured worse than one (0.68-0.73 of raw TCP's, four and three alternating
 /// pairs).
 async fn spend_budget(messages: u32) {
-    let mut left = messages.min(128);
+    let mut left = messages.min(TOKIO_BUDGET);
     let mut yielded = false;
     poll_fn(|cx| {
         if yielded {
