@@ -264,22 +264,16 @@ struct Conns {
 impl Conns {
     /// The counts of the peer at `addr`, made (named by `peer`) if it is new.
     fn peer(&mut self, addr: EntityAddr, peer: impl FnOnce() -> String) -> PeerCounts {
-        let i = match self.by_addr.get(&addr) {
-            Some(&i) => i,
-            None => {
-                let counts = ConnCounts {
-                    peer: peer(),
-                    ..ConnCounts::default()
-                };
-                self.counts.push((addr, Arc::new(Mutex::new(counts))));
-                let i = self.counts.len() - 1;
-                self.by_addr.insert(addr, i);
-                i
-            }
-        };
-        self.counts
-            .get(i)
-            .map_or_else(PeerCounts::default, |(_, c)| Arc::clone(c))
+        if let Some((_, counts)) = self.by_addr.get(&addr).and_then(|&i| self.counts.get(i)) {
+            return Arc::clone(counts);
+        }
+        let counts = Arc::new(Mutex::new(ConnCounts {
+            peer: peer(),
+            ..ConnCounts::default()
+        }));
+        self.by_addr.insert(addr, self.counts.len());
+        self.counts.push((addr, Arc::clone(&counts)));
+        counts
     }
 }
 
